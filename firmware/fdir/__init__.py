@@ -1,0 +1,1 @@
+"""Fault detection, isolation and recovery."""

@@ -1,0 +1,1 @@
+"""Telemetry and telecommand packets (CCSDS + PUS-C), sinks."""

@@ -1,0 +1,1 @@
+"""The plant: modules, leaks, sensors, valves, scenarios and the board emulator."""

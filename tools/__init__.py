@@ -1,0 +1,1 @@
+"""The CLI and ground tools: capture, replay, plot, flash, HIL plugin and campaigns."""
