@@ -1,0 +1,1 @@
+"""pyserial URL handlers (pyserial imports ``hullwatch.sim.urlhandler.protocol_<scheme>``)."""
