@@ -237,9 +237,9 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
         "module" / cs.Int8ub,  # index into the module table
         "valid_min" / _f32,
         "valid_max" / _f32,
-        "cal_offset" / _f32,
-        "cal_gain" / _f32,
-        "cal_tempco" / _f32,
+        "cal_offset" / _f32,  # unit of the kind
+        "cal_gain" / _f32,  # unit per count
+        "cal_tempco" / _f32,  # unit per K away from 295 K (hal.config_image)
     ),
     MsgType.DESCRIBE_VALVE: cs.Struct("index" / cs.Int8ub),
     MsgType.VALVE_ENTRY: cs.Struct(
@@ -291,7 +291,6 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
     MsgType.HIL_ENTER_REPLY: cs.Struct("active" / cs.Int8ub),
     MsgType.HIL_INJECT: cs.Struct(
         "time_us" / cs.Int64ub,  # stimulus time; becomes the board time in HIL mode
-        "board_temp_k" / _f32,  # board (electronics) temperature for tempco; NaN = unchanged
         "first" / cs.Int8ub,  # index of the first channel in values
         "values" / cs.PrefixedArray(cs.Int8ub, _f32),  # physical values, SI; NaN = not stimulated
     ),
@@ -645,7 +644,6 @@ class HilEnterReply(Message):
 class HilInject(Message):
     TYPE = MsgType.HIL_INJECT
     time_us: int
-    board_temp_k: float
     first: int
     values: tuple[float, ...]
 
@@ -794,7 +792,7 @@ def decode(msg_type: int, payload: bytes) -> Message:
 _S_SAMPLES_HEAD = struct.Struct(">QBB")
 _S_CHANNEL = struct.Struct(">ifIB")
 _S_VALVE = struct.Struct(">BHB")
-_S_INJECT_HEAD = struct.Struct(">QfBB")
+_S_INJECT_HEAD = struct.Struct(">QBB")
 _S_INJECT_REPLY = struct.Struct(">QB")
 
 
@@ -833,18 +831,18 @@ def _decode_samples_into(cls: type, payload: bytes) -> Any:
 
 def _encode_inject_fast(msg: HilInject) -> bytes:
     n = len(msg.values)
-    return _S_INJECT_HEAD.pack(msg.time_us, msg.board_temp_k, msg.first, n) + struct.pack(f">{n}f", *msg.values)
+    return _S_INJECT_HEAD.pack(msg.time_us, msg.first, n) + struct.pack(f">{n}f", *msg.values)
 
 
 def _decode_inject_fast(payload: bytes) -> HilInject:
     try:
-        t, temp, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
+        t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
         if len(payload) != _S_INJECT_HEAD.size + 4 * n:
             raise struct.error(f"{n} values need {_S_INJECT_HEAD.size + 4 * n} bytes, got {len(payload)}")
         values = struct.unpack_from(f">{n}f", payload, _S_INJECT_HEAD.size)
     except struct.error as exc:
         raise ProtocolError(f"HIL_INJECT: malformed payload of {len(payload)} bytes: {exc}") from exc
-    return HilInject(t, temp, first, values)
+    return HilInject(t, first, values)
 
 
 def _decode_inject_reply_fast(payload: bytes) -> HilInjectReply:
