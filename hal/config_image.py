@@ -302,9 +302,17 @@ IMAGE = cs.Struct(
 # Encode / decode
 
 
-def image_crc(data: bytes) -> int:
-    """CRC-32 (IEEE 802.3, as zlib.crc32) of ``data``: what a slot header and FLASH_BEGIN carry."""
+def crc32(data: bytes) -> int:
+    """CRC-32 (IEEE 802.3, as zlib.crc32) of ``data``."""
     return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def image_crc(image: bytes) -> int:
+    """The CRC-32 that identifies an image: over every byte but the last four (which store it
+    when the image is intact). What FLASH_BEGIN declares, a slot header and FLASH_INFO carry.
+    (The CRC-32 over the whole image, stored CRC included, is the same constant for every
+    intact image, so it cannot identify one.)"""
+    return crc32(image[:-CRC_SIZE])
 
 
 def hmac_tag(key: bytes, signed: bytes) -> bytes:
@@ -389,7 +397,7 @@ def decode_image(data: bytes, key: bytes | None = None, *, require_tag: bool = F
         raise ImageFormatError(f"image is {len(data)} bytes but its header says {size}",
                                offset=min(len(data), size))
     stored = int.from_bytes(data[-CRC_SIZE:], "little")
-    computed = image_crc(data[:-CRC_SIZE])
+    computed = image_crc(data)
     if stored != computed:
         raise ImageCrcError(f"CRC-32 mismatch: stored {stored:#010x}, computed {computed:#010x} "
                             f"over bytes 0..{size - CRC_SIZE - 1}", offset=size - CRC_SIZE)
