@@ -125,16 +125,18 @@ class NakCode(enum.IntEnum):
     HIL_NOT_ALLOWED = 0x10  #: the active configuration does not allow HIL
     NOT_IN_HIL = 0x11  #: HIL_INJECT outside HIL mode
     NO_CONFIG = 0x12  #: no valid configuration image: sensors and valves are disabled
-    FLASH_BAD_SLOT = 0x20  #: no such slot, or the active slot (never overwritten)
-    FLASH_NOT_BEGUN = 0x21  #: FLASH_WRITE/COMMIT without FLASH_BEGIN
-    FLASH_OUT_OF_ORDER = 0x22  #: write offset is not the next expected offset
-    FLASH_OVERFLOW = 0x23  #: write goes past the size declared in FLASH_BEGIN or the slot
-    FLASH_INCOMPLETE = 0x24  #: commit before all declared bytes were written
-    FLASH_CRC_MISMATCH = 0x25  #: CRC-32 of the written bytes differs from the commit's
-    FLASH_BAD_IMAGE = 0x26  #: the image does not parse or its own checks fail
-    FLASH_AUTH = 0x27  #: HMAC tag missing or wrong on a board that holds a key
-    FLASH_WRONG_BOARD = 0x28  #: image built for another board id
-    FLASH_GENERATION = 0x29  #: generation not greater than the active image's
+    # Flash refusals: 0x20 + hullwatch.sim.board_flash.FlashRefusal (the board's flash layer).
+    FLASH_NO_SESSION = 0x21  #: FLASH_WRITE/FLASH_COMMIT without FLASH_BEGIN
+    FLASH_BAD_LENGTH = 0x22  #: image empty or larger than a slot; block empty or > block_size
+    FLASH_OUT_OF_ORDER = 0x23  #: a block starts past the bytes written so far (a gap)
+    FLASH_OUT_OF_RANGE = 0x24  #: a block or read runs past the image length or the slot
+    FLASH_INCOMPLETE = 0x25  #: commit before every byte of the image was written
+    FLASH_CRC_MISMATCH = 0x26  #: stored bytes' CRC-32 differs from the one declared at FLASH_BEGIN
+    FLASH_INVALID_IMAGE = 0x27  #: the image does not decode or validate (text names the field)
+    FLASH_TAG_MISSING = 0x28  #: the board holds a key and the image carries no HMAC tag
+    FLASH_TAG_MISMATCH = 0x29  #: the HMAC tag does not match the board's key
+    FLASH_STALE_GENERATION = 0x2A  #: the image's generation is not above the active one
+    FLASH_BAD_SLOT = 0x2B  #: a slot number other than 0 (A) or 1 (B)
     INTERNAL = 0x7F  #: board firmware fault
 
 
@@ -273,7 +275,7 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
         "flags" / cs.Int8ub,  # BoardFlags
         "slots" / cs.PrefixedArray(cs.Int8ub, _SlotInfo),
     ),
-    MsgType.FLASH_BEGIN: cs.Struct("slot" / cs.Int8ub, "size" / cs.Int32ub, "generation" / cs.Int32ub),
+    MsgType.FLASH_BEGIN: cs.Struct("size" / cs.Int32ub, "crc32" / cs.Int32ub),
     MsgType.FLASH_BEGIN_REPLY: cs.Struct("slot" / cs.Int8ub, "size" / cs.Int32ub),
     MsgType.FLASH_WRITE: cs.Struct("offset" / cs.Int32ub, "data" / cs.GreedyBytes),
     MsgType.FLASH_WRITE_REPLY: cs.Struct("written" / cs.Int32ub),
@@ -281,7 +283,7 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
     MsgType.FLASH_READ_REPLY: cs.Struct("slot" / cs.Int8ub, "offset" / cs.Int32ub, "data" / cs.GreedyBytes),
     MsgType.FLASH_CRC: cs.Struct("slot" / cs.Int8ub, "offset" / cs.Int32ub, "length" / cs.Int32ub),
     MsgType.FLASH_CRC_REPLY: cs.Struct("crc32" / cs.Int32ub),
-    MsgType.FLASH_COMMIT: cs.Struct("slot" / cs.Int8ub, "generation" / cs.Int32ub, "crc32" / cs.Int32ub),
+    MsgType.FLASH_COMMIT: cs.Struct(),
     MsgType.FLASH_COMMIT_REPLY: cs.Struct(
         "active_slot" / cs.Int8ub, "generation" / cs.Int32ub, "crc32" / cs.Int32ub
     ),
@@ -547,9 +549,8 @@ class FlashInfoReply(Message):
 @_msg
 class FlashBegin(Message):
     TYPE = MsgType.FLASH_BEGIN
-    slot: int
     size: int
-    generation: int
+    crc32: int
 
 
 @_msg
@@ -605,9 +606,6 @@ class FlashCrcReply(Message):
 @_msg
 class FlashCommit(Message):
     TYPE = MsgType.FLASH_COMMIT
-    slot: int
-    generation: int
-    crc32: int
 
 
 @_msg
