@@ -1,0 +1,251 @@
+"""One campaign case: build its scenario, run the real closed loop, measure the outcome.
+
+A case is the plain dict :func:`hullwatch.tools.campaign_spec.draw_case` returns. This module
+turns it into a scenario dict (:func:`build_scenario_dict`: the base scenario with the drawn leak,
+faults and varied keys), runs the flight software against it through
+:func:`hullwatch.tools.runner.run_scenario` (:func:`run_case`) and measures the result against the
+truth it knows (:func:`measure`):
+
+- ``detected``: a leak was confirmed (or rapid depressurisation raised) at or after the leak start;
+  ``latency_s`` from the leak start to that event.
+- ``floor_s``: the statistical floor for detecting the leak's slope (DESIGN.md):
+  ``T = (12 k^2 sigma^2 / (f s^2))^(1/3)``, ``k = z(1-alpha) + z(1-beta)``; ``s`` is the
+  station's dP/dt from the choked-orifice flow of the hole into the connected volume, ``sigma``
+  the scenario's pressure sensor noise, ``f`` the FDIR cycle rate, alpha and beta the FDIR's
+  false-alarm and miss probabilities. ``latency_ratio = latency_s / floor_s``.
+- ``located_module``, ``isolation_correct``; hole-diameter and reserve-time estimate errors
+  (relative: estimate / truth - 1).
+- ``false_alarms``: leak alarms (confirmed or rapid depressurisation) raised while there was no
+  leak: in a nominal case any, in a leak case those before the leak start. ``suspicions`` counts
+  the "leak suspected" events the same way (not alarms, but worth watching).
+
+Also: :func:`case_summary` (the flat, CSV-friendly description of a case) and
+:func:`write_case_scenario` (the case's scenario as a TOML file ``hullwatch run --scenario``
+replays).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+from .campaign_spec import get_dotted
+
+GAMMA = 1.4
+R_AIR = 287.05  # J/(kg K)
+MMHG = 133.322387415  # Pa
+RESERVE_FLOOR_PA = 520 * MMHG  # physiological floor for the reserve time (DESIGN.md)
+DEFAULT_RATE_HZ = 10.0
+DEFAULT_SIGMA_PA = 3.0
+
+#: events that count as a leak alarm (false when raised without a leak)
+ALARM_EVENTS = ("LEAK_CONFIRMED", "RAPID_DEPRESS")
+
+
+# --------------------------------------------------------------------------------------------
+# scenario
+
+
+def base_scenario_dict(ref: str) -> dict[str, Any]:
+    """The scenario dict of a preset name or a scenario file path."""
+    import tomllib
+
+    from ..sim import scenario as sc
+
+    if ref in sc.preset_names():
+        return sc.preset_dict(ref)
+    with open(ref, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def build_scenario_dict(case: dict[str, Any]) -> dict[str, Any]:
+    """The full scenario dict of a case: its base scenario with the case's seed, duration, leak,
+    faults and varied keys. A drawn leak replaces the base scenario's leaks; drawn fault lists
+    replace its faults (None keeps them)."""
+    data = copy.deepcopy(base_scenario_dict(case["scenario"]))
+    data["name"] = f"{case.get('campaign', 'campaign')}/{case['id']}"
+    data["description"] = _describe(case)
+    data["seed"] = int(case["seed"])
+    if case.get("duration_s") is not None:
+        data["duration_s"] = float(case["duration_s"])
+    if case.get("leak") is not None:
+        data["leaks"] = [dict(case["leak"])]
+    if case.get("sensor_faults") is not None:
+        data["sensor_faults"] = [dict(f) for f in case["sensor_faults"]]
+    if case.get("valve_faults") is not None:
+        data["valve_faults"] = [dict(f) for f in case["valve_faults"]]
+    for key, value in (case.get("vary") or {}).items():
+        _set_dotted(data, key, value)
+    return data
+
+
+def _set_dotted(data: Any, key: str, value: Any) -> None:
+    parts = key.split(".")
+    parent = get_dotted(data, ".".join(parts[:-1])) if len(parts) > 1 else data
+    last = parts[-1]
+    if isinstance(parent, list):
+        parent[int(last)] = value
+    else:
+        parent[last] = value
+
+
+def _describe(case: dict[str, Any]) -> str:
+    bits = [f"campaign case {case['id']}"]
+    leak = case.get("leak")
+    if leak:
+        bits.append(f"{leak['diameter_m'] * 1e3:.2f} mm hole in {leak['module']} at {leak['start_s']:.0f} s")
+    for f in case.get("sensor_faults") or []:
+        bits.append(f"{f['kind']} on {f['sensor']} at {f['start_s']:.0f} s")
+    for f in case.get("valve_faults") or []:
+        bits.append(f"{f['kind']} on {f['valve']} at {f['start_s']:.0f} s")
+    return "; ".join(bits)
+
+
+def case_summary(case: dict[str, Any]) -> dict[str, Any]:
+    """The flat description of a case that goes into every record (and the CSV), also for
+    failed cases."""
+    leak = case.get("leak")
+    sf = case.get("sensor_faults") or []
+    vf = case.get("valve_faults") or []
+    return {
+        "id": case["id"],
+        "group": case["group"],
+        "index": case["index"],
+        "scenario": case["scenario"],
+        "seed": case["seed"],
+        "kind": "leak" if leak else "nominal",
+        "leak_module": leak["module"] if leak else "",
+        "diameter_mm": round(leak["diameter_m"] * 1e3, 6) if leak else None,
+        "cd": leak["cd"] if leak else None,
+        "leak_start_s": leak["start_s"] if leak else None,
+        "sensor_faults": " ".join(f"{f['kind']}@{f['sensor']}" for f in sf),
+        "valve_faults": " ".join(f"{f['kind']}@{f['valve']}" for f in vf),
+        "vary": json.dumps(case.get("vary") or {}, sort_keys=True) if case.get("vary") else "",
+    }
+
+
+def write_case_scenario(case: dict[str, Any], path: str | Path) -> Path:
+    """Write the case's scenario as TOML (replay: ``hullwatch run --scenario PATH --seed S``)."""
+    path = Path(path)
+    text = (f"# {case.get('campaign', '')} case {case['id']}: replay with\n"
+            f"#   hullwatch run --scenario {path.name} --seed {case['seed']}\n")
+    text += dumps_toml(build_scenario_dict(case))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# TOML writing (tomllib only reads)
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE.match(k) else json.dumps(k)
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        if isinstance(v, dt.datetime) and v.tzinfo is not None and v.utcoffset() == dt.timedelta(0):
+            return v.replace(tzinfo=None).isoformat() + "Z"
+        return v.isoformat()
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_scalar(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def dumps_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """A TOML document for ``data`` (dicts, arrays of tables, scalars, lists, datetimes)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for k, v in data.items():
+        if v is None:
+            continue  # TOML has no null: absent means default
+        if isinstance(v, dict) or _is_table_array(v):
+            tables.append((k, v))
+        else:
+            lines.append(f"{_key(k)} = {_scalar(v)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in tables:
+        name = f"{prefix}{_key(k)}"
+        if isinstance(v, dict):
+            out += f"\n[{name}]\n" + dumps_toml(v, prefix=name + ".")
+        else:
+            for item in v:
+                out += f"\n[[{name}]]\n" + dumps_toml(item, prefix=name + ".")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# physics of the truth
+
+
+def choked_mass_flow(diameter_m: float, cd: float, pressure_pa: float, temperature_k: float) -> float:
+    """Mass flow (kg/s) of air through a hole to vacuum (choked orifice)."""
+    area = math.pi * diameter_m**2 / 4.0
+    crit = (2.0 / (GAMMA + 1.0)) ** ((GAMMA + 1.0) / (2.0 * (GAMMA - 1.0)))
+    return cd * area * pressure_pa * math.sqrt(GAMMA / (R_AIR * temperature_k)) * crit
+
+
+def connected_modules(scenario: dict[str, Any], module: str) -> list[dict[str, Any]]:
+    """The modules joined to ``module`` by connections open at the start."""
+    modules = {m["name"]: m for m in scenario.get("modules", [])}
+    links: dict[str, set[str]] = {name: set() for name in modules}
+    for c in scenario.get("connections", []):
+        a, b = (list(c.get("modules", [])) + [None, None])[:2]
+        if c.get("open", True) and a in links and b in links:
+            links[a].add(b)
+            links[b].add(a)
+    seen, stack = {module}, [module]
+    while stack:
+        for nxt in links.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return [modules[n] for n in modules if n in seen]
+
+
+def leak_slope(scenario: dict[str, Any], leak: dict[str, Any], modules: list[dict[str, Any]] | None = None) -> float:
+    """dP/dt magnitude (Pa/s) of the leak at the start pressure, spread over ``modules`` (default:
+    the leak module's connected segment), isothermal."""
+    by_name = {m["name"]: m for m in scenario.get("modules", [])}
+    home = by_name[leak["module"]]
+    segment = modules if modules is not None else connected_modules(scenario, leak["module"])
+    volume = sum(float(m["volume_m3"]) for m in segment)
+    temp = sum(float(m.get("temperature_k", 295.0)) * float(m["volume_m3"]) for m in segment) / volume
+    mdot = choked_mass_flow(float(leak["diameter_m"]), float(leak.get("cd", 0.7)),
+                            float(home.get("pressure_pa", 101300.0)), float(home.get("temperature_k", 295.0)))
+    return mdot * R_AIR * temp / volume
+
+
+def detection_floor_s(slope_pa_s: float, sigma_pa: float, rate_hz: float, alpha: float, beta: float) -> float:
+    """DESIGN.md's statistical floor: the window over which a slope ``slope_pa_s`` in white noise
+    ``sigma_pa`` sampled at ``rate_hz`` is detected with false-alarm ``alpha`` and miss ``beta``."""
+    k = NormalDist().inv_cdf(1.0 - alpha) + NormalDist().inv_cdf(1.0 - beta)
+    return (12.0 * k * k * sigma_pa * sigma_pa / (rate_hz * slope_pa_s * slope_pa_s)) ** (1.0 / 3.0)
