@@ -1,0 +1,304 @@
+"""Capture files (``.tm``): packets back to back, exactly as on the link; and their readers.
+
+Reading is streaming (fixed-size chunks: constant memory whatever the file size) and
+self-resynchronising. The framing rule, applied at each candidate position:
+
+1. the 6-byte primary header must be plausible for a PUS packet: packet version 0, secondary
+   header flag 1, sequence flags 3 (stand-alone), PUS version 2 in the first secondary-header
+   byte, and a length of at least the smallest packet of its type (13 bytes TC, 21 TM);
+2. the whole packet must be in the file;
+3. its CRC-16/CCITT-FALSE must check (the CRC over the packet including its CRC field is 0).
+
+If all hold the packet is taken and reading continues right after it. Otherwise the reader
+advances one byte and tries again; the bytes passed over form one skipped range, reported as a
+:class:`Skip` (file offset, length, reason of the first failure) once the next packet is found or
+the file ends. A packet that frames and checks but whose application data cannot be decoded is
+reported as a Skip too (its length is known, so reading resumes after it).
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import os
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+import numpy as np
+
+from ..errors import PacketDecodeError
+from . import packets as P
+from .fastcodec import _TC_FIELDS, _TM_FIELDS, fast_decode
+from .fields import field_offsets
+
+CHUNK_SIZE = 1 << 20
+_PLAUSIBLE = struct.Struct(">HHHB")  # packet id, sequence control, data length, PUS version byte
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A byte range of a capture that held no valid packet."""
+
+    offset: int
+    length: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.length} bytes at offset {self.offset}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedPacket:
+    offset: int  #: file offset of the packet's first byte
+    raw: bytes
+    packet: P.Packet
+
+
+SkipCallback = Callable[[Skip], None]
+ProgressCallback = Callable[[int], None]
+
+
+class CaptureWriter:
+    """Writes packets to a capture file, each with one unbuffered ``write``, so a crash loses at
+    most the packet being written. Raises OSError (the ground-side writer; the flight loop uses
+    :class:`~hullwatch.firmware.telemetry.sinks.CaptureSink`, which counts errors instead)."""
+
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._file = open(self.path, "ab" if append else "wb", buffering=0)
+        self.packets = 0
+
+    def write(self, packet: bytes | P.Packet) -> None:
+        raw = P.encode(packet) if isinstance(packet, P.Packet) else packet
+        view = memoryview(raw)
+        while view:
+            view = view[self._file.write(view):]
+        self.packets += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "CaptureWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Framer:
+    """Finds packets in successive windows of a byte stream (the resync rule in the module doc).
+
+    State carried between windows: a skipped range still open at the end of a window."""
+
+    def __init__(self, verify_crc: bool) -> None:
+        self.verify_crc = verify_crc
+        self.skip_start: int | None = None
+        self.skip_reason = ""
+
+    def frame(self, buf: bytes, base: int, final: bool, starts: list[int], lengths: list[int],
+              skips: list[Skip]) -> int:
+        """Append the start and length of every packet found in ``buf`` (file offset ``base``);
+        return how many bytes of ``buf`` were consumed. Unless ``final``, stops where a packet
+        might continue past the end of ``buf``."""
+        n = len(buf)
+        pos = 0
+        unpack = _PLAUSIBLE.unpack_from
+        crc = binascii.crc_hqx
+        verify = self.verify_crc
+        view = memoryview(buf)
+        skip_start = self.skip_start
+        reason = self.skip_reason
+        min_tm, min_tc = P.MIN_TM_SIZE, P.MIN_TC_SIZE
+        while pos + 7 <= n:
+            w0, w1, dl, pus = unpack(buf, pos)
+            total = dl + 7
+            if (w0 & 0xE800 == 0x0800 and w1 >> 14 == 3 and pus >> 4 == 2
+                    and total >= (min_tc if w0 & 0x1000 else min_tm)):
+                end = pos + total
+                if end > n:
+                    if not final:
+                        break
+                    why = f"truncated packet: its header says {total} bytes, {n - pos} left in the file"
+                elif not verify or not crc(view[pos:end], 0xFFFF):
+                    if skip_start is not None:
+                        skips.append(Skip(skip_start, base + pos - skip_start, reason))
+                        skip_start = None
+                    starts.append(pos)
+                    lengths.append(total)
+                    pos = end
+                    continue
+                else:
+                    why = f"CRC mismatch in a {total}-byte packet"
+            else:
+                why = "no valid packet header"
+            if skip_start is None:
+                skip_start = base + pos
+                reason = why
+            pos += 1
+        if final:
+            if pos < n:
+                if skip_start is None:
+                    skip_start = base + pos
+                    reason = f"truncated: {n - pos} trailing bytes, too short for a packet"
+                pos = n
+            if skip_start is not None:
+                skips.append(Skip(skip_start, base + pos - skip_start, reason))
+                skip_start = None
+        self.skip_start = skip_start
+        self.skip_reason = reason
+        return pos
+
+
+def _open(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, bool]:
+    if isinstance(source, (str, os.PathLike)):
+        return open(source, "rb"), True
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source), True
+    return source, False
+
+
+def _windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_size: int,
+             on_progress: ProgressCallback | None
+             ) -> Iterator[tuple[bytes, int, list[int], list[int], list[Skip]]]:
+    """(window, file offset of window, packet starts in window, lengths, skips) per chunk read."""
+    f, owned = _open(source)
+    try:
+        framer = _Framer(verify_crc)
+        buf = b""
+        base = 0
+        while True:
+            chunk = f.read(chunk_size)
+            final = not chunk
+            buf = buf + chunk if buf else chunk
+            starts: list[int] = []
+            lengths: list[int] = []
+            skips: list[Skip] = []
+            used = framer.frame(buf, base, final, starts, lengths, skips)
+            if starts or skips:
+                yield buf, base, starts, lengths, skips
+            if on_progress is not None and chunk:
+                on_progress(len(chunk))
+            if final:
+                return
+            buf = buf[used:]
+            base += used
+    finally:
+        if owned:
+            f.close()
+
+
+def iter_capture(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: SkipCallback | None = None,
+                 verify_crc: bool = True, *, chunk_size: int = CHUNK_SIZE,
+                 on_progress: ProgressCallback | None = None) -> Iterator[CapturedPacket]:
+    """Every intact packet of a capture, decoded, in file order; constant memory.
+
+    ``source`` is a path, an open binary file, or bytes. Skipped byte ranges go to ``on_skip`` (in
+    file order, before the packets that follow them). ``on_progress(n)`` is called with the number
+    of bytes read after each chunk. Raises OSError if the file cannot be opened or read.
+    """
+    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
+        pending = iter(skips)
+        skip = next(pending, None)
+        for start, length in zip(starts, lengths):
+            while skip is not None and skip.offset < base + start:
+                if on_skip is not None:
+                    on_skip(skip)
+                skip = next(pending, None)
+            raw = buf[start:start + length]
+            try:
+                packet = fast_decode(raw, verify_crc=False)
+            except PacketDecodeError as exc:
+                if on_skip is not None:
+                    on_skip(Skip(base + start, length, f"undecodable packet: {exc}"))
+                continue
+            yield CapturedPacket(base + start, raw, packet)
+        while skip is not None:
+            if on_skip is not None:
+                on_skip(skip)
+            skip = next(pending, None)
+
+
+def iter_raw_packets(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: SkipCallback | None = None,
+                     verify_crc: bool = True, *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[int, bytes]]:
+    """``(file offset, packet bytes)`` of every packet that frames and checks, without decoding."""
+    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, None):
+        if on_skip is not None:
+            for skip in skips:
+                on_skip(skip)
+        for start, length in zip(starts, lengths):
+            yield base + start, buf[start:start + length]
+
+
+# ----------------------------------------------------------------------------------------------
+# Bulk path: numpy header columns for a whole window at once
+
+_TM_OFF = field_offsets(_TM_FIELDS)
+_TC_OFF = field_offsets(_TC_FIELDS)
+
+#: columns of :meth:`PacketBatch.headers`
+HEADER_DTYPE = np.dtype([
+    ("offset", np.int64), ("length", np.int32), ("apid", np.uint16), ("seq", np.uint16),
+    ("packet_type", np.uint8), ("service", np.uint8), ("subtype", np.uint8),
+    ("msg_counter", np.uint16), ("dest_id", np.uint16), ("time_utc", np.float64), ("key", np.int32),
+])
+
+
+@dataclass(slots=True)
+class PacketBatch:
+    """The packets found in one window of a capture: ``buffer[starts[i]:starts[i]+lengths[i]]``
+    is packet i, at file offset ``base + starts[i]``. CRCs were checked if asked."""
+
+    buffer: bytes
+    base: int
+    starts: np.ndarray  #: int64
+    lengths: np.ndarray  #: int32
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def headers(self) -> np.ndarray:
+        """Header fields of every packet as a structured array (:data:`HEADER_DTYPE`), vectorised.
+        ``key`` is the first u16 of the application data (SID / function id), -1 if none. TC
+        packets have time_utc 0 and msg_counter 0; dest_id holds their source id."""
+        a = np.frombuffer(self.buffer, np.uint8)
+        s = self.starts
+        n = len(s)
+        out = np.empty(n, HEADER_DTYPE)
+
+        def u16(offset: int | np.ndarray) -> np.ndarray:
+            return (a[s + offset].astype(np.uint16) << 8) | a[s + offset + 1]
+
+        w0 = u16(_TM_OFF["primary.packet_id"])
+        is_tc = (w0 >> 12) & 1 == 1
+        out["offset"] = self.base + s
+        out["length"] = self.lengths
+        out["apid"] = w0 & 0x7FF
+        out["seq"] = u16(_TM_OFF["primary.seq_ctrl"]) & 0x3FFF
+        out["packet_type"] = is_tc
+        out["service"] = a[s + _TM_OFF["secondary.service"]]
+        out["subtype"] = a[s + _TM_OFF["secondary.subtype"]]
+        tm = ~is_tc
+        # TM-only fields read at TM offsets; TC rows are overwritten below
+        secs = (u16(_TM_OFF["secondary.cuc_seconds"]).astype(np.uint32) << 16) | u16(_TM_OFF["secondary.cuc_seconds"] + 2)
+        out["time_utc"] = np.where(tm, secs + u16(_TM_OFF["secondary.cuc_fraction"]) / 65536.0, 0.0)
+        out["msg_counter"] = np.where(tm, u16(_TM_OFF["secondary.msg_counter"]), 0)
+        out["dest_id"] = np.where(tm, u16(_TM_OFF["secondary.dest_id"]), u16(_TC_OFF["secondary.source_id"]))
+        data_off = np.where(tm, P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE,
+                            P.PRIMARY_HEADER_SIZE + P.TC_SECONDARY_HEADER_SIZE)
+        has_key = self.lengths - data_off - P.PEC_SIZE >= 2
+        safe = np.where(has_key, data_off, 0)
+        out["key"] = np.where(has_key, u16(safe).astype(np.int32), -1)
+        return out
+
+
+def iter_packet_batches(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: SkipCallback | None = None,
+                        verify_crc: bool = True, *, chunk_size: int = 8 * CHUNK_SIZE,
+                        on_progress: ProgressCallback | None = None) -> Iterator[PacketBatch]:
+    """The packets of a capture a window at a time, for bulk work (>= 1M packets/s with CRC)."""
+    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
+        if on_skip is not None:
+            for skip in skips:
+                on_skip(skip)
+        if starts:
+            yield PacketBatch(buf, base, np.asarray(starts, np.int64), np.asarray(lengths, np.int32))

@@ -1,0 +1,124 @@
+"""What each FDIR/executive event reports: the meaning, name and unit of its subject and three values.
+
+An event packet (service 5, subtype = severity) carries ``event_id``, a ``subject`` (a module,
+sensor or valve id, up to 16 ASCII characters) and three float64 values. This table, the single
+source for their meaning, is exported by ``hullwatch dictionary`` and used to label decoded events.
+Unused values are sent as 0.0. ``severity`` is the default severity an emitter should use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..types import EventId, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class EventValue:
+    name: str  #: column name, with the unit as suffix where there is one (``leak_rate_kg_s``)
+    unit: str  #: SI unit, "" for a count or a code
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventDef:
+    event_id: EventId
+    severity: Severity
+    subject: str  #: what the subject string names: "module", "sensor", "valve", "segment", ...
+    doc: str
+    values: tuple[EventValue, EventValue, EventValue]
+
+
+_UNUSED = EventValue("unused", "", "always 0.0")
+
+
+def _v(name: str, unit: str, doc: str) -> EventValue:
+    return EventValue(name, unit, doc)
+
+
+_LEAK_RATE = _v("leak_rate_kg_s", "kg/s", "estimated gas loss rate of the segment (positive = loss)")
+
+EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
+    EventDef(EventId.LEAK_SUSPECTED, Severity.LOW, "module",
+             "the sequential leak test of a segment passed its 'suspected' threshold; subject: the "
+             "segment's first module",
+             (_LEAK_RATE, _v("test_statistic", "", "log-likelihood ratio of the sequential test"),
+              _v("segment_volume_m3", "m^3", "free volume of the segment"))),
+    EventDef(EventId.LEAK_CONFIRMED, Severity.HIGH, "module",
+             "the sequential leak test confirmed a leak; subject: the segment's first module",
+             (_LEAK_RATE, _v("test_statistic", "", "log-likelihood ratio of the sequential test"),
+              _v("segment_volume_m3", "m^3", "free volume of the segment"))),
+    EventDef(EventId.LEAK_CLEARED, Severity.INFO, "module",
+             "a suspected leak was not confirmed (test fell back below its lower threshold)",
+             (_LEAK_RATE, _v("test_statistic", "", "log-likelihood ratio of the sequential test"),
+              _v("segment_volume_m3", "m^3", "free volume of the segment"))),
+    EventDef(EventId.RAPID_DEPRESS, Severity.HIGH, "module",
+             "dP/dt below the rapid depressurisation threshold",
+             (_v("dpdt_pa_s", "Pa/s", "pressure rate (negative = falling)"),
+              _v("threshold_pa_s", "Pa/s", "alarm threshold, as a positive rate of fall"),
+              _v("pressure_pa", "Pa", "voted pressure"))),
+    EventDef(EventId.ISOLATION_STARTED, Severity.MEDIUM, "module",
+             "isolation began: valves are being closed to split the station",
+             (_v("candidates", "", "number of candidate modules"),
+              _v("valves_closed", "", "number of valves commanded closed"),
+              _LEAK_RATE)),
+    EventDef(EventId.ISOLATION_STEP, Severity.INFO, "module",
+             "one split observed; subject: a module of the segment still losing gas",
+             (_v("candidates", "", "candidate modules left"),
+              _v("step", "", "step number, from 1"),
+              _LEAK_RATE)),
+    EventDef(EventId.LEAK_LOCATED, Severity.HIGH, "module",
+             "the leaking module is located; subject: that module",
+             (_v("hole_diameter_m", "m", "equivalent hole diameter, choked orifice law"),
+              _v("reserve_time_s", "s", "time until the segment reaches 520 mmHg at this rate"),
+              _LEAK_RATE)),
+    EventDef(EventId.SEGMENT_SEALED, Severity.MEDIUM, "module",
+             "the leaking module (or the smallest segment holding it) is sealed off",
+             (_v("modules_sealed", "", "number of modules in the sealed segment"),
+              _v("segment_volume_m3", "m^3", "free volume sealed off"),
+              _LEAK_RATE)),
+    EventDef(EventId.VALVE_REOPENED, Severity.INFO, "valve",
+             "a valve to a healthy module was reopened after isolation",
+             (_v("valve_index", "", "index of the valve in the layout"), _UNUSED, _UNUSED)),
+    EventDef(EventId.ISOLATION_FAILED, Severity.HIGH, "module",
+             "isolation could not narrow the leak down (e.g. a valve failed); the leak stays reported",
+             (_v("candidates", "", "candidate modules left"),
+              _v("reason_code", "", "1 valve failed, 2 timeout, 3 leak not observed"),
+              _LEAK_RATE)),
+    EventDef(EventId.SENSOR_FAILED, Severity.MEDIUM, "sensor",
+             "a sensor is failed and left out of the vote",
+             (_v("health_code", "", "SensorHealth code (1 range, 2 stale, 3 stuck, 4 disagree)"),
+              _v("last_value", "SI", "last reading (Pa, K or kg/s by sensor kind)"),
+              _UNUSED)),
+    EventDef(EventId.SENSOR_RECOVERED, Severity.INFO, "sensor",
+             "a failed sensor is back in the vote",
+             (_v("previous_health_code", "", "SensorHealth code it failed with"),
+              _v("value", "SI", "current reading"), _UNUSED)),
+    EventDef(EventId.VALVE_FAILED, Severity.MEDIUM, "valve",
+             "valve feedback disagreed with the command after the actuation timeout",
+             (_v("commanded", "", "commanded position (0 closed, 1 open)"),
+              _v("feedback", "", "measured position 0.0 .. 1.0"),
+              _v("elapsed_s", "s", "time since the command"))),
+    EventDef(EventId.CYCLE_OVERRUN, Severity.LOW, "executive",
+             "an executive cycle took longer than its period",
+             (_v("cycle_time_s", "s", "duration of the overrunning cycle"),
+              _v("period_s", "s", "configured cycle period"),
+              _v("count", "", "overruns so far"))),
+    EventDef(EventId.LINK_LOST, Severity.MEDIUM, "device",
+             "the link to the sensor board is down",
+             (_v("link_errors", "", "link error counter"), _UNUSED, _UNUSED)),
+    EventDef(EventId.LINK_RESTORED, Severity.INFO, "device",
+             "the link to the sensor board is back",
+             (_v("link_errors", "", "link error counter"),
+              _v("outage_s", "s", "how long the link was down"), _UNUSED)),
+    EventDef(EventId.CONFIG_LOADED, Severity.INFO, "device",
+             "a board configuration was loaded",
+             (_v("generation", "", "configuration generation counter"), _UNUSED, _UNUSED)),
+    EventDef(EventId.MODE_CHANGED, Severity.INFO, "fdir",
+             "FDIR mode changed",
+             (_v("old_mode", "", "FdirMode code"), _v("new_mode", "", "FdirMode code"), _UNUSED)),
+    EventDef(EventId.PARAMS_LOADED, Severity.INFO, "fdir",
+             "an FDIR parameter table was validated and activated",
+             (_v("parameter_count", "", "number of parameters in the table"),
+              _v("crc16", "", "CRC-16/CCITT-FALSE of the TOML text"), _UNUSED)),
+)}

@@ -1,0 +1,279 @@
+"""Fast codecs derived from the construct declarations in packets.py.
+
+construct costs about 100 us per packet; the per-cycle raw-samples packet and bulk decoding need
+1-2 us (DESIGN.md). The ``struct`` formats used here are computed from the declarations by
+:func:`~hullwatch.firmware.telemetry.fields.flatten`, never typed a second time, and tests prove
+that these codecs and :func:`~hullwatch.firmware.telemetry.packets.decode`/``encode`` agree
+byte for byte on every packet type. The CRC is ``binascii.crc_hqx(buf, 0xFFFF)``, the same
+CRC-16/CCITT-FALSE in C (crcmod may silently fall back to pure Python).
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from typing import Any, Sequence
+
+import construct as cs
+
+from ...hal.interfaces import Frame, Layout
+from ..errors import PacketDecodeError, TelemetryError
+from . import packets as P
+from .fields import FlatField, flatten, struct_format
+
+_TM_HEADERS = cs.Struct("primary" / P.PRIMARY_HEADER, "secondary" / P.TM_SECONDARY_HEADER)
+_TC_HEADERS = cs.Struct("primary" / P.PRIMARY_HEADER, "secondary" / P.TC_SECONDARY_HEADER)
+
+
+def _bits(fields: list[FlatField], path: str) -> dict[str, tuple[int, int, Any]]:
+    for f in fields:
+        if f.path == path:
+            return {name: (shift, (1 << width) - 1, const) for name, shift, width, const in f.bits}
+    raise KeyError(path)
+
+
+def _pack_bits(spec: dict[str, tuple[int, int, Any]], **values: int) -> int:
+    """Pack bit sub-fields: Const ones take their declared value, the others come from ``values``."""
+    word = 0
+    for name, (shift, mask, const) in spec.items():
+        value = const if const is not None else values[name]
+        if value & ~mask:
+            raise TelemetryError(f"{name}={value} does not fit in {mask.bit_length()} bits")
+        word |= value << shift
+    return word
+
+
+_TM_FIELDS = flatten(_TM_HEADERS)
+_TC_FIELDS = flatten(_TC_HEADERS)
+TM_HEADER = struct.Struct(struct_format(_TM_FIELDS))  #: primary + TM secondary header, 19 bytes
+TC_HEADER = struct.Struct(struct_format(_TC_FIELDS))  #: primary + TC secondary header, 11 bytes
+_PACKET_ID = _bits(_TM_FIELDS, "primary.packet_id")
+_SEQ_CTRL = _bits(_TM_FIELDS, "primary.seq_ctrl")
+_VERSION_STATUS = _bits(_TM_FIELDS, "secondary.version_status")
+_VERSION_ACK = _bits(_TC_FIELDS, "secondary.version_ack")
+assert TM_HEADER.size == P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE
+assert TC_HEADER.size == P.PRIMARY_HEADER_SIZE + P.TC_SECONDARY_HEADER_SIZE
+
+_APID_SHIFT, _APID_MASK, _ = _PACKET_ID["apid"]
+_TYPE_SHIFT, _TYPE_MASK, _ = _PACKET_ID["packet_type"]
+_SEQ_SHIFT, _SEQ_MASK, _ = _SEQ_CTRL["seq_count"]
+_FLAGS_SHIFT, _FLAGS_MASK, _ = _SEQ_CTRL["seq_flags"]
+_TRS_SHIFT, _TRS_MASK, _ = _VERSION_STATUS["time_ref_status"]
+_PUS_SHIFT, _PUS_MASK, _ = _VERSION_STATUS["pus_version"]
+_ACK_SHIFT, _ACK_MASK, _ = _VERSION_ACK["ack_flags"]
+
+#: offset of the raw-samples counts (n_pressure ...): after the headers, the SID and the cycle.
+_RAW_PREFIX = flatten(P.RAW_SAMPLES_BODY.subcons[0]) + flatten(P.RAW_SAMPLES_BODY.subcons[1])
+_RAW_COUNTS_OFFSET = TM_HEADER.size + struct.calcsize(struct_format(_RAW_PREFIX))
+_RAW_COUNTS = struct.Struct(struct_format(flatten(cs.Struct(*P.RAW_SAMPLES_BODY.subcons[2:6]))))
+
+
+class SequenceCounters:
+    """Per-APID 14-bit packet sequence counters that wrap at 16384. Sized once (2048 APIDs)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts = [0] * 2048
+
+    def next(self, apid: int) -> int:
+        """The count for the next packet of ``apid``; then advances it."""
+        count = self._counts[apid]
+        self._counts[apid] = (count + 1) & 0x3FFF
+        return count
+
+    def peek(self, apid: int) -> int:
+        return self._counts[apid]
+
+
+class MessageCounters:
+    """PUS-C message type counters (u16, wrap), one per (service, subtype)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        # Every TM kind we send is known at start-up: the table never grows in the loop.
+        self._counts = {(d.service, d.subtype): 0 for d in P.PACKET_DEFS if d.packet_type == P.PacketType.TM}
+
+    def next(self, service: int, subtype: int) -> int:
+        key = (service, subtype)
+        count = self._counts.get(key, 0)
+        self._counts[key] = (count + 1) & 0xFFFF
+        return count
+
+
+def raw_samples_layout(n_pressure: int, n_temperature: int, n_flow: int, n_valves: int) -> list[FlatField]:
+    """The flattened fields of a whole raw-samples packet (headers, body, CRC) for these counts."""
+    decl = cs.Struct("primary" / P.PRIMARY_HEADER, "secondary" / P.TM_SECONDARY_HEADER,
+                     "data" / P.RAW_SAMPLES_BODY, "pec" / cs.Int16ub)
+    return flatten(decl, {"n_pressure": n_pressure, "n_temperature": n_temperature,
+                          "n_flow": n_flow, "n_valves": n_valves})
+
+
+class RawSampleEncoder:
+    """Encodes the per-cycle raw-samples packet (3/25, SID 2) straight from a hal Frame.
+
+    About 3 us per packet. Keeps the APID's sequence counter (``seq_counters``, shared with other
+    encoders of the same emitter) and the 3/25 message type counter (``msg_counters``).
+    """
+
+    def __init__(self, layout: Layout | Sequence[int], *, apid: int = P.APID_RAW, dest_id: int = 0,
+                 seq_counters: SequenceCounters | None = None,
+                 msg_counters: MessageCounters | None = None, time_ref_status: int = 0) -> None:
+        if isinstance(layout, Layout):
+            counts = (len(layout.pressure), len(layout.temperature), len(layout.flow), len(layout.valves))
+        else:
+            counts = tuple(int(c) for c in layout)
+        if any(not 0 <= c <= 255 for c in counts):
+            raise TelemetryError(f"raw samples: channel counts {counts} must each be 0..255")
+        self.counts = counts
+        self.apid = apid
+        self._seq = seq_counters if seq_counters is not None else SequenceCounters()
+        self._msg = msg_counters if msg_counters is not None else MessageCounters()
+        fields = raw_samples_layout(*counts)
+        assert fields[-1].path == "pec"
+        # u8 arrays (statuses, valve commands) are packed as one bytes value ("18s" instead of
+        # "18B": same bytes, 20 ns less per value) and re-made only when they change, which is rare.
+        fields = [FlatField(f.path, "s", f.count, is_array=True) if f.is_array and f.code == "B" else f
+                  for f in fields[:-1]]
+        self._struct = struct.Struct(struct_format(fields))
+        self.size = self._struct.size + P.PEC_SIZE
+        # One argument slot per struct value; constant ones are filled here once.
+        slots: dict[str, slice] = {}
+        args: list[Any] = []
+        for f in fields:
+            n = 1 if f.code == "s" else f.count
+            slots[f.path] = slice(len(args), len(args) + n)
+            args.extend([b"\0" * f.count if f.code == "s" else f.const if f.const is not None else 0] * n)
+        static = {
+            "primary.packet_id": _pack_bits(_PACKET_ID, packet_type=P.PacketType.TM, apid=apid),
+            "primary.data_length": self.size - 7,
+            "secondary.version_status": _pack_bits(_VERSION_STATUS, time_ref_status=time_ref_status),
+            "secondary.service": 3, "secondary.subtype": 25, "secondary.dest_id": dest_id,
+            "data.n_pressure": counts[0], "data.n_temperature": counts[1], "data.n_flow": counts[2],
+            "data.n_valves": counts[3],
+        }
+        for path, value in static.items():
+            args[slots[path].start] = value
+        self._args = args
+        self._flags = _pack_bits(_SEQ_CTRL, seq_flags=P.SEQ_UNSEGMENTED, seq_count=0)
+        self._i_seq = slots["primary.seq_ctrl"].start
+        self._i_counter = slots["secondary.msg_counter"].start
+        self._i_secs = slots["secondary.cuc_seconds"].start
+        self._i_frac = slots["secondary.cuc_fraction"].start
+        self._i_cycle = slots["data.cycle"].start
+        self._s_p, self._s_t, self._s_f, self._s_fb = (
+            slots[f"data.{n}"] for n in ("pressure", "temperature", "flow", "valve_fb"))
+        # (frame attribute, arg index, last value seen) for each u8 array
+        self._u8 = tuple((name, slots[f"data.{name}"].start, [-1] * n) for name, n in (
+            ("pressure_status", counts[0]), ("temperature_status", counts[1]), ("flow_status", counts[2]),
+            ("valve_cmd", counts[3]), ("valve_status", counts[3])))
+
+    def encode(self, frame: Frame, cycle: int, time_utc: float) -> bytes:
+        """The packet for this cycle. ``time_utc`` in UTC seconds since 1970 (CUC, 1/65536 s).
+        Raises TelemetryError if ``time_utc`` is outside the CUC range, ``cycle`` does not fit a
+        u32 or a status is not 0..255."""
+        a = self._args
+        a[self._i_seq] = self._flags | self._seq.next(self.apid)
+        a[self._i_counter] = self._msg.next(3, 25)
+        secs = int(time_utc // 1.0)
+        a[self._i_secs] = secs
+        a[self._i_frac] = int((time_utc - secs) * 65536.0)
+        a[self._i_cycle] = cycle
+        a[self._s_p] = frame.pressure
+        a[self._s_t] = frame.temperature
+        a[self._s_f] = frame.flow
+        a[self._s_fb] = frame.valve_fb
+        try:
+            for name, index, last in self._u8:
+                values = getattr(frame, name)
+                if values != last:
+                    a[index] = bytes(values)
+                    last[:] = values
+            body = self._struct.pack(*a)
+        except (struct.error, ValueError, TypeError) as exc:
+            for _, _, last in self._u8:
+                last[:] = [-1] * len(last)  # re-check every array next time
+            raise TelemetryError(f"raw samples, cycle {cycle}, time {time_utc}: {exc}") from exc
+        return body + binascii.crc_hqx(body, 0xFFFF).to_bytes(2, "big")
+
+
+_RAW_BODY_CACHE: dict[tuple[int, int, int, int], tuple[struct.Struct, tuple[slice, ...]]] = {}
+
+
+def _raw_body_struct(counts: tuple[int, int, int, int]) -> tuple[struct.Struct, tuple[slice, ...]]:
+    cached = _RAW_BODY_CACHE.get(counts)
+    if cached is None:
+        fields = flatten(P.RAW_SAMPLES_BODY, dict(zip(("n_pressure", "n_temperature", "n_flow", "n_valves"), counts)))
+        slices: list[slice] = []
+        i = 0
+        for f in fields:
+            slices.append(slice(i, i + f.count))
+            i += f.count
+        cached = (struct.Struct(struct_format(fields)), tuple(slices[6:]))
+        if len(_RAW_BODY_CACHE) < 64:  # bounded: a capture holds one or a few layouts
+            _RAW_BODY_CACHE[counts] = cached
+    return cached
+
+
+def decode_raw_samples_body(buf: bytes | memoryview, offset: int, end: int) -> P.RawSamples:
+    """The raw-samples application data at ``buf[offset:end]`` (``end`` excludes the CRC)."""
+    if end - offset < 10:
+        raise PacketDecodeError("raw samples: application data too short", offset)
+    counts = _RAW_COUNTS.unpack_from(buf, offset + 6)
+    body, s = _raw_body_struct(counts)
+    if body.size != end - offset:
+        raise PacketDecodeError(
+            f"raw samples: counts {counts} need {body.size} bytes of data, packet has {end - offset}", offset)
+    v = body.unpack_from(buf, offset)
+    return P.RawSamples(v[1], list(v[s[0]]), list(v[s[1]]), list(v[s[2]]), list(v[s[3]]), list(v[s[4]]),
+                        list(v[s[5]]), list(v[s[6]]), list(v[s[7]]), list(v[s[8]]))
+
+
+def fast_decode(buf: bytes | bytearray | memoryview, verify_crc: bool = True) -> P.Packet:
+    """Same result as :func:`packets.decode` for one whole packet, with struct instead of construct
+    for the headers and the raw-samples data (other data goes through its construct declaration).
+    Raises PacketDecodeError with the byte offset."""
+    total = P.check_header(buf)
+    if total != len(buf):
+        raise PacketDecodeError(f"length field says {total} bytes, the buffer holds {len(buf)}", 4)
+    if verify_crc and binascii.crc_hqx(buf, 0xFFFF):
+        got = int.from_bytes(buf[-2:], "big")
+        raise PacketDecodeError(f"CRC mismatch: packet says {got:#06x}, computed "
+                                f"{binascii.crc_hqx(buf[:-2], 0xFFFF):#06x}", total - 2)
+    end = total - P.PEC_SIZE
+    w0 = (buf[0] << 8) | buf[1]
+    if (w0 >> _TYPE_SHIFT) & _TYPE_MASK == P.PacketType.TM:
+        w0, w1, _, vs, service, subtype, counter, dest, secs, frac = TM_HEADER.unpack_from(buf, 0)
+        if (vs >> _PUS_SHIFT) & _PUS_MASK != P.PUS_VERSION:
+            raise PacketDecodeError(f"PUS version {(vs >> _PUS_SHIFT) & _PUS_MASK}, expected 2", 6)
+        offset = TM_HEADER.size
+        key = ((buf[offset] << 8) | buf[offset + 1]) if end - offset >= 2 else None
+        if service == 3 and subtype == 25 and key == P.SID_RAW_SAMPLES:
+            data: Any = decode_raw_samples_body(buf, offset, end)
+        else:
+            data = _decode_body(buf, P.PacketType.TM, service, subtype, key, offset, end)
+        return P.Packet((w0 >> _APID_SHIFT) & _APID_MASK, (w1 >> _SEQ_SHIFT) & _SEQ_MASK, P.PacketType.TM,
+                        service, subtype, secs + frac / 65536.0, counter, dest, data,
+                        (w1 >> _FLAGS_SHIFT) & _FLAGS_MASK, 0, (vs >> _TRS_SHIFT) & _TRS_MASK)
+    w0, w1, _, va, service, subtype, source = TC_HEADER.unpack_from(buf, 0)
+    if (va >> _PUS_SHIFT) & _PUS_MASK != P.PUS_VERSION:
+        raise PacketDecodeError(f"PUS version {(va >> _PUS_SHIFT) & _PUS_MASK}, expected 2", 6)
+    offset = TC_HEADER.size
+    key = ((buf[offset] << 8) | buf[offset + 1]) if end - offset >= 2 else None
+    data = _decode_body(buf, P.PacketType.TC, service, subtype, key, offset, end)
+    return P.Packet((w0 >> _APID_SHIFT) & _APID_MASK, (w1 >> _SEQ_SHIFT) & _SEQ_MASK, P.PacketType.TC,
+                    service, subtype, 0.0, 0, source, data, (w1 >> _FLAGS_SHIFT) & _FLAGS_MASK,
+                    (va >> _ACK_SHIFT) & _ACK_MASK, 0)
+
+
+def _decode_body(buf: Any, ptype: P.PacketType, service: int, subtype: int, key: int | None,
+                 offset: int, end: int) -> Any:
+    pdef = P.find_definition(ptype, service, subtype, key)
+    body = bytes(buf[offset:end])
+    if pdef is None:
+        return body
+    try:
+        return pdef.from_container(pdef.body.parse(body), subtype)
+    except (cs.ConstructError, TelemetryError, ValueError, UnicodeError) as exc:
+        raise PacketDecodeError(f"{pdef.name}: bad application data: {exc}", offset) from exc
