@@ -1,0 +1,475 @@
+"""The plant: the station's gas, its modules, hatches and valves, leaks, thermal cycle and crew.
+
+State is the gas mass of each module (kg). Each module's gas temperature follows the thermal
+model (an orbital sine plus a slow drift, both per module); pressure follows from the ideal gas
+law, P = m R T / V.
+
+Integration, stable and conservative at any step (DESIGN.md: explicit Euler at 0.1 s diverges
+across an open hatch):
+
+* Modules joined by fully open large openings (hatches; anything of diameter >= LUMP_DIAMETER_M)
+  equalise in milliseconds, so they are *lumped* into one pressure node: the node's mass is
+  shared so that every member has the node pressure, m_i = P V_i / (R T_i).
+* Leaks to vacuum are choked, so a node's leak flow is proportional to its pressure; the step
+  uses the exact exponential solution, so blowdown is exact at any step size.
+* Flow between nodes (partly open hatches, small valves) follows the orifice law, limited per
+  step to the mass that would equalise the two nodes, so it never overshoots.
+* Every kilogram that leaves or enters is booked: ``leaked_kg``, ``consumed_kg`` (crew oxygen),
+  ``added_kg`` (oxygen generation and repress). total + leaked + consumed - added is constant.
+
+Valves (hatches, equalisation valves and repress valves) are held as parallel lists indexed in
+device valve order: connections first, then repress valves. A command sets the target; the
+position travels at 1/actuation_s per second; faults can pin the target or freeze the feedback.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from .gas import CHOKED_FLUX, R_AIR, area, orifice_flow
+from .scenario import Scenario
+
+#: Fully open connections at least this wide are lumped (equalise well within one 0.1 s step:
+#: a 0.1 m opening moves ~5 kg/s at 100 Pa, a 6 m3 module holds ~7 kg).
+LUMP_DIAMETER_M = 0.1
+
+DAY_S = 86400.0
+
+
+class Plant:
+    """The station's gas dynamics for one scenario.
+
+    Attributes (read them; only the plant writes them):
+        t: mission time, s.
+        pressure, temperature, mass: per module (scenario order), Pa, K, kg.
+        valve_position: 0..1 per valve; valve_command: 0/1 last command; valve_feedback: what
+            the position sensor says (0..1).
+        repress_flow: current mass flow of each repress supply into its module, kg/s.
+        leaked_kg, consumed_kg, added_kg: cumulative gas lost to vacuum, used by the crew,
+            added by oxygen generation and repress.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        mods = scenario.modules
+        n = len(mods)
+        self.n_modules = n
+        self.module_names = [m.name for m in mods]
+        index = {m.name: i for i, m in enumerate(mods)}
+        self._index = index
+        self.volume = [m.volume_m3 for m in mods]
+        self._vol_r = [m.volume_m3 / R_AIR for m in mods]
+        self._t_mean = [m.temperature_k for m in mods]
+
+        # Thermal: T_i = mean_i + a_i sin(wt) + b_i cos(wt) + c_i sin(wd t) + d_i cos(wd t).
+        th = scenario.thermal
+        rng = random.Random(f"{self.seed}/thermal")
+        self._w_orbit = 2.0 * math.pi / th.orbit_period_s
+        self._w_drift = 2.0 * math.pi / th.drift_period_s
+        self._ta, self._tb, self._tc, self._td = [], [], [], []
+        for _ in mods:
+            amp = th.amplitude_k * rng.uniform(0.7, 1.0)
+            lag = rng.uniform(-0.5, 0.5)  # rad: modules warm and cool with different lags
+            drift = th.drift_amplitude_k * rng.uniform(0.5, 1.0)
+            phase = rng.uniform(0.0, 2.0 * math.pi)
+            self._ta.append(amp * math.cos(lag))
+            self._tb.append(amp * math.sin(lag))
+            self._tc.append(drift * math.cos(phase))
+            self._td.append(drift * math.sin(phase))
+        self.temperature = [0.0] * n
+        self._cap = [0.0] * n  # kg/Pa: V / (R T)
+        self.t = 0.0
+        self._update_thermal(0.0)
+        self.pressure = [m.pressure_pa for m in mods]
+        self.mass = [p * c for p, c in zip(self.pressure, self._cap)]
+
+        # Valves: connections then repress, parallel lists.
+        self.valve_ids: list[str] = []
+        self._v_a: list[int] = []
+        self._v_b: list[int] = []  # -1 for repress
+        self._v_cda: list[float] = []
+        self._v_lumps: list[bool] = []
+        self._v_rate: list[float] = []
+        for c in scenario.connections:
+            self.valve_ids.append(c.id)
+            self._v_a.append(index[c.modules[0]])
+            self._v_b.append(index[c.modules[1]])
+            self._v_cda.append(c.cd * area(c.diameter_m))
+            self._v_lumps.append(c.diameter_m >= LUMP_DIAMETER_M)
+            self._v_rate.append(1.0 / c.actuation_s)
+        self.n_connections = len(scenario.connections)
+        init = [1.0 if c.open else 0.0 for c in scenario.connections]
+        self._repress_tank: list[tuple[float, float]] = []
+        for r in scenario.repress:
+            self.valve_ids.append(r.id)
+            self._v_a.append(index[r.module])
+            self._v_b.append(-1)
+            self._v_cda.append(r.cd * area(r.diameter_m))
+            self._v_lumps.append(False)
+            self._v_rate.append(1.0 / r.actuation_s)
+            self._repress_tank.append((r.tank_pressure_pa, r.tank_temperature_k))
+            init.append(0.0)
+        nv = len(self.valve_ids)
+        self.valve_position = list(init)
+        self.valve_command = [int(x) for x in init]
+        self.valve_feedback = list(init)
+        self._v_target = list(init)
+        self._v_stuck = [False] * nv
+        self._v_frozen = [False] * nv
+        self._moving: list[int] = []
+        self.repress_flow = [0.0] * len(scenario.repress)
+        #: flow through each connection in the last step, kg/s, from module_a to module_b
+        self.connection_flow = [0.0] * self.n_connections
+
+        # Scheduled actions: (time, order, kind, valve index, argument), sorted.
+        sched: list[tuple[float, int, str, int, str]] = []
+        for k, r in enumerate(scenario.repress):
+            vi = self.n_connections + k
+            for start, dur in r.events:
+                sched.append((start, len(sched), "open", vi, ""))
+                sched.append((start + dur, len(sched), "close", vi, ""))
+        for vf in scenario.valve_faults:
+            sched.append((vf.start_s, len(sched), "fault", self.valve_ids.index(vf.valve), vf.kind))
+        sched.sort()
+        self._schedule = sched
+        self._sched_i = 0
+        self._next_action = sched[0][0] if sched else math.inf
+
+        # Leaks: (module, Cd*A*CHOKED_FLUX, start, end).
+        self._leaks = [(index[lk.module], lk.cd * area(lk.diameter_m) * CHOKED_FLUX,
+                        lk.start_s, lk.start_s + lk.duration_s) for lk in scenario.leaks]
+        self.leak_flow = [0.0] * len(self._leaks)  # kg/s of each leak in the last step
+
+        # Crew oxygen: use shared over crew modules, generation in one module.
+        crew = scenario.crew
+        self._use = [0.0] * n
+        self._gen_module = -1
+        self._use_mean = 0.0
+        if crew.count > 0:
+            self._use_mean = crew.count * crew.o2_kg_per_person_day / DAY_S
+            for name in crew.modules:
+                self._use[index[name]] += self._use_mean / len(crew.modules)
+            self._gen_module = index[crew.generator_module]
+        crng = random.Random(f"{self.seed}/crew")
+        self._act_amp = crew.activity_fraction
+        self._act_phase = crng.uniform(0.0, 2.0 * math.pi)
+        self._mis_amp = crew.mismatch_kg_per_day / DAY_S
+        self._mis_w = 2.0 * math.pi / crew.mismatch_period_s
+        self._mis_phase = crng.uniform(0.0, 2.0 * math.pi)
+
+        self.leaked_kg = 0.0
+        self.consumed_kg = 0.0
+        self.added_kg = 0.0
+        self.steps = 0
+        self._nodes: list[list[int]] = []
+        self._node_of = [0] * n
+        self._rebuild_nodes()
+        self._settle()
+
+    # ---------------------------------------------------------------------------- queries
+
+    def module_index(self, name: str) -> int:
+        return self._index[name]
+
+    def total_mass(self) -> float:
+        """Gas in the station, kg."""
+        return math.fsum(self.mass)
+
+    def ledger_balance(self) -> float:
+        """total + leaked + consumed - added (kg): constant if gas is conserved."""
+        return math.fsum(self.mass) + self.leaked_kg + self.consumed_kg - self.added_kg
+
+    def segments(self) -> list[list[str]]:
+        """Modules joined by any open (or partly open) connection: what shares a pressure."""
+        parent = list(range(self.n_modules))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for v in range(self.n_connections):
+            if self.valve_position[v] > 0.0:
+                parent[find(self._v_a[v])] = find(self._v_b[v])
+        groups: dict[int, list[str]] = {}
+        for i, name in enumerate(self.module_names):
+            groups.setdefault(find(i), []).append(name)
+        return list(groups.values())
+
+    def active_leaks(self) -> list[int]:
+        """Indices (scenario order) of the leaks open at the current time."""
+        t = self.t
+        return [k for k, lk in enumerate(self._leaks) if lk[2] < t + 1e-9 and t < lk[3]]
+
+    # ---------------------------------------------------------------------------- commands
+
+    def command_valve(self, index: int, open_: bool) -> None:
+        """Command valve ``index`` (device order) open or closed. A stuck valve ignores it."""
+        cmd = 1 if open_ else 0
+        self.valve_command[index] = cmd
+        if not self._v_stuck[index]:
+            self._set_target(index, float(cmd))
+
+    def _set_target(self, index: int, target: float) -> None:
+        self._v_target[index] = target
+        if self.valve_position[index] != target and index not in self._moving:
+            self._moving.append(index)
+
+    def _apply_action(self, kind: str, vi: int, arg: str) -> None:
+        if kind == "open":
+            self.command_valve(vi, True)
+        elif kind == "close":
+            self.command_valve(vi, False)
+        elif arg == "stuck_open":
+            self._v_stuck[vi] = True
+            self._set_target(vi, 1.0)
+        elif arg == "stuck_closed":
+            self._v_stuck[vi] = True
+            self._set_target(vi, 0.0)
+        else:  # feedback_mismatch: the position switch freezes where it is
+            self._v_frozen[vi] = True
+
+    # ---------------------------------------------------------------------------- stepping
+
+    def advance_to(self, t: float, max_step: float = 0.1) -> None:
+        """Advance to mission time ``t`` (s) in equal steps of at most ``max_step``."""
+        span = t - self.t
+        if span <= 0.0:
+            return
+        n = int(span / max_step - 1e-9) + 1
+        h = span / n
+        for _ in range(n - 1):
+            self.step(h)
+        self.step(t - self.t)
+        self.t = t
+
+    def _update_thermal(self, t: float) -> None:
+        wo = self._w_orbit * t
+        wd = self._w_drift * t
+        so, co, sd, cd = math.sin(wo), math.cos(wo), math.sin(wd), math.cos(wd)
+        temp = self.temperature
+        cap = self._cap
+        vr = self._vol_r
+        for i, (m, a, b, c, d) in enumerate(zip(self._t_mean, self._ta, self._tb, self._tc,
+                                                 self._td)):
+            tk = m + a * so + b * co + c * sd + d * cd
+            temp[i] = tk
+            cap[i] = vr[i] / tk
+
+    def _rebuild_nodes(self) -> None:
+        parent = list(range(self.n_modules))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for v in range(self.n_connections):
+            if self._v_lumps[v] and self.valve_position[v] >= 1.0:
+                parent[find(self._v_a[v])] = find(self._v_b[v])
+        roots: dict[int, int] = {}
+        nodes: list[list[int]] = []
+        for i in range(self.n_modules):
+            r = find(i)
+            if r not in roots:
+                roots[r] = len(nodes)
+                nodes.append([])
+            nodes[roots[r]].append(i)
+            self._node_of[i] = roots[r]
+        self._nodes = nodes
+        # Connections that carry orifice flow: not lumped, open at all, between different nodes.
+        self._node_count = len(nodes)
+        self._flow_valves = [v for v in range(self.n_connections)
+                             if self.valve_position[v] > 0.0
+                             and self._node_of[self._v_a[v]] != self._node_of[self._v_b[v]]]
+        for v in range(self.n_connections):
+            self.connection_flow[v] = 0.0
+        self._node_use = [sum(self._use[i] for i in nd) for nd in nodes]
+        self._gen_node = self._node_of[self._gen_module] if self._gen_module >= 0 else -1
+
+    def _settle(self) -> None:
+        """Share each node's gas at one pressure (at start, and after nodes merge)."""
+        mass, cap, p = self.mass, self._cap, self.pressure
+        for nd in self._nodes:
+            m = math.fsum(mass[i] for i in nd)
+            s = math.fsum(cap[i] for i in nd)
+            pn = m / s
+            for i in nd:
+                mass[i] = pn * cap[i]
+                p[i] = pn
+
+    def step(self, h: float) -> None:
+        """Advance by ``h`` seconds (any h > 0; stable and conservative at any size)."""
+        t0 = self.t
+        t = t0 + h
+        self.t = t
+        self.steps += 1
+
+        # Scheduled repress events and valve faults.
+        if t >= self._next_action:
+            sched = self._schedule
+            while self._sched_i < len(sched) and sched[self._sched_i][0] <= t:
+                _, _, kind, vi, arg = sched[self._sched_i]
+                self._sched_i += 1
+                self._apply_action(kind, vi, arg)
+            self._next_action = sched[self._sched_i][0] if self._sched_i < len(sched) else math.inf
+
+        # Valve travel; a change in what is lumped rebuilds the nodes.
+        if self._moving:
+            self._move_valves(h)
+
+        self._update_thermal(t)
+        cap = self._cap
+        mass = self.mass
+        temp = self.temperature
+        nodes = self._nodes
+        nn = self._node_count
+
+        # Per-node sources (kg/s): crew use, oxygen generation, repress.
+        use_f = 0.0
+        gen = 0.0
+        if self._gen_module >= 0:
+            use_f = 1.0 + self._act_amp * math.sin(2.0 * math.pi * t / DAY_S + self._act_phase)
+            gen = self._use_mean + self._mis_amp * math.sin(self._mis_w * t + self._mis_phase)
+        added_rate = gen
+        consumed_rate = 0.0
+
+        if nn == 1:
+            nd = nodes[0]
+            m = 0.0
+            s = 0.0
+            for i in nd:
+                m += mass[i]
+                s += cap[i]
+            src = gen - use_f * self._node_use[0]
+            consumed_rate = use_f * self._node_use[0]
+            if self._repress_tank:
+                added_rate += self._repress(src_nodes=None)
+                src = added_rate - consumed_rate
+            if self._leaks:
+                m, leaked = self._leak_node(0, m, s, h, t0, t)
+                self.leaked_kg += leaked
+            m += src * h
+            pn = m / s
+            p = self.pressure
+            for i in nd:
+                mass[i] = pn * cap[i]
+                p[i] = pn
+        else:
+            node_of = self._node_of
+            nm = [0.0] * nn
+            ns = [0.0] * nn
+            for i in range(self.n_modules):
+                k = node_of[i]
+                nm[k] += mass[i]
+                ns[k] += cap[i]
+            src = [-use_f * u for u in self._node_use]
+            consumed_rate = use_f * self._use_mean if self._gen_module >= 0 else 0.0
+            if self._gen_node >= 0:
+                src[self._gen_node] += gen
+            if self._repress_tank:
+                added_rate += self._repress(src_nodes=src)
+            if self._leaks:
+                for k in range(nn):
+                    nm[k], leaked = self._leak_node(k, nm[k], ns[k], h, t0, t)
+                    self.leaked_kg += leaked
+            for k in range(nn):
+                nm[k] += src[k] * h
+            # Orifice flow between nodes, limited to what equalises the pair.
+            if self._flow_valves:
+                pos = self.valve_position
+                cda = self._v_cda
+                for v in self._flow_valves:
+                    ia, ib = self._v_a[v], self._v_b[v]
+                    ka, kb = node_of[ia], node_of[ib]
+                    pa, pb = nm[ka] / ns[ka], nm[kb] / ns[kb]
+                    eq = (pa - pb) / (1.0 / ns[ka] + 1.0 / ns[kb])
+                    if pa > pb:
+                        dm = orifice_flow(cda[v] * pos[v], pa, temp[ia], pb) * h
+                        if dm > eq:
+                            dm = eq
+                    else:
+                        dm = -orifice_flow(cda[v] * pos[v], pb, temp[ib], pa) * h
+                        if dm < eq:
+                            dm = eq
+                    nm[ka] -= dm
+                    nm[kb] += dm
+                    self.connection_flow[v] = dm / h
+            p = self.pressure
+            for i in range(self.n_modules):
+                k = node_of[i]
+                pn = nm[k] / ns[k]
+                mass[i] = pn * cap[i]
+                p[i] = pn
+        self.added_kg += added_rate * h
+        self.consumed_kg += consumed_rate * h
+
+    def _leak_node(self, k: int, m: float, s: float, h: float, t0: float, t: float
+                   ) -> tuple[float, float]:
+        """Exact choked blowdown of node ``k`` over the step: returns (mass after, mass lost)."""
+        g = 0.0
+        temp = self.temperature
+        node_of = self._node_of
+        flows = self.leak_flow
+        for j, (i, coef, start, end) in enumerate(self._leaks):
+            if node_of[i] == k:
+                if start < t and t0 < end:
+                    c = coef / math.sqrt(temp[i])
+                    g += c
+                    flows[j] = c * m / s
+                else:
+                    flows[j] = 0.0
+        if g == 0.0:
+            return m, 0.0
+        lost = -m * math.expm1(-g * h / s)
+        return m - lost, lost
+
+    def _repress(self, src_nodes: list[float] | None) -> float:
+        """Repress inflow this step (kg/s in total); adds each supply to ``src_nodes``."""
+        total = 0.0
+        nc = self.n_connections
+        pos = self.valve_position
+        for k, (ptank, ttank) in enumerate(self._repress_tank):
+            v = nc + k
+            if pos[v] > 0.0:
+                i = self._v_a[v]
+                f = orifice_flow(self._v_cda[v] * pos[v], ptank, ttank, self.pressure[i])
+            else:
+                f = 0.0
+            self.repress_flow[k] = f
+            total += f
+            if src_nodes is not None:
+                src_nodes[self._node_of[self._v_a[v]]] += f
+        return total
+
+    def _move_valves(self, h: float) -> None:
+        rebuild = False
+        still = []
+        pos = self.valve_position
+        for v in self._moving:
+            x, target = pos[v], self._v_target[v]
+            before = x >= 1.0
+            step = self._v_rate[v] * h
+            if x < target:
+                x = min(target, x + step)
+            else:
+                x = max(target, x - step)
+            was_open = pos[v] > 0.0
+            pos[v] = x
+            if not self._v_frozen[v]:
+                self.valve_feedback[v] = x
+            if v < self.n_connections:
+                if self._v_lumps[v] and before != (x >= 1.0):
+                    rebuild = True
+                if was_open != (x > 0.0):
+                    rebuild = True
+            if x != target:
+                still.append(v)
+        self._moving = still
+        if rebuild:
+            self._rebuild_nodes()
+            self._settle()

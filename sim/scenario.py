@@ -1,0 +1,681 @@
+"""Scenarios: a station, its disturbances and faults, as a validated, immutable description.
+
+A scenario is a TOML file (or a dict with the same keys) naming the station topology (modules,
+hatches and valves, repress supplies), the sensors per module, the leaks, the sensor and valve
+faults, the thermal and crew disturbances, the start time, the duration and the seed. Every key,
+its unit and its default is listed in ``docs/scenarios.md``; the tables in this module are the
+single source of those defaults (a test checks the page against them).
+
+Public API (pinned in docs/architecture.md)::
+
+    load_scenario(name_or_path) -> Scenario        # a preset name or a TOML file
+    scenario_from_dict(data, source) -> Scenario   # campaigns build scenarios from dicts
+    preset_names() -> list[str]
+    preset_description(name) -> str
+    preset_dict(name) -> dict                      # a fresh, mutable copy of a preset
+
+Raises :class:`~hullwatch.sim.errors.ScenarioError` naming the file, the key path (for example
+``leaks[0].diameter_m``) and what was expected. Unknown keys are errors too: a misspelt key
+would otherwise silently fall back to its default.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ScenarioError
+
+INF = math.inf
+
+#: Marks a field without a default: it must be given.
+REQUIRED: Any = object()
+
+SENSOR_FAULT_KINDS = ("bias", "drift", "stuck", "noise", "spike", "dropout")
+VALVE_FAULT_KINDS = ("stuck_open", "stuck_closed", "feedback_mismatch")
+CONNECTION_KINDS = ("hatch", "valve")
+
+#: Per-kind defaults of a connection's diameter (m) and actuation time (s) when not given.
+CONNECTION_DEFAULTS = {"hatch": (0.8, 5.0), "valve": (0.05, 2.0)}
+
+
+# --------------------------------------------------------------------------------------------
+# Field tables: key, kind, default, unit, description. Kinds: "float", "int", "str", "bool",
+# "utc", "names" (list of strings), "pair" (two strings), "events" (list of [start_s, duration_s]).
+# Checks: "pos" (> 0), "nonneg" (>= 0), "frac" (0..1), or a tuple of allowed strings.
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    key: str
+    kind: str
+    default: Any
+    unit: str
+    doc: str
+    check: str | tuple[str, ...] | None = None
+
+
+TOP_FIELDS: tuple[Field, ...] = (
+    Field("name", "str", REQUIRED, "", "scenario name (shown by `hullwatch scenarios`)"),
+    Field("description", "str", "", "", "one line saying what the scenario exercises"),
+    Field("start_utc", "utc", REQUIRED, "UTC", "mission time 0 as a UTC date-time, e.g. "
+          "2018-08-29T20:00:00Z (telemetry time stamps count from it)"),
+    Field("duration_s", "float", REQUIRED, "s", "how long a run lasts", "pos"),
+    Field("seed", "int", 0, "", "seed of every random stream (sensor noise, unit biases, thermal "
+          "phases); `sim://...?seed=N` overrides it", "nonneg"),
+)
+
+MODULE_FIELDS: tuple[Field, ...] = (
+    Field("name", "str", REQUIRED, "", "module name, unique; channel ids start with it"),
+    Field("volume_m3", "float", REQUIRED, "m^3", "free (gas) volume", "pos"),
+    Field("pressure_pa", "float", 101325.0, "Pa", "initial total pressure", "pos"),
+    Field("temperature_k", "float", 295.0, "K", "mean gas temperature (the thermal cycle swings "
+          "around it)", "pos"),
+    Field("pressure_sensors", "int", None, "", "pressure sensors in this module "
+          "(default: sensors.pressure_per_module)", "nonneg"),
+    Field("temperature_sensors", "int", None, "", "temperature sensors in this module "
+          "(default: sensors.temperature_per_module)", "nonneg"),
+)
+
+CONNECTION_FIELDS: tuple[Field, ...] = (
+    Field("id", "str", REQUIRED, "", "valve id as the flight software sees it, unique"),
+    Field("kind", "str", "hatch", "", "`hatch` or `valve`", CONNECTION_KINDS),
+    Field("modules", "pair", REQUIRED, "", "the two modules it joins, `[a, b]`"),
+    Field("diameter_m", "float", None, "m", "flow diameter when fully open (default: hatch 0.8, "
+          "valve 0.05)", "pos"),
+    Field("cd", "float", 0.7, "", "discharge coefficient", "pos"),
+    Field("actuation_s", "float", None, "s", "time to travel fully open <-> closed (default: "
+          "hatch 5, valve 2)", "pos"),
+    Field("open", "bool", True, "", "initial (and initially commanded) state"),
+)
+
+REPRESS_FIELDS: tuple[Field, ...] = (
+    Field("id", "str", REQUIRED, "", "repress valve id, unique among valves; its flow meter is "
+          "`<id>.flow`"),
+    Field("module", "str", REQUIRED, "", "module the gas flows into"),
+    Field("tank_pressure_pa", "float", 2.0e6, "Pa", "supply tank pressure (held constant)", "pos"),
+    Field("tank_temperature_k", "float", 295.0, "K", "supply gas temperature", "pos"),
+    Field("diameter_m", "float", 0.001, "m", "flow-limiting orifice diameter", "pos"),
+    Field("cd", "float", 0.7, "", "discharge coefficient of the orifice", "pos"),
+    Field("actuation_s", "float", 1.0, "s", "valve travel time", "pos"),
+    Field("events", "events", (), "s", "scheduled repressurisations `[[start_s, duration_s], ...]`: "
+          "the valve is commanded open at start_s and closed duration_s later"),
+)
+
+LEAK_FIELDS: tuple[Field, ...] = (
+    Field("module", "str", REQUIRED, "", "module with the hole"),
+    Field("diameter_m", "float", REQUIRED, "m", "hole diameter", "pos"),
+    Field("cd", "float", 0.7, "", "discharge coefficient (about 0.6-0.8 for a clean hole; less "
+          "for a partly covered one)", "pos"),
+    Field("start_s", "float", 0.0, "s", "mission time the hole opens", "nonneg"),
+    Field("duration_s", "float", INF, "s", "how long it stays open (default: for ever)", "pos"),
+)
+
+SENSOR_FAULT_FIELDS: tuple[Field, ...] = (
+    Field("sensor", "str", REQUIRED, "", "channel id, e.g. `soyuz-om.p2`, `zvezda.t1`, "
+          "`progress-air.flow`"),
+    Field("kind", "str", REQUIRED, "", "`bias` (step of `magnitude`), `drift` (`magnitude` per "
+          "second since start_s), `stuck` (holds the value it read at start_s), `noise` (extra "
+          "noise of RMS `magnitude`), `spike` (adds `magnitude` to one sample, or to every sample "
+          "for duration_s if given), `dropout` (no new samples: STALE, or NO_DATA if the channel "
+          "never produced one)", SENSOR_FAULT_KINDS),
+    Field("start_s", "float", 0.0, "s", "mission time the fault begins", "nonneg"),
+    Field("duration_s", "float", None, "s", "how long it lasts (default: for ever; one sample "
+          "for a spike)", "pos"),
+    Field("magnitude", "float", 0.0, "Pa, K or kg/s (per s for drift)", "size of the fault in "
+          "the channel's unit"),
+)
+
+VALVE_FAULT_FIELDS: tuple[Field, ...] = (
+    Field("valve", "str", REQUIRED, "", "connection or repress id"),
+    Field("kind", "str", REQUIRED, "", "`stuck_open` (travels open and ignores commands), "
+          "`stuck_closed` (travels closed and ignores commands), `feedback_mismatch` (moves as "
+          "commanded but its position feedback freezes at start_s)", VALVE_FAULT_KINDS),
+    Field("start_s", "float", 0.0, "s", "mission time the fault begins", "nonneg"),
+)
+
+SENSOR_FIELDS: tuple[Field, ...] = (
+    Field("pressure_per_module", "int", 3, "", "pressure sensors per module (`<module>.p1`..)",
+          "nonneg"),
+    Field("temperature_per_module", "int", 2, "", "temperature sensors per module "
+          "(`<module>.t1`..)", "nonneg"),
+    Field("pressure_noise_pa", "float", 2.0, "Pa", "white noise RMS (BMP388/MS5611 class: "
+          "1.2-3)", "nonneg"),
+    Field("pressure_quantum_pa", "float", 0.25, "Pa", "output resolution (0: none)", "nonneg"),
+    Field("pressure_bias_pa", "float", 50.0, "Pa", "unit bias, drawn per sensor uniformly in "
+          "+-this", "nonneg"),
+    Field("pressure_tempco_pa_per_k", "float", 0.75, "Pa/K", "offset drift with temperature, "
+          "drawn per sensor uniformly in +-this", "nonneg"),
+    Field("temperature_noise_k", "float", 0.01, "K", "white noise RMS", "nonneg"),
+    Field("temperature_quantum_k", "float", 0.002, "K", "output resolution (0: none)", "nonneg"),
+    Field("temperature_bias_k", "float", 0.05, "K", "unit bias, drawn per sensor uniformly in "
+          "+-this", "nonneg"),
+    Field("flow_noise_kg_s", "float", 2.0e-5, "kg/s", "repress flow meter noise RMS", "nonneg"),
+    Field("flow_quantum_kg_s", "float", 1.0e-6, "kg/s", "flow meter resolution (0: none)",
+          "nonneg"),
+    Field("reference_k", "float", 295.0, "K", "temperature at which pressure sensors read "
+          "without temperature offset", "pos"),
+)
+
+THERMAL_FIELDS: tuple[Field, ...] = (
+    Field("orbit_period_s", "float", 5400.0, "s", "period of the orbital (day/night) cycle",
+          "pos"),
+    Field("amplitude_k", "float", 0.5, "K", "largest orbital swing of a module's gas "
+          "temperature (each module draws 70-100 % of it and its own phase lag)", "nonneg"),
+    Field("drift_amplitude_k", "float", 0.4, "K", "largest slow drift (a sine of "
+          "drift_period_s with a random phase per module)", "nonneg"),
+    Field("drift_period_s", "float", 86400.0, "s", "period of the slow drift", "pos"),
+)
+
+CREW_FIELDS: tuple[Field, ...] = (
+    Field("count", "int", 0, "", "crew members on board (0: no oxygen use or generation)",
+          "nonneg"),
+    Field("o2_kg_per_person_day", "float", 0.84, "kg/day", "mean oxygen use per person", "nonneg"),
+    Field("modules", "names", (), "", "modules where the crew uses oxygen, shared equally "
+          "(required when count > 0)"),
+    Field("generator_module", "str", "", "", "module of the oxygen generator, which adds the "
+          "mean use plus the mismatch (required when count > 0)"),
+    Field("activity_fraction", "float", 0.1, "", "use swings by +-this fraction over a day "
+          "(work vs sleep)", "frac"),
+    Field("mismatch_kg_per_day", "float", 0.3, "kg/day", "amplitude of the slowly varying "
+          "generation-minus-use mismatch", "nonneg"),
+    Field("mismatch_period_s", "float", 21600.0, "s", "period of that mismatch", "pos"),
+)
+
+#: section key -> (fields, is a list of tables)
+SECTIONS: dict[str, tuple[tuple[Field, ...], bool]] = {
+    "modules": (MODULE_FIELDS, True),
+    "connections": (CONNECTION_FIELDS, True),
+    "repress": (REPRESS_FIELDS, True),
+    "leaks": (LEAK_FIELDS, True),
+    "sensor_faults": (SENSOR_FAULT_FIELDS, True),
+    "valve_faults": (VALVE_FAULT_FIELDS, True),
+    "sensors": (SENSOR_FIELDS, False),
+    "thermal": (THERMAL_FIELDS, False),
+    "crew": (CREW_FIELDS, False),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The validated, immutable scenario.
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleSpec:
+    name: str
+    volume_m3: float
+    pressure_pa: float
+    temperature_k: float
+    pressure_sensors: int
+    temperature_sensors: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSpec:
+    id: str
+    kind: str
+    modules: tuple[str, str]
+    diameter_m: float
+    cd: float
+    actuation_s: float
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RepressSpec:
+    id: str
+    module: str
+    tank_pressure_pa: float
+    tank_temperature_k: float
+    diameter_m: float
+    cd: float
+    actuation_s: float
+    events: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeakSpec:
+    module: str
+    diameter_m: float
+    cd: float
+    start_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SensorFaultSpec:
+    sensor: str
+    kind: str
+    start_s: float
+    duration_s: float
+    magnitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class ValveFaultSpec:
+    valve: str
+    kind: str
+    start_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSpec:
+    pressure_per_module: int
+    temperature_per_module: int
+    pressure_noise_pa: float
+    pressure_quantum_pa: float
+    pressure_bias_pa: float
+    pressure_tempco_pa_per_k: float
+    temperature_noise_k: float
+    temperature_quantum_k: float
+    temperature_bias_k: float
+    flow_noise_kg_s: float
+    flow_quantum_kg_s: float
+    reference_k: float
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalSpec:
+    orbit_period_s: float
+    amplitude_k: float
+    drift_amplitude_k: float
+    drift_period_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CrewSpec:
+    count: int
+    o2_kg_per_person_day: float
+    modules: tuple[str, ...]
+    generator_module: str
+    activity_fraction: float
+    mismatch_kg_per_day: float
+    mismatch_period_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A validated scenario. ``start_utc`` is UTC seconds since 1970-01-01; ``source`` names where
+    it came from (a file path, ``preset:NAME`` or what the caller passed)."""
+
+    name: str
+    description: str
+    source: str
+    start_utc: float
+    duration_s: float
+    seed: int
+    modules: tuple[ModuleSpec, ...]
+    connections: tuple[ConnectionSpec, ...]
+    repress: tuple[RepressSpec, ...]
+    leaks: tuple[LeakSpec, ...]
+    sensor_faults: tuple[SensorFaultSpec, ...]
+    valve_faults: tuple[ValveFaultSpec, ...]
+    sensors: SensorSpec
+    thermal: ThermalSpec
+    crew: CrewSpec
+
+    @property
+    def total_volume_m3(self) -> float:
+        return sum(m.volume_m3 for m in self.modules)
+
+    def module(self, name: str) -> ModuleSpec:
+        for m in self.modules:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def start_datetime(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(self.start_utc, tz=_dt.timezone.utc)
+
+    def channel_ids(self) -> tuple[list[str], list[str], list[str]]:
+        """Pressure, temperature and flow channel ids, in device layout order."""
+        p = [f"{m.name}.p{k + 1}" for m in self.modules for k in range(m.pressure_sensors)]
+        t = [f"{m.name}.t{k + 1}" for m in self.modules for k in range(m.temperature_sensors)]
+        f = [f"{r.id}.flow" for r in self.repress]
+        return p, t, f
+
+    def valve_ids(self) -> list[str]:
+        """Connection ids then repress ids: the device's valve order."""
+        return [c.id for c in self.connections] + [r.id for r in self.repress]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation.
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Checker:
+    """Reads typed values out of nested dicts, raising ScenarioError with the key path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(message, source=self.source, key=key)
+
+    def table(self, data: Any, fields: tuple[Field, ...], path: str,
+              extra: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(path, f"expected a table, got {_describe(data)}")
+        known = {f.key for f in fields} | set(extra)
+        for key in data:
+            if key not in known:
+                raise self.fail(f"{path}.{key}" if path else str(key),
+                                "unknown key; expected one of " + ", ".join(sorted(known)))
+        out: dict[str, Any] = {}
+        for f in fields:
+            key = f"{path}.{f.key}" if path else f.key
+            if f.key not in data:
+                if f.default is REQUIRED:
+                    raise self.fail(key, f"missing; expected {self._expected(f)}")
+                out[f.key] = f.default
+                continue
+            out[f.key] = self.value(data[f.key], f, key)
+        return out
+
+    @staticmethod
+    def _expected(f: Field) -> str:
+        unit = f" ({f.unit})" if f.unit and f.kind in ("float", "int") else ""
+        what = {
+            "float": "a number", "int": "an integer", "str": "a string", "bool": "true or false",
+            "utc": "a UTC date-time such as 2018-08-29T20:00:00Z", "names": "a list of strings",
+            "pair": "a list of two module names", "events": "a list of [start_s, duration_s] pairs",
+        }[f.kind]
+        if f.check == "pos":
+            what += " > 0"
+        elif f.check == "nonneg":
+            what += " >= 0"
+        elif f.check == "frac":
+            what += " between 0 and 1"
+        elif isinstance(f.check, tuple):
+            what = "one of " + ", ".join(f'"{c}"' for c in f.check)
+        return what + unit
+
+    def value(self, raw: Any, f: Field, key: str) -> Any:
+        bad = self.fail(key, f"expected {self._expected(f)}, got {_describe(raw)}")
+        kind = f.kind
+        if kind == "float":
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or math.isnan(raw):
+                raise bad
+            value: Any = float(raw)
+            if math.isinf(value) and not (value > 0 and f.default == INF):
+                raise bad
+        elif kind == "int":
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise bad
+            value = raw
+        elif kind == "str":
+            if not isinstance(raw, str):
+                raise bad
+            value = raw
+        elif kind == "bool":
+            if not isinstance(raw, bool):
+                raise bad
+            value = raw
+        elif kind == "utc":
+            value = self._utc(raw, bad)
+        elif kind == "names":
+            if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw):
+                raise bad
+            value = tuple(raw)
+        elif kind == "pair":
+            if (not isinstance(raw, (list, tuple)) or len(raw) != 2
+                    or not all(isinstance(x, str) for x in raw)):
+                raise bad
+            value = (raw[0], raw[1])
+        elif kind == "events":
+            value = self._events(raw, bad, key)
+        else:  # pragma: no cover - the field tables only use the kinds above
+            raise AssertionError(kind)
+        check = f.check
+        if check == "pos" and not value > 0:
+            raise bad
+        if check == "nonneg" and not value >= 0:
+            raise bad
+        if check == "frac" and not 0 <= value <= 1:
+            raise bad
+        if isinstance(check, tuple) and value not in check:
+            raise bad
+        return value
+
+    @staticmethod
+    def _utc(raw: Any, bad: ScenarioError) -> float:
+        if isinstance(raw, str):
+            try:
+                raw = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise bad from None
+        if isinstance(raw, _dt.datetime) and raw.tzinfo is not None:
+            return raw.timestamp()
+        raise bad
+
+    def _events(self, raw: Any, bad: ScenarioError, key: str) -> tuple[tuple[float, float], ...]:
+        if not isinstance(raw, (list, tuple)):
+            raise bad
+        events = []
+        for i, ev in enumerate(raw):
+            if (not isinstance(ev, (list, tuple)) or len(ev) != 2
+                    or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in ev)):
+                raise self.fail(f"{key}[{i}]", f"expected [start_s, duration_s], got {_describe(ev)}")
+            start, dur = float(ev[0]), float(ev[1])
+            if not (math.isfinite(start) and start >= 0 and math.isfinite(dur) and dur > 0):
+                raise self.fail(f"{key}[{i}]", "expected start_s >= 0 and duration_s > 0, got "
+                                f"{_describe(ev)}")
+            events.append((start, dur))
+        events.sort()
+        for i in range(1, len(events)):
+            if events[i][0] < events[i - 1][0] + events[i - 1][1]:
+                raise self.fail(key, f"events overlap: {events[i - 1]} and {events[i]}")
+        return tuple(events)
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
+    """Validate ``data`` (the keys of docs/scenarios.md) and build a :class:`Scenario`.
+
+    ``source`` names the origin in error messages (a path, ``preset:NAME``, a campaign case).
+    ``start_utc`` may be a timezone-aware ``datetime`` (as tomllib returns) or an ISO 8601 string.
+
+    Raises:
+        ScenarioError: naming ``source``, the key path and what was expected.
+    """
+    ck = _Checker(source)
+    top = ck.table(data, TOP_FIELDS, "", extra=tuple(SECTIONS))
+
+    def section(key: str) -> Any:
+        fields, is_list = SECTIONS[key]
+        raw = data.get(key, [] if is_list else {})
+        if not is_list:
+            return ck.table(raw, fields, key)
+        if not isinstance(raw, (list, tuple)):
+            raise ck.fail(key, f"expected a list of tables ([[{key}]]), got {_describe(raw)}")
+        return [ck.table(item, fields, f"{key}[{i}]") for i, item in enumerate(raw)]
+
+    sensors = SensorSpec(**section("sensors"))
+    thermal = ThermalSpec(**section("thermal"))
+    crew_raw = section("crew")
+    crew_raw["modules"] = tuple(crew_raw["modules"])
+    crew = CrewSpec(**crew_raw)
+
+    modules = []
+    names: dict[str, int] = {}
+    for i, m in enumerate(section("modules")):
+        if m["name"] in names:
+            raise ck.fail(f"modules[{i}].name", f"duplicate module name {m['name']!r} "
+                          f"(also modules[{names[m['name']]}])")
+        if not m["name"] or any(c in m["name"] for c in ". \t"):
+            raise ck.fail(f"modules[{i}].name", "expected a non-empty name without dots or spaces, "
+                          f"got {m['name']!r}")
+        names[m["name"]] = i
+        if m["pressure_sensors"] is None:
+            m["pressure_sensors"] = sensors.pressure_per_module
+        if m["temperature_sensors"] is None:
+            m["temperature_sensors"] = sensors.temperature_per_module
+        modules.append(ModuleSpec(**m))
+    if not modules:
+        raise ck.fail("modules", "expected at least one [[modules]] table")
+
+    def module_ref(name: str, key: str) -> None:
+        if name not in names:
+            raise ck.fail(key, f"unknown module {name!r}; modules are " + ", ".join(names))
+
+    valve_ids: dict[str, str] = {}
+
+    def new_valve_id(vid: str, key: str) -> None:
+        if not vid or any(c in vid for c in ". \t"):
+            raise ck.fail(key, f"expected a non-empty id without dots or spaces, got {vid!r}")
+        if vid in valve_ids:
+            raise ck.fail(key, f"duplicate valve id {vid!r} (also {valve_ids[vid]})")
+        valve_ids[vid] = key
+
+    connections = []
+    for i, c in enumerate(section("connections")):
+        path = f"connections[{i}]"
+        new_valve_id(c["id"], f"{path}.id")
+        a, b = c["modules"]
+        module_ref(a, f"{path}.modules")
+        module_ref(b, f"{path}.modules")
+        if a == b:
+            raise ck.fail(f"{path}.modules", f"expected two different modules, got [{a!r}, {b!r}]")
+        diameter, actuation = CONNECTION_DEFAULTS[c["kind"]]
+        c["diameter_m"] = diameter if c["diameter_m"] is None else c["diameter_m"]
+        c["actuation_s"] = actuation if c["actuation_s"] is None else c["actuation_s"]
+        connections.append(ConnectionSpec(**c))
+
+    repress = []
+    for i, r in enumerate(section("repress")):
+        new_valve_id(r["id"], f"repress[{i}].id")
+        module_ref(r["module"], f"repress[{i}].module")
+        repress.append(RepressSpec(**r))
+
+    leaks = []
+    for i, lk in enumerate(section("leaks")):
+        module_ref(lk["module"], f"leaks[{i}].module")
+        leaks.append(LeakSpec(**lk))
+
+    p_ids, t_ids, f_ids = _channel_ids(modules, repress)
+    channels = set(p_ids) | set(t_ids) | set(f_ids)
+    sensor_faults = []
+    for i, sf in enumerate(section("sensor_faults")):
+        if sf["sensor"] not in channels:
+            raise ck.fail(f"sensor_faults[{i}].sensor", f"unknown channel {sf['sensor']!r}; "
+                          "expected <module>.pN, <module>.tN or <repress-id>.flow of this station")
+        if sf["duration_s"] is None:
+            sf["duration_s"] = 0.0 if sf["kind"] == "spike" else INF
+        sensor_faults.append(SensorFaultSpec(**sf))
+
+    valve_faults = []
+    for i, vf in enumerate(section("valve_faults")):
+        if vf["valve"] not in valve_ids:
+            raise ck.fail(f"valve_faults[{i}].valve", f"unknown valve {vf['valve']!r}; valves are "
+                          + (", ".join(valve_ids) or "(none)"))
+        valve_faults.append(ValveFaultSpec(**vf))
+
+    if crew.count > 0:
+        if not crew.modules:
+            raise ck.fail("crew.modules", "expected at least one module when crew.count > 0")
+        for j, name in enumerate(crew.modules):
+            module_ref(name, f"crew.modules[{j}]")
+        if not crew.generator_module:
+            raise ck.fail("crew.generator_module", "expected a module name when crew.count > 0")
+        module_ref(crew.generator_module, "crew.generator_module")
+
+    return Scenario(
+        name=top["name"], description=top["description"], source=source,
+        start_utc=top["start_utc"], duration_s=top["duration_s"], seed=top["seed"],
+        modules=tuple(modules), connections=tuple(connections), repress=tuple(repress),
+        leaks=tuple(leaks), sensor_faults=tuple(sensor_faults), valve_faults=tuple(valve_faults),
+        sensors=sensors, thermal=thermal, crew=crew,
+    )
+
+
+def _channel_ids(modules: list[ModuleSpec], repress: list[RepressSpec]) -> tuple[list[str], ...]:
+    p = [f"{m.name}.p{k + 1}" for m in modules for k in range(m.pressure_sensors)]
+    t = [f"{m.name}.t{k + 1}" for m in modules for k in range(m.temperature_sensors)]
+    f = [f"{r.id}.flow" for r in repress]
+    return p, t, f
+
+
+# --------------------------------------------------------------------------------------------
+# Presets and files.
+
+_PRESET_PACKAGE = "hullwatch.sim.presets"
+
+
+def _preset_files() -> dict[str, Any]:
+    root = resources.files(_PRESET_PACKAGE)
+    return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def preset_names() -> list[str]:
+    """Names of the built-in presets, sorted."""
+    return sorted(_preset_files())
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of preset ``name``. Raises ScenarioError for an unknown name."""
+    files = _preset_files()
+    if name not in files:
+        raise ScenarioError(f"no preset named {name!r}; presets: " + ", ".join(sorted(files)))
+    return files[name].read_text(encoding="utf-8")
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """A fresh, mutable dict of preset ``name`` (edit it and pass it to scenario_from_dict)."""
+    return copy.deepcopy(_parse_toml(preset_text(name), f"preset:{name}"))
+
+
+def preset_description(name: str) -> str:
+    """The one-line description of preset ``name``."""
+    return str(preset_dict(name).get("description", ""))
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"not valid TOML: {exc}", source=source) from exc
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a preset by name, or a scenario TOML file by path.
+
+    Raises:
+        ScenarioError: no such preset or file, the file is not TOML, or a key is invalid.
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, str) and text in _preset_files():
+        return scenario_from_dict(preset_dict(text), f"preset:{text}")
+    path = Path(name_or_path)
+    if not path.is_file():
+        if path.exists():
+            raise ScenarioError("is a directory, expected a scenario TOML file", source=text)
+        raise ScenarioError("no such preset or file; presets: " + ", ".join(preset_names()),
+                            source=text)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read: {exc.strerror or exc}", source=text) from exc
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte offset {exc.start})", source=text) from exc
+    return scenario_from_dict(_parse_toml(decoded, text), text)
+
+
+def all_fields() -> list[tuple[str, Field]]:
+    """(section, field) pairs of every key a scenario may hold; section "" is the top level."""
+    out = [("", f) for f in TOP_FIELDS]
+    for section, (fields, _) in SECTIONS.items():
+        out += [(section, f) for f in fields]
+    return out
+
