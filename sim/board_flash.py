@@ -7,7 +7,7 @@ reason text, which the emulator sends back as a NAK. docs/config-image.md is the
 
 File layout (little-endian)::
 
-    0x000  superblock (128 bytes): magic "HWFL", layout version, max block, slot size, board id,
+    0x000  superblock (128 bytes): magic "HWFL", layout version, block size, slot size, board id,
            HMAC key (length + 64 bytes), CRC-32. Written once, when the board is made.
     0x080  slot A header (32 bytes, 20 used)
     0x0A0  slot B header
@@ -21,21 +21,22 @@ Slot header (20 bytes)::
 
 The commit rule (why a power cut at any byte is safe):
 
-1. FLASH_BEGIN picks the inactive slot (the one not booted; A when none is) and erases its
-   header. The active slot is never written during a flash.
-2. FLASH_WRITE blocks go to the inactive slot's data area only.
-3. FLASH_COMMIT checks the stored bytes (CRC-32 as declared at begin, the image's own CRC-32,
-   structure, HMAC tag when the board holds a key, generation above the active one), writes
-   header bytes 0..11 (magic, length, image CRC), then, as the single final write, bytes 12..19
-   (generation and header CRC).
-4. Boot: a slot is valid when its magic and header CRC match, its length fits the slot, the
-   CRC-32 of its data equals the header's image CRC, and the image decodes and validates (tag
-   checked when the board holds a key). The board runs the valid slot with the highest
-   generation; with none valid it runs unconfigured.
+1. FLASH_BEGIN declares the image's size and CRC; the board picks the inactive slot (the one
+   not running; A when none is) and erases it: its header first, then its data. The active slot
+   is never written during a flash.
+2. FLASH_WRITE blocks go, in order, to that slot's data area only.
+3. FLASH_COMMIT checks the stored bytes (the image CRC declared at begin, the image's own CRC
+   field, structure and validation, the HMAC tag when the board holds a key, a generation above
+   the active one), writes header bytes 0..11 (magic, length, image CRC), then, as the single final
+   write, bytes 12..19 (generation and the header CRC that covers it).
+4. Boot: a slot is bootable when its magic and header CRC match, its length fits the slot, its
+   data's image CRC equals the header's, and the image decodes and validates (tag checked when
+   the board holds a key) with the header's generation. The board runs the bootable slot with
+   the highest generation; with none it runs unconfigured.
 
-Until the last byte of step 3's final write lands the header CRC cannot match (it covers the
-generation), so the new slot is invalid and boot keeps the old one; once it lands the new slot
-is valid with a higher generation and wins. The old slot is untouched either way.
+Until the last byte of step 3's final write lands, the header CRC cannot match (it covers the
+generation), so the new slot is not bootable and boot keeps the old one; once it lands, the new
+slot is bootable with a higher generation and wins. The old slot is untouched either way.
 
 Power cuts are modelled at the storage level: :class:`PowerCutStorage` lets a set number of
 bytes through and then "cuts the power" (raises :class:`PowerCut`, a BaseException so no
@@ -44,6 +45,7 @@ handler in the emulator swallows it); a fresh BoardFlash on the same file is the
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import zlib
@@ -68,11 +70,12 @@ from ..hal.config_image import (
     validate_config,
 )
 from ..hal.interfaces import ChannelKind, ValveKind
+from ..hal.wire import NakCode, SlotState
 from .errors import SimError
 
 DEFAULT_BOARD_ID = "hwb-emu-0001"  #: the emulator's default board (examples/board.toml targets it)
 DEFAULT_SLOT_SIZE = 16 * 1024  #: bytes per slot
-DEFAULT_MAX_BLOCK = 1024  #: largest FLASH_WRITE / FLASH_READ block, bytes
+DEFAULT_BLOCK_SIZE = 1024  #: largest FLASH_WRITE / FLASH_READ block, bytes (hal.wire.MAX_BLOCK)
 MAX_KEY_SIZE = 64
 
 SUPERBLOCK_SIZE = 128
@@ -87,7 +90,7 @@ _SUPERBLOCK = cs.Struct(
     "body" / cs.RawCopy(cs.Struct(
         "magic" / cs.Const(b"HWFL"),
         "layout_version" / cs.Const(1, cs.Int16ul),
-        "max_block" / cs.Int16ul,
+        "block_size" / cs.Int16ul,
         "slot_size" / cs.Int32ul,
         "board_id" / cs.PaddedString(32, "ascii"),
         "key" / cs.Prefixed(cs.Int8ul, cs.GreedyBytes),
@@ -118,15 +121,16 @@ class PowerCut(BaseException):
 
 
 class FlashRefusal(enum.IntEnum):
-    """Why the board refused a flash request (carried in the NAK with a reason text)."""
+    """Why the board refused a flash request. On the wire the NAK code is ``0x20 + value``
+    (:class:`~hullwatch.hal.wire.NakCode` ``FLASH_*``), with a reason text."""
 
     NO_SESSION = 1  #: write/commit without FLASH_BEGIN
-    BAD_LENGTH = 2  #: image empty or larger than a slot; block empty or larger than max_block
+    BAD_LENGTH = 2  #: image empty or larger than a slot; block/read empty or too long
     OUT_OF_ORDER = 3  #: a block starts past the bytes written so far (a gap)
     OUT_OF_RANGE = 4  #: a block or read runs past the image length or the slot
     INCOMPLETE = 5  #: commit before every byte of the image was written
-    CRC_MISMATCH = 6  #: the stored bytes' CRC-32 is not the one declared at FLASH_BEGIN
-    INVALID_IMAGE = 7  #: the image does not decode or validate (names the field)
+    CRC_MISMATCH = 6  #: the stored image's CRC is not the one declared at FLASH_BEGIN
+    INVALID_IMAGE = 7  #: the image does not decode or validate (the reason names the field)
     TAG_MISSING = 8  #: the board holds a key and the image carries no HMAC tag
     TAG_MISMATCH = 9  #: the HMAC tag does not match the board's key
     STALE_GENERATION = 10  #: the image's generation is not above the active one
@@ -134,13 +138,17 @@ class FlashRefusal(enum.IntEnum):
 
 
 class FlashRefused(SimError):
-    """The board refuses a flash request; the emulator answers with a NAK (``code``, ``reason``).
-    The active image is never affected by a refused request."""
+    """The board refuses a flash request; the emulator answers with a NAK (:attr:`nak_code`,
+    ``reason``). A refused request never changes the active image."""
 
     def __init__(self, code: FlashRefusal, reason: str) -> None:
         super().__init__(f"{code.name}: {reason}")
         self.code = code
         self.reason = reason
+
+    @property
+    def nak_code(self) -> NakCode:
+        return NakCode(0x20 + self.code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,11 +236,12 @@ class PowerCutStorage:
 
 
 @dataclass(frozen=True, slots=True)
-class SlotState:
-    """What boot found in one slot. ``problem`` says why it is not bootable (None when valid)."""
+class SlotStatus:
+    """What the board knows of one slot. ``state`` is the wire's SlotState; ``problem`` says why a
+    slot is not bootable (None when it is); ``config`` is set for a bootable slot."""
 
     slot: int
-    valid: bool
+    state: SlotState
     generation: int
     length: int
     crc32: int
@@ -243,10 +252,16 @@ class SlotState:
     def name(self) -> str:
         return SLOT_NAMES[self.slot]
 
+    @property
+    def bootable(self) -> bool:
+        return self.config is not None
+
 
 @dataclass(frozen=True, slots=True)
 class FlashInfo:
-    """Answer to FLASH_INFO. ``active_slot`` None: no valid image (generation, length, crc 0)."""
+    """The board's flash state (FLASH_INFO_REPLY, and IDENTIFY_REPLY's active slot, generation,
+    CRC). ``active_slot`` None: no valid image (generation, length and crc32 are then 0).
+    ``crc32`` is the active image's CRC (:func:`~hullwatch.hal.config_image.image_crc`)."""
 
     board_id: str
     active_slot: int | None
@@ -254,16 +269,17 @@ class FlashInfo:
     length: int
     crc32: int
     slot_size: int
-    max_block: int
+    block_size: int
     key_held: bool
-    session_slot: int | None
-    session_written: int
+    writing_slot: int | None
+    written: int
+    slots: tuple[SlotStatus, SlotStatus]
 
 
 @dataclass(slots=True)
 class _Session:
     slot: int
-    length: int
+    size: int
     crc32: int
     written: int = 0
 
@@ -271,8 +287,10 @@ class _Session:
 class BoardFlash:
     """The configuration flash of one board, on a :class:`FlashStorage`.
 
-    Constructing one is a boot: it reads the superblock and picks the active slot. Requests
-    raise :class:`FlashRefused` when the board says no, :class:`PowerCut` when the storage dies.
+    Constructing one is a boot: it reads the superblock and picks the active slot. The request
+    methods mirror the wire's FLASH_* messages (docs/protocol.md) and raise
+    :class:`FlashRefused` (with the NAK code) when the board says no, :class:`PowerCut` when the
+    modelled power fails. Sizes and offsets are in bytes; slots are 0 (A) and 1 (B).
     """
 
     def __init__(self, storage: FlashStorage) -> None:
@@ -284,18 +302,18 @@ class BoardFlash:
             raise FlashFileError(f"not a hullwatch board flash (superblock: {exc})") from exc
         self.board_id: str = sb.body.value.board_id
         self.slot_size: int = sb.body.value.slot_size
-        self.max_block: int = sb.body.value.max_block
+        self.block_size: int = sb.body.value.block_size
         self._key: bytes | None = bytes(sb.body.value.key) or None
         self._session: _Session | None = None
-        self.slots: tuple[SlotState, SlotState] = (self._inspect(0), self._inspect(1))
-        self.active: SlotState | None = self._select()
+        self._status: list[SlotStatus] = [self._inspect(0), self._inspect(1)]
+        self._active: int | None = self._select()
 
     # -- making and opening -------------------------------------------------------------------
 
     @classmethod
     def format(cls, storage: FlashStorage, board_id: str = DEFAULT_BOARD_ID, *,
                key: bytes | None = None, slot_size: int = DEFAULT_SLOT_SIZE,
-               max_block: int = DEFAULT_MAX_BLOCK,
+               block_size: int = DEFAULT_BLOCK_SIZE,
                factory_config: BoardConfig | None = None) -> "BoardFlash":
         """Write a fresh superblock and erased slots (what the factory does), then, if given,
         flash ``factory_config`` as generation 1 (tagged with ``key``). Not power-fail safe."""
@@ -303,35 +321,34 @@ class BoardFlash:
             check_key(key)
             if len(key) > MAX_KEY_SIZE:
                 raise ConfigImageError(f"HMAC key is {len(key)} bytes; at most {MAX_KEY_SIZE}")
-        if not 1 <= max_block <= 0xFFFF or slot_size < max_block:
-            raise ValueError(f"bad geometry: slot_size {slot_size}, max_block {max_block}")
+        if not 1 <= block_size <= 0xFFFF or slot_size < block_size:
+            raise ValueError(f"bad geometry: slot_size {slot_size}, block_size {block_size}")
         storage.write(0, _SUPERBLOCK.build(dict(body=dict(value=dict(
-            max_block=max_block, slot_size=slot_size, board_id=board_id, key=key or b"")))))
+            block_size=block_size, slot_size=slot_size, board_id=board_id, key=key or b"")))))
         storage.write(SLOT_HEADERS_AT, bytes([ERASED]) * (2 * HEADER_AREA))
         flash = cls(storage)
         if factory_config is not None:
-            image = encode_image(factory_config.with_generation(1), key=key)
-            flash.flash_image(image)
+            flash.flash_image(encode_image(factory_config.with_generation(1), key=key))
         return flash
 
     @classmethod
     def open(cls, path: str | Path, *, board_id: str = DEFAULT_BOARD_ID,
              key: bytes | None = None, factory_config: BoardConfig | None = None,
-             slot_size: int = DEFAULT_SLOT_SIZE, max_block: int = DEFAULT_MAX_BLOCK) -> "BoardFlash":
+             slot_size: int = DEFAULT_SLOT_SIZE, block_size: int = DEFAULT_BLOCK_SIZE) -> "BoardFlash":
         """Boot from the flash file at ``path``, making it first if it does not exist (with
-        ``board_id``, ``key`` and ``factory_config`` as generation 1; by default the
-        :func:`factory_config` of the soyuz-ms09 station).
+        ``board_id``, ``key``, and ``factory_config`` as generation 1: by default
+        :func:`default_factory_config`, the soyuz-ms09 station).
 
         Raises FlashFileError if an existing file is not a flash file, belongs to another
         board id, or holds another key than ``key`` (when ``key`` is given).
         """
         path = Path(path)
         if not path.exists():
-            storage = FileStorage(path, create_size=file_size(slot_size))
             if factory_config is None:
                 factory_config = default_factory_config(board_id)
+            storage = FileStorage(path, create_size=file_size(slot_size))
             return cls.format(storage, board_id, key=key, slot_size=slot_size,
-                              max_block=max_block, factory_config=factory_config)
+                              block_size=block_size, factory_config=factory_config)
         flash = cls(FileStorage(path))
         if flash.board_id != board_id:
             flash.close()
@@ -353,48 +370,67 @@ class BoardFlash:
     def _data_at(self, slot: int) -> int:
         return DATA_AT + slot * self.slot_size
 
-    def _inspect(self, slot: int) -> SlotState:
+    def _inspect(self, slot: int) -> SlotStatus:
+        """Apply the boot rule to one slot (state ACTIVE is assigned by :meth:`_select`)."""
         raw = self._storage.read(self._header_at(slot), SLOT_HEADER_SIZE)
         if raw == bytes([ERASED]) * SLOT_HEADER_SIZE:
-            return SlotState(slot, False, 0, 0, 0, "erased")
+            return SlotStatus(slot, SlotState.EMPTY, 0, 0, 0, "erased")
+        bad = SlotState.INVALID
         try:
             h = SLOT_HEADER.parse(raw)
         except cs.ConstructError:
-            return SlotState(slot, False, 0, 0, 0, "no slot header (bad magic)")
-        if zlib.crc32(raw[:16]) != h.header_crc:
-            return SlotState(slot, False, 0, 0, 0, "slot header CRC mismatch (commit incomplete)")
-        if not 0 < h.length <= self.slot_size:
-            return SlotState(slot, False, h.generation, h.length, h.image_crc,
-                             f"length {h.length} does not fit the {self.slot_size}-byte slot")
+            return SlotStatus(slot, bad, 0, 0, 0, "no slot header (bad magic)")
+        if zlib.crc32(raw[:_COMMIT_FIELDS_AT + 4]) != h.header_crc:
+            return SlotStatus(slot, bad, 0, 0, 0, "slot header CRC mismatch (commit incomplete)")
+        found = (h.generation, h.length, h.image_crc)
+        if not 4 < h.length <= self.slot_size:
+            return SlotStatus(slot, bad, *found,
+                              f"length {h.length} does not fit the {self.slot_size}-byte slot")
         data = self._storage.read(self._data_at(slot), h.length)
         if not _crc_matches(data, h.image_crc):
-            return SlotState(slot, False, h.generation, h.length, h.image_crc,
-                             "image CRC-32 does not match the slot header")
+            return SlotStatus(slot, bad, *found, "image CRC-32 does not match the slot header")
         try:
             decoded = decode_image(data, self._key, require_tag=self._key is not None)
         except ConfigImageError as exc:
-            return SlotState(slot, False, h.generation, h.length, h.image_crc, str(exc))
+            return SlotStatus(slot, bad, *found, str(exc))
         if decoded.config.generation != h.generation:
-            return SlotState(slot, False, h.generation, h.length, h.image_crc,
-                             f"image generation {decoded.config.generation} differs from the "
-                             f"slot header's {h.generation}")
-        return SlotState(slot, True, h.generation, h.length, h.image_crc, None, decoded.config)
+            return SlotStatus(slot, bad, *found, f"image generation {decoded.config.generation} "
+                              f"differs from the slot header's {h.generation}")
+        return SlotStatus(slot, SlotState.VALID, *found, None, decoded.config)
 
-    def _select(self) -> SlotState | None:
-        valid = [s for s in self.slots if s.valid]
-        # Highest generation wins; commit never lets two valid slots share one.
-        return max(valid, key=lambda s: (s.generation, -s.slot)) if valid else None
+    def _select(self) -> int | None:
+        """The boot selection: the bootable slot with the highest generation (commit never lets
+        two bootable slots share one; a tie would go to A). Marks it ACTIVE."""
+        bootable = [st for st in self._status if st.bootable]
+        if not bootable:
+            return None
+        best = max(bootable, key=lambda st: (st.generation, -st.slot))
+        self._status[best.slot] = dataclasses.replace(best, state=SlotState.ACTIVE)
+        return best.slot
+
+    def _reinspect(self, slot: int, state: SlotState | None = None) -> None:
+        st = self._inspect(slot)
+        self._status[slot] = st if state is None else dataclasses.replace(st, state=state)
 
     # -- what the board runs --------------------------------------------------------------------
 
     @property
+    def active(self) -> SlotStatus | None:
+        return None if self._active is None else self._status[self._active]
+
+    @property
     def config(self) -> BoardConfig | None:
         """The active image's configuration; None when the board is unconfigured."""
-        return self.active.config if self.active else None
+        a = self.active
+        return a.config if a else None
 
     @property
     def key_held(self) -> bool:
         return self._key is not None
+
+    @property
+    def writing(self) -> bool:
+        return self._session is not None
 
     def info(self) -> FlashInfo:
         a, s = self.active, self._session
@@ -405,76 +441,108 @@ class BoardFlash:
             length=a.length if a else 0,
             crc32=a.crc32 if a else 0,
             slot_size=self.slot_size,
-            max_block=self.max_block,
+            block_size=self.block_size,
             key_held=self.key_held,
-            session_slot=s.slot if s else None,
-            session_written=s.written if s else 0,
+            writing_slot=s.slot if s else None,
+            written=s.written if s else 0,
+            slots=(self._status[0], self._status[1]),
         )
 
     # -- the flash requests ---------------------------------------------------------------------
 
-    def begin(self, length: int, crc32: int) -> int:
-        """FLASH_BEGIN: start writing an image of ``length`` bytes whose CRC-32 is ``crc32`` to
-        the inactive slot; erase that slot's header. Returns the slot (0 = A, 1 = B). A begin
-        during a session replaces it (a host re-running an interrupted flash)."""
-        self._session = None
-        if not 0 < length <= self.slot_size:
+    def begin(self, size: int, image_crc32: int) -> int:
+        """FLASH_BEGIN: start writing an image of ``size`` bytes whose image CRC is
+        ``image_crc32`` (:func:`~hullwatch.hal.config_image.image_crc`) to the inactive slot;
+        erase that slot, header first (so it is unbootable before its data is touched). A begin
+        during a session replaces it (a host re-running an interrupted flash). Returns the slot.
+
+        Refused: BAD_LENGTH (size 0 or more than a slot).
+        """
+        self.abort()
+        if not 0 < size <= self.slot_size:
             raise FlashRefused(FlashRefusal.BAD_LENGTH,
-                               f"image of {length} bytes does not fit the {self.slot_size}-byte "
-                               "slot" if length else "image of 0 bytes")
-        slot = 0 if self.active is None else 1 - self.active.slot
+                               f"image of {size} bytes does not fit the {self.slot_size}-byte slot"
+                               if size else "image of 0 bytes")
+        slot = self._inactive()
         self._storage.write(self._header_at(slot), bytes([ERASED]) * SLOT_HEADER_SIZE)
-        self.slots = tuple(self._inspect(i) if i == slot else st  # type: ignore[assignment]
-                           for i, st in enumerate(self.slots))
-        self._session = _Session(slot, length, crc32 & 0xFFFFFFFF)
+        self._storage.write(self._data_at(slot), bytes([ERASED]) * self.slot_size)
+        self._session = _Session(slot, size, image_crc32 & 0xFFFFFFFF)
+        self._reinspect(slot, SlotState.WRITING)
         return slot
 
     def write(self, offset: int, data: bytes) -> int:
-        """FLASH_WRITE: store ``data`` at ``offset`` of the image being flashed. Blocks go in
-        order; rewriting already written bytes is allowed (a retried block), a gap is not.
-        Returns the CRC-32 of the bytes as read back from flash."""
+        """FLASH_WRITE: store ``data`` at ``offset`` of the image. ``offset`` may be at most the
+        bytes written so far: rewriting is allowed (a retried block whose reply was lost), a gap
+        is not. Returns ``written``, the bytes stored so far (the next offset).
+
+        Refused: NO_SESSION, BAD_LENGTH (empty or more than block_size), OUT_OF_ORDER (the
+        reason names the expected offset), OUT_OF_RANGE (past the size declared at begin).
+        """
         s = self._require_session()
-        if not 0 < len(data) <= self.max_block:
+        if not 0 < len(data) <= self.block_size:
             raise FlashRefused(FlashRefusal.BAD_LENGTH,
-                               f"block of {len(data)} bytes; expected 1..{self.max_block}")
-        if offset > s.written:
+                               f"block of {len(data)} bytes; expected 1..{self.block_size}")
+        if not 0 <= offset <= s.written:
             raise FlashRefused(FlashRefusal.OUT_OF_ORDER,
                                f"block at offset {offset} out of order; expected offset "
                                f"{s.written} (or a rewrite below it)")
-        if offset + len(data) > s.length:
+        if offset + len(data) > s.size:
             raise FlashRefused(FlashRefusal.OUT_OF_RANGE,
-                               f"block {offset}..{offset + len(data) - 1} runs past the image "
-                               f"length {s.length} declared at begin")
-        at = self._data_at(s.slot) + offset
-        self._storage.write(at, bytes(data))
+                               f"block {offset}..{offset + len(data) - 1} runs past the "
+                               f"{s.size}-byte image declared at FLASH_BEGIN")
+        self._storage.write(self._data_at(s.slot) + offset, bytes(data))
         s.written = max(s.written, offset + len(data))
-        return crc32(self._storage.read(at, len(data)))
+        return s.written
 
     def read(self, slot: int, offset: int, length: int) -> bytes:
-        """FLASH_READ: ``length`` bytes (1..max_block) of slot ``slot``'s data at ``offset``."""
-        self._check_range(slot, offset, length, self.max_block)
+        """FLASH_READ: ``length`` (1..block_size) bytes of ``slot``'s data area at ``offset``.
+        Refused: BAD_SLOT, BAD_LENGTH, OUT_OF_RANGE (runs past the slot)."""
+        self._check_range(slot, offset, length, self.block_size)
         return self._storage.read(self._data_at(slot) + offset, length)
 
-    def check(self, slot: int, offset: int, length: int) -> int:
-        """FLASH_READ in CRC mode: the CRC-32 of ``length`` bytes of slot ``slot`` at ``offset``."""
+    def crc(self, slot: int, offset: int, length: int) -> int:
+        """FLASH_CRC: CRC-32 (zlib) of ``length`` (1..slot_size) bytes of ``slot`` at ``offset``.
+        Refused: BAD_SLOT, BAD_LENGTH, OUT_OF_RANGE."""
         self._check_range(slot, offset, length, self.slot_size)
         return crc32(self._storage.read(self._data_at(slot) + offset, length))
 
     def commit(self) -> FlashInfo:
-        """FLASH_COMMIT: verify the written image and make it active (the commit rule above).
-        Ends the session, refused or not. Returns the new FLASH_INFO."""
+        """FLASH_COMMIT: check the written image and make it active (the commit rule above). The
+        session ends, refused or not. Returns the new flash state.
+
+        Refused, checked in this order: NO_SESSION, INCOMPLETE, CRC_MISMATCH (the stored image's
+        CRC and its CRC field against begin's), INVALID_IMAGE (names the field), TAG_MISSING /
+        TAG_MISMATCH (board holds a key), STALE_GENERATION. The board does not check the image's
+        board id: the host refuses an image built for another board unless forced.
+        """
         s = self._require_session()
-        self._session = None
-        if s.written < s.length:
-            raise FlashRefused(FlashRefusal.INCOMPLETE,
-                               f"only {s.written} of {s.length} bytes written")
-        data = self._storage.read(self._data_at(s.slot), s.length)
+        self.abort()
+        generation = self._check_commit(s)
+        header = SLOT_HEADER.build(dict(length=s.size, image_crc=s.crc32, generation=generation,
+                                        header_crc=0))
+        head = header[:_COMMIT_FIELDS_AT + 4]
+        header = head + zlib.crc32(head).to_bytes(4, "little")
+        at = self._header_at(s.slot)
+        self._storage.write(at, header[:_COMMIT_FIELDS_AT])
+        # The single final write: the generation and the header CRC that covers it.
+        self._storage.write(at + _COMMIT_FIELDS_AT, header[_COMMIT_FIELDS_AT:])
+        self._status = [self._inspect(0), self._inspect(1)]
+        self._active = self._select()
+        if self._active != s.slot:  # only if the storage does not keep what was written
+            raise FlashFileError(f"slot {SLOT_NAMES[s.slot]} does not boot after its commit: "
+                                 f"{self._status[s.slot].problem}")
+        return self.info()
+
+    def _check_commit(self, s: _Session) -> int:
+        """The commit checks; returns the image's generation or raises FlashRefused."""
+        if s.written < s.size:
+            raise FlashRefused(FlashRefusal.INCOMPLETE, f"only {s.written} of {s.size} bytes written")
+        data = self._storage.read(self._data_at(s.slot), s.size)
         if not _crc_matches(data, s.crc32):
             raise FlashRefused(FlashRefusal.CRC_MISMATCH,
-                               f"stored image CRC-32 is {image_crc(data):#010x} (CRC field "
+                               f"stored image CRC-32 is {image_crc(data):#010x} (its CRC field "
                                f"{int.from_bytes(data[-4:], 'little'):#010x}), FLASH_BEGIN "
                                f"declared {s.crc32:#010x}")
-        crc = s.crc32
         try:
             decoded = decode_image(data, self._key, require_tag=self._key is not None)
         except ImageTagError as exc:
@@ -488,38 +556,34 @@ class BoardFlash:
             raise FlashRefused(FlashRefusal.STALE_GENERATION,
                                f"image generation {generation} is not above the active "
                                f"generation {floor}")
-        header = SLOT_HEADER.build(dict(length=s.length, image_crc=crc, generation=generation,
-                                        header_crc=0))
-        header = header[:16] + zlib.crc32(header[:16]).to_bytes(4, "little")
-        at = self._header_at(s.slot)
-        self._storage.write(at, header[:_COMMIT_FIELDS_AT])
-        # The single final write: generation and the header CRC that covers it.
-        self._storage.write(at + _COMMIT_FIELDS_AT, header[_COMMIT_FIELDS_AT:])
-        self.slots = (self._inspect(0), self._inspect(1))
-        self.active = self._select()
-        return self.info()
+        return generation
 
     def abort(self) -> None:
-        """FLASH_ABORT: drop the session. The inactive slot stays erased; the active one runs."""
-        self._session = None
+        """FLASH_ABORT: end a flash session; its slot stays erased, the active image runs."""
+        if self._session is not None:
+            slot, self._session = self._session.slot, None
+            self._reinspect(slot)
 
     def flash_image(self, image: bytes) -> FlashInfo:
         """The whole sequence in-process (factory programming, tests): begin, blocks, commit."""
         self.begin(len(image), image_crc(image))
-        for offset in range(0, len(image), self.max_block):
-            self.write(offset, image[offset:offset + self.max_block])
+        for offset in range(0, len(image), self.block_size):
+            self.write(offset, image[offset:offset + self.block_size])
         return self.commit()
 
     def _require_session(self) -> _Session:
         if self._session is None:
-            raise FlashRefused(FlashRefusal.NO_SESSION, "no flash session; send FLASH_BEGIN first")
+            raise FlashRefused(FlashRefusal.NO_SESSION, "no flash in progress; send FLASH_BEGIN first")
         return self._session
+
+    def _inactive(self) -> int:
+        return 0 if self._active is None else 1 - self._active
 
     def _check_range(self, slot: int, offset: int, length: int, limit: int) -> None:
         if slot not in (0, 1):
             raise FlashRefused(FlashRefusal.BAD_SLOT, f"slot {slot}; expected 0 (A) or 1 (B)")
         if not 0 < length <= limit:
-            raise FlashRefused(FlashRefusal.BAD_LENGTH, f"read of {length} bytes; expected 1..{limit}")
+            raise FlashRefused(FlashRefusal.BAD_LENGTH, f"length {length}; expected 1..{limit}")
         if offset < 0 or offset + length > self.slot_size:
             raise FlashRefused(FlashRefusal.OUT_OF_RANGE,
                                f"bytes {offset}..{offset + length - 1} run past the "
