@@ -51,7 +51,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import construct as cs
 
@@ -72,6 +72,9 @@ from ..hal.config_image import (
 from ..hal.interfaces import ChannelKind, ValveKind
 from ..hal.wire import NakCode, SlotState
 from .errors import SimError
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 DEFAULT_BOARD_ID = "hwb-emu-0001"  #: the emulator's default board (examples/board.toml targets it)
 DEFAULT_SLOT_SIZE = 16 * 1024  #: bytes per slot
@@ -253,7 +256,8 @@ class SlotStatus:
         return SLOT_NAMES[self.slot]
 
     @property
-    def bootable(self) -> bool:
+    def valid(self) -> bool:
+        """True when the slot is bootable (state VALID or ACTIVE)."""
         return self.config is not None
 
 
@@ -269,10 +273,10 @@ class FlashInfo:
     length: int
     crc32: int
     slot_size: int
-    block_size: int
+    max_block: int
     key_held: bool
-    writing_slot: int | None
-    written: int
+    session_slot: int | None
+    session_written: int
     slots: tuple[SlotStatus, SlotStatus]
 
 
@@ -302,7 +306,7 @@ class BoardFlash:
             raise FlashFileError(f"not a hullwatch board flash (superblock: {exc})") from exc
         self.board_id: str = sb.body.value.board_id
         self.slot_size: int = sb.body.value.slot_size
-        self.block_size: int = sb.body.value.block_size
+        self.max_block: int = sb.body.value.block_size  #: largest write/read block, bytes
         self._key: bytes | None = bytes(sb.body.value.key) or None
         self._session: _Session | None = None
         self._status: list[SlotStatus] = [self._inspect(0), self._inspect(1)]
@@ -401,7 +405,7 @@ class BoardFlash:
     def _select(self) -> int | None:
         """The boot selection: the bootable slot with the highest generation (commit never lets
         two bootable slots share one; a tie would go to A). Marks it ACTIVE."""
-        bootable = [st for st in self._status if st.bootable]
+        bootable = [st for st in self._status if st.valid]
         if not bootable:
             return None
         best = max(bootable, key=lambda st: (st.generation, -st.slot))
@@ -413,6 +417,11 @@ class BoardFlash:
         self._status[slot] = st if state is None else dataclasses.replace(st, state=state)
 
     # -- what the board runs --------------------------------------------------------------------
+
+    @property
+    def slots(self) -> tuple[SlotStatus, SlotStatus]:
+        """Both slots as boot (and any flash since) left them."""
+        return (self._status[0], self._status[1])
 
     @property
     def active(self) -> SlotStatus | None:
@@ -441,10 +450,10 @@ class BoardFlash:
             length=a.length if a else 0,
             crc32=a.crc32 if a else 0,
             slot_size=self.slot_size,
-            block_size=self.block_size,
+            max_block=self.max_block,
             key_held=self.key_held,
-            writing_slot=s.slot if s else None,
-            written=s.written if s else 0,
+            session_slot=s.slot if s else None,
+            session_written=s.written if s else 0,
             slots=(self._status[0], self._status[1]),
         )
 
@@ -479,9 +488,9 @@ class BoardFlash:
         reason names the expected offset), OUT_OF_RANGE (past the size declared at begin).
         """
         s = self._require_session()
-        if not 0 < len(data) <= self.block_size:
+        if not 0 < len(data) <= self.max_block:
             raise FlashRefused(FlashRefusal.BAD_LENGTH,
-                               f"block of {len(data)} bytes; expected 1..{self.block_size}")
+                               f"block of {len(data)} bytes; expected 1..{self.max_block}")
         if not 0 <= offset <= s.written:
             raise FlashRefused(FlashRefusal.OUT_OF_ORDER,
                                f"block at offset {offset} out of order; expected offset "
@@ -497,10 +506,10 @@ class BoardFlash:
     def read(self, slot: int, offset: int, length: int) -> bytes:
         """FLASH_READ: ``length`` (1..block_size) bytes of ``slot``'s data area at ``offset``.
         Refused: BAD_SLOT, BAD_LENGTH, OUT_OF_RANGE (runs past the slot)."""
-        self._check_range(slot, offset, length, self.block_size)
+        self._check_range(slot, offset, length, self.max_block)
         return self._storage.read(self._data_at(slot) + offset, length)
 
-    def crc(self, slot: int, offset: int, length: int) -> int:
+    def check(self, slot: int, offset: int, length: int) -> int:
         """FLASH_CRC: CRC-32 (zlib) of ``length`` (1..slot_size) bytes of ``slot`` at ``offset``.
         Refused: BAD_SLOT, BAD_LENGTH, OUT_OF_RANGE."""
         self._check_range(slot, offset, length, self.slot_size)
@@ -567,8 +576,8 @@ class BoardFlash:
     def flash_image(self, image: bytes) -> FlashInfo:
         """The whole sequence in-process (factory programming, tests): begin, blocks, commit."""
         self.begin(len(image), image_crc(image))
-        for offset in range(0, len(image), self.block_size):
-            self.write(offset, image[offset:offset + self.block_size])
+        for offset in range(0, len(image), self.max_block):
+            self.write(offset, image[offset:offset + self.max_block])
         return self.commit()
 
     def _require_session(self) -> _Session:
@@ -605,54 +614,47 @@ def file_size(slot_size: int = DEFAULT_SLOT_SIZE) -> int:
 # --------------------------------------------------------------------------------------------
 # Factory configuration from a scenario
 
-PRESSURE_CAL = dict(offset=0.0, gain=0.01, temp_coeff=0.0, valid_min=1_000.0, valid_max=120_000.0)
-TEMPERATURE_CAL = dict(offset=200.0, gain=1e-5, temp_coeff=0.0, valid_min=233.15, valid_max=358.15)
-FLOW_CAL = dict(offset=0.0, gain=1e-7, temp_coeff=0.0, valid_min=0.0, valid_max=1.0)
-REPRESS_TIMEOUT_S = 1.0
+#: Nominal calibrations: ``value = offset + gain * counts`` over the 24-bit ADC range. Each
+#: covers the simulated device's valid range (hullwatch.sim.device) with room to spare.
+PRESSURE_CAL = dict(offset=0.0, gain=0.01, temp_coeff=0.0)  # 0 .. 167772 Pa, 0.01 Pa steps
+TEMPERATURE_CAL = dict(offset=200.0, gain=1e-5, temp_coeff=0.0)  # 200 .. 367.8 K
+FLOW_CAL = dict(offset=-0.1, gain=1e-7, temp_coeff=0.0)  # -0.1 .. 1.58 kg/s
 
 
-def config_for_scenario(scenario: Mapping[str, Any], board_id: str = DEFAULT_BOARD_ID,
-                        *, sample_rate_hz: int = 10, oversampling: int = 16,
+def config_for_scenario(scenario: "Scenario | str", board_id: str = DEFAULT_BOARD_ID, *,
+                        sample_rate_hz: int = 10, oversampling: int = 16,
                         hil_allowed: bool = True) -> BoardConfig:
-    """A board configuration that wires a board to a scenario's station (scenario dict keys as in
-    docs/architecture.md): three pressure and two temperature channels per module, a flow
-    channel per repress line, every connection and repress line as a valve, nominal calibration
-    (pressure 0.01 Pa/count, temperature 200 K + 1e-5 K/count, flow 1e-7 kg/s per count).
-    The actuation timeout is twice the connection's actuation time (at least 0.5 s).
-
-    Raises ConfigSourceError when the result does not validate (e.g. a repress into an unknown
-    module).
+    """The configuration that wires a board to a scenario's station (a preset name, a path or a
+    loaded :class:`~hullwatch.sim.scenario.Scenario`): the simulated device's layout exactly
+    (same channel and valve ids, order, valid ranges and actuation timeouts), with the nominal
+    calibrations above. Raises ScenarioError / ConfigSourceError when it cannot.
     """
-    modules = tuple(ModuleConfig(str(m["name"]), float(m["volume_m3"]))
-                    for m in scenario.get("modules", []))
-    channels: list[ChannelConfig] = []
-    for m in modules:
-        channels += [ChannelConfig(f"{m.name}.p{i}", ChannelKind.PRESSURE, m.name, **PRESSURE_CAL)
-                     for i in (1, 2, 3)]
-    for m in modules:
-        channels += [ChannelConfig(f"{m.name}.t{i}", ChannelKind.TEMPERATURE, m.name,
-                                   **TEMPERATURE_CAL) for i in (1, 2)]
-    valves: list[ValveConfig] = []
-    for c in scenario.get("connections", []):
-        kind = ValveKind.HATCH if c.get("kind", "hatch") == "hatch" else ValveKind.VALVE
-        a, b = c["modules"]
-        valves.append(ValveConfig(str(c["id"]), kind, str(a), str(b),
-                                  max(0.5, 2.0 * float(c.get("actuation_s", 0.25)))))
-    for r in scenario.get("repress", []):
-        valves.append(ValveConfig(str(r["id"]), ValveKind.REPRESS, str(r["module"]), None,
-                                  REPRESS_TIMEOUT_S))
-        channels.append(ChannelConfig(f"{r['id']}.flow", ChannelKind.FLOW, str(r["module"]),
-                                      **FLOW_CAL))
-    config = BoardConfig(board_id=board_id, generation=0, sample_rate_hz=sample_rate_hz,
-                         oversampling=oversampling, hil_allowed=hil_allowed, modules=modules,
-                         channels=tuple(channels), valves=tuple(valves))
-    validate_config(config, source=f"scenario {scenario.get('name', '?')}")
+    from .device import build_layout
+    from .scenario import load_scenario
+
+    if isinstance(scenario, str):
+        scenario = load_scenario(scenario)
+    layout = build_layout(scenario)
+    cal = {ChannelKind.PRESSURE: PRESSURE_CAL, ChannelKind.TEMPERATURE: TEMPERATURE_CAL,
+           ChannelKind.FLOW: FLOW_CAL}
+    channels = tuple(
+        ChannelConfig(c.id, c.kind, c.module, valid_min=c.valid_min, valid_max=c.valid_max,
+                      **cal[c.kind])
+        for c in layout.pressure + layout.temperature + layout.flow
+    )
+    config = BoardConfig(
+        board_id=board_id, generation=0, sample_rate_hz=sample_rate_hz, oversampling=oversampling,
+        hil_allowed=hil_allowed,
+        modules=tuple(ModuleConfig(m.name, m.volume_m3) for m in layout.modules),
+        channels=channels,
+        valves=tuple(ValveConfig(v.id, v.kind, v.module_a, v.module_b, v.actuation_timeout_s)
+                     for v in layout.valves),
+    )
+    validate_config(config, source=f"scenario {scenario.name}")
     return config
 
 
 def default_factory_config(board_id: str = DEFAULT_BOARD_ID) -> BoardConfig:
     """The configuration a new emulated board ships with: :func:`config_for_scenario` of the
-    soyuz-ms09 preset (examples/board.toml is the same configuration as a TOML source)."""
-    from .scenario import preset_dict
-
-    return config_for_scenario(preset_dict("soyuz-ms09"), board_id)
+    soyuz-ms09 preset. examples/board.toml is the same configuration as a TOML source."""
+    return config_for_scenario("soyuz-ms09", board_id)
