@@ -1,0 +1,453 @@
+"""Plot a telemetry capture: pressure, temperature, gas inventory and leak rate per module.
+
+The data come from the 1 Hz housekeeping packets (voted pressure, temperature, inventory and the
+estimated leak rate of each module's segment) and the event packets; the layout report gives the
+module names and the epoch. The capture is streamed once and every series is decimated into at
+most ``max_bins`` time bins (mean, min and max per bin; bins double in width as the capture goes
+on), so memory stays bounded whatever the size of the capture; events are kept up to
+``max_events``.
+
+Library: :func:`collect` (stream and decimate), :func:`render` (matplotlib, Agg backend, imported
+lazily so that importing this module costs nothing) and :func:`plot_capture` (both). Never prints.
+
+Units in the figure: pressure in kPa (right axis in mmHg), temperature in K, gas inventory change
+since the first plotted sample in mol (the legend gives each module's inventory at that sample),
+leak rate in kg/h (positive = gas lost). The x axis is mission time (time since mission time 0,
+whose UTC is in the axis label) in s, min or h by the span shown.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .errors import InputError
+
+#: mmHg per Pa (1 mmHg = 133.322 387 415 Pa)
+MMHG_PER_PA = 1.0 / 133.322387415
+KG_H_PER_KG_S = 3600.0
+
+#: the series kept per module, in this order (columns of the decimator)
+SERIES = ("pressure_pa", "temperature_k", "inventory_mol", "leak_rate_kg_s")
+
+
+class BinnedSeries:
+    """Streams ``(t, row)`` samples into at most ``max_bins`` time bins per column.
+
+    Bin ``k`` covers ``[t0 + k*w, t0 + (k+1)*w)``; when a sample falls beyond the last bin, ``w``
+    doubles and neighbouring bins merge, so the bins always cover everything seen so far and
+    memory is ``O(max_bins * columns)``. While every bin holds at most one sample the series is
+    exact (``w`` starts at ``min_width``, the sampling period is a good choice). NaN values are
+    ignored. Samples are buffered in chunks and folded in with numpy.
+
+    Samples may come slightly out of order (times before ``t0`` go to the first bin).
+    """
+
+    def __init__(self, columns: int, max_bins: int = 2000, min_width: float = 1.0, chunk: int = 4096) -> None:
+        if max_bins < 2 or max_bins % 2:
+            raise ValueError(f"max_bins must be an even number >= 2, got {max_bins}")
+        if not min_width > 0:
+            raise ValueError(f"min_width must be > 0, got {min_width}")
+        self.columns = columns
+        self.max_bins = max_bins
+        self.width = float(min_width)
+        self.t0: float | None = None
+        shape = (max_bins, columns)
+        self._count = np.zeros(shape, dtype=np.int64)
+        self._sum = np.zeros(shape)
+        self._lo = np.full(shape, np.inf)
+        self._hi = np.full(shape, -np.inf)
+        self._tsum = np.zeros(max_bins)
+        self._tcount = np.zeros(max_bins, dtype=np.int64)
+        self._chunk = chunk
+        self._buf_t: list[float] = []
+        self._buf_y: list[Iterable[float]] = []
+        self.samples = 0
+
+    def add(self, t: float, row: Iterable[float]) -> None:
+        """Add one sample: ``row`` has one value per column."""
+        self._buf_t.append(t)
+        self._buf_y.append(row)
+        if len(self._buf_t) >= self._chunk:
+            self._flush()
+
+    def _coarsen(self) -> None:
+        """Double the bin width: bin j takes old bins 2j and 2j+1."""
+        h = self.max_bins // 2
+        for name, op in (("_count", np.add), ("_sum", np.add), ("_lo", np.minimum), ("_hi", np.maximum),
+                         ("_tsum", np.add), ("_tcount", np.add)):
+            a = getattr(self, name)
+            merged = op(a[0::2], a[1::2])
+            a[:h] = merged
+            if name in ("_lo",):
+                a[h:] = np.inf
+            elif name == "_hi":
+                a[h:] = -np.inf
+            else:
+                a[h:] = 0
+        self.width *= 2.0
+
+    def _flush(self) -> None:
+        if not self._buf_t:
+            return
+        t = np.asarray(self._buf_t, dtype=np.float64)
+        y = np.asarray(self._buf_y, dtype=np.float64).reshape(len(t), self.columns)
+        self._buf_t.clear()
+        self._buf_y.clear()
+        self.samples += len(t)
+        if self.t0 is None:
+            self.t0 = float(t[0])
+        rel = t - self.t0
+        while True:
+            k = np.floor(rel / self.width).astype(np.int64)
+            np.clip(k, 0, None, out=k)
+            if k.max() < self.max_bins:
+                break
+            self._coarsen()
+        valid = ~np.isnan(y)
+        np.add.at(self._count, k, valid.astype(np.int64))
+        np.add.at(self._sum, k, np.where(valid, y, 0.0))
+        np.minimum.at(self._lo, k, np.where(valid, y, np.inf))
+        np.maximum.at(self._hi, k, np.where(valid, y, -np.inf))
+        np.add.at(self._tsum, k, t)
+        np.add.at(self._tcount, k, 1)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(t, mean, lo, hi)`` for the non-empty bins in time order: ``t`` (bins,) is the mean
+        sample time of each bin, the others (bins, columns); NaN where a column had no value."""
+        self._flush()
+        used = self._tcount > 0
+        n = self._count[used]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, self._sum[used] / np.maximum(n, 1), np.nan)
+        lo = np.where(n > 0, self._lo[used], np.nan)
+        hi = np.where(n > 0, self._hi[used], np.nan)
+        t = self._tsum[used] / self._tcount[used]
+        return t, mean, lo, hi
+
+
+@dataclass(slots=True)
+class PlotEvent:
+    t: float  #: mission time, s
+    name: str  #: EventId name
+    subject: str
+    severity: int  #: Severity code (1 info .. 4 high)
+
+
+@dataclass(slots=True)
+class PlotData:
+    """What :func:`collect` gathered. Series arrays are (bins, modules)."""
+
+    epoch_utc: float
+    modules: list[str]
+    t: np.ndarray
+    mean: dict[str, np.ndarray]
+    lo: dict[str, np.ndarray]
+    hi: dict[str, np.ndarray]
+    bin_width_s: float
+    events: list[PlotEvent] = field(default_factory=list)
+    events_dropped: int = 0
+    housekeeping: int = 0  #: housekeeping packets used
+    source: str = ""
+
+
+def parse_time(text: str, epoch_utc: float | None = None) -> float:
+    """A mission time from the command line: seconds (``3600``), with a unit (``90s``, ``15m``,
+    ``2h``, ``1d``), or an ISO-8601 UTC time (``2018-08-29T21:00:00Z``, needs ``epoch_utc``).
+    Raises InputError saying what was expected."""
+    s = text.strip()
+    units = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+    for suffix in sorted(units, key=len, reverse=True):
+        if s.endswith(suffix) and s[: -len(suffix)].strip():
+            try:
+                return float(s[: -len(suffix)]) * units[suffix]
+            except ValueError:
+                break
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(
+            f"time {text!r}: expected mission seconds (3600), a duration (90s, 15m, 2h) or an "
+            "ISO UTC time (2018-08-29T21:00:00Z)") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if epoch_utc is None:
+        raise InputError(f"time {text!r}: a UTC time needs the capture's epoch")
+    return when.timestamp() - epoch_utc
+
+
+def _iter_packets(path: str, on_skip: Callable[[int, int, str], None] | None) -> Iterable[tuple[int, Any]]:
+    from ..firmware.telemetry.capture import iter_capture
+
+    for offset, _raw, packet in iter_capture(path, on_skip=on_skip):
+        yield offset, packet
+
+
+def collect(
+    packets: Iterable[tuple[int, Any]],
+    *,
+    modules: list[str] | None = None,
+    since: float | str | None = None,
+    until: float | str | None = None,
+    max_bins: int = 2000,
+    max_events: int = 200,
+    total_bytes: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    source: str = "capture",
+) -> PlotData:
+    """Gather decimated housekeeping series and events from ``(offset, Packet)`` pairs.
+
+    ``modules`` narrows the plot (names from the layout report); ``since``/``until`` bound mission
+    time (s, or text for :func:`parse_time`). Raises InputError when the capture has no layout
+    report before its first housekeeping packet, names an unknown module, or holds no housekeeping
+    in the range.
+    """
+    from ..firmware.telemetry.layoutjson import layout_from_json
+    from ..firmware.telemetry.packets import Event, Housekeeping, LayoutReport
+
+    epoch: float | None = None
+    names: list[str] | None = None
+    cols: list[int] = []
+    bins: BinnedSeries | None = None
+    events: list[PlotEvent] = []
+    dropped = 0
+    hk_count = 0
+    lo_t = hi_t = None
+    pending_since, pending_until = since, until
+    n = 0
+    for offset, packet in packets:
+        n += 1
+        if progress is not None and n % 8192 == 0:
+            progress(offset, total_bytes)
+        data = packet.data
+        if isinstance(data, LayoutReport):
+            if names is None:
+                epoch = data.epoch_utc
+                layout = layout_from_json(data.layout_json)
+                all_names = [m.name for m in layout.modules]
+                wanted = all_names if not modules else modules
+                unknown = [m for m in wanted if m not in all_names]
+                if unknown:
+                    raise InputError(
+                        f"{source}: unknown module(s) {', '.join(unknown)}; the capture has "
+                        + ", ".join(all_names))
+                names = list(wanted)
+                cols = [all_names.index(m) for m in names]
+                bins = BinnedSeries(len(cols) * len(SERIES), max_bins=max_bins)
+                lo_t = _as_time(pending_since, epoch)
+                hi_t = _as_time(pending_until, epoch)
+            continue
+        if epoch is None:
+            if isinstance(data, Housekeeping):
+                raise InputError(
+                    f"{source}: housekeeping at byte offset {offset} before any layout report; "
+                    "cannot name the modules")
+            continue
+        t = packet.time_utc - epoch
+        if (lo_t is not None and t < lo_t) or (hi_t is not None and t > hi_t):
+            continue
+        if isinstance(data, Housekeeping):
+            mods = data.modules
+            row: list[float] = []
+            for c in cols:
+                m = mods[c] if c < len(mods) else None
+                if m is None:
+                    row.extend((math.nan,) * len(SERIES))
+                else:
+                    row.extend((m.pressure_pa, m.temperature_k, m.inventory_mol, m.leak_rate_kg_s))
+            bins.add(t, row)  # type: ignore[union-attr]
+            hk_count += 1
+        elif isinstance(data, Event):
+            if len(events) < max_events:
+                events.append(PlotEvent(t, data.event_id.name, data.subject, int(data.severity)))
+            else:
+                dropped += 1
+    if names is None or bins is None or epoch is None:
+        raise InputError(f"{source}: no layout report in the capture; cannot plot it")
+    if hk_count == 0:
+        raise InputError(f"{source}: no housekeeping packets in the requested time range")
+    t, mean, lo, hi = bins.result()
+    k = len(SERIES)
+
+    def split(a: np.ndarray) -> dict[str, np.ndarray]:
+        return {s: a[:, i::k] for i, s in enumerate(SERIES)}
+
+    return PlotData(epoch, names, t, split(mean), split(lo), split(hi), bins.width, events, dropped,
+                    hk_count, source)
+
+
+def _as_time(value: float | str | None, epoch: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_time(value, epoch)
+    return float(value)
+
+
+def _time_scale(span_s: float) -> tuple[float, str]:
+    if span_s > 3 * 86400:
+        return 86400.0, "d"
+    if span_s > 3 * 3600:
+        return 3600.0, "h"
+    if span_s > 3 * 60:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+_SEVERITY_COLOURS = {1: "tab:gray", 2: "tab:olive", 3: "tab:orange", 4: "tab:red"}
+_SEVERITY_NAMES = {1: "info", 2: "low", 3: "medium", 4: "high"}
+
+
+def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = None, dpi: int = 110) -> None:
+    """Draw ``data`` into a PNG (or any format matplotlib infers from the suffix) at ``out``.
+
+    Four panels sharing the time axis; events as numbered dashed lines listed under the plot.
+    Raises OSError when ``out`` cannot be written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    scale, unit = _time_scale(float(data.t[-1] - min(data.t[0], 0.0)) if len(data.t) else 0.0)
+    x = data.t / scale
+    start = datetime.fromtimestamp(data.epoch_utc, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    shown = [e for e in data.events]
+    n_list_rows = math.ceil(len(shown) / 2) if shown else 0
+    fig_h = 11.0 + 0.19 * n_list_rows
+    fig = Figure(figsize=(13, fig_h))
+    list_frac = (0.5 + 0.19 * n_list_rows) / fig_h if shown else 0.04
+    gs = fig.add_gridspec(4, 1, left=0.08, right=0.80, top=1 - 1.55 / fig_h, bottom=list_frac + 0.55 / fig_h,
+                          hspace=0.12)
+    axes = [fig.add_subplot(gs[i]) for i in range(4)]
+    for ax in axes[1:]:
+        ax.sharex(axes[0])
+    colours = matplotlib.colormaps["tab10"].colors
+    panels = (
+        ("pressure_pa", 1e-3, "pressure [kPa]"),
+        ("temperature_k", 1.0, "gas temperature [K]"),
+        ("inventory_mol", 1.0, "gas inventory change\nsince first sample [mol]"),
+        ("leak_rate_kg_s", KG_H_PER_KG_S, "estimated leak rate\n[kg/h, + = loss]"),
+    )
+    handles = []
+    for ax, (key, factor, label) in zip(axes, panels):
+        mean, lo, hi = data.mean[key], data.lo[key], data.hi[key]
+        for j, name in enumerate(data.modules):
+            colour = colours[j % len(colours)]
+            base = 0.0
+            legend = name
+            if key == "inventory_mol":
+                finite = mean[:, j][np.isfinite(mean[:, j])]
+                base = float(finite[0]) if len(finite) else 0.0
+                legend = f"{name} (n0 = {base:,.0f} mol)"
+            (line,) = ax.plot(x, (mean[:, j] - base) * factor, color=colour, lw=1.1, label=legend)
+            if data.bin_width_s > 1.0:
+                ax.fill_between(x, (lo[:, j] - base) * factor, (hi[:, j] - base) * factor,
+                                color=colour, alpha=0.18, lw=0)
+            if key == "pressure_pa":
+                handles.append(line)
+            if key == "inventory_mol":
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                          title="inventory at start", title_fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        if key == "pressure_pa":
+            sec = ax.secondary_yaxis("right", functions=(lambda kpa: kpa * 1e3 * MMHG_PER_PA,
+                                                         lambda mm: mm / MMHG_PER_PA * 1e-3))
+            sec.set_ylabel("[mmHg]", fontsize=9)
+        if key == "leak_rate_kg_s":
+            ax.axhline(0.0, color="black", lw=0.6, alpha=0.5)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9,
+                   frameon=False, title="module", title_fontsize=9)
+    axes[-1].set_xlabel(f"mission time [{unit}] since {start}")
+    # Events: a dashed line through every panel and a numbered badge above the top panel. Badges
+    # closer than 3 % of the axis width go to the next of 4 rows, so their numbers never overlap.
+    if shown:
+        lo_x, hi_x = float(np.nanmin(x)), float(np.nanmax(x))
+        for e in shown:
+            lo_x, hi_x = min(lo_x, e.t / scale), max(hi_x, e.t / scale)
+        span = (hi_x - lo_x) or 1.0
+        pad = 0.01 * span
+        for ax in axes:
+            ax.set_xlim(lo_x - pad, hi_x + pad)
+        last_in_row = [-math.inf] * 4
+        for i, e in enumerate(shown, start=1):
+            ex = e.t / scale
+            colour = _SEVERITY_COLOURS.get(e.severity, "black")
+            for ax in axes:
+                ax.axvline(ex, color=colour, ls="--", lw=0.8, alpha=0.8)
+            frac = (ex - lo_x + pad) / (span + 2 * pad)
+            row = next((r for r in range(4) if frac - last_in_row[r] >= 0.03), i % 4)
+            last_in_row[row] = frac
+            axes[0].annotate(str(i), xy=(ex, 1.0), xycoords=("data", "axes fraction"),
+                             xytext=(0, 4 + 13 * row), textcoords="offset points", ha="center",
+                             va="bottom", fontsize=7.5, color="white",
+                             bbox=dict(boxstyle="round,pad=0.2", fc=colour, ec="none"),
+                             annotation_clip=False)
+        lines = []
+        for i, e in enumerate(shown, start=1):
+            when = _fmt_time(e.t)
+            lines.append(f"{i:>3}  {when:>10}  {e.name:<18} {e.subject:<16} "
+                         f"({_SEVERITY_NAMES.get(e.severity, '?')})")
+        if data.events_dropped:
+            lines.append(f"     ... and {data.events_dropped} more events not shown")
+        half = math.ceil(len(lines) / 2)
+        y0 = list_frac - 0.25 / fig_h
+        fig.text(0.02, y0, "events (mission time, name, subject, severity):", fontsize=9, va="top",
+                 weight="bold")
+        for col, chunk in enumerate((lines[:half], lines[half:])):
+            if chunk:
+                fig.text(0.02 + 0.48 * col, y0 - 0.22 / fig_h, "\n".join(chunk), fontsize=8,
+                         family="monospace", va="top")
+    head = title or f"{data.source}: housekeeping per module"
+    span_note = "" if data.bin_width_s <= 1.0 else f"; shaded: min-max per {data.bin_width_s:g} s bin"
+    fig.suptitle(f"{head}\nstart (mission time 0) {start}; {data.housekeeping} housekeeping samples"
+                 f"{span_note}", fontsize=11, y=1 - 0.15 / fig_h, va="top")
+    fig.savefig(os.fspath(out), dpi=dpi)
+
+
+def _fmt_time(t: float) -> str:
+    sign = "-" if t < 0 else ""
+    t = abs(t)
+    h, rem = divmod(t, 3600.0)
+    m, s = divmod(rem, 60.0)
+    return f"{sign}{int(h)}:{int(m):02d}:{s:04.1f}"
+
+
+def plot_capture(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    modules: list[str] | None = None,
+    since: float | str | None = None,
+    until: float | str | None = None,
+    max_bins: int = 2000,
+    title: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_skip: Callable[[int, int, str], None] | None = None,
+) -> PlotData:
+    """Stream the capture at ``path`` and write its plot to ``out``. Returns the plotted data.
+
+    Raises InputError (see :func:`collect`), OSError when a file cannot be read or written.
+    """
+    path = os.fspath(path)
+    total = os.path.getsize(path)
+    data = collect(_iter_packets(path, on_skip), modules=modules, since=since, until=until,
+                   max_bins=max_bins, total_bytes=total, progress=progress,
+                   source=os.path.basename(path))
+    if progress is not None:
+        progress(total, total)
+    render(data, out, title=title)
+    return data
