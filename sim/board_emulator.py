@@ -1,0 +1,675 @@
+"""The USB sensor board, emulated: the board side of the wire protocol (docs/protocol.md).
+
+:class:`BoardEmulator` is transport-free: :meth:`BoardEmulator.receive` takes the bytes the host
+sent and returns the bytes the board answers; :meth:`BoardEmulator.poll` returns stream frames
+that have come due. Two transports carry it: the in-process pyserial URL handler
+``emuboard://`` (``hullwatch.sim.urlhandler.protocol_emuboard``), and :func:`serve_fd` /
+:func:`serve_port`, which serve a pseudo-terminal or any pyserial port (``hullwatch board``).
+
+What it models:
+
+- configuration flash in a file (:mod:`hullwatch.sim.board_flash`; survives restarts), booted
+  at power-on; every FLASH_* request is delegated to it and its refusals become NAKs;
+- sensor channels with the active image's calibration: a physical value becomes 24-bit ADC
+  counts by the inverse calibration (rounded, clamped) and counts become the reported value,
+  so quantisation and saturation are real; out of the valid range reads INVALID;
+- without HIL, quiet nominal inputs (101325 Pa, 295 K, no flow) converted at the configured
+  sample rate on the board's own clock; in HIL mode the host's HIL_INJECT values, stamped with
+  the stimulus time, which becomes the board time (lockstep with the host's plant);
+- valves that travel at a finite speed toward their command, with position feedback;
+- HIL refused unless the active configuration allows it;
+- a bounded receive buffer: garbage, bad CRCs and oversized frames are dropped and counted;
+  no request, however malformed, raises out of :meth:`receive` (it NAKs instead).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..hal import wire
+from ..hal.config_image import REFERENCE_TEMPERATURE_K, BoardConfig, ChannelConfig
+from ..hal.framing import FrameReader
+from ..hal.interfaces import ChannelKind, ValveKind
+from ..hal.wire import (
+    AGE_NEVER,
+    FEEDBACK_SCALE,
+    NO_MODULE,
+    NO_SLOT,
+    BoardFlags,
+    MsgType,
+    NakCode,
+    SampleState,
+    ValveCommand,
+)
+from .board_flash import DEFAULT_BOARD_ID, BoardFlash, FlashRefused, file_size
+from .errors import SimError
+
+FIRMWARE_VERSION = (1, 0, 0)
+#: Physical values the board's sensors see outside HIL mode (a quiet, nominal cabin).
+NOMINAL_INPUT = {ChannelKind.PRESSURE: 101_325.0, ChannelKind.TEMPERATURE: 295.0, ChannelKind.FLOW: 0.0}
+#: Largest received frame the board buffers (wire bytes); longer ones are dropped and counted.
+RX_FRAME_LIMIT = wire.MAX_PAYLOAD + 16
+#: Valve travel time as a fraction of its actuation timeout when not given explicitly.
+TRAVEL_FRACTION = 0.5
+#: Most stream frames one :meth:`BoardEmulator.poll` produces (a host that stalls gets the latest).
+STREAM_BURST = 4
+
+
+class EmulatorError(SimError):
+    """The emulator cannot start (bad flash file, bad option)."""
+
+
+class MemoryStorage:
+    """A flash storage in RAM (a board whose flash is not kept in a file)."""
+
+    def __init__(self, size: int) -> None:
+        self._data = bytearray(b"\xff" * size)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._data[offset:offset + length])
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._data[offset:offset + len(data)] = data
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _Channel:
+    cfg: ChannelConfig
+    kind: int
+    module: int
+    temp_index: int  # first temperature channel of the same module, -1 if none
+    raw: int = 0
+    value: float = 0.0
+    time_us: int = -1  # time of the latest conversion; -1 never
+    fresh: bool = False
+    state: int = SampleState.NO_DATA
+
+
+@dataclass(slots=True)
+class _Valve:
+    travel_s: float
+    commanded: int = ValveCommand.NONE
+    target: float = 0.0
+    position: float = 0.0
+
+
+class BoardEmulator:
+    """The board. ``flash`` holds its configuration; ``clock`` gives seconds (its own time
+    outside HIL mode).
+
+    Args:
+        flash: the board's configuration flash (see :func:`open_flash`).
+        clock: monotonic seconds; the board time is measured from construction.
+        valve_travel_s: full-stroke travel time per valve id (default: TRAVEL_FRACTION of the
+            valve's actuation timeout).
+        initial_open: valve ids whose valves are open at power-on (default: every hatch and
+            valve open, repress valves closed: the normal state of a station).
+    """
+
+    def __init__(
+        self,
+        flash: BoardFlash,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        valve_travel_s: dict[str, float] | None = None,
+        initial_open: set[str] | None = None,
+    ) -> None:
+        self.flash = flash
+        self._clock = clock
+        self._valve_travel_s = dict(valve_travel_s or {})
+        self._initial_open = initial_open
+        self.counters: dict[str, int] = {
+            "requests": 0, "naks": 0, "unexpected_frames": 0, "internal_errors": 0,
+            "stream_frames": 0, "boots": 0,
+        }
+        self._reader = FrameReader(max_wire_frame=RX_FRAME_LIMIT)
+        self._handlers: dict[int, Callable[[Any], Any]] = {
+            MsgType.IDENTIFY: self._identify,
+            MsgType.PING: lambda m: wire.PingReply(m.data),
+            MsgType.RESET: self._reset,
+            MsgType.DESCRIBE_MODULE: self._describe_module,
+            MsgType.DESCRIBE_CHANNEL: self._describe_channel,
+            MsgType.DESCRIBE_VALVE: self._describe_valve,
+            MsgType.READ_SAMPLES: self._read_samples,
+            MsgType.STREAM_SAMPLES: self._stream,
+            MsgType.COMMAND_VALVE: self._command_valve,
+            MsgType.READ_VALVES: self._read_valves,
+            MsgType.FLASH_INFO: self._flash_info,
+            MsgType.FLASH_BEGIN: self._flash_begin,
+            MsgType.FLASH_WRITE: self._flash_write,
+            MsgType.FLASH_READ: self._flash_read,
+            MsgType.FLASH_CRC: self._flash_crc,
+            MsgType.FLASH_COMMIT: self._flash_commit,
+            MsgType.FLASH_ABORT: self._flash_abort,
+            MsgType.HIL_ENTER: self._hil_enter,
+            MsgType.HIL_INJECT: self._hil_inject,
+        }
+        self._boot(power_on=True)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _boot(self, power_on: bool) -> None:
+        """Load the active configuration; reset HIL, streaming and (on power-on) valves."""
+        self.counters["boots"] += 1
+        self._t0 = self._clock()
+        self._hil = False
+        self._hil_time_us = 0
+        self._stream_rate = 0
+        self._stream_seq = 0
+        self._stream_due_us = 0
+        self._last_conversion = -1
+        self.config: BoardConfig | None = self.flash.config
+        cfg = self.config
+        old_valves = getattr(self, "valves", [])
+        self.channels: list[_Channel] = []
+        self.valves: list[_Valve] = []
+        if cfg is None:
+            return
+        module_index = {m.name: i for i, m in enumerate(cfg.modules)}
+        first_temp: dict[str, int] = {}
+        for i, c in enumerate(cfg.channels):
+            if c.kind == ChannelKind.TEMPERATURE:
+                first_temp.setdefault(c.module, i)
+        self.channels = [
+            _Channel(c, int(c.kind), module_index[c.module],
+                     first_temp.get(c.module, -1) if c.kind != ChannelKind.TEMPERATURE else -1)
+            for c in cfg.channels
+        ]
+        # Temperature channels first: a pressure channel's tempco uses its module's temperature.
+        self._conversion_order = sorted(range(len(self.channels)),
+                                        key=lambda i: self.channels[i].kind != ChannelKind.TEMPERATURE)
+        for i, v in enumerate(cfg.valves):
+            travel = self._valve_travel_s.get(v.id, TRAVEL_FRACTION * v.actuation_timeout_s)
+            valve = _Valve(travel_s=max(travel, 1e-6))
+            if not power_on and i < len(old_valves):
+                # A soft reset keeps the valves where they are (they are not de-energised).
+                old = old_valves[i]
+                valve.commanded, valve.target, valve.position = old.commanded, old.target, old.position
+            else:
+                is_open = (v.id in self._initial_open) if self._initial_open is not None \
+                    else v.kind != ValveKind.REPRESS
+                valve.position = valve.target = 1.0 if is_open else 0.0
+            self.valves.append(valve)
+        self._valve_time_us = self.board_time_us()
+
+    def board_time_us(self) -> int:
+        """Board time in microseconds: the latest stimulus time in HIL mode, else since boot."""
+        if self._hil:
+            return self._hil_time_us
+        return int((self._clock() - self._t0) * 1e6)
+
+    @property
+    def hil_active(self) -> bool:
+        return self._hil
+
+    def flags(self) -> int:
+        f = 0
+        if self.config is not None:
+            f |= BoardFlags.CONFIG_VALID
+            if self.config.hil_allowed:
+                f |= BoardFlags.HIL_ALLOWED
+        if self._hil:
+            f |= BoardFlags.HIL_ACTIVE
+        if self._stream_rate:
+            f |= BoardFlags.STREAMING
+        if self.flash.key_held:
+            f |= BoardFlags.KEY_PRESENT
+        if self.flash.writing:
+            f |= BoardFlags.FLASH_WRITING
+        return f
+
+    def power_cycle(self) -> None:
+        """As a power cut and restart: the flash is booted again, everything else is lost."""
+        self._reader.reset()
+        self._boot(power_on=True)
+
+    # -- bytes in, bytes out ----------------------------------------------------------------
+
+    def receive(self, data: bytes) -> bytes:
+        """Process bytes from the host; return the bytes to send back (possibly empty).
+
+        Never raises (except BaseExceptions such as board_flash.PowerCut, which model the power
+        failing): bad frames are dropped and counted, bad requests get a NAK.
+        """
+        out: list[bytes] = []
+        for frame in self._reader.feed(data):
+            if frame.type & 0x80:
+                # A response type sent to the board (an echoing line, a confused host): ignore.
+                self.counters["unexpected_frames"] += 1
+                continue
+            out.append(self._dispatch(frame.type, frame.seq, frame.payload))
+        return b"".join(out)
+
+    def _dispatch(self, msg_type: int, seq: int, payload: bytes) -> bytes:
+        self.counters["requests"] += 1
+        handler = self._handlers.get(msg_type)
+        if handler is None:
+            return self._nak(seq, msg_type, NakCode.UNKNOWN_TYPE, f"unknown message type {msg_type:#04x}")
+        try:
+            request = wire.decode(msg_type, payload)
+        except Exception as exc:  # ProtocolError, or anything a malformed payload provokes
+            return self._nak(seq, msg_type, NakCode.BAD_LENGTH, str(exc)[:200])
+        try:
+            reply = handler(request)
+        except _Refuse as exc:
+            return self._nak(seq, msg_type, exc.code, exc.text)
+        except FlashRefused as exc:
+            return self._nak(seq, msg_type, exc.nak_code, exc.reason)
+        except Exception as exc:  # a firmware fault: answer, count, keep running
+            self.counters["internal_errors"] += 1
+            return self._nak(seq, msg_type, NakCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:200])
+        return wire.encode(reply, seq)
+
+    def _nak(self, seq: int, request_type: int, code: int, text: str) -> bytes:
+        self.counters["naks"] += 1
+        return wire.encode(wire.Nak(int(code), request_type, text.encode("utf-8")[:200].decode("utf-8", "ignore")), seq)
+
+    def poll(self) -> bytes:
+        """Stream frames that have come due (empty unless streaming)."""
+        if not self._stream_rate or self.config is None:
+            return b""
+        now = self.board_time_us()
+        if now < self._stream_due_us:
+            return b""
+        period = int(1e6 / self._stream_rate)
+        frames = []
+        while now >= self._stream_due_us and len(frames) < STREAM_BURST:
+            self._stream_due_us += period
+            frames.append(self._samples_frame(wire.StreamFrame, self._stream_seq))
+            self._stream_seq = (self._stream_seq + 1) & 0xFF
+            self.counters["stream_frames"] += 1
+        if now >= self._stream_due_us:
+            self._stream_due_us = now + period  # fell behind: skip rather than flood
+        return b"".join(frames)
+
+    def rx_counters(self) -> dict[str, int]:
+        """Framing counters of the board's receiver (dropped bytes, CRC errors, oversized...)."""
+        return self._reader.counters()
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    def _convert(self, ch: _Channel, physical: float, t_us: int) -> None:
+        if math.isnan(physical):
+            ch.state = SampleState.NO_DATA
+            ch.time_us = t_us
+            ch.fresh = True
+            return
+        temp = REFERENCE_TEMPERATURE_K
+        if ch.temp_index >= 0:
+            tc = self.channels[ch.temp_index]
+            if tc.state == SampleState.OK:
+                temp = tc.value
+        raw = ch.cfg.counts_for(physical, temp)
+        value = ch.cfg.calibrate(raw, temp)
+        ch.raw = raw
+        # The wire carries binary32; keep what the host will see so INVALID matches it.
+        ch.value = struct.unpack(">f", struct.pack(">f", value))[0]
+        ch.time_us = t_us
+        ch.fresh = True
+        ch.state = SampleState.OK if ch.cfg.valid_min <= ch.value <= ch.cfg.valid_max else SampleState.INVALID
+
+    def _sample_real_inputs(self) -> None:
+        """Outside HIL: convert the nominal inputs at every sample period that has passed."""
+        rate = self.config.sample_rate_hz if self.config else 1
+        t_us = self.board_time_us()
+        n = t_us * rate // 1_000_000
+        if n == self._last_conversion:
+            return
+        self._last_conversion = n
+        at = n * 1_000_000 // rate
+        for i in self._conversion_order:
+            ch = self.channels[i]
+            self._convert(ch, NOMINAL_INPUT[ChannelKind(ch.kind)], at)
+
+    def _advance_valves(self, t_us: int) -> None:
+        dt = (t_us - self._valve_time_us) / 1e6
+        if dt <= 0:
+            return
+        self._valve_time_us = t_us
+        for v in self.valves:
+            if v.position != v.target:
+                step = dt / v.travel_s
+                if v.position < v.target:
+                    v.position = min(v.target, v.position + step)
+                else:
+                    v.position = max(v.target, v.position - step)
+
+    def _valve_state(self, v: _Valve) -> wire.ValveState:
+        return wire.ValveState(int(v.commanded), int(round(v.position * FEEDBACK_SCALE)), SampleState.OK)
+
+    def _samples_frame(self, cls: type, seq: int) -> bytes:
+        return wire.encode(self._samples(cls), seq)
+
+    def _samples(self, cls: type) -> Any:
+        if not self._hil:
+            self._sample_real_inputs()
+        now = self.board_time_us()
+        self._advance_valves(now)
+        channels = []
+        for ch in self.channels:
+            if ch.time_us < 0:
+                channels.append(wire.ChannelSample(0, 0.0, AGE_NEVER, SampleState.NO_DATA))
+                continue
+            state = ch.state if ch.fresh else (SampleState.STALE if ch.state != SampleState.NO_DATA else ch.state)
+            ch.fresh = False
+            age = min(max(now - ch.time_us, 0), AGE_NEVER - 1)
+            channels.append(wire.ChannelSample(ch.raw, ch.value, age, state))
+        valves = tuple(self._valve_state(v) for v in self.valves)
+        return cls(now, self.flags(), tuple(channels), valves)
+
+    # -- request handlers (each returns the reply message or raises _Refuse/FlashRefused) -----
+
+    def _require_config(self) -> BoardConfig:
+        if self.config is None:
+            raise _Refuse(NakCode.NO_CONFIG, "no valid configuration image; flash one first")
+        return self.config
+
+    def _identify(self, m: wire.Identify) -> wire.IdentifyReply:
+        info = self.flash.info()
+        cfg = self.config
+        return wire.IdentifyReply(
+            protocol_major=wire.PROTOCOL_MAJOR, protocol_minor=wire.PROTOCOL_MINOR,
+            fw_major=FIRMWARE_VERSION[0], fw_minor=FIRMWARE_VERSION[1], fw_patch=FIRMWARE_VERSION[2],
+            board_id=self.flash.board_id,
+            module_count=len(cfg.modules) if cfg else 0,
+            channel_count=len(self.channels), valve_count=len(self.valves),
+            slot_count=2, slot_size=info.slot_size, block_size=info.max_block,
+            max_payload=wire.MAX_PAYLOAD,
+            active_slot=NO_SLOT if info.active_slot is None else info.active_slot,
+            generation=info.generation, config_crc32=info.crc32, flags=self.flags(),
+            sample_rate_hz=cfg.sample_rate_hz if cfg else 0,
+        )
+
+    def _reset(self, m: wire.Reset) -> wire.ResetReply:
+        if m.kind not in (wire.ResetKind.SOFT, wire.ResetKind.BOOT):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"reset kind {m.kind}; expected 0 (soft) or 1 (boot)")
+        self.flash.abort()
+        # The reply goes out before the reset takes effect (it is already encoded by then).
+        self._boot(power_on=m.kind == wire.ResetKind.BOOT)
+        return wire.ResetReply()
+
+    def _describe_module(self, m: wire.DescribeModule) -> wire.ModuleEntry:
+        cfg = self._require_config()
+        if m.index >= len(cfg.modules):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"module {m.index}; the board has {len(cfg.modules)}")
+        mod = cfg.modules[m.index]
+        return wire.ModuleEntry(m.index, mod.name, mod.volume_m3)
+
+    def _describe_channel(self, m: wire.DescribeChannel) -> wire.ChannelEntry:
+        self._require_config()
+        if m.index >= len(self.channels):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"channel {m.index}; the board has {len(self.channels)}")
+        ch = self.channels[m.index]
+        c = ch.cfg
+        return wire.ChannelEntry(m.index, c.id, int(c.kind), ch.module, c.valid_min, c.valid_max,
+                                 c.offset, c.gain, c.temp_coeff)
+
+    def _describe_valve(self, m: wire.DescribeValve) -> wire.ValveEntry:
+        cfg = self._require_config()
+        if m.index >= len(cfg.valves):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"valve {m.index}; the board has {len(cfg.valves)}")
+        v = cfg.valves[m.index]
+        names = [mod.name for mod in cfg.modules]
+        return wire.ValveEntry(m.index, v.id, int(v.kind), names.index(v.module_a),
+                               NO_MODULE if v.module_b is None else names.index(v.module_b),
+                               v.actuation_timeout_s)
+
+    def _read_samples(self, m: wire.ReadSamples) -> wire.Samples:
+        self._require_config()
+        return self._samples(wire.Samples)
+
+    def _stream(self, m: wire.StreamSamples) -> wire.StreamSamplesReply:
+        cfg = self._require_config()
+        rate = min(m.rate_hz, cfg.sample_rate_hz)
+        self._stream_rate = rate
+        self._stream_due_us = self.board_time_us()
+        return wire.StreamSamplesReply(rate)
+
+    def _command_valve(self, m: wire.CommandValve) -> wire.CommandValveReply:
+        self._require_config()
+        if m.valve >= len(self.valves):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"valve {m.valve}; the board has {len(self.valves)}")
+        if m.command not in (ValveCommand.CLOSE, ValveCommand.OPEN):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"command {m.command}; expected 0 (close) or 1 (open)")
+        self._advance_valves(self.board_time_us())
+        v = self.valves[m.valve]
+        v.commanded = m.command
+        v.target = float(m.command)
+        return wire.CommandValveReply(m.valve, self._valve_state(v))
+
+    def _read_valves(self, m: wire.ReadValves) -> wire.ValvesReply:
+        self._require_config()
+        self._advance_valves(self.board_time_us())
+        return wire.ValvesReply(tuple(self._valve_state(v) for v in self.valves))
+
+    def _flash_info(self, m: wire.FlashInfo) -> wire.FlashInfoReply:
+        info = self.flash.info()
+        slots = tuple(wire.SlotInfo(int(st.state), st.generation, st.length, st.crc32) for st in info.slots)
+        return wire.FlashInfoReply(
+            slot_size=info.slot_size, block_size=info.max_block,
+            active_slot=NO_SLOT if info.active_slot is None else info.active_slot,
+            writing_slot=NO_SLOT if info.session_slot is None else info.session_slot,
+            written=info.session_written, flags=self.flags(), slots=slots,
+        )
+
+    def _flash_begin(self, m: wire.FlashBegin) -> wire.FlashBeginReply:
+        slot = self.flash.begin(m.size, m.crc32)
+        return wire.FlashBeginReply(slot, m.size)
+
+    def _flash_write(self, m: wire.FlashWrite) -> wire.FlashWriteReply:
+        self.flash.write(m.offset, m.data)
+        return wire.FlashWriteReply(self.flash.info().session_written)
+
+    def _flash_read(self, m: wire.FlashRead) -> wire.FlashReadReply:
+        return wire.FlashReadReply(m.slot, m.offset, self.flash.read(m.slot, m.offset, m.length))
+
+    def _flash_crc(self, m: wire.FlashCrc) -> wire.FlashCrcReply:
+        return wire.FlashCrcReply(self.flash.check(m.slot, m.offset, m.length))
+
+    def _flash_commit(self, m: wire.FlashCommit) -> wire.FlashCommitReply:
+        info = self.flash.commit()
+        # The new image runs at once (as after a soft reset: valves stay where they are).
+        self._boot(power_on=False)
+        return wire.FlashCommitReply(
+            NO_SLOT if info.active_slot is None else info.active_slot, info.generation, info.crc32)
+
+    def _flash_abort(self, m: wire.FlashAbort) -> wire.FlashAbortReply:
+        self.flash.abort()
+        return wire.FlashAbortReply()
+
+    def _hil_enter(self, m: wire.HilEnter) -> wire.HilEnterReply:
+        cfg = self._require_config()
+        if m.enable:
+            if not cfg.hil_allowed:
+                raise _Refuse(NakCode.HIL_NOT_ALLOWED,
+                              "HIL stimulation is not allowed by the active configuration "
+                              f"(generation {self.flash.info().generation}: hil_allowed = false)")
+            if not self._hil:
+                self._hil = True
+                self._hil_time_us = 0
+                self._valve_time_us = 0
+                for ch in self.channels:
+                    ch.time_us, ch.fresh, ch.state = -1, False, SampleState.NO_DATA
+        elif self._hil:
+            self._hil = False
+            self._t0 = self._clock()
+            self._valve_time_us = 0
+            self._last_conversion = -1
+        return wire.HilEnterReply(int(self._hil))
+
+    def _hil_inject(self, m: wire.HilInject) -> wire.HilInjectReply:
+        self._require_config()
+        if not self._hil:
+            raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
+        n = len(self.channels)
+        if m.first + len(m.values) > n:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"channels {m.first}..{m.first + len(m.values) - 1}; the board has {n}")
+        if m.time_us < self._hil_time_us:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"stimulus time {m.time_us} us is before the board time {self._hil_time_us} us")
+        t = m.time_us
+        self._hil_time_us = t
+        self._advance_valves(t)
+        first, last = m.first, m.first + len(m.values)
+        values = m.values
+        for i in self._conversion_order:
+            if first <= i < last:
+                self._convert(self.channels[i], values[i - first], t)
+        return wire.HilInjectReply(t, len(values))
+
+
+class _Refuse(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+# --------------------------------------------------------------------------------------------
+# Making a board
+
+
+def open_flash(path: str | Path | None, *, board_id: str = DEFAULT_BOARD_ID,
+               config: BoardConfig | None = None, key: bytes | None = None) -> BoardFlash:
+    """The flash of an emulated board: in the file ``path`` (made with ``config`` as its factory
+    image if it does not exist; default the soyuz-ms09 board), or in RAM when ``path`` is None.
+
+    Raises:
+        EmulatorError: the file is not a flash file or belongs to another board or key.
+    """
+    from .board_flash import FlashFileError, default_factory_config
+
+    try:
+        if path is None:
+            if config is None:
+                config = default_factory_config(board_id)
+            return BoardFlash.format(MemoryStorage(file_size()), board_id, key=key, factory_config=config)
+        return BoardFlash.open(path, board_id=board_id, key=key, factory_config=config)
+    except FlashFileError as exc:
+        raise EmulatorError(str(exc)) from exc
+
+
+def hardware_for_scenario(scenario: Any) -> dict[str, Any]:
+    """Emulator options that make the board's valves match a scenario's station (a loaded
+    :class:`~hullwatch.sim.scenario.Scenario`): each valve's travel time is the scenario's
+    actuation time, and the valves open at power-on are the connections open at its start."""
+    travel = {c.id: c.actuation_s for c in scenario.connections}
+    travel.update({r.id: r.actuation_s for r in scenario.repress})
+    return {"valve_travel_s": travel, "initial_open": {c.id for c in scenario.connections if c.open}}
+
+
+# --------------------------------------------------------------------------------------------
+# Serving a file descriptor (pseudo-terminal) or a pyserial port
+
+
+class Pacer:
+    """Paces outgoing bytes to a baud rate (10 bits per byte), against absolute deadlines.
+
+    A pseudo-terminal moves megabytes per second whatever baud is set; a board on a real UART at
+    115200 baud cannot. With a pacer the emulator behaves like the slow board.
+    """
+
+    def __init__(self, baud: int | None) -> None:
+        self.byte_s = 10.0 / baud if baud else 0.0
+        self._free_at = 0.0
+
+    def send(self, write: Callable[[bytes], Any], data: bytes, chunk: int = 16) -> None:
+        if not self.byte_s:
+            write(data)
+            return
+        now = time.perf_counter()
+        if self._free_at < now:
+            self._free_at = now
+        for i in range(0, len(data), chunk):
+            part = data[i:i + chunk]
+            self._free_at += len(part) * self.byte_s
+            write(part)
+            delay = self._free_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda: False,
+             baud: int | None = None, poll_s: float = 0.05) -> None:
+    """Serve ``board`` on the file descriptor ``fd`` (a pty master) until ``stop()`` is true.
+
+    Reads whatever arrives, answers at once (or paced to ``baud``), sends stream frames as they
+    come due. An I/O error on the descriptor (the other side closed) is waited out, not raised:
+    a host may close and reopen its end.
+    """
+    pacer = Pacer(baud)
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                select.select([], [fd], [], poll_s)
+                continue
+            view = view[n:]
+
+    while not stop():
+        timeout = poll_s
+        if board._stream_rate:
+            timeout = min(timeout, 0.5 / board._stream_rate)
+        try:
+            ready, _, _ = select.select([fd], [], [], timeout)
+        except (OSError, ValueError):
+            return
+        out = b""
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                data = b""
+            except OSError:
+                # EIO on a pty master while no process holds the slave open: wait for one.
+                time.sleep(poll_s)
+                continue
+            if data:
+                out = board.receive(data)
+        out += board.poll()
+        if out:
+            try:
+                pacer.send(write, out)
+            except OSError:
+                continue
+
+
+def serve_port(board: BoardEmulator, port: Any, *, stop: Callable[[], bool] = lambda: False,
+               baud: int | None = None, poll_s: float = 0.05) -> None:
+    """Serve ``board`` on an open pyserial port (any URL) until ``stop()`` is true."""
+    pacer = Pacer(baud)
+    port.timeout = poll_s
+    while not stop():
+        data = port.read(max(1, port.in_waiting))
+        out = board.receive(data) if data else b""
+        out += board.poll()
+        if out:
+            pacer.send(port.write, out)
+
+
+def make_pty(raw: bool = True) -> tuple[int, int, str]:
+    """Open a pseudo-terminal; return (master fd, slave fd, slave path). The slave is put in raw
+    mode (no echo, no line discipline) so binary frames pass unchanged."""
+    import tty
+
+    master, slave = os.openpty()
+    if raw:
+        tty.setraw(slave)
+        tty.setraw(master)
+    return master, slave, os.ttyname(slave)
+
+
