@@ -51,7 +51,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import construct as cs
 
@@ -621,19 +621,21 @@ TEMPERATURE_CAL = dict(offset=200.0, gain=1e-5, temp_coeff=0.0)  # 200 .. 367.8 
 FLOW_CAL = dict(offset=-0.1, gain=1e-7, temp_coeff=0.0)  # -0.1 .. 1.58 kg/s
 
 
-def config_for_scenario(scenario: "Scenario | str", board_id: str = DEFAULT_BOARD_ID, *,
-                        sample_rate_hz: int = 10, oversampling: int = 16,
-                        hil_allowed: bool = True) -> BoardConfig:
-    """The configuration that wires a board to a scenario's station (a preset name, a path or a
-    loaded :class:`~hullwatch.sim.scenario.Scenario`): the simulated device's layout exactly
+def config_for_scenario(scenario: "Scenario | str | Mapping[str, Any]",
+                        board_id: str = DEFAULT_BOARD_ID, *, sample_rate_hz: int = 10,
+                        oversampling: int = 16, hil_allowed: bool = True) -> BoardConfig:
+    """The configuration that wires a board to a scenario's station (a preset name, a path, a
+    scenario dict or a loaded :class:`~hullwatch.sim.scenario.Scenario`): the simulated device's layout exactly
     (same channel and valve ids, order, valid ranges and actuation timeouts), with the nominal
     calibrations above. Raises ScenarioError / ConfigSourceError when it cannot.
     """
     from .device import build_layout
-    from .scenario import load_scenario
+    from .scenario import load_scenario, scenario_from_dict
 
     if isinstance(scenario, str):
         scenario = load_scenario(scenario)
+    elif isinstance(scenario, Mapping):
+        scenario = scenario_from_dict(dict(scenario), source=str(scenario.get("name", "<dict>")))
     layout = build_layout(scenario)
     cal = {ChannelKind.PRESSURE: PRESSURE_CAL, ChannelKind.TEMPERATURE: TEMPERATURE_CAL,
            ChannelKind.FLOW: FLOW_CAL}
