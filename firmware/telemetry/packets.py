@@ -705,7 +705,7 @@ def encode(packet: Packet) -> bytes:
         try:
             body = pdef.body.build(pdef.to_container(data))
         except (cs.ConstructError, ValueError, TypeError, UnicodeError, OverflowError) as exc:
-            raise TelemetryError(f"{name}: cannot encode {data!r}: {exc}") from exc
+            raise TelemetryError(f"{name}: cannot encode {type(data).__name__}: {exc}") from exc
     if packet.packet_type == PacketType.TM:
         cuc_s, cuc_f = utc_to_cuc(packet.time_utc)
         secondary = {"version_status": {"time_ref_status": packet.time_ref_status},
@@ -725,7 +725,8 @@ def encode(packet: Packet) -> bytes:
             "data": body,
         }}})
     except (cs.ConstructError, ValueError, TypeError, OverflowError) as exc:
-        raise TelemetryError(f"{name}: cannot encode header of {packet!r}: {exc}") from exc
+        raise TelemetryError(f"{name}: cannot encode header (apid {packet.apid}, seq {packet.seq}, "
+                             f"seq flags {packet.seq_flags}): {exc}") from exc
 
 
 def check_header(buf: bytes | memoryview, offset: int = 0) -> int:
