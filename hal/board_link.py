@@ -1,0 +1,266 @@
+"""Request/response over a board's serial port: the host side of docs/protocol.md.
+
+:class:`BoardLink` sends one request at a time (stop-and-wait), matches the response by seq,
+retries a bounded number of times, and raises hal errors; it never prints and never sleeps longer
+than its timeouts. The serial device (the flight loop's view) and the flashing tools both build on
+it::
+
+    link = BoardLink.open("/dev/ttyACM0")
+    ident = link.identify()                      # checks the protocol version
+    info = link.request(wire.FlashInfo())        # -> wire.FlashInfoReply
+    link.close()
+
+Errors: :class:`~hullwatch.hal.errors.LinkTimeout` (no valid response after every attempt),
+:class:`~hullwatch.hal.errors.NakError` (the board refused; ``code``, ``reason``),
+:class:`~hullwatch.hal.errors.ProtocolError` (wrong response type, malformed payload, version),
+:class:`PortFailure` (the port itself failed: unplugged, closed), all :class:`LinkError`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import wire
+from .errors import LinkError, LinkTimeout, NakError, ProtocolError
+from .framing import MAX_WIRE_FRAME, FrameReader
+from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
+from .ports import DEFAULT_BAUD, open_port
+
+#: Attempts per request (first try included) before LinkTimeout.
+REQUEST_ATTEMPTS = 3
+#: Response timeout, s: from sending the request (or the last byte received) to giving up.
+RESPONSE_TIMEOUT_S = 0.05
+#: Timeout of requests the board may take long over (erase, commit, reset), s.
+SLOW_TIMEOUT_S = 1.0
+SLOW_REQUESTS = frozenset({wire.MsgType.FLASH_BEGIN, wire.MsgType.FLASH_COMMIT, wire.MsgType.RESET})
+#: Wait after a RESET before the next request, s (docs/protocol.md).
+RESET_SETTLE_S = 0.5
+
+
+class PortFailure(LinkError):
+    """The port failed (device unplugged, port closed, I/O error): reopen it to go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class BoardDescription:
+    """What the board says it is: identity and its module, channel and valve tables."""
+
+    identity: wire.IdentifyReply
+    modules: tuple[wire.ModuleEntry, ...]
+    channels: tuple[wire.ChannelEntry, ...]
+    valves: tuple[wire.ValveEntry, ...]
+
+    def layout(self) -> Layout:
+        """The hal Layout of this board (channels grouped by kind, board order within a kind).
+
+        Raises ProtocolError when a table refers to a module or kind that does not exist."""
+        names = [m.name for m in self.modules]
+
+        def module(index: int, what: str) -> str:
+            if index >= len(names):
+                raise ProtocolError(f"{what} refers to module {index}; the board has {len(names)}")
+            return names[index]
+
+        by_kind: dict[int, list[ChannelInfo]] = {k: [] for k in ChannelKind}
+        for c in self.channels:
+            try:
+                kind = ChannelKind(c.kind)
+            except ValueError:
+                raise ProtocolError(f"channel {c.index} ({c.id}) has unknown kind {c.kind}") from None
+            by_kind[kind].append(ChannelInfo(c.id, kind, module(c.module, f"channel {c.id}"),
+                                             c.valid_min, c.valid_max))
+        valves = []
+        for v in self.valves:
+            try:
+                kind = ValveKind(v.kind)
+            except ValueError:
+                raise ProtocolError(f"valve {v.index} ({v.id}) has unknown kind {v.kind}") from None
+            b = None if v.module_b == wire.NO_MODULE else module(v.module_b, f"valve {v.id}")
+            valves.append(ValveInfo(v.id, kind, module(v.module_a, f"valve {v.id}"), b,
+                                    v.actuation_timeout_s))
+        return Layout(
+            modules=tuple(ModuleInfo(m.name, m.volume_m3) for m in self.modules),
+            pressure=tuple(by_kind[ChannelKind.PRESSURE]),
+            temperature=tuple(by_kind[ChannelKind.TEMPERATURE]),
+            flow=tuple(by_kind[ChannelKind.FLOW]),
+            valves=tuple(valves),
+        )
+
+
+class BoardLink:
+    """Stop-and-wait requests over an open pyserial port (see the module docstring).
+
+    Counters (``counters()``): requests, retries, timeouts, naks, stale_replies (a response to
+    an earlier attempt), unexpected (frames of a type nobody asked for), port_errors, stream
+    frames and stream gaps, plus the frame reader's (frames, crc_errors, cobs_errors,
+    short_frames, oversized, dropped_bytes).
+    """
+
+    def __init__(self, port: Any, *, url: str = "", timeout_s: float = RESPONSE_TIMEOUT_S,
+                 baudrate: int = DEFAULT_BAUD) -> None:
+        self.port = port
+        self.url = url
+        self.timeout_s = timeout_s
+        self.baudrate = baudrate
+        self.reader = FrameReader()
+        self._seq = 0
+        self.latest_stream: wire.StreamFrame | None = None
+        self._stream_seq: int | None = None
+        self.on_stream: Callable[[wire.StreamFrame], None] | None = None
+        self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "naks": 0, "stale_replies": 0,
+                      "unexpected": 0, "port_errors": 0, "stream_frames": 0, "stream_gaps": 0}
+        self._flush_pending = True
+
+    @classmethod
+    def open(cls, url: str, *, timeout_s: float = RESPONSE_TIMEOUT_S, baudrate: int = DEFAULT_BAUD,
+             **port_options: Any) -> "BoardLink":
+        """Open the port behind ``url`` (hal.ports.open_port: DeviceOpenError with a hint)."""
+        port = open_port(url, baudrate=baudrate, timeout=min(timeout_s, 0.05), **port_options)
+        return cls(port, url=url, timeout_s=timeout_s, baudrate=baudrate)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        return {**self.stats, **self.reader.counters()}
+
+    def close(self) -> None:
+        port, self.port = self.port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # closing a dead port must not fail the caller
+                pass
+
+    @property
+    def is_open(self) -> bool:
+        return self.port is not None
+
+    def wire_time(self, nbytes: int) -> float:
+        """Seconds ``nbytes`` take on a UART at the link's baud rate (10 bits per byte)."""
+        return nbytes * 10.0 / self.baudrate
+
+    def _write(self, data: bytes) -> None:
+        port = self.port
+        if port is None:
+            raise PortFailure(f"{self.url}: port is closed")
+        try:
+            port.write(data)
+        except Exception as exc:  # SerialException, OSError, PortNotOpenError, write timeout
+            self.stats["port_errors"] += 1
+            raise PortFailure(f"{self.url}: write failed: {exc}") from exc
+
+    def _read_some(self) -> bytes:
+        port = self.port
+        if port is None:
+            raise PortFailure(f"{self.url}: port is closed")
+        try:
+            n = port.in_waiting
+            return port.read(n if n else 1)
+        except Exception as exc:
+            self.stats["port_errors"] += 1
+            raise PortFailure(f"{self.url}: read failed: {exc}") from exc
+
+    def _handle_stream(self, frame: Any) -> None:
+        try:
+            msg = wire.decode(frame.type, frame.payload)
+        except ProtocolError:
+            self.stats["unexpected"] += 1
+            return
+        if self._stream_seq is not None and frame.seq != (self._stream_seq + 1) & 0xFF:
+            self.stats["stream_gaps"] += 1
+        self._stream_seq = frame.seq
+        self.stats["stream_frames"] += 1
+        self.latest_stream = msg  # type: ignore[assignment]
+        if self.on_stream is not None:
+            self.on_stream(msg)  # type: ignore[arg-type]
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def request(self, msg: wire.Message, *, timeout_s: float | None = None,
+                attempts: int = REQUEST_ATTEMPTS) -> Any:
+        """Send ``msg``, return the board's response dataclass.
+
+        Each attempt uses a new seq and waits ``timeout_s`` (default: the link's, or
+        SLOW_TIMEOUT_S for erase/commit/reset) after the request and after every byte received;
+        a corrupt frame while waiting (the response was damaged) retries at once.
+
+        Raises:
+            LinkTimeout: no valid response in ``attempts`` attempts.
+            NakError: the board refused (not retried: it answered).
+            ProtocolError: the response has the wrong type or a malformed payload.
+            PortFailure: the port failed (not retried here; reopen it).
+        """
+        if timeout_s is None:
+            timeout_s = SLOW_TIMEOUT_S if msg.TYPE in SLOW_REQUESTS else self.timeout_s
+        want = wire.reply_type(msg.TYPE)
+        name = wire.MsgType(msg.TYPE).name
+        self.stats["requests"] += 1
+        # Worst case the response is the longest frame on a UART-speed link.
+        cap = timeout_s + 2 * self.wire_time(MAX_WIRE_FRAME)
+        for attempt in range(attempts):
+            if attempt:
+                self.stats["retries"] += 1
+            self._seq = (self._seq + 1) & 0xFF
+            seq = self._seq
+            frame = wire.encode(msg, seq)
+            if self._flush_pending:
+                # A leading delimiter ends any partial frame the board holds (after a reopen).
+                frame = b"\x00" + frame
+                self._flush_pending = False
+            self._write(frame)
+            start = time.monotonic()
+            deadline = start + timeout_s
+            errors_before = self.reader.errors
+            while True:
+                data = self._read_some()
+                now = time.monotonic()
+                if data:
+                    for f in self.reader.feed(data):
+                        if f.type == wire.MsgType.STREAM_FRAME:
+                            self._handle_stream(f)
+                        elif f.seq == seq and f.type in (want, wire.MsgType.NAK):
+                            reply = wire.decode(f.type, f.payload)
+                            if isinstance(reply, wire.Nak):
+                                self.stats["naks"] += 1
+                                raise NakError(reply.code, f"{reply.code_name}: {reply.text}", name)
+                            return reply
+                        elif f.seq == seq:
+                            raise ProtocolError(f"{name}: board answered with type {f.type:#04x}, "
+                                                f"expected {want:#04x} or NAK")
+                        else:
+                            self.stats["stale_replies"] += 1
+                    deadline = max(deadline, now + timeout_s)
+                    if self.reader.errors != errors_before:
+                        break  # the response was damaged on the line: ask again now
+                if now >= deadline or now - start >= cap:
+                    self.stats["timeouts"] += 1
+                    break
+        raise LinkTimeout(f"{self.url}: no valid response to {name} after {attempts} attempts "
+                          f"({timeout_s * 1e3:.0f} ms each)")
+
+    def identify(self, *, attempts: int = REQUEST_ATTEMPTS, timeout_s: float | None = None) -> wire.IdentifyReply:
+        """IDENTIFY the board and check its protocol major (ProtocolError if it differs)."""
+        reply = self.request(wire.Identify(wire.PROTOCOL_MAJOR, wire.PROTOCOL_MINOR),
+                             attempts=attempts, timeout_s=timeout_s)
+        if reply.protocol_major != wire.PROTOCOL_MAJOR:
+            raise ProtocolError(
+                f"{self.url}: board {reply.board_id!r} speaks protocol {reply.protocol_version}, "
+                f"this host speaks {wire.PROTOCOL_MAJOR}.x; update the "
+                + ("board firmware" if reply.protocol_major < wire.PROTOCOL_MAJOR else "host software"))
+        return reply
+
+    def describe(self, identity: wire.IdentifyReply | None = None) -> BoardDescription:
+        """IDENTIFY (unless given) and read the module, channel and valve tables."""
+        ident = identity or self.identify()
+        modules = tuple(self.request(wire.DescribeModule(i)) for i in range(ident.module_count))
+        channels = tuple(self.request(wire.DescribeChannel(i)) for i in range(ident.channel_count))
+        valves = tuple(self.request(wire.DescribeValve(i)) for i in range(ident.valve_count))
+        return BoardDescription(ident, modules, channels, valves)
+
+    def reset(self, kind: int = wire.ResetKind.SOFT) -> None:
+        """RESET the board and wait the settle time."""
+        self.request(wire.Reset(kind))
+        time.sleep(RESET_SETTLE_S)
+        self._flush_pending = True
