@@ -276,6 +276,7 @@ _Body = cs.Struct(
     "modules" / cs.PrefixedArray(cs.Int8ul, _Module),
     "channels" / cs.PrefixedArray(cs.Int8ul, _Channel),
     "valves" / cs.PrefixedArray(cs.Int8ul, _Valve),
+    cs.Terminated,  # the tables end exactly at body_length
 )
 
 _Signed = cs.Struct(
