@@ -156,6 +156,8 @@ class SimDevice(Device):
         self._sample_t = math.nan
         self._reads = 0
         self._bad_commands = 0
+        self._last_frame: Frame | None = None
+        self._last_key: tuple[Any, ...] = (None, None, None, -1)
         self._valve_status = [int(SampleStatus.OK)] * len(self.layout.valves)
 
     # ------------------------------------------------------------------ the Device interface
@@ -175,17 +177,25 @@ class SimDevice(Device):
         self._reads += 1
         frame.t = t
         frame.pressure[:] = s.p_value
-        frame.pressure_status[:] = s.p_status
         frame.pressure_time[:] = s.p_time
         frame.temperature[:] = s.t_value
-        frame.temperature_status[:] = s.t_status
         frame.temperature_time[:] = s.t_time
         frame.flow[:] = s.f_value
-        frame.flow_status[:] = s.f_status
         frame.flow_time[:] = s.f_time
-        frame.valve_cmd[:] = plant.valve_command
-        frame.valve_fb[:] = plant.valve_feedback
-        frame.valve_status[:] = self._valve_status
+        # Status lists and valve states rarely change: copy them only when they did (or into a
+        # frame this device has not filled last), which saves a third of the copying.
+        last = self._last_key
+        if (frame is not self._last_frame or s.p_status is not last[0]
+                or s.t_status is not last[1] or s.f_status is not last[2]
+                or plant.valve_version != last[3]):
+            frame.pressure_status[:] = s.p_status
+            frame.temperature_status[:] = s.t_status
+            frame.flow_status[:] = s.f_status
+            frame.valve_cmd[:] = plant.valve_command
+            frame.valve_fb[:] = plant.valve_feedback
+            frame.valve_status[:] = self._valve_status
+            self._last_frame = frame
+            self._last_key = (s.p_status, s.t_status, s.f_status, plant.valve_version)
 
     def command_valve(self, index: int, open_: bool) -> None:
         """Command valve ``index`` (layout order) open or closed. Never raises: an index out of

@@ -78,12 +78,12 @@ class Plant:
             self._tb.append(amp * math.sin(lag))
             self._tc.append(drift * math.cos(phase))
             self._td.append(drift * math.sin(phase))
+        self._thermal_rows = list(zip(self._t_mean, self._ta, self._tb, self._tc, self._td))
         self.temperature = [0.0] * n
         self._cap = [0.0] * n  # kg/Pa: V / (R T)
         self.t = 0.0
         self._update_thermal(0.0)
         self.pressure = [m.pressure_pa for m in mods]
-        self.mass = [p * c for p, c in zip(self.pressure, self._cap)]
 
         # Valves: connections then repress, parallel lists.
         self.valve_ids: list[str] = []
@@ -119,6 +119,8 @@ class Plant:
         self._v_stuck = [False] * nv
         self._v_frozen = [False] * nv
         self._moving: list[int] = []
+        #: bumped whenever a valve's command, position or feedback changes
+        self.valve_version = 0
         self.repress_flow = [0.0] * len(scenario.repress)
         #: flow through each connection in the last step, kg/s, from module_a to module_b
         self.connection_flow = [0.0] * self.n_connections
@@ -163,23 +165,29 @@ class Plant:
         self.consumed_kg = 0.0
         self.added_kg = 0.0
         self.steps = 0
+        # The state: gas mass of each pressure node (modules lumped by open hatches).
         self._nodes: list[list[int]] = []
         self._node_of = [0] * n
+        self._node_mass: list[float] = []
         self._rebuild_nodes()
-        self._settle()
 
     # ---------------------------------------------------------------------------- queries
 
     def module_index(self, name: str) -> int:
         return self._index[name]
 
+    @property
+    def mass(self) -> list[float]:
+        """Gas mass of each module, kg (m = P V / (R T))."""
+        return [p * c for p, c in zip(self.pressure, self._cap)]
+
     def total_mass(self) -> float:
         """Gas in the station, kg."""
-        return math.fsum(self.mass)
+        return math.fsum(self._node_mass)
 
     def ledger_balance(self) -> float:
         """total + leaked + consumed - added (kg): constant if gas is conserved."""
-        return math.fsum(self.mass) + self.leaked_kg + self.consumed_kg - self.added_kg
+        return math.fsum(self._node_mass) + self.leaked_kg + self.consumed_kg - self.added_kg
 
     def segments(self) -> list[list[str]]:
         """Modules joined by any open (or partly open) connection: what shares a pressure."""
@@ -210,6 +218,7 @@ class Plant:
         """Command valve ``index`` (device order) open or closed. A stuck valve ignores it."""
         cmd = 1 if open_ else 0
         self.valve_command[index] = cmd
+        self.valve_version += 1
         if not self._v_stuck[index]:
             self._set_target(index, float(cmd))
 
@@ -247,19 +256,19 @@ class Plant:
         self.t = t
 
     def _update_thermal(self, t: float) -> None:
+        # Comprehensions over prebuilt tuples: about 3x faster than an indexed loop here.
+        # The lists are replaced, not mutated: read plant.temperature afresh each time.
         wo = self._w_orbit * t
         wd = self._w_drift * t
         so, co, sd, cd = math.sin(wo), math.cos(wo), math.sin(wd), math.cos(wd)
-        temp = self.temperature
-        cap = self._cap
-        vr = self._vol_r
-        for i, (m, a, b, c, d) in enumerate(zip(self._t_mean, self._ta, self._tb, self._tc,
-                                                 self._td)):
-            tk = m + a * so + b * co + c * sd + d * cd
-            temp[i] = tk
-            cap[i] = vr[i] / tk
+        temp = [m + a * so + b * co + c * sd + d * cd for m, a, b, c, d in self._thermal_rows]
+        self.temperature = temp
+        self._cap = [v / tk for v, tk in zip(self._vol_r, temp)]
 
     def _rebuild_nodes(self) -> None:
+        """Regroup modules into pressure nodes after a lumping connection opened or closed.
+        Each new node's mass is the sum of its modules' masses, shared at one pressure."""
+        module_mass = self.mass
         parent = list(range(self.n_modules))
 
         def find(i: int) -> int:
@@ -290,17 +299,15 @@ class Plant:
             self.connection_flow[v] = 0.0
         self._node_use = [sum(self._use[i] for i in nd) for nd in nodes]
         self._gen_node = self._node_of[self._gen_module] if self._gen_module >= 0 else -1
-
-    def _settle(self) -> None:
-        """Share each node's gas at one pressure (at start, and after nodes merge)."""
-        mass, cap, p = self.mass, self._cap, self.pressure
-        for nd in self._nodes:
-            m = math.fsum(mass[i] for i in nd)
-            s = math.fsum(cap[i] for i in nd)
-            pn = m / s
+        self._node_leaks = [[(j, i, coef, start, end) for j, (i, coef, start, end)
+                             in enumerate(self._leaks) if self._node_of[i] == k]
+                            for k in range(len(nodes))]
+        self._node_mass = [math.fsum(module_mass[i] for i in nd) for nd in nodes]
+        cap = self._cap
+        for nd, m in zip(nodes, self._node_mass):
+            pn = m / math.fsum(cap[i] for i in nd)
             for i in nd:
-                mass[i] = pn * cap[i]
-                p[i] = pn
+                self.pressure[i] = pn
 
     def step(self, h: float) -> None:
         """Advance by ``h`` seconds (any h > 0; stable and conservative at any size)."""
@@ -324,9 +331,7 @@ class Plant:
 
         self._update_thermal(t)
         cap = self._cap
-        mass = self.mass
         temp = self.temperature
-        nodes = self._nodes
         nn = self._node_count
 
         # Per-node sources (kg/s): crew use, oxygen generation, repress.
@@ -339,34 +344,24 @@ class Plant:
         consumed_rate = 0.0
 
         if nn == 1:
-            nd = nodes[0]
-            m = 0.0
-            s = 0.0
-            for i in nd:
-                m += mass[i]
-                s += cap[i]
-            src = gen - use_f * self._node_use[0]
-            consumed_rate = use_f * self._node_use[0]
+            # The whole station is one pressure node (every hatch open): the common case.
+            m = self._node_mass[0]
+            s = sum(cap)
+            consumed_rate = use_f * self._use_mean
             if self._repress_tank:
                 added_rate += self._repress(src_nodes=None)
-                src = added_rate - consumed_rate
             if self._leaks:
                 m, leaked = self._leak_node(0, m, s, h, t0, t)
                 self.leaked_kg += leaked
-            m += src * h
-            pn = m / s
-            p = self.pressure
-            for i in nd:
-                mass[i] = pn * cap[i]
-                p[i] = pn
+            m += (added_rate - consumed_rate) * h
+            self._node_mass[0] = m
+            self.pressure = [m / s] * self.n_modules
         else:
             node_of = self._node_of
-            nm = [0.0] * nn
+            nm = self._node_mass
             ns = [0.0] * nn
-            for i in range(self.n_modules):
-                k = node_of[i]
-                nm[k] += mass[i]
-                ns[k] += cap[i]
+            for k, c in zip(node_of, cap):
+                ns[k] += c
             src = [-use_f * u for u in self._node_use]
             consumed_rate = use_f * self._use_mean if self._gen_module >= 0 else 0.0
             if self._gen_node >= 0:
@@ -399,30 +394,25 @@ class Plant:
                     nm[ka] -= dm
                     nm[kb] += dm
                     self.connection_flow[v] = dm / h
-            p = self.pressure
-            for i in range(self.n_modules):
-                k = node_of[i]
-                pn = nm[k] / ns[k]
-                mass[i] = pn * cap[i]
-                p[i] = pn
+            pk = [mk / sk for mk, sk in zip(nm, ns)]
+            self.pressure = [pk[k] for k in node_of]
         self.added_kg += added_rate * h
         self.consumed_kg += consumed_rate * h
 
     def _leak_node(self, k: int, m: float, s: float, h: float, t0: float, t: float
                    ) -> tuple[float, float]:
-        """Exact choked blowdown of node ``k`` over the step: returns (mass after, mass lost)."""
+        """Exact choked blowdown of node ``k`` over the step: returns (mass after, mass lost).
+        Leak flow is k_l * P with P = m / s, so dm/dt = -(sum k_l / s) m: an exponential."""
         g = 0.0
         temp = self.temperature
-        node_of = self._node_of
         flows = self.leak_flow
-        for j, (i, coef, start, end) in enumerate(self._leaks):
-            if node_of[i] == k:
-                if start < t and t0 < end:
-                    c = coef / math.sqrt(temp[i])
-                    g += c
-                    flows[j] = c * m / s
-                else:
-                    flows[j] = 0.0
+        for j, i, coef, start, end in self._node_leaks[k]:
+            if start < t and t0 < end:
+                c = coef / math.sqrt(temp[i])
+                g += c
+                flows[j] = c * m / s
+            else:
+                flows[j] = 0.0
         if g == 0.0:
             return m, 0.0
         lost = -m * math.expm1(-g * h / s)
@@ -447,6 +437,7 @@ class Plant:
         return total
 
     def _move_valves(self, h: float) -> None:
+        self.valve_version += 1
         rebuild = False
         still = []
         pos = self.valve_position
@@ -472,4 +463,3 @@ class Plant:
         self._moving = still
         if rebuild:
             self._rebuild_nodes()
-            self._settle()
