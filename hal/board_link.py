@@ -180,7 +180,13 @@ class BoardLink:
 
     def request(self, msg: wire.Message, *, timeout_s: float | None = None,
                 attempts: int = REQUEST_ATTEMPTS) -> Any:
-        """Send ``msg``, return the board's response dataclass.
+        """Send ``msg``, return the board's response dataclass (see :meth:`request_raw`)."""
+        return wire.decode(wire.reply_type(msg.TYPE), self.request_raw(msg, timeout_s=timeout_s, attempts=attempts))
+
+    def request_raw(self, msg: wire.Message, *, timeout_s: float | None = None,
+                    attempts: int = REQUEST_ATTEMPTS) -> bytes:
+        """Send ``msg``, return the payload of the board's response (not decoded: the caller
+        decodes it, e.g. with a :class:`~hullwatch.hal.wire.SamplesCodec`).
 
         Each attempt uses a new seq and waits ``timeout_s`` (default: the link's, or
         SLOW_TIMEOUT_S for erase/commit/reset) after the request and after every byte received;
@@ -220,12 +226,12 @@ class BoardLink:
                     for f in self.reader.feed(data):
                         if f.type == wire.MsgType.STREAM_FRAME:
                             self._handle_stream(f)
-                        elif f.seq == seq and f.type in (want, wire.MsgType.NAK):
-                            reply = wire.decode(f.type, f.payload)
-                            if isinstance(reply, wire.Nak):
-                                self.stats["naks"] += 1
-                                raise NakError(reply.code, f"{reply.code_name}: {reply.text}", name)
-                            return reply
+                        elif f.seq == seq and f.type == want:
+                            return f.payload
+                        elif f.seq == seq and f.type == wire.MsgType.NAK:
+                            nak = wire.decode(f.type, f.payload)
+                            self.stats["naks"] += 1
+                            raise NakError(nak.code, f"{nak.code_name}: {nak.text}", name)
                         elif f.seq == seq:
                             raise ProtocolError(f"{name}: board answered with type {f.type:#04x}, "
                                                 f"expected {want:#04x} or NAK")

@@ -51,6 +51,11 @@ PROBE_ATTEMPTS = 1
 
 _STALE = int(SampleStatus.STALE)
 _NO_DATA = int(SampleStatus.NO_DATA)
+_HIL_ACTIVE = int(wire.BoardFlags.HIL_ACTIVE)
+_AGE_NEVER = wire.AGE_NEVER
+_FB_SCALE = 1.0 / wire.FEEDBACK_SCALE
+_CMD_NONE = int(wire.ValveCommand.NONE)
+_READ_SAMPLES = wire.ReadSamples()
 
 
 class SerialBoardDevice(Device):
@@ -102,7 +107,15 @@ class SerialBoardDevice(Device):
             kind = ChannelKind(c.kind)
             self._map.append((int(kind), counters[kind]))
             counters[kind] += 1
+        # Board channels of each kind: a slice when contiguous (the usual case), else indices.
+        self._slices: list[slice | list[int]] = []
+        for kind in ChannelKind:
+            idx = [i for i, c in enumerate(self.description.channels) if c.kind == kind]
+            contiguous = idx == list(range(idx[0], idx[0] + len(idx))) if idx else True
+            self._slices.append(slice(idx[0], idx[-1] + 1) if idx and contiguous
+                                else (slice(0, 0) if not idx else idx))
         n_valves = len(self.layout.valves)
+        self._codec = wire.SamplesCodec(len(self.description.channels), n_valves)
         self._pending: list[int | None] = [None] * n_valves  # command not yet acknowledged
         self._last_cmd: list[int | None] = [None] * n_valves  # last command sent by the host
         self._up = True
@@ -134,7 +147,8 @@ class SerialBoardDevice(Device):
         if any(p is not None for p in self._pending):
             self._flush_commands()
         try:
-            reply = self.link.request(wire.ReadSamples(), attempts=READ_ATTEMPTS)  # type: ignore[union-attr]
+            payload = self.link.request_raw(_READ_SAMPLES, attempts=READ_ATTEMPTS)  # type: ignore[union-attr]
+            columns = self._codec.unpack(payload)
         except PortFailure:
             self.stats["failed_reads"] += 1
             self._lose(close=True)
@@ -148,39 +162,43 @@ class SerialBoardDevice(Device):
             self._mark_stale(frame)
             return
         self._failures = 0
-        self._fill(frame, reply)
+        self._fill(frame, columns)
 
-    def _fill(self, frame: Frame, s: wire.Samples) -> None:
-        if len(s.channels) != len(self._map) or len(s.valves) != len(self._pending):
-            # A board that changed its configuration under us: its data cannot be mapped.
-            self.stats["internal_errors"] += 1
-            self._mark_stale(frame)
-            return
-        board_s = s.board_time_us * 1e-6
-        if s.flags & wire.BoardFlags.HIL_ACTIVE:
+    def _fill(self, frame: Frame, columns: tuple) -> None:
+        board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
+        board_s = board_us * 1e-6
+        if flags & _HIL_ACTIVE:
             offset = 0.0  # in HIL the board time is the stimulus (mission) time
         else:
             if self._time_offset is None:
                 self._time_offset = frame.t - board_s
             offset = self._time_offset
-        values = (frame.pressure, frame.temperature, frame.flow)
-        statuses = (frame.pressure_status, frame.temperature_status, frame.flow_status)
-        times = (frame.pressure_time, frame.temperature_time, frame.flow_time)
-        for (kind, j), c in zip(self._map, s.channels):
-            if c.age_us == wire.AGE_NEVER:
-                statuses[kind][j] = _NO_DATA
-                continue
-            values[kind][j] = c.value
-            statuses[kind][j] = c.status
-            times[kind][j] = board_s - c.age_us * 1e-6 + offset
-        for i, v in enumerate(s.valves):
-            fb = v.feedback / wire.FEEDBACK_SCALE
-            frame.valve_fb[i] = fb
-            frame.valve_status[i] = v.status
-            if v.commanded == wire.ValveCommand.NONE:
-                frame.valve_cmd[i] = 1 if fb >= 0.5 else 0
+        base = board_s + offset
+        times = [base - a * 1e-6 for a in age]
+        for kind, (values_out, status_out, time_out) in enumerate(
+                ((frame.pressure, frame.pressure_status, frame.pressure_time),
+                 (frame.temperature, frame.temperature_status, frame.temperature_time),
+                 (frame.flow, frame.flow_status, frame.flow_time))):
+            sl = self._slices[kind]
+            if isinstance(sl, slice):
+                values_out[:] = value[sl]
+                status_out[:] = status[sl]
+                time_out[:] = times[sl]
             else:
-                frame.valve_cmd[i] = v.commanded
+                values_out[:] = [value[i] for i in sl]
+                status_out[:] = [status[i] for i in sl]
+                time_out[:] = [times[i] for i in sl]
+        if _AGE_NEVER in age:
+            # Never sampled: keep the frame's time, report NO_DATA (values are meaningless).
+            for i, a in enumerate(age):
+                if a == _AGE_NEVER:
+                    kind, j = self._map[i]
+                    (frame.pressure_time, frame.temperature_time, frame.flow_time)[kind][j] = 0.0
+                    (frame.pressure_status, frame.temperature_status, frame.flow_status)[kind][j] = _NO_DATA
+        fb = [x * _FB_SCALE for x in feedback]
+        frame.valve_fb[:] = fb
+        frame.valve_status[:] = v_status
+        frame.valve_cmd[:] = [c if c != _CMD_NONE else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]
 
     def _mark_stale(self, frame: Frame) -> None:
         for st in (frame.pressure_status, frame.temperature_status, frame.flow_status, frame.valve_status):

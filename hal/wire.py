@@ -46,7 +46,7 @@ __all__ = [
     "FlashInfo", "FlashInfoReply", "SlotInfo", "FlashBegin", "FlashBeginReply", "FlashWrite",
     "FlashWriteReply", "FlashRead", "FlashReadReply", "FlashCrc", "FlashCrcReply", "FlashCommit",
     "FlashCommitReply", "FlashAbort", "FlashAbortReply", "HilEnter", "HilEnterReply", "HilInject",
-    "HilInjectReply", "Nak", "reply_type",
+    "HilInjectReply", "Nak", "reply_type", "SamplesCodec",
 ]
 
 #: Protocol version this host and the emulator speak. Majors must match; minors only add.
@@ -874,6 +874,59 @@ _FAST_DECODERS: dict[int, Any] = {
     MsgType.HIL_INJECT: _decode_inject_fast,
     MsgType.HIL_INJECT_REPLY: _decode_inject_reply_fast,
 }
+
+
+class SamplesCodec:
+    """Columnar pack/unpack of SAMPLES and STREAM_FRAME payloads for fixed channel and valve
+    counts: one precompiled ``struct`` call each way, columns moved by slice assignment. The
+    per-cycle path of the board emulator and the serial device; agreement with the construct
+    declaration is proved in tests/test_wire.py.
+
+    Columns are lists in board order: ``raw`` (counts), ``value`` (SI), ``age_us``, ``status``
+    per channel; ``commanded``, ``feedback``, ``v_status`` per valve.
+    """
+
+    __slots__ = ("n_channels", "n_valves", "_struct", "_flat", "size")
+
+    def __init__(self, n_channels: int, n_valves: int) -> None:
+        self.n_channels = n_channels
+        self.n_valves = n_valves
+        self._struct = struct.Struct(">QBB" + "ifIB" * n_channels + "B" + "BHB" * n_valves)
+        self.size = self._struct.size
+        self._flat: list[Any] = [0] * (3 + 4 * n_channels + 1 + 3 * n_valves)
+        self._flat[2] = n_channels
+        self._flat[3 + 4 * n_channels] = n_valves
+
+    def pack(self, board_time_us: int, flags: int, raw: list[int], value: Any, age_us: list[int],
+             status: list[int], commanded: list[int], feedback: list[int], v_status: list[int]) -> bytes:
+        flat = self._flat
+        flat[0] = board_time_us
+        flat[1] = flags
+        end = 3 + 4 * self.n_channels
+        flat[3:end:4] = raw
+        flat[4:end:4] = value
+        flat[5:end:4] = age_us
+        flat[6:end:4] = status
+        v0 = end + 1
+        flat[v0::3] = commanded
+        flat[v0 + 1::3] = feedback
+        flat[v0 + 2::3] = v_status
+        return self._struct.pack(*flat)
+
+    def unpack(self, payload: bytes) -> tuple[int, int, tuple, tuple, tuple, tuple, tuple, tuple, tuple]:
+        """(board_time_us, flags, raw, value, age_us, status, commanded, feedback, v_status).
+
+        Raises ProtocolError when the payload is not a SAMPLES payload of these counts."""
+        if len(payload) != self.size or payload[9] != self.n_channels \
+                or payload[10 + 13 * self.n_channels] != self.n_valves:
+            raise ProtocolError(
+                f"SAMPLES: expected {self.n_channels} channels and {self.n_valves} valves "
+                f"({self.size} bytes), got {len(payload)} bytes")
+        flat = self._struct.unpack(payload)
+        end = 3 + 4 * self.n_channels
+        v0 = end + 1
+        return (flat[0], flat[1], flat[3:end:4], flat[4:end:4], flat[5:end:4], flat[6:end:4],
+                flat[v0::3], flat[v0 + 1::3], flat[v0 + 2::3])
 
 
 def encode_fast(msg: Message) -> bytes:

@@ -24,18 +24,17 @@ What it models:
 
 from __future__ import annotations
 
-import math
 import os
 import select
-import struct
 import time
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..hal import wire
-from ..hal.config_image import REFERENCE_TEMPERATURE_K, BoardConfig, ChannelConfig
-from ..hal.framing import FrameReader
+from ..hal.config_image import COUNTS_MAX, REFERENCE_TEMPERATURE_K, BoardConfig, ChannelConfig
+from ..hal.framing import FrameReader, encode_frame
 from ..hal.interfaces import ChannelKind, ValveKind
 from ..hal.wire import (
     AGE_NEVER,
@@ -62,6 +61,12 @@ TRAVEL_FRACTION = 0.5
 STREAM_BURST = 4
 
 
+_OK = int(SampleState.OK)
+_STALE = int(SampleState.STALE)
+_INVALID = int(SampleState.INVALID)
+_NO_DATA = int(SampleState.NO_DATA)
+
+
 class EmulatorError(SimError):
     """The emulator cannot start (bad flash file, bad option)."""
 
@@ -80,19 +85,6 @@ class MemoryStorage:
 
     def close(self) -> None:
         pass
-
-
-@dataclass(slots=True)
-class _Channel:
-    cfg: ChannelConfig
-    kind: int
-    module: int
-    temp_index: int  # first temperature channel of the same module, -1 if none
-    raw: int = 0
-    value: float = 0.0
-    time_us: int = -1  # time of the latest conversion; -1 never
-    fresh: bool = False
-    state: int = SampleState.NO_DATA
 
 
 @dataclass(slots=True)
@@ -171,23 +163,14 @@ class BoardEmulator:
         self.config: BoardConfig | None = self.flash.config
         cfg = self.config
         old_valves = getattr(self, "valves", [])
-        self.channels: list[_Channel] = []
+        self.channels: list[ChannelConfig] = []
+        self._setup_channels([])
         self.valves: list[_Valve] = []
         if cfg is None:
             return
-        module_index = {m.name: i for i, m in enumerate(cfg.modules)}
-        first_temp: dict[str, int] = {}
-        for i, c in enumerate(cfg.channels):
-            if c.kind == ChannelKind.TEMPERATURE:
-                first_temp.setdefault(c.module, i)
-        self.channels = [
-            _Channel(c, int(c.kind), module_index[c.module],
-                     first_temp.get(c.module, -1) if c.kind != ChannelKind.TEMPERATURE else -1)
-            for c in cfg.channels
-        ]
-        # Temperature channels first: a pressure channel's tempco uses its module's temperature.
-        self._conversion_order = sorted(range(len(self.channels)),
-                                        key=lambda i: self.channels[i].kind != ChannelKind.TEMPERATURE)
+        self.channels = list(cfg.channels)
+        self._setup_channels(self.channels)
+        self._module_index = {m.name: i for i, m in enumerate(cfg.modules)}
         for i, v in enumerate(cfg.valves):
             travel = self._valve_travel_s.get(v.id, TRAVEL_FRACTION * v.actuation_timeout_s)
             valve = _Valve(travel_s=max(travel, 1e-6))
@@ -268,6 +251,8 @@ class BoardEmulator:
         except Exception as exc:  # a firmware fault: answer, count, keep running
             self.counters["internal_errors"] += 1
             return self._nak(seq, msg_type, NakCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:200])
+        if isinstance(reply, _RawReply):
+            return encode_frame(reply.type, seq, reply.payload)
         return wire.encode(reply, seq)
 
     def _nak(self, seq: int, request_type: int, code: int, text: str) -> bytes:
@@ -285,7 +270,7 @@ class BoardEmulator:
         frames = []
         while now >= self._stream_due_us and len(frames) < STREAM_BURST:
             self._stream_due_us += period
-            frames.append(self._samples_frame(wire.StreamFrame, self._stream_seq))
+            frames.append(encode_frame(MsgType.STREAM_FRAME, self._stream_seq, self._samples_payload()))
             self._stream_seq = (self._stream_seq + 1) & 0xFF
             self.counters["stream_frames"] += 1
         if now >= self._stream_due_us:
@@ -298,25 +283,49 @@ class BoardEmulator:
 
     # -- sampling ---------------------------------------------------------------------------
 
-    def _convert(self, ch: _Channel, physical: float, t_us: int) -> None:
-        if math.isnan(physical):
-            ch.state = SampleState.NO_DATA
-            ch.time_us = t_us
-            ch.fresh = True
+    def _setup_channels(self, channels: list[ChannelConfig]) -> None:
+        """Per-channel state as parallel lists (the per-cycle path works on columns)."""
+        n = len(channels)
+        first_temp: dict[str, int] = {}
+        for i, c in enumerate(channels):
+            if c.kind == ChannelKind.TEMPERATURE:
+                first_temp.setdefault(c.module, i)
+        self._kind = [int(c.kind) for c in channels]
+        self._temp_of = [first_temp.get(c.module, -1) if c.kind != ChannelKind.TEMPERATURE else -1
+                         for c in channels]
+        self._cal = [(c.offset, c.gain, c.temp_coeff, c.valid_min, c.valid_max) for c in channels]
+        self._raw = [0] * n
+        # binary32 storage: what the wire carries, so the INVALID check sees the host's value.
+        self._value = array("f", [0.0] * n)
+        self._time_us = [-1] * n
+        self._fresh = [False] * n
+        self._state = [int(SampleState.NO_DATA)] * n
+        self._age = [AGE_NEVER] * n
+        self._out_state = [int(SampleState.NO_DATA)] * n
+        # Temperature channels first: a pressure channel's tempco uses its module's temperature.
+        self._conversion_order = sorted(range(n), key=lambda i: self._kind[i] != ChannelKind.TEMPERATURE)
+        self._codec = wire.SamplesCodec(n, len(self.config.valves) if self.config else 0)
+
+    def _convert(self, i: int, physical: float, t_us: int) -> None:
+        """One conversion of channel ``i``: physical value -> counts -> calibrated value."""
+        self._time_us[i] = t_us
+        self._fresh[i] = True
+        if physical != physical:  # NaN: not stimulated
+            self._state[i] = _NO_DATA
             return
-        temp = REFERENCE_TEMPERATURE_K
-        if ch.temp_index >= 0:
-            tc = self.channels[ch.temp_index]
-            if tc.state == SampleState.OK:
-                temp = tc.value
-        raw = ch.cfg.counts_for(physical, temp)
-        value = ch.cfg.calibrate(raw, temp)
-        ch.raw = raw
-        # The wire carries binary32; keep what the host will see so INVALID matches it.
-        ch.value = struct.unpack(">f", struct.pack(">f", value))[0]
-        ch.time_us = t_us
-        ch.fresh = True
-        ch.state = SampleState.OK if ch.cfg.valid_min <= ch.value <= ch.cfg.valid_max else SampleState.INVALID
+        offset, gain, tempco, vmin, vmax = self._cal[i]
+        drift = 0.0
+        if tempco:
+            ti = self._temp_of[i]
+            if ti >= 0 and self._state[ti] == _OK:
+                drift = tempco * (self._value[ti] - REFERENCE_TEMPERATURE_K)
+        raw = (physical - offset - drift) / gain
+        # Round half away from zero is what an ADC model does not care about; round() is fine.
+        raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
+        self._raw[i] = raw
+        self._value[i] = offset + gain * raw + drift
+        value = self._value[i]
+        self._state[i] = _OK if vmin <= value <= vmax else _INVALID
 
     def _sample_real_inputs(self) -> None:
         """Outside HIL: convert the nominal inputs at every sample period that has passed."""
@@ -328,8 +337,7 @@ class BoardEmulator:
         self._last_conversion = n
         at = n * 1_000_000 // rate
         for i in self._conversion_order:
-            ch = self.channels[i]
-            self._convert(ch, NOMINAL_INPUT[ChannelKind(ch.kind)], at)
+            self._convert(i, NOMINAL_INPUT[ChannelKind(self._kind[i])], at)
 
     def _advance_valves(self, t_us: int) -> None:
         dt = (t_us - self._valve_time_us) / 1e6
@@ -347,25 +355,30 @@ class BoardEmulator:
     def _valve_state(self, v: _Valve) -> wire.ValveState:
         return wire.ValveState(int(v.commanded), int(round(v.position * FEEDBACK_SCALE)), SampleState.OK)
 
-    def _samples_frame(self, cls: type, seq: int) -> bytes:
-        return wire.encode(self._samples(cls), seq)
-
-    def _samples(self, cls: type) -> Any:
+    def _samples_payload(self) -> bytes:
+        """SAMPLES / STREAM_FRAME payload of the latest conversions; marks them reported."""
         if not self._hil:
             self._sample_real_inputs()
         now = self.board_time_us()
         self._advance_valves(now)
-        channels = []
-        for ch in self.channels:
-            if ch.time_us < 0:
-                channels.append(wire.ChannelSample(0, 0.0, AGE_NEVER, SampleState.NO_DATA))
-                continue
-            state = ch.state if ch.fresh else (SampleState.STALE if ch.state != SampleState.NO_DATA else ch.state)
-            ch.fresh = False
-            age = min(max(now - ch.time_us, 0), AGE_NEVER - 1)
-            channels.append(wire.ChannelSample(ch.raw, ch.value, age, state))
-        valves = tuple(self._valve_state(v) for v in self.valves)
-        return cls(now, self.flags(), tuple(channels), valves)
+        age, out, state, fresh, times = self._age, self._out_state, self._state, self._fresh, self._time_us
+        for i, t in enumerate(times):
+            if t < 0:
+                age[i] = AGE_NEVER
+                out[i] = _NO_DATA
+            else:
+                a = now - t
+                age[i] = a if a < AGE_NEVER else AGE_NEVER - 1
+                st = state[i]
+                out[i] = st if fresh[i] or st == _NO_DATA else _STALE
+                fresh[i] = False
+        valves = self.valves
+        return self._codec.pack(
+            now, self.flags(), self._raw, self._value, age, out,
+            [int(v.commanded) for v in valves],
+            [int(round(v.position * FEEDBACK_SCALE)) for v in valves],
+            [_OK] * len(valves),
+        )
 
     # -- request handlers (each returns the reply message or raises _Refuse/FlashRefused) -----
 
@@ -409,9 +422,8 @@ class BoardEmulator:
         self._require_config()
         if m.index >= len(self.channels):
             raise _Refuse(NakCode.BAD_ARGUMENT, f"channel {m.index}; the board has {len(self.channels)}")
-        ch = self.channels[m.index]
-        c = ch.cfg
-        return wire.ChannelEntry(m.index, c.id, int(c.kind), ch.module, c.valid_min, c.valid_max,
+        c = self.channels[m.index]
+        return wire.ChannelEntry(m.index, c.id, int(c.kind), self._module_index[c.module], c.valid_min, c.valid_max,
                                  c.offset, c.gain, c.temp_coeff)
 
     def _describe_valve(self, m: wire.DescribeValve) -> wire.ValveEntry:
@@ -424,9 +436,9 @@ class BoardEmulator:
                                NO_MODULE if v.module_b is None else names.index(v.module_b),
                                v.actuation_timeout_s)
 
-    def _read_samples(self, m: wire.ReadSamples) -> wire.Samples:
+    def _read_samples(self, m: wire.ReadSamples) -> "_RawReply":
         self._require_config()
-        return self._samples(wire.Samples)
+        return _RawReply(MsgType.SAMPLES, self._samples_payload())
 
     def _stream(self, m: wire.StreamSamples) -> wire.StreamSamplesReply:
         cfg = self._require_config()
@@ -498,8 +510,10 @@ class BoardEmulator:
                 self._hil = True
                 self._hil_time_us = 0
                 self._valve_time_us = 0
-                for ch in self.channels:
-                    ch.time_us, ch.fresh, ch.state = -1, False, SampleState.NO_DATA
+                n = len(self.channels)
+                self._time_us[:] = [-1] * n
+                self._fresh[:] = [False] * n
+                self._state[:] = [_NO_DATA] * n
         elif self._hil:
             self._hil = False
             self._t0 = self._clock()
@@ -525,8 +539,18 @@ class BoardEmulator:
         values = m.values
         for i in self._conversion_order:
             if first <= i < last:
-                self._convert(self.channels[i], values[i - first], t)
+                self._convert(i, values[i - first], t)
         return wire.HilInjectReply(t, len(values))
+
+
+class _RawReply:
+    """A reply whose payload the handler built itself (the per-cycle fast path)."""
+
+    __slots__ = ("type", "payload")
+
+    def __init__(self, msg_type: int, payload: bytes) -> None:
+        self.type = msg_type
+        self.payload = payload
 
 
 class _Refuse(Exception):
@@ -673,3 +697,40 @@ def make_pty(raw: bool = True) -> tuple[int, int, str]:
     return master, slave, os.ttyname(slave)
 
 
+
+
+class PtyBoard:
+    """An emulated board served on a pseudo-terminal by a background thread (in-process).
+
+    ``path`` is the device path a host opens (``serial:///dev/pts/N`` works too). The board
+    keeps the slave end open itself, so a host may close and reopen the port at will.
+    Use as a context manager, or call :meth:`stop`.
+    """
+
+    def __init__(self, board: BoardEmulator, *, baud: int | None = None) -> None:
+        import threading
+
+        self.board = board
+        self.master, self._slave, self.path = make_pty()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=serve_fd, args=(board, self.master),
+            kwargs={"stop": lambda: self._stopping, "baud": baud, "poll_s": 0.02},
+            name=f"board-emulator {self.path}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self._thread.join(timeout=2.0)
+            for fd in (self.master, self._slave):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "PtyBoard":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
