@@ -1,0 +1,420 @@
+"""The FDIR application: sensor voting -> leak detection -> isolation -> valve monitoring.
+
+:class:`Fdir` is built once from a device :class:`Layout` and a parameter table and is then
+stepped once per cycle with the cycle's :class:`Frame`. Every table, ring and list is sized in
+``__init__``; :meth:`Fdir.step` grows nothing and never raises (the executive counts anything
+that escapes). Events go into a bounded :class:`EventQueue` that the flight software drains into
+telemetry. Valve commands go through the ``command`` callable given at construction (the
+device's ``command_valve``), and only in ACTIVE mode.
+
+Order each cycle (DESIGN.md): 1. sensors, 2. leak detection per connected segment, 3. isolation
+(ACTIVE only), 4. valve monitoring (its verdicts feed the next cycle's isolation planning).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from ...hal.interfaces import Frame, Layout
+from ..types import EventId, FdirMode, IsolationState, ModuleStatus, SensorHealth, ValveHealth
+from .events import EventQueue
+from .isolation import Isolator
+from .leak import WindowPlan, thresholds
+from .machines import LEAK_TRANSITIONS, LeakState, check
+from .params import FdirParams
+from .sensors import SensorStage
+from .topology import Topology
+from .valves import ValveMonitor
+
+#: Universal gas constant, J/(mol K): housekeeping reports the inventory in mol.
+R_UNIVERSAL = 8.314462618
+#: Molar mass of air, kg/mol (R_specific = R_UNIVERSAL / M).
+_NOMINAL = int(LeakState.NOMINAL)
+_SUSPECTED = int(LeakState.SUSPECTED)
+_CONFIRMED = int(LeakState.CONFIRMED)
+
+
+def choked_mass_flux_factor(gamma: float) -> float:
+    """(2/(gamma+1))^((gamma+1)/(2(gamma-1))) * sqrt(gamma): choked flow is
+    ``Cd A P factor / sqrt(R T)`` kg/s."""
+    return math.sqrt(gamma) * (2.0 / (gamma + 1.0)) ** ((gamma + 1.0) / (2.0 * (gamma - 1.0)))
+
+
+def hole_diameter_m(rate_kg_s: float, pressure_pa: float, temperature_k: float, cd: float,
+                    gamma: float, r_gas: float) -> float:
+    """Equivalent hole diameter (m) that loses ``rate_kg_s`` to vacuum by choked flow at
+    discharge coefficient ``cd``. 0.0 for a non-positive rate."""
+    if rate_kg_s <= 0.0 or pressure_pa <= 0.0:
+        return 0.0
+    area = rate_kg_s * math.sqrt(r_gas * temperature_k) / (cd * pressure_pa * choked_mass_flux_factor(gamma))
+    return math.sqrt(4.0 * area / math.pi)
+
+
+def reserve_time_s(pressure_pa: float, dpdt_pa_s: float, floor_pa: float) -> float:
+    """Time (s) for a segment falling at ``dpdt_pa_s`` (negative) to reach ``floor_pa``.
+
+    Choked flow is proportional to pressure, so the fall is exponential with time constant
+    ``P / |dP/dt|``: t = P/|dP/dt| * ln(P/P_floor). 0 when already below the floor; inf when not
+    falling."""
+    if pressure_pa <= floor_pa:
+        return 0.0
+    if dpdt_pa_s >= 0.0:
+        return math.inf
+    return pressure_pa / -dpdt_pa_s * math.log(pressure_pa / floor_pa)
+
+
+class Fdir:
+    """The FDIR application. See the module docstring.
+
+    Args:
+        layout: the device layout (sizes everything).
+        params: the active parameter table.
+        command: ``command(valve_index, open_)``: sends a valve command to the device.
+        mode: initial :class:`FdirMode`.
+        event_capacity: size of the bounded event queue.
+    """
+
+    def __init__(self, layout: Layout, params: FdirParams, command: Callable[[int, bool], None],
+                 mode: FdirMode = FdirMode.ACTIVE, event_capacity: int = 256) -> None:
+        self.layout = layout
+        self.events = EventQueue(event_capacity)
+        self._command = command
+        self.mode = int(mode)
+        self.module_names = [m.name for m in layout.modules]
+        self.volume = [m.volume_m3 for m in layout.modules]
+        self.n_modules = len(layout.modules)
+        self.flow_module = [layout.module_index(c.module) for c in layout.flow]
+        self.added_kg = [0.0] * self.n_modules
+        self.cycle = 0
+        self.errors = 0  # incremented by the executive when a step raised
+        self.transition_errors = 0
+        self.link_up = True
+        self.link_down_since = 0.0
+        self.sensors = SensorStage(layout, params, self.events)
+        self.valves = ValveMonitor(layout, params, self.events)
+        self.topology = Topology(layout, params.valves.open_threshold)
+        self._fb_prev: list[float] = [-1.0] * len(layout.valves)
+        self._bias_learning = True
+        self.sealed_mask = 0
+        self._install(params)
+        self.isolator = Isolator(self)
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def _install(self, params: FdirParams) -> None:
+        self.params = params
+        self.dt = params.executive.period_s
+        self.plan = WindowPlan(params)
+        self.z_suspect, self.z_confirm = thresholds(params)
+        ph = params.physics
+        self.r_gas = ph.gas_constant_j_kg_k
+        self.t_ref = ph.reference_temperature_k
+        total_v = sum(self.volume)
+        # A loss spread over the station by volume falls at the same Pa/s in every segment.
+        self.dead_band = params.leak.dead_band_pa_s + params.leak.known_loss_kg_s * self.r_gas * self.t_ref / total_v
+        self.rapid = params.leak.rapid_dpdt_pa_s
+        self.slow_every = max(1, round(params.executive.housekeeping_period_s / self.dt))
+        n = self.n_modules
+        # Per slot (one per possible segment): slope bank, membership and leak state.
+        self.banks = [self.plan.new_bank(params) for _ in range(n)]
+        self.slot_mask = [0] * n
+        self.slot_volume = [0.0] * n
+        self.slot_members: list[list[int]] = [[] for _ in range(n)]
+        self.slot_used = [False] * n
+        self.hold_until = [0.0] * n
+        self.pending_reset = [True] * n
+        self.state = [_NOMINAL] * n
+        self.t_above = [0.0] * n
+        self.rate = [0.0] * n  # kg/s, estimate at the last transition
+        self.zbest = [0.0] * n
+        self.seg_slot: list[int] = list(range(n))
+        self.seg_scale = [0.0] * n  # T_ref / V_seg
+        self.sensors.set_params(params)
+        self.valves.set_params(params)
+        self.topology.open_threshold = params.valves.open_threshold
+        self.topology.open_bits = -1  # force a recompute on the next frame
+
+    def load_params(self, params: FdirParams, t: float, crc16: int = 0) -> None:
+        """Activate a validated table (telecommand). Detectors restart after a warm-up; sensor
+        and valve failures and sealed modules are kept; an isolation in progress is abandoned
+        (valves stay where they are)."""
+        self.isolator.abort(t)
+        self._install(params)
+        self.isolator = Isolator(self)
+        count = sum(len(v) for v in _table_dict(params).values())
+        self.events.push(t, EventId.PARAMS_LOADED, "fdir", float(count), float(crc16), 0.0)
+
+    def acknowledge(self, t: float) -> None:
+        """Ground acknowledged the alarms: a SEALED or FAILED isolation returns to IDLE and its
+        attempt count restarts (sealed modules stay sealed: nothing is commanded)."""
+        self.isolator.acknowledge(t)
+
+    def set_mode(self, mode: FdirMode, t: float) -> None:
+        old = self.mode
+        if int(mode) == old:
+            return
+        self.mode = int(mode)
+        if self.mode != FdirMode.ACTIVE:
+            self.isolator.abort(t)
+        self.events.push(t, EventId.MODE_CHANGED, "fdir", float(old), float(mode), 0.0)
+
+    def command_valve(self, index: int, open_: bool, t: float) -> bool:
+        """Command a valve if the mode allows it (ACTIVE). Returns True if sent."""
+        if self.mode != FdirMode.ACTIVE:
+            return False
+        self.valves.commanded(index, open_, t)
+        self._command(index, open_)
+        return True
+
+    # -- per cycle --------------------------------------------------------------------------
+
+    def step(self, frame: Frame, link_up: bool = True) -> None:
+        """One FDIR cycle on ``frame`` (mission time ``frame.t``)."""
+        t = frame.t
+        self.cycle += 1
+        if link_up != self.link_up:
+            self._link_change(link_up, t)
+        if self.mode == FdirMode.OFF:
+            self.sensors.step(frame, t, False)
+            return
+        sensors = self.sensors
+        sensors.step(frame, t, link_up)
+        if not link_up:
+            return
+        if self.cycle % self.slow_every == 0:
+            sensors.slow_checks(frame, t)
+        if self._bias_learning and not sensors.learning:
+            self._bias_learning = False
+            self._reset_all(t, self.params.leak.warmup_s)
+        fb = frame.valve_fb
+        if fb != self._fb_prev:
+            self._fb_prev[:] = fb
+            if self.topology.update(fb):
+                self._remap(t)
+        if self.flow_module:
+            fs = frame.flow_status
+            fv = frame.flow
+            added = self.added_kg
+            dt = self.dt
+            for j, m in enumerate(self.flow_module):
+                if not fs[j]:
+                    added[m] += fv[j] * dt
+        if not self._bias_learning:
+            self._detect(t)
+        if self.mode == FdirMode.ACTIVE:
+            self.isolator.step(t)
+        self.valves.step(frame, t)
+
+    def _detect(self, t: float) -> None:
+        P = self.sensors.pressure
+        T = self.sensors.temperature
+        V = self.volume
+        Q = self.added_kg
+        rg = self.r_gas
+        topo = self.topology
+        plan = self.plan
+        for s in range(topo.n_segments):
+            slot = self.seg_slot[s]
+            if t < self.hold_until[slot]:
+                continue
+            acc = 0.0
+            for m in topo.members[s]:
+                acc += P[m] * V[m] / T[m] - rg * Q[m]
+            y = acc * self.seg_scale[s]
+            bank = self.banks[slot]
+            if self.pending_reset[slot]:
+                self.pending_reset[slot] = False
+                bank.reset(y)
+            bank.push(y)
+            k = bank.k
+            if k >= plan.n_rapid:
+                sr = bank.slope(plan.n_rapid)
+                # The rate must also be significant: in a small module alone the short window's
+                # noise alone can approach the threshold.
+                if sr <= -self.rapid and self.state[slot] != _CONFIRMED and \
+                        -sr >= self.z_suspect * bank.sigma() * plan.sdf_rapid:
+                    self._rapid(slot, s, sr, y, t)
+            if k < plan.n_warm:
+                continue
+            sched = plan.schedule[k % plan.period]
+            sigma = 0.0
+            ns = plan.n
+            for j in sched:
+                n = ns[j]
+                if k < n:
+                    break
+                if sigma == 0.0:
+                    sigma = bank.sigma()
+                slope = bank.slope(n)
+                z = (-slope - self.dead_band) / (sigma * plan.sdf[j])
+                if z >= self.z_suspect:
+                    self.t_above[slot] = t
+                    if z > self.zbest[slot]:
+                        self.zbest[slot] = z
+                    st = self.state[slot]
+                    if z >= self.z_confirm:
+                        if st != _CONFIRMED:
+                            self._leak_transition(slot, s, _CONFIRMED, slope, z, t)
+                    elif st == _NOMINAL:
+                        self._leak_transition(slot, s, _SUSPECTED, slope, z, t)
+            if self.state[slot] != _NOMINAL and t - self.t_above[slot] > self.params.leak.clear_s:
+                self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, plan.n[-1])), 0.0, t)
+
+    # -- leak state machine -----------------------------------------------------------------
+
+    def _rate_kg_s(self, slot: int, slope_pa_s: float) -> float:
+        return -slope_pa_s * self.slot_volume[slot] / (self.r_gas * self.t_ref)
+
+    def segment_subject(self, slot: int) -> str:
+        """The segment's first module (layout order): the event subject for a segment."""
+        members = self.slot_members[slot]
+        return self.module_names[members[0]] if members else ""
+
+    def _quiet(self, slot: int) -> bool:
+        """Events of this segment are suppressed: it is the sealed leak, or isolation owns it."""
+        mask = self.slot_mask[slot]
+        if self.sealed_mask and mask & ~self.sealed_mask == 0:
+            return True
+        return self.isolator.owns(mask)
+
+    def _leak_transition(self, slot: int, seg: int, new: int, slope: float, z: float, t: float) -> None:
+        old = self.state[slot]
+        ok, event = check(LEAK_TRANSITIONS, old, new)
+        if not ok:
+            self.transition_errors += 1
+            return
+        self.state[slot] = new
+        rate = self._rate_kg_s(slot, slope)
+        if new != _NOMINAL:
+            self.rate[slot] = rate
+        else:
+            self.zbest[slot] = 0.0
+        if self._quiet(slot):
+            return
+        if event is not None:
+            self.events.push(t, event, self.segment_subject(slot), rate, z, self.slot_volume[slot])
+        if new == _CONFIRMED and self.mode == FdirMode.ACTIVE:
+            self.isolator.request(slot, rate, t)
+
+    def _rapid(self, slot: int, seg: int, slope: float, y: float, t: float) -> None:
+        if not self._quiet(slot):
+            self.events.push(t, EventId.RAPID_DEPRESS, self.segment_subject(slot), slope, self.rapid, y)
+        self.t_above[slot] = t
+        self._leak_transition(slot, seg, _CONFIRMED, slope, 0.0, t)
+
+    # -- segments ---------------------------------------------------------------------------
+
+    def _reset_slot(self, slot: int, t: float, hold_s: float) -> None:
+        self.hold_until[slot] = t + hold_s
+        self.pending_reset[slot] = True
+
+    def _reset_all(self, t: float, hold_s: float) -> None:
+        for slot in range(self.n_modules):
+            self._reset_slot(slot, t, hold_s)
+
+    def _remap(self, t: float) -> None:
+        """Segments changed: keep the slots of unchanged segments, give new ones fresh slots."""
+        topo = self.topology
+        old = {self.slot_mask[s]: s for s in range(self.n_modules) if self.slot_used[s]}
+        keep: dict[int, int] = {}
+        for seg, mask in enumerate(topo.masks):
+            if mask in old:
+                keep[seg] = old.pop(mask)
+        free = [s for s in range(self.n_modules) if s not in keep.values()]
+        for slot in free:
+            self.slot_used[slot] = False
+        hold = self.params.leak.transient_mask_s
+        for seg, mask in enumerate(topo.masks):
+            members = topo.members[seg]
+            vol = sum(self.volume[m] for m in members)
+            self.seg_scale[seg] = self.t_ref / vol
+            if seg in keep:
+                slot = keep[seg]
+            else:
+                slot = free.pop(0)
+                self.slot_used[slot] = True
+                self.slot_mask[slot] = mask
+                self.slot_members[slot] = list(members)
+                self.slot_volume[slot] = vol
+                self.state[slot] = _NOMINAL
+                self.zbest[slot] = 0.0
+                self.rate[slot] = 0.0
+                self._reset_slot(slot, t, hold if self.cycle > 1 else self.params.leak.warmup_s)
+            self.seg_slot[seg] = slot
+        self.isolator.segments_changed(t)
+
+    def _link_change(self, up: bool, t: float) -> None:
+        self.link_up = up
+        if up:
+            self.events.push(t, EventId.LINK_RESTORED, "device", 0.0, t - self.link_down_since, 0.0)
+            self._reset_all(t, self.params.leak.warmup_s)
+        else:
+            self.link_down_since = t
+            self.events.push(t, EventId.LINK_LOST, "device", 0.0, 0.0, 0.0)
+
+    # -- reporting (housekeeping rate, not per cycle) ----------------------------------------
+
+    def slot_of_module(self, m: int) -> int:
+        return self.seg_slot[self.topology.seg_of[m]]
+
+    def segment_rate(self, slot: int) -> float:
+        """Best current leak-rate estimate of a slot (kg/s): slope over the longest filled window."""
+        bank = self.banks[slot]
+        k = bank.k
+        if k < self.plan.n_warm:
+            return 0.0
+        n = max((n for n in self.plan.n if n <= k), default=k)
+        return self._rate_kg_s(slot, bank.slope(n))
+
+    def module_status(self, m: int) -> int:
+        if self.sealed_mask >> m & 1:
+            return int(ModuleStatus.SEALED)
+        if self.isolator.state in (IsolationState.SPLITTING, IsolationState.OBSERVING) and \
+                self.isolator.candidates >> m & 1:
+            return int(ModuleStatus.ISOLATING)
+        st = self.state[self.slot_of_module(m)]
+        if st == _CONFIRMED:
+            return int(ModuleStatus.LEAKING)
+        if st == _SUSPECTED:
+            return int(ModuleStatus.SUSPECTED)
+        n = self.sensors.n_voting[m]
+        if n == 0:
+            return int(ModuleStatus.NO_DATA)
+        if n == 1 or self.sensors.disagree2[m]:
+            return int(ModuleStatus.DEGRADED)
+        return int(ModuleStatus.NOMINAL)
+
+    def inventory_mol(self, m: int) -> float:
+        return self.sensors.pressure[m] * self.volume[m] / (R_UNIVERSAL * self.sensors.temperature[m])
+
+    def sensors_failed(self) -> int:
+        return sum(1 for h in self.sensors.health if h != SensorHealth.OK)
+
+    def valve_health(self, i: int) -> int:
+        return int(self.valves.health[i])
+
+    def health(self) -> dict[str, int]:
+        """FDIR health counters (housekeeping, RunResult)."""
+        return {
+            "cycles": self.cycle,
+            "errors": self.errors,
+            "transition_errors": self.transition_errors,
+            "events": self.events.pushed,
+            "events_dropped": self.events.dropped,
+            "sensor_failures": self.sensors.failures,
+            "sensor_recoveries": self.sensors.recoveries,
+            "valve_commands": self.valves.commands,
+            "valve_failures": self.valves.failures,
+            "topology_changes": self.topology.changes,
+            "isolations": self.isolator.attempts,
+        }
+
+    def valve_failed(self, i: int) -> bool:
+        return self.valves.health[i] == ValveHealth.FAILED
+
+
+def _table_dict(params: FdirParams) -> dict[str, dict]:
+    from .params import describe
+
+    return describe(params)

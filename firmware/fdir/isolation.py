@@ -1,0 +1,264 @@
+"""FDIR stage 3: isolation (ACTIVE mode only).
+
+On a confirmed leak in a segment S (a set of modules joined by open valves):
+
+1. SPLITTING: every open valve or hatch inside S is commanded closed (ISOLATION_STARTED). The
+   split is complete when each commanded valve reads closed or has been failed by the valve
+   monitor (stage 4). A failed valve simply leaves its two modules joined: segments are always
+   judged by feedback, so isolation plans around it and ends up sealing the smallest segment that
+   contains the leak.
+2. OBSERVING (ISOLATION_STEP): each new segment's detector restarts after ``transient_mask_s``;
+   FDIR watches the least-squares slope of each segment's inventory since that restart. A segment
+   is *leaking* when its standardised loss rate passes the confirm threshold and the lower
+   confidence bound of its rate explains at least ``healthy_fraction`` of the confirmed rate; it
+   is *healthy* when the upper bound of its rate stays below ``healthy_fraction`` of it. Small
+   segments decide in seconds, so the leak is usually located before the large healthy ones are
+   cleared; once the leaking segments explain the confirmed rate, FDIR does not wait for them.
+3. LOCATED (LEAK_LOCATED with the equivalent hole diameter at the parameter Cd and the reserve
+   time of the leaking segment): the valves closed in step 1 are reopened (VALVE_REOPENED), except
+   those on the boundary of the leaking segment(s).
+4. SEALED (SEGMENT_SEALED) once the reopened valves read open (or failed). The sealed modules stay
+   sealed and their leak raises no further events; the rest of the station is watched as before
+   and a further leak there starts a new isolation (at most ``max_attempts`` in all).
+
+If every candidate segment is shown healthy (reason 3), or none can be called leaking within
+``observe_timeout_s`` (reason 2), or no valve could be closed (reason 1), isolation FAILS (ISOLATION_FAILED), reopens what it closed, and the leak stays reported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from ..types import EventId, IsolationState
+from .machines import ISOLATION_TRANSITIONS, check
+
+if TYPE_CHECKING:
+    from .core import Fdir
+
+_I = IsolationState
+
+
+class Isolator:
+    """The isolation state machine. ``candidates`` is the module mask under investigation."""
+
+    def __init__(self, fdir: "Fdir") -> None:
+        self.fdir = fdir
+        self.state = _I.IDLE
+        self.candidates = 0
+        self.closed: list[int] = []  # valves this isolation commanded closed
+        self.reopen: list[int] = []
+        self.rate = 0.0  # confirmed leak rate, kg/s
+        self.t_state = 0.0
+        self.t_observe = math.inf  # when observation may start deciding
+        self.attempts = 0
+        self.step_no = 0
+        self.cleared = 0  # mask of modules cleared as healthy during this observation
+        self.leaking_mask = 0
+        self.located: list[tuple[float, str, float, float, float]] = []  # t, subject, d, reserve, rate
+        self.result_hole_m = 0.0
+        self.result_reserve_s = 0.0
+        self.result_rate = 0.0
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def owns(self, mask: int) -> bool:
+        """True while isolating and ``mask`` lies within the candidate modules."""
+        return self.state in (_I.SPLITTING, _I.OBSERVING, _I.LOCATED) and mask & ~self.candidates == 0
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def _go(self, new: IsolationState, t: float, subject: str = "", v1: float = 0.0, v2: float = 0.0,
+            v3: float = 0.0) -> None:
+        ok, event = check(ISOLATION_TRANSITIONS, self.state, new)
+        if not ok:
+            self.fdir.transition_errors += 1
+            return
+        self.state = new
+        self.t_state = t
+        if event is not None:
+            self.fdir.events.push(t, event, subject, v1, v2, v3)
+
+    def request(self, slot: int, rate: float, t: float) -> None:
+        """A leak was confirmed in segment ``slot``: start isolating it if allowed."""
+        f = self.fdir
+        if self.state in (_I.SPLITTING, _I.OBSERVING, _I.LOCATED):
+            return
+        if self.attempts >= f.params.isolation.max_attempts:
+            return
+        mask = f.slot_mask[slot]
+        topo = f.topology
+        subject = f.segment_subject(slot)
+        members = f.slot_members[slot]
+        self.attempts += 1
+        self.candidates = mask
+        self.rate = max(rate, 0.0)
+        self.cleared = 0
+        self.leaking_mask = 0
+        self.step_no = 0
+        if len(members) == 1:
+            # Already a single module: it is the leaking one.
+            self._go(_I.SPLITTING, t, subject, 1.0, 0.0, self.rate)
+            self.closed = []
+            self._go(_I.OBSERVING, t, subject, 1.0, 1.0, self.rate)
+            self.t_observe = t
+            return
+        to_close = [i for i in topo.inner_valves(mask)
+                    if not f.valve_failed(i) and f._fb_prev[i] > f.params.valves.open_threshold]
+        self._go(_I.SPLITTING, t, subject, float(len(members)), float(len(to_close)), self.rate)
+        self.closed = []
+        for i in to_close:
+            if f.command_valve(i, False, t):
+                self.closed.append(i)
+        if not self.closed:
+            self._go(_I.FAILED, t, subject, float(len(members)), 1.0, self.rate)
+
+    def abort(self, t: float) -> None:
+        """Mode left ACTIVE: stop isolating; valves stay where they are (nothing is commanded)."""
+        if self.state in (_I.SPLITTING, _I.OBSERVING, _I.LOCATED):
+            self._go(_I.IDLE, t)
+
+    def acknowledge(self, t: float) -> None:
+        if self.state in (_I.SEALED, _I.FAILED):
+            self._go(_I.IDLE, t)
+        self.attempts = 0
+
+    def segments_changed(self, t: float) -> None:
+        if self.state == _I.OBSERVING:
+            # A valve moved mid-observation (late or failed): decide on the new segments.
+            self.t_observe = t + self.fdir.params.leak.transient_mask_s
+
+    # -- per cycle (ACTIVE mode) --------------------------------------------------------------
+
+    def step(self, t: float) -> None:
+        st = self.state
+        if st == _I.IDLE or st == _I.SEALED or st == _I.FAILED:
+            return
+        f = self.fdir
+        if st == _I.SPLITTING:
+            valves = f.valves
+            if all(valves.settled(i) for i in self.closed):
+                segs = [s for s in range(f.topology.n_segments)
+                        if f.topology.masks[s] & ~self.candidates == 0]
+                self.step_no += 1
+                self._go(_I.OBSERVING, t, f.module_names[_first(self.candidates)],
+                         float(len(segs)), float(self.step_no), self.rate)
+                self.t_observe = t + f.params.leak.transient_mask_s
+        elif st == _I.OBSERVING:
+            self._observe(t)
+        elif st == _I.LOCATED:
+            if all(f.valves.settled(i) for i in self.reopen):
+                self._seal(t)
+
+    def _observe(self, t: float) -> None:
+        f = self.fdir
+        p = f.params
+        if t < self.t_observe + p.isolation.observe_min_s:
+            return
+        topo = f.topology
+        frac = p.isolation.healthy_fraction
+        kz = f.z_confirm
+        undecided = 0
+        leaking: list[tuple[int, float, float]] = []  # slot, rate, slope
+        for s in range(topo.n_segments):
+            mask = topo.masks[s]
+            if mask & ~self.candidates:
+                continue
+            slot = f.seg_slot[s]
+            bank = f.banks[slot]
+            k = bank.k
+            if k < f.plan.n_warm or t < f.hold_until[slot]:
+                undecided += 1
+                continue
+            slope = bank.slope_all()
+            sd = bank.sigma() * math.sqrt(12.0 / (k * (k * k - 1.0))) * f.plan.rate_hz
+            to_kg = f.slot_volume[slot] / (f.r_gas * f.t_ref)
+            rate = -slope * to_kg
+            rate_sd = sd * to_kg
+            z = (-slope - f.dead_band) / sd
+            if z >= kz and rate - kz * rate_sd >= frac * self.rate:
+                leaking.append((slot, rate, slope))
+            elif rate + kz * rate_sd < frac * self.rate:
+                self.cleared |= mask
+            else:
+                undecided += 1
+        timed_out = t - self.t_state > p.isolation.observe_timeout_s
+        if leaking and (undecided == 0 or timed_out or _accounts(leaking, self.rate, frac)):
+            self._locate(leaking, t)
+        elif not leaking and undecided == 0:
+            self._fail(t, 3.0)  # every candidate segment is healthy: the leak is not observed
+        elif timed_out:
+            self._fail(t, 2.0)
+
+    def _locate(self, leaking: list[tuple[int, float, float]], t: float) -> None:
+        f = self.fdir
+        p = f.params
+        mask = 0
+        best = max(leaking, key=lambda item: item[1])
+        for slot, rate, slope in leaking:
+            mask |= f.slot_mask[slot]
+        slot, rate, slope = best
+        members = f.slot_members[slot]
+        pres = sum(f.sensors.pressure[m] * f.volume[m] for m in members) / f.slot_volume[slot]
+        temp = sum(f.sensors.temperature[m] * f.volume[m] for m in members) / f.slot_volume[slot]
+        d = _hole(rate, pres, temp, p)
+        reserve = _reserve(pres, slope, p.isolation.reserve_floor_pa)
+        self.leaking_mask = mask
+        self.result_hole_m = d
+        self.result_reserve_s = reserve
+        self.result_rate = rate
+        subject = f.segment_subject(slot)
+        self.located.append((t, subject, d, reserve, rate))
+        self._go(_I.LOCATED, t, subject, d, reserve, rate)
+        boundary = set(f.topology.boundary_valves(mask))
+        self.reopen = []
+        for i in self.closed:
+            if i in boundary or f.valve_failed(i):
+                continue
+            if f.command_valve(i, True, t):
+                self.reopen.append(i)
+                f.events.push(t, EventId.VALVE_REOPENED, f.layout.valves[i].id, float(i), 0.0, 0.0)
+
+    def _seal(self, t: float) -> None:
+        f = self.fdir
+        mask = self.leaking_mask
+        f.sealed_mask |= mask
+        vol = sum(f.volume[m] for m in range(f.n_modules) if mask >> m & 1)
+        self._go(_I.SEALED, t, f.module_names[_first(mask)], float(_popcount(mask)), vol, self.result_rate)
+        self.candidates = 0
+
+    def _fail(self, t: float, reason: float) -> None:
+        f = self.fdir
+        self._go(_I.FAILED, t, f.module_names[_first(self.candidates)],
+                 float(_popcount(self.candidates & ~self.cleared)), reason, self.rate)
+        for i in self.closed:
+            if not f.valve_failed(i):
+                f.command_valve(i, True, t)
+        self.candidates = 0
+
+
+def _accounts(leaking: list[tuple[int, float, float]], rate: float, frac: float) -> bool:
+    """The leaking segments found so far explain the confirmed rate (to within ``frac``)."""
+    return sum(r for _, r, _ in leaking) >= (1.0 - frac) * rate
+
+
+def _hole(rate: float, pressure: float, temperature: float, p) -> float:
+    from .core import hole_diameter_m
+
+    return hole_diameter_m(rate, pressure, temperature, p.isolation.discharge_coefficient,
+                           p.physics.gamma, p.physics.gas_constant_j_kg_k)
+
+
+def _reserve(pressure: float, slope: float, floor: float) -> float:
+    from .core import reserve_time_s
+
+    r = reserve_time_s(pressure, slope, floor)
+    return r if math.isfinite(r) else 0.0
+
+
+def _first(mask: int) -> int:
+    return (mask & -mask).bit_length() - 1 if mask else 0
+
+
+def _popcount(mask: int) -> int:
+    return bin(mask).count("1")

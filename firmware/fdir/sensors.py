@@ -1,0 +1,336 @@
+"""FDIR stage 1: sensor voting and sensor failure management.
+
+Per module: mid-value select of the (bias-corrected) pressure sensors; the average of the valid
+temperature sensors. A pressure sensor is failed and left out of the vote, with a SENSOR_FAILED
+event, when it is
+
+- out of range (outside the channel's valid range and the table's plausible range) for
+  ``range_fail_s``,
+- stale (status not OK, or its timestamp not advancing) for ``stale_fail_s``,
+- stuck (reading unchanged within ``stuck_tolerance_pa``) for ``stuck_fail_s``,
+- disagreeing with the vote of the others by more than ``disagree_pa`` for a net
+  ``disagree_fail_s`` (an up/down counter, so isolated spikes never fail a sensor),
+- or, at the end of start-up bias learning, offset from the others by more than ``bias_max_pa``.
+
+A failed sensor that looks healthy again for ``recover_s`` is recovered (SENSOR_RECOVERED).
+
+Unit biases of +-50 Pa (DESIGN.md) are larger than the noise by an order of magnitude, so during
+the first ``bias_learn_s`` each sensor's offset from the module's mid value is learned and removed
+(zero mean per module). Without that, the vote would jump by the bias difference whenever a sensor
+drops out, which the leak test would read as gas lost or gained; and a drifting sensor could not
+be told apart from a unit bias.
+
+With two sensors left the vote is their mean and they are cross-checked (``disagree2`` flags a
+module whose two sensors disagree: degraded, since nobody can tell which is right); with one left
+the module is degraded; with none it has no data and holds its last vote.
+
+Embedded style: every list is sized at construction; the per-cycle path allocates nothing and
+never raises. A fast path handles the usual case (three healthy sensors, all in range, agreeing).
+"""
+
+from __future__ import annotations
+
+from ...hal.interfaces import Frame, Layout
+from ..types import EventId, SensorHealth
+from .events import EventQueue
+from .params import FdirParams
+
+_OK = int(SensorHealth.OK)
+
+
+class SensorStage:
+    """Votes pressure and averages temperature per module; fails and recovers sensors.
+
+    Outputs (lists in layout module order, valid after each :meth:`step`):
+        pressure: voted pressure, Pa (held when no sensor is usable).
+        temperature: mean gas temperature, K (held when no sensor is usable).
+        n_voting: number of pressure sensors in the vote (0..3).
+        disagree2: True when the module has two sensors left and they disagree.
+        changed: incremented whenever a module's set of voting sensors changes.
+    """
+
+    def __init__(self, layout: Layout, params: FdirParams, events: EventQueue) -> None:
+        self.events = events
+        self.layout = layout
+        nm = len(layout.modules)
+        names = [m.name for m in layout.modules]
+        self.p_ids = [c.id for c in layout.pressure]
+        self.groups: list[tuple[int, ...]] = [
+            tuple(i for i, c in enumerate(layout.pressure) if c.module == name) for name in names
+        ]
+        self.t_groups: list[tuple[int, ...]] = [
+            tuple(i for i, c in enumerate(layout.temperature) if c.module == name) for name in names
+        ]
+        np_ = len(layout.pressure)
+        self.health = [_OK] * np_
+        self.bias = [0.0] * np_
+        self.range_cnt = [0] * np_
+        self.dis_cnt = [0] * np_
+        self.stale_cnt = [0] * np_
+        self.stuck_ref = [0.0] * np_
+        self.stuck_since = [0.0] * np_
+        self.clean_since = [0.0] * np_
+        self.learn_sum = [0.0] * np_
+        self.learn_n = [0] * np_
+        self.learning = True
+        self.learn_until: float | None = None
+        self.pressure = [101325.0] * nm
+        self.temperature = [295.0] * nm
+        self.n_voting = [0] * nm
+        self.disagree2 = [False] * nm
+        self.module_ok = [False] * nm  # all of the module's sensors healthy (fast path allowed)
+        self.dirty = [0] * nm  # some disagreement counter of the module is non-zero
+        self.changed = 0
+        self.failures = 0
+        self.recoveries = 0
+        self._scratch = [0.0] * max((len(g) for g in self.groups), default=0)
+        self._scratch_i = [0] * len(self._scratch)
+        self.set_params(params)
+        for m, g in enumerate(self.groups):
+            self.module_ok[m] = len(g) == 3
+
+    def set_params(self, params: FdirParams) -> None:
+        s = params.sensors
+        dt = params.executive.period_s
+        self.dt = dt
+        self.p = s
+        self.lo = [max(c.valid_min, s.pressure_min_pa) for c in self.layout.pressure]
+        self.hi = [min(c.valid_max, s.pressure_max_pa) for c in self.layout.pressure]
+        self.tlo = [max(c.valid_min, s.temperature_min_k) for c in self.layout.temperature]
+        self.thi = [min(c.valid_max, s.temperature_max_k) for c in self.layout.temperature]
+        # Fast-path range: the tightest range over the module's sensors (sensors share a range).
+        self.mlo = [max((self.lo[i] for i in g), default=0.0) for g in self.groups]
+        self.mhi = [min((self.hi[i] for i in g), default=0.0) for g in self.groups]
+        self.range_n = max(1, round(s.range_fail_s / dt))
+        self.stale_n = max(1, round(s.stale_fail_s / dt))
+        self.dis_n = max(1, round(s.disagree_fail_s / dt))
+        self.thr = s.disagree_pa
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def _fail(self, i: int, t: float, how: int, value: float) -> None:
+        if self.health[i] != _OK:
+            return
+        self.health[i] = how
+        self.clean_since[i] = t
+        self.failures += 1
+        self.changed += 1
+        m = self.layout.module_index(self.layout.pressure[i].module)
+        self.module_ok[m] = False
+        self.events.push(t, EventId.SENSOR_FAILED, self.p_ids[i], float(how), value, self.bias[i])
+
+    def _recover(self, i: int, t: float, value: float) -> None:
+        old = self.health[i]
+        self.health[i] = _OK
+        self.range_cnt[i] = 0
+        self.dis_cnt[i] = 0
+        self.stuck_ref[i] = value
+        self.stuck_since[i] = t
+        self.recoveries += 1
+        self.changed += 1
+        m = self.layout.module_index(self.layout.pressure[i].module)
+        g = self.groups[m]
+        self.module_ok[m] = len(g) == 3 and all(self.health[j] == _OK for j in g)
+        self.events.push(t, EventId.SENSOR_RECOVERED, self.p_ids[i], float(old), value, 0.0)
+
+    # -- per cycle --------------------------------------------------------------------------
+
+    def step(self, frame: Frame, t: float, manage: bool) -> None:
+        """Vote this cycle's readings. ``manage`` False (mode OFF, link down) only votes: no
+        sensor is failed or recovered."""
+        pv = frame.pressure
+        ps = frame.pressure_status
+        bias = self.bias
+        out = self.pressure
+        thr = self.thr
+        mlo = self.mlo
+        mhi = self.mhi
+        module_ok = self.module_ok
+        dirty = self.dirty
+        for m, g in enumerate(self.groups):
+            if module_ok[m] and not dirty[m]:
+                i0, i1, i2 = g
+                if not (ps[i0] or ps[i1] or ps[i2]):
+                    a = pv[i0] - bias[i0]
+                    b = pv[i1] - bias[i1]
+                    c = pv[i2] - bias[i2]
+                    if a > b:
+                        a, b = b, a
+                    if b > c:
+                        b, c = c, b
+                        if a > b:
+                            a, b = b, a
+                    if a >= mlo[m] and c <= mhi[m] and b - a <= thr and c - b <= thr:
+                        out[m] = b
+                        continue
+            self._slow_module(m, g, pv, ps, t, manage)
+        tv = frame.temperature
+        ts = frame.temperature_status
+        tlo = self.tlo
+        thi = self.thi
+        tout = self.temperature
+        for m, g in enumerate(self.t_groups):
+            acc = 0.0
+            n = 0
+            for j in g:
+                v = tv[j]
+                if not ts[j] and tlo[j] <= v <= thi[j]:
+                    acc += v
+                    n += 1
+            if n:
+                tout[m] = acc / n
+        if self.learning:
+            self._learn(pv, ps, t)
+
+    def _slow_module(self, m: int, g: tuple[int, ...], pv: list[float], ps: list[int], t: float,
+                     manage: bool) -> None:
+        health = self.health
+        bias = self.bias
+        lo = self.lo
+        hi = self.hi
+        vals = self._scratch
+        who = self._scratch_i
+        stale_cnt = self.stale_cnt
+        range_cnt = self.range_cnt
+        n = 0
+        dirty = 0
+        for i in g:
+            if ps[i]:
+                if manage and health[i] == _OK:
+                    stale_cnt[i] += 1
+                    dirty = 1
+                    if stale_cnt[i] >= self.stale_n:
+                        self._fail(i, t, int(SensorHealth.FAILED_STALE), pv[i])
+                continue
+            stale_cnt[i] = 0
+            raw = pv[i]
+            if raw < lo[i] or raw > hi[i]:
+                if manage and health[i] == _OK:
+                    range_cnt[i] += 1
+                    dirty = 1
+                    if range_cnt[i] >= self.range_n:
+                        self._fail(i, t, int(SensorHealth.FAILED_RANGE), raw)
+                continue
+            range_cnt[i] = 0
+            if health[i] != _OK:
+                continue
+            vals[n] = raw - bias[i]
+            who[n] = i
+            n += 1
+        # Vote among usable healthy sensors (n <= 3 in the design; larger groups use the median).
+        if n >= 3:
+            if n == 3:
+                a, b, c = vals[0], vals[1], vals[2]
+                vote = max(min(a, b), min(max(a, b), c))
+            else:
+                ordered = sorted(vals[:n])
+                vote = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+            self.disagree2[m] = False
+        elif n == 2:
+            vote = 0.5 * (vals[0] + vals[1])
+            self.disagree2[m] = abs(vals[0] - vals[1]) > self.thr
+        elif n == 1:
+            vote = vals[0]
+            self.disagree2[m] = False
+        else:
+            vote = self.pressure[m]
+            self.disagree2[m] = False
+        if n != self.n_voting[m]:
+            self.n_voting[m] = n
+            self.changed += 1
+        self.pressure[m] = vote
+        if not manage:
+            return
+        # Disagreement: only with three or more voters can the odd one be named; not while the
+        # unit biases are still being learned (they differ by more than the threshold).
+        if n >= 3 and not self.learning:
+            thr = self.thr
+            dis = self.dis_cnt
+            for k in range(n):
+                i = who[k]
+                if abs(vals[k] - vote) > thr:
+                    dis[i] += 1
+                    if dis[i] >= self.dis_n:
+                        self._fail(i, t, int(SensorHealth.FAILED_DISAGREE), vals[k] + bias[i])
+                elif dis[i]:
+                    dis[i] -= 1
+                dirty |= dis[i]
+        self.dirty[m] = 1 if dirty else 0
+        # Recovery of failed sensors that look healthy against the vote of the others.
+        if n:
+            for i in g:
+                if health[i] == _OK:
+                    continue
+                ok = not ps[i] and lo[i] <= pv[i] <= hi[i] and abs(pv[i] - bias[i] - vote) <= self.thr
+                if not ok:
+                    self.clean_since[i] = t
+                elif t - self.clean_since[i] >= self.p.recover_s:
+                    self._recover(i, t, pv[i])
+
+    def slow_checks(self, frame: Frame, t: float) -> None:
+        """Checks that need no per-cycle rate (run at housekeeping rate): stuck sensors and
+        timestamps that stopped advancing on a device that still reports OK."""
+        s = self.p
+        pv = frame.pressure
+        pt = frame.pressure_time
+        ps = frame.pressure_status
+        tol = s.stuck_tolerance_pa
+        for i, h in enumerate(self.health):
+            v = pv[i]
+            if ps[i]:
+                continue
+            if abs(v - self.stuck_ref[i]) > tol:
+                self.stuck_ref[i] = v
+                self.stuck_since[i] = t
+            elif h == _OK and t - self.stuck_since[i] >= s.stuck_fail_s:
+                self._fail(i, t, int(SensorHealth.FAILED_STUCK), v)
+            elif h == int(SensorHealth.FAILED_STUCK):
+                self.clean_since[i] = t  # still stuck: no recovery
+            if h == _OK and t - pt[i] >= s.stale_fail_s + self.dt:
+                self._fail(i, t, int(SensorHealth.FAILED_STALE), v)
+
+    def _learn(self, pv: list[float], ps: list[int], t: float) -> None:
+        """Accumulate each sensor's offset from its module's mid value; at the end of the
+        learning time, remove the per-module mean offset and fail absurd biases."""
+        if self.learn_until is None:
+            self.learn_until = t + self.p.bias_learn_s
+        if t < self.learn_until:
+            for m, g in enumerate(self.groups):
+                if len(g) < 2 or any(ps[i] for i in g):
+                    continue
+                vals = [pv[i] for i in g]
+                if any(not (self.lo[i] <= pv[i] <= self.hi[i]) for i in g):
+                    continue
+                ordered = sorted(vals)
+                mid = ordered[len(g) // 2] if len(g) % 2 else 0.5 * (ordered[len(g) // 2 - 1] + ordered[len(g) // 2])
+                for i in g:
+                    self.learn_sum[i] += pv[i] - mid
+                    self.learn_n[i] += 1
+            return
+        self.learning = False
+        self.changed += 1
+        for m, g in enumerate(self.groups):
+            if len(g) < 2 or any(not self.learn_n[i] for i in g):
+                continue
+            learned = {i: self.learn_sum[i] / self.learn_n[i] for i in g}
+            # Offsets are from the mid value, so a sensor biased far from the rest stands out
+            # without pulling the others; it is failed and left out of the normalisation.
+            keep = []
+            for i, b in learned.items():
+                if abs(b) > self.p.bias_max_pa:
+                    self._fail(i, t, int(SensorHealth.FAILED_DISAGREE), pv[i])
+                else:
+                    keep.append(i)
+            if not keep:
+                continue
+            mean = sum(learned[i] for i in keep) / len(keep)
+            for i in keep:
+                self.bias[i] = learned[i] - mean
+
+    def reset_bias(self) -> None:
+        """Forget learned biases and learn again from now (telecommand / new parameters)."""
+        for i in range(len(self.bias)):
+            self.bias[i] = 0.0
+            self.learn_sum[i] = 0.0
+            self.learn_n[i] = 0
+        self.learning = True

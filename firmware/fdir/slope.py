@@ -1,0 +1,109 @@
+"""Least-squares slopes of a sampled signal over a bank of windows, in O(1) per sample.
+
+The signal is a segment's gas inventory expressed in Pa (see :mod:`.leak`). The least-squares slope
+over the last ``N`` samples needs ``sum(y)`` and ``sum(k*y)`` over the window; both are differences
+of prefix sums, kept in a ring of ``cap = N_max + 1`` entries. The prefix sums are exact integers
+(fixed point, ``1/Q`` Pa per count), so a day of updates accumulates no rounding error and a window
+of any length costs the same.
+
+    numerator = 2*sum(k*y) - (2*k_last - N + 1)*sum(y)        (exact integer)
+    slope     = numerator / (2 * N(N^2-1)/12) * Q^-1 * f      (Pa/s)
+    sd(slope) = sigma * sqrt(12 / (N (N^2 - 1))) * f          (white noise sigma, Pa)
+
+The noise sigma is estimated from first differences: var(y[k] - y[k-1]) = 2 sigma^2 for white
+noise; an exponentially weighted mean and mean square (cumulative until ``noise_tau`` worth of
+samples) remove the slope's share.
+
+Everything is sized in :meth:`__init__`; :meth:`push` and :meth:`slope` allocate nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Fixed-point scale of the prefix sums: counts per Pa. 1e-4 Pa is far below any sensor noise.
+Q = 10000.0
+
+
+class SlopeBank:
+    """Prefix-sum ring for one segment. ``k`` counts samples since the last :meth:`reset`."""
+
+    __slots__ = (
+        "cap", "f", "r0", "r1", "c0", "c1", "k", "y0", "y_prev", "m1", "m2", "n_noise",
+        "alpha_min", "noise_min2",
+    )
+
+    def __init__(self, max_samples: int, rate_hz: float, noise_tau_s: float, noise_min: float) -> None:
+        self.cap = max_samples + 1
+        self.f = rate_hz
+        self.r0 = [0] * self.cap
+        self.r1 = [0] * self.cap
+        self.alpha_min = 1.0 / max(1.0, noise_tau_s * rate_hz)
+        self.noise_min2 = noise_min * noise_min
+        self.reset(0.0)
+
+    def reset(self, y0: float) -> None:
+        """Forget everything; the next sample is index 0. ``y0`` is the fixed-point origin."""
+        self.r0[0] = 0
+        self.r1[0] = 0
+        self.c0 = 0
+        self.c1 = 0
+        self.k = 0
+        self.y0 = y0
+        self.y_prev = y0
+        self.m1 = 0.0
+        self.m2 = 0.0
+        self.n_noise = 0
+
+    def push(self, y: float) -> None:
+        k = self.k
+        yq = int((y - self.y0) * Q)
+        c0 = self.c0 + yq
+        c1 = self.c1 + k * yq
+        j = (k + 1) % self.cap
+        self.r0[j] = c0
+        self.r1[j] = c1
+        self.c0 = c0
+        self.c1 = c1
+        self.k = k + 1
+        if k:
+            d = y - self.y_prev
+            n = self.n_noise + 1
+            self.n_noise = n
+            a = 1.0 / n
+            if a < self.alpha_min:
+                a = self.alpha_min
+            self.m1 += a * (d - self.m1)
+            self.m2 += a * (d * d - self.m2)
+        self.y_prev = y
+
+    def sigma(self) -> float:
+        """White-noise standard deviation of the signal, Pa (never below ``noise_min``)."""
+        v = 0.5 * (self.m2 - self.m1 * self.m1)
+        if v < self.noise_min2:
+            v = self.noise_min2
+        return math.sqrt(v)
+
+    def slope(self, n: int) -> float:
+        """Least-squares slope (Pa/s) over the last ``n`` samples; needs ``k >= n >= 2``."""
+        k = self.k
+        j = (k - n) % self.cap
+        a0 = self.c0 - self.r0[j]
+        a1 = self.c1 - self.r1[j]
+        num = 2 * a1 - (2 * k - n - 1) * a0
+        return num * (6.0 * self.f / (Q * n * (n * n - 1)))
+
+    def slope_all(self) -> float:
+        """Least-squares slope (Pa/s) over every sample since the reset (``k >= 2``)."""
+        k = self.k
+        num = 2 * self.c1 - (k - 1) * self.c0
+        return num * (6.0 * self.f / (Q * k * (k * k - 1)))
+
+    def level(self) -> float:
+        """The last sample, Pa."""
+        return self.y_prev
+
+
+def slope_sd_factor(n: int, rate_hz: float) -> float:
+    """sd of the least-squares slope (Pa/s) per unit white-noise sigma (Pa) over ``n`` samples."""
+    return math.sqrt(12.0 / (n * (n * n - 1.0))) * rate_hz

@@ -1,0 +1,86 @@
+"""FDIR stage 4: valve monitoring.
+
+Each valve's commanded position is compared with its feedback. A mismatch larger than
+``feedback_tolerance`` that outlasts the valve's actuation timeout plus ``timeout_margin_s`` since
+the last command (or, for a valve nobody commanded, since the mismatch began) fails the valve with
+a VALVE_FAILED event; isolation then plans around it. A failed valve stays failed until the
+parameters are reloaded or FDIR is reset by command: a valve that once disobeyed is not trusted.
+"""
+
+from __future__ import annotations
+
+from ...hal.interfaces import Frame, Layout
+from ..types import EventId, ValveHealth
+from .events import EventQueue
+from .params import FdirParams
+
+_OK = int(ValveHealth.OK)
+_FAILED = int(ValveHealth.FAILED)
+
+
+class ValveMonitor:
+    """Commanded vs feedback position. ``cmd[i]`` is the target (0.0 or 1.0), ``health[i]`` the
+    :class:`ValveHealth`, ``t_cmd[i]`` the mission time of the last command or mismatch start."""
+
+    def __init__(self, layout: Layout, params: FdirParams, events: EventQueue) -> None:
+        self.ids = [v.id for v in layout.valves]
+        self.timeouts = [v.actuation_timeout_s for v in layout.valves]
+        n = len(self.ids)
+        self.cmd = [-1.0] * n  # unknown until the first frame
+        self.t_cmd = [0.0] * n
+        self.mismatch = [False] * n
+        self.health = [_OK] * n
+        self.fb: list[float] = [0.0] * n  # the latest frame's feedback (the frame's own list)
+        self.events = events
+        self.commands = 0
+        self.failures = 0
+        self.set_params(params)
+
+    def set_params(self, params: FdirParams) -> None:
+        self.tol = params.valves.feedback_tolerance
+        self.margin = params.valves.timeout_margin_s
+
+    def commanded(self, i: int, open_: bool, t: float) -> None:
+        """Record a command sent to valve ``i`` at mission time ``t``."""
+        self.cmd[i] = 1.0 if open_ else 0.0
+        self.t_cmd[i] = t
+        self.commands += 1
+
+    def settled(self, i: int) -> bool:
+        """True when valve ``i`` reads where it was commanded, or is failed (nothing more will
+        happen)."""
+        if self.health[i] != _OK:
+            return True
+        d = self.fb[i] - self.cmd[i]
+        return -self.tol <= d <= self.tol
+
+    def step(self, frame: Frame, t: float) -> None:
+        fb = self.fb = frame.valve_fb
+        vs = frame.valve_status
+        cmd = self.cmd
+        tol = self.tol
+        for i in range(len(cmd)):
+            c = cmd[i]
+            if c < 0.0:
+                # First sight: adopt what the device reports as the current target.
+                cmd[i] = float(frame.valve_cmd[i]) if vs[i] == 0 else (1.0 if fb[i] > 0.5 else 0.0)
+                self.t_cmd[i] = t
+                continue
+            if vs[i]:
+                continue
+            d = fb[i] - c
+            if d > tol or d < -tol:
+                if not self.mismatch[i]:
+                    self.mismatch[i] = True
+                    if t - self.t_cmd[i] > self.timeouts[i] + self.margin:
+                        self.t_cmd[i] = t  # uncommanded motion: the clock starts now
+                if self.health[i] == _OK and t - self.t_cmd[i] > self.timeouts[i] + self.margin:
+                    self.health[i] = _FAILED
+                    self.failures += 1
+                    self.events.push(t, EventId.VALVE_FAILED, self.ids[i], c, fb[i], 0.0)
+            elif self.mismatch[i]:
+                self.mismatch[i] = False
+
+    def reset(self) -> None:
+        for i in range(len(self.health)):
+            self.health[i] = _OK
