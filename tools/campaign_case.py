@@ -86,8 +86,14 @@ def build_scenario_dict(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def _set_dotted(data: Any, key: str, value: Any) -> None:
+    """Set a dotted key, creating a missing table on the way (``thermal`` left at its defaults)."""
     parts = key.split(".")
-    parent = get_dotted(data, ".".join(parts[:-1])) if len(parts) > 1 else data
+    parent = data
+    for part in parts[:-1]:
+        if isinstance(parent, list):
+            parent = parent[int(part)]
+        else:
+            parent = parent.setdefault(part, {})
     last = parts[-1]
     if isinstance(parent, list):
         parent[int(last)] = value

@@ -468,21 +468,68 @@ def _parse_group(g: Mapping[str, Any], where: str, source: str, base_dir: Path |
     if not isinstance(vary, dict):
         raise SpecError("expected a table of \"dotted.key\" = distribution", source, f"{where}.vary")
     for key, raw in vary.items():
-        try:
-            current = get_dotted(base, key)
-        except KeyError as exc:
-            raise SpecError(f"no such key in the base scenario {ref!r} ({exc.args[0]})", source,
-                            f"{where}.vary.{key}") from exc
-        add(f"vary.{key}", raw, number=isinstance(current, (int, float)) and not isinstance(current, bool))
+        numeric = _scenario_key_numeric(base, key)
+        if numeric is None:
+            raise SpecError(f"no such key in the base scenario {ref!r} nor in the scenario format "
+                            "(docs/scenarios.md)", source, f"{where}.vary.{key}")
+        add(f"vary.{key}", raw, number=numeric)
 
     grid_keys = tuple(k for k, d in params.items() if d.grid is not None)
     if any(k.startswith(("sensor_fault.", "valve_fault.")) and not k.endswith(".count") for k in grid_keys):
         bad = next(k for k in grid_keys if k.startswith(("sensor_fault.", "valve_fault.")) and not k.endswith(".count"))
         raise SpecError("each is only allowed for the fault count; fault details are drawn per fault",
                         source, f"{where}.{bad}")
-    return Group(name=name, scenario=scenario_ref, cases=cases, duration_s=duration, timeout_s=timeout,
-                 has_leak=leak is not None, has_sensor_fault=sf is not None, has_valve_fault=vf is not None,
-                 params=params, modules=modules, valves=valves, grid_keys=grid_keys)
+    group = Group(name=name, scenario=scenario_ref, cases=cases, duration_s=duration, timeout_s=timeout,
+                  has_leak=leak is not None, has_sensor_fault=sf is not None, has_valve_fault=vf is not None,
+                  params=params, modules=modules, valves=valves, grid_keys=grid_keys)
+    _trial_build(group, source, where)
+    return group
+
+
+def _scenario_key_numeric(base: Mapping[str, Any], key: str) -> bool | None:
+    """Whether a ``vary`` key holds a number (True/False), or None when the key exists neither in
+    the base scenario nor in the scenario format (a key the base leaves at its default)."""
+    from ..sim import scenario as sc
+
+    try:
+        current = get_dotted(base, key)
+        return isinstance(current, (int, float)) and not isinstance(current, bool)
+    except KeyError:
+        pass
+    parts = key.split(".")
+    fields: tuple[Any, ...] | None = None
+    if len(parts) == 1:
+        fields = sc.TOP_FIELDS
+    elif parts[0] in sc.SECTIONS:
+        section_fields, is_list = sc.SECTIONS[parts[0]]
+        if not is_list and len(parts) == 2:
+            fields = section_fields
+        elif is_list and len(parts) == 3 and parts[1].isdigit():
+            try:
+                get_dotted(base, ".".join(parts[:2]))
+            except KeyError:
+                return None
+            fields = section_fields
+    for f in fields or ():
+        if f.key == parts[-1]:
+            return f.kind in ("float", "int")
+    return None
+
+
+def _trial_build(group: Group, source: str, where: str) -> None:
+    """Build and validate the first case's scenario now, so a spec that makes invalid scenarios
+    fails at load time with its key, not in every worker."""
+    from ..sim.errors import SimError
+    from ..sim.scenario import scenario_from_dict
+    from .campaign_case import build_scenario_dict
+
+    probe = Spec(name="probe", description="", seed=0, source=source, groups=(group,), fdir_params=None,
+                 digest="")
+    case = draw_case(probe, group, 0)
+    try:
+        scenario_from_dict(build_scenario_dict(case), f"{source} ({where}, case 0)")
+    except SimError as exc:
+        raise SpecError(f"makes an invalid scenario: {exc}", source, where) from exc
 
 
 def _parse_count(table: Mapping[str, Any], prefix: str, add: Any, params: dict[str, Dist], source: str,

@@ -1,0 +1,78 @@
+"""Benchmark: campaign throughput (cases/s) at 1 and 2 workers, local process pool and Dask.
+
+Each case is a real closed-loop run of ``nominal-24h`` cut to a short duration (default 600 s
+simulated), run through :func:`hullwatch.tools.campaign_exec.run_campaign` exactly as
+``hullwatch campaign`` does (scenario files, JSON lines, progress). Every executor is warmed up
+first (one case per worker: process start and imports are not campaign throughput), then timed on
+``--cases`` cases. Target (issue 8): >= 1.8x speed-up from 1 to 2 workers with both executors.
+
+    python bench/campaign.py [--cases 12] [--sim-s 600]
+
+On a 2-core machine shared with other work the figures are noisy; run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hullwatch.tools.campaign_exec import CaseExecutor, DaskPool, LocalPool, run_campaign
+from hullwatch.tools.campaign_spec import Spec, spec_from_dict
+
+TARGET_SPEEDUP = 1.8
+
+
+def bench_spec(name: str, cases: int, sim_s: float, seed: int) -> Spec:
+    return spec_from_dict({
+        "name": name, "seed": seed, "timeout_s": 600.0,
+        "groups": [{"name": "nominal", "scenario": "nominal-24h", "cases": cases, "duration_s": sim_s}],
+    }, f"bench:{name}")
+
+
+def measure(executor: CaseExecutor, cases: int, sim_s: float, workdir: Path) -> tuple[float, float]:
+    """(cases/s, simulated s per wall s per worker) of ``cases`` cases after a warm-up."""
+    warm = bench_spec("warm", executor.workers, min(sim_s, 60.0), 1)
+    run_campaign(warm, workdir / "warm", executor)
+    spec = bench_spec("timed", cases, sim_s, 2)
+    t0 = time.perf_counter()
+    run = run_campaign(spec, workdir / "timed", executor)
+    wall = time.perf_counter() - t0
+    if run.failed:
+        raise SystemExit(f"{run.failed} benchmark cases failed; see {workdir / 'timed' / 'cases.jsonl'}")
+    return cases / wall, cases * sim_s / wall / executor.workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=12, help="timed cases per configuration (default 12)")
+    ap.add_argument("--sim-s", type=float, default=600.0, help="simulated seconds per case (default 600)")
+    args = ap.parse_args(argv)
+    print(f"campaign throughput: {args.cases} cases of {args.sim_s:g} s simulated (nominal-24h); "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'executor':34s} {'workers':>7s} {'cases/s':>9s} {'x real time/worker':>19s}")
+    results: dict[str, dict[int, float]] = {}
+    makers = {
+        "local process pool": lambda n: LocalPool(n),
+        "Dask LocalCluster": lambda n: DaskPool(workers=n),
+    }
+    for label, make in makers.items():
+        for n in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp, make(n) as ex:
+                rate, realtime = measure(ex, args.cases, args.sim_s, Path(tmp))
+            results.setdefault(label, {})[n] = rate
+            print(f"{label:34s} {n:7d} {rate:9.2f} {realtime:19.0f}")
+            sys.stdout.flush()
+    print()
+    print(f"{'speed-up 1 -> 2 workers':34s} {'measured':>9s} {'target':>9s}")
+    for label, r in results.items():
+        speedup = r[2] / r[1]
+        print(f"{label:34s} {speedup:8.2f}x {TARGET_SPEEDUP:8.1f}x  {'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
