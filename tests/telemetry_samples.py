@@ -43,8 +43,9 @@ def sample_data(layout: Layout | None = None) -> list:
 
     layout = layout or soyuz_layout()
     hk = P.Housekeeping(2, 1, 1234, 31, 480, 2, True, 5, 1,
-                        [P.ModuleHk(101325.0 - i, 295.0 + i / 10, 400.0 + i, 1e-5 * i, i % 7) for i in range(6)],
-                        [P.ValveHk(i % 2, 0.5 + i / 20, i % 2) for i in range(7)])
+                        [P.ModuleHk(101325.0 - i, 295.0 + i / 10, 400.0 + i, 1e-5 * i, i % 7)
+                         for i in range(len(layout.modules))],
+                        [P.ValveHk(i % 2, 0.5 + i / 20, i % 2) for i in range(len(layout.valves))])
     return [
         hk,
         raw_samples(layout),

@@ -23,7 +23,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -48,8 +48,9 @@ class Skip:
         return f"skipped {self.length} bytes at offset {self.offset}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
-class CapturedPacket:
+class CapturedPacket(NamedTuple):
+    """One packet read from a capture (a named tuple: ``offset, raw, packet = captured`` works)."""
+
     offset: int  #: file offset of the packet's first byte
     raw: bytes
     packet: P.Packet

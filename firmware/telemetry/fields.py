@@ -57,7 +57,7 @@ def _bitstruct_fields(struct: cs.Struct) -> tuple[tuple[tuple[str, int, int, Any
             inner = inner.subcon
         if isinstance(inner, cs.BitsInteger):
             width = inner.length
-        elif isinstance(inner, cs.Flag):
+        elif inner is cs.Flag:
             width = 1
         else:
             raise TypeError(f"bit field {name!r}: cannot derive a struct code from {inner!r}")
@@ -138,7 +138,7 @@ def describe(con: cs.Construct) -> str:
     if isinstance(con, cs.FormatField):
         code = con.fmtstr[1:]
         return {
-            "B": "u8", "H": "u16", "I": "u32", "Q": "u64", "b": "i8", "h": "i16", "i": "i32",
+            "B": "u8", "H": "u16", "I": "u32", "L": "u32", "Q": "u64", "b": "i8", "h": "i16", "i": "i32", "l": "i32",
             "q": "i64", "f": "f32", "d": "f64",
         }[code]
     if isinstance(con, cs.Array):
@@ -147,7 +147,7 @@ def describe(con: cs.Construct) -> str:
         return f"{describe(con.subcon)}[{count_s}]"
     if isinstance(con, cs.BitsInteger):
         return f"u{con.length} (bits)"
-    if isinstance(con, cs.Flag):
+    if con is cs.Flag:
         return "bool (1 bit)"
     if isinstance(con, cs.StringEncoded):
         inner = con.subcon
@@ -161,7 +161,7 @@ def describe(con: cs.Construct) -> str:
     if isinstance(con, cs.Struct):
         return "struct"
     if isinstance(con, cs.Transformed):
-        return "bits"
+        return f"u{con.sizeof() * 8} bit fields"
     return type(con).__name__
 
 
