@@ -839,15 +839,18 @@ def config_to_toml(config: BoardConfig, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_lines(config: BoardConfig) -> list[str]:
+def summary_lines(config: BoardConfig, header: bool = True) -> list[str]:
     """Human-readable description of a configuration (used by ``flash --dry-run`` and
-    ``board-info``): header fields, then the channel and valve tables."""
+    ``board-info``): header fields (unless ``header`` is False), then the module, channel and
+    valve tables."""
     out = [
         f"board id:        {config.board_id}",
         f"format version:  {config.format_version}",
         f"generation:      {config.generation}",
         f"sample rate:     {config.sample_rate_hz} Hz, oversampling x{config.oversampling}",
         f"HIL allowed:     {'yes' if config.hil_allowed else 'no'}",
+    ] if header else []
+    out += [
         f"modules ({len(config.modules)}):   "
         + ", ".join(f"{m.name} {m.volume_m3:g} m^3" for m in config.modules),
         f"channels ({len(config.channels)}):",
