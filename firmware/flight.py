@@ -21,6 +21,7 @@ import tomllib
 from collections import deque
 from typing import Any, Callable, Iterable
 
+from ..hal.clock import Clock
 from ..hal.interfaces import Device
 from .errors import ParameterError
 from .executive import Executive, RateGroup
@@ -48,11 +49,13 @@ class FlightSoftware:
         sinks: telemetry sinks (capture file, UDP, callback...).
         on_event: called with every event record ``(t, event_id, severity, subject, v1, v2, v3)``
             as it is sent (the console timeline, the runner). Must not block.
+        clock: the executive's clock (default: the device's; a paced clock for real time).
     """
 
     def __init__(self, device: Device, params: FdirParams | None = None,
                  mode: FdirMode = FdirMode.ACTIVE, sinks: Iterable[Sink] = (),
-                 on_event: Callable[[EventRecord], None] | None = None) -> None:
+                 on_event: Callable[[EventRecord], None] | None = None,
+                 clock: Clock | None = None) -> None:
         self.device = device
         self.params = params or default_params()
         self.layout = device.layout
@@ -62,7 +65,7 @@ class FlightSoftware:
         self.tm = TelemetryEmitter(sinks, self.layout, device.epoch_utc)
         ex = self.params.executive
         self.hk_every = max(1, round(ex.housekeeping_period_s / ex.period_s))
-        self.executive = Executive(device.clock, ex.period_s, [
+        self.executive = Executive(clock or device.clock, ex.period_s, [
             RateGroup("fdir", 1, self._cycle),
             RateGroup("housekeeping", self.hk_every, self._housekeeping),
         ], on_overrun=self._overrun)
@@ -78,6 +81,11 @@ class FlightSoftware:
 
     def run(self, until_s: float) -> None:
         """Run until mission time ``until_s`` (s). May be called repeatedly to continue."""
+        if self._next_layout == -float("inf"):
+            # A capture starts with the layout report: it says which channel is which.
+            t = self.executive.clock.now()
+            self.tm.emit_layout(None, t)
+            self._next_layout = t + self.layout_period_s
         self.executive.run(until_s)
 
     def stop(self) -> None:

@@ -38,6 +38,7 @@ class ValveMonitor:
 
     def set_params(self, params: FdirParams) -> None:
         self.tol = params.valves.feedback_tolerance
+        self.open_threshold = params.valves.open_threshold
         self.margin = params.valves.timeout_margin_s
 
     def commanded(self, i: int, open_: bool, t: float) -> None:
@@ -51,8 +52,10 @@ class ValveMonitor:
         happen)."""
         if self.health[i] != _OK:
             return True
-        d = self.fb[i] - self.cmd[i]
-        return -self.tol <= d <= self.tol
+        if self.cmd[i] > 0.5:
+            return self.fb[i] >= 1.0 - self.tol
+        # Closed means no gas passes: the same threshold the segment topology uses.
+        return self.fb[i] <= self.open_threshold
 
     def step(self, frame: Frame, t: float) -> None:
         fb = self.fb = frame.valve_fb
