@@ -11,7 +11,7 @@ File layout (little-endian)::
            HMAC key (length + 64 bytes), CRC-32. Written once, when the board is made.
     0x080  slot A header (32 bytes, 20 used)
     0x0A0  slot B header
-    0x100  slot A data (slot_size bytes)
+    0x0C0  slot A data (slot_size bytes)
     ...    slot B data (slot_size bytes)
 
 Slot header (20 bytes)::

@@ -271,7 +271,12 @@ def _commit(link: BoardLink, result: FlashResult, runs: str) -> None:
     try:
         reply = link.request(wire.FlashCommit(), attempts=1, timeout_s=COMMIT_TIMEOUT_S)
     except NakError as exc:
-        raise FlashError(f"the board refused the commit: {exc.reason}; it still runs {runs}") from exc
+        hint = {wire.NakCode.FLASH_TAG_MISSING: " (hint: the board holds an HMAC key: flash with "
+                                                "--key FILE)",
+                wire.NakCode.FLASH_TAG_MISMATCH: " (hint: --key names another key than the "
+                                                 "board's)"}.get(exc.code, "")
+        raise FlashError(f"the board refused the commit: {exc.reason}; it still runs {runs}"
+                         f"{hint}") from exc
     except LinkError as exc:
         # The commit may have landed with its reply lost: ask the board what it runs.
         try:
