@@ -110,7 +110,7 @@ class BoardLink:
         self._stream_seq: int | None = None
         self.on_stream: Callable[[wire.StreamFrame], None] | None = None
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "naks": 0, "stale_replies": 0,
-                      "unexpected": 0, "port_errors": 0, "stream_frames": 0, "stream_gaps": 0}
+                      "unexpected": 0, "echoes": 0, "port_errors": 0, "stream_frames": 0, "stream_gaps": 0}
         self._flush_pending = True
 
     @classmethod
@@ -232,6 +232,8 @@ class BoardLink:
                             nak = wire.decode(f.type, f.payload)
                             self.stats["naks"] += 1
                             raise NakError(nak.code, f"{nak.code_name}: {nak.text}", name)
+                        elif f.seq == seq and not f.type & 0x80:
+                            self.stats["echoes"] += 1  # our own request: the line echoes
                         elif f.seq == seq:
                             raise ProtocolError(f"{name}: board answered with type {f.type:#04x}, "
                                                 f"expected {want:#04x} or NAK")

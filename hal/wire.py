@@ -7,7 +7,8 @@ declared once with construct (the declaration and the oracle); callers see :func
 ``struct`` fast path (:func:`encode_fast`, :func:`decode_fast`); tests/test_wire.py proves both
 paths agree byte for byte.
 
-Conventions: all integers big-endian; floats IEEE-754 binary32 big-endian; strings are a u8 length
+Conventions: all integers big-endian; floats IEEE-754 big-endian, binary32 in per-cycle messages and binary64 in the
+configuration tables; strings are a u8 length
 followed by UTF-8 (ASCII for ids). A response has type ``request | 0x80`` and the request's seq;
 a refusal is :class:`Nak` (type 0xFF) with the request's seq.
 
@@ -184,6 +185,7 @@ class ResetKind(enum.IntEnum):
 
 _str8 = cs.PascalString(cs.Int8ub, "utf8")
 _f32 = cs.Float32b
+_f64 = cs.Float64b  # configuration tables: exactly the image's values (not per cycle)
 
 _ChannelSample = cs.Struct(
     "raw" / cs.Int32sb,  # ADC counts
@@ -230,18 +232,18 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
     MsgType.RESET: cs.Struct("kind" / cs.Int8ub),
     MsgType.RESET_REPLY: cs.Struct(),
     MsgType.DESCRIBE_MODULE: cs.Struct("index" / cs.Int8ub),
-    MsgType.MODULE_ENTRY: cs.Struct("index" / cs.Int8ub, "name" / _str8, "volume_m3" / _f32),
+    MsgType.MODULE_ENTRY: cs.Struct("index" / cs.Int8ub, "name" / _str8, "volume_m3" / _f64),
     MsgType.DESCRIBE_CHANNEL: cs.Struct("index" / cs.Int8ub),
     MsgType.CHANNEL_ENTRY: cs.Struct(
         "index" / cs.Int8ub,
         "id" / _str8,
         "kind" / cs.Int8ub,  # hal.interfaces.ChannelKind: 0 pressure Pa, 1 temperature K, 2 flow kg/s
         "module" / cs.Int8ub,  # index into the module table
-        "valid_min" / _f32,
-        "valid_max" / _f32,
-        "cal_offset" / _f32,  # unit of the kind
-        "cal_gain" / _f32,  # unit per count
-        "cal_tempco" / _f32,  # unit per K away from 295 K (hal.config_image)
+        "valid_min" / _f64,
+        "valid_max" / _f64,
+        "cal_offset" / _f64,  # unit of the kind
+        "cal_gain" / _f64,  # unit per count
+        "cal_tempco" / _f64,  # unit per K away from 295 K (hal.config_image)
     ),
     MsgType.DESCRIBE_VALVE: cs.Struct("index" / cs.Int8ub),
     MsgType.VALVE_ENTRY: cs.Struct(
@@ -250,7 +252,7 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
         "kind" / cs.Int8ub,  # hal.interfaces.ValveKind
         "module_a" / cs.Int8ub,
         "module_b" / cs.Int8ub,  # NO_MODULE for a repress valve
-        "actuation_timeout_s" / _f32,
+        "actuation_timeout_s" / _f64,
     ),
     MsgType.READ_SAMPLES: cs.Struct(),
     MsgType.SAMPLES: cs.Struct(
