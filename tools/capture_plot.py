@@ -185,11 +185,32 @@ def parse_time(text: str, epoch_utc: float | None = None) -> float:
     return when.timestamp() - epoch_utc
 
 
-def _iter_packets(path: str, on_skip: Callable[[int, int, str], None] | None) -> Iterable[tuple[int, Any]]:
-    from ..firmware.telemetry.capture import iter_capture
+def iter_plot_packets(path: str, on_skip: Callable[[Any], None] | None = None,
+                      on_progress: Callable[[int], None] | None = None) -> Iterable[tuple[int, Any]]:
+    """``(offset, Packet)`` of the housekeeping, layout and event packets of a capture, streamed
+    with the telemetry bulk reader (CRC checked): the raw-sample packets, nearly all of a
+    capture, are passed over without being decoded."""
+    from ..firmware.telemetry.capture import iter_packet_batches
+    from ..firmware.telemetry.fastcodec import fast_decode
+    from ..firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT
 
-    for offset, _raw, packet in iter_capture(path, on_skip=on_skip):
-        yield offset, packet
+    for batch in iter_packet_batches(path, on_skip=on_skip, on_progress=on_progress):
+        h = batch.headers()
+        hk = (h["apid"] == APID_HOUSEKEEPING) & (h["service"] == 3) & (
+            (h["key"] == SID_HOUSEKEEPING) | (h["key"] == SID_LAYOUT))
+        wanted = (hk | ((h["apid"] == APID_EVENT) & (h["service"] == 5))).nonzero()[0]
+        buf, base, starts, lengths = batch.buffer, batch.base, batch.starts, batch.lengths
+        for i in wanted.tolist():
+            start = int(starts[i])
+            try:
+                packet = fast_decode(buf[start:start + int(lengths[i])], verify_crc=False)
+            except ValueError as exc:  # PacketDecodeError: frames and checks, data undecodable
+                if on_skip is not None:
+                    from ..firmware.telemetry.capture import Skip
+
+                    on_skip(Skip(base + start, int(lengths[i]), f"undecodable packet: {exc}"))
+                continue
+            yield base + start, packet
 
 
 def collect(
@@ -199,17 +220,19 @@ def collect(
     since: float | str | None = None,
     until: float | str | None = None,
     max_bins: int = 2000,
-    max_events: int = 200,
+    max_events: int = 60,
     total_bytes: int = 0,
     progress: Callable[[int, int], None] | None = None,
     source: str = "capture",
+    layout_report: Any = None,
 ) -> PlotData:
     """Gather decimated housekeeping series and events from ``(offset, Packet)`` pairs.
 
     ``modules`` narrows the plot (names from the layout report); ``since``/``until`` bound mission
-    time (s, or text for :func:`parse_time`). Raises InputError when the capture has no layout
-    report before its first housekeeping packet, names an unknown module, or holds no housekeeping
-    in the range.
+    time (s, or text for :func:`parse_time`). ``layout_report`` is the capture's first layout
+    report if already known (else the first one in ``packets`` is used, and housekeeping before it
+    is an error). Raises InputError when there is no layout report, ``modules`` names an unknown
+    module, or there is no housekeeping in the range.
     """
     from ..firmware.telemetry.layoutjson import layout_from_json
     from ..firmware.telemetry.packets import Event, Housekeeping, LayoutReport
@@ -224,6 +247,26 @@ def collect(
     lo_t = hi_t = None
     pending_since, pending_until = since, until
     n = 0
+
+    def start(data: LayoutReport) -> None:
+        nonlocal epoch, names, cols, bins, lo_t, hi_t
+        epoch = data.epoch_utc
+        layout = layout_from_json(data.layout_json)
+        all_names = [m.name for m in layout.modules]
+        wanted = all_names if not modules else modules
+        unknown = [m for m in wanted if m not in all_names]
+        if unknown:
+            raise InputError(
+                f"{source}: unknown module(s) {', '.join(unknown)}; the capture has "
+                + ", ".join(all_names))
+        names = list(wanted)
+        cols = [all_names.index(m) for m in names]
+        bins = BinnedSeries(len(cols) * len(SERIES), max_bins=max_bins)
+        lo_t = _as_time(pending_since, epoch)
+        hi_t = _as_time(pending_until, epoch)
+
+    if layout_report is not None:
+        start(layout_report)
     for offset, packet in packets:
         n += 1
         if progress is not None and n % 8192 == 0:
@@ -231,20 +274,7 @@ def collect(
         data = packet.data
         if isinstance(data, LayoutReport):
             if names is None:
-                epoch = data.epoch_utc
-                layout = layout_from_json(data.layout_json)
-                all_names = [m.name for m in layout.modules]
-                wanted = all_names if not modules else modules
-                unknown = [m for m in wanted if m not in all_names]
-                if unknown:
-                    raise InputError(
-                        f"{source}: unknown module(s) {', '.join(unknown)}; the capture has "
-                        + ", ".join(all_names))
-                names = list(wanted)
-                cols = [all_names.index(m) for m in names]
-                bins = BinnedSeries(len(cols) * len(SERIES), max_bins=max_bins)
-                lo_t = _as_time(pending_since, epoch)
-                hi_t = _as_time(pending_until, epoch)
+                start(data)
             continue
         if epoch is None:
             if isinstance(data, Housekeeping):
@@ -323,10 +353,11 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
     start = datetime.fromtimestamp(data.epoch_utc, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     shown = [e for e in data.events]
     n_list_rows = math.ceil(len(shown) / 2) if shown else 0
-    fig_h = 11.0 + 0.19 * n_list_rows
+    badge_rows = max(1, min(4, math.ceil(len(shown) * 0.021 / 0.8))) if shown else 0
+    fig_h = 10.5 + 0.19 * n_list_rows + 0.2 * badge_rows
     fig = Figure(figsize=(13, fig_h))
     list_frac = (0.5 + 0.19 * n_list_rows) / fig_h if shown else 0.04
-    gs = fig.add_gridspec(4, 1, left=0.08, right=0.80, top=1 - 1.55 / fig_h, bottom=list_frac + 0.55 / fig_h,
+    gs = fig.add_gridspec(4, 1, left=0.08, right=0.80, top=1 - (0.95 + 0.2 * badge_rows) / fig_h, bottom=list_frac + 0.55 / fig_h,
                           hspace=0.12)
     axes = [fig.add_subplot(gs[i]) for i in range(4)]
     for ax in axes[1:]:
@@ -367,13 +398,15 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
             sec.set_ylabel("[mmHg]", fontsize=9)
         if key == "leak_rate_kg_s":
             ax.axhline(0.0, color="black", lw=0.6, alpha=0.5)
+            _robust_ylim(ax, mean * factor)
     for ax in axes[:-1]:
         ax.tick_params(labelbottom=False)
     axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9,
                    frameon=False, title="module", title_fontsize=9)
     axes[-1].set_xlabel(f"mission time [{unit}] since {start}")
     # Events: a dashed line through every panel and a numbered badge above the top panel. Badges
-    # closer than 3 % of the axis width go to the next of 4 rows, so their numbers never overlap.
+    # are packed left to right in up to 4 rows so that none overlaps another; a thin leader line
+    # joins a badge pushed sideways to its event's line.
     if shown:
         lo_x, hi_x = float(np.nanmin(x)), float(np.nanmax(x))
         for e in shown:
@@ -382,19 +415,19 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
         pad = 0.01 * span
         for ax in axes:
             ax.set_xlim(lo_x - pad, hi_x + pad)
-        last_in_row = [-math.inf] * 4
-        for i, e in enumerate(shown, start=1):
-            ex = e.t / scale
+        fracs = [(e.t / scale - lo_x + pad) / (span + 2 * pad) for e in shown]
+        for i, e in enumerate(shown):
             colour = _SEVERITY_COLOURS.get(e.severity, "black")
             for ax in axes:
-                ax.axvline(ex, color=colour, ls="--", lw=0.8, alpha=0.8)
-            frac = (ex - lo_x + pad) / (span + 2 * pad)
-            row = next((r for r in range(4) if frac - last_in_row[r] >= 0.03), i % 4)
-            last_in_row[row] = frac
-            axes[0].annotate(str(i), xy=(ex, 1.0), xycoords=("data", "axes fraction"),
-                             xytext=(0, 4 + 13 * row), textcoords="offset points", ha="center",
+                ax.axvline(e.t / scale, color=colour, ls="--", lw=0.8, alpha=0.8)
+        for i, (bx, row) in enumerate(_pack_badges(fracs, width=0.021 if len(shown) < 100 else 0.027)):
+            e = shown[i]
+            colour = _SEVERITY_COLOURS.get(e.severity, "black")
+            axes[0].annotate(str(i + 1), xy=(fracs[i], 1.0), xycoords="axes fraction",
+                             xytext=(bx, 1.05 + 0.085 * row), textcoords="axes fraction", ha="center",
                              va="bottom", fontsize=7.5, color="white",
                              bbox=dict(boxstyle="round,pad=0.2", fc=colour, ec="none"),
+                             arrowprops=dict(arrowstyle="-", color=colour, lw=0.6, shrinkA=0, shrinkB=0),
                              annotation_clip=False)
         lines = []
         for i, e in enumerate(shown, start=1):
@@ -405,8 +438,8 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
             lines.append(f"     ... and {data.events_dropped} more events not shown")
         half = math.ceil(len(lines) / 2)
         y0 = list_frac - 0.25 / fig_h
-        fig.text(0.02, y0, "events (mission time, name, subject, severity):", fontsize=9, va="top",
-                 weight="bold")
+        fig.text(0.02, y0, "events (mission time h:mm:ss, name, subject, severity; colour: grey info, "
+                 "olive low, orange medium, red high):", fontsize=9, va="top", weight="bold")
         for col, chunk in enumerate((lines[:half], lines[half:])):
             if chunk:
                 fig.text(0.02 + 0.48 * col, y0 - 0.22 / fig_h, "\n".join(chunk), fontsize=8,
@@ -416,6 +449,43 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
     fig.suptitle(f"{head}\nstart (mission time 0) {start}; {data.housekeeping} housekeeping samples"
                  f"{span_note}", fontsize=11, y=1 - 0.15 / fig_h, va="top")
     fig.savefig(os.fspath(out), dpi=dpi)
+
+
+def _robust_ylim(ax: Any, values: np.ndarray) -> None:
+    """Leak-rate estimates spike for a few seconds when valves move; scale the axis to the 1st-99th
+    percentile (and zero) so the steady rates stay readable, and say when spikes are cut off."""
+    v = values[np.isfinite(values)]
+    if v.size < 20:
+        return
+    lo, hi = np.percentile(v, [1.0, 99.0])
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    margin = 0.15 * ((hi - lo) or 1.0)
+    lo, hi = lo - margin, hi + margin
+    if v.min() < lo or v.max() > hi:
+        ax.set_ylim(lo, hi)
+        ax.text(0.995, 0.97, "transient spikes clipped", transform=ax.transAxes, ha="right", va="top",
+                fontsize=7, color="0.35")
+
+
+def _pack_badges(fracs: list[float], width: float, max_rows: int = 4) -> list[tuple[float, int]]:
+    """Badge centres (axes fraction) and rows for events at ``fracs`` (sorted by time), so that
+    badges ``width`` wide never overlap: each goes to the row where it moves least, pushed right
+    of the previous badge of that row; a row running past the right edge is pushed back left."""
+    n = len(fracs)
+    rows = max(1, min(max_rows, math.ceil(n * width / 0.8)))
+    last = [-math.inf] * rows
+    out: list[list[float]] = []
+    for f in fracs:
+        best = min(range(rows), key=lambda r: (max(f, last[r] + width) - f, r))
+        pos = max(f, last[best] + width)
+        last[best] = pos
+        out.append([pos, best])
+    for r in range(rows):
+        limit = 1.0
+        for item in reversed([o for o in out if o[1] == r]):
+            item[0] = min(item[0], limit)
+            limit = item[0] - width
+    return [(p, int(r)) for p, r in out]
 
 
 def _fmt_time(t: float) -> str:
@@ -442,11 +512,25 @@ def plot_capture(
 
     Raises InputError (see :func:`collect`), OSError when a file cannot be read or written.
     """
+    from ..hal.errors import DeviceOpenError
+    from .replay_device import find_layout_report
+
     path = os.fspath(path)
     total = os.path.getsize(path)
-    data = collect(_iter_packets(path, on_skip), modules=modules, since=since, until=until,
-                   max_bins=max_bins, total_bytes=total, progress=progress,
-                   source=os.path.basename(path))
+    try:
+        report = find_layout_report(path)
+    except DeviceOpenError as exc:
+        raise InputError(str(exc).replace("replay://", "", 1)) from exc
+    done = [0]
+
+    def on_progress(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    data = collect(iter_plot_packets(path, on_skip, on_progress), modules=modules, since=since,
+                   until=until, max_bins=max_bins, total_bytes=total, source=os.path.basename(path),
+                   layout_report=report)
     if progress is not None:
         progress(total, total)
     render(data, out, title=title)

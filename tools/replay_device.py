@@ -6,8 +6,9 @@ URL grammar::
     replay:///abs/path/run.tm   an absolute path
 
 There are no query keys (a ``?`` in the URL is a :class:`~hullwatch.hal.errors.DeviceUrlError`).
-The capture must hold a layout report (3/25 SID 3) before its first raw-sample packet: the
-device's :attr:`layout` and :attr:`epoch_utc` come from it.
+The capture must hold a layout report (3/25 SID 3) in its first 64 MB (the flight software sends
+one in its first cycle and every 60 s): the device's :attr:`layout` and :attr:`epoch_utc` come
+from the first one.
 
 Each :meth:`~ReplayDevice.read` fills the frame from the next raw-sample packet (3/25 SID 2) in file
 order: pressure, temperature and flow values (float64, bit for bit as recorded) with their
@@ -116,6 +117,38 @@ class ReplayClock(Clock):
         return True
 
 
+def find_layout_report(path: str, max_bytes: int = 64 << 20) -> Any:
+    """The first layout report of a capture (a ``LayoutReport``), looked for in its first
+    ``max_bytes`` (it comes in the first cycle, repeated every 60 s of mission time).
+
+    Raises DeviceOpenError when there is none, or the file cannot be read.
+    """
+    from ..firmware.telemetry.capture import iter_packet_batches
+    from ..firmware.telemetry.fastcodec import fast_decode
+    from ..firmware.telemetry.packets import APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
+
+    try:
+        for batch in iter_packet_batches(path):
+            h = batch.headers()
+            idx = ((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_LAYOUT) & (h["service"] == 3)).nonzero()[0]
+            for i in idx.tolist():
+                start = int(batch.starts[i])
+                try:
+                    packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+                except ValueError:
+                    continue  # undecodable: the next report will do
+                if isinstance(packet.data, LayoutReport):
+                    return packet.data
+            if batch.base + len(batch.buffer) >= max_bytes:
+                break
+    except OSError as exc:
+        raise DeviceOpenError(f"replay://{path}: cannot read: {exc}") from exc
+    raise DeviceOpenError(
+        f"replay://{path}: no layout report in the capture"
+        + ("" if os.path.getsize(path) <= max_bytes else f" (looked at the first {max_bytes >> 20} MB)")
+        + "; the capture does not say which channel is which")
+
+
 class ReplayDevice(Device):
     """A recorded station. See the module docstring.
 
@@ -134,7 +167,7 @@ class ReplayDevice(Device):
     def __init__(self, path: str) -> None:
         from ..firmware.errors import TelemetryError
         from ..firmware.telemetry.layoutjson import layout_from_json
-        from ..firmware.telemetry.packets import LayoutReport, RawSamples
+        from ..firmware.telemetry.packets import RawSamples
 
         self.path = path
         if not os.path.exists(path):
@@ -148,8 +181,14 @@ class ReplayDevice(Device):
         self._dropped = 0
         self._gaps = 0
         self._ended = False
+        report = find_layout_report(path)
+        self._layout_json = report.layout_json
+        self.epoch_utc = report.epoch_utc
+        try:
+            self.layout: Layout = layout_from_json(report.layout_json)
+        except TelemetryError as exc:
+            raise DeviceOpenError(f"replay://{path}: bad layout report: {exc}") from exc
         self._packets = self._iter_packets()
-        self._layout_json: str | None = None
         self._base = 0.0
         self.period_s: float | None = None
         #: lookahead: (CUC mission time, RawSamples), at most two
@@ -157,24 +196,12 @@ class ReplayDevice(Device):
         try:
             for cap in self._packets:
                 data = cap.packet.data
-                if isinstance(data, LayoutReport) and self._layout_json is None:
-                    self._layout_json = data.layout_json
-                    self.epoch_utc = data.epoch_utc
-                    self.layout: Layout = layout_from_json(data.layout_json)
-                elif isinstance(data, RawSamples):
-                    if self._layout_json is None:
-                        raise DeviceOpenError(
-                            f"replay://{path}: raw samples at byte offset {cap.offset} before any layout "
-                            "report; the capture does not say which channel is which")
+                if isinstance(data, RawSamples):
                     self._check_counts(data, cap.offset)
                     self._ahead.append((cap.packet.time_utc - self.epoch_utc, data))
                     break
-        except TelemetryError as exc:
-            raise DeviceOpenError(f"replay://{path}: bad layout report: {exc}") from exc
         except OSError as exc:
             raise DeviceOpenError(f"replay://{path}: cannot read: {exc}") from exc
-        if self._layout_json is None:
-            raise DeviceOpenError(f"replay://{path}: no layout report in the capture")
         if not self._ahead:
             raise DeviceOpenError(f"replay://{path}: no raw-sample packets in the capture")
         self._fill()
