@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hullwatch.hal.board_link import BoardLink
 from hullwatch.hal.config_image import (
     BoardConfig,
     ChannelConfig,
@@ -20,8 +21,10 @@ from hullwatch.hal.config_image import (
     ValveConfig,
     encode_image,
     image_crc,
+    load_config,
 )
 from hullwatch.hal.interfaces import ChannelKind, ValveKind
+from hullwatch.sim.board_emulator import BoardEmulator
 from hullwatch.sim.board_flash import (
     BoardFlash,
     FileStorage,
@@ -30,6 +33,11 @@ from hullwatch.sim.board_flash import (
     default_factory_config,
     file_size,
 )
+from hullwatch.sim.urlhandler import protocol_emuboard as emuboard
+from hullwatch.tools import flashing
+from hullwatch.tools.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "board.toml"
 
 
 def small_config(generation: int, gain: float = 0.01) -> BoardConfig:
@@ -69,7 +77,7 @@ def flash_with_budget(path: Path, image: bytes, budget: int | None) -> PowerCutS
 def test_a_cut_at_every_byte_of_a_flash_boots_old_or_new(tmp_path: Path) -> None:
     path = tmp_path / "board.flash"
     old, new = small_config(1), small_config(2, gain=0.0125)
-    make_board(path, old, slot_size=1024, block=64)
+    make_board(path, old, slot_size=512, block=64)
     pristine = path.read_bytes()
     image = encode_image(new)
 
@@ -152,3 +160,94 @@ def test_power_cut_storage_tears_the_crossing_write(tmp_path: Path) -> None:
         storage.write(10, b"z")
     storage.close()
     assert path.read_bytes() == b"abcde" + b"\x00" * 11
+
+
+# --------------------------------------------------------------------------------------------
+# Through the wire: the emulated board loses power in the middle of `hullwatch flash`
+
+
+class PowerCutBoard:
+    """The emulated board on a flash that loses power after ``budget`` bytes of writes. When the
+    power goes, the board dies mid-request and its USB port vanishes, as a bus-powered board's
+    does (the host sees the port fail)."""
+
+    def __init__(self, path: Path, budget: int | None, faults: object) -> None:
+        self.storage = PowerCutStorage(FileStorage(path), budget)
+        self.flash = BoardFlash(self.storage)
+        self.emulator = BoardEmulator(self.flash)
+        self.faults = faults
+
+    def receive(self, data: bytes) -> bytes:
+        try:
+            return self.emulator.receive(data)
+        except PowerCut:
+            self.faults.unplug()  # type: ignore[attr-defined]
+            return b""
+
+    def poll(self) -> bytes:
+        return b"" if self.storage.cut else self.emulator.poll()
+
+
+def _flash_through_the_wire(url: str, path: Path,
+                            budget: int | None) -> tuple[PowerCutBoard, flashing.FlashError | None]:
+    """Run a flash of the example config over the wire with the board's power failing after
+    ``budget`` bytes; returns the board and the FlashError (None if the flash completed)."""
+    link = BoardLink.open(url)
+    emu = emuboard.link(emuboard.parse_url(url)[0])
+    emu.board.flash.close()
+    board = PowerCutBoard(path, budget, emu.faults)
+    emu.board = board  # type: ignore[assignment]
+    error = None
+    try:
+        flashing.flash_config(link, load_config(EXAMPLE))
+    except flashing.FlashError as exc:
+        error = exc
+    finally:
+        link.close()
+        emuboard.forget(emuboard.parse_url(url)[0])
+    return board, error
+
+
+def test_power_cut_at_every_write_of_hullwatch_flash(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "board.flash"
+    BoardFlash.open(path, factory_config=load_config(EXAMPLE)).close()
+    pristine = path.read_bytes()
+    names = iter(range(10_000))
+
+    def url() -> str:
+        return f"emuboard://power-{next(names)}?flash={path}"
+
+    board, error = _flash_through_the_wire(url(), path, None)
+    assert error is None and reboot(path).info().generation == 2
+    writes = board.storage.writes
+    total = board.storage.written
+    sizes = [n for _, n in writes]
+    assert sizes == [20, 16384, 1024, 871, 12, 8]  # erase header, erase data, 2 blocks, commit
+    ends = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    budgets = sorted({b for e in ends for b in (e - 1, e, e + 1) if 0 <= b < total}
+                     | set(range(total - 20, total)))  # and every byte of the commit
+
+    for budget in budgets:
+        path.write_bytes(pristine)
+        board, error = _flash_through_the_wire(url(), path, budget)
+        assert board.storage.cut, budget
+        # The host says what happened.
+        assert error is not None
+        if budget < total - 20:
+            assert "the board was not switched: it still runs generation 1" in str(error)
+        else:
+            assert error.board_switched is None  # type: ignore[attr-defined]
+            assert "check with `hullwatch board-info`" in str(error)
+        # Power back on: the restarted board boots the old image, as the user sees it.
+        port = url()
+        code = main(["board-info", "--port", port])
+        out = capsys.readouterr().out
+        assert code == 0
+        assert "active:          slot A, generation 1," in out, (budget, out)
+        # And the interrupted flash, re-run, succeeds.
+        code = main(["flash", str(EXAMPLE), "--port", port])
+        out = capsys.readouterr().out
+        assert code == 0 and "flashed generation 2 to slot B" in out, (budget, out)
+        emuboard.forget(emuboard.parse_url(port)[0])
+        assert reboot(path).info().generation == 2
