@@ -67,7 +67,8 @@ class LockstepClock(Clock):
         return self._device.plant.t
 
     def sleep_until(self, t: float) -> None:
-        self._device.advance_to(t)
+        device = self._device
+        device.plant.advance_to(t, device.max_step)
 
     @property
     def virtual(self) -> bool:

@@ -248,6 +248,10 @@ class Plant:
         span = t - self.t
         if span <= 0.0:
             return
+        if span <= max_step:  # the lockstep loop: one step per cycle
+            self.step(span)
+            self.t = t
+            return
         n = int(span / max_step - 1e-9) + 1
         h = span / n
         for _ in range(n - 1):

@@ -165,8 +165,10 @@ class SensorBank:
             self._offset_due = t + _OFFSET_PERIOD_S
         temp = plant.temperature
         press = plant.pressure
-        prev = (self.p_value, self.t_value, self.f_value)
-        prev_time = (self.p_time, self.t_time, self.f_time)
+        faulty = t >= self._next_fault or self._active
+        if faulty:  # a dropout repeats the previous sample
+            prev = (self.p_value, self.t_value, self.f_value)
+            prev_time = (self.p_time, self.t_time, self.f_time)
         rp, rt, rf = self._noise.next_rows()
         r = _ROUND
         q = self._pq
@@ -195,10 +197,11 @@ class SensorBank:
         ok_p, ok_t, ok_f = self._ok
         self.p_status, self.t_status, self.f_status = ok_p, ok_t, ok_f
 
-        if t >= self._next_fault:
-            self._activate(t)
-        if self._active:
-            self._apply_faults(t, prev, prev_time)
+        if faulty:
+            if t >= self._next_fault:
+                self._activate(t)
+            if self._active:
+                self._apply_faults(t, prev, prev_time)
         if not self._all_ever:
             self._note_produced()
 
