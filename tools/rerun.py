@@ -71,6 +71,7 @@ class RerunReport:
     end_time: float
     skipped_bytes: int = 0  #: damaged bytes the capture reader skipped
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
+    mode: str = ""  #: FDIR mode of the re-run
 
     @property
     def identical(self) -> bool:
@@ -226,8 +227,9 @@ def rerun_capture(
             report and raw samples).
         fdir_params: FDIR parameters for the re-run (a path to a TOML file, or what
             ``run_scenario`` accepts); None: the defaults, as the recording used.
-        mode: FDIR mode for the re-run (an ``FdirMode`` or its name); None: the default.
-        progress: ``progress(mission_time_done, mission_time_total)``, if the runner supports it.
+        mode: FDIR mode for the re-run (an ``FdirMode`` or its name); None: the mode recorded in
+            the capture's first housekeeping packet (active if there is none).
+        progress: ``progress(mission_time_done, mission_time_total)``, every 60 s of mission time.
 
     Raises:
         InputError: the capture has no layout report or raw samples; DeviceOpenError (hal) when
@@ -244,29 +246,63 @@ def rerun_capture(
         if os.path.exists(path):
             raise InputError(str(exc)) from exc
         raise
+    if mode is None:
+        mode = recorded_mode(path)
+        if mode is None:
+            from ..firmware.types import FdirMode
+
+            mode = FdirMode.ACTIVE
     with device:
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress)
         skipped = device.health().get("skipped_bytes", 0)
         start, end = device.start_time, device.end_time
-    recorded, _epoch = recorded_events(path)
+    recorded, _epoch = recorded_events(path, on_skip=on_skip)
     rerun = list(getattr(result, "events", ()))
     diffs, n_rec, n_new, ignored = diff_events(
         recorded, rerun, time_tolerance_s=time_tolerance_s, compare_all=compare_all,
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
-    return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result)
+    return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
+                       getattr(mode, "name", str(mode)).lower())
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
          progress: Any) -> Any:
-    kwargs: dict[str, Any] = {"until": device.end_time}
+    # ``until`` is left to the runner: a replay device's end time plus half a period, so the
+    # last recorded cycle runs too.
+    kwargs: dict[str, Any] = {"mode": mode}
     if fdir_params is not None:
         kwargs["fdir_params"] = fdir_params
-    if mode is not None:
-        kwargs["mode"] = mode
     if progress is not None:
-        kwargs["progress"] = progress
+        kwargs["on_progress"] = progress
     return run_scenario(device, **kwargs)
+
+
+def recorded_mode(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> Any:
+    """The FDIR mode in the capture's first housekeeping packet (an ``FdirMode``), or None if
+    there is none in its first ``max_bytes``."""
+    from ..firmware.telemetry.capture import iter_packet_batches
+    from ..firmware.telemetry.fastcodec import fast_decode
+    from ..firmware.telemetry.packets import APID_HOUSEKEEPING, SID_HOUSEKEEPING, Housekeeping
+    from ..firmware.types import FdirMode
+
+    for batch in iter_packet_batches(os.fspath(path)):
+        h = batch.headers()
+        idx = ((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_HOUSEKEEPING) & (h["service"] == 3)).nonzero()[0]
+        for i in idx.tolist():
+            start = int(batch.starts[i])
+            try:
+                packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+            except ValueError:
+                continue
+            if isinstance(packet.data, Housekeeping):
+                try:
+                    return FdirMode(packet.data.mode)
+                except ValueError:
+                    return None
+        if batch.base + len(batch.buffer) >= max_bytes:
+            break
+    return None
 
 
 def _fmt_t(t: float) -> str:

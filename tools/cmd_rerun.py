@@ -1,0 +1,111 @@
+"""``hullwatch rerun CAPTURE``: re-run the flight software on recorded samples, diff the events."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
+
+EXAMPLES = """\
+examples:
+  hullwatch run soyuz-ms09 --capture ms09.tm
+  hullwatch rerun ms09.tm                        # same parameters: no difference, exit 0
+  hullwatch rerun ms09.tm --fdir tuned.toml      # what the tuned table would have done
+  hullwatch rerun ms09.tm --mode passive
+
+Output: one line per difference, in mission-time order:
+  - TIME  EVENT  SUBJECT  (values)   recorded only   the re-run did not raise it
+  + TIME  EVENT  SUBJECT  (values)   rerun only      new in the re-run
+  ~ TIME  EVENT  SUBJECT  values (recorded) -> (re-run)
+Events match when name and subject agree and their mission times are within --tolerance.
+Host events (CYCLE_OVERRUN, LINK_LOST, LINK_RESTORED, CONFIG_LOADED) depend on the machine, not
+on the samples, and are not compared unless --all-events.
+
+Exit status: 0 no difference; 1 differences listed; 2 bad input (capture without layout report
+or raw samples, bad parameter file); 3 the capture was damaged (skipped ranges on stderr) and no
+difference was found.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "rerun",
+        help="re-run the flight software on a capture's samples and list where its events differ",
+        description="Run the flight software on the sensor samples and valve states recorded in a "
+        "capture (through the replay:// device), with the recorded or other FDIR parameters, and "
+        "compare the events it raises with the recorded event packets.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("capture", metavar="CAPTURE", help="telemetry capture file (.tm) with raw samples")
+    p.add_argument("--fdir", metavar="PARAMS.toml", default=None,
+                   help="FDIR parameter table for the re-run (default: the built-in defaults)")
+    p.add_argument("--mode", choices=("active", "passive", "off"), default=None,
+                   help="FDIR mode for the re-run (default: the mode recorded in the capture)")
+    p.add_argument("--all-events", action="store_true",
+                   help="also compare host events (cycle overruns, link, config loads)")
+    p.add_argument("--tolerance", type=float, default=1e-3, metavar="SECONDS",
+                   help="largest mission-time difference of a matching event (default 0.001)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from .rerun import format_diff, rerun_capture
+
+    path = args.capture
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such capture file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, expected a capture file")
+    if args.fdir is not None and not os.path.isfile(args.fdir):
+        raise InputError(f"--fdir {args.fdir}: no such parameter file")
+    if not args.tolerance >= 0:
+        raise InputError(f"--tolerance: expected seconds >= 0, got {args.tolerance}")
+    skipped = [0, 0]
+
+    def on_skip(skip: Any) -> None:
+        skipped[0] += 1
+        skipped[1] += skip.length
+        if skipped[0] <= 20:
+            print(f"hullwatch: {path}: {skip}", file=sys.stderr)
+
+    bar = None
+    progress = None
+    if sys.stderr.isatty() and not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=1.0, unit="s", desc="rerun", file=sys.stderr, leave=False,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s mission time [{elapsed}<{remaining}]")
+
+        def progress(done: float, total: float) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = rerun_capture(path, fdir_params=args.fdir, mode=args.mode, compare_all=args.all_events,
+                               time_tolerance_s=args.tolerance, on_skip=on_skip, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    params = args.fdir or "default parameters"
+    print(f"rerun of {path}: {report.cycles} cycles, mission time {report.start_time:.1f} s .. "
+          f"{report.end_time:.1f} s, {params}, mode {report.mode}")
+    ignored = f" ({report.ignored} host events not compared)" if report.ignored else ""
+    print(f"events: {report.recorded} recorded, {report.rerun} in the re-run{ignored}")
+    if report.identical:
+        print("no difference: the re-run raised the same events at the same mission times")
+    else:
+        print(f"{len(report.diffs)} differences (- recorded only, + rerun only, ~ changed values):")
+        for line in format_diff(report):
+            print(line)
+    if skipped[0]:
+        print(f"hullwatch: {path}: damaged capture: skipped {skipped[1]} bytes in {skipped[0]} ranges",
+              file=sys.stderr)
+    if not report.identical:
+        return EXIT_VERDICT
+    return EXIT_DAMAGED if skipped[0] else EXIT_OK
