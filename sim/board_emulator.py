@@ -307,12 +307,12 @@ class BoardEmulator:
         self._codec = wire.SamplesCodec(n, len(self.config.valves) if self.config else 0)
 
     def _convert(self, i: int, physical: float, t_us: int) -> None:
-        """One conversion of channel ``i``: physical value -> counts -> calibrated value."""
+        """One conversion of channel ``i``: physical value -> counts -> calibrated value.
+        NaN means "not stimulated": no conversion, the channel keeps its last sample."""
+        if physical != physical:
+            return
         self._time_us[i] = t_us
         self._fresh[i] = True
-        if physical != physical:  # NaN: not stimulated
-            self._state[i] = _NO_DATA
-            return
         offset, gain, tempco, vmin, vmax = self._cal[i]
         drift = 0.0
         if tempco:

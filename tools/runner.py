@@ -185,7 +185,7 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
 
 def _hil_opener() -> Callable[..., Device] | None:
     try:
-        from . import hil  # type: ignore[attr-defined]
+        from . import hil_device as hil
     except ImportError:
         return None
     return getattr(hil, "open_hil_device", None)
