@@ -389,6 +389,9 @@ def decode_image(data: bytes, key: bytes | None = None, *, require_tag: bool = F
     if version != FORMAT_VERSION:
         raise ImageFormatError(f"format version {version} not supported, expected "
                                f"{FORMAT_VERSION}", offset=4)
+    if data[6] & ~0x03:
+        raise ImageFormatError(f"flags {data[6]:#04x} has unknown bits set, expected only 0x01 "
+                               "(HIL allowed) and 0x02 (tagged)", offset=6)
     if data[7] != 0:
         raise ImageFormatError(f"reserved byte is {data[7]:#04x}, expected 0", offset=7)
     if size > MAX_IMAGE_SIZE:

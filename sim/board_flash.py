@@ -69,7 +69,7 @@ from ..hal.config_image import (
     image_crc,
     validate_config,
 )
-from ..hal.interfaces import ChannelKind, ValveKind
+from ..hal.interfaces import ChannelKind
 from ..hal.wire import NakCode, SlotState
 from .errors import SimError
 

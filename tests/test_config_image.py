@@ -197,6 +197,7 @@ def test_every_single_bit_flip_is_detected() -> None:
     (lambda b: b[:-4] + b"\x00\x00\x00\x00", ImageCrcError, "CRC-32 mismatch"),
     (lambda b: _recrc(b[:4] + b"\x02\x00" + b[6:-4]), ImageFormatError, "format version 2"),
     (lambda b: _recrc(b[:7] + b"\x01" + b[8:-4]), ImageFormatError, "reserved byte"),
+    (lambda b: _recrc(b[:6] + b"\x81" + b[7:-4]), ImageFormatError, "unknown bits"),
     # module index 5 in the channel entry (module table has 1 entry)
     (lambda b: _recrc(b[:39] + b"\x05" + b[40:-4]), ImageFormatError, "module index 5"),
     # channel kind 9

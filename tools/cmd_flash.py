@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[Any, bytes | None]:
     """(config, image bytes for an image file / None for a TOML source)."""
-    from ..hal.config_image import decode_image, load_config
+    from ..hal.config_image import ConfigImageError, decode_image, load_config
 
     path = Path(args.config)
     if path.suffix.lower() == ".toml":
@@ -59,7 +59,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, bytes | None]:
     image = path.read_bytes()
     try:
         decoded = decode_image(image)
-    except Exception as exc:
+    except ConfigImageError as exc:
         raise InputError(f"{path}: not a valid configuration image: {exc}") from exc
     if args.key:
         raise InputError(f"{path}: --key tags images built from a TOML source; this image file is "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..hal import wire
-from ..hal.board_link import BoardDescription, BoardLink, PortFailure
+from ..hal.board_link import BoardDescription, BoardLink
 from ..hal.config_image import BoardConfig, crc32, decode_image, encode_image, image_crc
 from ..hal.errors import LinkError, LinkTimeout, NakError, ProtocolError
 from .errors import DeviceProblem, InputError
