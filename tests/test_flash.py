@@ -494,3 +494,21 @@ def test_verify_catches_what_the_flash_did_not_keep(board: tuple[str, Path], ver
     assert ("block at offset 1024" if verify == "crc" else "byte 1500 reads back") in message
     assert "nothing was committed: the board still runs generation 1" in message
     assert active(path) == (0, 1)
+
+
+def test_progress_bar_on_a_terminal(board: tuple[str, Path], capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    code = main(["flash", str(EXAMPLE), "--port", board[0]])
+    assert code == 0
+    bars = term.getvalue()
+    assert "write: 100%" in bars and "verify: 100%" in bars and "1.90k/1.90k" in bars
+    assert "flashed generation 2" in capsys.readouterr().out
