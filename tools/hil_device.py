@@ -29,7 +29,7 @@ from typing import Any
 from ..hal.errors import HalError, NakError
 from ..hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
 from ..hal.serial_device import SerialBoardDevice
-from ..hal.wire import NakCode
+from ..hal.wire import NakCode, ReadValves, ValveCommand
 from .errors import DeviceProblem, InputError
 
 _NAN = math.nan
@@ -77,6 +77,7 @@ class HilDevice(Device):
         self._forwarded = [int(plant.plant.valve_command[p]) for p in self._valve_to_plant]
         self.stats = {"injected": 0, "inject_failed": 0, "valves_forwarded": 0, "hil_entries": 0}
         self._enter_hil()
+        self._align_valves()
         board.on_restore.append(self._enter_hil)
 
     def _enter_hil(self) -> None:
@@ -91,6 +92,16 @@ class HilDevice(Device):
                     "hil_allowed = false; flash one that allows it (hil_allowed = true)") from exc
             raise
         self.stats["hil_entries"] += 1
+
+    def _align_valves(self) -> None:
+        """Command the board's valves to the plant's initial state where they differ (a board
+        left with hatches closed by an earlier run would otherwise close the plant's)."""
+        reply = self.board.link.request(ReadValves())  # type: ignore[union-attr]
+        for i, state in enumerate(reply.valves):
+            want = self._forwarded[i]
+            have = state.commanded if state.commanded != ValveCommand.NONE else int(state.position >= 0.5)
+            if have != want:
+                self.board.command_valve(i, bool(want))
 
     # -- the per-cycle path ------------------------------------------------------------------
 
