@@ -299,9 +299,13 @@ class Plant:
         self._flow_valves = [v for v in range(self.n_connections)
                              if self.valve_position[v] > 0.0
                              and self._node_of[self._v_a[v]] != self._node_of[self._v_b[v]]]
+        self._flow_rows = [(v, self._v_a[v], self._v_b[v], self._node_of[self._v_a[v]],
+                            self._node_of[self._v_b[v]], self._v_cda[v]) for v in self._flow_valves]
         for v in range(self.n_connections):
             self.connection_flow[v] = 0.0
         self._node_use = [sum(self._use[i] for i in nd) for nd in nodes]
+        self._crew_nodes = [(k, u) for k, u in enumerate(self._node_use) if u > 0.0]
+        self._leaky_nodes = sorted({self._node_of[lk[0]] for lk in self._leaks})
         self._gen_node = self._node_of[self._gen_module] if self._gen_module >= 0 else -1
         self._node_leaks = [[(j, i, coef, start, end) for j, (i, coef, start, end)
                              in enumerate(self._leaks) if self._node_of[i] == k]
@@ -366,38 +370,41 @@ class Plant:
             ns = [0.0] * nn
             for k, c in zip(node_of, cap):
                 ns[k] += c
-            src = [-use_f * u for u in self._node_use]
-            consumed_rate = use_f * self._use_mean if self._gen_module >= 0 else 0.0
+            for k in self._leaky_nodes:
+                nm[k], leaked = self._leak_node(k, nm[k], ns[k], h, t0, t)
+                self.leaked_kg += leaked
             if self._gen_node >= 0:
-                src[self._gen_node] += gen
+                consumed_rate = use_f * self._use_mean
+                for k, u in self._crew_nodes:
+                    nm[k] -= use_f * u * h
+                nm[self._gen_node] += gen * h
             if self._repress_tank:
+                src = [0.0] * nn
                 added_rate += self._repress(src_nodes=src)
-            if self._leaks:
                 for k in range(nn):
-                    nm[k], leaked = self._leak_node(k, nm[k], ns[k], h, t0, t)
-                    self.leaked_kg += leaked
-            for k in range(nn):
-                nm[k] += src[k] * h
+                    nm[k] += src[k] * h
             # Orifice flow between nodes, limited to what equalises the pair.
-            if self._flow_valves:
+            if self._flow_rows:
                 pos = self.valve_position
-                cda = self._v_cda
-                for v in self._flow_valves:
-                    ia, ib = self._v_a[v], self._v_b[v]
-                    ka, kb = node_of[ia], node_of[ib]
-                    pa, pb = nm[ka] / ns[ka], nm[kb] / ns[kb]
-                    eq = (pa - pb) / (1.0 / ns[ka] + 1.0 / ns[kb])
+                flow = self.connection_flow
+                for v, ia, ib, ka, kb, cda in self._flow_rows:
+                    sa = ns[ka]
+                    sb = ns[kb]
+                    pa = nm[ka] / sa
+                    pb = nm[kb] / sb
+                    # the mass that would bring both nodes to one pressure
+                    eq = (pa - pb) * sa * sb / (sa + sb)
                     if pa > pb:
-                        dm = orifice_flow(cda[v] * pos[v], pa, temp[ia], pb) * h
+                        dm = orifice_flow(cda * pos[v], pa, temp[ia], pb) * h
                         if dm > eq:
                             dm = eq
                     else:
-                        dm = -orifice_flow(cda[v] * pos[v], pb, temp[ib], pa) * h
+                        dm = -orifice_flow(cda * pos[v], pb, temp[ib], pa) * h
                         if dm < eq:
                             dm = eq
                     nm[ka] -= dm
                     nm[kb] += dm
-                    self.connection_flow[v] = dm / h
+                    flow[v] = dm / h
             pk = [mk / sk for mk, sk in zip(nm, ns)]
             self.pressure = [pk[k] for k in node_of]
         self.added_kg += added_rate * h
