@@ -48,6 +48,9 @@ class Plant:
         repress_flow: current mass flow of each repress supply into its module, kg/s.
         leaked_kg, consumed_kg, added_kg: cumulative gas lost to vacuum, used by the crew,
             added by oxygen generation and repress.
+
+    ``pressure`` and ``temperature`` are replaced by new lists every step (cheaper than writing
+    in place): read the attribute afresh, do not keep the list. Valve lists are updated in place.
     """
 
     def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
