@@ -50,12 +50,16 @@ class FlightSoftware:
         on_event: called with every event record ``(t, event_id, severity, subject, v1, v2, v3)``
             as it is sent (the console timeline, the runner). Must not block.
         clock: the executive's clock (default: the device's; a paced clock for real time).
+        host_timing: put the host's cycle times and overruns into telemetry (housekeeping
+            fields, CYCLE_OVERRUN events). Default: only on a wall clock. On a lockstep clock the
+            run is virtual and its telemetry must depend on the scenario and seed alone (same
+            seed, byte-identical capture), so the host's timing stays in :meth:`health`.
     """
 
     def __init__(self, device: Device, params: FdirParams | None = None,
                  mode: FdirMode = FdirMode.ACTIVE, sinks: Iterable[Sink] = (),
                  on_event: Callable[[EventRecord], None] | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, host_timing: bool | None = None) -> None:
         self.device = device
         self.params = params or default_params()
         self.layout = device.layout
@@ -69,6 +73,7 @@ class FlightSoftware:
             RateGroup("fdir", 1, self._cycle),
             RateGroup("housekeeping", self.hk_every, self._housekeeping),
         ], on_overrun=self._overrun)
+        self.host_timing = (not self.executive.virtual) if host_timing is None else host_timing
         self._commands: deque[Any] = deque()
         self.commands_refused = 0
         self.commands_applied = 0
@@ -147,11 +152,12 @@ class FlightSoftware:
         valves = [P.ValveHk(int(frame.valve_cmd[i]), float(frame.valve_fb[i]), fdir.valve_health(i))
                   for i in range(len(frame.valve_fb))]
         link_errors = sum(v for key, v in self.device.health().items() if "error" in key or "timeout" in key)
+        timing = self.host_timing
         hk = P.Housekeeping(
             mode=FdirMode(fdir.mode), isolation_state=int(fdir.isolator.state), cycle=k,
-            cycle_time_us=min(int(ex.cycle_time_s * 1e6), 0xFFFFFFFF),
-            max_cycle_time_us=min(int(ex.max_cycle_time_s * 1e6), 0xFFFFFFFF),
-            overruns=ex.overruns, link_up=bool(self.device.link_up), link_errors=link_errors,
+            cycle_time_us=min(int(ex.cycle_time_s * 1e6), 0xFFFFFFFF) if timing else 0,
+            max_cycle_time_us=min(int(ex.max_cycle_time_s * 1e6), 0xFFFFFFFF) if timing else 0,
+            overruns=ex.overruns if timing else 0, link_up=bool(self.device.link_up), link_errors=link_errors,
             sensors_failed=fdir.sensors_failed(), modules=modules, valves=valves)
         self.tm.emit_hk(hk, tm_t)
         if fdir.events._count:
@@ -159,7 +165,7 @@ class FlightSoftware:
 
     def _overrun(self, t: float, took: float, count: int) -> None:
         interval = self.params.executive.overrun_event_min_interval_s
-        if t - self._last_overrun_event >= interval:
+        if self.host_timing and t - self._last_overrun_event >= interval:
             self._last_overrun_event = t
             self.fdir.events.push(t, EventId.CYCLE_OVERRUN, "executive", took, self.executive.period, float(count))
 

@@ -97,11 +97,10 @@ class Isolator:
         self.leaking_mask = 0
         self.step_no = 0
         if len(members) == 1:
-            # Already a single module: it is the leaking one.
+            # Already a single module: nothing to close; observe it to measure the leak.
             self._go(_I.SPLITTING, t, subject, 1.0, 0.0, self.rate)
             self.closed = []
-            self._go(_I.OBSERVING, t, subject, 1.0, 1.0, self.rate)
-            self.t_observe = t
+            self._start_observing(t, 1)
             return
         to_close = [i for i in topo.inner_valves(mask)
                     if not f.valve_failed(i) and f._fb_prev[i] > f.params.valves.open_threshold]
@@ -140,15 +139,25 @@ class Isolator:
             if all(valves.settled(i) for i in self.closed):
                 segs = [s for s in range(f.topology.n_segments)
                         if f.topology.masks[s] & ~self.candidates == 0]
-                self.step_no += 1
-                self._go(_I.OBSERVING, t, f.module_names[_first(self.candidates)],
-                         float(len(segs)), float(self.step_no), self.rate)
-                self.t_observe = t + f.params.leak.transient_mask_s
+                self._start_observing(t, len(segs))
         elif st == _I.OBSERVING:
             self._observe(t)
         elif st == _I.LOCATED:
             if all(f.valves.settled(i) for i in self.reopen):
                 self._seal(t)
+
+    def _start_observing(self, t: float, n_segments: int) -> None:
+        """Split complete: every candidate segment's test restarts now, so the slope since the
+        restart measures each segment on its own."""
+        f = self.fdir
+        self.step_no += 1
+        self._go(_I.OBSERVING, t, f.module_names[_first(self.candidates)],
+                 float(n_segments), float(self.step_no), self.rate)
+        hold = f.params.leak.transient_mask_s
+        for s in range(f.topology.n_segments):
+            if f.topology.masks[s] & ~self.candidates == 0:
+                f._reset_slot(f.seg_slot[s], t, hold)
+        self.t_observe = t + hold
 
     def _observe(self, t: float) -> None:
         f = self.fdir

@@ -1,6 +1,8 @@
 """FDIR stage 4: valve monitoring.
 
-Each valve's commanded position is compared with its feedback. A mismatch larger than
+The commanded position of a valve is what the device reports (``Frame.valve_cmd``: FDIR's own
+commands, ground telecommands, or a simulated scenario's schedule); each change restarts the
+actuation clock. Each valve's commanded position is compared with its feedback. A mismatch larger than
 ``feedback_tolerance`` that outlasts the valve's actuation timeout plus ``timeout_margin_s`` since
 the last command (or, for a valve nobody commanded, since the mismatch began) fails the valve with
 a VALVE_FAILED event; isolation then plans around it. A failed valve stays failed until the
@@ -28,6 +30,7 @@ class ValveMonitor:
         n = len(self.ids)
         self.cmd = [-1.0] * n  # unknown until the first frame
         self.t_cmd = [0.0] * n
+        self.seen_cmd = [-1] * n  # the device's last reported commanded position
         self.mismatch = [False] * n
         self.health = [_OK] * n
         self.fb: list[float] = [0.0] * n  # the latest frame's feedback (the frame's own list)
@@ -62,15 +65,19 @@ class ValveMonitor:
         vs = frame.valve_status
         cmd = self.cmd
         tol = self.tol
+        dev_cmd = frame.valve_cmd
+        seen = self.seen_cmd
         for i in range(len(cmd)):
-            c = cmd[i]
-            if c < 0.0:
-                # First sight: adopt what the device reports as the current target.
-                cmd[i] = float(frame.valve_cmd[i]) if vs[i] == 0 else (1.0 if fb[i] > 0.5 else 0.0)
+            if dev_cmd[i] != seen[i]:
+                # The device reports a new commanded position: FDIR's own command, a ground
+                # telecommand or (in simulation) the scenario's schedule. The clock starts now.
+                seen[i] = dev_cmd[i]
+                cmd[i] = 1.0 if dev_cmd[i] else 0.0
                 self.t_cmd[i] = t
                 continue
             if vs[i]:
                 continue
+            c = cmd[i]
             d = fb[i] - c
             if d > tol or d < -tol:
                 if not self.mismatch[i]:
