@@ -24,6 +24,11 @@ NAME`` uses (tools/runner.py).
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..hal.errors import HalError, NakError
@@ -197,3 +202,56 @@ def open_hil_device(url: str, *, scenario: Any, seed: int | None = None, **board
         board.close()
         plant.close()
         raise
+
+
+#: Seconds to wait for an emulator process to print its device path.
+EMULATOR_START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class BoardUnderTest:
+    """A board to run HIL against: ``url`` opens it; ``process`` is the emulator's, if emulated."""
+
+    url: str
+    emulated: bool
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        """Stop the emulator process (SIGTERM, then SIGKILL after 5 s). Idempotent."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> "BoardUnderTest":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_emulator(*args: str, timeout_s: float = EMULATOR_START_TIMEOUT_S) -> BoardUnderTest:
+    """Start ``hullwatch board --pty ARGS...`` in its own process (its own core: no GIL shared
+    with the host) and return it once it serves; ``url`` is ``serial:///dev/pts/N``.
+
+    Raises DeviceProblem (with the emulator's output) if it does not print its path in time.
+    """
+    cmd = [sys.executable, "-m", "hullwatch.tools", "board", "--pty", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    line = ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        m = re.search(r"serving on (\S+)", line)
+        if m:
+            return BoardUnderTest(f"serial://{m.group(1)}", emulated=True, process=proc)
+    proc.kill()
+    _, err = proc.communicate(timeout=5)
+    raise DeviceProblem(f"board emulator did not start ({' '.join(cmd)}): {line.strip()} {err.strip()}")

@@ -26,17 +26,14 @@ docs/hil.md shows how to write one.
 from __future__ import annotations
 
 import collections
-import re
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
-#: Seconds to wait for an emulator process to print its device path.
-EMULATOR_START_TIMEOUT_S = 30.0
+if TYPE_CHECKING:
+    from .hil_device import BoardUnderTest
+
 #: Mission seconds run between two checks of an await (10 cycles at 10 Hz).
 AWAIT_STEP_S = 1.0
 HIL_FIXTURES = {"board", "plant", "flight"}
@@ -76,49 +73,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # The board
 
 
-@dataclass
-class BoardUnderTest:
-    """The board the hil tests talk to. ``url`` opens it (``hal.open(url)``)."""
-
-    url: str
-    emulated: bool
-    process: subprocess.Popen | None = None
-
-    def stop(self) -> None:
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def start_emulator(*args: str, timeout_s: float = EMULATOR_START_TIMEOUT_S) -> BoardUnderTest:
-    """Start ``hullwatch board --pty ARGS...`` in a process; return it once it serves.
-
-    Raises RuntimeError (with the emulator's stderr) if it does not print a device path in time.
-    """
-    cmd = [sys.executable, "-m", "hullwatch.tools", "board", "--pty", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout_s
-    assert proc.stdout is not None
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        m = re.search(r"serving on (\S+)", line)
-        if m:
-            return BoardUnderTest(f"serial://{m.group(1)}", emulated=True, process=proc)
-    proc.kill()
-    _, err = proc.communicate(timeout=5)
-    raise RuntimeError(f"board emulator did not start ({' '.join(cmd)}): {line.strip()} {err.strip()}")
-
-
 @pytest.fixture(scope="session")
 def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoardUnderTest]:
+    from .hil_device import BoardUnderTest, start_emulator
+
     url = request.config.getoption("--hil-device")
     if url:
         yield BoardUnderTest(url, emulated=False)
@@ -296,5 +254,4 @@ def await_telemetry(flight: FlightUnderTest, predicate: Callable[[Any], bool], w
     return flight.await_telemetry(predicate, within_s)
 
 
-__all__ = ["BoardUnderTest", "FlightUnderTest", "SeenEvent", "start_emulator", "await_event",
-           "await_telemetry"]
+__all__ = ["FlightUnderTest", "SeenEvent", "await_event", "await_telemetry"]
