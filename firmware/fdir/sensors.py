@@ -131,6 +131,8 @@ class SensorStage:
         m = self.layout.module_index(self.layout.pressure[i].module)
         g = self.groups[m]
         self.module_ok[m] = len(g) == 3 and all(self.health[j] == _OK for j in g)
+        if self.module_ok[m]:
+            self.n_voting[m] = len(g)  # the fast path does not count voters
         self.events.push(t, EventId.SENSOR_RECOVERED, self.p_ids[i], float(old), value, 0.0)
 
     # -- per cycle --------------------------------------------------------------------------
