@@ -76,6 +76,11 @@ class BinnedSeries:
         if len(self._buf_t) >= self._chunk:
             self._flush()
 
+    def add_block(self, t: np.ndarray, rows: np.ndarray) -> None:
+        """Add many samples: ``t`` (n,) and ``rows`` (n, columns)."""
+        self._flush()
+        self._fold(np.asarray(t, np.float64), np.asarray(rows, np.float64).reshape(len(t), self.columns))
+
     def _coarsen(self) -> None:
         """Double the bin width: bin j takes old bins 2j and 2j+1."""
         h = self.max_bins // 2
@@ -99,6 +104,11 @@ class BinnedSeries:
         y = np.asarray(self._buf_y, dtype=np.float64).reshape(len(t), self.columns)
         self._buf_t.clear()
         self._buf_y.clear()
+        self._fold(t, y)
+
+    def _fold(self, t: np.ndarray, y: np.ndarray) -> None:
+        if not len(t):
+            return
         self.samples += len(t)
         if self.t0 is None:
             self.t0 = float(t[0])
@@ -185,32 +195,98 @@ def parse_time(text: str, epoch_utc: float | None = None) -> float:
     return when.timestamp() - epoch_utc
 
 
-def iter_plot_packets(path: str, on_skip: Callable[[Any], None] | None = None,
-                      on_progress: Callable[[int], None] | None = None) -> Iterable[tuple[int, Any]]:
-    """``(offset, Packet)`` of the housekeeping, layout and event packets of a capture, streamed
-    with the telemetry bulk reader (CRC checked): the raw-sample packets, nearly all of a
-    capture, are passed over without being decoded."""
-    from ..firmware.telemetry.capture import iter_packet_batches
-    from ..firmware.telemetry.fastcodec import fast_decode
-    from ..firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT
+class _Collector:
+    """The state :func:`collect` and :func:`collect_capture` share: the layout (from the first
+    layout report), the time window, the binned series and the bounded event list."""
 
-    for batch in iter_packet_batches(path, on_skip=on_skip, on_progress=on_progress):
-        h = batch.headers()
-        hk = (h["apid"] == APID_HOUSEKEEPING) & (h["service"] == 3) & (
-            (h["key"] == SID_HOUSEKEEPING) | (h["key"] == SID_LAYOUT))
-        wanted = (hk | ((h["apid"] == APID_EVENT) & (h["service"] == 5))).nonzero()[0]
-        buf, base, starts, lengths = batch.buffer, batch.base, batch.starts, batch.lengths
-        for i in wanted.tolist():
-            start = int(starts[i])
-            try:
-                packet = fast_decode(buf[start:start + int(lengths[i])], verify_crc=False)
-            except ValueError as exc:  # PacketDecodeError: frames and checks, data undecodable
-                if on_skip is not None:
-                    from ..firmware.telemetry.capture import Skip
+    def __init__(self, modules: list[str] | None, since: float | str | None, until: float | str | None,
+                 max_bins: int, max_events: int, source: str) -> None:
+        self.modules = modules
+        self.since, self.until = since, until
+        self.max_bins = max_bins
+        self.max_events = max_events
+        self.source = source
+        self.epoch: float | None = None
+        self.names: list[str] | None = None
+        self.cols: list[int] = []
+        self.n_modules = 0
+        self.n_valves = 0
+        self.bins: BinnedSeries | None = None
+        self.events: list[PlotEvent] = []
+        self.dropped = 0
+        self.hk_count = 0
+        self.lo_t: float | None = None
+        self.hi_t: float | None = None
 
-                    on_skip(Skip(base + start, int(lengths[i]), f"undecodable packet: {exc}"))
-                continue
-            yield base + start, packet
+    def start(self, report: Any) -> None:
+        """Take the layout and epoch of the first layout report (later ones are ignored)."""
+        from ..firmware.telemetry.layoutjson import layout_from_json
+
+        if self.names is not None:
+            return
+        layout = layout_from_json(report.layout_json)
+        all_names = [m.name for m in layout.modules]
+        wanted = all_names if not self.modules else self.modules
+        unknown = [m for m in wanted if m not in all_names]
+        if unknown:
+            raise InputError(f"{self.source}: unknown module(s) {', '.join(unknown)}; the capture has "
+                             + ", ".join(all_names))
+        self.epoch = report.epoch_utc
+        self.names = list(wanted)
+        self.cols = [all_names.index(m) for m in self.names]
+        self.n_modules, self.n_valves = len(layout.modules), len(layout.valves)
+        self.bins = BinnedSeries(len(self.cols) * len(SERIES), max_bins=self.max_bins)
+        self.lo_t = _as_time(self.since, report.epoch_utc)
+        self.hi_t = _as_time(self.until, report.epoch_utc)
+
+    def in_window(self, t: float) -> bool:
+        return not ((self.lo_t is not None and t < self.lo_t) or (self.hi_t is not None and t > self.hi_t))
+
+    def housekeeping(self, t: float, hk: Any) -> None:
+        mods = hk.modules
+        row: list[float] = []
+        for c in self.cols:
+            if c < len(mods):
+                m = mods[c]
+                row.extend((m.pressure_pa, m.temperature_k, m.inventory_mol, m.leak_rate_kg_s))
+            else:
+                row.extend((math.nan,) * len(SERIES))
+        self.bins.add(t, row)  # type: ignore[union-attr]
+        self.hk_count += 1
+
+    def housekeeping_block(self, t: np.ndarray, rows: np.ndarray) -> None:
+        """Many housekeeping samples at once: ``rows`` (n, modules * 4) in :data:`SERIES` order."""
+        keep = np.ones(len(t), bool)
+        if self.lo_t is not None:
+            keep &= t >= self.lo_t
+        if self.hi_t is not None:
+            keep &= t <= self.hi_t
+        if not keep.all():
+            t, rows = t[keep], rows[keep]
+        if len(t):
+            self.bins.add_block(t, rows)  # type: ignore[union-attr]
+            self.hk_count += len(t)
+
+    def event(self, t: float, ev: Any) -> None:
+        if len(self.events) < self.max_events:
+            self.events.append(PlotEvent(t, ev.event_id.name, ev.subject, int(ev.severity)))
+        else:
+            self.dropped += 1
+
+    def result(self) -> PlotData:
+        if self.names is None or self.bins is None or self.epoch is None:
+            raise InputError(f"{self.source}: no layout report in the capture; cannot plot it")
+        if self.hk_count == 0:
+            raise InputError(f"{self.source}: no housekeeping packets in the requested time range")
+        t, mean, lo, hi = self.bins.result()
+        k = len(SERIES)
+
+        def split(a: np.ndarray) -> dict[str, np.ndarray]:
+            return {s: a[:, i::k] for i, s in enumerate(SERIES)}
+
+        self.events.sort(key=lambda e: e.t)
+        return PlotData(self.epoch, self.names, t, split(mean), split(lo), split(hi), self.bins.width,
+                        self.events, self.dropped, self.hk_count, self.source)
 
 
 def collect(
@@ -221,8 +297,6 @@ def collect(
     until: float | str | None = None,
     max_bins: int = 2000,
     max_events: int = 60,
-    total_bytes: int = 0,
-    progress: Callable[[int, int], None] | None = None,
     source: str = "capture",
     layout_report: Any = None,
 ) -> PlotData:
@@ -234,85 +308,122 @@ def collect(
     is an error). Raises InputError when there is no layout report, ``modules`` names an unknown
     module, or there is no housekeeping in the range.
     """
-    from ..firmware.telemetry.layoutjson import layout_from_json
     from ..firmware.telemetry.packets import Event, Housekeeping, LayoutReport
 
-    epoch: float | None = None
-    names: list[str] | None = None
-    cols: list[int] = []
-    bins: BinnedSeries | None = None
-    events: list[PlotEvent] = []
-    dropped = 0
-    hk_count = 0
-    lo_t = hi_t = None
-    pending_since, pending_until = since, until
-    n = 0
-
-    def start(data: LayoutReport) -> None:
-        nonlocal epoch, names, cols, bins, lo_t, hi_t
-        epoch = data.epoch_utc
-        layout = layout_from_json(data.layout_json)
-        all_names = [m.name for m in layout.modules]
-        wanted = all_names if not modules else modules
-        unknown = [m for m in wanted if m not in all_names]
-        if unknown:
-            raise InputError(
-                f"{source}: unknown module(s) {', '.join(unknown)}; the capture has "
-                + ", ".join(all_names))
-        names = list(wanted)
-        cols = [all_names.index(m) for m in names]
-        bins = BinnedSeries(len(cols) * len(SERIES), max_bins=max_bins)
-        lo_t = _as_time(pending_since, epoch)
-        hi_t = _as_time(pending_until, epoch)
-
+    c = _Collector(modules, since, until, max_bins, max_events, source)
     if layout_report is not None:
-        start(layout_report)
+        c.start(layout_report)
     for offset, packet in packets:
-        n += 1
-        if progress is not None and n % 8192 == 0:
-            progress(offset, total_bytes)
         data = packet.data
         if isinstance(data, LayoutReport):
-            if names is None:
-                start(data)
+            c.start(data)
             continue
-        if epoch is None:
+        if c.epoch is None:
             if isinstance(data, Housekeeping):
-                raise InputError(
-                    f"{source}: housekeeping at byte offset {offset} before any layout report; "
-                    "cannot name the modules")
+                raise InputError(f"{source}: housekeeping at byte offset {offset} before any layout "
+                                 "report; cannot name the modules")
             continue
-        t = packet.time_utc - epoch
-        if (lo_t is not None and t < lo_t) or (hi_t is not None and t > hi_t):
+        t = packet.time_utc - c.epoch
+        if not c.in_window(t):
             continue
         if isinstance(data, Housekeeping):
-            mods = data.modules
-            row: list[float] = []
-            for c in cols:
-                m = mods[c] if c < len(mods) else None
-                if m is None:
-                    row.extend((math.nan,) * len(SERIES))
-                else:
-                    row.extend((m.pressure_pa, m.temperature_k, m.inventory_mol, m.leak_rate_kg_s))
-            bins.add(t, row)  # type: ignore[union-attr]
-            hk_count += 1
+            c.housekeeping(t, data)
         elif isinstance(data, Event):
-            if len(events) < max_events:
-                events.append(PlotEvent(t, data.event_id.name, data.subject, int(data.severity)))
-            else:
-                dropped += 1
-    if names is None or bins is None or epoch is None:
-        raise InputError(f"{source}: no layout report in the capture; cannot plot it")
-    if hk_count == 0:
-        raise InputError(f"{source}: no housekeeping packets in the requested time range")
-    t, mean, lo, hi = bins.result()
-    k = len(SERIES)
+            c.event(t, data)
+    return c.result()
 
-    def split(a: np.ndarray) -> dict[str, np.ndarray]:
-        return {s: a[:, i::k] for i, s in enumerate(SERIES)}
 
-    return PlotData(epoch, names, t, split(mean), split(lo), split(hi), bins.width, events, dropped,
-                    hk_count, source)
+def _hk_columns(n_modules: int, n_valves: int) -> tuple[int, list[int]]:
+    """Size of a housekeeping packet with these counts, and the byte offset in the packet of each
+    module's four :data:`SERIES` values (big-endian float64), module by module. Derived from the
+    construct declaration, never typed by hand."""
+    import struct
+
+    from ..firmware.telemetry.fields import field_offsets, flatten, struct_format
+    from ..firmware.telemetry.packets import HOUSEKEEPING_BODY, PEC_SIZE, PRIMARY_HEADER_SIZE, TM_SECONDARY_HEADER_SIZE
+
+    fields = flatten(HOUSEKEEPING_BODY, {"n_modules": n_modules, "n_valves": n_valves})
+    offsets = field_offsets(fields)
+    head = PRIMARY_HEADER_SIZE + TM_SECONDARY_HEADER_SIZE
+    size = head + struct.calcsize(struct_format(fields)) + PEC_SIZE
+    return size, [head + offsets[f"modules[{m}].{name}"] for m in range(n_modules) for name in SERIES]
+
+
+def collect_capture(
+    path: str,
+    *,
+    modules: list[str] | None = None,
+    since: float | str | None = None,
+    until: float | str | None = None,
+    max_bins: int = 2000,
+    max_events: int = 60,
+    layout_report: Any = None,
+    on_skip: Callable[[Any], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PlotData:
+    """:func:`collect` for a capture file, fast: the telemetry bulk reader frames the packets and
+    checks every CRC; housekeeping packets of the layout's size are read as numpy columns a
+    window at a time (their layout derived from the declaration); the few others, the events and
+    layout reports are decoded one by one; raw samples, nearly all of a capture, are passed over.
+    Constant memory. Raises InputError as :func:`collect`.
+    """
+    from ..firmware.telemetry.capture import Skip, iter_packet_batches
+    from ..firmware.telemetry.fastcodec import fast_decode
+    from ..firmware.telemetry.packets import (
+        APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT, Event, Housekeeping, LayoutReport)
+
+    c = _Collector(modules, since, until, max_bins, max_events, os.path.basename(path))
+    if layout_report is not None:
+        c.start(layout_report)
+    hk_size = -1
+    value_offsets = np.zeros((0, 8), np.int64)
+    for batch in iter_packet_batches(path, on_skip=on_skip, on_progress=on_progress):
+        h = batch.headers()
+        is_hk_apid = (h["apid"] == APID_HOUSEKEEPING) & (h["service"] == 3)
+        hk = is_hk_apid & (h["key"] == SID_HOUSEKEEPING)
+        one_by_one = (is_hk_apid & (h["key"] == SID_LAYOUT)) | ((h["apid"] == APID_EVENT) & (h["service"] == 5))
+        if c.epoch is not None:
+            if hk_size < 0:
+                hk_size, offs = _hk_columns(c.n_modules, c.n_valves)
+                wanted = np.asarray(offs, np.int64).reshape(c.n_modules, len(SERIES))[c.cols].ravel()
+                value_offsets = wanted[:, None] + np.arange(8)
+            fast = hk & (h["length"] == hk_size)
+            one_by_one |= hk & ~fast
+            idx = fast.nonzero()[0]
+            if len(idx):
+                a = np.frombuffer(batch.buffer, np.uint8)
+                starts = batch.starts[idx]
+                raw = a[starts[:, None, None] + value_offsets[None, :, :]]  # (n, columns, 8)
+                rows = np.ascontiguousarray(raw).view(">f8").reshape(len(idx), -1).astype(np.float64)
+                c.housekeeping_block(h["time_utc"][idx] - c.epoch, rows)
+        else:
+            one_by_one |= hk
+        for i in one_by_one.nonzero()[0].tolist():
+            start = int(batch.starts[i])
+            length = int(batch.lengths[i])
+            try:
+                packet = fast_decode(batch.buffer[start:start + length], verify_crc=False)
+            except ValueError as exc:  # PacketDecodeError: frames and checks, data undecodable
+                if on_skip is not None:
+                    on_skip(Skip(batch.base + start, length, f"undecodable packet: {exc}"))
+                continue
+            data = packet.data
+            if isinstance(data, LayoutReport):
+                c.start(data)
+                continue
+            if c.epoch is None:
+                if isinstance(data, Housekeeping):
+                    raise InputError(f"{c.source}: housekeeping at byte offset {batch.base + start} "
+                                     "before any layout report; cannot name the modules")
+                continue
+            t = packet.time_utc - c.epoch
+            if not c.in_window(t):
+                continue
+            if isinstance(data, Housekeeping):
+                c.housekeeping(t, data)
+            elif isinstance(data, Event):
+                c.event(t, data)
+    return c.result()
 
 
 def _as_time(value: float | str | None, epoch: float) -> float | None:
@@ -528,9 +639,8 @@ def plot_capture(
         if progress is not None:
             progress(done[0], total)
 
-    data = collect(iter_plot_packets(path, on_skip, on_progress), modules=modules, since=since,
-                   until=until, max_bins=max_bins, total_bytes=total, source=os.path.basename(path),
-                   layout_report=report)
+    data = collect_capture(path, modules=modules, since=since, until=until, max_bins=max_bins,
+                           layout_report=report, on_skip=on_skip, on_progress=on_progress)
     if progress is not None:
         progress(total, total)
     render(data, out, title=title)

@@ -1,0 +1,240 @@
+"""Big-capture benchmark: bulk decode, CSV export, plot and replay of a 1 GB capture.
+
+    python bench/replay.py [--size-mb 1000] [--block-s 600] [--only decode,export,plot,replay] [--keep]
+
+Builds a capture of ``--size-mb`` MB in the temporary directory from a real closed-loop run of
+``soyuz-ms09`` (``--block-s`` mission seconds: one raw-sample packet per 10 Hz cycle, housekeeping
+at 1 Hz, layout reports every 60 s, the leak's events), repeated with each copy's CUC times shifted
+on (CRCs recomputed) so that the capture covers one continuous stretch of mission time; sequence
+counts and cycle numbers repeat, which none of the measured paths cares about. Then each job
+runs in a fresh process so that its peak memory (``ru_maxrss``) is its own:
+
+- decode: the telemetry bulk reader (``iter_packet_batches``: framing, every CRC checked, header
+  columns vectorised), packets/s. Target >= 1,000,000 packets/s.
+- export: ``hullwatch decode CAPTURE --format csv -o /dev/null`` (one row per packet, the raw
+  samples one column per sensor), rows/s. Target >= 200,000 rows/s.
+- plot: ``hullwatch plot CAPTURE -o PNG``, MB/s of capture.
+- replay: ``hullwatch replay CAPTURE --to udp://127.0.0.1:PORT --fast``, packets/s.
+
+Peak memory target for every job: < 200 MB whatever the capture's size. The capture is deleted
+at the end (``--keep`` keeps it and prints its path). Timing figures are noisy on a shared 2-core
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGET_DECODE = 1_000_000
+TARGET_EXPORT = 200_000
+TARGET_MEMORY_MB = 200.0
+
+
+# ----------------------------------------------------------------------------------------------
+# building the capture
+
+
+def record_block(path: str, seconds: float) -> None:
+    """A real closed-loop capture of soyuz-ms09 (seed 7): the leak, its detection and isolation."""
+    from hullwatch.tools.runner import run_scenario
+
+    run_scenario("sim://soyuz-ms09?seed=7", until=seconds, capture=path)
+
+
+def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tuple[int, float]:
+    """Write a capture of about ``size_mb`` MB to ``path``; return (packets, mission seconds)."""
+    import numpy as np
+
+    from hullwatch.firmware.telemetry.capture import iter_packet_batches
+    from hullwatch.firmware.telemetry.fastcodec import _TM_FIELDS
+    from hullwatch.firmware.telemetry.fields import field_offsets
+
+    block_path = os.path.join(workdir, "block.tm")
+    record_block(block_path, block_s)
+    with open(block_path, "rb") as f:
+        block = f.read()
+    os.unlink(block_path)
+    starts_l: list[int] = []
+    lengths_l: list[int] = []
+    for batch in iter_packet_batches(block):
+        starts_l.extend((batch.base + batch.starts).tolist())
+        lengths_l.extend(batch.lengths.tolist())
+    starts = np.asarray(starts_l, np.int64)
+    ends = starts + np.asarray(lengths_l, np.int64)
+    assert ends[-1] == len(block), "the recorded block must be whole packets"
+    secs_off = field_offsets(_TM_FIELDS)["secondary.cuc_seconds"]
+    idx = starts[:, None] + secs_off + np.arange(4)
+    base = np.frombuffer(block, np.uint8)
+    secs0 = base[idx].astype(np.uint32) @ np.array([1 << 24, 1 << 16, 1 << 8, 1], np.uint32)
+    shift = int(round(block_s))
+    target = int(size_mb * 1e6)
+    written = packets = rep = 0
+    with open(path, "wb") as out:
+        while written < target:
+            if rep == 0:
+                data = block
+            else:
+                arr = base.copy()
+                secs = (secs0 + np.uint32(rep * shift)).astype(">u4")
+                arr[idx] = secs.view(np.uint8).reshape(-1, 4)
+                buf = bytearray(arr.tobytes())
+                mv = memoryview(buf)
+                crc = binascii.crc_hqx
+                for s, e in zip(starts.tolist(), ends.tolist()):
+                    c = crc(mv[s:e - 2], 0xFFFF)
+                    buf[e - 2] = c >> 8
+                    buf[e - 1] = c & 0xFF
+                data = bytes(buf)
+            out.write(data)
+            written += len(data)
+            packets += len(starts)
+            rep += 1
+    return packets, rep * block_s
+
+
+# ----------------------------------------------------------------------------------------------
+# the jobs, each run in its own process (``--job NAME CAPTURE``)
+
+
+def job_decode(path: str) -> dict:
+    from hullwatch.firmware.telemetry.capture import iter_packet_batches
+
+    n = 0
+    t0 = time.perf_counter()
+    for batch in iter_packet_batches(path):  # frames, checks every CRC, header columns
+        batch.headers()
+        n += len(batch)
+    return {"count": n, "seconds": time.perf_counter() - t0}
+
+
+def job_export(path: str) -> dict:
+    from hullwatch.tools.cli import main
+
+    t0 = time.perf_counter()
+    code = main(["decode", path, "--format", "csv", "-o", os.devnull, "--no-progress"])
+    return {"seconds": time.perf_counter() - t0, "exit": code}
+
+
+def job_plot(path: str) -> dict:
+    from hullwatch.tools.capture_plot import plot_capture
+
+    png = path + ".png"
+    t0 = time.perf_counter()
+    data = plot_capture(path, png)
+    seconds = time.perf_counter() - t0
+    size = os.path.getsize(png)
+    os.unlink(png)
+    return {"seconds": seconds, "housekeeping": data.housekeeping, "points": len(data.t), "png_bytes": size}
+
+
+def job_replay(path: str) -> dict:
+    from hullwatch.tools.replayer import open_sink, replay_capture
+
+    # a socket that is never read: datagrams to it are dropped by the kernel once its buffer is
+    # full, which is what a busy ground station does too; the sender is what is measured
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    sink = open_sink(f"udp://127.0.0.1:{listener.getsockname()[1]}")
+    t0 = time.perf_counter()
+    stats = replay_capture(path, sink, speed=None)
+    seconds = time.perf_counter() - t0
+    sink.close()
+    listener.close()
+    return {"count": stats.packets, "seconds": seconds}
+
+
+JOBS = {"decode": job_decode, "export": job_export, "plot": job_plot, "replay": job_replay}
+
+
+def run_job(name: str, path: str) -> dict:
+    """Run job ``name`` in a fresh interpreter; its result with ``peak_mb`` (ru_maxrss)."""
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--job", name, path],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"job {name} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mb", type=float, default=1000.0, help="capture size in MB (default 1000)")
+    ap.add_argument("--block-s", type=float, default=600.0,
+                    help="mission seconds of the recorded block that is repeated (default 600)")
+    ap.add_argument("--only", default="decode,export,plot,replay", help="jobs to run, comma-separated")
+    ap.add_argument("--keep", action="store_true", help="keep the capture file")
+    ap.add_argument("--job", nargs=2, metavar=("NAME", "CAPTURE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.job:
+        name, path = args.job
+        result = JOBS[name](path)
+        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+        print(json.dumps(result))
+        return 0
+
+    jobs = [j.strip() for j in args.only.split(",") if j.strip()]
+    unknown = [j for j in jobs if j not in JOBS]
+    if unknown:
+        ap.error(f"--only: unknown job(s) {', '.join(unknown)}; choose from {', '.join(JOBS)}")
+    workdir = tempfile.mkdtemp(prefix="hullwatch-bench-")
+    path = os.path.join(workdir, "big.tm")
+    try:
+        t0 = time.perf_counter()
+        packets, span = build_capture(path, args.size_mb, args.block_s, workdir)
+        size = os.path.getsize(path)
+        print(f"capture: {size / 1e6:,.0f} MB, {packets:,} packets, {span / 3600:,.1f} h of mission time "
+              f"(soyuz-ms09 block of {args.block_s:g} s repeated; built in {time.perf_counter() - t0:.0f} s)")
+        print(f"{'job':8s} {'figure':>28s} {'target':>22s} {'peak memory':>13s}")
+        worst_mb = 0.0
+        for name in jobs:
+            r = run_job(name, path)
+            peak = r["peak_mb"]
+            worst_mb = max(worst_mb, peak)
+            mem = f"{peak:8.0f} MB {_verdict(peak < TARGET_MEMORY_MB)}"
+            if name == "decode":
+                rate = r["count"] / r["seconds"]
+                if r["count"] != packets:
+                    raise SystemExit(f"decode found {r['count']} packets, the capture holds {packets}")
+                print(f"{name:8s} {rate:>16,.0f} packets/s {f'>= {TARGET_DECODE:,} {_verdict(rate >= TARGET_DECODE)}':>22s} {mem}")
+            elif name == "export":
+                if r["exit"] != 0:
+                    raise SystemExit(f"hullwatch decode --format csv exited {r['exit']}")
+                rate = packets / r["seconds"]
+                print(f"{name:8s} {rate:>16,.0f} rows/s    {f'>= {TARGET_EXPORT:,} {_verdict(rate >= TARGET_EXPORT)}':>22s} {mem}")
+            elif name == "plot":
+                rate = size / 1e6 / r["seconds"]
+                print(f"{name:8s} {rate:>16,.1f} MB/s       {'-':>22s} {mem}   "
+                      f"({r['housekeeping']:,} housekeeping samples -> {r['points']} points per series)")
+            elif name == "replay":
+                rate = r["count"] / r["seconds"]
+                print(f"{name:8s} {rate:>16,.0f} packets/s {'(--fast, UDP)':>22s} {mem}")
+        print(f"peak memory of the worst job: {worst_mb:.0f} MB, target < {TARGET_MEMORY_MB:.0f} MB "
+              f"{_verdict(worst_mb < TARGET_MEMORY_MB)}")
+    finally:
+        if args.keep and os.path.exists(path):
+            print(f"kept {path}")
+        else:
+            if os.path.exists(path):
+                os.unlink(path)
+            try:
+                os.rmdir(workdir)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
