@@ -207,3 +207,30 @@ def test_udp_sink_sends_datagrams_and_counts_failures():
     sink.write(b"x" * 70000)  # larger than any datagram: an error, counted
     assert sink.packets == 3 and sink.errors >= 1
     sink.close()
+
+
+def test_parallel_framing_matches_sequential_on_a_damaged_capture(tmp_path):
+    packets = _stream(400)
+    rng = random.Random(9)
+    data = bytearray(b"".join(packets))
+    for _ in range(12):  # bit flips anywhere, some near segment boundaries
+        i = rng.randrange(len(data))
+        data[i] ^= 1 << rng.randrange(8)
+    data[20000:20000] = b"\x08" * 50  # garbage that looks like the start of a header
+    data = data[:-7]
+    path = tmp_path / "damaged.tm"
+    path.write_bytes(bytes(data))
+
+    def read(**kw):
+        skips: list[Skip] = []
+        offsets = []
+        for batch in iter_packet_batches(path, on_skip=skips.append, **kw):
+            offsets += (batch.starts + batch.base).tolist()
+            assert [batch.buffer[s:s + n] for s, n in zip(batch.starts, batch.lengths)] == [
+                bytes(data[o:o + n]) for o, n in zip((batch.starts + batch.base).tolist(), batch.lengths)]
+        return offsets, skips
+
+    reference = read()
+    assert reference == ([c.offset for c in iter_capture(path)], _read(bytes(data))[1])
+    for segment in (3000, 4096, 65536):
+        assert read(workers=2, chunk_size=segment) == reference, segment
