@@ -255,3 +255,107 @@ def detection_floor_s(slope_pa_s: float, sigma_pa: float, rate_hz: float, alpha:
     ``sigma_pa`` sampled at ``rate_hz`` is detected with false-alarm ``alpha`` and miss ``beta``."""
     k = NormalDist().inv_cdf(1.0 - alpha) + NormalDist().inv_cdf(1.0 - beta)
     return (12.0 * k * k * sigma_pa * sigma_pa / (rate_hz * slope_pa_s * slope_pa_s)) ** (1.0 / 3.0)
+
+
+# --------------------------------------------------------------------------------------------
+# running and measuring
+
+
+def run_case(case: dict[str, Any]) -> dict[str, Any]:
+    """Run one case through the real closed loop and measure it (see the module doc).
+
+    Raises whatever the loop raises (the executor records it as a failed case)."""
+    from ..firmware.fdir.params import default_params, load_params
+    from ..sim.device import SimDevice
+    from ..sim.scenario import scenario_from_dict
+    from .runner import RunEvent, run_scenario
+
+    data = build_scenario_dict(case)
+    scenario = scenario_from_dict(data, f"{case.get('campaign', 'campaign')}:{case['id']}")
+    params = load_params(case["fdir_params"]) if case.get("fdir_params") else default_params()
+    device = SimDevice(scenario)
+    located_truth: list[Any] = []
+
+    def on_event(ev: RunEvent) -> None:
+        # the plant's true state when FDIR locates the leak: the reference for the reserve time
+        if ev.name == "LEAK_LOCATED" and not located_truth:
+            located_truth.append(device.truth())
+
+    try:
+        result = run_scenario(device, fdir_params=params, on_event=on_event)
+    finally:
+        device.close()
+    return measure(data, scenario, params, result, located_truth[0] if located_truth else None)
+
+
+def measure(data: dict[str, Any], scenario: Any, params: Any, result: Any, located_truth: Any) -> dict[str, Any]:
+    """The case record's measurements from a :class:`~hullwatch.tools.runner.RunResult` and the
+    truth: the scenario dict and validated Scenario, the FDIR parameters, and the device's
+    :class:`~hullwatch.sim.device.Truth` at the time the leak was located (or None)."""
+    events = result.events
+    leak = data["leaks"][0] if data.get("leaks") else None
+    start = float(leak.get("start_s", 0.0)) if leak else math.inf
+    alarms = [e for e in events if e.name in ALARM_EVENTS]
+    suspected = [e for e in events if e.name == "LEAK_SUSPECTED"]
+    rec: dict[str, Any] = {
+        "kind": "leak" if leak else "nominal",
+        "false_alarms": sum(e.t < start for e in alarms),
+        "suspicions": sum(e.t < start for e in suspected),
+        "sim_s": float(result.simulated_s),
+        "loop_wall_s": float(result.wall_s),
+        "verdict": result.verdict,
+        "sigma_pa": float(scenario.sensors.pressure_noise_pa),
+    }
+    if leak is None:
+        rec["detected"] = False
+        return rec
+    first = next((e for e in alarms if e.t >= start), None)
+    slope = leak_slope(data, leak)
+    sigma = rec["sigma_pa"]
+    floor = detection_floor_s(slope, sigma, 1.0 / params.executive.period_s, params.leak.false_alarm_prob,
+                              params.leak.miss_prob) if slope > 0 and sigma > 0 else None
+    latency = first.t - start if first is not None else None
+    cd_fdir = params.isolation.discharge_coefficient
+    d_equiv = float(leak["diameter_m"]) * math.sqrt(float(leak.get("cd", 0.7)) / cd_fdir)
+    rec.update({
+        "leak_module": leak["module"],
+        "diameter_mm": round(float(leak["diameter_m"]) * 1e3, 6),
+        "cd": float(leak.get("cd", 0.7)),
+        "leak_start_s": start,
+        "slope_pa_s": slope,
+        "detected": first is not None,
+        "detected_s": first.t if first is not None else None,
+        "detected_by": first.name if first is not None else "",
+        "latency_s": latency,
+        "floor_s": floor,
+        "latency_ratio": latency / floor if latency is not None and floor else None,
+        "located_module": result.located_module or "",
+        "isolation_correct": result.located_module == leak["module"],
+        "sealed_modules": " ".join(result.sealed_modules),
+        "diameter_est_mm": result.hole_diameter_m * 1e3 if result.hole_diameter_m else None,
+        "diameter_error": result.hole_diameter_m / d_equiv - 1.0 if result.hole_diameter_m else None,
+        "reserve_est_s": result.reserve_time_s,
+    })
+    reserve_true = _true_reserve(data, leak["module"], result.sealed_modules, located_truth,
+                                 params.isolation.reserve_floor_pa)
+    rec["reserve_true_s"] = reserve_true
+    rec["reserve_error"] = (result.reserve_time_s / reserve_true - 1.0
+                            if result.reserve_time_s and reserve_true else None)
+    return rec
+
+
+def _true_reserve(data: dict[str, Any], module: str, sealed: list[str], truth: Any, floor_pa: float) -> float | None:
+    """Time (s) for the located segment to fall to ``floor_pa`` at the true loss rate at the
+    moment of location (linear, as the reserve time is defined: DESIGN.md). None without truth."""
+    if truth is None:
+        return None
+    segment = sealed if module in sealed else [module]
+    volumes = {m["name"]: float(m["volume_m3"]) for m in data["modules"]}
+    volume = sum(volumes[m] for m in segment)
+    mdot = sum(lk.mass_flow_kg_s for lk in truth.leaks if lk.active and lk.module in segment)
+    if mdot <= 0:
+        return None
+    temp = sum(truth.temperature_k[m] * volumes[m] for m in segment) / volume
+    pressure = sum(truth.pressure_pa[m] * volumes[m] for m in segment) / volume
+    rate = mdot * R_AIR * temp / volume
+    return max(0.0, pressure - floor_pa) / rate
