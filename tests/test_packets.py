@@ -17,6 +17,7 @@ from hullwatch.firmware.telemetry import (
     decode,
     encode,
     fast_decode,
+    fast_encode,
     layout_from_json,
     layout_to_json,
     make_packet,
@@ -37,6 +38,7 @@ def test_round_trip_and_fast_decoder_agrees(packet):
     assert decode(raw) == packet
     assert fast_decode(raw) == packet
     assert encode(decode(raw)) == raw
+    assert fast_encode(packet) == raw
     assert len(raw) == int.from_bytes(raw[4:6], "big") + 7
 
 
@@ -203,9 +205,21 @@ def test_unknown_service_keeps_raw_bytes():
     assert decode(raw).name == "unknown"
 
 
-def test_encode_refuses_what_does_not_fit():
+@pytest.mark.parametrize("encoder", [encode, fast_encode])
+def test_encoders_refuse_bad_events(encoder):
     with pytest.raises(TelemetryError, match="subject|ascii|16"):
-        encode(make_packet(P.Event(EventId.LINK_LOST, "a-very-long-subject-id", (0, 0, 0), Severity.LOW)))
+        encoder(make_packet(P.Event(EventId.LINK_LOST, "a-very-long-subject-id", (0, 0, 0), Severity.LOW)))
+    with pytest.raises(TelemetryError, match="ASCII|ascii"):
+        encoder(make_packet(P.Event(EventId.LINK_LOST, "modul\u00e9", (0, 0, 0), Severity.LOW)))
+    with pytest.raises(TelemetryError):
+        encoder(make_packet(P.Event(EventId.LINK_LOST, "m", (0, 0), Severity.LOW)))
+    hk = sample_data()[0]
+    hk.cycle = -1
+    with pytest.raises(TelemetryError):
+        encoder(make_packet(hk))
+
+
+def test_encode_refuses_what_does_not_fit():
     with pytest.raises(TelemetryError, match="cannot be sent"):
         encode(P.Packet(1, 0, P.PacketType.TM, 5, 1, 0.0, 0, 0, P.ValveCommand(1, True)))
     with pytest.raises(TelemetryError, match="header"):

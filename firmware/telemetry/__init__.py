@@ -15,7 +15,7 @@ from ..types import EventId, FdirMode, IsolationState, ModuleStatus, SensorHealt
 from .capture import CapturedPacket, CaptureWriter, PacketBatch, Skip, iter_capture, iter_packet_batches, iter_raw_packets
 from .emitter import LAYOUT_PERIOD_S, TelemetryEmitter
 from .events import EVENT_DEFS, EventDef, EventValue
-from .fastcodec import MessageCounters, RawSampleEncoder, SequenceCounters, fast_decode
+from .fastcodec import MessageCounters, RawSampleEncoder, SequenceCounters, fast_decode, fast_encode
 from .layoutjson import layout_from_json, layout_to_json
 from .packets import (
     APID_COMMAND,
@@ -54,7 +54,7 @@ __all__ = [
     "EventId", "FdirMode", "IsolationState", "ModuleStatus", "SensorHealth", "Severity", "ValveHealth",
     "CapturedPacket", "CaptureWriter", "PacketBatch", "Skip", "iter_capture", "iter_packet_batches",
     "iter_raw_packets", "LAYOUT_PERIOD_S", "TelemetryEmitter", "Emitter", "EVENT_DEFS", "EventDef",
-    "EventValue", "MessageCounters", "RawSampleEncoder", "SequenceCounters", "fast_decode",
+    "EventValue", "MessageCounters", "RawSampleEncoder", "SequenceCounters", "fast_decode", "fast_encode",
     "layout_from_json", "layout_to_json", "APID_COMMAND", "APID_EVENT", "APID_HOUSEKEEPING", "APID_RAW",
     "PACKET_DEFS", "Acknowledge", "AliveReport", "AreYouAlive", "Event", "Housekeeping", "LayoutReport",
     "LoadFdirParams", "ModuleHk", "Packet", "PacketDef", "PacketType", "RawSamples", "SetFdirMode",

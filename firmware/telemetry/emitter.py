@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from ...hal.interfaces import Frame, Layout
 from ..errors import TelemetryError
 from . import packets as P
-from .fastcodec import MessageCounters, RawSampleEncoder, SequenceCounters
+from .fastcodec import MessageCounters, RawSampleEncoder, SequenceCounters, fast_encode
 from .layoutjson import layout_to_json
 from .sinks import Sink
 
@@ -84,7 +84,7 @@ class TelemetryEmitter:
             packet = P.Packet(pdef.apid, self.seq.peek(pdef.apid), pdef.packet_type, pdef.service,
                               pdef.subtype, self.epoch_utc + t_mission,
                               self.msg.next(pdef.service, pdef.subtype), self.dest_id, data)
-            raw = P.encode(packet)
+            raw = fast_encode(packet)
         except TelemetryError as exc:
             return self._encode_error(type(data).__name__, exc)
         self.seq.next(pdef.apid)  # consumed only by a packet actually sent: no gaps in the count

@@ -96,6 +96,8 @@ def flatten(con: cs.Construct, counts: Mapping[str, int] | None = None, prefix: 
     if isinstance(con, cs.Const):
         [inner] = flatten(con.subcon, counts, prefix)
         return [FlatField(inner.path, inner.code, inner.count, inner.bits, con.value)]
+    if isinstance(con, cs.StringEncoded) and isinstance(con.subcon, cs.FixedSized):  # PaddedString
+        return [FlatField(prefix, "s", con.subcon.length)]
     if isinstance(con, (cs.Rebuild, cs.Adapter)):
         return flatten(con.subcon, counts, prefix)
     if isinstance(con, cs.FormatField):
