@@ -17,10 +17,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def ms09(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hullwatch.tools.runner import run_scenario
-
     path = tmp_path_factory.mktemp("plot") / "ms09.tm"
-    run_scenario("sim://soyuz-ms09?seed=7", until=420, capture=str(path))
+    assert main(["run", "--scenario", "soyuz-ms09", "--seed", "7", "--until", "420", "--capture", str(path),
+                 "--quiet"]) == 0
     return path
 
 

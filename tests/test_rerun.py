@@ -13,23 +13,13 @@ from hullwatch.tools.cli import main
 from hullwatch.tools.rerun import EventRecord, diff_events
 
 #: mission seconds recorded: the soyuz-ms09 leak (seed 7) is detected, located and sealed by ~400 s
-DURATION_S = 480
+DURATION_S = 420
 
 
 def _record(path: Path, *extra: str) -> None:
-    from hullwatch.tools.cli import COMMANDS, build_parser
-
-    parser = build_parser()
-    verbs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    if "run" in verbs:
-        assert main(["run", "soyuz-ms09", "--seed", "7", "--duration", str(DURATION_S),
-                     "--capture", str(path), *extra]) in (0, 1)
-    else:  # pragma: no cover - until `hullwatch run` is in the tree
-        from hullwatch.tools.runner import run_scenario
-
-        assert "run" in COMMANDS
-        mode = extra[extra.index("--mode") + 1] if "--mode" in extra else "active"
-        run_scenario("sim://soyuz-ms09?seed=7", until=DURATION_S, capture=str(path), mode=mode)
+    """A capture made the way a user makes one: ``hullwatch run``."""
+    assert main(["run", "--scenario", "soyuz-ms09", "--seed", "7", "--until", str(DURATION_S),
+                 "--capture", str(path), "--quiet", *extra]) == 0
 
 
 @pytest.fixture(scope="module")
