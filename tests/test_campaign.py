@@ -313,6 +313,7 @@ def test_directory_of_another_spec_is_refused(spec_dir: Path) -> None:
             run_campaign(other, spec_dir / "out", ex, case_fn=fake_case)
 
 
+@pytest.mark.slow  # starting a LocalCluster takes seconds on a loaded machine
 def test_dask_local_cluster_gives_the_same_results(spec_dir: Path) -> None:
     spec = load_spec(spec_dir / "spec.toml")
     with LocalPool(1) as ex:

@@ -139,8 +139,9 @@ def case_summary(case: dict[str, Any]) -> dict[str, Any]:
 def write_case_scenario(case: dict[str, Any], path: str | Path) -> Path:
     """Write the case's scenario as TOML (replay: ``hullwatch run --scenario PATH --seed S``)."""
     path = Path(path)
+    fdir = f" --fdir {case['fdir_params']}" if case.get("fdir_params") else ""
     text = (f"# {case.get('campaign', '')} case {case['id']}: replay with\n"
-            f"#   hullwatch run --scenario {path.name} --seed {case['seed']}\n")
+            f"#   hullwatch run --scenario {path.name} --seed {case['seed']}{fdir}\n")
     text += dumps_toml(build_scenario_dict(case))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -270,15 +270,15 @@ def load_spec(name_or_path: str | Path) -> Spec:
 
     Raises :class:`SpecError` for a missing file or an invalid spec."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise SpecError("no such spec file", str(path))
+    name = str(name_or_path)
+    if path.is_file():
         text = path.read_text(encoding="utf-8")
         return spec_from_text(text, str(path), base_dir=path.resolve().parent)
-    name = str(name_or_path)
     if name in builtin_spec_names():
         text = importlib.resources.files("hullwatch.tools.specs").joinpath(f"{name}.toml").read_text("utf-8")
         return spec_from_text(text, f"builtin:{name}", base_dir=None)
+    if path.suffix == ".toml" or path.exists():
+        raise SpecError("no such spec file" if not path.exists() else "is not a file", str(path))
     raise SpecError(
         f"no such spec file or built-in spec (built-in: {', '.join(builtin_spec_names())})", name)
 
