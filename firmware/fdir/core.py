@@ -126,6 +126,7 @@ class Fdir:
         self.pending_reset = [True] * n
         self.state = [_NOMINAL] * n
         self.t_above = [0.0] * n
+        self.rapid_raised = [False] * n
         self.rate = [0.0] * n  # kg/s, estimate at the last transition
         self.zbest = [0.0] * n
         self.seg_slot: list[int] = list(range(n))
@@ -232,10 +233,11 @@ class Fdir:
                 sr = bank.slope(plan.n_rapid)
                 # The rate must also be significant: in a small module alone the short window's
                 # noise alone can approach the threshold.
-                if sr <= -self.rapid and self.state[slot] != _CONFIRMED and \
+                if sr <= -self.rapid and not self.rapid_raised[slot] and \
                         -sr >= self.z_suspect * bank.sigma() * plan.sdf_rapid:
                     self._rapid(slot, s, sr, y, t)
-            if k < plan.n_warm:
+            if k < plan.n_warm or self.sealed_mask and topo.masks[s] & ~self.sealed_mask == 0:
+                # Warming up, or the sealed leak itself: its slope feeds housekeeping, not tests.
                 continue
             sched = plan.schedule[k % plan.period]
             sigma = 0.0
@@ -298,16 +300,22 @@ class Fdir:
             self.isolator.request(slot, rate, t)
 
     def _rapid(self, slot: int, seg: int, slope: float, y: float, t: float) -> None:
-        if not self._quiet(slot):
+        """Rapid depressurisation: its own alarm (once per segment test), and a confirmed leak."""
+        self.rapid_raised[slot] = True
+        # Raised even while isolation works on the segment (crew action), not for the sealed leak.
+        mask = self.slot_mask[slot]
+        if not (self.sealed_mask and mask & ~self.sealed_mask == 0):
             self.events.push(t, EventId.RAPID_DEPRESS, self.segment_subject(slot), slope, self.rapid, y)
         self.t_above[slot] = t
-        self._leak_transition(slot, seg, _CONFIRMED, slope, 0.0, t)
+        if self.state[slot] != _CONFIRMED:
+            self._leak_transition(slot, seg, _CONFIRMED, slope, 0.0, t)
 
     # -- segments ---------------------------------------------------------------------------
 
     def _reset_slot(self, slot: int, t: float, hold_s: float) -> None:
         self.hold_until[slot] = t + hold_s
         self.pending_reset[slot] = True
+        self.rapid_raised[slot] = False
 
     def _reset_all(self, t: float, hold_s: float) -> None:
         for slot in range(self.n_modules):

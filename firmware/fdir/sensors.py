@@ -172,6 +172,20 @@ class SensorStage:
         thi = self.thi
         tout = self.temperature
         for m, g in enumerate(self.t_groups):
+            if len(g) == 2:
+                # The usual pair: both valid is the common case.
+                j0, j1 = g
+                a = tv[j0]
+                b = tv[j1]
+                ok0 = not ts[j0] and tlo[j0] <= a <= thi[j0]
+                ok1 = not ts[j1] and tlo[j1] <= b <= thi[j1]
+                if ok0 and ok1:
+                    tout[m] = 0.5 * (a + b)
+                elif ok0:
+                    tout[m] = a
+                elif ok1:
+                    tout[m] = b
+                continue
             acc = 0.0
             n = 0
             for j in g:
