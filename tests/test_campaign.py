@@ -297,6 +297,22 @@ def test_failed_and_hung_cases_are_recorded_and_the_campaign_goes_on(spec_dir: P
     assert again.ran == 2 and again.failed == 0
 
 
+def test_interrupt_abandons_running_cases_at_once(spec_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = load_spec(spec_dir / "spec.toml")  # timeout 20 s: the hung case would hold a clean shutdown
+    monkeypatch.setenv(FAIL_ENV + "_HANG", "leak-00001")
+
+    def interrupt(p: Progress) -> None:
+        if p.last is not None:
+            raise KeyboardInterrupt
+
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        with LocalPool(2) as ex:
+            run_campaign(spec, spec_dir / "out", ex, case_fn=fake_case, on_progress=interrupt)
+    assert time.perf_counter() - t0 < 10
+    assert "leak-00001" not in read_records(spec_dir / "out")
+
+
 def test_execute_case_timeout_does_not_fire_after_return() -> None:
     case = {"id": "x", "seed": 1, "timeout_s": 0.05, "leak": None}
     rec = execute_case(fake_case, case)

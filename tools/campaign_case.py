@@ -346,8 +346,10 @@ def measure(data: dict[str, Any], scenario: Any, params: Any, result: Any, locat
 
 
 def _true_reserve(data: dict[str, Any], module: str, sealed: list[str], truth: Any, floor_pa: float) -> float | None:
-    """Time (s) for the located segment to fall to ``floor_pa`` at the true loss rate at the
-    moment of location (linear, as the reserve time is defined: DESIGN.md). None without truth."""
+    """Time (s) for the located segment to fall to ``floor_pa`` from its true state at the moment
+    of location. A choked leak's mass flow is proportional to pressure, so a sealed segment at
+    constant temperature decays exponentially: ``t = tau ln(P / P_floor)`` with
+    ``tau = P / (dP/dt)``. None without truth or without a leak in the segment."""
     if truth is None:
         return None
     segment = sealed if module in sealed else [module]
@@ -359,4 +361,6 @@ def _true_reserve(data: dict[str, Any], module: str, sealed: list[str], truth: A
     temp = sum(truth.temperature_k[m] * volumes[m] for m in segment) / volume
     pressure = sum(truth.pressure_pa[m] * volumes[m] for m in segment) / volume
     rate = mdot * R_AIR * temp / volume
-    return max(0.0, pressure - floor_pa) / rate
+    if pressure <= floor_pa:
+        return 0.0
+    return pressure / rate * math.log(pressure / floor_pa)

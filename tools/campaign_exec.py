@@ -144,13 +144,20 @@ class CaseExecutor(abc.ABC):
     def result(self, future: Any) -> Any: ...
 
     def close(self) -> None:
-        """Release workers (idempotent)."""
+        """Release workers once their running cases are done (idempotent)."""
+
+    def abort(self) -> None:
+        """Release workers now, abandoning running cases (after Ctrl-C or an error)."""
+        self.close()
 
     def __enter__(self) -> "CaseExecutor":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class LocalPool(CaseExecutor):
@@ -188,6 +195,18 @@ class LocalPool(CaseExecutor):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def abort(self) -> None:
+        if self._pool is not None:
+            # a running case may have a simulated day left: do not wait for it. The executor
+            # has no public way to stop its workers before Python 3.14 (terminate_workers).
+            processes = list(getattr(self._pool, "_processes", {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join(timeout=5)
             self._pool = None
 
 
