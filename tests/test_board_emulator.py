@@ -270,3 +270,33 @@ def test_cli_board_pty_prints_path_and_stops_on_interrupt(tmp_path):
     assert proc.returncode == 0
     assert "stopped after" in err
     assert os.path.getsize(flash) > 0
+
+
+def test_serve_port_serves_any_pyserial_port():
+    """``hullwatch board --port URL`` path: the board on a pyserial port (here a pty's slave end;
+    the host talks on the master)."""
+    import threading
+
+    import serial
+
+    from hullwatch.sim.board_emulator import make_pty, serve_port
+
+    master, slave, path = make_pty()
+    port = serial.serial_for_url(path, timeout=0.02)
+    stop = threading.Event()
+    board = BoardEmulator(open_flash(None))
+    t = threading.Thread(target=serve_port, args=(board, port), kwargs={"stop": stop.is_set, "poll_s": 0.02},
+                         daemon=True)
+    t.start()
+    try:
+        os.write(master, wire.encode(wire.Ping(b"port"), 3))
+        reader, frames, deadline = FrameReader(), [], time.monotonic() + 5
+        while not frames and time.monotonic() < deadline:
+            frames = reader.feed(os.read(master, 4096))
+        assert wire.decode(frames[0].type, frames[0].payload) == wire.PingReply(b"port")
+    finally:
+        stop.set()
+        t.join(2)
+        port.close()
+        os.close(master)
+        os.close(slave)
