@@ -230,7 +230,7 @@ def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         {"target": f"correct isolation >= {TARGET_PD:.0%} for every hole >= {TARGET_MIN_DIAMETER_MM:g} mm",
          "value": pi, "met": pi is not None and pi >= TARGET_PD},
         {"target": f"zero false alarms over >= {TARGET_NOMINAL_DAYS:g} nominal simulated days",
-         "value": nom["false_alarms"],
+         "value": f"{nom['false_alarms']} in {nom['sim_days']:.1f} days",
          "met": nom["false_alarms"] == 0 and nom["sim_days"] >= TARGET_NOMINAL_DAYS
          and s["leaks"]["false_alarms_before_leak"] == 0},
         {"target": f"median latency <= {TARGET_LATENCY_RATIO:g}x the floor (every hole size)",
@@ -326,16 +326,19 @@ def write_plots(summary: dict[str, Any], records: list[dict[str, Any]], director
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     bins = summary["by_diameter"]
     x = [b["diameter_value_mm"] for b in bins]
     paths = []
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for key, label, marker in (("detection", "P(detect)", "o"), ("isolation", "P(correct isolation)", "s")):
+    dx = 0.012 * ((max(x) - min(x)) or 10.0)  # side by side, so equal values stay visible
+    for key, label, marker, shift in (("detection", "P(detect)", "o", -dx),
+                                      ("isolation", "P(correct isolation)", "s", dx)):
         p = [b[key]["p"] if b[key]["p"] is not None else float("nan") for b in bins]
         lo = [pp - b[key]["lo"] for pp, b in zip(p, bins)]
         hi = [b[key]["hi"] - pp for pp, b in zip(p, bins)]
-        ax.errorbar(x, p, yerr=[lo, hi], marker=marker, capsize=3, label=label)
+        ax.errorbar([xx + shift for xx in x], p, yerr=[lo, hi], marker=marker, capsize=3, label=label)
     ax.axhline(TARGET_PD, color="grey", ls="--", lw=1, label=f"target {TARGET_PD:.0%}")
     ax.set_xlabel("hole diameter, mm")
     ax.set_ylabel("probability (95 % CI)")
@@ -356,12 +359,14 @@ def write_plots(summary: dict[str, Any], records: list[dict[str, Any]], director
     p50 = [b["latency"]["p50_s"] for b in bins]
     ax.plot([xx for xx, v in zip(x, p50) if v is not None], [v for v in p50 if v is not None], "k-o", ms=4,
             label="median")
-    fl = sorted((float(r["diameter_mm"]), float(r["floor_s"])) for r in leaks if r.get("floor_s"))
+    fl = [(xx, b["latency"]["floor_p50_s"]) for xx, b in zip(x, bins) if b["latency"]["floor_p50_s"]]
     if fl:
-        ax.plot([a for a, _ in fl], [b for _, b in fl], ".", color="tab:red", ms=3, label="statistical floor")
-        ax.plot([a for a, _ in fl], [TARGET_LATENCY_RATIO * b for _, b in fl], ".", color="tab:orange", ms=2,
-                label=f"{TARGET_LATENCY_RATIO:g}x floor")
+        ax.plot([a for a, _ in fl], [f for _, f in fl], "--", color="tab:red", label="statistical floor")
+        ax.plot([a for a, _ in fl], [TARGET_LATENCY_RATIO * f for _, f in fl], ":", color="tab:orange",
+                label=f"{TARGET_LATENCY_RATIO:g}x floor (target)")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("hole diameter, mm")
     ax.set_ylabel("detection latency, s")
     ax.set_title(f"{summary['campaign'].get('spec', '')}: detection latency")
