@@ -342,6 +342,23 @@ def test_dask_local_cluster_gives_the_same_results(spec_dir: Path) -> None:
     assert _strip(read_records(spec_dir / "dask")) == _strip(read_records(spec_dir / "local"))
 
 
+@pytest.mark.slow
+def test_dask_existing_scheduler_by_address(spec_dir: Path) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    spec = load_spec(spec_dir / "spec.toml")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        with DaskPool(scheduler=cluster.scheduler_address) as ex:
+            assert ex.workers == 2 and cluster.scheduler_address in ex.description
+            run = run_campaign(spec, spec_dir / "remote", ex, case_fn=fake_case, max_cases=7)
+    assert run.ran == 7 and len(read_records(spec_dir / "remote")) == 7
+    with pytest.raises(CampaignError, match="cannot reach the Dask scheduler"):
+        DaskPool(scheduler="tcp://127.0.0.1:9", connect_timeout_s=1.0)
+
+
 # --------------------------------------------------------------------------------------------
 # report
 

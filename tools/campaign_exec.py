@@ -216,7 +216,7 @@ class DaskPool(CaseExecutor):
     by address (``tcp://host:8786``); there the workers must have hullwatch installed."""
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None, *,
-                 processes: bool = True) -> None:
+                 processes: bool = True, connect_timeout_s: float = 10.0) -> None:
         import logging
 
         from distributed import Client, LocalCluster
@@ -224,7 +224,7 @@ class DaskPool(CaseExecutor):
         self._cluster = None
         if scheduler:
             try:
-                self._client = Client(scheduler, timeout="10s")
+                self._client = Client(scheduler, timeout=f"{connect_timeout_s}s")
             except (OSError, TimeoutError) as exc:
                 raise CampaignError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
             self.workers = max(1, sum(w.get("nthreads", 1)
