@@ -57,3 +57,20 @@ def test_campaign_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["campaign", "--list"]) == 0
     listed = capsys.readouterr().out
     assert "fdir-acceptance" in listed and "smoke" in listed
+
+
+def test_a_real_case_is_deterministic_and_measured_against_the_truth() -> None:
+    from hullwatch.tools.campaign_case import run_case
+    from hullwatch.tools.campaign_spec import draw_case, load_spec
+
+    spec = load_spec("smoke")
+    case = dict(draw_case(spec, spec.groups[0], 0), duration_s=400.0)
+    a, b = run_case(case), run_case(case)
+    a.pop("loop_wall_s"), b.pop("loop_wall_s")
+    assert a == b
+    assert a["detected"] and a["leak_module"] == case["leak"]["module"] and a["isolation_correct"]
+    assert 0 < a["latency_s"] < 400 - case["leak"]["start_s"]
+    assert a["latency_ratio"] == pytest.approx(a["latency_s"] / a["floor_s"])
+    assert a["false_alarms"] == 0 and a["sim_s"] == pytest.approx(400.0)
+    # FDIR's estimates are close to the truth the campaign computes independently
+    assert abs(a["diameter_error"]) < 0.2 and abs(a["reserve_error"]) < 0.3
