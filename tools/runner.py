@@ -116,6 +116,11 @@ class PacedClock(Clock):
     """A lockstep device clock paced by a wall clock: ``sleep_until(t)`` waits until wall time
     reaches ``t`` (times ``speed``) and then advances the device (the plant) to ``t``."""
 
+    #: Wall seconds before a deadline at which sleeping stops and spinning starts. A sleep may
+    #: overshoot by a scheduler tick, and yielding (``sleep(0)``) on a busy machine can give the
+    #: core away for a whole time slice, so the last stretch is a plain spin on perf_counter.
+    SPIN_S = 0.002
+
     def __init__(self, device_clock: Clock, speed: float = 1.0) -> None:
         start = device_clock.now()
         self.inner = device_clock
@@ -126,8 +131,14 @@ class PacedClock(Clock):
         return self.wall.now()
 
     def sleep_until(self, t: float) -> None:
-        self.wall.sleep_until(t)
+        # Advance the plant first (its cost then falls in the wait, not in the lateness).
         self.inner.sleep_until(t)
+        wall = self.wall
+        remaining = (t - wall.now()) / self.speed
+        if remaining > self.SPIN_S:
+            time.sleep(remaining - self.SPIN_S)
+        while wall.now() < t:
+            pass
 
 
 def _resolve_params(fdir_params: Any) -> FdirParams:
