@@ -30,12 +30,22 @@ COMMON = ["offset", "utc", "time_utc_s", "t_s", "packet", "apid", "type", "servi
 _UNIT = {"PRESSURE": "pa", "TEMPERATURE": "k", "FLOW": "kg_s"}
 
 
+_SECOND_TEXT: dict[int, str] = {}
+
+
 def iso_utc(t: float) -> str:
     """``2018-08-29T20:00:00.500Z`` (millisecond resolution)."""
     if not math.isfinite(t) or t <= 0:
         return ""
     # CUC fractions are 1/65536 s: round, not truncate, to the millisecond shown
-    return dt.datetime.fromtimestamp(round(t, 3), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    ms = round(t * 1000.0)
+    second, milli = divmod(ms, 1000)
+    text = _SECOND_TEXT.get(second)
+    if text is None:  # formatting a datetime costs microseconds: once per second of capture
+        if len(_SECOND_TEXT) > 4096:
+            _SECOND_TEXT.clear()
+        text = _SECOND_TEXT[second] = dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{milli:03d}Z"
 
 
 def _enum_name(cls: Any, value: int) -> str:
@@ -125,7 +135,7 @@ class RowBuilder:
         row[3] = "" if t_mission is None else round(t_mission, 4)  # CUC resolution is 15 us
         row[4] = name
         row[5] = packet.apid
-        row[6] = P.PacketType(packet.packet_type).name
+        row[6] = "TM" if tm else "TC"
         row[7] = packet.service
         row[8] = packet.subtype
         row[9] = packet.seq

@@ -448,6 +448,9 @@ class Packet:
     @property
     def name(self) -> str:
         """The dictionary name of this packet kind (``raw_samples``...), or ``unknown``."""
+        defs = _BY_CLASS.get(type(self.data))
+        if defs is not None and len(defs) == 1:  # most kinds: one class, one definition
+            return defs[0].name
         pdef = find_definition(self.packet_type, self.service, self.subtype, _key_of(self.data))
         return pdef.name if pdef else "unknown"
 
