@@ -160,3 +160,12 @@ def test_two_left_cross_check_and_one_left_degraded():
     b.override[1] = None
     b.step(30)
     assert b.stage.n_voting[0] == 1
+
+
+def test_a_whole_module_below_range_fails_no_sensor():
+    b = Bench()
+    b.step(300)
+    b.truth[0] = 25000.0  # module a blown down below every sensor's range (e.g. sealed and leaking)
+    b.step(50)
+    assert b.drained() == []
+    assert b.stage.n_voting[0] == 0

@@ -188,8 +188,8 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
         # A board (or any non-sim device) with a scenario: hardware in the loop.
         hil = _hil_opener()
         if hil is None:
-            raise InputError(f"{url}: a scenario with a board device needs the HIL plugin "
-                             "(hullwatch.tools.hil), which is not installed in this tree")
+            raise InputError(f"{url}: a scenario with a board device needs the HIL device "
+                             "(hullwatch.tools.hil_device), which is not in this tree")
         return hil(url, scenario=scenario, seed=seed), True
     return open_device(url, **options), True
 

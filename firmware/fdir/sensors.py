@@ -210,6 +210,19 @@ class SensorStage:
         range_cnt = self.range_cnt
         n = 0
         dirty = 0
+        # A whole module beyond the sensors' range (a sealed module blown down) is the module's
+        # state, not three sensor failures: range failures need a sensor in range to compare with.
+        # (Within disagree_pa of the limit counts as out: the module crosses it sensor by sensor.)
+        below = above = fresh = 0
+        margin = self.thr
+        for i in g:
+            if not ps[i]:
+                fresh += 1
+                if pv[i] < lo[i] + margin:
+                    below += 1
+                elif pv[i] > hi[i] - margin:
+                    above += 1
+        module_out = fresh >= 2 and (below == fresh or above == fresh)
         for i in g:
             if ps[i]:
                 if manage and health[i] == _OK:
@@ -221,7 +234,7 @@ class SensorStage:
             stale_cnt[i] = 0
             raw = pv[i]
             if raw < lo[i] or raw > hi[i]:
-                if manage and health[i] == _OK:
+                if manage and health[i] == _OK and not module_out:
                     range_cnt[i] += 1
                     dirty = 1
                     if range_cnt[i] >= self.range_n:
