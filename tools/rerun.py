@@ -30,7 +30,7 @@ from .errors import InputError
 HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED"})
 
 #: recorded events kept in memory at most (a capture's events are few; every list is bounded)
-MAX_EVENTS = 1_000_000
+MAX_EVENTS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
