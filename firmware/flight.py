@@ -78,7 +78,6 @@ class FlightSoftware:
         self.commands_refused = 0
         self.commands_applied = 0
         self._last_overrun_event = -float("inf")
-        self._max_cycle_us_window = 0
         self.layout_period_s = ex.layout_period_s
         self._next_layout = -float("inf")
 

@@ -13,7 +13,6 @@ Order each cycle (DESIGN.md): 1. sensors, 2. leak detection per connected segmen
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 from ...hal.interfaces import Frame, Layout
@@ -22,46 +21,19 @@ from .events import EventQueue
 from .isolation import Isolator
 from .leak import WindowPlan, thresholds
 from .machines import LEAK_TRANSITIONS, LeakState, check
-from .params import FdirParams
+from .params import FdirParams, describe
+from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .sensors import SensorStage
 from .topology import Topology
 from .valves import ValveMonitor
 
+__all__ = ["Fdir", "R_UNIVERSAL", "choked_mass_flux_factor", "hole_diameter_m", "reserve_time_s"]
+
 #: Universal gas constant, J/(mol K): housekeeping reports the inventory in mol.
 R_UNIVERSAL = 8.314462618
-#: Molar mass of air, kg/mol (R_specific = R_UNIVERSAL / M).
 _NOMINAL = int(LeakState.NOMINAL)
 _SUSPECTED = int(LeakState.SUSPECTED)
 _CONFIRMED = int(LeakState.CONFIRMED)
-
-
-def choked_mass_flux_factor(gamma: float) -> float:
-    """(2/(gamma+1))^((gamma+1)/(2(gamma-1))) * sqrt(gamma): choked flow is
-    ``Cd A P factor / sqrt(R T)`` kg/s."""
-    return math.sqrt(gamma) * (2.0 / (gamma + 1.0)) ** ((gamma + 1.0) / (2.0 * (gamma - 1.0)))
-
-
-def hole_diameter_m(rate_kg_s: float, pressure_pa: float, temperature_k: float, cd: float,
-                    gamma: float, r_gas: float) -> float:
-    """Equivalent hole diameter (m) that loses ``rate_kg_s`` to vacuum by choked flow at
-    discharge coefficient ``cd``. 0.0 for a non-positive rate."""
-    if rate_kg_s <= 0.0 or pressure_pa <= 0.0:
-        return 0.0
-    area = rate_kg_s * math.sqrt(r_gas * temperature_k) / (cd * pressure_pa * choked_mass_flux_factor(gamma))
-    return math.sqrt(4.0 * area / math.pi)
-
-
-def reserve_time_s(pressure_pa: float, dpdt_pa_s: float, floor_pa: float) -> float:
-    """Time (s) for a segment falling at ``dpdt_pa_s`` (negative) to reach ``floor_pa``.
-
-    Choked flow is proportional to pressure, so the fall is exponential with time constant
-    ``P / |dP/dt|``: t = P/|dP/dt| * ln(P/P_floor). 0 when already below the floor; inf when not
-    falling."""
-    if pressure_pa <= floor_pa:
-        return 0.0
-    if dpdt_pa_s >= 0.0:
-        return math.inf
-    return pressure_pa / -dpdt_pa_s * math.log(pressure_pa / floor_pa)
 
 
 class Fdir:
@@ -143,7 +115,7 @@ class Fdir:
         self.isolator.abort(t)
         self._install(params)
         self.isolator = Isolator(self)
-        count = sum(len(v) for v in _table_dict(params).values())
+        count = sum(len(v) for v in describe(params).values())
         self.events.push(t, EventId.PARAMS_LOADED, "fdir", float(count), float(crc16), 0.0)
 
     def acknowledge(self, t: float) -> None:
@@ -421,8 +393,3 @@ class Fdir:
     def valve_failed(self, i: int) -> bool:
         return self.valves.health[i] == ValveHealth.FAILED
 
-
-def _table_dict(params: FdirParams) -> dict[str, dict]:
-    from .params import describe
-
-    return describe(params)

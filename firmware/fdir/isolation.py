@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 
 from ..types import EventId, IsolationState
 from .machines import ISOLATION_TRANSITIONS, check
+from .params import FdirParams
+from .physics import hole_diameter_m, reserve_time_s
 
 if TYPE_CHECKING:
     from .core import Fdir
@@ -251,16 +253,12 @@ def _accounts(leaking: list[tuple[int, float, float]], rate: float, frac: float)
     return sum(r for _, r, _ in leaking) >= (1.0 - frac) * rate
 
 
-def _hole(rate: float, pressure: float, temperature: float, p) -> float:
-    from .core import hole_diameter_m
-
+def _hole(rate: float, pressure: float, temperature: float, p: FdirParams) -> float:
     return hole_diameter_m(rate, pressure, temperature, p.isolation.discharge_coefficient,
                            p.physics.gamma, p.physics.gas_constant_j_kg_k)
 
 
 def _reserve(pressure: float, slope: float, floor: float) -> float:
-    from .core import reserve_time_s
-
     r = reserve_time_s(pressure, slope, floor)
     return r if math.isfinite(r) else 0.0
 

@@ -233,7 +233,7 @@ class SensorStage:
                 continue
             stale_cnt[i] = 0
             raw = pv[i]
-            if raw < lo[i] or raw > hi[i]:
+            if not lo[i] <= raw <= hi[i]:  # (also catches NaN)
                 if manage and health[i] == _OK and not module_out:
                     range_cnt[i] += 1
                     dirty = 1
