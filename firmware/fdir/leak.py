@@ -20,8 +20,8 @@ beta: ``z >= z(1-alpha)`` -> SUSPECTED; ``z >= z(1-alpha) + z(1-beta)`` -> CONFI
 lower confidence bound at 1-beta is itself significant at alpha). Each window is a matched
 filter for the leak rate whose statistical floor it is, so the bank reaches within a factor
 2^(1/3) of the floor T = (12 k^2 sigma^2 / (f s^2))^(1/3) for every leak size. Long windows are
-evaluated every N/20 samples (their statistic moves slowly), so the whole bank costs about two
-evaluations per cycle.
+evaluated every N/10 samples (a window's statistic moves little in a tenth of its length), so
+the whole bank costs about one slope evaluation per cycle.
 
 Rapid depressurisation: the slope of Y over ``rapid_window_s`` below ``-rapid_dpdt_pa_s``
 confirms a leak at once, provided that slope is also significant at the suspect threshold (in a
@@ -61,7 +61,7 @@ class WindowPlan:
         self.rate_hz = 1.0 / dt
         self.n = [max(2, round(w / dt)) for w in params.leak.windows_s]
         self.sdf = [slope_sd_factor(n, self.rate_hz) for n in self.n]
-        self.stride = [max(1, n // 20) for n in self.n]
+        self.stride = [max(1, n // 10) for n in self.n]
         period = 1
         for s in self.stride:
             period = period * s // _gcd(period, s)
