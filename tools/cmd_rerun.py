@@ -15,6 +15,7 @@ examples:
   hullwatch rerun ms09.tm                        # same parameters: no difference, exit 0
   hullwatch rerun ms09.tm --fdir tuned.toml      # what the tuned table would have done
   hullwatch rerun ms09.tm --mode passive
+  hullwatch rerun ms09.tm --fdir tuned.toml --capture tuned.tm && hullwatch plot tuned.tm -o tuned.png
 
 Output: one line per difference, in mission-time order:
   - TIME  EVENT  SUBJECT  (values)   recorded only   the re-run did not raise it
@@ -45,6 +46,8 @@ def register(subparsers: Any) -> None:
                    help="FDIR parameter table for the re-run (default: the built-in defaults)")
     p.add_argument("--mode", choices=("active", "passive", "off"), default=None,
                    help="FDIR mode for the re-run (default: the mode recorded in the capture)")
+    p.add_argument("--capture", metavar="FILE", default=None,
+                   help="also write the re-run's telemetry to this capture (to plot or decode it)")
     p.add_argument("--all-events", action="store_true",
                    help="also compare host events (cycle overruns, link, config loads)")
     p.add_argument("--tolerance", type=float, default=1e-3, metavar="SECONDS",
@@ -88,7 +91,8 @@ def handler(args: argparse.Namespace) -> int:
 
     try:
         report = rerun_capture(path, fdir_params=args.fdir, mode=args.mode, compare_all=args.all_events,
-                               time_tolerance_s=args.tolerance, on_skip=on_skip, progress=progress)
+                               time_tolerance_s=args.tolerance, on_skip=on_skip, progress=progress,
+                               capture=args.capture)
     finally:
         if bar is not None:
             bar.close()
@@ -103,6 +107,8 @@ def handler(args: argparse.Namespace) -> int:
         print(f"{len(report.diffs)} differences (- recorded only, + rerun only, ~ changed values):")
         for line in format_diff(report):
             print(line)
+    if args.capture:
+        print(f"re-run telemetry: {args.capture}")
     if skipped[0]:
         print(f"hullwatch: {path}: damaged capture: skipped {skipped[1]} bytes in {skipped[0]} ranges",
               file=sys.stderr)

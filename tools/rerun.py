@@ -219,6 +219,7 @@ def rerun_capture(
     time_tolerance_s: float = 1e-3,
     on_skip: Callable[[Any], None] | None = None,
     progress: Callable[[float, float], None] | None = None,
+    capture: str | os.PathLike[str] | None = None,
 ) -> RerunReport:
     """Run the flight software on the capture's samples and compare its events with the recorded ones.
 
@@ -230,6 +231,7 @@ def rerun_capture(
         mode: FDIR mode for the re-run (an ``FdirMode`` or its name); None: the mode recorded in
             the capture's first housekeeping packet (active if there is none).
         progress: ``progress(mission_time_done, mission_time_total)``, every 60 s of mission time.
+        capture: also write the re-run's telemetry to this capture file (to plot or decode it).
 
     Raises:
         InputError: the capture has no layout report or raw samples; DeviceOpenError (hal) when
@@ -253,7 +255,8 @@ def rerun_capture(
 
             mode = FdirMode.ACTIVE
     with device:
-        result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress)
+        result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
+                      capture=capture)
         skipped = device.health().get("skipped_bytes", 0)
         start, end = device.start_time, device.end_time
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
@@ -267,7 +270,7 @@ def rerun_capture(
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
-         progress: Any) -> Any:
+         progress: Any, capture: Any = None) -> Any:
     # ``until`` is left to the runner: a replay device's end time plus half a period, so the
     # last recorded cycle runs too.
     kwargs: dict[str, Any] = {"mode": mode}
@@ -275,6 +278,8 @@ def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mod
         kwargs["fdir_params"] = fdir_params
     if progress is not None:
         kwargs["on_progress"] = progress
+    if capture is not None:
+        kwargs["capture"] = capture
     return run_scenario(device, **kwargs)
 
 
