@@ -74,6 +74,8 @@ def test_rerun_capture_is_itself_rerunnable(ms09: Path, tmp_path: Path,
     assert _events(again) == _events(ms09)
     assert main(["rerun", str(again)]) == 0
     assert "no difference" in capsys.readouterr().out
+    assert main(["rerun", str(again), "--capture", str(again)]) == 2  # never overwrite the input
+    assert "is the capture being re-run" in capsys.readouterr().err
 
 
 def test_other_mode_differs(ms09: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
                    help="FDIR parameter table for the re-run (default: the built-in defaults)")
     p.add_argument("--mode", choices=("active", "passive", "off"), default=None,
                    help="FDIR mode for the re-run (default: the mode recorded in the capture)")
-    p.add_argument("--capture", metavar="FILE", default=None,
+    p.add_argument("--capture", dest="rerun_capture", metavar="FILE", default=None,
                    help="also write the re-run's telemetry to this capture (to plot or decode it)")
     p.add_argument("--all-events", action="store_true",
                    help="also compare host events (cycle overruns, link, config loads)")
@@ -66,6 +66,8 @@ def handler(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: is a directory, expected a capture file")
     if args.fdir is not None and not os.path.isfile(args.fdir):
         raise InputError(f"--fdir {args.fdir}: no such parameter file")
+    if args.rerun_capture and os.path.exists(args.rerun_capture) and os.path.samefile(args.rerun_capture, path):
+        raise InputError(f"--capture {args.rerun_capture}: is the capture being re-run; choose another file")
     if not args.tolerance >= 0:
         raise InputError(f"--tolerance: expected seconds >= 0, got {args.tolerance}")
     skipped = [0, 0]
@@ -92,7 +94,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         report = rerun_capture(path, fdir_params=args.fdir, mode=args.mode, compare_all=args.all_events,
                                time_tolerance_s=args.tolerance, on_skip=on_skip, progress=progress,
-                               capture=args.capture)
+                               capture=args.rerun_capture)
     finally:
         if bar is not None:
             bar.close()
@@ -107,8 +109,8 @@ def handler(args: argparse.Namespace) -> int:
         print(f"{len(report.diffs)} differences (- recorded only, + rerun only, ~ changed values):")
         for line in format_diff(report):
             print(line)
-    if args.capture:
-        print(f"re-run telemetry: {args.capture}")
+    if args.rerun_capture:
+        print(f"re-run telemetry: {args.rerun_capture}")
     if skipped[0]:
         print(f"hullwatch: {path}: damaged capture: skipped {skipped[1]} bytes in {skipped[0]} ranges",
               file=sys.stderr)

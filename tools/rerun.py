@@ -242,6 +242,8 @@ def rerun_capture(
     from .runner import run_scenario
 
     path = os.fspath(path)
+    if capture is not None and os.path.exists(capture) and os.path.samefile(capture, path):
+        raise InputError(f"{os.fspath(capture)}: is the capture being re-run; write the re-run elsewhere")
     try:
         device = ReplayDevice(path)
     except DeviceOpenError as exc:
