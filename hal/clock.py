@@ -56,14 +56,15 @@ class WallClock(Clock):
     def now(self) -> float:
         return self._start + (time.perf_counter() - self._t0) * self.speed
 
+    #: Wall seconds before a deadline at which sleeping stops and spinning starts. ``time.sleep``
+    #: may overshoot by a scheduler tick, and yielding (``sleep(0)``) on a busy machine can give
+    #: the core away for a whole time slice, so the last stretch is a plain spin on perf_counter
+    #: (p99 lateness target 1 ms).
+    SPIN_S = 0.002
+
     def sleep_until(self, t: float) -> None:
-        # Sleep most of the way, then spin the last ~0.5 ms: time.sleep overshoots by up to a
-        # scheduler tick, and the p99 lateness target is 1 ms.
-        while True:
-            remaining = (t - self.now()) / self.speed
-            if remaining <= 0:
-                return
-            if remaining > 0.0015:
-                time.sleep(remaining - 0.001)
-            elif remaining > 0.0002:
-                time.sleep(0)
+        remaining = (t - self.now()) / self.speed
+        if remaining > self.SPIN_S:
+            time.sleep(remaining - self.SPIN_S)
+        while self.now() < t:
+            pass
