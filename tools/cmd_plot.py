@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 
+from .cli_common import ByteProgress, SkipReporter, add_progress_argument, check_capture_path
 from .errors import EXIT_DAMAGED, EXIT_OK, InputError
 
 EXAMPLES = """\
@@ -43,7 +42,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--title", default=None, help="figure title (default: the capture's name)")
     p.add_argument("--max-points", type=int, default=2000, metavar="N",
                    help="time bins per series at most (default 2000)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_progress_argument(p)
     p.set_defaults(func=handler)
 
 
@@ -51,10 +50,7 @@ def handler(args: argparse.Namespace) -> int:
     from .capture_plot import parse_time, plot_capture
 
     path = args.capture
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such capture file")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a capture file")
+    check_capture_path(path)
     if args.max_points < 2:
         raise InputError(f"--max-points: expected a number >= 2, got {args.max_points}")
     modules = None
@@ -66,38 +62,15 @@ def handler(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and "T" not in value:
             parse_time(value)  # fail early on a typo; UTC times are checked against the epoch later
-    skipped = [0, 0]
-
-    def on_skip(skip: Any) -> None:
-        skipped[0] += 1
-        skipped[1] += skip.length
-        if skipped[0] <= 20:
-            print(f"hullwatch: {path}: {skip}", file=sys.stderr)
-
-    bar = None
-    progress = None
-    if sys.stderr.isatty() and not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="plot", file=sys.stderr,
-                   leave=False)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-
-    try:
+    skips = SkipReporter(path)
+    with ByteProgress(path, "plot", enabled=not args.no_progress) as bar:
         data = plot_capture(path, args.output, modules=modules, since=args.since, until=args.until,
                             max_bins=args.max_points + args.max_points % 2, title=args.title,
-                            progress=progress, on_skip=on_skip)
-    finally:
-        if bar is not None:
-            bar.close()
+                            progress=bar.callback, on_skip=skips)
     t0, t1 = float(data.t[0]), float(data.t[-1])
     print(f"wrote {args.output}: {len(data.modules)} modules, {data.housekeeping} housekeeping samples "
           f"({len(data.t)} points per series), {len(data.events) + data.events_dropped} events, "
           f"mission time {t0:.1f} s .. {t1:.1f} s")
-    if skipped[0]:
-        print(f"hullwatch: {path}: damaged capture: skipped {skipped[1]} bytes in {skipped[0]} ranges",
-              file=sys.stderr)
+    if skips.finish():
         return EXIT_DAMAGED
     return EXIT_OK

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from typing import Any
 
-from .errors import EXIT_DAMAGED, EXIT_OK, InputError
+from .cli_common import ByteProgress, SkipReporter, add_progress_argument, check_capture_path
+from .errors import EXIT_DAMAGED, EXIT_OK
 
 EXAMPLES = """\
 examples:
@@ -64,7 +63,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--skip-gaps", type=_non_negative, default=None, metavar="SECONDS",
                    help="shorten recorded gaps longer than SECONDS to SECONDS")
     p.add_argument("--loop", action="store_true", help="start over at the end (until Ctrl-C)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_progress_argument(p)
     p.set_defaults(func=handler)
 
 
@@ -72,40 +71,17 @@ def handler(args: argparse.Namespace) -> int:
     from .replayer import open_sink, replay_capture
 
     path = args.capture
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such capture file")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a capture file")
-    skipped: list[int] = [0, 0]
-
-    def on_skip(skip: Any) -> None:
-        skipped[0] += 1
-        skipped[1] += skip.length
-        print(f"hullwatch: {path}: {skip}", file=sys.stderr)
-
-    bar = None
-    progress = None
-    if sys.stderr.isatty() and not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="replay",
-                   file=sys.stderr, leave=False)
-
-        def progress(done: int, total: int) -> None:
-            if done < bar.n:  # a new loop pass
-                bar.reset(total=total)
-            bar.update(done - bar.n)
-
+    check_capture_path(path)
+    skips = SkipReporter(path)
     sink = open_sink(args.to)
     started = time.perf_counter()
     try:
-        stats = replay_capture(path, sink, speed=None if args.fast else args.speed,
-                               skip_gaps=args.skip_gaps, loop=args.loop, progress=progress,
-                               on_skip=on_skip)
+        with ByteProgress(path, "replay", enabled=not args.no_progress) as bar:
+            stats = replay_capture(path, sink, speed=None if args.fast else args.speed,
+                                   skip_gaps=args.skip_gaps, loop=args.loop, progress=bar.callback,
+                                   on_skip=skips)
     finally:
         sink.close()
-        if bar is not None:
-            bar.close()
     wall = time.perf_counter() - started
     note = ""
     if stats.gaps_skipped:
@@ -117,8 +93,6 @@ def handler(args: argparse.Namespace) -> int:
     loops = f" in {stats.loops} passes" if stats.loops > 1 else ""
     print(f"replayed {stats.packets} packets ({stats.bytes} bytes){loops} to {args.to}: "
           f"{stats.mission_span_s:.1f} s of recorded time in {wall:.1f} s{note}")
-    if skipped[0]:
-        print(f"hullwatch: {path}: damaged capture: skipped {skipped[1]} bytes in {skipped[0]} ranges",
-              file=sys.stderr)
+    if skips.finish():
         return EXIT_DAMAGED
     return EXIT_OK

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from .cli_common import SkipReporter, add_progress_argument, check_capture_path
 from .errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
 
 EXAMPLES = """\
@@ -52,7 +53,7 @@ def register(subparsers: Any) -> None:
                    help="also compare host events (cycle overruns, link, config loads)")
     p.add_argument("--tolerance", type=float, default=1e-3, metavar="SECONDS",
                    help="largest mission-time difference of a matching event (default 0.001)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_progress_argument(p)
     p.set_defaults(func=handler)
 
 
@@ -60,23 +61,14 @@ def handler(args: argparse.Namespace) -> int:
     from .rerun import format_diff, rerun_capture
 
     path = args.capture
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such capture file")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a capture file")
+    check_capture_path(path)
     if args.fdir is not None and not os.path.isfile(args.fdir):
         raise InputError(f"--fdir {args.fdir}: no such parameter file")
     if args.rerun_capture and os.path.exists(args.rerun_capture) and os.path.samefile(args.rerun_capture, path):
         raise InputError(f"--capture {args.rerun_capture}: is the capture being re-run; choose another file")
     if not args.tolerance >= 0:
         raise InputError(f"--tolerance: expected seconds >= 0, got {args.tolerance}")
-    skipped = [0, 0]
-
-    def on_skip(skip: Any) -> None:
-        skipped[0] += 1
-        skipped[1] += skip.length
-        if skipped[0] <= 20:
-            print(f"hullwatch: {path}: {skip}", file=sys.stderr)
+    skips = SkipReporter(path)
 
     bar = None
     progress = None
@@ -93,7 +85,7 @@ def handler(args: argparse.Namespace) -> int:
 
     try:
         report = rerun_capture(path, fdir_params=args.fdir, mode=args.mode, compare_all=args.all_events,
-                               time_tolerance_s=args.tolerance, on_skip=on_skip, progress=progress,
+                               time_tolerance_s=args.tolerance, on_skip=skips, progress=progress,
                                capture=args.rerun_capture)
     finally:
         if bar is not None:
@@ -111,9 +103,7 @@ def handler(args: argparse.Namespace) -> int:
             print(line)
     if args.rerun_capture:
         print(f"re-run telemetry: {args.rerun_capture}")
-    if skipped[0]:
-        print(f"hullwatch: {path}: damaged capture: skipped {skipped[1]} bytes in {skipped[0]} ranges",
-              file=sys.stderr)
+    damaged = skips.finish()
     if not report.identical:
         return EXIT_VERDICT
-    return EXIT_DAMAGED if skipped[0] else EXIT_OK
+    return EXIT_DAMAGED if damaged else EXIT_OK
