@@ -185,6 +185,7 @@ def summarize(records: list[dict[str, Any]], manifest: dict[str, Any] | None = N
         "false_alarms_per_day_upper95": (poisson_upper(fa_nominal) / nominal_days) if nominal_days else None,
         "suspicions": sum(int(r.get("suspicions") or 0) for r in nominal),
         "cases_with_alarm": sorted(r["id"] for r in nominal if int(r.get("false_alarms") or 0) > 0),
+        "cases_with_suspicion": sorted(r["id"] for r in nominal if int(r.get("suspicions") or 0) > 0),
     }
     summary = {
         "campaign": manifest or {},
@@ -230,7 +231,8 @@ def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         {"target": f"correct isolation >= {TARGET_PD:.0%} for every hole >= {TARGET_MIN_DIAMETER_MM:g} mm",
          "value": pi, "met": pi is not None and pi >= TARGET_PD},
         {"target": f"zero false alarms over >= {TARGET_NOMINAL_DAYS:g} nominal simulated days",
-         "value": f"{nom['false_alarms']} in {nom['sim_days']:.1f} days",
+         "value": f"{nom['false_alarms']} alarms in {nom['sim_days']:.1f} days "
+                  f"({nom['suspicions']} leak-suspected events)",
          "met": nom["false_alarms"] == 0 and nom["sim_days"] >= TARGET_NOMINAL_DAYS
          and s["leaks"]["false_alarms_before_leak"] == 0},
         {"target": f"median latency <= {TARGET_LATENCY_RATIO:g}x the floor (every hole size)",
@@ -294,6 +296,9 @@ def render_markdown(s: dict[str, Any]) -> str:
               f"{nom['suspicions']} leak-suspected events."]
     if nom["cases_with_alarm"]:
         lines.append("Cases with an alarm: " + ", ".join(nom["cases_with_alarm"]) + ".")
+    if nom["cases_with_suspicion"]:
+        lines.append("Cases with a leak-suspected event (not an alarm): "
+                     + ", ".join(nom["cases_with_suspicion"]) + ".")
     if s["misses"] or s["wrong_isolation"]:
         lines += ["", "## Misses and wrong isolations", ""]
         if s["misses"]:
