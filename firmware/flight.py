@@ -80,6 +80,9 @@ class FlightSoftware:
         self._last_overrun_event = -float("inf")
         self.layout_period_s = ex.layout_period_s
         self._next_layout = -float("inf")
+        self._hk_modules: list[float | int] = [0.0] * (5 * len(self.layout.modules))
+        self._hk_valves: list[float | int] = [0] * (3 * len(self.layout.valves))
+        self._hk_rates: list[float | None] = [None] * len(self.layout.modules)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -139,26 +142,46 @@ class FlightSoftware:
             self._next_layout = tm_t + self.layout_period_s
         fdir = self.fdir
         ex = self.executive
-        modules = []
-        rates: dict[int, float] = {}
+        # Flat value lists sized at start-up, filled in place (no report objects per packet).
+        mod = self._hk_modules
+        rates = self._hk_rates
+        for slot in range(len(rates)):
+            rates[slot] = None
+        pressure = fdir.sensors.pressure
+        temperature = fdir.sensors.temperature
+        j = 0
         for m in range(fdir.n_modules):
             slot = fdir.slot_of_module(m)
-            if slot not in rates:
-                rates[slot] = fdir.segment_rate(slot)
-            modules.append(P.ModuleHk(fdir.sensors.pressure[m], fdir.sensors.temperature[m],
-                                      fdir.inventory_mol(m), rates[slot], fdir.module_status(m)))
+            rate = rates[slot]
+            if rate is None:
+                rate = rates[slot] = fdir.segment_rate(slot)
+            mod[j] = pressure[m]
+            mod[j + 1] = temperature[m]
+            mod[j + 2] = fdir.inventory_mol(m)
+            mod[j + 3] = rate
+            mod[j + 4] = fdir.module_status(m)
+            j += 5
         frame = self.frame
-        valves = [P.ValveHk(int(frame.valve_cmd[i]), float(frame.valve_fb[i]), fdir.valve_health(i))
-                  for i in range(len(frame.valve_fb))]
-        link_errors = sum(v for key, v in self.device.health().items() if "error" in key or "timeout" in key)
-        timing = self.host_timing
-        hk = P.Housekeeping(
-            mode=FdirMode(fdir.mode), isolation_state=int(fdir.isolator.state), cycle=k,
-            cycle_time_us=min(int(ex.cycle_time_s * 1e6), 0xFFFFFFFF) if timing else 0,
-            max_cycle_time_us=min(int(ex.max_cycle_time_s * 1e6), 0xFFFFFFFF) if timing else 0,
-            overruns=ex.overruns if timing else 0, link_up=bool(self.device.link_up), link_errors=link_errors,
-            sensors_failed=fdir.sensors_failed(), modules=modules, valves=valves)
-        self.tm.emit_hk(hk, tm_t)
+        valves = self._hk_valves
+        health = fdir.valves.health
+        j = 0
+        for i, fb in enumerate(frame.valve_fb):
+            valves[j] = frame.valve_cmd[i]
+            valves[j + 1] = fb
+            valves[j + 2] = health[i]
+            j += 3
+        link_errors = 0
+        for key, v in self.device.health().items():
+            if "error" in key or "timeout" in key:
+                link_errors += v
+        if self.host_timing:
+            head = (fdir.mode, fdir.isolator.state, k, min(int(ex.cycle_time_s * 1e6), 0xFFFFFFFF),
+                    min(int(ex.max_cycle_time_s * 1e6), 0xFFFFFFFF), ex.overruns,
+                    1 if self.device.link_up else 0, link_errors, fdir.sensors_failed())
+        else:
+            head = (fdir.mode, fdir.isolator.state, k, 0, 0, 0,
+                    1 if self.device.link_up else 0, link_errors, fdir.sensors_failed())
+        self.tm.emit_hk_values(head, mod, valves, tm_t)
         if fdir.events._count:
             self._drain_events()
 

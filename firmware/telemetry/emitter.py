@@ -8,13 +8,14 @@ raises into the flight loop: an encoding failure (a value out of range) is count
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ...hal.interfaces import Frame, Layout
 from ..errors import TelemetryError
 from . import packets as P
-from .fastcodec import MessageCounters, RawSampleEncoder, SequenceCounters, fast_encode
+from .fastcodec import MessageCounters, SequenceCounters, fast_encode
 from .layoutjson import layout_to_json
+from .rawencode import HousekeepingEncoder, RawSampleEncoder
 from .sinks import Sink
 
 #: mission seconds between two layout reports (DESIGN.md: "repeated every 60 s")
@@ -41,6 +42,8 @@ class TelemetryEmitter:
         self.seq = SequenceCounters()
         self.msg = MessageCounters()
         self._raw = RawSampleEncoder(layout, dest_id=dest_id, seq_counters=self.seq, msg_counters=self.msg)
+        self._hk = HousekeepingEncoder(len(layout.modules), len(layout.valves), dest_id=dest_id,
+                                       seq_counters=self.seq, msg_counters=self.msg)
         self._layout_json = layout_to_json(layout)
         self.next_layout_t = 0.0  #: mission time at which :meth:`emit_layout_if_due` sends again
         self.packets = 0
@@ -76,9 +79,26 @@ class TelemetryEmitter:
             return self._encode_error("raw samples", exc)
         return self._send(packet)
 
+    def emit_hk_values(self, head: Sequence[int], modules: Sequence[Any], valves: Sequence[Any],
+                       t_mission: float) -> bytes:
+        """The housekeeping report from flat values (see :class:`rawencode.HousekeepingEncoder`):
+        what the flight loop calls at 1 Hz, without building report objects."""
+        try:
+            packet = self._hk.encode(head, modules, valves, self.epoch_utc + t_mission)
+        except TelemetryError as exc:
+            return self._encode_error("Housekeeping", exc)
+        return self._send(packet)
+
     def emit(self, data: Any, t_mission: float) -> bytes:
         """Any TM report dataclass (Housekeeping, Event, LayoutReport, VerificationReport,
         AliveReport) with the next sequence and message counters."""
+        if type(data) is P.Housekeeping and len(data.modules) == self._hk.n_modules \
+                and len(data.valves) == self._hk.n_valves:
+            try:
+                packet = self._hk.encode_report(data, self.epoch_utc + t_mission)
+            except TelemetryError as exc:
+                return self._encode_error("Housekeeping", exc)
+            return self._send(packet)
         try:
             pdef = P.definition_for(data)
             packet = P.Packet(pdef.apid, self.seq.peek(pdef.apid), pdef.packet_type, pdef.service,
