@@ -34,6 +34,14 @@ R_UNIVERSAL = 8.314462618
 _NOMINAL = int(LeakState.NOMINAL)
 _SUSPECTED = int(LeakState.SUSPECTED)
 _CONFIRMED = int(LeakState.CONFIRMED)
+_OFF = int(FdirMode.OFF)
+_ACTIVE = int(FdirMode.ACTIVE)
+_ISOLATING_STATES = (int(IsolationState.SPLITTING), int(IsolationState.OBSERVING))
+_MS_NOMINAL, _MS_SUSPECTED, _MS_LEAKING, _MS_ISOLATING, _MS_SEALED, _MS_DEGRADED, _MS_NO_DATA = (
+    int(ModuleStatus.NOMINAL), int(ModuleStatus.SUSPECTED), int(ModuleStatus.LEAKING),
+    int(ModuleStatus.ISOLATING), int(ModuleStatus.SEALED), int(ModuleStatus.DEGRADED),
+    int(ModuleStatus.NO_DATA))
+_SENSOR_OK = int(SensorHealth.OK)
 
 
 class Fdir:
@@ -66,7 +74,6 @@ class Fdir:
         self.sensors = SensorStage(layout, params, self.events)
         self.valves = ValveMonitor(layout, params, self.events)
         self.topology = Topology(layout, params.valves.open_threshold)
-        self._fb_prev: list[float] = [-1.0] * len(layout.valves)
         self._bias_learning = True
         self.sealed_mask = 0
         self._install(params)
@@ -103,10 +110,16 @@ class Fdir:
         self.zbest = [0.0] * n
         self.seg_slot: list[int] = list(range(n))
         self.seg_scale = [0.0] * n  # T_ref / V_seg
+        #: per segment, (module, volume) of each member in member order: the inventory terms
+        #: (filled by _remap, which the next frame forces)
+        self._seg_terms: list[tuple[tuple[int, float], ...]] = [()] * n
         self.sensors.set_params(params)
         self.valves.set_params(params)
         self.topology.open_threshold = params.valves.open_threshold
         self.topology.open_bits = -1  # force a recompute on the next frame
+        # ... which step() only asks for when the feedback differs from the last frame's: forget
+        # it, or the fresh slots would stay unmapped (zero scale) until a valve moved.
+        self._fb_prev = [-1.0] * len(self.layout.valves)
 
     def load_params(self, params: FdirParams, t: float, crc16: int = 0) -> None:
         """Activate a validated table (telecommand). Detectors restart after a warm-up; sensor
@@ -148,10 +161,11 @@ class Fdir:
         self.cycle += 1
         if link_up != self.link_up:
             self._link_change(link_up, t)
-        if self.mode == FdirMode.OFF:
-            self.sensors.step(frame, t, False)
-            return
+        mode = self.mode
         sensors = self.sensors
+        if mode == _OFF:
+            sensors.step(frame, t, False)
+            return
         sensors.step(frame, t, link_up)
         if not link_up:
             return
@@ -175,66 +189,88 @@ class Fdir:
                     added[m] += fv[j] * dt
         if not self._bias_learning:
             self._detect(t)
-        if self.mode == FdirMode.ACTIVE:
+        if mode == _ACTIVE:
             self.isolator.step(t)
         self.valves.step(frame, t)
 
     def _detect(self, t: float) -> None:
+        # Everything the loop reads is bound to a local first: this runs every cycle for every
+        # segment. None of these bindings changes during the loop (transitions write into the
+        # lists in place; segments and the sealed mask change only outside _detect).
         P = self.sensors.pressure
         T = self.sensors.temperature
-        V = self.volume
         Q = self.added_kg
         rg = self.r_gas
         topo = self.topology
+        masks = topo.masks
         plan = self.plan
+        n_rapid = plan.n_rapid
+        n_warm = plan.n_warm
+        sdf_rapid = plan.sdf_rapid
+        schedule = plan.schedule
+        period = plan.period
+        ns = plan.n
+        sdf = plan.sdf
+        z_suspect = self.z_suspect
+        z_confirm = self.z_confirm
+        dead_band = self.dead_band
+        rapid = self.rapid
+        sealed = self.sealed_mask
+        seg_slot = self.seg_slot
+        seg_terms = self._seg_terms
+        seg_scale = self.seg_scale
+        hold_until = self.hold_until
+        pending = self.pending_reset
+        banks = self.banks
+        state = self.state
+        t_above = self.t_above
+        zbest = self.zbest
         for s in range(topo.n_segments):
-            slot = self.seg_slot[s]
-            if t < self.hold_until[slot]:
+            slot = seg_slot[s]
+            if t < hold_until[slot]:
                 continue
             acc = 0.0
-            for m in topo.members[s]:
-                acc += P[m] * V[m] / T[m] - rg * Q[m]
-            y = acc * self.seg_scale[s]
-            bank = self.banks[slot]
-            if self.pending_reset[slot]:
-                self.pending_reset[slot] = False
+            for m, v in seg_terms[s]:
+                acc += P[m] * v / T[m] - rg * Q[m]
+            y = acc * seg_scale[s]
+            bank = banks[slot]
+            if pending[slot]:
+                pending[slot] = False
                 bank.reset(y)
             bank.push(y)
             k = bank.k
             # The rapid test runs every other sample: 0.1 s more latency at most, half the cost.
-            if k >= plan.n_rapid and not k & 1:
-                sr = bank.slope(plan.n_rapid)
+            if k >= n_rapid and not k & 1:
+                sr = bank.slope(n_rapid)
                 # The rate must also be significant: in a small module alone the short window's
                 # noise alone can approach the threshold.
-                if sr <= -self.rapid and not self.rapid_raised[slot] and \
-                        -sr >= self.z_suspect * bank.sigma() * plan.sdf_rapid:
+                if sr <= -rapid and not self.rapid_raised[slot] and \
+                        -sr >= z_suspect * bank.sigma() * sdf_rapid:
                     self._rapid(slot, s, sr, y, t)
-            if k < plan.n_warm or self.sealed_mask and topo.masks[s] & ~self.sealed_mask == 0:
+            if k < n_warm or sealed and masks[s] & ~sealed == 0:
                 # Warming up, or the sealed leak itself: its slope feeds housekeeping, not tests.
                 continue
-            sched = plan.schedule[k % plan.period]
             sigma = 0.0
-            ns = plan.n
-            for j in sched:
+            for j in schedule[k % period]:
                 n = ns[j]
                 if k < n:
                     break
                 if sigma == 0.0:
                     sigma = bank.sigma()
                 slope = bank.slope(n)
-                z = (-slope - self.dead_band) / (sigma * plan.sdf[j])
-                if z >= self.z_suspect:
-                    self.t_above[slot] = t
-                    if z > self.zbest[slot]:
-                        self.zbest[slot] = z
-                    st = self.state[slot]
-                    if z >= self.z_confirm:
+                z = (-slope - dead_band) / (sigma * sdf[j])
+                if z >= z_suspect:
+                    t_above[slot] = t
+                    if z > zbest[slot]:
+                        zbest[slot] = z
+                    st = state[slot]
+                    if z >= z_confirm:
                         if st != _CONFIRMED:
                             self._leak_transition(slot, s, _CONFIRMED, slope, z, t)
                     elif st == _NOMINAL:
                         self._leak_transition(slot, s, _SUSPECTED, slope, z, t)
-            if self.state[slot] != _NOMINAL and t - self.t_above[slot] > self.params.leak.clear_s:
-                self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, plan.n[-1])), 0.0, t)
+            if state[slot] != _NOMINAL and t - t_above[slot] > self.params.leak.clear_s:
+                self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, ns[-1])), 0.0, t)
 
     # -- leak state machine -----------------------------------------------------------------
 
@@ -310,6 +346,7 @@ class Fdir:
             members = topo.members[seg]
             vol = sum(self.volume[m] for m in members)
             self.seg_scale[seg] = self.t_ref / vol
+            self._seg_terms[seg] = tuple((m, self.volume[m]) for m in members)
             if seg in keep:
                 slot = keep[seg]
             else:
@@ -350,27 +387,27 @@ class Fdir:
 
     def module_status(self, m: int) -> int:
         if self.sealed_mask >> m & 1:
-            return int(ModuleStatus.SEALED)
-        if self.isolator.state in (IsolationState.SPLITTING, IsolationState.OBSERVING) and \
-                self.isolator.candidates >> m & 1:
-            return int(ModuleStatus.ISOLATING)
+            return _MS_SEALED
+        if self.isolator.state in _ISOLATING_STATES and self.isolator.candidates >> m & 1:
+            return _MS_ISOLATING
         st = self.state[self.slot_of_module(m)]
         if st == _CONFIRMED:
-            return int(ModuleStatus.LEAKING)
+            return _MS_LEAKING
         if st == _SUSPECTED:
-            return int(ModuleStatus.SUSPECTED)
+            return _MS_SUSPECTED
         n = self.sensors.n_voting[m]
         if n == 0:
-            return int(ModuleStatus.NO_DATA)
+            return _MS_NO_DATA
         if n == 1 or self.sensors.disagree2[m]:
-            return int(ModuleStatus.DEGRADED)
-        return int(ModuleStatus.NOMINAL)
+            return _MS_DEGRADED
+        return _MS_NOMINAL
 
     def inventory_mol(self, m: int) -> float:
         return self.sensors.pressure[m] * self.volume[m] / (R_UNIVERSAL * self.sensors.temperature[m])
 
     def sensors_failed(self) -> int:
-        return sum(1 for h in self.sensors.health if h != SensorHealth.OK)
+        health = self.sensors.health
+        return len(health) - health.count(_SENSOR_OK)
 
     def valve_health(self, i: int) -> int:
         return int(self.valves.health[i])

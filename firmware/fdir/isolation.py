@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from .core import Fdir
 
 _I = IsolationState
+# Plain ints for the per-cycle checks (an IntEnum member look-up costs more than the compare).
+_IDLE, _SPLITTING, _OBSERVING, _LOCATED = int(_I.IDLE), int(_I.SPLITTING), int(_I.OBSERVING), int(_I.LOCATED)
+_SEALED, _FAILED = int(_I.SEALED), int(_I.FAILED)
 
 
 class Isolator:
@@ -66,7 +69,14 @@ class Isolator:
 
     def owns(self, mask: int) -> bool:
         """True while isolating and ``mask`` lies within the candidate modules."""
-        return self.state in (_I.SPLITTING, _I.OBSERVING, _I.LOCATED) and mask & ~self.candidates == 0
+        st = self.state
+        return (st == _SPLITTING or st == _OBSERVING or st == _LOCATED) and mask & ~self.candidates == 0
+
+    @property
+    def busy(self) -> bool:
+        """True while an isolation is in progress (splitting, observing or located)."""
+        st = self.state
+        return st == _SPLITTING or st == _OBSERVING or st == _LOCATED
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -133,18 +143,18 @@ class Isolator:
 
     def step(self, t: float) -> None:
         st = self.state
-        if st == _I.IDLE or st == _I.SEALED or st == _I.FAILED:
+        if st == _IDLE or st == _SEALED or st == _FAILED:
             return
         f = self.fdir
-        if st == _I.SPLITTING:
+        if st == _SPLITTING:
             valves = f.valves
             if all(valves.settled(i) for i in self.closed):
                 segs = [s for s in range(f.topology.n_segments)
                         if f.topology.masks[s] & ~self.candidates == 0]
                 self._start_observing(t, len(segs))
-        elif st == _I.OBSERVING:
+        elif st == _OBSERVING:
             self._observe(t)
-        elif st == _I.LOCATED:
+        elif st == _LOCATED:
             if all(f.valves.settled(i) for i in self.reopen):
                 self._seal(t)
 

@@ -80,6 +80,7 @@ class SensorStage:
         self.disagree2 = [False] * nm
         self.module_ok = [False] * nm  # all of the module's sensors healthy (fast path allowed)
         self.dirty = [0] * nm  # some disagreement counter of the module is non-zero
+        self.fast = [False] * nm  # module_ok and not dirty: the fast path may vote the module
         self.changed = 0
         self.failures = 0
         self.recoveries = 0
@@ -88,6 +89,7 @@ class SensorStage:
         self.set_params(params)
         for m, g in enumerate(self.groups):
             self.module_ok[m] = len(g) == 3
+            self._refresh_fast(m)
 
     def set_params(self, params: FdirParams) -> None:
         s = params.sensors
@@ -105,6 +107,16 @@ class SensorStage:
         self.stale_n = max(1, round(s.stale_fail_s / dt))
         self.dis_n = max(1, round(s.disagree_fail_s / dt))
         self.thr = s.disagree_pa
+        # Per-cycle tables: one row per module with its channel indices and ranges, so the vote
+        # reads no parallel lists. Modules without exactly three sensors never take the fast path.
+        self._p_rows = [(m, g, *(g if len(g) == 3 else (0, 0, 0)), self.mlo[m], self.mhi[m])
+                        for m, g in enumerate(self.groups)]
+        self._t_pairs = [(m, g[0], g[1], self.tlo[g[0]], self.thi[g[0]], self.tlo[g[1]], self.thi[g[1]])
+                         for m, g in enumerate(self.t_groups) if len(g) == 2]
+        self._t_others = [(m, g) for m, g in enumerate(self.t_groups) if len(g) != 2]
+
+    def _refresh_fast(self, m: int) -> None:
+        self.fast[m] = self.module_ok[m] and not self.dirty[m]
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -117,6 +129,7 @@ class SensorStage:
         self.changed += 1
         m = self.layout.module_index(self.layout.pressure[i].module)
         self.module_ok[m] = False
+        self._refresh_fast(m)
         self.events.push(t, EventId.SENSOR_FAILED, self.p_ids[i], float(how), value, self.bias[i])
 
     def _recover(self, i: int, t: float, value: float) -> None:
@@ -131,6 +144,7 @@ class SensorStage:
         m = self.layout.module_index(self.layout.pressure[i].module)
         g = self.groups[m]
         self.module_ok[m] = len(g) == 3 and all(self.health[j] == _OK for j in g)
+        self._refresh_fast(m)
         if self.module_ok[m]:
             self.n_voting[m] = len(g)  # the fast path does not count voters
         self.events.push(t, EventId.SENSOR_RECOVERED, self.p_ids[i], float(old), value, 0.0)
@@ -145,56 +159,50 @@ class SensorStage:
         bias = self.bias
         out = self.pressure
         thr = self.thr
-        mlo = self.mlo
-        mhi = self.mhi
-        module_ok = self.module_ok
-        dirty = self.dirty
-        for m, g in enumerate(self.groups):
-            if module_ok[m] and not dirty[m]:
-                i0, i1, i2 = g
-                if not (ps[i0] or ps[i1] or ps[i2]):
-                    a = pv[i0] - bias[i0]
-                    b = pv[i1] - bias[i1]
-                    c = pv[i2] - bias[i2]
+        fast = self.fast
+        for m, g, i0, i1, i2, lo, hi in self._p_rows:
+            if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
+                a = pv[i0] - bias[i0]
+                b = pv[i1] - bias[i1]
+                c = pv[i2] - bias[i2]
+                if a > b:
+                    a, b = b, a
+                if b > c:
+                    b, c = c, b
                     if a > b:
                         a, b = b, a
-                    if b > c:
-                        b, c = c, b
-                        if a > b:
-                            a, b = b, a
-                    if a >= mlo[m] and c <= mhi[m] and b - a <= thr and c - b <= thr:
-                        out[m] = b
-                        continue
+                if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
+                    out[m] = b
+                    continue
             self._slow_module(m, g, pv, ps, t, manage)
         tv = frame.temperature
         ts = frame.temperature_status
-        tlo = self.tlo
-        thi = self.thi
         tout = self.temperature
-        for m, g in enumerate(self.t_groups):
-            if len(g) == 2:
-                # The usual pair: both valid is the common case.
-                j0, j1 = g
-                a = tv[j0]
-                b = tv[j1]
-                ok0 = not ts[j0] and tlo[j0] <= a <= thi[j0]
-                ok1 = not ts[j1] and tlo[j1] <= b <= thi[j1]
-                if ok0 and ok1:
-                    tout[m] = 0.5 * (a + b)
-                elif ok0:
-                    tout[m] = a
-                elif ok1:
-                    tout[m] = b
-                continue
-            acc = 0.0
-            n = 0
-            for j in g:
-                v = tv[j]
-                if not ts[j] and tlo[j] <= v <= thi[j]:
-                    acc += v
-                    n += 1
-            if n:
-                tout[m] = acc / n
+        for m, j0, j1, lo0, hi0, lo1, hi1 in self._t_pairs:
+            # The usual pair: both valid is the common case.
+            a = tv[j0]
+            b = tv[j1]
+            ok0 = not ts[j0] and lo0 <= a <= hi0
+            ok1 = not ts[j1] and lo1 <= b <= hi1
+            if ok0 and ok1:
+                tout[m] = 0.5 * (a + b)
+            elif ok0:
+                tout[m] = a
+            elif ok1:
+                tout[m] = b
+        if self._t_others:
+            tlo = self.tlo
+            thi = self.thi
+            for m, g in self._t_others:
+                acc = 0.0
+                n = 0
+                for j in g:
+                    v = tv[j]
+                    if not ts[j] and tlo[j] <= v <= thi[j]:
+                        acc += v
+                        n += 1
+                if n:
+                    tout[m] = acc / n
         if self.learning:
             self._learn(pv, ps, t)
 
@@ -285,6 +293,7 @@ class SensorStage:
                     dis[i] -= 1
                 dirty |= dis[i]
         self.dirty[m] = 1 if dirty else 0
+        self.fast[m] = self.module_ok[m] and not dirty
         # Recovery of failed sensors that look healthy against the vote of the others.
         if n:
             for i in g:

@@ -37,9 +37,17 @@ class ValveMonitor:
         self.events = events
         self.commands = 0
         self.failures = 0
+        # Quiet: the last full pass found no valve in mismatch, and neither the device's
+        # commands, the feedback, the statuses nor FDIR's own commands have changed since, so the
+        # next pass would change nothing. The copies are what that pass saw.
+        self._quiet = False
+        self._q_cmd: list[int] = []
+        self._q_fb: list[float] = []
+        self._q_status: list[int] = []
         self.set_params(params)
 
     def set_params(self, params: FdirParams) -> None:
+        self._quiet = False
         self.tol = params.valves.feedback_tolerance
         self.open_threshold = params.valves.open_threshold
         self.margin = params.valves.timeout_margin_s
@@ -49,6 +57,7 @@ class ValveMonitor:
         self.cmd[i] = 1.0 if open_ else 0.0
         self.t_cmd[i] = t
         self.commands += 1
+        self._quiet = False
 
     def settled(self, i: int) -> bool:
         """True when valve ``i`` reads where it was commanded, or is failed (nothing more will
@@ -63,14 +72,18 @@ class ValveMonitor:
     def step(self, frame: Frame, t: float) -> None:
         fb = self.fb = frame.valve_fb
         vs = frame.valve_status
+        dev_cmd = frame.valve_cmd
+        if self._quiet and fb == self._q_fb and dev_cmd == self._q_cmd and vs == self._q_status:
+            return
         cmd = self.cmd
         tol = self.tol
-        dev_cmd = frame.valve_cmd
         seen = self.seen_cmd
+        skipped = False
         for i in range(len(cmd)):
             if dev_cmd[i] != seen[i]:
                 # The device reports a new commanded position: FDIR's own command, a ground
                 # telecommand or (in simulation) the scenario's schedule. The clock starts now.
+                skipped = True
                 seen[i] = dev_cmd[i]
                 cmd[i] = 1.0 if dev_cmd[i] else 0.0
                 self.t_cmd[i] = t
@@ -90,7 +103,16 @@ class ValveMonitor:
                     self.events.push(t, EventId.VALVE_FAILED, self.ids[i], c, fb[i], 0.0)
             elif self.mismatch[i]:
                 self.mismatch[i] = False
+        # Quiet only after a pass that judged every valve (a new command skips its valve once)
+        # and left no healthy valve in mismatch (its failure clock is running).
+        self._quiet = not skipped and not any(
+            mm and h == _OK for mm, h in zip(self.mismatch, self.health))
+        if self._quiet:
+            self._q_fb[:] = fb
+            self._q_cmd[:] = dev_cmd
+            self._q_status[:] = vs
 
     def reset(self) -> None:
+        self._quiet = False
         for i in range(len(self.health)):
             self.health[i] = _OK
