@@ -300,13 +300,21 @@ class SerialBoardDevice(Device):
             raise PortFailure(f"{self.url}: link is down")
         self.link.request(wire.HilEnter(1 if enable else 0))
 
-    def hil_inject(self, t: float, values: tuple[float, ...] | list[float]) -> bool:
+    def hil_inject(self, t: float, values: tuple[float, ...] | list[float],
+                   valve_positions: tuple[float, ...] | list[float] | None = None) -> bool:
         """Stimulate every board channel (board order, SI units, NaN = none) at mission time
-        ``t`` (s). Returns False when the stimulus did not reach the board. Never raises."""
+        ``t`` (s), and with ``valve_positions`` every valve's position sensor (layout order,
+        0..1, NaN = none; only sent to a board of protocol 1.1 or later, see
+        wire.VALVE_STIMULUS_MINOR). Returns False when the stimulus did not reach the board.
+        Never raises."""
         if not self._up or self.link is None:
             return False
         try:
-            self.link.request(wire.HilInject(int(round(t * 1e6)), 0, tuple(values)),
+            valves = None
+            if valve_positions is not None and \
+                    self.description.identity.protocol_minor >= wire.VALVE_STIMULUS_MINOR:
+                valves = wire.ValveStimulus(0, wire.feedback_counts(valve_positions))
+            self.link.request(wire.HilInject(int(round(t * 1e6)), 0, tuple(values), valves),
                               attempts=READ_ATTEMPTS)
             return True
         except PortFailure:

@@ -47,12 +47,18 @@ __all__ = [
     "FlashInfo", "FlashInfoReply", "SlotInfo", "FlashBegin", "FlashBeginReply", "FlashWrite",
     "FlashWriteReply", "FlashRead", "FlashReadReply", "FlashCrc", "FlashCrcReply", "FlashCommit",
     "FlashCommitReply", "FlashAbort", "FlashAbortReply", "HilEnter", "HilEnterReply", "HilInject",
-    "HilInjectReply", "Nak", "reply_type", "SamplesCodec",
+    "HilInjectReply", "ValveStimulus", "FEEDBACK_RELEASE", "VALVE_STIMULUS_MINOR", "feedback_counts",
+    "Nak", "reply_type", "SamplesCodec",
 ]
 
-#: Protocol version this host and the emulator speak. Majors must match; minors only add.
+#: Protocol version this host and the emulator speak. Majors must match; minors only add
+#: (docs/protocol.md, "Version negotiation" and "Version history").
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
+#: First minor whose HIL_INJECT may carry the valve-feedback block (:class:`ValveStimulus`). A host
+#: sends the block only to a board whose IDENTIFY_REPLY minor is at least this; a 1.0 board would
+#: NAK it BAD_LENGTH.
+VALVE_STIMULUS_MINOR = 1
 #: Largest data block in one FLASH_WRITE / FLASH_READ (leaves room for the other fields).
 MAX_BLOCK = 1024
 #: "no slot" / "no module" / "never sampled" sentinels.
@@ -61,6 +67,8 @@ NO_MODULE = 0xFF
 AGE_NEVER = 0xFFFFFFFF
 #: Valve feedback position on the wire: u16, 0 = closed, FEEDBACK_SCALE = fully open.
 FEEDBACK_SCALE = 10000
+#: In a HIL_INJECT valve block: "not stimulated", the board's own position sensing reports again.
+FEEDBACK_RELEASE = 0xFFFF
 
 
 class MsgType(enum.IntEnum):
@@ -198,6 +206,10 @@ _ValveState = cs.Struct(
     "feedback" / cs.Int16ub,  # 0..FEEDBACK_SCALE
     "status" / cs.Int8ub,  # SampleState of the feedback reading
 )
+_ValveStimulus = cs.Struct(
+    "first" / cs.Int8ub,  # index of the first valve in feedback
+    "feedback" / cs.PrefixedArray(cs.Int8ub, cs.Int16ub),  # 0..FEEDBACK_SCALE, or FEEDBACK_RELEASE
+)
 _SlotInfo = cs.Struct(
     "state" / cs.Int8ub,  # SlotState
     "generation" / cs.Int32ub,
@@ -297,6 +309,8 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
         "time_us" / cs.Int64ub,  # stimulus time; becomes the board time in HIL mode
         "first" / cs.Int8ub,  # index of the first channel in values
         "values" / cs.PrefixedArray(cs.Int8ub, _f32),  # physical values, SI; NaN = not stimulated
+        # Since 1.1, optional (absent = the 1.0 form): valve position-sensor stimulus.
+        "valves" / cs.Optional(_ValveStimulus),
     ),
     MsgType.HIL_INJECT_REPLY: cs.Struct("board_time_us" / cs.Int64ub, "accepted" / cs.Int8ub),
     MsgType.STREAM_FRAME: cs.Struct(
@@ -641,11 +655,27 @@ class HilEnterReply(Message):
 
 
 @_msg
+class ValveStimulus:
+    """The valve-feedback block of a HIL_INJECT (protocol 1.1): positions for valves
+    ``first .. first + len(feedback) - 1``, in wire units (0..FEEDBACK_SCALE; FEEDBACK_RELEASE =
+    not stimulated). Build it from fractions with :func:`feedback_counts`."""
+
+    first: int
+    feedback: tuple[int, ...]
+
+
+@_msg
 class HilInject(Message):
+    """Sensor stimulus (``values``, SI, NaN = not stimulated) for channels from ``first``, at
+    ``time_us``; since 1.1 optionally the valves' position-sensor stimulus (``valves``; None = the
+    1.0 form, no block on the wire)."""
+
     TYPE = MsgType.HIL_INJECT
+    _NESTED = {"valves": ValveStimulus}
     time_us: int
     first: int
     values: tuple[float, ...]
+    valves: ValveStimulus | None = None
 
 
 @_msg
@@ -698,7 +728,7 @@ def _from_container(cls: type, container: Any) -> Any:
     for f in fields(cls):
         v = container[f.name]
         item_cls = nested.get(f.name)
-        if item_cls is not None:
+        if item_cls is not None and v is not None:  # None: an optional block that is absent
             if isinstance(v, list):
                 v = tuple(_from_container(item_cls, item) for item in v)
             else:
@@ -831,18 +861,48 @@ def _decode_samples_into(cls: type, payload: bytes) -> Any:
 
 def _encode_inject_fast(msg: HilInject) -> bytes:
     n = len(msg.values)
-    return _S_INJECT_HEAD.pack(msg.time_us, msg.first, n) + struct.pack(f">{n}f", *msg.values)
+    out = _S_INJECT_HEAD.pack(msg.time_us, msg.first, n) + struct.pack(f">{n}f", *msg.values)
+    v = msg.valves
+    if v is None:
+        return out
+    nv = len(v.feedback)
+    return out + struct.pack(f">BB{nv}H", v.first, nv, *v.feedback)
 
 
 def _decode_inject_fast(payload: bytes) -> HilInject:
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
-        if len(payload) != _S_INJECT_HEAD.size + 4 * n:
-            raise struct.error(f"{n} values need {_S_INJECT_HEAD.size + 4 * n} bytes, got {len(payload)}")
+        off = _S_INJECT_HEAD.size + 4 * n
+        if len(payload) < off:
+            raise struct.error(f"{n} values need {off} bytes, got {len(payload)}")
         values = struct.unpack_from(f">{n}f", payload, _S_INJECT_HEAD.size)
+        valves = None
+        if len(payload) > off:  # the 1.1 valve block
+            if len(payload) < off + 2 or len(payload) != off + 2 + 2 * payload[off + 1]:
+                raise struct.error(f"valve block at payload offset {off}: expected valve_first u8, "
+                                   f"valve_count u8 and valve_count x u16, got {len(payload) - off} bytes")
+            nv = payload[off + 1]
+            valves = ValveStimulus(payload[off], struct.unpack_from(f">{nv}H", payload, off + 2))
     except struct.error as exc:
         raise ProtocolError(f"HIL_INJECT: malformed payload of {len(payload)} bytes: {exc}") from exc
-    return HilInject(t, first, values)
+    return HilInject(t, first, values, valves)
+
+
+def feedback_counts(positions: Any) -> tuple[int, ...]:
+    """Valve positions as fractions (0.0 closed .. 1.0 open; NaN = not stimulated) -> the u16
+    feedback of a :class:`ValveStimulus` (rounded, clamped to 0..FEEDBACK_SCALE; NaN ->
+    FEEDBACK_RELEASE)."""
+    out = []
+    for x in positions:
+        if x != x:
+            out.append(FEEDBACK_RELEASE)
+        elif x <= 0.0:
+            out.append(0)
+        elif x >= 1.0:
+            out.append(FEEDBACK_SCALE)
+        else:
+            out.append(int(x * FEEDBACK_SCALE + 0.5))
+    return tuple(out)
 
 
 def _decode_inject_reply_fast(payload: bytes) -> HilInjectReply:

@@ -16,7 +16,10 @@ What it models:
 - without HIL, quiet nominal inputs (101325 Pa, 295 K, no flow) converted at the configured
   sample rate on the board's own clock; in HIL mode the host's HIL_INJECT values, stamped with
   the stimulus time, which becomes the board time (lockstep with the host's plant);
-- valves that travel at a finite speed toward their command, with position feedback;
+- valves that travel at a finite speed toward their command, with position feedback; in HIL mode
+  a valve's position sensor can be stimulated too (HIL_INJECT's valve block, protocol 1.1): the
+  board then reports the stimulated position (the plant's valve, with its faults) instead of its
+  own actuator model, until released or HIL ends;
 - HIL refused unless the active configuration allows it;
 - a bounded receive buffer: garbage, bad CRCs and oversized frames are dropped and counted;
   no request, however malformed, raises out of :meth:`receive` (it NAKs instead).
@@ -65,6 +68,7 @@ _OK = int(SampleState.OK)
 _STALE = int(SampleState.STALE)
 _INVALID = int(SampleState.INVALID)
 _NO_DATA = int(SampleState.NO_DATA)
+_RELEASE = wire.FEEDBACK_RELEASE
 
 
 class EmulatorError(SimError):
@@ -106,6 +110,8 @@ class BoardEmulator:
             valve's actuation timeout).
         initial_open: valve ids whose valves are open at power-on (default: every hatch and
             valve open, repress valves closed: the normal state of a station).
+        protocol_minor: the protocol minor the board speaks (default this build's); 0 emulates a
+            protocol 1.0 board, which refuses HIL_INJECT's valve block with BAD_LENGTH.
     """
 
     def __init__(
@@ -115,8 +121,10 @@ class BoardEmulator:
         clock: Callable[[], float] = time.monotonic,
         valve_travel_s: dict[str, float] | None = None,
         initial_open: set[str] | None = None,
+        protocol_minor: int = wire.PROTOCOL_MINOR,
     ) -> None:
         self.flash = flash
+        self.protocol_minor = protocol_minor
         self._clock = clock
         self._valve_travel_s = dict(valve_travel_s or {})
         self._initial_open = initial_open
@@ -166,6 +174,7 @@ class BoardEmulator:
         self.channels: list[ChannelConfig] = []
         self._setup_channels([])
         self.valves: list[_Valve] = []
+        self._fb_stim: list[int] = []
         if cfg is None:
             return
         self.channels = list(cfg.channels)
@@ -183,6 +192,8 @@ class BoardEmulator:
                     else v.kind != ValveKind.REPRESS
                 valve.position = valve.target = 1.0 if is_open else 0.0
             self.valves.append(valve)
+        # Stimulated feedback per valve (wire units), FEEDBACK_RELEASE = the board's own sensing.
+        self._fb_stim = [_RELEASE] * len(self.valves)
         self._valve_time_us = self.board_time_us()
 
     def board_time_us(self) -> int:
@@ -352,8 +363,17 @@ class BoardEmulator:
                 else:
                     v.position = max(v.target, v.position - step)
 
-    def _valve_state(self, v: _Valve) -> wire.ValveState:
-        return wire.ValveState(int(v.commanded), int(round(v.position * FEEDBACK_SCALE)), SampleState.OK)
+    def _feedback(self) -> list[int]:
+        """Each valve's reported position (wire units): the stimulated one in HIL where given,
+        else the actuator model's."""
+        return [int(round(v.position * FEEDBACK_SCALE)) if s == _RELEASE else s
+                for v, s in zip(self.valves, self._fb_stim)]
+
+    def _valve_state(self, i: int) -> wire.ValveState:
+        v = self.valves[i]
+        s = self._fb_stim[i]
+        fb = int(round(v.position * FEEDBACK_SCALE)) if s == _RELEASE else s
+        return wire.ValveState(int(v.commanded), fb, SampleState.OK)
 
     def _samples_payload(self) -> bytes:
         """SAMPLES / STREAM_FRAME payload of the latest conversions; marks them reported."""
@@ -376,7 +396,7 @@ class BoardEmulator:
         return self._codec.pack(
             now, self.flags(), self._raw, self._value, age, out,
             [int(v.commanded) for v in valves],
-            [int(round(v.position * FEEDBACK_SCALE)) for v in valves],
+            self._feedback(),
             [_OK] * len(valves),
         )
 
@@ -391,7 +411,7 @@ class BoardEmulator:
         info = self.flash.info()
         cfg = self.config
         return wire.IdentifyReply(
-            protocol_major=wire.PROTOCOL_MAJOR, protocol_minor=wire.PROTOCOL_MINOR,
+            protocol_major=wire.PROTOCOL_MAJOR, protocol_minor=self.protocol_minor,
             fw_major=FIRMWARE_VERSION[0], fw_minor=FIRMWARE_VERSION[1], fw_patch=FIRMWARE_VERSION[2],
             board_id=self.flash.board_id,
             module_count=len(cfg.modules) if cfg else 0,
@@ -457,12 +477,12 @@ class BoardEmulator:
         v = self.valves[m.valve]
         v.commanded = m.command
         v.target = float(m.command)
-        return wire.CommandValveReply(m.valve, self._valve_state(v))
+        return wire.CommandValveReply(m.valve, self._valve_state(m.valve))
 
     def _read_valves(self, m: wire.ReadValves) -> wire.ValvesReply:
         self._require_config()
         self._advance_valves(self.board_time_us())
-        return wire.ValvesReply(tuple(self._valve_state(v) for v in self.valves))
+        return wire.ValvesReply(tuple(self._valve_state(i) for i in range(len(self.valves))))
 
     def _flash_info(self, m: wire.FlashInfo) -> wire.FlashInfoReply:
         info = self.flash.info()
@@ -510,12 +530,14 @@ class BoardEmulator:
                 self._hil = True
                 self._hil_time_us = 0
                 self._valve_time_us = 0
+                self._fb_stim[:] = [_RELEASE] * len(self.valves)
                 n = len(self.channels)
                 self._time_us[:] = [-1] * n
                 self._fresh[:] = [False] * n
                 self._state[:] = [_NO_DATA] * n
         elif self._hil:
             self._hil = False
+            self._fb_stim[:] = [_RELEASE] * len(self.valves)  # the real position sensors again
             self._t0 = self._clock()
             self._valve_time_us = 0
             self._last_conversion = -1
@@ -532,6 +554,22 @@ class BoardEmulator:
         if m.time_us < self._hil_time_us:
             raise _Refuse(NakCode.BAD_ARGUMENT,
                           f"stimulus time {m.time_us} us is before the board time {self._hil_time_us} us")
+        stim = m.valves
+        if stim is not None:
+            # Checked before anything changes: a refused inject stimulates nothing.
+            if self.protocol_minor < wire.VALVE_STIMULUS_MINOR:
+                raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(m.values) * 4 + 10} bytes expected "
+                              f"(protocol 1.{self.protocol_minor} has no valve block)")
+            nv = len(self.valves)
+            if stim.first + len(stim.feedback) > nv:
+                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(stim.feedback) - 1}"
+                              f"; the board has {nv}")
+            for k, fb in enumerate(stim.feedback):
+                if fb > FEEDBACK_SCALE and fb != _RELEASE:
+                    raise _Refuse(NakCode.BAD_ARGUMENT,
+                                  f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
+                                  f"or {_RELEASE:#06x} (not stimulated)")
+            self._fb_stim[stim.first:stim.first + len(stim.feedback)] = stim.feedback
         t = m.time_us
         self._hil_time_us = t
         self._advance_valves(t)

@@ -5,7 +5,9 @@ Each cycle of the flight loop (``read``):
 1. the plant has advanced to mission time ``t`` (the device clock is the plant's lockstep clock:
    the executive's ``sleep_until`` steps it);
 2. the plant's sensor readings at ``t`` are injected into the board (one HIL_INJECT for every
-   channel, stamped ``t``, so the board's time is mission time);
+   channel, stamped ``t``, so the board's time is mission time); the same message stimulates each
+   valve's position sensor with the plant's valve feedback (protocol 1.1), so a stuck or
+   mis-reporting plant valve reaches FDIR through the board as it would on a HIL rig;
 3. the flight software's frame is read back *through the board* (READ_SAMPLES): the board's
    calibration, quantisation, valve feedback and the link are in the loop;
 4. the board's valve outputs (its commanded positions) are forwarded to the plant's valves, which
@@ -34,6 +36,7 @@ from typing import Any
 from ..hal.errors import HalError, NakError
 from ..hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
 from ..hal.serial_device import SerialBoardDevice
+from ..hal import wire
 from ..hal.wire import NakCode, ReadValves, ValveCommand
 from .errors import DeviceProblem, InputError
 
@@ -46,7 +49,9 @@ class HilDevice(Device):
     """The board as the flight software's device, stimulated by ``plant`` (a sim device).
 
     Attributes (besides the Device ones): ``board`` (the serial device), ``plant`` (the sim
-    device: ground truth), ``scenario`` and ``seed`` (the plant's, so runs get a verdict).
+    device: ground truth), ``scenario`` and ``seed`` (the plant's, so runs get a verdict),
+    ``stimulates_valves`` (the board speaks protocol 1.1 or later: its valve feedback is the
+    plant's; on a 1.0 board it is the board's own and plant valve faults do not reach FDIR).
     """
 
     def __init__(self, board: SerialBoardDevice, plant: Any) -> None:
@@ -57,8 +62,11 @@ class HilDevice(Device):
         self.layout = board.layout
         self.clock = plant.clock
         self.epoch_utc = plant.epoch_utc
+        self.stimulates_valves = \
+            board.description.identity.protocol_minor >= wire.VALVE_STIMULUS_MINOR
         self.info = DeviceInfo("hil", f"{board.info.name}+{plant.info.name}", {
-            "board": dict(board.info.details), "plant": dict(plant.info.details)})
+            "board": dict(board.info.details), "plant": dict(plant.info.details),
+            "valve_feedback": "plant (stimulated)" if self.stimulates_valves else "board's own"})
         plant_ids = {}
         pl = plant.layout
         for kind, channels in enumerate((pl.pressure, pl.temperature, pl.flow)):
@@ -78,6 +86,9 @@ class HilDevice(Device):
         self._valve_to_plant = [plant_valves[v.id] for v in board.layout.valves]
         self._plant_frame = pl.new_frame()
         self._values = [_NAN] * len(self._sources)
+        # Board valve order; None when the board cannot take valve stimulus (protocol 1.0).
+        self._valve_fb: list[float] | None = [0.0] * len(self._valve_to_plant) \
+            if self.stimulates_valves else None
         # The plant's valves start as the scenario says; forward only what the board changes.
         self._forwarded = [int(plant.plant.valve_command[p]) for p in self._valve_to_plant]
         self.stats = {"injected": 0, "inject_failed": 0, "valves_forwarded": 0, "hil_entries": 0}
@@ -125,7 +136,13 @@ class HilDevice(Device):
             # A sample the plant's sensor did not deliver (dropout, stale) is not stimulated:
             # the board channel then reads STALE, as the sensor would.
             values[b] = vals[j] if s == _OK or s == _INVALID else _NAN
-        if self.board.hil_inject(t, values):
+        valve_fb = self._valve_fb
+        if valve_fb is not None:
+            # The plant's position sensors (a feedback_mismatch fault freezes them), not truth.
+            fb = pf.valve_fb
+            for i, p in enumerate(self._valve_to_plant):
+                valve_fb[i] = fb[p]
+        if self.board.hil_inject(t, values, valve_fb):
             self.stats["injected"] += 1
         else:
             self.stats["inject_failed"] += 1

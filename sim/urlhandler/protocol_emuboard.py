@@ -12,6 +12,8 @@ URL grammar::
     scenario=NAME   factory image and valve travel times for this scenario's station
                     (default soyuz-ms09); only used when the flash is made
     hil=0           factory image with HIL not allowed
+    protocol=1.N    the protocol version the board speaks (default this build's; ``1.0`` emulates
+                    a board without HIL valve-feedback stimulation)
     noise=P         probability per byte (both directions) of a flipped bit
     drop=P          probability per byte (both directions) of a lost byte
     seed=N          seed of the line-fault generator (default 0)
@@ -42,6 +44,7 @@ from typing import Callable
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
 from ...hal.errors import HalError
+from ...hal.wire import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from ..board_emulator import BoardEmulator, hardware_for_scenario, open_flash
 from ..board_flash import DEFAULT_BOARD_ID
 from ..errors import SimError
@@ -184,13 +187,24 @@ def _make_link(options: dict[str, str]) -> EmulatedLink:
         flash = open_flash(options.get("flash"), board_id=board_id, config=config)
         faults = LineFaults(noise=float(options.get("noise", 0)), drop=float(options.get("drop", 0)),
                             seed=int(options.get("seed", 0)))
+        minor = _protocol_minor(options.get("protocol"))
     except (SimError, HalError, ValueError) as exc:
         raise SerialException(f"emuboard: {exc}") from exc
-    board = BoardEmulator(flash, **hardware_for_scenario(scenario))
+    board = BoardEmulator(flash, protocol_minor=minor, **hardware_for_scenario(scenario))
     return EmulatedLink(board, faults)
 
 
-_OPTIONS = {"flash", "board_id", "scenario", "hil", "noise", "drop", "seed"}
+def _protocol_minor(text: str | None) -> int:
+    """The minor of a ``protocol=1.N`` option (this build's when absent). Raises ValueError."""
+    if text is None:
+        return PROTOCOL_MINOR
+    major, _, minor = text.partition(".")
+    if major != str(PROTOCOL_MAJOR) or not minor.isdigit() or int(minor) > PROTOCOL_MINOR:
+        raise ValueError(f"protocol={text!r}: expected {PROTOCOL_MAJOR}.0 .. {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}")
+    return int(minor)
+
+
+_OPTIONS = {"flash", "board_id", "scenario", "hil", "noise", "drop", "seed", "protocol"}
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
