@@ -125,6 +125,9 @@ class Plant:
         #: bumped whenever a valve's command, position or feedback changes
         self.valve_version = 0
         self.repress_flow = [0.0] * len(scenario.repress)
+        #: every repress valve was shut at the last repress evaluation (all flows 0.0) and no
+        #: valve has moved since: the next evaluation would give the same zeros, so it is skipped
+        self._repress_shut = False
         #: flow through each connection in the last step, kg/s, from module_a to module_b
         self.connection_flow = [0.0] * self.n_connections
 
@@ -359,7 +362,7 @@ class Plant:
             m = self._node_mass[0]
             s = sum(cap)
             consumed_rate = use_f * self._use_mean
-            if self._repress_tank:
+            if self._repress_tank and not self._repress_shut:
                 added_rate += self._repress(src_nodes=None)
             if self._leaks:
                 m, leaked = self._leak_node(0, m, s, h, t0, t)
@@ -381,7 +384,7 @@ class Plant:
                 for k, u in self._crew_nodes:
                     nm[k] -= use_f * u * h
                 nm[self._gen_node] += gen * h
-            if self._repress_tank:
+            if self._repress_tank and not self._repress_shut:
                 src = [0.0] * nn
                 added_rate += self._repress(src_nodes=src)
                 for k in range(nn):
@@ -408,8 +411,7 @@ class Plant:
                     nm[ka] -= dm
                     nm[kb] += dm
                     flow[v] = dm / h
-            pk = [mk / sk for mk, sk in zip(nm, ns)]
-            self.pressure = [pk[k] for k in node_of]
+            self.pressure = [nm[k] / ns[k] for k in node_of]
         self.added_kg += added_rate * h
         self.consumed_kg += consumed_rate * h
 
@@ -437,9 +439,11 @@ class Plant:
         total = 0.0
         nc = self.n_connections
         pos = self.valve_position
+        shut = True
         for k, (ptank, ttank) in enumerate(self._repress_tank):
             v = nc + k
             if pos[v] > 0.0:
+                shut = False
                 i = self._v_a[v]
                 f = orifice_flow(self._v_cda[v] * pos[v], ptank, ttank, self.pressure[i])
             else:
@@ -448,10 +452,12 @@ class Plant:
             total += f
             if src_nodes is not None:
                 src_nodes[self._node_of[self._v_a[v]]] += f
+        self._repress_shut = shut
         return total
 
     def _move_valves(self, h: float) -> None:
         self.valve_version += 1
+        self._repress_shut = False
         rebuild = False
         still = []
         pos = self.valve_position

@@ -10,8 +10,8 @@ Each channel reads its module's true value (pressure, gas temperature, repress m
 Cost matters (the whole closed loop must run thousands of times faster than real time), so:
 
 * noise comes in blocks of 1024 rows from one numpy PCG64 stream, with each sensor's bias
-  already added: ~0.6 us per row of 30 channels, against ~0.5 us per *value* for
-  ``random.gauss``;
+  already added: ~1 us per row of 31 channels (half of it making Python floats), against
+  ~0.5 us per *value* for ``random.gauss``;
 * quantisation adds and subtracts 1.5 * 2**52, which makes the FPU round to an integer (two
   float additions instead of a ``round()`` call, ~4x cheaper);
 * the pressure offset with temperature is re-evaluated once per second of mission time: gas
@@ -65,7 +65,11 @@ class _Fault:
 
 class _NoiseStream:
     """Per sample: one row of normal deviates scaled by ``sigma`` plus ``offset`` for each of
-    several channel groups, drawn in blocks of _BLOCK rows from one PCG64 stream."""
+    several channel groups, drawn in blocks of _BLOCK rows from one PCG64 stream.
+
+    The stream is drawn row after row, so a seed gives the same deviates whatever the block
+    size; the block size only sets how often numpy is called.
+    """
 
     def __init__(self, seed: int, groups: list[tuple[list[float], list[float]]]) -> None:
         self._gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1])))
@@ -76,18 +80,12 @@ class _NoiseStream:
         for sig, _ in groups:
             self._cuts.append((start, start + len(sig)))
             start += len(sig)
-        self._blocks: list[list[list[float]]] = []
-        self._k = _BLOCK
 
-    def next_rows(self) -> list[list[float]]:
-        """One row per group (a group of no channels gets an empty row)."""
-        k = self._k
-        if k >= _BLOCK:
-            block = self._gen.standard_normal((_BLOCK, len(self._sigma))) * self._sigma + self._offset
-            self._blocks = [block[:, a:b].tolist() for a, b in self._cuts]
-            k = 0
-        self._k = k + 1
-        return [rows[k] for rows in self._blocks]
+    def next_block(self) -> list[list[list[float]]]:
+        """The next _BLOCK rows: one list of rows per group (rows of a group of no channels
+        are empty lists)."""
+        block = self._gen.standard_normal((_BLOCK, len(self._sigma))) * self._sigma + self._offset
+        return [block[:, a:b].tolist() for a, b in self._cuts]
 
 
 class SensorBank:
@@ -124,6 +122,17 @@ class SensorBank:
             ([sp.temperature_noise_k] * len(t_ids), t_bias),
             ([sp.flow_noise_kg_s] * len(f_ids), [0.0] * len(f_ids)),
         ])
+        self._rows_p: list[list[float]] = []
+        self._rows_t: list[list[float]] = []
+        self._rows_f: list[list[float]] = []
+        self._row = _BLOCK  # next row of the current block; _BLOCK: draw a block first
+        # Reciprocal quanta (0.0: no quantisation), and the pressure rows zipped once per
+        # offset update: (module, temperature offset) per channel.
+        self._ipq = 1.0 / self._pq if self._pq > 0.0 else 0.0
+        self._itq = 1.0 / self._tq if self._tq > 0.0 else 0.0
+        self._ifq = 1.0 / self._fq if self._fq > 0.0 else 0.0
+        self._p_rows: list[tuple[int, float]] = []
+        self._n = (len(p_ids), len(t_ids), len(f_ids))
         self._p_offset = [0.0] * len(p_ids)
         self._offset_due = -math.inf
 
@@ -162,40 +171,47 @@ class SensorBank:
             ref = self._ref_k
             temp = plant.temperature
             self._p_offset = [c * (temp[m] - ref) for m, c in zip(self._p_mod, self._p_tc)]
+            self._p_rows = list(zip(self._p_mod, self._p_offset))
             self._offset_due = t + _OFFSET_PERIOD_S
-        temp = plant.temperature
-        press = plant.pressure
         faulty = t >= self._next_fault or self._active
         if faulty:  # a dropout repeats the previous sample
             prev = (self.p_value, self.t_value, self.f_value)
             prev_time = (self.p_time, self.t_time, self.f_time)
-        rp, rt, rf = self._noise.next_rows()
+        k = self._row
+        if k >= _BLOCK:
+            self._rows_p, self._rows_t, self._rows_f = self._noise.next_block()
+            k = 0
+        self._row = k + 1
+        temp = plant.temperature
+        press = plant.pressure
         r = _ROUND
+        # x * iq + r - r: x / q rounded to an integer (ties to even); then times q.
         q = self._pq
         if q > 0.0:
-            iq = 1.0 / q
+            iq = self._ipq
             self.p_value = [((press[m] + o + z) * iq + r - r) * q
-                            for m, o, z in zip(self._p_mod, self._p_offset, rp)]
+                            for (m, o), z in zip(self._p_rows, self._rows_p[k])]
         else:
-            self.p_value = [press[m] + o + z for m, o, z in zip(self._p_mod, self._p_offset, rp)]
+            self.p_value = [press[m] + o + z for (m, o), z in zip(self._p_rows, self._rows_p[k])]
         q = self._tq
         if q > 0.0:
-            iq = 1.0 / q
-            self.t_value = [((temp[m] + z) * iq + r - r) * q for m, z in zip(self._t_mod, rt)]
+            iq = self._itq
+            self.t_value = [((temp[m] + z) * iq + r - r) * q for m, z in zip(self._t_mod, self._rows_t[k])]
         else:
-            self.t_value = [temp[m] + z for m, z in zip(self._t_mod, rt)]
-        if rf:
+            self.t_value = [temp[m] + z for m, z in zip(self._t_mod, self._rows_t[k])]
+        n_p, n_t, n_f = self._n
+        if n_f:
+            rf = self._rows_f[k]
             q = self._fq
             if q > 0.0:
-                iq = 1.0 / q
+                iq = self._ifq
                 self.f_value = [((f + z) * iq + r - r) * q for f, z in zip(plant.repress_flow, rf)]
             else:
                 self.f_value = [f + z for f, z in zip(plant.repress_flow, rf)]
-        self.p_time = [t] * len(self.p_value)
-        self.t_time = [t] * len(self.t_value)
-        self.f_time = [t] * len(self.f_value)
-        ok_p, ok_t, ok_f = self._ok
-        self.p_status, self.t_status, self.f_status = ok_p, ok_t, ok_f
+            self.f_time = [t] * n_f
+        self.p_time = [t] * n_p
+        self.t_time = [t] * n_t
+        self.p_status, self.t_status, self.f_status = self._ok
 
         if faulty:
             if t >= self._next_fault:
