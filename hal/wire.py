@@ -878,9 +878,13 @@ def _decode_inject_fast(payload: bytes) -> HilInject:
         values = struct.unpack_from(f">{n}f", payload, _S_INJECT_HEAD.size)
         valves = None
         if len(payload) > off:  # the 1.1 valve block
-            if len(payload) < off + 2 or len(payload) != off + 2 + 2 * payload[off + 1]:
+            end = off + 2 + 2 * payload[off + 1] if len(payload) >= off + 2 else off + 2
+            if len(payload) < end:
                 raise struct.error(f"valve block at payload offset {off}: expected valve_first u8, "
-                                   f"valve_count u8 and valve_count x u16, got {len(payload) - off} bytes")
+                                   f"valve_count u8 and valve_count x u16 ({end - off} bytes), got "
+                                   f"{len(payload) - off} bytes")
+            if len(payload) > end:
+                raise struct.error(f"{len(payload) - end} unexpected trailing bytes at payload offset {end}")
             nv = payload[off + 1]
             valves = ValveStimulus(payload[off], struct.unpack_from(f">{nv}H", payload, off + 2))
     except struct.error as exc:

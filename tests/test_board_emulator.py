@@ -140,6 +140,92 @@ def test_valves_travel_with_actuation_time_and_report_feedback(config):
     assert host.ask(wire.HilInject(1_000_000, 0, ())).code == wire.NakCode.BAD_ARGUMENT  # backwards
 
 
+def test_hil_valve_feedback_stimulus_replaces_the_actuator_model(config):
+    board = BoardEmulator(open_flash(None, config=config), valve_travel_s={"dm-om": 5.0})
+    host = Host(board)
+    hil(host)
+    stim = wire.ValveStimulus
+    host.ask(wire.HilInject(0, 0, (), stim(0, (2_500,))))
+    assert host.ask(wire.ReadSamples()).valves[:2] == (wire.ValveState(255, 2_500, 0), wire.ValveState(255, 10_000, 0))
+    # The stimulus is what the board reads; its drivers still follow the command.
+    reply = host.ask(wire.CommandValve(0, 0))
+    assert reply.state == wire.ValveState(0, 2_500, 0)
+    # Held until the next value: an inject without the block (or not naming the valve) keeps it.
+    host.ask(wire.HilInject(10_000_000, 0, ()))
+    host.ask(wire.HilInject(11_000_000, 0, (), stim(1, (0, 4_000))))
+    assert [v.feedback for v in host.ask(wire.ReadValves()).valves[:4]] == [2_500, 0, 4_000, 10_000]
+    assert host.ask(wire.ReadSamples()).valves[0].commanded == 0
+    # Released: the board's own model again, which has closed the valve meanwhile.
+    host.ask(wire.HilInject(12_000_000, 0, (), stim(0, (wire.FEEDBACK_RELEASE,))))
+    assert host.ask(wire.ReadSamples()).valves[0] == wire.ValveState(0, 0, 0)
+    # Leaving HIL mode restores every real position sensor.
+    assert host.ask(wire.HilEnter(0)) == wire.HilEnterReply(0)
+    assert [v.feedback for v in host.ask(wire.ReadValves()).valves[:4]] == [0, 10_000, 10_000, 10_000]
+
+
+def test_hil_valve_feedback_refused_unless_hil_allowed(config):
+    host = Host(BoardEmulator(open_flash(None, config=dataclasses.replace(config, hil_allowed=False))))
+    assert host.ask(wire.HilEnter(1)).code == wire.NakCode.HIL_NOT_ALLOWED
+    nak = host.ask(wire.HilInject(0, 0, (), wire.ValveStimulus(0, (0,) * 6)))
+    assert nak.code == wire.NakCode.NOT_IN_HIL
+    # The position sensors still read the valves: all open hatches, closed repress valve.
+    assert [v.feedback for v in host.ask(wire.ReadValves()).valves] == [10_000] * 5 + [0]
+
+
+def test_hil_valve_feedback_needs_hil_mode_even_where_allowed(host):
+    nak = host.ask(wire.HilInject(0, 0, (), wire.ValveStimulus(0, (0,))))
+    assert nak.code == wire.NakCode.NOT_IN_HIL
+    assert host.ask(wire.ReadValves()).valves[0].feedback == 10_000
+
+
+@pytest.mark.parametrize("stimulus, words", [
+    (wire.ValveStimulus(5, (0, 0)), "valves 5..6; the board has 6"),
+    (wire.ValveStimulus(0, (0, 10_001)), "valve 1 feedback 10001"),
+])
+def test_bad_valve_stimulus_is_refused_and_changes_nothing(host, stimulus, words):
+    hil(host)
+    nak = host.ask(wire.HilInject(1_000_000, 0, (100_000.0,), stimulus))
+    assert nak.code == wire.NakCode.BAD_ARGUMENT and words in nak.text
+    s = host.ask(wire.ReadSamples())
+    assert s.board_time_us == 0 and s.channels[0].status == wire.SampleState.NO_DATA
+    assert [v.feedback for v in s.valves] == [10_000] * 5 + [0]
+
+
+def test_protocol_1_0_board_refuses_the_valve_block(config):
+    host = Host(BoardEmulator(open_flash(None, config=config), protocol_minor=0))
+    assert host.ask(wire.Identify()).protocol_version == "1.0"
+    hil(host)
+    nak = host.ask(wire.HilInject(0, 0, (1.0,), wire.ValveStimulus(0, (0,))))
+    assert nak.code == wire.NakCode.BAD_LENGTH and "1.0" in nak.text
+    assert host.ask(wire.HilInject(0, 0, (1.0,))) == wire.HilInjectReply(0, 1)
+
+
+@pytest.mark.parametrize("protocol, stimulated", [("1.1", True), ("1.0", False)])
+def test_hil_device_sends_valve_feedback_only_to_a_board_that_knows_it(protocol, stimulated):
+    from hullwatch.sim.urlhandler import protocol_emuboard
+    from hullwatch.tools.hil_device import open_hil_device
+
+    name = f"valve-stim-{protocol}"
+    try:
+        with open_hil_device(f"emuboard://{name}?protocol={protocol}", scenario="valve-fault") as dev:
+            assert dev.stimulates_valves is stimulated
+            board = protocol_emuboard.link(name).board
+            hatch = dev.layout.valve_index("om-rassvet")
+            frame = dev.layout.new_frame()
+            dev.command_valve(hatch, False)  # the plant's hatch is stuck open (valve-fault)
+            for _ in range(100):  # 10 s: the hatch's actuation time has long passed
+                dev.clock.sleep_until(dev.clock.now() + 0.1)
+                dev.read(frame)
+            assert dev.health()["naks"] == 0 and dev.stats["inject_failed"] == 0
+            assert dev.plant.truth().valve_position["om-rassvet"] == 1.0
+            assert frame.valve_cmd[hatch] == 0
+            # Through the board: the plant's stuck hatch with 1.1, the board's own closed one with 1.0.
+            assert frame.valve_fb[hatch] == (1.0 if stimulated else 0.0)
+            assert board.valves[hatch].position == 0.0
+    finally:
+        protocol_emuboard.forget(name)
+
+
 def test_flash_survives_restart(tmp_path, config):
     path = tmp_path / "board.flash"
     host = Host(BoardEmulator(open_flash(path, config=config)))

@@ -56,17 +56,71 @@ def test_crc16_check_value_and_oracle():
 
 
 def test_worked_example_from_protocol_doc():
-    # docs/protocol.md, "Worked example": IDENTIFY with seq 0x2A.
+    # docs/protocol.md, "Worked example": IDENTIFY with seq 0x2A, from a 1.1 and a 1.0 host.
+    assert (wire.PROTOCOL_MAJOR, wire.PROTOCOL_MINOR) == (1, 1)
+    assert wire.encode(wire.Identify(), 0x2A) == bytes.fromhex("07012a0101906300")
     assert wire.encode(wire.Identify(1, 0), 0x2A) == bytes.fromhex("04012a0103804200")
     assert wire.encode(wire.ReadSamples(), 0x2B) == bytes.fromhex("05102b8b7500")
-    reply = wire.IdentifyReply(1, 0, 1, 0, 0, "HWB-0001", 6, 21, 7, 2, 4096, 1024, 1100, 0, 1,
+    reply = wire.IdentifyReply(1, 1, 1, 0, 0, "HWB-0001", 6, 21, 7, 2, 4096, 1024, 1100, 0, 1,
                                0x1C291CA3, 0x03, 10)
     expected = bytes.fromhex(
-        "04 81 2a 01 02 01 01 0e 08 48 57 42 2d 30 30 30 31 06 15 07 02 01 02 10"
-        "02 04 03 04 4c 01 01 01 07 01 1c 29 1c a3 03 04 0a 13 71 00")
+        "06 81 2a 01 01 01 01 0e 08 48 57 42 2d 30 30 30 31 06 15 07 02 01 02 10"
+        "02 04 03 04 4c 01 01 01 07 01 1c 29 1c a3 03 04 0a e7 3a 00")
     assert wire.encode(reply, 0x2A) == expected
     (frame,) = FrameReader().feed(expected)
     assert wire.decode(frame.type, frame.payload) == reply
+
+
+# docs/protocol.md, "Worked example": a 1.1 HIL_INJECT with the valve block, and its reply.
+INJECT_DECODED = bytes.fromhex(
+    "31 2c 00 00 00 00 11 e1 a3 00 00 02 47 c3 50 00 43 93 80 00 00 03 27 10 00 00 ff ff 97 fb")
+INJECT_WIRE = bytes.fromhex(
+    "03 31 2c 01 01 01 04 11 e1 a3 01 05 02 47 c3 50 04 43 93 80 01 04 03 27"
+    "10 01 05 ff ff 97 fb 00")
+INJECT = wire.HilInject(300_000_000, 0, (100_000.0, 295.0),
+                        wire.ValveStimulus(0, (10_000, 0, wire.FEEDBACK_RELEASE)))
+
+
+def test_worked_hil_inject_with_valve_block():
+    # Independent oracle: the doc's field-by-field layout, CRC and COBS written out by hand.
+    body = (bytes([0x31, 0x2C]) + struct.pack(">QBB", 300_000_000, 0, 2) + struct.pack(">2f", 1e5, 295.0)
+            + bytes([0, 3]) + struct.pack(">3H", 10_000, 0, 0xFFFF))
+    assert body + struct.pack(">H", crc16_by_hand(body)) == INJECT_DECODED
+    assert cobs_by_hand(INJECT_DECODED) + b"\x00" == INJECT_WIRE
+    assert wire.encode(INJECT, 0x2C) == INJECT_WIRE
+    (frame,) = FrameReader().feed(INJECT_WIRE)
+    assert (frame.type, frame.seq) == (wire.MsgType.HIL_INJECT, 0x2C)
+    assert wire.decode(frame.type, frame.payload) == INJECT
+    assert wire.decode_payload(frame.type, frame.payload) == INJECT
+    assert wire.encode(wire.HilInjectReply(300_000_000, 2), 0x2C) == bytes.fromhex(
+        "03 b1 2c 01 01 01 04 11 e1 a3 04 02 3c 03 00")
+
+
+def test_hil_inject_without_valve_block_is_the_1_0_form():
+    legacy = wire.HilInject(300_000_000, 0, (100_000.0, 295.0))
+    payload = wire.encode_payload(legacy)
+    assert payload == INJECT_DECODED[2:20] and len(payload) == 10 + 4 * 2
+    assert wire.decode(wire.MsgType.HIL_INJECT, payload).valves is None
+    # An empty block is still a block (two bytes), distinct from no block.
+    empty = wire.HilInject(300_000_000, 0, (100_000.0, 295.0), wire.ValveStimulus(0, ()))
+    assert wire.encode_payload(empty) == payload + b"\x00\x00" == wire.encode_fast(empty)
+    assert wire.decode(wire.MsgType.HIL_INJECT, payload + b"\x00\x00") == empty
+
+
+@pytest.mark.parametrize("tail, offset", [(b"\x00", 18), (b"\x00\x02\x27\x10", 18),
+                                          (b"\x00\x01\x27\x10\x00", 22)])
+def test_hil_inject_bad_valve_block_names_the_offset(tail, offset):
+    payload = wire.encode_payload(wire.HilInject(1, 0, (1.0, 2.0))) + tail
+    with pytest.raises(ProtocolError, match=f"offset {offset}"):
+        wire.decode(wire.MsgType.HIL_INJECT, payload)  # fast path
+    with pytest.raises(ProtocolError, match=f"offset {offset}"):
+        wire.decode_payload(wire.MsgType.HIL_INJECT, payload)  # construct
+
+
+def test_feedback_counts_rounds_clamps_and_releases():
+    assert wire.feedback_counts([0.0, 1.0, 0.5, 0.12345, 0.99996, -0.2, 1.7, math.nan]) == (
+        0, 10_000, 5_000, 1_235, 10_000, 0, 10_000, wire.FEEDBACK_RELEASE)
+    assert wire.feedback_counts(()) == ()
 
 
 def test_frame_built_by_hand_matches_encoder():
@@ -163,6 +217,8 @@ SAMPLE_MESSAGES = [
     wire.FlashAbort(), wire.FlashAbortReply(),
     wire.HilEnter(1), wire.HilEnterReply(1),
     wire.HilInject(7_200_000_000, 3, (101325.0, 295.5, -0.25)), wire.HilInjectReply(7_200_000_000, 3),
+    wire.HilInject(1, 0, (), wire.ValveStimulus(2, (0, 10_000, 0xFFFF))),
+    wire.HilInject(2, 0, (1.0,), wire.ValveStimulus(0, ())),
     wire.Nak(wire.NakCode.HIL_NOT_ALLOWED, wire.MsgType.HIL_ENTER, "HIL not allowed (généré)"),
 ]
 
@@ -216,9 +272,11 @@ def test_fast_paths_agree_with_construct():
             assert got[0] == msg.board_time_us and got[1] == msg.flags
             assert [list(x) for x in got[2:]] == [list(x) for x in cols]
         values = tuple(struct.unpack(">f", struct.pack(">f", rng.uniform(0, 2e5)))[0] for _ in range(n_ch))
-        inject = wire.HilInject(rng.randrange(2**64), 0, values)
-        assert wire.encode_fast(inject) == wire.encode_payload(inject)
-        assert wire.decode_fast(inject.TYPE, wire.encode_payload(inject)) == inject
+        stimulus = wire.ValveStimulus(rng.randrange(256), tuple(rng.randrange(2**16) for _ in range(n_v)))
+        for valves in (None, stimulus):
+            inject = wire.HilInject(rng.randrange(2**64), 0, values, valves)
+            assert wire.encode_fast(inject) == wire.encode_payload(inject)
+            assert wire.decode_fast(inject.TYPE, wire.encode_payload(inject)) == inject
 
 
 def test_nan_survives_inject():
