@@ -8,7 +8,7 @@ Prints, beside the targets (issue 5; DESIGN.md "Measured on these machines"):
   run. Target: >= 1,000 cycles/s (100x real time at 10 Hz). Ratios to the same loop on sim://
   (no board) and on the in-process emulator (emuboard://, no pty, no second process).
 * request round trip over the pty: PING (empty), READ_SAMPLES (445-byte response) and
-  HIL_INJECT, median and p99 (DESIGN.md: a bare pty round trip of an 80-byte frame is
+  HIL_INJECT (31 channels and the 6-valve feedback block), median and p99 (DESIGN.md: a bare pty round trip of an 80-byte frame is
   ~32 us p50, 156 us p99).
 
 Usage: ``python bench/hil.py [--seconds S] [--requests N]`` (mission seconds per HIL run,
@@ -73,7 +73,9 @@ def main() -> None:
         read = latency(link, wire.ReadSamples(), args.requests)
         read_bytes = len(wire.encode_frame(wire.MsgType.SAMPLES, 0, link.request_raw(wire.ReadSamples())))
         link.request(wire.HilEnter(1))
-        inject = wire.HilInject(0, 0, tuple([100_000.0] * 18 + [295.0] * 12 + [0.0]))
+        # The per-cycle message of protocol 1.1: every channel and every valve's feedback.
+        inject = wire.HilInject(0, 0, tuple([100_000.0] * 18 + [295.0] * 12 + [0.0]),
+                                wire.ValveStimulus(0, (10_000,) * 5 + (0,)))
         inj = latency(link, inject, args.requests)
         link.request(wire.HilEnter(0))
         link.close()
@@ -87,7 +89,7 @@ def main() -> None:
           f"{health['crc_errors']} CRC errors")
     print(f"request round trip over the pty ({args.requests} each)        median      p99")
     for name, (p50, p99) in (("PING (empty)", ping), (f"READ_SAMPLES ({read_bytes} B reply)", read),
-                             ("HIL_INJECT (31 channels)", inj)):
+                             ("HIL_INJECT (31 ch + 6 valves)", inj)):
         print(f"  {name:<28} {p50:8.0f} us {p99:8.0f} us")
     print("  reference: bare pty round trip of an 80-byte frame, p50 32 us, p99 156 us (DESIGN.md)")
 

@@ -824,6 +824,17 @@ _S_CHANNEL = struct.Struct(">ifIB")
 _S_VALVE = struct.Struct(">BHB")
 _S_INJECT_HEAD = struct.Struct(">QBB")
 _S_INJECT_REPLY = struct.Struct(">QB")
+_S_CACHE: dict[str, struct.Struct] = {}
+
+
+def _struct(fmt: str) -> struct.Struct:
+    """A compiled struct for ``fmt``, kept (per-cycle formats repeat: the counts are fixed)."""
+    st = _S_CACHE.get(fmt)
+    if st is None:
+        if len(_S_CACHE) > 256:
+            _S_CACHE.clear()
+        st = _S_CACHE[fmt] = struct.Struct(fmt)
+    return st
 
 
 def _encode_samples_fast(msg: Samples | StreamFrame) -> bytes:
@@ -861,12 +872,11 @@ def _decode_samples_into(cls: type, payload: bytes) -> Any:
 
 def _encode_inject_fast(msg: HilInject) -> bytes:
     n = len(msg.values)
-    out = _S_INJECT_HEAD.pack(msg.time_us, msg.first, n) + struct.pack(f">{n}f", *msg.values)
     v = msg.valves
     if v is None:
-        return out
+        return _struct(f">QBB{n}f").pack(msg.time_us, msg.first, n, *msg.values)
     nv = len(v.feedback)
-    return out + struct.pack(f">BB{nv}H", v.first, nv, *v.feedback)
+    return _struct(f">QBB{n}fBB{nv}H").pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
 
 
 def _decode_inject_fast(payload: bytes) -> HilInject:
@@ -875,7 +885,7 @@ def _decode_inject_fast(payload: bytes) -> HilInject:
         off = _S_INJECT_HEAD.size + 4 * n
         if len(payload) < off:
             raise struct.error(f"{n} values need {off} bytes, got {len(payload)}")
-        values = struct.unpack_from(f">{n}f", payload, _S_INJECT_HEAD.size)
+        values = _struct(f">{n}f").unpack_from(payload, _S_INJECT_HEAD.size)
         valves = None
         if len(payload) > off:  # the 1.1 valve block
             end = off + 2 + 2 * payload[off + 1] if len(payload) >= off + 2 else off + 2
@@ -886,7 +896,7 @@ def _decode_inject_fast(payload: bytes) -> HilInject:
             if len(payload) > end:
                 raise struct.error(f"{len(payload) - end} unexpected trailing bytes at payload offset {end}")
             nv = payload[off + 1]
-            valves = ValveStimulus(payload[off], struct.unpack_from(f">{nv}H", payload, off + 2))
+            valves = ValveStimulus(payload[off], _struct(f">{nv}H").unpack_from(payload, off + 2))
     except struct.error as exc:
         raise ProtocolError(f"HIL_INJECT: malformed payload of {len(payload)} bytes: {exc}") from exc
     return HilInject(t, first, values, valves)
@@ -896,17 +906,10 @@ def feedback_counts(positions: Any) -> tuple[int, ...]:
     """Valve positions as fractions (0.0 closed .. 1.0 open; NaN = not stimulated) -> the u16
     feedback of a :class:`ValveStimulus` (rounded, clamped to 0..FEEDBACK_SCALE; NaN ->
     FEEDBACK_RELEASE)."""
-    out = []
-    for x in positions:
-        if x != x:
-            out.append(FEEDBACK_RELEASE)
-        elif x <= 0.0:
-            out.append(0)
-        elif x >= 1.0:
-            out.append(FEEDBACK_SCALE)
-        else:
-            out.append(int(x * FEEDBACK_SCALE + 0.5))
-    return tuple(out)
+    # One pass, per-cycle path: NaN fails every comparison and lands on FEEDBACK_RELEASE.
+    return tuple([int(x * FEEDBACK_SCALE + 0.5) if 0.0 < x < 1.0 else
+                  0 if x <= 0.0 else FEEDBACK_SCALE if x >= 1.0 else FEEDBACK_RELEASE
+                  for x in positions])
 
 
 def _decode_inject_reply_fast(payload: bytes) -> HilInjectReply:

@@ -564,11 +564,12 @@ class BoardEmulator:
             if stim.first + len(stim.feedback) > nv:
                 raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(stim.feedback) - 1}"
                               f"; the board has {nv}")
-            for k, fb in enumerate(stim.feedback):
-                if fb > FEEDBACK_SCALE and fb != _RELEASE:
-                    raise _Refuse(NakCode.BAD_ARGUMENT,
-                                  f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
-                                  f"or {_RELEASE:#06x} (not stimulated)")
+            if stim.feedback and max(stim.feedback) > FEEDBACK_SCALE:  # a release, or a bad value
+                for k, fb in enumerate(stim.feedback):
+                    if fb > FEEDBACK_SCALE and fb != _RELEASE:
+                        raise _Refuse(NakCode.BAD_ARGUMENT,
+                                      f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
+                                      f"or {_RELEASE:#06x} (not stimulated)")
             self._fb_stim[stim.first:stim.first + len(stim.feedback)] = stim.feedback
         t = m.time_us
         self._hil_time_us = t

@@ -89,6 +89,7 @@ class HilDevice(Device):
         # Board valve order; None when the board cannot take valve stimulus (protocol 1.0).
         self._valve_fb: list[float] | None = [0.0] * len(self._valve_to_plant) \
             if self.stimulates_valves else None
+        self._valves_in_order = self._valve_to_plant == list(range(len(pl.valves)))
         # The plant's valves start as the scenario says; forward only what the board changes.
         self._forwarded = [int(plant.plant.valve_command[p]) for p in self._valve_to_plant]
         self.stats = {"injected": 0, "inject_failed": 0, "valves_forwarded": 0, "hil_entries": 0}
@@ -136,12 +137,15 @@ class HilDevice(Device):
             # A sample the plant's sensor did not deliver (dropout, stale) is not stimulated:
             # the board channel then reads STALE, as the sensor would.
             values[b] = vals[j] if s == _OK or s == _INVALID else _NAN
+        # The plant's valve position sensors (a feedback_mismatch fault freezes them), not truth.
         valve_fb = self._valve_fb
         if valve_fb is not None:
-            # The plant's position sensors (a feedback_mismatch fault freezes them), not truth.
-            fb = pf.valve_fb
-            for i, p in enumerate(self._valve_to_plant):
-                valve_fb[i] = fb[p]
+            if self._valves_in_order:
+                valve_fb = pf.valve_fb
+            else:
+                fb = pf.valve_fb
+                for i, p in enumerate(self._valve_to_plant):
+                    valve_fb[i] = fb[p]
         if self.board.hil_inject(t, values, valve_fb):
             self.stats["injected"] += 1
         else:
