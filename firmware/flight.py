@@ -82,7 +82,6 @@ class FlightSoftware:
         self._next_layout = -float("inf")
         self._hk_modules: list[float | int] = [0.0] * (5 * len(self.layout.modules))
         self._hk_valves: list[float | int] = [0] * (3 * len(self.layout.valves))
-        self._hk_rates: list[float | None] = [None] * len(self.layout.modules)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -144,23 +143,7 @@ class FlightSoftware:
         ex = self.executive
         # Flat value lists sized at start-up, filled in place (no report objects per packet).
         mod = self._hk_modules
-        rates = self._hk_rates
-        for slot in range(len(rates)):
-            rates[slot] = None
-        pressure = fdir.sensors.pressure
-        temperature = fdir.sensors.temperature
-        j = 0
-        for m in range(fdir.n_modules):
-            slot = fdir.slot_of_module(m)
-            rate = rates[slot]
-            if rate is None:
-                rate = rates[slot] = fdir.segment_rate(slot)
-            mod[j] = pressure[m]
-            mod[j + 1] = temperature[m]
-            mod[j + 2] = fdir.inventory_mol(m)
-            mod[j + 3] = rate
-            mod[j + 4] = fdir.module_status(m)
-            j += 5
+        fdir.module_report(mod)
         frame = self.frame
         valves = self._hk_valves
         health = fdir.valves.health

@@ -13,6 +13,7 @@ Order each cycle (DESIGN.md): 1. sensors, 2. leak detection per connected segmen
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Callable
 
 from ...hal.interfaces import Frame, Layout
@@ -109,6 +110,7 @@ class Fdir:
         self.rate = [0.0] * n  # kg/s, estimate at the last transition
         self.zbest = [0.0] * n
         self.seg_slot: list[int] = list(range(n))
+        self._report_rates: list[float | None] = [None] * n
         self.seg_scale = [0.0] * n  # T_ref / V_seg
         #: per segment, (module, volume) of each member in member order: the inventory terms
         #: (filled by _remap, which the next frame forces)
@@ -382,8 +384,9 @@ class Fdir:
         k = bank.k
         if k < self.plan.n_warm:
             return 0.0
-        n = max((n for n in self.plan.n if n <= k), default=k)
-        return self._rate_kg_s(slot, bank.slope(n))
+        ns = self.plan.n_sorted
+        i = bisect_right(ns, k)  # the longest window filled: max(n for n in plan.n if n <= k)
+        return self._rate_kg_s(slot, bank.slope(ns[i - 1] if i else k))
 
     def module_status(self, m: int) -> int:
         if self.sealed_mask >> m & 1:
@@ -401,6 +404,55 @@ class Fdir:
         if n == 1 or self.sensors.disagree2[m]:
             return _MS_DEGRADED
         return _MS_NOMINAL
+
+    def module_report(self, out: list[float | int]) -> None:
+        """Fill ``out`` with five values per module, layout order: voted pressure (Pa), mean gas
+        temperature (K), inventory (mol), the leak-rate estimate of its segment (kg/s, loss
+        positive) and its :class:`ModuleStatus` code: what housekeeping reports, in one pass
+        (the same values as :meth:`module_status`, :meth:`inventory_mol` and
+        :meth:`segment_rate`)."""
+        P = self.sensors.pressure
+        T = self.sensors.temperature
+        V = self.volume
+        n_voting = self.sensors.n_voting
+        disagree2 = self.sensors.disagree2
+        seg_of = self.topology.seg_of
+        seg_slot = self.seg_slot
+        state = self.state
+        sealed = self.sealed_mask
+        iso = self.isolator
+        isolating = iso.candidates if iso.state in _ISOLATING_STATES else 0
+        rates = self._report_rates
+        for slot in range(len(rates)):
+            rates[slot] = None
+        j = 0
+        for m in range(self.n_modules):
+            slot = seg_slot[seg_of[m]]
+            rate = rates[slot]
+            if rate is None:
+                rate = rates[slot] = self.segment_rate(slot)
+            if sealed >> m & 1:
+                status = _MS_SEALED
+            elif isolating >> m & 1:
+                status = _MS_ISOLATING
+            elif state[slot] == _CONFIRMED:
+                status = _MS_LEAKING
+            elif state[slot] == _SUSPECTED:
+                status = _MS_SUSPECTED
+            elif n_voting[m] == 0:
+                status = _MS_NO_DATA
+            elif n_voting[m] == 1 or disagree2[m]:
+                status = _MS_DEGRADED
+            else:
+                status = _MS_NOMINAL
+            p = P[m]
+            t = T[m]
+            out[j] = p
+            out[j + 1] = t
+            out[j + 2] = p * V[m] / (R_UNIVERSAL * t)
+            out[j + 3] = rate
+            out[j + 4] = status
+            j += 5
 
     def inventory_mol(self, m: int) -> float:
         return self.sensors.pressure[m] * self.volume[m] / (R_UNIVERSAL * self.sensors.temperature[m])

@@ -60,6 +60,7 @@ class WindowPlan:
         dt = params.executive.period_s
         self.rate_hz = 1.0 / dt
         self.n = [max(2, round(w / dt)) for w in params.leak.windows_s]
+        self.n_sorted = sorted(self.n)
         self.sdf = [slope_sd_factor(n, self.rate_hz) for n in self.n]
         self.stride = [max(1, n // 10) for n in self.n]
         period = 1

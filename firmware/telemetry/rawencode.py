@@ -136,48 +136,28 @@ class RawSampleEncoder:
         w_id, flags, dlen, w_vs, dest = tpl.packet_id, tpl.seq_flags, tpl.data_length, tpl.version_status, tpl.dest_id
         n_p, n_t, n_f, n_v = self.counts
         sid = P.SID_RAW_SAMPLES
-        # Last status lists seen and their bytes: [list, bytes] per u8 array.
-        ps_c = [[-1], b""]
-        ts_c = [[-1], b""]
-        fs_c = [[-1], b""]
-        vc_c = [[-1], b""]
-        vs_c = [[-1], b""]
-        caches = (ps_c, ts_c, fs_c, vc_c, vs_c)
+        # The u8 arrays last seen (copies) and their bytes: [(lists...), (bytes...)]. One tuple
+        # compare per packet checks all five (they rarely change).
+        cache: list[tuple[Any, ...]] = [(), ()]
 
         def encode(frame: Frame, cycle: int, time_utc: float) -> bytes:
             """The packet for this cycle; ``time_utc`` in UTC seconds since 1970 (CUC, 1/65536 s)."""
             seq = seq_counts[apid]
             counter = msg_counts[msg_key]
+            u8 = (frame.pressure_status, frame.temperature_status, frame.flow_status, frame.valve_cmd,
+                  frame.valve_status)
             try:
+                if u8 != cache[0]:
+                    cache[1] = tuple(bytes(x) for x in u8)
+                    cache[0] = tuple(list(x) for x in u8)
+                ps, ts, fs, vc, vs = cache[1]
                 secs = int(time_utc // 1.0)
                 frac = int((time_utc - secs) * 65536.0)  # < 65536: the product is exact
-                st = frame.pressure_status
-                if st != ps_c[0]:
-                    ps_c[1] = bytes(st)
-                    ps_c[0] = list(st)
-                st = frame.temperature_status
-                if st != ts_c[0]:
-                    ts_c[1] = bytes(st)
-                    ts_c[0] = list(st)
-                st = frame.flow_status
-                if st != fs_c[0]:
-                    fs_c[1] = bytes(st)
-                    fs_c[0] = list(st)
-                st = frame.valve_cmd
-                if st != vc_c[0]:
-                    vc_c[1] = bytes(st)
-                    vc_c[0] = list(st)
-                st = frame.valve_status
-                if st != vs_c[0]:
-                    vs_c[1] = bytes(st)
-                    vs_c[0] = list(st)
                 body = pack(w_id, flags | seq, dlen, w_vs, 3, 25, counter, dest, secs, frac,
                             sid, cycle, n_p, n_t, n_f, n_v,
-                            *frame.pressure, ps_c[1], *frame.temperature, ts_c[1],
-                            *frame.flow, fs_c[1], vc_c[1], *frame.valve_fb, vs_c[1])
+                            *frame.pressure, ps, *frame.temperature, ts, *frame.flow, fs, vc,
+                            *frame.valve_fb, vs)
             except (struct.error, ValueError, TypeError, OverflowError) as exc:
-                for c in caches:
-                    c[0] = [-1]  # re-check every array next time
                 raise TelemetryError(f"raw samples, cycle {cycle}, time {time_utc}: {exc}") from exc
             seq_counts[apid] = (seq + 1) & 0x3FFF
             msg_counts[msg_key] = (counter + 1) & 0xFFFF
