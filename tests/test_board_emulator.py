@@ -386,3 +386,11 @@ def test_serve_port_serves_any_pyserial_port():
         port.close()
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.parametrize("value", ["2.0", "1.9", "1", "x"])
+def test_emuboard_protocol_option_is_checked(value):
+    import serial
+
+    with pytest.raises(serial.SerialException, match=f"protocol='{value}': expected 1.0 .. 1.1"):
+        serial.serial_for_url(f"emuboard://?protocol={value}")
