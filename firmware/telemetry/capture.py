@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import PacketDecodeError
 from . import packets as P
 from .fastcodec import _TC_FIELDS, _TM_FIELDS, fast_decode
+from . import bulk as _bulk
 from .fields import field_offsets
 
 CHUNK_SIZE = 1 << 20
@@ -87,26 +88,82 @@ class CaptureWriter:
         self.close()
 
 
+def _plausible_at(buf: bytes, pos: int) -> bool:
+    """Rule 1 of the framing at ``buf[pos:]`` (7 bytes must be there)."""
+    w0, w1, dl, pus = _PLAUSIBLE.unpack_from(buf, pos)
+    return (w0 & 0xE800 == 0x0800 and w1 >> 14 == 3 and pus >> 4 == 2
+            and dl + 7 >= (P.MIN_TC_SIZE if w0 & 0x1000 else P.MIN_TM_SIZE))
+
+
 class _Framer:
     """Finds packets in successive windows of a byte stream (the resync rule in the module doc).
 
-    State carried between windows: a skipped range still open at the end of a window."""
+    State carried between windows: a skipped range still open at the end of a window.
 
-    def __init__(self, verify_crc: bool) -> None:
+    Two ways to apply the same rule: :meth:`_scan`, one candidate position at a time (the
+    reference, and what resynchronises after damage), and the bulk way in :meth:`frame`: follow
+    the chain of length fields (:func:`bulk.walk_lengths`), then check the headers and CRCs of
+    thousands of candidates at once with numpy; where the first candidate fails, :meth:`_scan`
+    takes over until it has found the next packet. Both give the same packets and skipped ranges.
+    """
+
+    #: candidates checked at once by :meth:`frame` (bounds the work wasted when one fails)
+    BULK_PACKETS = 4096
+
+    def __init__(self, verify_crc: bool, bulk: bool = True) -> None:
         self.verify_crc = verify_crc
+        self.bulk = bulk
         self.skip_start: int | None = None
         self.skip_reason = ""
+        self._walker = _bulk.LengthWalker(self.BULK_PACKETS)
 
-    def frame(self, buf: bytes, base: int, final: bool, starts: list[int], lengths: list[int],
-              skips: list[Skip], limit: int | None = None) -> int:
-        """Append the start and length of every packet found in ``buf`` (file offset ``base``);
-        return how many bytes of ``buf`` were consumed. Unless ``final``, stops where a packet
-        might continue past the end of ``buf``. With ``limit``, takes no packet that starts at or
-        after ``buf[limit]`` (one that starts before may end after it) and closes an open skipped
-        range there."""
+    def frame(self, buf: bytes, base: int, final: bool, skips: list[Skip],
+              limit: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """The start (in ``buf``) and length of every packet found in ``buf`` (file offset
+        ``base``), as int64 arrays, and how many bytes of ``buf`` were consumed; skipped ranges are
+        appended to ``skips``. Unless ``final``, stops where a packet might continue past the end
+        of ``buf``. With ``limit``, takes no packet that starts at or after ``buf[limit]`` (one
+        that starts before may end after it) and closes an open skipped range there."""
         n = len(buf)
         lim = n if limit is None else min(limit, n)
+        out_s: list[np.ndarray] = []
+        out_l: list[np.ndarray] = []
         pos = 0
+        a = np.frombuffer(buf, np.uint8)
+        while True:
+            if self.bulk and self.skip_start is None and pos < lim and pos + 7 <= n and _plausible_at(buf, pos):
+                starts, lengths, after = self._walker.walk(buf, a, pos, lim)
+                if len(starts):
+                    ok = _bulk.plausible(a, starts, lengths)
+                    good = len(ok) if ok.all() else int(ok.argmin())
+                    if self.verify_crc and good:  # CRCs of the plausible ones only: garbage can claim 64 kB
+                        crc = _bulk.crc_ok(a, starts[:good], lengths[:good])
+                        good = good if crc.all() else int(crc.argmin())
+                    out_s.append(starts[:good])
+                    out_l.append(lengths[:good])
+                    if good == len(ok):
+                        pos = after
+                        continue
+                    pos = int(starts[good])
+            ps: list[int] = []
+            pl: list[int] = []
+            pos, done = self._scan(buf, base, final, pos, lim, limit is not None, ps, pl, skips,
+                                   one_packet=self.bulk)
+            if ps:
+                out_s.append(np.asarray(ps, np.int64))
+                out_l.append(np.asarray(pl, np.int64))
+            if done:
+                break
+        if not out_s:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), pos
+        return np.concatenate(out_s), np.concatenate(out_l), pos
+
+    def _scan(self, buf: bytes, base: int, final: bool, pos: int, lim: int, limited: bool, starts: list[int],
+              lengths: list[int], skips: list[Skip], one_packet: bool) -> tuple[int, bool]:
+        """The rule applied one candidate position at a time from ``pos``. With ``one_packet``,
+        returns right after the first packet taken, ``(position, False)``; otherwise, or when the
+        window is exhausted first, ``(bytes consumed, True)``."""
+        n = len(buf)
         unpack = _PLAUSIBLE.unpack_from
         crc = binascii.crc_hqx
         verify = self.verify_crc
@@ -131,6 +188,9 @@ class _Framer:
                     starts.append(pos)
                     lengths.append(total)
                     pos = end
+                    if one_packet:
+                        self.skip_start = None
+                        return pos, False
                     continue
                 else:
                     why = f"CRC mismatch in a {total}-byte packet"
@@ -145,13 +205,13 @@ class _Framer:
                 skip_start = base + pos
                 reason = f"truncated: {n - pos} trailing bytes, too short for a packet"
             pos = n
-        if final or limit is not None:
+        if final or limited:
             if skip_start is not None:
                 skips.append(Skip(skip_start, base + pos - skip_start, reason))
                 skip_start = None
         self.skip_start = skip_start
         self.skip_reason = reason
-        return pos
+        return pos, True
 
 
 def _open(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, bool]:
@@ -163,23 +223,22 @@ def _open(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, bool]:
 
 
 def _windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_size: int,
-             on_progress: ProgressCallback | None
-             ) -> Iterator[tuple[bytes, int, list[int], list[int], list[Skip]]]:
-    """(window, file offset of window, packet starts in window, lengths, skips) per chunk read."""
+             on_progress: ProgressCallback | None, bulk: bool = True
+             ) -> Iterator[tuple[bytes, int, np.ndarray, np.ndarray, list[Skip]]]:
+    """(window, file offset of window, packet starts in window, lengths, skips) per chunk read;
+    starts and lengths are int64 arrays."""
     f, owned = _open(source)
     try:
-        framer = _Framer(verify_crc)
+        framer = _Framer(verify_crc, bulk)
         buf = b""
         base = 0
         while True:
             chunk = f.read(chunk_size)
             final = not chunk
             buf = buf + chunk if buf else chunk
-            starts: list[int] = []
-            lengths: list[int] = []
             skips: list[Skip] = []
-            used = framer.frame(buf, base, final, starts, lengths, skips)
-            if starts or skips:
+            starts, lengths, used = framer.frame(buf, base, final, skips)
+            if len(starts) or skips:
                 yield buf, base, starts, lengths, skips
             if on_progress is not None and chunk:
                 on_progress(len(chunk))
@@ -204,7 +263,7 @@ def iter_capture(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: Ski
     for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
         pending = iter(skips)
         skip = next(pending, None)
-        for start, length in zip(starts, lengths):
+        for start, length in zip(starts.tolist(), lengths.tolist()):
             while skip is not None and skip.offset < base + start:
                 if on_skip is not None:
                     on_skip(skip)
@@ -230,7 +289,7 @@ def iter_raw_packets(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip:
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
-        for start, length in zip(starts, lengths):
+        for start, length in zip(starts.tolist(), lengths.tolist()):
             yield base + start, buf[start:start + length]
 
 
@@ -313,8 +372,8 @@ def iter_packet_batches(source: str | os.PathLike[str] | BinaryIO | bytes, on_sk
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
-        if starts:
-            yield PacketBatch(buf, base, np.asarray(starts, np.int64), np.asarray(lengths, np.int32))
+        if len(starts):
+            yield PacketBatch(buf, base, starts, lengths.astype(np.int32))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,12 +395,10 @@ def _frame_segment(path: str, start: int, limit: int, size: int, verify_crc: boo
         f.seek(start)
         buf = f.read(limit - start + P.MAX_PACKET_SIZE)
     final = start + len(buf) >= size
-    starts: list[int] = []
-    lengths: list[int] = []
     skips: list[Skip] = []
     framer = _Framer(verify_crc)
-    used = framer.frame(buf, start, final, starts, lengths, skips, None if limit >= size else limit - start)
-    return _Segment(start, np.asarray(starts, np.int64) + start, np.asarray(lengths, np.int32), skips, start + used)
+    starts, lengths, used = framer.frame(buf, start, final, skips, None if limit >= size else limit - start)
+    return _Segment(start, starts + start, lengths.astype(np.int32), skips, start + used)
 
 
 def _frame_segment_args(args: tuple[str, int, int, int, bool]) -> _Segment:
