@@ -35,6 +35,8 @@ from .scenario import Scenario
 LUMP_DIAMETER_M = 0.1
 
 DAY_S = 86400.0
+_TWO_PI = 2.0 * math.pi
+_sin, _cos = math.sin, math.cos
 
 
 class Plant:
@@ -343,17 +345,21 @@ class Plant:
         if self._moving:
             self._move_valves(h)
 
-        self._update_thermal(t)
-        cap = self._cap
-        temp = self.temperature
+        # The thermal model (as _update_thermal; inlined: this runs every step).
+        wo = self._w_orbit * t
+        wd = self._w_drift * t
+        so, co, sd, cd = _sin(wo), _cos(wo), _sin(wd), _cos(wd)
+        temp = [m + a * so + b * co + c * sd + d * cd for m, a, b, c, d in self._thermal_rows]
+        self.temperature = temp
+        self._cap = cap = [v / tk for v, tk in zip(self._vol_r, temp)]
         nn = self._node_count
 
         # Per-node sources (kg/s): crew use, oxygen generation, repress.
         use_f = 0.0
         gen = 0.0
         if self._gen_module >= 0:
-            use_f = 1.0 + self._act_amp * math.sin(2.0 * math.pi * t / DAY_S + self._act_phase)
-            gen = self._use_mean + self._mis_amp * math.sin(self._mis_w * t + self._mis_phase)
+            use_f = 1.0 + self._act_amp * _sin(_TWO_PI * t / DAY_S + self._act_phase)
+            gen = self._use_mean + self._mis_amp * _sin(self._mis_w * t + self._mis_phase)
         added_rate = gen
         consumed_rate = 0.0
 

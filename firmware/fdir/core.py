@@ -209,6 +209,8 @@ class Fdir:
         n_rapid = plan.n_rapid
         n_warm = plan.n_warm
         sdf_rapid = plan.sdf_rapid
+        scale_rapid = plan.scale_rapid
+        scale = plan.scale
         schedule = plan.schedule
         period = plan.period
         ns = plan.n
@@ -243,7 +245,7 @@ class Fdir:
             k = bank.k
             # The rapid test runs every other sample: 0.1 s more latency at most, half the cost.
             if k >= n_rapid and not k & 1:
-                sr = bank.slope(n_rapid)
+                sr = bank.slope_scaled(n_rapid, scale_rapid)
                 # The rate must also be significant: in a small module alone the short window's
                 # noise alone can approach the threshold.
                 if sr <= -rapid and not self.rapid_raised[slot] and \
@@ -259,7 +261,7 @@ class Fdir:
                     break
                 if sigma == 0.0:
                     sigma = bank.sigma()
-                slope = bank.slope(n)
+                slope = bank.slope_scaled(n, scale[j])
                 z = (-slope - dead_band) / (sigma * sdf[j])
                 if z >= z_suspect:
                     t_above[slot] = t

@@ -33,7 +33,7 @@ from __future__ import annotations
 from statistics import NormalDist
 
 from .params import FdirParams
-from .slope import SlopeBank, slope_sd_factor
+from .slope import SlopeBank, slope_scale, slope_sd_factor
 
 
 def thresholds(params: FdirParams) -> tuple[float, float]:
@@ -62,6 +62,7 @@ class WindowPlan:
         self.n = [max(2, round(w / dt)) for w in params.leak.windows_s]
         self.n_sorted = sorted(self.n)
         self.sdf = [slope_sd_factor(n, self.rate_hz) for n in self.n]
+        self.scale = [slope_scale(n, self.rate_hz) for n in self.n]  #: for SlopeBank.slope_scaled
         self.stride = [max(1, n // 10) for n in self.n]
         period = 1
         for s in self.stride:
@@ -73,6 +74,7 @@ class WindowPlan:
         ]
         self.n_rapid = max(2, round(params.leak.rapid_window_s / dt))
         self.sdf_rapid = slope_sd_factor(self.n_rapid, self.rate_hz)
+        self.scale_rapid = slope_scale(self.n_rapid, self.rate_hz)
         self.n_warm = max(2, round(params.leak.warmup_s / dt))
         self.max_n = max(self.n + [self.n_rapid])
 

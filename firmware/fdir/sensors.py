@@ -36,6 +36,8 @@ from .events import EventQueue
 from .params import FdirParams
 
 _OK = int(SensorHealth.OK)
+_FAILED_STUCK = int(SensorHealth.FAILED_STUCK)
+_FAILED_STALE = int(SensorHealth.FAILED_STALE)
 
 
 class SensorStage:
@@ -313,19 +315,23 @@ class SensorStage:
         pt = frame.pressure_time
         ps = frame.pressure_status
         tol = s.stuck_tolerance_pa
+        stuck_fail_s = s.stuck_fail_s
+        stale_after = s.stale_fail_s + self.dt
+        ref = self.stuck_ref
+        since = self.stuck_since
         for i, h in enumerate(self.health):
-            v = pv[i]
             if ps[i]:
                 continue
-            if abs(v - self.stuck_ref[i]) > tol:
-                self.stuck_ref[i] = v
-                self.stuck_since[i] = t
-            elif h == _OK and t - self.stuck_since[i] >= s.stuck_fail_s:
-                self._fail(i, t, int(SensorHealth.FAILED_STUCK), v)
-            elif h == int(SensorHealth.FAILED_STUCK):
+            v = pv[i]
+            if abs(v - ref[i]) > tol:
+                ref[i] = v
+                since[i] = t
+            elif h == _OK and t - since[i] >= stuck_fail_s:
+                self._fail(i, t, _FAILED_STUCK, v)
+            elif h == _FAILED_STUCK:
                 self.clean_since[i] = t  # still stuck: no recovery
-            if h == _OK and t - pt[i] >= s.stale_fail_s + self.dt:
-                self._fail(i, t, int(SensorHealth.FAILED_STALE), v)
+            if h == _OK and t - pt[i] >= stale_after:
+                self._fail(i, t, _FAILED_STALE, v)
 
     def _learn(self, pv: list[float], ps: list[int], t: float) -> None:
         """Accumulate each sensor's offset from its module's mid value; at the end of the

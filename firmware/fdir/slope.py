@@ -86,12 +86,15 @@ class SlopeBank:
 
     def slope(self, n: int) -> float:
         """Least-squares slope (Pa/s) over the last ``n`` samples; needs ``k >= n >= 2``."""
+        return self.slope_scaled(n, slope_scale(n, self.f))
+
+    def slope_scaled(self, n: int, scale: float) -> float:
+        """:meth:`slope` with its scale precomputed: ``scale == slope_scale(n, rate_hz)``."""
         k = self.k
         j = (k - n) % self.cap
         a0 = self.c0 - self.r0[j]
-        a1 = self.c1 - self.r1[j]
-        num = 2 * a1 - (2 * k - n - 1) * a0
-        return num * (6.0 * self.f / (Q * n * (n * n - 1)))
+        num = 2 * (self.c1 - self.r1[j]) - (2 * k - n - 1) * a0
+        return num * scale
 
     def slope_all(self) -> float:
         """Least-squares slope (Pa/s) over every sample since the reset (``k >= 2``)."""
@@ -102,6 +105,11 @@ class SlopeBank:
     def level(self) -> float:
         """The last sample, Pa."""
         return self.y_prev
+
+
+def slope_scale(n: int, rate_hz: float) -> float:
+    """Pa/s per unit of the exact integer numerator of the slope over ``n`` samples."""
+    return 6.0 * rate_hz / (Q * n * (n * n - 1))
 
 
 def slope_sd_factor(n: int, rate_hz: float) -> float:
