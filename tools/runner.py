@@ -78,6 +78,8 @@ class RunResult:
     sealed: float | None = None
     located_module: str | None = None
     sealed_modules: list[str] = field(default_factory=list)
+    #: ground truth: the smallest set of modules a correct isolation seals (sim devices only)
+    must_seal: list[str] = field(default_factory=list)
     hole_diameter_m: float | None = None
     reserve_time_s: float | None = None
     leak_rate_kg_s: float | None = None
@@ -274,6 +276,9 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
                            seed=dev_seed, mode=fdir_mode.name.lower(), epoch_utc=epoch, leaks=leaks,
                            leak_start=min((lk.start_s for lk in leaks), default=None),
                            capture=os.fspath(capture) if capture is not None else None)
+        truth_scenario = getattr(device, "scenario", None)
+        if truth_scenario is not None and leaks:
+            result.must_seal = sorted(smallest_sealable(truth_scenario, {lk.module for lk in leaks}))
 
         def record(rec: tuple[float, int, int, str, float, float, float]) -> None:
             t, eid, sev, subject, v1, v2, v3 = rec
@@ -366,6 +371,27 @@ def _fmt_dt(seconds: float) -> str:
     return f"T{sign}{h}:{m:02d}:{sec:02d}" if h else f"T{sign}{m}:{sec:02d}"
 
 
+def smallest_sealable(scenario: Any, leak_modules: set[str]) -> set[str]:
+    """The smallest set of modules that can be sealed around ``leak_modules``: each leaking module
+    plus every module joined to it through a connection that cannot close (a valve fault
+    ``stuck_open`` in the scenario). This is what a correct isolation seals."""
+    stuck = {vf.valve for vf in getattr(scenario, "valve_faults", ()) if vf.kind == "stuck_open"}
+    joined: dict[str, set[str]] = {}
+    for c in scenario.connections:
+        if c.id in stuck:
+            a, b = c.modules
+            joined.setdefault(a, set()).add(b)
+            joined.setdefault(b, set()).add(a)
+    seen = set(leak_modules)
+    todo = list(leak_modules)
+    while todo:
+        for other in joined.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
 def _verdict(r: RunResult) -> tuple[str, bool | None]:
     leak_modules = {lk.module for lk in r.leaks}
     known = r.scenario is not None
@@ -404,8 +430,15 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
             correct = False
             parts.append(f"but a false alarm at {_fmt_dt(false_alarms[0].t - base)}")
         elif r.mode == "active" and r.sealed_modules:
-            correct = leak_modules <= set(r.sealed_modules)
-            parts.append("(correct)" if correct else f"(WRONG: the leak is in {', '.join(sorted(leak_modules))})")
+            sealed = set(r.sealed_modules)
+            correct = leak_modules <= sealed
+            if not correct:
+                parts.append(f"(WRONG: the leak is in {', '.join(sorted(leak_modules))})")
+            else:
+                extra = sealed - set(r.must_seal or leak_modules)
+                correct = not extra
+                parts.append("(correct)" if correct else
+                             f"(WRONG: also sealed {', '.join(sorted(extra))}, which could stay open)")
         elif r.mode == "active":
             correct = False
             parts.append("(not sealed)")
