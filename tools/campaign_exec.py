@@ -327,10 +327,36 @@ def _drop_partial_line(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
+def code_identity() -> str:
+    """The hullwatch version, and the git commit of the source tree when it is a checkout
+    (``+dirty`` with uncommitted changes): which flight software produced the results."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ident = f"hullwatch {version('hullwatch')}"
+    except PackageNotFoundError:
+        ident = "hullwatch (not installed)"
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(here.parent), "status", "--porcelain", "--untracked-files=no",
+                                    "--", "firmware", "sim", "hal", "tools"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            ident += f" (git {commit.stdout.strip()}{'+dirty' if dirty else ''})"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ident
+
+
 def _check_manifest(directory: Path, spec: Spec) -> None:
+    """Create ``campaign.json`` or check that it is this spec's; note each run's code identity."""
     path = directory / MANIFEST_FILE
+    run = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": code_identity()}
     manifest = {"spec": spec.name, "source": spec.source, "digest": spec.digest, "seed": spec.seed,
-                "total": spec.size}
+                "total": spec.size, "runs": [run]}
     if path.exists():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -340,7 +366,7 @@ def _check_manifest(directory: Path, spec: Spec) -> None:
             raise CampaignError(
                 f"{directory} holds a campaign of spec {old.get('spec')!r} ({old.get('source')}), "
                 f"not this {spec.name!r} ({spec.source}): use another output directory")
-        return
+        manifest = {**old, "runs": list(old.get("runs", [])) + [run]}
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 

@@ -264,6 +264,10 @@ def _pct(rate: dict[str, Any]) -> str:
 def render_markdown(s: dict[str, Any]) -> str:
     m = s.get("campaign") or {}
     lines = [f"# Campaign {m.get('spec', '?')}", ""]
+    codes = sorted({r.get("code", "?") for r in m.get("runs", [])})
+    if codes:
+        lines += [f"Spec {m.get('source', '?')} (seed {m.get('seed', '?')}); run with "
+                  + "; ".join(codes) + ".", ""]
     lines.append(f"{s['cases']} cases of {m.get('total', '?')}: {s['ok']} ran, {s['failed']} failed; "
                  f"{s['leak_cases']} leak cases, {s['nominal_cases']} nominal cases "
                  f"({s['nominal']['sim_days']:.1f} simulated days).")
