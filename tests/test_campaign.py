@@ -105,7 +105,8 @@ def spec_dir(tmp_path: Path) -> Path:
 
 def _strip(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Records without what may differ between runs (wall time, retries)."""
-    return {k: {kk: vv for kk, vv in r.items() if kk not in ("wall_s", "attempts")} for k, r in records.items()}
+    return {k: {kk: vv for kk, vv in r.items() if kk not in ("wall_s", "cpu_s", "attempts")}
+            for k, r in records.items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,9 +67,10 @@ def execute_case(case_fn: CaseFn, case: dict[str, Any]) -> dict[str, Any]:
     """Run one case in a worker and return its record; never raises for a failing case.
 
     The record holds ``id``, ``seed``, ``status`` (``ok``, ``error``, ``timeout``), ``error``
-    (one line, or ``""``), ``traceback`` (for errors), ``wall_s`` and whatever ``case_fn``
-    returned (its measurements)."""
+    (one line, or ``""``), ``traceback`` (for errors), ``wall_s``, ``cpu_s`` and whatever
+    ``case_fn`` returned (its measurements)."""
     t0 = time.perf_counter()
+    c0 = time.process_time()
     record: dict[str, Any] = {"id": case["id"], "seed": case["seed"], "status": "ok", "error": ""}
     try:
         result = _call_with_timeout(case_fn, case, float(case.get("timeout_s") or 0.0))
@@ -82,6 +83,7 @@ def execute_case(case_fn: CaseFn, case: dict[str, Any]) -> dict[str, Any]:
         record.update(status="error", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
                       traceback="".join(traceback.format_exception(exc))[-4000:])
     record["wall_s"] = time.perf_counter() - t0
+    record["cpu_s"] = time.process_time() - c0  # the worker process's CPU time (all its threads)
     return record
 
 

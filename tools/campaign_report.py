@@ -40,7 +40,7 @@ CSV_COLUMNS = [
     "detected", "detected_s", "latency_s", "floor_s", "latency_ratio",
     "located_module", "isolation_correct", "sealed_modules",
     "diameter_est_mm", "diameter_error", "reserve_est_s", "reserve_true_s", "reserve_error",
-    "false_alarms", "suspicions", "sim_s", "wall_s", "attempts",
+    "false_alarms", "suspicions", "sim_s", "wall_s", "cpu_s", "attempts",
 ]
 
 
