@@ -397,4 +397,4 @@ def test_report_summarises_by_diameter(spec_dir: Path) -> None:
     assert {p.name for p in files.plots} == {"detection.png", "latency.png"}
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.plots)
     md = files.summary_md.read_text()
-    assert "| 3 | 6 |" in md and "## Targets" in md
+    assert "| 3 | 6 |" in md and "## Targets" in md and "isolated with a sensor fault" in md

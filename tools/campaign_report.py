@@ -172,7 +172,7 @@ def summarize(records: list[dict[str, Any]], manifest: dict[str, Any] | None = N
             "detection": _rate(recs, "detected"),
             "isolation": _rate(recs, "isolation_correct"),
             "latency": _latency(recs),
-            "with_sensor_fault": _rate([r for r in recs if r.get("sensor_faults")], "detected"),
+            "with_sensor_fault": _rate([r for r in recs if r.get("sensor_faults")], "isolation_correct"),
         })
     nominal_days = sum(float(r.get("sim_s") or 0.0) for r in nominal) / 86400.0
     fa_nominal = sum(int(r.get("false_alarms") or 0) for r in nominal)
@@ -277,13 +277,14 @@ def render_markdown(s: dict[str, Any]) -> str:
     lines += ["", "## Detection and isolation by hole diameter",
               "", "Probabilities with exact (Clopper-Pearson) 95 % intervals; latency from the leak start "
               "to the confirmed alarm; ratio = latency / statistical floor (DESIGN.md).", "",
-              "| hole mm | cases | P(detect) | P(correct isolation) | latency p50 / p90 / p99 s "
-              "| ratio p50 / p90 / p99 | floor p50 s |",
-              "|---|---|---|---|---|---|---|"]
+              "| hole mm | cases | P(detect) | P(correct isolation) | isolated with a sensor fault "
+              "| latency p50 / p90 / p99 s | ratio p50 / p90 / p99 | floor p50 s |",
+              "|---|---|---|---|---|---|---|---|"]
     for b in s["by_diameter"]:
         lat = b["latency"]
         lines.append(
             f"| {b['diameter_mm']} | {b['cases']} | {_pct(b['detection'])} | {_pct(b['isolation'])} | "
+            f"{b['with_sensor_fault']['k']}/{b['with_sensor_fault']['n']} | "
             f"{_fmt(lat['p50_s'], '.0f')} / {_fmt(lat['p90_s'], '.0f')} / {_fmt(lat['p99_s'], '.0f')} | "
             f"{_fmt(lat['ratio_p50'], '.2f')} / {_fmt(lat['ratio_p90'], '.2f')} / {_fmt(lat['ratio_p99'], '.2f')} | "
             f"{_fmt(lat['floor_p50_s'], '.0f')} |")
