@@ -29,6 +29,8 @@ intact packet was decoded; each skipped byte range is listed on stderr).
 
 #: above this size a progress bar is shown (on a terminal only)
 PROGRESS_MIN_BYTES = 16 << 20
+#: above this size CSV export runs in several processes by default
+PARALLEL_MIN_BYTES = 32 << 20
 
 
 def parse_time(text: str) -> tuple[str, float]:
@@ -89,6 +91,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--until", type=parse_time, metavar="T", help="up to this time (inclusive)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="processes for --format csv (default: one per core, up to 4, for captures over "
+                   f"{PARALLEL_MIN_BYTES >> 20} MB; 1 for any size)")
     p.set_defaults(func=handler)
 
 
@@ -142,9 +147,76 @@ def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float 
     return layout, tuple(counts), epoch, first_time  # type: ignore[return-value]
 
 
+#: ``--format csv`` through the bulk exporter (decode_csv.py); tests turn it off to compare with
+#: the row-by-row path, which gives the same bytes
+FAST_CSV = True
+
+
+def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
+    """The row-by-row path: every packet decoded, filtered and written by decode_format."""
+    from ..firmware.telemetry.capture import iter_capture
+    from . import decode_format as F
+
+    out: IO[str]
+    out = open(args.output, "w", newline="" if args.format == "csv" else None, encoding="utf-8") if args.output \
+        else sys.stdout
+    try:
+        if args.format == "table":
+            writer: Any = F.TableWriter(out)
+        elif args.format == "csv":
+            writer = F.CsvWriter(out, rows)
+        else:
+            writer = F.JsonlWriter(out, rows)
+        for offset, _raw, packet in iter_capture(path, on_skip=on_skip, on_progress=bar.update if bar else None):
+            accepted, t_mission = selector.accept(packet)
+            if accepted:
+                writer.write(offset, packet, t_mission, packet.name, rows.layout)
+        writer.close()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
+
+
+def _export_csv(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
+    """CSV through the bulk exporter: the same bytes as :func:`_decode_rows`, in bulk."""
+    from .decode_csv import CsvExporter, export_parallel
+
+    workers = args.workers
+    if workers <= 0:
+        workers = min(os.cpu_count() or 1, 4) if os.path.getsize(path) >= PARALLEL_MIN_BYTES else 1
+    progress = bar.update if bar else None
+
+    def export(write: Any, encoding: str) -> None:
+        exporter = CsvExporter(rows, selector, write, encoding, on_skip)
+        exporter.header()
+        if workers > 1:
+            export_parallel(path, rows, selector, write, encoding, on_skip, workers, on_progress=progress)
+        else:
+            exporter.run(path, progress)
+
+    if args.output:
+        with open(args.output, "wb") as f:
+            export(f.write, "utf-8")
+        return
+    stdout = sys.stdout
+    binary = getattr(stdout, "buffer", None)
+    encoding = getattr(stdout, "encoding", None) or "utf-8"
+    if binary is not None:
+        stdout.flush()
+        write = binary.write
+    else:  # a text-only stream (some test harnesses)
+        def write(data: bytes) -> None:
+            stdout.write(data.decode(encoding))
+    export(write, encoding)
+    if binary is not None:
+        binary.flush()
+    stdout.flush()
+
+
 def handler(args: argparse.Namespace) -> int:
     from ..firmware.telemetry import packets as P
-    from ..firmware.telemetry.capture import iter_capture
     from . import decode_format as F
 
     path = args.capture
@@ -168,68 +240,28 @@ def handler(args: argparse.Namespace) -> int:
     if event_ids is None:
         kinds.add("unknown")
     rows = F.RowBuilder(kinds, layout, counts)
+    selector = F.Selector(apids, services, event_ids, since, until, epoch if epoch is not None else first_time)
+    skipped = [0, 0]
 
-    out: IO[str]
-    out = open(args.output, "w", newline="" if args.format == "csv" else None, encoding="utf-8") if args.output \
-        else sys.stdout
+    def on_skip(skip: Any) -> None:
+        skipped[0] += 1
+        skipped[1] += skip.length
+        print(f"hullwatch: decode: {path}: {skip}", file=sys.stderr)
+
+    bar = None
+    size = os.path.getsize(path)
+    if not args.no_progress and sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES:
+        from tqdm import tqdm
+
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc="decode", file=sys.stderr, leave=False)
     try:
-        if args.format == "table":
-            writer: Any = F.TableWriter(out)
-        elif args.format == "csv":
-            writer = F.CsvWriter(out, rows)
+        if args.format == "csv" and FAST_CSV:
+            _export_csv(args, path, rows, selector, on_skip, bar)
         else:
-            writer = F.JsonlWriter(out, rows)
-        skipped = [0, 0]
-
-        def on_skip(skip: Any) -> None:
-            skipped[0] += 1
-            skipped[1] += skip.length
-            print(f"hullwatch: decode: {path}: {skip}", file=sys.stderr)
-
-        bar = None
-        size = os.path.getsize(path)
-        if not args.no_progress and sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES:
-            from tqdm import tqdm
-
-            bar = tqdm(total=size, unit="B", unit_scale=True, desc="decode", file=sys.stderr, leave=False)
-        base_time = epoch if epoch is not None else first_time
-        last_tm_time: float | None = None
-        try:
-            for offset, _raw, packet in iter_capture(path, on_skip=on_skip,
-                                                     on_progress=bar.update if bar else None):
-                tm = packet.packet_type == P.PacketType.TM
-                if tm:
-                    last_tm_time = packet.time_utc
-                    if isinstance(packet.data, P.LayoutReport):
-                        base_time = packet.data.epoch_utc
-                # a telecommand has no time stamp: it takes that of the telemetry before it
-                t_utc = last_tm_time
-                t_mission = None if t_utc is None or base_time is None else t_utc - base_time
-                if apids is not None and packet.apid not in apids:
-                    continue
-                if services is not None and not any(
-                        packet.service == s and (sub is None or packet.subtype == sub) for s, sub in services):
-                    continue
-                if event_ids is not None and not (
-                        isinstance(packet.data, P.Event) and int(packet.data.event_id) in event_ids):
-                    continue
-                if since is not None or until is not None:
-                    if t_utc is None:
-                        continue
-                    if since is not None and (t_mission if since[0] == "mission" else t_utc) < since[1]:
-                        continue
-                    if until is not None and (t_mission if until[0] == "mission" else t_utc) > until[1]:
-                        continue
-                writer.write(offset, packet, t_mission, packet.name, layout)
-        finally:
-            if bar is not None:
-                bar.close()
-        writer.close()
+            _decode_rows(args, path, rows, selector, on_skip, bar)
     finally:
-        if out is not sys.stdout:
-            out.close()
-        else:
-            out.flush()
+        if bar is not None:
+            bar.close()
     if rows.mismatches and args.format != "table":
         print(f"hullwatch: decode: {path}: warning: {rows.mismatches} packets do not match the layout report, "
               f"their per-channel columns are empty; first: {rows.first_mismatch}", file=sys.stderr)

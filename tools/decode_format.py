@@ -206,6 +206,55 @@ class RowBuilder:
         return row
 
 
+class Selector:
+    """The filters of ``hullwatch decode`` and the time state they need, one packet at a time.
+
+    ``apids``, ``services`` ((service, subtype or None) pairs), ``event_ids``: None lets every
+    packet through. ``since``/``until``: ``("mission", seconds)`` or ``("utc", seconds since
+    1970)``. ``base_time`` is mission time 0 (UTC seconds) until a layout report says otherwise;
+    a telecommand, which has no time stamp, takes the time of the last telemetry packet.
+    """
+
+    def __init__(self, apids: set[int] | None = None, services: list[tuple[int, int | None]] | None = None,
+                 event_ids: set[int] | None = None, since: tuple[str, float] | None = None,
+                 until: tuple[str, float] | None = None, base_time: float | None = None) -> None:
+        self.apids = apids
+        self.services = services
+        self.event_ids = event_ids
+        self.since = since
+        self.until = until
+        self.base_time = base_time
+        self.last_tm_time: float | None = None
+
+    def accept(self, packet: P.Packet) -> tuple[bool, float | None]:
+        """Whether ``packet`` (the next one of the capture, decoded) passes the filters, and its
+        mission time (None if unknown). Updates the time state either way."""
+        if packet.packet_type == P.PacketType.TM:
+            self.last_tm_time = packet.time_utc
+            if isinstance(packet.data, P.LayoutReport):
+                self.base_time = packet.data.epoch_utc
+        t_utc = self.last_tm_time
+        base_time = self.base_time
+        t_mission = None if t_utc is None or base_time is None else t_utc - base_time
+        if self.apids is not None and packet.apid not in self.apids:
+            return False, t_mission
+        if self.services is not None and not any(
+                packet.service == s and (sub is None or packet.subtype == sub) for s, sub in self.services):
+            return False, t_mission
+        if self.event_ids is not None and not (
+                isinstance(packet.data, P.Event) and int(packet.data.event_id) in self.event_ids):
+            return False, t_mission
+        if self.since is not None or self.until is not None:
+            if t_utc is None:
+                return False, t_mission
+            since, until = self.since, self.until
+            if since is not None and (t_mission if since[0] == "mission" else t_utc) < since[1]:  # type: ignore[operator]
+                return False, t_mission
+            if until is not None and (t_mission if until[0] == "mission" else t_utc) > until[1]:  # type: ignore[operator]
+                return False, t_mission
+        return True, t_mission
+
+
 def event_values(event: P.Event) -> dict[str, float]:
     """The event's values named by the event table (unused ones left out)."""
     spec = EVENT_DEFS.get(event.event_id)

@@ -230,21 +230,31 @@ def _windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_
     f, owned = _open(source)
     try:
         framer = _Framer(verify_crc, bulk)
-        buf = b""
+        # A file of our own is re-read from the first unconsumed byte rather than having the
+        # unconsumed tail (at most a packet) joined to the next chunk: the join copied the window.
+        reread = owned and f.seekable()
+        origin = f.tell() if reread else 0
+        carry = b""  # the unconsumed tail of the last window
         base = 0
         while True:
-            chunk = f.read(chunk_size)
-            final = not chunk
-            buf = buf + chunk if buf else chunk
+            if reread:
+                f.seek(origin + base)
+                buf = f.read(chunk_size + len(carry))
+                new = len(buf) - len(carry)
+            else:
+                chunk = f.read(chunk_size)
+                new = len(chunk)
+                buf = carry + chunk if carry else chunk
+            final = new <= 0
             skips: list[Skip] = []
             starts, lengths, used = framer.frame(buf, base, final, skips)
             if len(starts) or skips:
                 yield buf, base, starts, lengths, skips
-            if on_progress is not None and chunk:
-                on_progress(len(chunk))
+            if on_progress is not None and new > 0:
+                on_progress(new)
             if final:
                 return
-            buf = buf[used:]
+            carry = buf[used:]
             base += used
     finally:
         if owned:
@@ -324,34 +334,50 @@ class PacketBatch:
         """Header fields of every packet as a structured array (:data:`HEADER_DTYPE`), vectorised.
         ``key`` is the first u16 of the application data (SID / function id), -1 if none. TC
         packets have time_utc 0 and msg_counter 0; dest_id holds their source id."""
+        width = P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE + 2  # headers and key of a TM packet
         a = np.frombuffer(self.buffer, np.uint8)
         s = self.starts
         n = len(s)
         out = np.empty(n, HEADER_DTYPE)
+        if n == 0:
+            return out
+        if int(s[-1]) + width > len(a):  # a short telecommand at the very end: pad (rare)
+            a = np.concatenate((a, np.zeros(width, np.uint8)))
+        h = _bulk.gather_rows(a, s, width)  # one copy of the first bytes of each packet
 
-        def u16(offset: int | np.ndarray) -> np.ndarray:
-            return (a[s + offset].astype(np.uint16) << 8) | a[s + offset + 1]
+        def u8(offset: int) -> np.ndarray:
+            return h[:, offset]
+
+        def u16(offset: int) -> np.ndarray:
+            return h[:, offset:offset + 2].view(">u2")[:, 0]
 
         w0 = u16(_TM_OFF["primary.packet_id"])
-        is_tc = (w0 >> 12) & 1 == 1
-        out["offset"] = self.base + s
+        is_tc = (u8(_TM_OFF["primary.packet_id"]) & 0x10) != 0
+        tm = ~is_tc
+        out["offset"] = s + self.base
         out["length"] = self.lengths
         out["apid"] = w0 & 0x7FF
         out["seq"] = u16(_TM_OFF["primary.seq_ctrl"]) & 0x3FFF
         out["packet_type"] = is_tc
-        out["service"] = a[s + _TM_OFF["secondary.service"]]
-        out["subtype"] = a[s + _TM_OFF["secondary.subtype"]]
-        tm = ~is_tc
-        # TM-only fields read at TM offsets; TC rows are overwritten below
-        secs = (u16(_TM_OFF["secondary.cuc_seconds"]).astype(np.uint32) << 16) | u16(_TM_OFF["secondary.cuc_seconds"] + 2)
-        out["time_utc"] = np.where(tm, secs + u16(_TM_OFF["secondary.cuc_fraction"]) / 65536.0, 0.0)
-        out["msg_counter"] = np.where(tm, u16(_TM_OFF["secondary.msg_counter"]), 0)
-        out["dest_id"] = np.where(tm, u16(_TM_OFF["secondary.dest_id"]), u16(_TC_OFF["secondary.source_id"]))
-        data_off = np.where(tm, P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE,
-                            P.PRIMARY_HEADER_SIZE + P.TC_SECONDARY_HEADER_SIZE)
-        has_key = self.lengths - data_off - P.PEC_SIZE >= 2
-        safe = np.where(has_key, data_off, 0)
-        out["key"] = np.where(has_key, u16(safe).astype(np.int32), -1)
+        out["service"] = u8(_TM_OFF["secondary.service"])
+        out["subtype"] = u8(_TM_OFF["secondary.subtype"])
+        secs = h[:, _TM_OFF["secondary.cuc_seconds"]:_TM_OFF["secondary.cuc_seconds"] + 4].view(">u4")[:, 0]
+        # the same float operations as fast_decode: seconds + fraction / 65536.0
+        out["time_utc"] = secs + u16(_TM_OFF["secondary.cuc_fraction"]) / 65536.0
+        out["msg_counter"] = u16(_TM_OFF["secondary.msg_counter"])
+        out["dest_id"] = u16(_TM_OFF["secondary.dest_id"])
+        tm_key = P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE
+        out["key"] = u16(tm_key)
+        if is_tc.any():  # TM fields read at TM offsets; telecommand rows are redone here
+            tc = np.flatnonzero(is_tc)
+            out["time_utc"][tc] = 0.0
+            out["msg_counter"][tc] = 0
+            out["dest_id"][tc] = u16(_TC_OFF["secondary.source_id"])[tc]
+            out["key"][tc] = u16(P.PRIMARY_HEADER_SIZE + P.TC_SECONDARY_HEADER_SIZE)[tc]
+        data_off = np.where(tm, tm_key, P.PRIMARY_HEADER_SIZE + P.TC_SECONDARY_HEADER_SIZE)
+        no_key = self.lengths - data_off - P.PEC_SIZE < 2
+        if no_key.any():
+            out["key"][no_key] = -1
         return out
 
 
