@@ -68,7 +68,10 @@ class _NoiseStream:
     several channel groups, drawn in blocks of _BLOCK rows from one PCG64 stream.
 
     The stream is drawn row after row, so a seed gives the same deviates whatever the block
-    size; the block size only sets how often numpy is called.
+    size; the block size only sets how often numpy is called. A block is handed out as one flat
+    float64 memoryview per group (row ``k`` of a group of ``w`` channels is ``[k*w:(k+1)*w]``):
+    iterating a row makes short-lived floats that the float free list recycles, where
+    ``tolist()`` would allocate and later free a long-lived float object per value.
     """
 
     def __init__(self, seed: int, groups: list[tuple[list[float], list[float]]]) -> None:
@@ -81,11 +84,14 @@ class _NoiseStream:
             self._cuts.append((start, start + len(sig)))
             start += len(sig)
 
-    def next_block(self) -> list[list[list[float]]]:
-        """The next _BLOCK rows: one list of rows per group (rows of a group of no channels
-        are empty lists)."""
+    def next_block(self) -> list[memoryview]:
+        """The next _BLOCK rows: per group, a flat C-contiguous float64 memoryview."""
         block = self._gen.standard_normal((_BLOCK, len(self._sigma))) * self._sigma + self._offset
-        return [block[:, a:b].tolist() for a, b in self._cuts]
+        return [memoryview(np.ascontiguousarray(block[:, a:b]).reshape(-1)) for a, b in self._cuts]
+
+
+def _is_power_of_two(q: float) -> bool:
+    return q > 0.0 and math.isfinite(q) and math.frexp(q)[0] == 0.5
 
 
 class SensorBank:
@@ -122,15 +128,17 @@ class SensorBank:
             ([sp.temperature_noise_k] * len(t_ids), t_bias),
             ([sp.flow_noise_kg_s] * len(f_ids), [0.0] * len(f_ids)),
         ])
-        self._rows_p: list[list[float]] = []
-        self._rows_t: list[list[float]] = []
-        self._rows_f: list[list[float]] = []
+        empty = memoryview(b"").cast("d")
+        self._mv_p, self._mv_t, self._mv_f = empty, empty, empty
         self._row = _BLOCK  # next row of the current block; _BLOCK: draw a block first
-        # Reciprocal quanta (0.0: no quantisation), and the pressure rows zipped once per
-        # offset update: (module, temperature offset) per channel.
+        # Quantisation: x * iq + r - r rounds x / q to an integer (ties to even), times q gives
+        # the output. For a power-of-two quantum (0.25 Pa) x + R - R with R = r * q gives the
+        # same result in two operations instead of four (scaling by a power of two is exact).
         self._ipq = 1.0 / self._pq if self._pq > 0.0 else 0.0
         self._itq = 1.0 / self._tq if self._tq > 0.0 else 0.0
         self._ifq = 1.0 / self._fq if self._fq > 0.0 else 0.0
+        self._p_round = _ROUND * self._pq if _is_power_of_two(self._pq) else 0.0
+        # The pressure rows, zipped once per offset update: (module, temperature offset).
         self._p_rows: list[tuple[int, float]] = []
         self._n = (len(p_ids), len(t_ids), len(f_ids))
         self._p_offset = [0.0] * len(p_ids)
@@ -179,35 +187,38 @@ class SensorBank:
             prev_time = (self.p_time, self.t_time, self.f_time)
         k = self._row
         if k >= _BLOCK:
-            self._rows_p, self._rows_t, self._rows_f = self._noise.next_block()
+            self._mv_p, self._mv_t, self._mv_f = self._noise.next_block()
             k = 0
         self._row = k + 1
+        n_p, n_t, n_f = self._n
         temp = plant.temperature
         press = plant.pressure
         r = _ROUND
-        # x * iq + r - r: x / q rounded to an integer (ties to even); then times q.
+        zp = self._mv_p[k * n_p:k * n_p + n_p]
         q = self._pq
-        if q > 0.0:
+        if self._p_round:
+            rq = self._p_round
+            self.p_value = [press[m] + o + z + rq - rq for (m, o), z in zip(self._p_rows, zp)]
+        elif q > 0.0:
             iq = self._ipq
-            self.p_value = [((press[m] + o + z) * iq + r - r) * q
-                            for (m, o), z in zip(self._p_rows, self._rows_p[k])]
+            self.p_value = [((press[m] + o + z) * iq + r - r) * q for (m, o), z in zip(self._p_rows, zp)]
         else:
-            self.p_value = [press[m] + o + z for (m, o), z in zip(self._p_rows, self._rows_p[k])]
+            self.p_value = [press[m] + o + z for (m, o), z in zip(self._p_rows, zp)]
+        zt = self._mv_t[k * n_t:k * n_t + n_t]
         q = self._tq
         if q > 0.0:
             iq = self._itq
-            self.t_value = [((temp[m] + z) * iq + r - r) * q for m, z in zip(self._t_mod, self._rows_t[k])]
+            self.t_value = [((temp[m] + z) * iq + r - r) * q for m, z in zip(self._t_mod, zt)]
         else:
-            self.t_value = [temp[m] + z for m, z in zip(self._t_mod, self._rows_t[k])]
-        n_p, n_t, n_f = self._n
+            self.t_value = [temp[m] + z for m, z in zip(self._t_mod, zt)]
         if n_f:
-            rf = self._rows_f[k]
+            zf = self._mv_f[k * n_f:k * n_f + n_f]
             q = self._fq
             if q > 0.0:
                 iq = self._ifq
-                self.f_value = [((f + z) * iq + r - r) * q for f, z in zip(plant.repress_flow, rf)]
+                self.f_value = [((f + z) * iq + r - r) * q for f, z in zip(plant.repress_flow, zf)]
             else:
-                self.f_value = [f + z for f, z in zip(plant.repress_flow, rf)]
+                self.f_value = [f + z for f, z in zip(plant.repress_flow, zf)]
             self.f_time = [t] * n_f
         self.p_time = [t] * n_p
         self.t_time = [t] * n_t
