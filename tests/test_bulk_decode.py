@@ -35,6 +35,7 @@ def test_vectorised_crc_agrees_with_crc_hqx(length):
         rows[i, bit // 8] ^= 1 << (bit % 8)
     expected = [binascii.crc_hqx(r.tobytes(), 0xFFFF) == 0 for r in rows]
     assert bulk.crc_ok_rows(rows).tolist() == expected
+    assert bulk.crc_ok_rows(rows.copy(), overwrite=True).tolist() == expected
     assert sum(expected) == 40 - 14
 
 

@@ -1,29 +1,32 @@
 """Bulk CSV export for ``hullwatch decode --format csv``: the same bytes as the row-by-row path
-(decode_format's RowBuilder and the csv module), about ten times faster.
+(decode_format's RowBuilder and the csv module), several times faster per CPU second, and in
+several processes for big captures.
 
 A capture is mostly raw-samples packets (one per cycle, ~80-140 columns each) and housekeeping
-reports. Those two kinds are turned into text a batch at a time:
+reports. Those two kinds are turned into text a block of rows at a time (:func:`render`):
 
-- their fields are read for the whole batch through numpy structured dtypes derived from the
+- their fields are read for the whole block through numpy structured dtypes derived from the
   construct declarations (firmware/telemetry/bulk.py);
-- numbers become text through orjson, which writes the shortest string that reads back to the
-  same float64, the same digits as Python's ``repr`` (and so the csv module); the values whose
-  ``repr`` is laid out differently (below 1e-4 in magnitude, where ``repr`` uses an exponent, and
-  nan/inf) go through ``repr`` itself, once per distinct value;
-- every cell of the batch is copied into a fixed-width byte matrix, one slot per column, and the
-  NUL padding is squeezed out in one numpy operation, which leaves the CSV lines.
+- every number of the block goes through one ``orjson.dumps`` of a float64 matrix: orjson writes
+  the shortest text that reads back to the same float64, the digits of Python's ``repr`` (what
+  the csv module writes); the values ``repr`` lays out differently (below 1e-4 in magnitude,
+  where it uses an exponent, and nan/inf) are written by ``repr`` itself, once per distinct value;
+- text columns (UTC, kind names, enum names, empty columns) stand in that matrix as place holders
+  and are written over them; integers lose orjson's ``.0``; what is to go becomes NUL, and one
+  pass drops the NULs, which leaves the CSV lines.
 
 Every other packet (layout reports, events, telecommands, undecodable or unusual packets) takes
 the row-by-row path, and the rows are written in file order. Memory is that of a window of the
-capture (8 MB) and its rows, whatever the capture's size.
+capture (8 MB, or a 4 MB segment per worker process) and its rows, whatever the capture's size.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import orjson
@@ -38,8 +41,8 @@ from .decode_format import RowBuilder, Selector, _enum_name
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _COMMA, _NEWLINE = ord(","), ord("\n")
-#: rows formatted together (bounds the byte matrices to a few tens of MB)
-ROWS_PER_BLOCK = 4096
+#: rows rendered together (bounds the matrices to a few MB)
+ROWS_PER_BLOCK = 2048
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,7 +105,7 @@ _NUL = 0
 #: zero (it writes 0.0 in a few ns, other small floats in ~20)
 _U8_TEXT = np.array([str(i).encode("ascii") for i in range(256)], dtype="S3").view(np.uint8).reshape(256, 3)
 
-#: a column's values for every row: ("f", float64 values), ("i", integer values, |v| < 2**53),
+#: a column's values for every row: ("f", float64 values), ("i", integer values, |v| < 1e15),
 #: ("u", values 0..255), ("c", (k, w) uint8 text cells, NUL padded) or ("l", the same bytes for
 #: every row)
 Column = tuple[str, Any]
@@ -567,7 +570,7 @@ class CsvExporter:
 
 @dataclass
 class _Segment:
-    text: bytes  #: the CSV rows of the segment's packets
+    text: bytes  #: the CSV rows of the segment's packets (or in the file ``text_path``)
     skips: list[Skip]
     first_packet: int | None  #: file offset of the segment's first packet
     end: int  #: file offset where the next segment's packets must begin
@@ -578,6 +581,7 @@ class _Segment:
     mismatches: int
     first_mismatch: str
     stats: ExportStats
+    text_path: str = ""
 
 
 def _export_range(path: str, start: int, limit: int, size: int, rows: RowBuilder, selector: Selector,
@@ -616,7 +620,23 @@ def _export_task(task: tuple[int, int]) -> _Segment:
     rows.mismatches = 0
     rows.first_mismatch = ""
     selector = Selector(w["apids"], w["services"], w["event_ids"], w["since"], w["until"], w["base_time"])
-    return _export_range(w["path"], task[0], task[1], w["size"], rows, selector, w["encoding"])
+    seg = _export_range(w["path"], task[0], task[1], w["size"], rows, selector, w["encoding"])
+    # the rows go back through a file (in memory on Linux): pickling megabytes through the pool's
+    # pipe cost about as much CPU as making them
+    seg.text_path = os.path.join(w["tmp"], f"{task[0]}.csv")
+    with open(seg.text_path, "wb") as f:
+        f.write(seg.text)
+    seg.text = b""
+    return seg
+
+
+def _read_text(seg: _Segment) -> bytes:
+    if not seg.text_path:
+        return seg.text
+    with open(seg.text_path, "rb") as f:
+        text = f.read()
+    os.unlink(seg.text_path)
+    return text
 
 
 def export_parallel(path: str, rows: RowBuilder, selector: Selector, write: Callable[[bytes], Any],
@@ -633,14 +653,17 @@ def export_parallel(path: str, rows: RowBuilder, selector: Selector, write: Call
     that segment again itself, with the true state.
     """
     import multiprocessing
-    import os
+    import shutil
+    import tempfile
 
     size = os.path.getsize(path)
     tasks = [(b, min(b + segment_size, size)) for b in range(0, size, segment_size)] or [(0, 0)]
+    shm = "/dev/shm"
+    tmp = tempfile.mkdtemp(prefix="hullwatch-csv-", dir=shm if os.access(shm, os.W_OK) else None)
     _WORKER.clear()
     _WORKER.update(path=path, size=size, rows=rows, apids=selector.apids, services=selector.services,
                    event_ids=selector.event_ids, since=selector.since, until=selector.until,
-                   base_time=selector.base_time, encoding=encoding)
+                   base_time=selector.base_time, encoding=encoding, tmp=tmp)
     assumed_base, assumed_tm = selector.base_time, selector.last_tm_time
     if "fork" not in multiprocessing.get_all_start_methods():  # the workers inherit _WORKER
         exporter = CsvExporter(rows, selector, write, encoding, on_skip)
@@ -660,10 +683,25 @@ def export_parallel(path: str, rows: RowBuilder, selector: Selector, write: Call
                 on_skip(pending)
         pending = skip
 
+    def results(pool: Any) -> Any:
+        """The segments in order, at most two per worker ahead of the writing (memory)."""
+        ahead: list[Any] = []
+        queue = iter(tasks)
+        for task in queue:
+            ahead.append((task, pool.apply_async(_export_task, (task,))))
+            if len(ahead) >= 2 * workers:
+                break
+        while ahead:
+            task, pending_result = ahead.pop(0)
+            nxt = next(queue, None)
+            if nxt is not None:
+                ahead.append((nxt, pool.apply_async(_export_task, (nxt,))))
+            yield task, pending_result.get()
+
     expected = 0
     try:
         with ctx.Pool(workers) as pool:
-            for (start, limit), seg in zip(tasks, pool.imap(_export_task, tasks)):
+            for (start, limit), seg in results(pool):
                 same_state = (selector.base_time == assumed_base
                               and not (seg.used_carry_tm and selector.last_tm_time != assumed_tm))
                 # lined up (as capture._splice): the first packet or skipped range at or after the
@@ -674,6 +712,7 @@ def export_parallel(path: str, rows: RowBuilder, selector: Selector, write: Call
                 lined_up = (min(later + [seg.end]) == expected
                             and (seg.first_packet is None or seg.first_packet >= expected))
                 if not lined_up or not same_state:
+                    _read_text(seg)  # dropped
                     mine = Selector(selector.apids, selector.services, selector.event_ids, selector.since,
                                     selector.until, selector.base_time)
                     mine.last_tm_time = selector.last_tm_time
@@ -684,8 +723,9 @@ def export_parallel(path: str, rows: RowBuilder, selector: Selector, write: Call
                 for skip in seg.skips:
                     if skip.offset >= expected:
                         report(skip)
-                if seg.text:
-                    write(seg.text)
+                text = _read_text(seg)
+                if text:
+                    write(text)
                 if seg.mismatches:
                     if not rows.mismatches:
                         rows.first_mismatch = seg.first_mismatch
@@ -700,6 +740,7 @@ def export_parallel(path: str, rows: RowBuilder, selector: Selector, write: Call
                     on_progress(limit - start)
     finally:
         _WORKER.clear()
+        shutil.rmtree(tmp, ignore_errors=True)
     if pending is not None:
         stats.skips += 1
         if on_skip is not None:

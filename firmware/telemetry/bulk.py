@@ -107,10 +107,11 @@ class _Scratch:
 _scratch = _Scratch()
 
 
-def crc_ok_rows(rows: np.ndarray) -> np.ndarray:
-    """For a ``(K, L)`` uint8 matrix of K whole packets of L >= 3 bytes each (rows contiguous): a
-    bool array, True where the CRC-16/CCITT-FALSE over the row (CRC field included) is 0, i.e.
-    where the packet checks.
+def crc_ok_rows(rows: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """For a ``(K, L)`` uint8 matrix of K whole packets of L >= 3 bytes each (each row
+    contiguous): a bool array, True where the CRC-16/CCITT-FALSE over the row (CRC field
+    included) is 0, i.e. where the packet checks. With ``overwrite`` the first two bytes of each
+    row may be changed (saves a copy of the matrix).
 
     The words are read in the machine's (little-endian) order and the tables hold byte-swapped
     values, which saves a byte-swapping pass: XOR commutes with swapping bytes, and a result is
@@ -120,8 +121,11 @@ def crc_ok_rows(rows: np.ndarray) -> np.ndarray:
         return np.zeros(0, bool)
     odd = length % 2
     n = (length - odd) // 2
-    words = _scratch.get("a", (k, n), np.uint16)
-    np.copyto(words, rows[:, odd:].view(np.uint16))
+    if overwrite and rows.strides[1] == 1:
+        words = rows[:, odd:].view(np.uint16)  # read in place; only its first word is written
+    else:
+        words = _scratch.get("a", (k, n), np.uint16)
+        np.copyto(words, rows[:, odd:].view(np.uint16))
     if odd:  # the first byte alone moves the initial state; the rest are whole words
         words[:, 0] ^= _t8_swapped()[rows[:, 0] ^ 0xFF]
     else:
@@ -165,7 +169,7 @@ def crc_ok(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray
     for g, (length, count) in enumerate(zip(values.tolist(), counts.tolist())):
         members = np.flatnonzero(inverse == g) if len(values) > 1 else np.arange(len(starts))
         if count >= MIN_VECTOR_GROUP:
-            ok[members] = crc_ok_rows(gather_rows(a, starts[members], length))
+            ok[members] = crc_ok_rows(gather_rows(a, starts[members], length), overwrite=True)
         else:
             small.extend(members.tolist())
     if small:

@@ -387,9 +387,10 @@ def iter_packet_batches(source: str | os.PathLike[str] | BinaryIO | bytes, on_sk
     """The packets of a capture a window at a time, for bulk work, every CRC checked (unless
     ``verify_crc`` is False). Same packets and skipped ranges as :func:`iter_capture`.
 
+    Framing and CRCs go in bulk (bulk.py: thousands of candidates checked with numpy at once).
     ``workers`` > 1 (a path only) frames segments of the file in that many processes: checking
-    CRCs is the cost (``crc_hqx`` runs at ~300 MB/s), so this scales with cores. Memory stays
-    bounded: a few segments of ``chunk_size`` bytes are in flight.
+    CRCs is the cost, so this scales with cores. Memory stays bounded: a few segments of
+    ``chunk_size`` bytes are in flight.
     """
     if workers > 1 and isinstance(source, (str, os.PathLike)):
         yield from _parallel_batches(os.fspath(source), on_skip, verify_crc, chunk_size, on_progress, workers)
