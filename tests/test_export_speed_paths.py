@@ -157,6 +157,13 @@ def test_bulk_export_is_byte_for_byte_the_row_by_row_one(captures, argv, capsys,
     assert reference[0] == 3 and "damaged" in reference[2]  # the damaged one: exit 3, skips listed
 
 
+def test_rows_rendered_in_small_blocks_come_out_in_order(captures, capsys, monkeypatch):
+    monkeypatch.setattr(decode_csv, "ROWS_PER_BLOCK", 7)
+    _, damaged = captures
+    reference = _export(["decode", damaged, "--format", "csv"], capsys, False, monkeypatch)
+    assert _export(["decode", damaged, "--format", "csv"], capsys, True, monkeypatch) == reference
+
+
 def test_bulk_export_to_a_file_and_in_several_processes(captures, tmp_path, capsys, monkeypatch):
     _, damaged = captures
     outputs = []

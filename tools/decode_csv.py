@@ -206,17 +206,25 @@ def render(columns: dict[int, Column], n_columns: int, k: int) -> tuple[np.ndarr
         first[1:] = seps[:-1, width - 1] + 2  # after "],["
         return first
 
-    ints = [token_of[i] for i, (kind, _) in enumerate(tokens) if kind == "i"]
+    ints = [token_of[i] for i, (kind, _) in enumerate(tokens) if kind in "iu"]
     if ints:
         at = ends(ints)
-        t[at - 1] = _NUL  # "7.0" -> "7"
+        t[at - 1] = _NUL  # "7.0" -> "7", and a u8's "0.0" -> "0"
         t[at - 2] = _NUL
     small = [i for i, (kind, _) in enumerate(tokens) if kind == "u"]
-    if small:
-        at = ends([token_of[i] for i in small]) - 3  # the "0.0" of each
-        digits = _U8_TEXT[np.stack([np.asarray(tokens[i][1], np.uint8) for i in small], axis=1)]
-        for d in range(3):
-            t[at + d] = digits[:, :, d]
+    if small:  # u8 values: the digits of those that are not 0, over their "0.0"
+        values = np.empty((len(small), k), np.uint8)
+        for row, i in zip(values, small):
+            row[:] = tokens[i][1]
+        nonzero = np.flatnonzero(values)
+        if len(nonzero):
+            cols = np.asarray([token_of[i] for i in small])
+            col, row = np.divmod(nonzero, k)
+            first = ends(cols)[row, col] - 3
+            digits = _U8_TEXT[values.ravel()[nonzero]]
+            for d in range(3):
+                keep = digits[:, d] != 0
+                t[first[keep] + d] = digits[keep, d]
     for i, (kind, v) in enumerate(tokens):
         if kind != "t":
             continue
@@ -477,19 +485,16 @@ class CsvExporter:
             passes[fast] = self._fast_filter(h[fast], t_utc[fast], t_mission[fast])
 
         # raw-samples and housekeeping rows, a kind at a time
-        blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        blocks: dict[int, list[tuple[memoryview, list[int]]]] = {}  # per kind: (text, line ends) per block
         for code, maker in ((1, self._raw), (2, self._hk)):
             members = np.flatnonzero((kind == code) & passes)
             if maker is None or not len(members):
                 continue
-            texts, ends, done = [], [], 0
+            blocks[code] = []
             for j in range(0, len(members), ROWS_PER_BLOCK):
                 part = members[j:j + ROWS_PER_BLOCK]
                 text, line_ends = maker.text(a, s[part], h[part], t_mission[part])
-                texts.append(text)
-                ends.append(line_ends + done)
-                done += len(text)
-            blocks[code] = (np.concatenate(texts) if len(texts) > 1 else texts[0], np.concatenate(ends))
+                blocks[code].append((memoryview(text), line_ends.tolist()))
 
         # every other row through Selector and RowBuilder, with the state just before it
         order = np.where(passes, kind, 0)
@@ -522,17 +527,24 @@ class CsvExporter:
         rows_here = np.flatnonzero(order)
         if len(rows_here):
             codes = order[rows_here]
-            cursor = {1: 0, 2: 0}
+            cursor = {1: [0, 0], 2: [0, 0]}  # block, row in block
             bounds = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist(), len(codes)]
             for b0, b1 in zip(bounds[:-1], bounds[1:]):
                 code = int(codes[b0])
                 if code == 3:
                     pieces.extend(slow_rows[i] for i in rows_here[b0:b1].tolist())
                     continue
-                text, ends = blocks[code]
-                first, stop = cursor[code], cursor[code] + (b1 - b0)
-                pieces.append(memoryview(text)[int(ends[first - 1]) if first else 0:int(ends[stop - 1])])
-                cursor[code] = stop
+                at = cursor[code]
+                wanted = b1 - b0
+                while wanted:
+                    text, ends = blocks[code][at[0]]
+                    take = min(wanted, len(ends) - at[1])
+                    pieces.append(text[ends[at[1] - 1] if at[1] else 0:ends[at[1] + take - 1]])
+                    wanted -= take
+                    at[1] += take
+                    if at[1] == len(ends):
+                        at[0] += 1
+                        at[1] = 0
             self.stats.rows += len(rows_here)
             self.stats.fast_rows += int(passes.sum())
         self._report(self._pending + undecodable)
