@@ -196,6 +196,8 @@ def render(columns: dict[int, Column], n_columns: int, k: int) -> tuple[np.ndarr
         """Where the values of matrix column(s) ``col`` end (the "," or "]" after them)."""
         if isinstance(col, int):
             return seps[:, col] if col < width - 1 else row_end
+        if max(col) < width - 1:
+            return seps[:, col]
         return np.where(np.asarray(col) < width - 1, seps[:, col], row_end[:, None])
 
     def starts(col: int) -> np.ndarray:
