@@ -116,6 +116,21 @@ class SensorStage:
         self._t_pairs = [(m, g[0], g[1], self.tlo[g[0]], self.thi[g[0]], self.tlo[g[1]], self.thi[g[1]])
                          for m, g in enumerate(self.t_groups) if len(g) == 2]
         self._t_others = [(m, g) for m, g in enumerate(self.t_groups) if len(g) != 2]
+        # Uniform stations (every module three pressure sensors / two temperature sensors, one
+        # range per kind) take the bulk-checked fast paths in step().
+        self._p_triples = [(m, *g) for m, g in enumerate(self.groups) if len(g) == 3]
+        self._p_uniform = (len(self._p_triples) == len(self.groups) > 0 and len(set(self.mlo)) == 1
+                           and len(set(self.mhi)) == 1)
+        self._p_lo = self.mlo[0] if self.groups else 0.0
+        self._p_hi = self.mhi[0] if self.groups else 0.0
+        self._t_pair_idx = [(m, j0, j1) for m, j0, j1, *_ in self._t_pairs]
+        self._t_uniform = (len(self._t_pairs) == len(self.t_groups) > 0 and len(set(self.tlo)) == 1
+                           and len(set(self.thi)) == 1)
+        self._t_lo = self.tlo[0] if self.tlo else 0.0
+        self._t_hi = self.thi[0] if self.thi else 0.0
+        self._p_zero = [0] * len(self.layout.pressure)
+        self._p_all_fast = [True] * len(self.groups)
+        self._t_zero = [0] * len(self.layout.temperature)
 
     def _refresh_fast(self, m: int) -> None:
         self.fast[m] = self.module_ok[m] and not self.dirty[m]
@@ -162,8 +177,13 @@ class SensorStage:
         out = self.pressure
         thr = self.thr
         fast = self.fast
-        for m, g, i0, i1, i2, lo, hi in self._p_rows:
-            if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
+        # (List equality is one C loop over identical small ints; any()/all() cost more here.)
+        if self._p_uniform and ps == self._p_zero and fast == self._p_all_fast:
+            # The usual cycle: every module has three healthy sensors, all samples fresh, and
+            # they share one range: the same vote as below without the per-sensor checks.
+            lo = self._p_lo
+            hi = self._p_hi
+            for m, i0, i1, i2 in self._p_triples:
                 a = pv[i0] - bias[i0]
                 b = pv[i1] - bias[i1]
                 c = pv[i2] - bias[i2]
@@ -175,11 +195,44 @@ class SensorStage:
                         a, b = b, a
                 if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
                     out[m] = b
-                    continue
-            self._slow_module(m, g, pv, ps, t, manage)
+                else:
+                    self._slow_module(m, (i0, i1, i2), pv, ps, t, manage)
+        else:
+            for m, g, i0, i1, i2, lo, hi in self._p_rows:
+                if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
+                    a = pv[i0] - bias[i0]
+                    b = pv[i1] - bias[i1]
+                    c = pv[i2] - bias[i2]
+                    if a > b:
+                        a, b = b, a
+                    if b > c:
+                        b, c = c, b
+                        if a > b:
+                            a, b = b, a
+                    if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
+                        out[m] = b
+                        continue
+                self._slow_module(m, g, pv, ps, t, manage)
         tv = frame.temperature
         ts = frame.temperature_status
         tout = self.temperature
+        if self._t_uniform and ts == self._t_zero:
+            # Every module has a pair of fresh sensors sharing one range: a module whose two
+            # readings are in range (not NaN) gets their mean, as below.
+            lo = self._t_lo
+            hi = self._t_hi
+            for m, j0, j1 in self._t_pair_idx:
+                a = tv[j0]
+                b = tv[j1]
+                if lo <= a <= hi and lo <= b <= hi:
+                    tout[m] = 0.5 * (a + b)
+                elif lo <= a <= hi:
+                    tout[m] = a
+                elif lo <= b <= hi:
+                    tout[m] = b
+            if self.learning:
+                self._learn(pv, ps, t)
+            return
         for m, j0, j1, lo0, hi0, lo1, hi1 in self._t_pairs:
             # The usual pair: both valid is the common case.
             a = tv[j0]
