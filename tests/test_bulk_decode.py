@@ -241,3 +241,16 @@ def test_the_bulk_framer_can_be_told_to_go_byte_by_byte():
         framer = _Framer(True, bulk=bulk_mode)
         starts, lengths, used = framer.frame(data, 0, True, [])
         assert used == len(data) and int(lengths.sum()) == len(data)
+
+
+def test_crc_checks_in_threads_do_not_share_work_buffers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(8)
+    matrices = [_packet_rows(rng, 370, 300) for _ in range(4)]
+    for m in matrices[::2]:
+        m[::5, 100] ^= 1
+    expected = [bulk.crc_ok_rows(m).tolist() for m in matrices]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda m: bulk.crc_ok_rows(m).tolist(), matrices)) == expected

@@ -92,8 +92,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="processes for --format csv (default: one per core, up to 4, for captures over "
-                   f"{PARALLEL_MIN_BYTES >> 20} MB; 1 for any size)")
+                   help="processes for --format csv (default: one per core, up to 4, for a capture over "
+                   f"{PARALLEL_MIN_BYTES >> 20} MB, else 1)")
     p.set_defaults(func=handler)
 
 

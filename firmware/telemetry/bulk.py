@@ -5,7 +5,7 @@ Reading a capture costs the CRC: ``binascii.crc_hqx`` runs at ~300 MB/s, 1.3 us 
 raw-samples packet, so a per-packet loop tops out near 700k packets/s. Here packets of equal length
 are gathered into a ``(K, L)`` byte matrix and checked together (:func:`crc_ok_rows`), and the
 framing walks the length fields and confirms a repeating pattern of lengths with one numpy
-comparison (:func:`walk_lengths`) instead of one Python step per packet. capture.py uses both and
+comparison (:class:`LengthWalker`) instead of one Python step per packet. capture.py uses both and
 falls back to its byte-by-byte resynchronising framer wherever a candidate packet does not check,
 so the packets and skipped ranges found are exactly those of the byte-by-byte rule.
 
@@ -23,6 +23,7 @@ the last remaining word is 0. Tables (64k entries each) are built on first use, 
 from __future__ import annotations
 
 import binascii
+import threading
 from typing import Any
 
 import numpy as np
@@ -88,9 +89,9 @@ def _inverse_power_swapped(level: int) -> np.ndarray:
     return table
 
 
-class _Scratch:
-    """Grow-only work buffers reused between calls: fresh multi-megabyte arrays cost a page fault
-    per 4 kB on every call, which was more than the table look-ups themselves."""
+class _Scratch(threading.local):
+    """Grow-only work buffers reused between calls, one set per thread: fresh multi-megabyte
+    arrays cost a page fault per 4 kB on every call, which was more than the table look-ups."""
 
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}

@@ -28,9 +28,9 @@ from typing import BinaryIO, Callable, Iterator, NamedTuple
 import numpy as np
 
 from ..errors import PacketDecodeError
+from . import bulk as _bulk
 from . import packets as P
 from .fastcodec import _TC_FIELDS, _TM_FIELDS, fast_decode
-from . import bulk as _bulk
 from .fields import field_offsets
 
 CHUNK_SIZE = 1 << 20
@@ -102,7 +102,7 @@ class _Framer:
 
     Two ways to apply the same rule: :meth:`_scan`, one candidate position at a time (the
     reference, and what resynchronises after damage), and the bulk way in :meth:`frame`: follow
-    the chain of length fields (:func:`bulk.walk_lengths`), then check the headers and CRCs of
+    the chain of length fields (:class:`bulk.LengthWalker`), then check the headers and CRCs of
     thousands of candidates at once with numpy; where the first candidate fails, :meth:`_scan`
     takes over until it has found the next packet. Both give the same packets and skipped ranges.
     """
