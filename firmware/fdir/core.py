@@ -243,6 +243,7 @@ class Fdir:
                 bank.reset(y)
             bank.push(y)
             k = bank.k
+            sr = None
             # The rapid test runs every other sample: 0.1 s more latency at most, half the cost.
             if k >= n_rapid and not k & 1:
                 sr = bank.slope_scaled(n_rapid, scale_rapid)
@@ -261,7 +262,9 @@ class Fdir:
                     break
                 if sigma == 0.0:
                     sigma = bank.sigma()
-                slope = bank.slope_scaled(n, scale[j])
+                # The shortest window is usually the rapid window, due on the same samples:
+                # its slope was just computed.
+                slope = sr if n == n_rapid and sr is not None else bank.slope_scaled(n, scale[j])
                 z = (-slope - dead_band) / (sigma * sdf[j])
                 if z >= z_suspect:
                     t_above[slot] = t

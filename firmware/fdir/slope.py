@@ -30,7 +30,7 @@ class SlopeBank:
 
     __slots__ = (
         "cap", "f", "r0", "r1", "c0", "c1", "k", "y0", "y_prev", "m1", "m2", "n_noise",
-        "alpha_min", "noise_min2",
+        "alpha_min", "noise_min2", "n_steady",
     )
 
     def __init__(self, max_samples: int, rate_hz: float, noise_tau_s: float, noise_min: float) -> None:
@@ -40,6 +40,14 @@ class SlopeBank:
         self.r1 = [0] * self.cap
         self.alpha_min = 1.0 / max(1.0, noise_tau_s * rate_hz)
         self.noise_min2 = noise_min * noise_min
+        # The weight of the noise estimate is max(1/n, alpha_min); from n_steady on it is
+        # alpha_min for good (1/n only falls), so the count stops there.
+        n = max(1, int(1.0 / self.alpha_min))
+        while 1.0 / n >= self.alpha_min:
+            n += 1
+        while n > 1 and 1.0 / (n - 1) < self.alpha_min:
+            n -= 1
+        self.n_steady = n
         self.reset(0.0)
 
     def reset(self, y0: float) -> None:
@@ -68,13 +76,19 @@ class SlopeBank:
         self.k = k + 1
         if k:
             d = y - self.y_prev
-            n = self.n_noise + 1
-            self.n_noise = n
-            a = 1.0 / n
-            if a < self.alpha_min:
+            n = self.n_noise
+            if n < self.n_steady:
+                n += 1
+                self.n_noise = n
+                a = 1.0 / n
+                if a < self.alpha_min:
+                    a = self.alpha_min
+            else:
                 a = self.alpha_min
-            self.m1 += a * (d - self.m1)
-            self.m2 += a * (d * d - self.m2)
+            m1 = self.m1
+            self.m1 = m1 + a * (d - m1)
+            m2 = self.m2
+            self.m2 = m2 + a * (d * d - m2)
         self.y_prev = y
 
     def sigma(self) -> float:
