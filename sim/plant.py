@@ -28,6 +28,7 @@ import math
 import random
 
 from .gas import CHOKED_FLUX, R_AIR, area, orifice_flow
+from .lookahead import TimeTable
 from .scenario import Scenario
 
 #: Fully open connections at least this wide are lumped (equalise well within one 0.1 s step:
@@ -169,6 +170,11 @@ class Plant:
         self._mis_w = 2.0 * math.pi / crew.mismatch_period_s
         self._mis_phase = crng.uniform(0.0, 2.0 * math.pi)
 
+        self._table = TimeTable(
+            self._thermal_rows, self._w_orbit, self._w_drift, self._vol_r,
+            (self._act_amp, self._act_phase, self._use_mean, self._mis_amp, self._mis_w, self._mis_phase)
+            if self._gen_module >= 0 else None, self._time_terms)
+
         self.leaked_kg = 0.0
         self.consumed_kg = 0.0
         self.added_kg = 0.0
@@ -268,14 +274,28 @@ class Plant:
         self.t = t
 
     def _update_thermal(self, t: float) -> None:
-        # Comprehensions over prebuilt tuples: about 3x faster than an indexed loop here.
         # The lists are replaced, not mutated: read plant.temperature afresh each time.
+        self.temperature, self._cap = self._thermal(t)
+
+    def _thermal(self, t: float) -> tuple[list[float], list[float]]:
+        """Gas temperature (K) and capacity V / (R T) (kg/Pa) of each module at time ``t``."""
+        # Comprehensions over prebuilt tuples: about 3x faster than an indexed loop here.
         wo = self._w_orbit * t
         wd = self._w_drift * t
-        so, co, sd, cd = math.sin(wo), math.cos(wo), math.sin(wd), math.cos(wd)
+        so, co, sd, cd = _sin(wo), _cos(wo), _sin(wd), _cos(wd)
         temp = [m + a * so + b * co + c * sd + d * cd for m, a, b, c, d in self._thermal_rows]
-        self.temperature = temp
-        self._cap = [v / tk for v, tk in zip(self._vol_r, temp)]
+        return temp, [v / tk for v, tk in zip(self._vol_r, temp)]
+
+    def _time_terms(self, t: float) -> tuple[list[float], list[float], float, float]:
+        """What depends on mission time alone: temperatures and capacities (:meth:`_thermal`),
+        the crew activity factor and the O2 generation rate (kg/s), both 0.0 without crew.
+        sim/lookahead.py tabulates the same formulas."""
+        temp, cap = self._thermal(t)
+        if self._gen_module < 0:
+            return temp, cap, 0.0, 0.0
+        use_f = 1.0 + self._act_amp * _sin(_TWO_PI * t / DAY_S + self._act_phase)
+        gen = self._use_mean + self._mis_amp * _sin(self._mis_w * t + self._mis_phase)
+        return temp, cap, use_f, gen
 
     def _rebuild_nodes(self) -> None:
         """Regroup modules into pressure nodes after a lumping connection opened or closed.
@@ -345,21 +365,18 @@ class Plant:
         if self._moving:
             self._move_valves(h)
 
-        # The thermal model (as _update_thermal; inlined: this runs every step).
-        wo = self._w_orbit * t
-        wd = self._w_drift * t
-        so, co, sd, cd = _sin(wo), _cos(wo), _sin(wd), _cos(wd)
-        temp = [m + a * so + b * co + c * sd + d * cd for m, a, b, c, d in self._thermal_rows]
+        # Open-loop terms (temperatures, capacities, crew factors): from the lookahead table
+        # on the executive's grid, else from the formulas.
+        row = self._table.row(t)
+        if row is None:
+            row = self._time_terms(t)
+            self._table.missed(t, h)
+        temp, cap, use_f, gen = row
         self.temperature = temp
-        self._cap = cap = [v / tk for v, tk in zip(self._vol_r, temp)]
+        self._cap = cap
         nn = self._node_count
 
         # Per-node sources (kg/s): crew use, oxygen generation, repress.
-        use_f = 0.0
-        gen = 0.0
-        if self._gen_module >= 0:
-            use_f = 1.0 + self._act_amp * _sin(_TWO_PI * t / DAY_S + self._act_phase)
-            gen = self._use_mean + self._mis_amp * _sin(self._mis_w * t + self._mis_phase)
         added_rate = gen
         consumed_rate = 0.0
 
