@@ -9,10 +9,11 @@ numpy for the next :data:`BLOCK` grid times at once and hands them out one row p
 
 Exactness: every row is computed by the same IEEE operations, in the same order, as the scalar
 formulas in :meth:`Plant._time_terms` (numpy ufuncs are one correctly rounded operation each;
-no fused multiply-add), and numpy's float64 ``sin``/``cos`` are the C library's. A table is only
-used once its first row has been checked against the scalar formulas, so a platform whose numpy
-``sin`` differs falls back to the scalar path instead of changing results; tests assert that
-stepping with and without tables gives bit-identical plants.
+no fused multiply-add), and numpy's float64 ``sin``/``cos`` call the C library's (tests check
+both, and that stepping with and without tables gives bit-identical plants). As a guard, a
+table is used only if its first row equals the scalar formulas' result; tables stop for good
+once one does not. Where numpy's sin differed in the last bit for some argument only, runs would
+stay deterministic (same grid, same rows) but differ from a table-less run in the last bit.
 
 A step off the grid (a paced wall clock, a long advance split into substeps) uses the scalar
 path; a step on the grid that the table does not hold starts a new table.
@@ -91,14 +92,22 @@ class TimeTable:
             return
         self._build(k + 1, period)
 
-    def _build(self, k0: int, period: float) -> None:
-        times = np.arange(k0, k0 + BLOCK, dtype=float) * period  # k * period, as the executive
+    def temperatures(self, times: np.ndarray) -> np.ndarray | None:
+        """Gas temperature (K) of each module at each of ``times`` (rows), by the scalar
+        formula's operations; None once numpy has disagreed with the C library here."""
+        if not self.enabled:
+            return None
         wo = self._wo * times
         wd = self._wd * times
         so, co, sd, cd = np.sin(wo), np.cos(wo), np.sin(wd), np.cos(wd)
         # (((mean + a so) + b co) + c sd) + d cd, per module and time: the scalar order
-        temp = (self._mean[None, :] + self._a[None, :] * so[:, None] + self._b[None, :] * co[:, None]
+        return (self._mean[None, :] + self._a[None, :] * so[:, None] + self._b[None, :] * co[:, None]
                 + self._c[None, :] * sd[:, None] + self._d[None, :] * cd[:, None])
+
+    def _build(self, k0: int, period: float) -> None:
+        times = np.arange(k0, k0 + BLOCK, dtype=float) * period  # k * period, as the executive
+        temp = self.temperatures(times)
+        assert temp is not None
         cap = self._vol_r[None, :] / temp
         if self._crew is not None:
             act_amp, act_phase, use_mean, mis_amp, mis_w, mis_phase = self._crew

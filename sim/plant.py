@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
+
 from .gas import CHOKED_FLUX, R_AIR, area, orifice_flow
 from .lookahead import TimeTable
 from .scenario import Scenario
@@ -296,6 +298,22 @@ class Plant:
         use_f = 1.0 + self._act_amp * _sin(_TWO_PI * t / DAY_S + self._act_phase)
         gen = self._use_mean + self._mis_amp * _sin(self._mis_w * t + self._mis_phase)
         return temp, cap, use_f, gen
+
+    def grid_temperatures(self, t: float, count: int) -> tuple[list[float], "np.ndarray"] | None:
+        """If mission time ``t`` lies on the lockstep grid the plant is stepping on: the next
+        ``count`` grid times from ``t`` and the gas temperature of each module at each
+        (``count`` x modules, the values steps at those times will have); else None. The
+        sensors tabulate their temperature channels from it."""
+        tab = self._table
+        period = tab.period
+        if not period:
+            return None
+        k = round(t / period)
+        if k * period != t:
+            return None
+        times = np.arange(k, k + count, dtype=float) * period
+        temps = tab.temperatures(times)
+        return None if temps is None else (times.tolist(), temps)
 
     def _rebuild_nodes(self) -> None:
         """Regroup modules into pressure nodes after a lumping connection opened or closed.

@@ -84,10 +84,10 @@ class _NoiseStream:
             self._cuts.append((start, start + len(sig)))
             start += len(sig)
 
-    def next_block(self) -> list[memoryview]:
-        """The next _BLOCK rows: per group, a flat C-contiguous float64 memoryview."""
+    def next_block(self) -> list[np.ndarray]:
+        """The next _BLOCK rows: per group, a C-contiguous (_BLOCK, channels) float64 array."""
         block = self._gen.standard_normal((_BLOCK, len(self._sigma))) * self._sigma + self._offset
-        return [memoryview(np.ascontiguousarray(block[:, a:b]).reshape(-1)) for a, b in self._cuts]
+        return [np.ascontiguousarray(block[:, a:b]) for a, b in self._cuts]
 
 
 def _is_power_of_two(q: float) -> bool:
@@ -130,7 +130,19 @@ class SensorBank:
         ])
         empty = memoryview(b"").cast("d")
         self._mv_p, self._mv_t, self._mv_f = empty, empty, empty
+        self._zt_block = np.zeros((0, len(t_ids)))
         self._row = _BLOCK  # next row of the current block; _BLOCK: draw a block first
+        # Temperature channels are open loop (gas temperature depends on time alone): on the
+        # lockstep grid, their samples for the rest of a noise block are computed at once with
+        # numpy (same operations, same order) from the plant's predicted temperatures. A row
+        # is used only when the sample time and the plant's actual temperatures match the
+        # prediction; otherwise the scalar path runs.
+        self._tpre_times: list[float] = []  #: grid time of each tabulated row
+        self._tpre_first = 0  #: noise row of tabulated row 0
+        self._tpre_temp = empty  #: predicted plant temperatures, rows x modules
+        self._tpre_vals = empty  #: temperature channel samples, rows x channels
+        self._tpre_tries = 0  #: tabulation attempts in this noise block (bounded)
+        self._nm = len(scenario.modules)
         # Quantisation: x * iq + r - r rounds x / q to an integer (ties to even), times q gives
         # the output. For a power-of-two quantum (0.25 Pa) x + R - R with R = r * q gives the
         # same result in two operations instead of four (scaling by a power of two is exact).
@@ -187,7 +199,11 @@ class SensorBank:
             prev_time = (self.p_time, self.t_time, self.f_time)
         k = self._row
         if k >= _BLOCK:
-            self._mv_p, self._mv_t, self._mv_f = self._noise.next_block()
+            zp, zt, zf = self._noise.next_block()
+            self._mv_p, self._mv_t, self._mv_f = (memoryview(a.reshape(-1)) for a in (zp, zt, zf))
+            self._zt_block = zt
+            self._tpre_times = []
+            self._tpre_tries = 0
             k = 0
         self._row = k + 1
         n_p, n_t, n_f = self._n
@@ -204,13 +220,20 @@ class SensorBank:
             self.p_value = [((press[m] + o + z) * iq + r - r) * q for (m, o), z in zip(self._p_rows, zp)]
         else:
             self.p_value = [press[m] + o + z for (m, o), z in zip(self._p_rows, zp)]
-        zt = self._mv_t[k * n_t:k * n_t + n_t]
-        q = self._tq
-        if q > 0.0:
-            iq = self._itq
-            self.t_value = [((temp[m] + z) * iq + r - r) * q for m, z in zip(self._t_mod, zt)]
+        j = k - self._tpre_first
+        if 0 <= j < len(self._tpre_times) and self._tpre_times[j] == t and \
+                self._tpre_temp[j * self._nm:(j + 1) * self._nm].tolist() == temp:
+            self.t_value = self._tpre_vals[j * n_t:(j + 1) * n_t].tolist()
         else:
-            self.t_value = [temp[m] + z for m, z in zip(self._t_mod, zt)]
+            zt = self._mv_t[k * n_t:k * n_t + n_t]
+            q = self._tq
+            if q > 0.0:
+                iq = self._itq
+                self.t_value = [((temp[m] + z) * iq + r - r) * q for m, z in zip(self._t_mod, zt)]
+            else:
+                self.t_value = [temp[m] + z for m, z in zip(self._t_mod, zt)]
+            if n_t and self._tpre_tries < 3:
+                self._tabulate_temperatures(t, k)
         if n_f:
             zf = self._mv_f[k * n_f:k * n_f + n_f]
             q = self._fq
@@ -231,6 +254,24 @@ class SensorBank:
                 self._apply_faults(t, prev, prev_time)
         if not self._all_ever:
             self._note_produced()
+
+    def _tabulate_temperatures(self, t: float, k: int) -> None:
+        """Temperature channel samples for noise rows ``k + 1`` .. end of block, assuming one
+        sample per grid step from ``t`` on (see __init__)."""
+        self._tpre_tries += 1
+        count = _BLOCK - k
+        pred = self.plant.grid_temperatures(t, count)
+        if pred is None:
+            return
+        times, temps = pred
+        x = temps[:, self._t_mod] + self._zt_block[k:]
+        q = self._tq
+        if q > 0.0:
+            x = ((x * self._itq + _ROUND) - _ROUND) * q  # the scalar path's operations
+        self._tpre_first = k
+        self._tpre_times = times
+        self._tpre_temp = memoryview(np.ascontiguousarray(temps).reshape(-1))
+        self._tpre_vals = memoryview(np.ascontiguousarray(x).reshape(-1))
 
     def _note_produced(self) -> None:
         """Remember which channels have produced a sample (a dropout before that is NO_DATA)."""
