@@ -29,7 +29,7 @@ class SlopeBank:
     """Prefix-sum ring for one segment. ``k`` counts samples since the last :meth:`reset`."""
 
     __slots__ = (
-        "cap", "f", "r0", "r1", "c0", "c1", "k", "y0", "y_prev", "m1", "m2", "n_noise",
+        "cap", "f", "r0", "r1", "c0", "c1", "k", "y0", "y_prev", "m1", "m2",
         "alpha_min", "noise_min2", "n_steady",
     )
 
@@ -40,8 +40,8 @@ class SlopeBank:
         self.r1 = [0] * self.cap
         self.alpha_min = 1.0 / max(1.0, noise_tau_s * rate_hz)
         self.noise_min2 = noise_min * noise_min
-        # The weight of the noise estimate is max(1/n, alpha_min); from n_steady on it is
-        # alpha_min for good (1/n only falls), so the count stops there.
+        # The weight of the noise estimate at sample k >= 1 (the k-th difference) is
+        # max(1/k, alpha_min); from k = n_steady on it is alpha_min for good (1/k only falls).
         n = max(1, int(1.0 / self.alpha_min))
         while 1.0 / n >= self.alpha_min:
             n += 1
@@ -61,35 +61,35 @@ class SlopeBank:
         self.y_prev = y0
         self.m1 = 0.0
         self.m2 = 0.0
-        self.n_noise = 0
 
     def push(self, y: float) -> None:
         k = self.k
         yq = int((y - self.y0) * Q)
         c0 = self.c0 + yq
         c1 = self.c1 + k * yq
-        j = (k + 1) % self.cap
-        self.r0[j] = c0
-        self.r1[j] = c1
         self.c0 = c0
         self.c1 = c1
         self.k = k + 1
-        if k:
-            d = y - self.y_prev
-            n = self.n_noise
-            if n < self.n_steady:
-                n += 1
-                self.n_noise = n
-                a = 1.0 / n
-                if a < self.alpha_min:
-                    a = self.alpha_min
-            else:
+        j = (k + 1) % self.cap
+        self.r0[j] = c0
+        self.r1[j] = c1
+        # Noise: exponentially weighted mean and mean square of the first differences,
+        # cumulative (weight 1/k) until the weight reaches alpha_min.
+        if k >= self.n_steady:
+            a = self.alpha_min
+        elif k:
+            a = 1.0 / k
+            if a < self.alpha_min:
                 a = self.alpha_min
-            m1 = self.m1
-            self.m1 = m1 + a * (d - m1)
-            m2 = self.m2
-            self.m2 = m2 + a * (d * d - m2)
+        else:
+            self.y_prev = y
+            return
+        d = y - self.y_prev
         self.y_prev = y
+        m1 = self.m1
+        self.m1 = m1 + a * (d - m1)
+        m2 = self.m2
+        self.m2 = m2 + a * (d * d - m2)
 
     def sigma(self) -> float:
         """White-noise standard deviation of the signal, Pa (never below ``noise_min``)."""
