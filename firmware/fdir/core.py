@@ -389,9 +389,10 @@ class Fdir:
         k = bank.k
         if k < self.plan.n_warm:
             return 0.0
-        ns = self.plan.n_sorted
-        i = bisect_right(ns, k)  # the longest window filled: max(n for n in plan.n if n <= k)
-        return self._rate_kg_s(slot, bank.slope(ns[i - 1] if i else k))
+        plan = self.plan
+        i = bisect_right(plan.n_sorted, k)  # the longest window filled: max(n for n in plan.n if n <= k)
+        slope = bank.slope_scaled(plan.n_sorted[i - 1], plan.scale_sorted[i - 1]) if i else bank.slope(k)
+        return self._rate_kg_s(slot, slope)
 
     def module_status(self, m: int) -> int:
         if self.sealed_mask >> m & 1:

@@ -61,6 +61,7 @@ class WindowPlan:
         self.rate_hz = 1.0 / dt
         self.n = [max(2, round(w / dt)) for w in params.leak.windows_s]
         self.n_sorted = sorted(self.n)
+        self.scale_sorted = [slope_scale(n, self.rate_hz) for n in self.n_sorted]
         self.sdf = [slope_sd_factor(n, self.rate_hz) for n in self.n]
         self.scale = [slope_scale(n, self.rate_hz) for n in self.n]  #: for SlopeBank.slope_scaled
         self.stride = [max(1, n // 10) for n in self.n]
