@@ -28,6 +28,8 @@ import numpy as np
 
 #: grid steps per table (one numpy evaluation per BLOCK steps)
 BLOCK = 1024
+#: after a step off the grid, this many further scalar steps before the grid is looked for again
+_BACKOFF = 63
 _TWO_PI = 2.0 * math.pi
 _DAY_S = 86400.0
 
@@ -64,6 +66,7 @@ class TimeTable:
         self.tables = 0  #: tables built
         self._times: list[float] = []
         self._next = 0
+        self._backoff = 0  #: scalar steps left before the grid is looked for again
         empty = memoryview(b"").cast("d")
         self._temp = empty
         self._cap = empty
@@ -84,11 +87,15 @@ class TimeTable:
     def missed(self, t: float, span: float) -> None:
         """The step to ``t`` (after a step of ``span`` s) used the scalar path: if ``t`` lies
         on the grid of ``span`` (rounded to a whole ns), tabulate the next BLOCK grid times."""
+        if self._backoff:  # off the grid lately: look again only now and then
+            self._backoff -= 1
+            return
         if not self.enabled or not 1e-6 < span < 1e6:
             return
         period = round(span * 1e9) / 1e9  # the executive's period: a whole number of ns
         k = round(t / period)
         if k * period != t:  # off the grid: a paced clock or substeps
+            self._backoff = _BACKOFF
             return
         self._build(k + 1, period)
 
