@@ -15,7 +15,8 @@ from ..types import EventId, FdirMode, IsolationState, ModuleStatus, SensorHealt
 from .capture import CapturedPacket, CaptureWriter, PacketBatch, Skip, iter_capture, iter_packet_batches, iter_raw_packets
 from .emitter import LAYOUT_PERIOD_S, TelemetryEmitter
 from .events import EVENT_DEFS, EventDef, EventValue
-from .fastcodec import MessageCounters, RawSampleEncoder, SequenceCounters, fast_decode, fast_encode
+from .fastcodec import MessageCounters, SequenceCounters, fast_decode, fast_encode
+from .rawencode import RawSampleEncoder
 from .layoutjson import layout_from_json, layout_to_json
 from .packets import (
     APID_COMMAND,

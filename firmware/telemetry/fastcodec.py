@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import binascii
 import struct
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import construct as cs
 
-from ...hal.interfaces import Frame, Layout
 from ..errors import PacketDecodeError, TelemetryError
 from . import packets as P
 from ..types import EventId, Severity
@@ -101,137 +100,6 @@ class MessageCounters:
         count = self._counts[key]
         self._counts[key] = (count + 1) & 0xFFFF
         return count
-
-
-def raw_samples_layout(n_pressure: int, n_temperature: int, n_flow: int, n_valves: int) -> list[FlatField]:
-    """The flattened fields of a whole raw-samples packet (headers, body, CRC) for these counts."""
-    decl = cs.Struct("primary" / P.PRIMARY_HEADER, "secondary" / P.TM_SECONDARY_HEADER,
-                     "data" / P.RAW_SAMPLES_BODY, "pec" / cs.Int16ub)
-    return flatten(decl, {"n_pressure": n_pressure, "n_temperature": n_temperature,
-                          "n_flow": n_flow, "n_valves": n_valves})
-
-
-class RawSampleEncoder:
-    """Encodes the per-cycle raw-samples packet (3/25, SID 2) straight from a hal Frame.
-
-    About 3 us per packet. Keeps the APID's sequence counter (``seq_counters``, shared with other
-    encoders of the same emitter) and the 3/25 message type counter (``msg_counters``).
-    """
-
-    def __init__(self, layout: Layout | Sequence[int], *, apid: int = P.APID_RAW, dest_id: int = 0,
-                 seq_counters: SequenceCounters | None = None,
-                 msg_counters: MessageCounters | None = None, time_ref_status: int = 0) -> None:
-        if isinstance(layout, Layout):
-            counts = (len(layout.pressure), len(layout.temperature), len(layout.flow), len(layout.valves))
-        else:
-            counts = tuple(int(c) for c in layout)
-        if any(not 0 <= c <= 255 for c in counts):
-            raise TelemetryError(f"raw samples: channel counts {counts} must each be 0..255")
-        self.counts = counts
-        self.apid = apid
-        self._seq = seq_counters if seq_counters is not None else SequenceCounters()
-        self._msg = msg_counters if msg_counters is not None else MessageCounters()
-        fields = raw_samples_layout(*counts)
-        assert fields[-1].path == "pec"
-        # u8 arrays (statuses, valve commands) are packed as one bytes value ("18s" instead of
-        # "18B": same bytes, 20 ns less per value) and re-made only when they change, which is rare.
-        fields = [FlatField(f.path, "s", f.count, is_array=True) if f.is_array and f.code == "B" else f
-                  for f in fields[:-1]]
-        self._struct = struct.Struct(struct_format(fields))
-        self.size = self._struct.size + P.PEC_SIZE
-        # One argument slot per struct value; constant ones are filled here once.
-        slots: dict[str, slice] = {}
-        args: list[Any] = []
-        for f in fields:
-            n = 1 if f.code == "s" else f.count
-            slots[f.path] = slice(len(args), len(args) + n)
-            args.extend([b"\0" * f.count if f.code == "s" else f.const if f.const is not None else 0] * n)
-        static = {
-            "primary.packet_id": _pack_bits(_PACKET_ID, packet_type=P.PacketType.TM, apid=apid),
-            "primary.data_length": self.size - 7,
-            "secondary.version_status": _pack_bits(_VERSION_STATUS, time_ref_status=time_ref_status),
-            "secondary.service": 3, "secondary.subtype": 25, "secondary.dest_id": dest_id,
-            "data.n_pressure": counts[0], "data.n_temperature": counts[1], "data.n_flow": counts[2],
-            "data.n_valves": counts[3],
-        }
-        for path, value in static.items():
-            args[slots[path].start] = value
-        self._args = args
-        self._flags = _pack_bits(_SEQ_CTRL, seq_flags=P.SEQ_UNSEGMENTED, seq_count=0)
-        self._i_seq = slots["primary.seq_ctrl"].start
-        self._i_counter = slots["secondary.msg_counter"].start
-        self._i_secs = slots["secondary.cuc_seconds"].start
-        self._i_frac = slots["secondary.cuc_fraction"].start
-        self._i_cycle = slots["data.cycle"].start
-        self._s_p, self._s_t, self._s_f, self._s_fb = (
-            slots[f"data.{n}"] for n in ("pressure", "temperature", "flow", "valve_fb"))
-        # (frame attribute, arg index, last value seen) for each u8 array
-        self._u8 = tuple((name, slots[f"data.{name}"].start, [-1] * n) for name, n in (
-            ("pressure_status", counts[0]), ("temperature_status", counts[1]), ("flow_status", counts[2]),
-            ("valve_cmd", counts[3]), ("valve_status", counts[3])))
-
-        self.encode = self._make_encoder()
-
-    def _make_encoder(self) -> Callable[[Frame, int, float], bytes]:
-        # A closure: its constants are cell variables, faster than attribute look-ups, which
-        # matters at ~3 us per packet.
-        a = self._args
-        pack = self._struct.pack
-        crc_hqx = binascii.crc_hqx
-        seq_counts = self._seq._counts
-        msg_counts = self._msg._counts
-        apid = self.apid
-        msg_key = (3 << 8) | 25
-        flags = self._flags
-        i_seq, i_counter, i_secs, i_frac, i_cycle = (
-            self._i_seq, self._i_counter, self._i_secs, self._i_frac, self._i_cycle)
-        s_p, s_t, s_f, s_fb = self._s_p, self._s_t, self._s_f, self._s_fb
-        (_, i_ps, last_ps), (_, i_ts, last_ts), (_, i_fs, last_fs), (_, i_vc, last_vc), (_, i_vs, last_vs) = self._u8
-        u8 = self._u8
-
-        def encode(frame: Frame, cycle: int, time_utc: float) -> bytes:
-            """The packet for this cycle. ``time_utc`` in UTC seconds since 1970 (CUC, 1/65536 s).
-            Raises TelemetryError if ``time_utc`` is outside the CUC range, ``cycle`` does not fit
-            a u32 or a status is not 0..255 (the counters are not advanced then)."""
-            seq = seq_counts[apid]
-            a[i_seq] = flags | seq
-            counter = msg_counts[msg_key]
-            a[i_counter] = counter
-            a[i_cycle] = cycle
-            a[s_p] = frame.pressure
-            a[s_t] = frame.temperature
-            a[s_f] = frame.flow
-            a[s_fb] = frame.valve_fb
-            try:
-                secs = int(time_utc // 1.0)
-                a[i_secs] = secs
-                a[i_frac] = int((time_utc - secs) * 65536.0)
-                # statuses rarely change: re-make their bytes only when they do
-                if frame.pressure_status != last_ps:
-                    a[i_ps] = bytes(frame.pressure_status)
-                    last_ps[:] = frame.pressure_status
-                if frame.temperature_status != last_ts:
-                    a[i_ts] = bytes(frame.temperature_status)
-                    last_ts[:] = frame.temperature_status
-                if frame.flow_status != last_fs:
-                    a[i_fs] = bytes(frame.flow_status)
-                    last_fs[:] = frame.flow_status
-                if frame.valve_cmd != last_vc:
-                    a[i_vc] = bytes(frame.valve_cmd)
-                    last_vc[:] = frame.valve_cmd
-                if frame.valve_status != last_vs:
-                    a[i_vs] = bytes(frame.valve_status)
-                    last_vs[:] = frame.valve_status
-                body = pack(*a)
-            except (struct.error, ValueError, TypeError, OverflowError) as exc:
-                for _, _, last in u8:
-                    last[:] = [-1] * len(last)  # re-check every array next time
-                raise TelemetryError(f"raw samples, cycle {cycle}, time {time_utc}: {exc}") from exc
-            seq_counts[apid] = (seq + 1) & 0x3FFF
-            msg_counts[msg_key] = (counter + 1) & 0xFFFF
-            return body + crc_hqx(body, 0xFFFF).to_bytes(2, "big")
-
-        return encode
 
 
 _RAW_BODY_CACHE: dict[tuple[int, int, int, int], tuple[struct.Struct, tuple[slice, ...]]] = {}

@@ -13,8 +13,7 @@ tests prove byte equality with :func:`packets.encode` (construct).
 
 Cost (2-core test machine, loaded): about 2 us per raw-samples packet of 18 pressure, 12
 temperature, 1 flow channel and 6 valves, of which the CRC is 1.2 us; about 4 us per
-housekeeping packet. ``fastcodec.RawSampleEncoder`` is the older, general version of the same
-packet (about 3 us) and stays for compatibility.
+housekeeping packet.
 
 Counters: both take the emitter's :class:`SequenceCounters` and :class:`MessageCounters`, and
 advance them only for a packet actually encoded (no gaps in the sequence count).
@@ -98,8 +97,8 @@ class _Template:
 class RawSampleEncoder:
     """Encodes the raw-samples packet (3/25, SID 2) of one layout straight from a hal Frame.
 
-    Same constructor and ``encode(frame, cycle, time_utc) -> bytes`` as
-    ``fastcodec.RawSampleEncoder``, and the same bytes. ``encode`` raises TelemetryError (and
+    ``encode(frame, cycle, time_utc) -> bytes`` gives the same bytes as :func:`packets.encode`
+    (construct) and raises TelemetryError (and
     advances no counter) when ``time_utc`` is outside the CUC range or NaN, ``cycle`` does not fit
     a u32 or a status is not 0..255.
     """
