@@ -273,6 +273,30 @@ class _Collector:
         else:
             self.dropped += 1
 
+    def packet(self, offset: int, packet: Any) -> None:
+        """Take one decoded packet found at byte ``offset``: a layout report starts (or restarts)
+        the layout; housekeeping and events inside the window are collected.
+
+        Raises InputError for housekeeping before any layout report (modules cannot be named)."""
+        from ..firmware.telemetry.packets import Event, Housekeeping, LayoutReport
+
+        data = packet.data
+        if isinstance(data, LayoutReport):
+            self.start(data)
+            return
+        if self.epoch is None:
+            if isinstance(data, Housekeeping):
+                raise InputError(f"{self.source}: housekeeping at byte offset {offset} before any "
+                                 "layout report; cannot name the modules")
+            return
+        t = packet.time_utc - self.epoch
+        if not self.in_window(t):
+            return
+        if isinstance(data, Housekeeping):
+            self.housekeeping(t, data)
+        elif isinstance(data, Event):
+            self.event(t, data)
+
     def result(self) -> PlotData:
         if self.names is None or self.bins is None or self.epoch is None:
             raise InputError(f"{self.source}: no layout report in the capture; cannot plot it")
@@ -308,28 +332,12 @@ def collect(
     is an error). Raises InputError when there is no layout report, ``modules`` names an unknown
     module, or there is no housekeeping in the range.
     """
-    from ..firmware.telemetry.packets import Event, Housekeeping, LayoutReport
 
     c = _Collector(modules, since, until, max_bins, max_events, source)
     if layout_report is not None:
         c.start(layout_report)
     for offset, packet in packets:
-        data = packet.data
-        if isinstance(data, LayoutReport):
-            c.start(data)
-            continue
-        if c.epoch is None:
-            if isinstance(data, Housekeeping):
-                raise InputError(f"{source}: housekeeping at byte offset {offset} before any layout "
-                                 "report; cannot name the modules")
-            continue
-        t = packet.time_utc - c.epoch
-        if not c.in_window(t):
-            continue
-        if isinstance(data, Housekeeping):
-            c.housekeeping(t, data)
-        elif isinstance(data, Event):
-            c.event(t, data)
+        c.packet(offset, packet)
     return c.result()
 
 
@@ -370,7 +378,7 @@ def collect_capture(
     from ..firmware.telemetry.capture import Skip, iter_packet_batches
     from ..firmware.telemetry.fastcodec import fast_decode
     from ..firmware.telemetry.packets import (
-        APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT, Event, Housekeeping, LayoutReport)
+        APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT)
 
     c = _Collector(modules, since, until, max_bins, max_events, os.path.basename(path))
     if layout_report is not None:
@@ -407,22 +415,7 @@ def collect_capture(
                 if on_skip is not None:
                     on_skip(Skip(batch.base + start, length, f"undecodable packet: {exc}"))
                 continue
-            data = packet.data
-            if isinstance(data, LayoutReport):
-                c.start(data)
-                continue
-            if c.epoch is None:
-                if isinstance(data, Housekeeping):
-                    raise InputError(f"{c.source}: housekeeping at byte offset {batch.base + start} "
-                                     "before any layout report; cannot name the modules")
-                continue
-            t = packet.time_utc - c.epoch
-            if not c.in_window(t):
-                continue
-            if isinstance(data, Housekeeping):
-                c.housekeeping(t, data)
-            elif isinstance(data, Event):
-                c.event(t, data)
+            c.packet(batch.base + start, packet)
     return c.result()
 
 
