@@ -8,6 +8,7 @@ import os
 import sys
 from typing import IO, Any
 
+from .cli_common import check_capture_path
 from .errors import EXIT_DAMAGED, EXIT_OK, InputError
 
 EXAMPLES = """\
@@ -220,10 +221,7 @@ def handler(args: argparse.Namespace) -> int:
     from . import decode_format as F
 
     path = args.capture
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such capture file")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a capture file")
+    check_capture_path(path)
     with open(path, "rb"):  # unreadable: PermissionError, turned into one line by the CLI
         pass
     event_ids = _event_ids(args.event)
