@@ -313,6 +313,8 @@ def _empty(cls: type) -> tuple[Callable, Callable]:
 
 
 def _valve_from(c: Any, subtype: int) -> ValveCommand:
+    if c.open not in (0, 1):
+        raise TelemetryError(f"open flag {c.open}; expected 1 open or 0 close")
     return ValveCommand(c.valve, bool(c.open))
 
 
