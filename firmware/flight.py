@@ -222,6 +222,16 @@ class FlightSoftware:
             if self.fdir.events._count:
                 self._drain_events()
             return
+        self._emit_housekeeping(k, tm_t)
+
+    def report_now(self, sid: int, t: float) -> None:
+        """Send the report with structure id ``sid`` (1 housekeeping, 3 layout) now (TC 3/27)."""
+        if sid == P.SID_LAYOUT:
+            self.tm.emit_layout(None, t)
+        elif sid == P.SID_HOUSEKEEPING:
+            self._emit_housekeeping(self.executive.cycles, t)
+
+    def _emit_housekeeping(self, k: int, tm_t: float) -> None:
         fdir = self.fdir
         ex = self.executive
         # Flat value lists sized at start-up, filled in place (no report objects per packet).

@@ -19,6 +19,8 @@ examples:
   hullwatch run --fdir my-params.toml           another FDIR parameter table (see docs/fdir.md)
   hullwatch run --realtime --tm udp://127.0.0.1:10025   real time, telemetry to a ground system
   hullwatch run --device serial:///dev/ttyACM0 --scenario soyuz-ms09   hardware in the loop
+  hullwatch run --realtime --tc udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025   commandable
+  hullwatch run --commands close-hatch.toml     a stored, time-tagged command sequence
 
 The capture defaults to <scenario>-seed<N>.tm in the current directory. Exit status: 0 when the
 verdict is right (or there is no truth to judge by), 1 when FDIR missed, mislocated or raised a
@@ -76,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pace.add_argument("--speed", type=float, metavar="N", default=None,
                       help="run on a wall clock N times faster than real time")
     p.add_argument("--tm", metavar="udp://HOST:PORT", default=None, help="also send telemetry over UDP")
+    p.add_argument("--tc", metavar="udp://HOST:PORT", nargs="?", const="udp://127.0.0.1:10024", default=None,
+                   help="receive telecommands over UDP (alone: udp://127.0.0.1:10024; udp://:PORT listens "
+                   "on 127.0.0.1); see docs/commanding.md")
+    p.add_argument("--commands", metavar="FILE.toml", default=None,
+                   help="stored sequence of time-tagged commands ([[commands]] at_s, command, ...)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
     p.set_defaults(func=handler)
@@ -114,13 +121,20 @@ def handler(args: argparse.Namespace) -> int:
             pace = " in real time" if args.realtime else f" at {args.speed:g}x real time" if args.speed else ""
             out.write(f"hullwatch run: {name}{seed_text} on {device.info.kind}://{device.info.name}"
                       f"{span}{pace}, FDIR {args.mode}\n")
+            if args.tc:
+                out.write(f"telecommands: listening on {args.tc}\n")
             out.flush()
+        commands = None
+        if args.commands:
+            from .commanding.sequence import load_sequence
+
+            commands = load_sequence(args.commands, [v.id for v in layout.valves])
         timeline = Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose) if not args.quiet else None
         progress = _progress_bar(duration) if not args.quiet and sys.stderr.isatty() else None
         try:
             result = run_scenario(
                 device, until=until, fdir_params=params, mode=FdirMode[args.mode.upper()],
-                capture=capture, tm_url=args.tm,
+                capture=capture, tm_url=args.tm, tc_url=args.tc, commands=commands,
                 clock="wall" if (args.realtime or args.speed) else None,
                 speed=args.speed if args.speed else (1.0 if args.realtime else None),
                 on_event=timeline.event if timeline else None,

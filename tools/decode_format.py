@@ -24,6 +24,7 @@ from ..firmware.telemetry import packets as P
 from ..firmware.telemetry.events import EVENT_DEFS
 from ..firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
 from ..hal.interfaces import Layout, SampleStatus
+from .commanding.describe import COMMAND_CLASSES, describe_command
 
 COMMON = ["offset", "utc", "time_utc_s", "t_s", "packet", "apid", "type", "service", "subtype", "seq",
           "msg_counter"]
@@ -113,7 +114,7 @@ class RowBuilder:
         if kinds & {"valve_command", "set_fdir_mode", "acknowledge", "load_fdir_params"}:
             cols.extend(["function", "valve", "open", "fdir_mode", "event_id", "toml_text"])
         if any(k.startswith("verification_") for k in kinds):
-            cols.extend(["request_apid", "request_seq", "error_code"])
+            cols.extend(["request_apid", "request_seq", "error_code", "error_detail"])
         if "unknown" in kinds:
             cols.append("data_hex")
         self.columns = cols
@@ -201,6 +202,7 @@ class RowBuilder:
         elif isinstance(d, P.VerificationReport):
             row[ix["request_apid"]], row[ix["request_seq"]] = d.request_apid, d.request_seq
             row[ix["error_code"]] = _enum_name(P.VerificationError, d.error_code)
+            row[ix["error_detail"]] = d.detail
         elif isinstance(d, (bytes, bytearray)) and "data_hex" in ix:
             row[ix["data_hex"]] = bytes(d).hex()
         return row
@@ -293,19 +295,8 @@ def summary(packet: P.Packet, name: str, layout: Layout | None) -> str:
         except (ValueError, KeyError, TypeError):
             shape = "unreadable layout JSON"
         return f"layout: {shape}; epoch {iso_utc(d.epoch_utc)}"
-    if isinstance(d, P.ValveCommand):
-        return f"command valve {d.valve} {'open' if d.open else 'closed'}"
-    if isinstance(d, P.SetFdirMode):
-        return f"set FDIR mode {_enum_name(FdirMode, d.mode)}"
-    if isinstance(d, P.Acknowledge):
-        return f"acknowledge event {d.event_id or 'all'}"
-    if isinstance(d, P.LoadFdirParams):
-        return f"load FDIR parameters ({len(d.toml_text)} characters)"
-    if isinstance(d, P.VerificationReport):
-        error = f", error {_enum_name(P.VerificationError, d.error_code)}" if d.error_code else ""
-        return f"{d.stage.name.lower().replace('_', ' ')} of TC apid {d.request_apid} seq {d.request_seq}{error}"
-    if isinstance(d, (P.AreYouAlive, P.AliveReport)):
-        return name.replace("_", " ")
+    if isinstance(d, COMMAND_CLASSES):
+        return describe_command(d, [v.id for v in layout.valves] if layout is not None else None)
     return f"{len(d)} bytes: {bytes(d[:16]).hex()}{'...' if len(d) > 16 else ''}"
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from ..firmware.commanding.service import SOURCE_SEQUENCE
+from ..firmware.commanding.udp_link import UdpTcLink
+from ..firmware.errors import CommandLinkError, TelemetryError
 from ..firmware.fdir.params import FdirParams, default_params, load_params, params_from_dict
 from ..firmware.flight import FlightSoftware
 from ..firmware.telemetry.sinks import CaptureSink, Sink, UdpSink
@@ -25,7 +28,7 @@ from ..firmware.types import EventId, FdirMode, Severity
 from ..hal import open as open_device
 from ..hal.clock import Clock, WallClock
 from ..hal.interfaces import Device
-from .errors import InputError
+from .errors import DeviceProblem, InputError
 
 #: Mission seconds between two progress callbacks.
 PROGRESS_EVERY_S = 60.0
@@ -45,6 +48,9 @@ class RunEvent:
     values: tuple[float, float, float]
     severity: str
     utc: float
+    #: False when its telemetry report was disabled (service 5) at the time: FDIR acted on it,
+    #: the ground did not see it
+    reported: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +239,9 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
                  sinks: list[Sink] | None = None,
                  on_event: Callable[[RunEvent], None] | None = None,
                  on_progress: Callable[[float, float], None] | None = None,
-                 progress: Callable[[float, float], None] | None = None) -> RunResult:
+                 progress: Callable[[float, float], None] | None = None,
+                 tc_url: str | None = None, commands: Any = None,
+                 on_start: Callable[[FlightSoftware], None] | None = None) -> RunResult:
     """Run the flight software in closed loop on a device until mission time ``until``.
 
     Args:
@@ -253,9 +261,17 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         sinks: further telemetry sinks.
         on_event: called with each :class:`RunEvent` as it happens.
         on_progress / progress: ``(mission_time_done, until)`` every 60 s of mission time.
+        tc_url: receive telecommands on ``udp://HOST:PORT`` (``udp://:PORT``: 127.0.0.1) for
+            the length of the run (docs/commanding.md).
+        commands: a stored sequence: ``(at_s, command)`` pairs or objects with ``at_s`` and
+            ``command`` (a telecommand dataclass, or a whole TC packet as bytes, e.g. one
+            recorded in a capture), applied at the first cycle due at or after ``at_s``.
+        on_start: called with the FlightSoftware before the first cycle (to keep a handle).
 
     Raises:
-        InputError: bad arguments (mode, tm URL, no ``until`` for an open-ended device).
+        InputError: bad arguments (mode, tm or tc URL, no ``until`` for an open-ended device,
+            a command that cannot be encoded).
+        DeviceProblem: the TC link's address cannot be bound (in use).
         ParameterError: a bad parameter table (names file and key).
         ScenarioError, HalError: from opening the device.
     """
@@ -282,7 +298,8 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
 
         def record(rec: tuple[float, int, int, str, float, float, float]) -> None:
             t, eid, sev, subject, v1, v2, v3 = rec
-            ev = RunEvent(t, EventId(eid).name, subject, (v1, v2, v3), Severity(sev).name, epoch + t)
+            ev = RunEvent(t, EventId(eid).name, subject, (v1, v2, v3), Severity(sev).name, epoch + t,
+                          flight.event_enabled(eid))
             result.events.append(ev)
             if on_event is not None:
                 on_event(ev)
@@ -290,6 +307,14 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         loop_clock = _choose_clock(device, clock, speed)
         all_sinks = _sinks(capture, tm_url, list(sinks or ()))
         flight = FlightSoftware(device, params, fdir_mode, all_sinks, on_event=record, clock=loop_clock)
+        try:
+            _schedule(flight, commands)
+            link = _open_link(tc_url, flight)
+        except BaseException:
+            flight.close()
+            raise
+        if on_start is not None:
+            on_start(flight)
         wall0 = time.perf_counter()
         t_start = loop_clock.now()
         try:
@@ -302,6 +327,8 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
                 if getattr(device, "exhausted", False):
                     break
         finally:
+            if link is not None:
+                link.close()
             flight.close()
         result.wall_s = time.perf_counter() - wall0
         ex = flight.executive
@@ -317,6 +344,26 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
     finally:
         if opened:
             device.close()
+
+
+def _schedule(flight: FlightSoftware, commands: Any) -> None:
+    for entry in commands or ():
+        at_s, command = (entry.at_s, entry.command) if hasattr(entry, "at_s") else entry
+        try:
+            flight.schedule(float(at_s), command, SOURCE_SEQUENCE)
+        except TelemetryError as exc:
+            raise InputError(f"commands: at {at_s} s: {exc}") from exc
+
+
+def _open_link(tc_url: str | None, flight: FlightSoftware) -> UdpTcLink | None:
+    if not tc_url:
+        return None
+    try:
+        return UdpTcLink(tc_url, flight.commanding.queue)
+    except CommandLinkError as exc:
+        if exc.bad_url:
+            raise InputError(str(exc)) from exc
+        raise DeviceProblem(str(exc)) from exc
 
 
 def _choose_clock(device: Device, clock: Clock | str | None, speed: float | None) -> Clock:

@@ -193,6 +193,9 @@ class Commanding:
                 raise Rejection(_E.BAD_ARGUMENT, f"unknown event id {c.event_id}")
         elif isinstance(c, (P.EnableHousekeeping, P.DisableHousekeeping)):
             _check_sids(c.sids)
+        elif isinstance(c, P.OneShotHousekeeping):
+            if not c.sids or any(sid not in (P.SID_HOUSEKEEPING, P.SID_LAYOUT) for sid in c.sids):
+                raise Rejection(_E.BAD_ARGUMENT, f"structure ids {c.sids}; expected 1 housekeeping or 3 layout")
         elif isinstance(c, P.SetHousekeepingPeriod):
             _check_sids([sid for sid, _ in c.intervals])
             period_ms = round(host.executive.period * 1000)
@@ -245,6 +248,9 @@ class Commanding:
             on = isinstance(c, P.EnableHousekeeping)
             for sid in c.sids:
                 host.set_report_enabled(sid, on)
+        elif isinstance(c, P.OneShotHousekeeping):
+            for sid in c.sids:
+                host.report_now(sid, t)
         elif isinstance(c, P.SetHousekeepingPeriod):
             period_ms = round(host.executive.period * 1000)
             for sid, ms in c.intervals:

@@ -39,6 +39,7 @@ from .packets import (
     Packet,
     PacketDef,
     PacketType,
+    OneShotHousekeeping,
     ParameterReport,
     RawSamples,
     ReportParameter,
@@ -69,5 +70,5 @@ __all__ = [
     "LoadFdirParams", "ModuleHk", "Packet", "PacketDef", "PacketType", "RawSamples", "SetFdirMode",
     "ValveCommand", "ValveHk", "VerificationError", "VerificationReport", "VerificationStage", "crc16",
     "decode", "encode", "make_packet", "DisableEvents", "DisableHousekeeping", "EnableEvents",
-    "EnableHousekeeping", "ParameterReport", "ReportParameter", "SetHousekeepingPeriod", "SetParameter", "CallbackSink", "CaptureSink", "ListSink", "Sink", "UdpSink",
+    "EnableHousekeeping", "OneShotHousekeeping", "ParameterReport", "ReportParameter", "SetHousekeepingPeriod", "SetParameter", "CallbackSink", "CaptureSink", "ListSink", "Sink", "UdpSink",
 ]

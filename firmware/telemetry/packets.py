@@ -56,7 +56,7 @@ from .tc_packets import (  # noqa: F401 - re-exported: packets is the one place 
     HK_SIDS_BODY, LOAD_FDIR_PARAMS_BODY, PARAM_REF_BODY, PARAM_VALUE_BODY, REQUEST_ID,
     SET_FDIR_MODE_BODY, VALVE_COMMAND_BODY, VERIFY_FAILURE_BODY, VERIFY_SUCCESS_BODY, Acknowledge,
     AliveReport, AreYouAlive, DisableEvents, DisableHousekeeping, EnableEvents, EnableHousekeeping,
-    LoadFdirParams, ParameterReport, ReportParameter, SetFdirMode, SetHousekeepingPeriod,
+    LoadFdirParams, OneShotHousekeeping, ParameterReport, ReportParameter, SetFdirMode, SetHousekeepingPeriod,
     SetParameter, ValveCommand, VerificationError, VerificationReport, VerificationStage, request_word)
 
 # ----------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ EMPTY_BODY = cs.Struct(cs.Terminated)
 
 HK_SIDS_BODY = cs.Struct(
     field("n", cs.Rebuild(cs.Int8ub, cs.len_(this.sids)), doc="number of structure ids"),
-    field("sids", cs.Array(this.n, cs.Int16ub), doc="housekeeping structure ids: 1 housekeeping, 2 raw samples"),
+    field("sids", cs.Array(this.n, cs.Int16ub), doc="structure ids: 1 housekeeping, 2 raw samples, 3 layout"),
     cs.Terminated,
 )
 
@@ -189,6 +189,13 @@ class DisableHousekeeping:
     """TC 3/6: disable the periodic reports of these structure ids."""
 
     sids: list[int] = dc_field(default_factory=lambda: [1])
+
+
+@dataclass(slots=True)
+class OneShotHousekeeping:
+    """TC 3/27: send these reports once, now (1 housekeeping, 3 layout)."""
+
+    sids: list[int] = dc_field(default_factory=lambda: [3])
 
 
 @dataclass(slots=True)
@@ -374,6 +381,8 @@ COMMAND_ROWS: tuple[tuple[Any, ...], ...] = (
      *_plain(EnableHousekeeping, ("sids",)), "enable periodic housekeeping reports (by SID)", ""),
     ("disable_housekeeping", APID_COMMAND, _TC, 3, 6, None, HK_SIDS_BODY, DisableHousekeeping,
      *_plain(DisableHousekeeping, ("sids",)), "disable periodic housekeeping reports (by SID)", ""),
+    ("one_shot_housekeeping", APID_COMMAND, _TC, 3, 27, None, HK_SIDS_BODY, OneShotHousekeeping,
+     *_plain(OneShotHousekeeping, ("sids",)), "send housekeeping (SID 1) or layout (SID 3) reports once, now", ""),
     ("set_housekeeping_period", APID_COMMAND, _TC, 3, 31, None, HK_INTERVALS_BODY, SetHousekeepingPeriod,
      _intervals_to, _intervals_from, "change the period of housekeeping reports (by SID)", ""),
     ("enable_events", APID_COMMAND, _TC, 5, 5, None, EVENT_IDS_BODY, EnableEvents,
