@@ -24,10 +24,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from .commanding.recorded import recorded_commands
 from .errors import InputError
 
 #: Event names whose occurrence depends on the host (timing, link), not on the recorded samples.
-HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED"})
+HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED", "TELECOMMANDS_LOST"})
 
 #: recorded events kept in memory at most (a capture's events are few; every list is bounded)
 MAX_EVENTS = 200_000
@@ -257,12 +258,15 @@ def rerun_capture(
 
             mode = FdirMode.ACTIVE
     with device:
+        # The telecommands the recording applied, at the cycles that applied them.
+        commands = recorded_commands(path, device.epoch_utc)
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
-                      capture=capture)
+                      capture=capture, commands=commands)
         skipped = device.health().get("skipped_bytes", 0)
         start, end = device.start_time, device.end_time
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
-    rerun = list(getattr(result, "events", ()))
+    # Events whose report was disabled by telecommand (service 5) are not in the capture either.
+    rerun = [e for e in getattr(result, "events", ()) if getattr(e, "reported", True)]
     diffs, n_rec, n_new, ignored = diff_events(
         recorded, rerun, time_tolerance_s=time_tolerance_s, compare_all=compare_all,
         since=start, until=end)
@@ -272,7 +276,7 @@ def rerun_capture(
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
-         progress: Any, capture: Any = None) -> Any:
+         progress: Any, capture: Any = None, commands: Any = None) -> Any:
     # ``until`` is left to the runner: a replay device's end time plus half a period, so the
     # last recorded cycle runs too.
     kwargs: dict[str, Any] = {"mode": mode}
@@ -282,6 +286,8 @@ def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mod
         kwargs["on_progress"] = progress
     if capture is not None:
         kwargs["capture"] = capture
+    if commands:
+        kwargs["commands"] = commands
     return run_scenario(device, **kwargs)
 
 
