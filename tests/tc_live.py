@@ -101,6 +101,10 @@ class LiveFlight:
                 break
         return got
 
+    def release_tm(self) -> None:
+        """Stop listening on the telemetry address (so that a CLI client can bind it)."""
+        self.rx.close()
+
     def stop(self) -> Any:
         if self.flight is not None:
             self.flight.stop()
