@@ -182,7 +182,7 @@ class FlightSoftware:
 
     def _cycle(self, k: int, t: float) -> None:
         cmd = self.commanding
-        if cmd.queue.pending or cmd.due(t):
+        if cmd.due(t):
             cmd.service(t)
         if self._direct_params:
             while self._direct_params:

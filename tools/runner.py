@@ -359,11 +359,13 @@ def _open_link(tc_url: str | None, flight: FlightSoftware) -> UdpTcLink | None:
     if not tc_url:
         return None
     try:
-        return UdpTcLink(tc_url, flight.commanding.queue)
+        link = UdpTcLink(tc_url, flight.commanding.queue)
     except CommandLinkError as exc:
         if exc.bad_url:
             raise InputError(str(exc)) from exc
         raise DeviceProblem(str(exc)) from exc
+    flight.commanding.pollers.append(link.poll)
+    return link
 
 
 def _choose_clock(device: Device, clock: Clock | str | None, speed: float | None) -> Clock:

@@ -71,6 +71,9 @@ class Commanding:
         self._schedule: list[tuple[float, int, bytes]] = []
         self._next = 0
         self._order = itertools.count()
+        #: called at the start of every cycle before the queue is taken (links that the loop
+        #: reads itself: :meth:`UdpTcLink.poll`)
+        self.pollers: list[Any] = []
         self._pending: list[_PendingValve | None] = [None] * len(host.layout.valves)
         self.n_pending = 0
         self._seq = 0
@@ -118,7 +121,9 @@ class Commanding:
     # -- the loop ----------------------------------------------------------------------------
 
     def due(self, t: float) -> bool:
-        """Anything to do at the start of the cycle at mission time ``t``."""
+        """Anything to do at the start of the cycle at mission time ``t`` (polls the links)."""
+        for poll in self.pollers:
+            poll()
         return self.queue.pending or (self._next < len(self._schedule)
                                       and self._schedule[self._next][0] <= t + 1e-9)
 

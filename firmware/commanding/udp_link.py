@@ -1,9 +1,11 @@
 """The UDP telecommand link: one TC packet per datagram, into the bounded queue.
 
 ``udp://HOST:PORT`` (``udp://:PORT`` binds to 127.0.0.1: loopback unless asked otherwise; use
-``udp://0.0.0.0:PORT`` to listen on every interface). A receiver thread, the link's "interrupt
-handler", reads datagrams as they come and offers them to the queue; the flight loop checks them
-at the start of its next cycle. Datagrams the operating system dropped before the thread read
+``udp://0.0.0.0:PORT`` to listen on every interface). Two readers share the socket, in arrival
+order: at the start of every cycle the flight loop itself drains what has arrived
+(:meth:`UdpTcLink.poll`), so a telecommand that arrived before a cycle starts is applied in that
+cycle whatever the thread scheduling; and a receiver thread, the link's "interrupt handler", reads
+datagrams as they come between cycles, so that a flood does not overflow the socket buffer. Datagrams the operating system dropped before the thread read
 them (socket buffer full) are counted through ``SO_RXQ_OVFL`` where the platform has it and
 reported as lost (``TELECOMMANDS_LOST``).
 
@@ -70,6 +72,9 @@ class UdpTcLink:
             self._sock.close()
             raise CommandLinkError(f"--tc {url}: cannot listen: {exc.strerror or exc}") from exc
         self._sock.settimeout(0.2)
+        # The loop's reader: a second handle on the same socket without a timeout (never waits).
+        self._poll_sock = self._sock.dup()
+        self._poll_sock.setblocking(False)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self.url = f"udp://{self.address[0]}:{self.address[1]}"
         self.datagrams = 0
@@ -106,12 +111,33 @@ class UdpTcLink:
                         last_drops = drops
             offer(data)
 
+    def poll(self) -> None:
+        """Offer every datagram waiting in the socket to the queue, without waiting (the flight
+        loop calls this at the start of each cycle). At most the queue's capacity plus its
+        refusal ring are read per call, so a flood cannot hold up a cycle; the rest waits."""
+        if self._stop.is_set():
+            return
+        sock = self._poll_sock
+        offer = self.queue.offer
+        for _ in range(self.queue.capacity + self.queue.refused_capacity):
+            try:
+                data = sock.recv(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.errors += 1
+                self.last_error = str(exc)
+                return
+            self.datagrams += 1
+            offer(data)
+
     def close(self) -> None:
         """Stop the thread and close the socket. Idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()
         self._thread.join(timeout=2.0)
+        self._poll_sock.close()
         self._sock.close()
 
     def health(self) -> dict[str, int]:
