@@ -231,3 +231,30 @@ def test_bad_sequence_file_exits_2_naming_file_and_key(tmp_path, capsys, body, k
                      "--capture", str(tmp_path / "x.tm")]) == 2
     err = capsys.readouterr().err
     assert str(seq) in err and key in err and "Traceback" not in err
+
+
+def test_commanding_doc_matches_the_code():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "commanding.md").read_text()
+    ids = {name: int(i) for i, name in re.findall(r"\| (\d+) \| `([a-z_]+\.[a-z_0-9]+)`", doc)}
+    assert ids == PARAMETER_IDS
+    ping = P.encode(P.make_packet(P.AreYouAlive(), seq=1, dest_id=16, ack_flags=15))
+    valve = P.encode(P.make_packet(P.ValveCommand(4, False), seq=2, dest_id=16, ack_flags=15))
+    assert ping.hex(" ") in doc
+    assert " | ".join([valve[:11].hex(" "), valve[11:15].hex(" "), valve[15:].hex(" ")]) in doc
+    for code in E:
+        if code:
+            assert f"| {int(code)} | `{code.name}` |" in doc
+
+
+def test_example_sequence_file_loads():
+    from pathlib import Path
+
+    from hullwatch.tools.commanding import load_sequence
+
+    seq = load_sequence(Path(__file__).resolve().parents[1] / "examples" / "close-hatch.toml",
+                        ["dm-om", "om-rassvet", "rassvet-zarya", "zarya-zvezda", "zarya-usos", "repress"])
+    assert [c.at_s for c in seq] == [60.0, 120.0, 600.0]
+    assert seq[2].command == P.ValveCommand(4, False)
