@@ -12,8 +12,8 @@ import pytest
 
 from hullwatch.hal import serial_device
 from hullwatch.sim.urlhandler import protocol_emuboard
-from hullwatch.tools.hil_device import open_hil_device
-from hullwatch.tools.pytest_plugin import FlightUnderTest
+from hullwatch.tools.board.hil_device import open_hil_device
+from hullwatch.tools.board.pytest_plugin import FlightUnderTest
 
 NAME = "link-faults"
 BURST_AT, UNPLUG_AT, UNPLUG_FOR, END = 100.0, 200.0, 5.0, 600.0

@@ -12,7 +12,7 @@ from hullwatch.firmware.fdir.valves import ValveMonitor
 from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.firmware.telemetry import ListSink, decode
 from hullwatch.firmware.telemetry import packets as P
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def _capture(url: str, until: float) -> list[bytes]:

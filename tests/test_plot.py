@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hullwatch.tools.capture_plot import BinnedSeries, _pack_badges, collect, parse_time
+from hullwatch.tools.captures.plot import BinnedSeries, _pack_badges, collect, parse_time
 from hullwatch.tools.cli import main
 from hullwatch.tools.errors import InputError
 
@@ -167,7 +167,7 @@ def test_fast_collect_agrees_with_packet_by_packet(ms09: Path) -> None:
     """The numpy housekeeping columns (derived from the declaration) give the same series as
     decoding every packet through the telemetry decoder."""
     from hullwatch.firmware.telemetry import iter_capture
-    from hullwatch.tools.capture_plot import collect_capture
+    from hullwatch.tools.captures.plot import collect_capture
 
     slow = collect(((p.offset, p.packet) for p in iter_capture(ms09)), modules=["usos", "soyuz-om"],
                    since=30.0, max_bins=100)

@@ -10,7 +10,7 @@ import pytest
 
 from hullwatch.firmware.telemetry import iter_capture
 from hullwatch.tools.cli import main
-from hullwatch.tools.rerun import EventRecord, diff_events
+from hullwatch.tools.captures.rerun import EventRecord, diff_events
 
 #: mission seconds recorded: the soyuz-ms09 leak (seed 7) is detected, located and sealed by ~400 s
 DURATION_S = 480
@@ -137,7 +137,7 @@ def test_diff_rule(recorded: list, rerun: list, kinds: list) -> None:
 
 
 def test_diff_accepts_runner_events_and_sorts_by_time() -> None:
-    from hullwatch.tools.runner import RunEvent
+    from hullwatch.tools.closed_loop.runner import RunEvent
 
     rerun = [RunEvent(30.0, "LEAK_LOCATED", "soyuz-om", (0.002, 9000.0, 0.0003), "HIGH", 0.0)]
     diffs, n_rec, n_new, _ = diff_events([_e(50.0), _e(5.0, "LEAK_SUSPECTED")], rerun)

@@ -10,7 +10,7 @@ import pytest
 from hullwatch.firmware.telemetry.capture import iter_capture
 from hullwatch.firmware.telemetry.packets import Event, Housekeeping, LayoutReport, RawSamples
 from hullwatch.tools.cli import main
-from hullwatch.tools.cmd_run import parse_duration
+from hullwatch.tools.cli.run import parse_duration
 from hullwatch.tools.errors import InputError
 
 

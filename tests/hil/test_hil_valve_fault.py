@@ -16,7 +16,7 @@ import pytest
 
 from hullwatch.firmware.telemetry import Housekeeping
 from hullwatch.firmware.types import ModuleStatus
-from hullwatch.tools.pytest_plugin import FlightUnderTest
+from hullwatch.tools.board.pytest_plugin import FlightUnderTest
 
 #: The events that make the outcome: which valve failed, where the leak is, what was sealed.
 OUTCOME = ("VALVE_FAILED", "LEAK_LOCATED", "SEGMENT_SEALED")
