@@ -16,7 +16,7 @@ from spacepackets.ecss import PusTc, PusTm
 
 from hullwatch.firmware.telemetry import fast_decode
 from hullwatch.firmware.telemetry import packets as P
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def free_udp_port() -> int:

@@ -59,6 +59,7 @@ def sample_data(layout: Layout | None = None) -> list:
         P.AliveReport(),
         P.EnableHousekeeping([1, 2]),
         P.DisableHousekeeping([2]),
+        P.OneShotHousekeeping([1, 3]),
         P.SetHousekeepingPeriod([(1, 5000), (2, 200)]),
         P.EnableEvents([int(EventId.LEAK_SUSPECTED), int(EventId.CYCLE_OVERRUN)]),
         P.DisableEvents([int(EventId.CYCLE_OVERRUN)]),

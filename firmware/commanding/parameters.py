@@ -59,6 +59,13 @@ PARAMETER_IDS: dict[str, int] = {
     "physics.gas_constant_j_kg_k": 39,
     "physics.gamma": 40,
     "physics.reference_temperature_k": 41,
+    "sensors.temperature_rate_max_k_s": 42,
+    "sensors.temperature_rate_window_s": 43,
+    "sensors.temperature_stuck_fail_s": 44,
+    "sensors.temperature_stuck_tolerance_k": 45,
+    "sensors.temperature_disagree_k": 46,
+    "sensors.temperature_estimate_rate_k_s": 47,
+    "leak.split_allowance_kg_s": 48,
 }
 
 PARAMETER_NAMES: dict[int, str] = {v: k for k, v in PARAMETER_IDS.items()}
