@@ -82,3 +82,25 @@ def test_bad_arguments_exit_2(capsys, words):
 def test_run_tc_bad_url_exits_2(capsys, tmp_path):
     assert cli.main(["run", "--until", "5", "--tc", "tcp://x:1", "--quiet", "--capture", str(tmp_path / "x.tm")]) == 2
     assert "--tc" in capsys.readouterr().err
+
+
+def test_run_tc_address_in_use_exits_4(capsys, tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        assert cli.main(["run", "--until", "5", "--tc", f"udp://127.0.0.1:{port}", "--quiet",
+                         "--capture", str(tmp_path / "x.tm")]) == 4
+    assert "cannot listen" in capsys.readouterr().err
+
+
+def test_run_timeline_shows_each_telecommand_outcome(capsys, tmp_path):
+    seq = tmp_path / "seq.toml"
+    seq.write_text('[[commands]]\nat_s = 2\ncommand = "set"\nparam = "leak.miss_prob"\nvalue = 0.7\n\n'
+                   '[[commands]]\nat_s = 3\ncommand = "valve"\nvalve = "zarya-usos"\nopen = false\n')
+    cli.main(["run", "--until", "20", "--commands", str(seq), "--capture", str(tmp_path / "x.tm")])
+    out = capsys.readouterr().out
+    assert ("telecommand 20/3 set leak.miss_prob = 0.7, seq 0: not started: PARAMETERS_INVALID "
+            "(telecommand 20/3: leak.miss_prob: expected a number in (0, 0.5), got 0.7)") in out
+    assert "telecommand 8/1 command valve 4 closed (zarya-usos), seq 1: completed" in out

@@ -101,7 +101,7 @@ class Commanding:
         """Report (1/2 BAD_ARGUMENT at the next cycle) a command that could not be encoded;
         returns the request id it was given."""
         word = P.request_word(P.APID_COMMAND, (self._seq - 1) & 0x3FFF)
-        self.queue.refuse(Refusal(word, _E.BAD_ARGUMENT, str(exc)))
+        self.queue.refuse(Refusal(word, _E.BAD_ARGUMENT, " ".join(str(exc).split())))
         return word
 
     def schedule(self, at_s: float, raw: bytes) -> None:
@@ -316,7 +316,9 @@ class Commanding:
         self.reporter.verify(_S.START_FAILURE, word, t, _E.PARAMETERS_INVALID, detail)
 
     def health(self) -> dict[str, int]:
+        # "applied" is the name this count had before the service existed (kept for readers).
         return {**self.queue.health(), "accepted": self.accepted, "rejected": self.rejected,
+                "applied": self.accepted,
                 "completed": self.completed, "failed": self.failed, "in_progress": self.n_pending,
                 "scheduled": len(self._schedule) - self._next}
 

@@ -92,6 +92,7 @@ def handler(args: argparse.Namespace) -> int:
     from ...firmware.fdir.params import load_params
     from ..closed_loop.runner import default_capture_name, run_scenario
     from ..closed_loop.timeline import Timeline
+    from ..commanding.console import CommandConsole
 
     until = parse_duration(args.until) if args.until is not None else None
     if args.speed is not None and not args.speed > 0:
@@ -137,6 +138,8 @@ def handler(args: argparse.Namespace) -> int:
             result = run_scenario(
                 device, until=until, fdir_params=params, mode=FdirMode[args.mode.upper()],
                 capture=capture, tm_url=args.tm, tc_url=args.tc, commands=commands,
+                sinks=[CommandConsole(timeline.note, device.epoch_utc, [v.id for v in layout.valves])]
+                if timeline and (args.tc or commands) else None,
                 clock="wall" if (args.realtime or args.speed) else None,
                 speed=args.speed if args.speed else (1.0 if args.realtime else None),
                 on_event=timeline.event if timeline else None,

@@ -162,6 +162,11 @@ class Timeline:
             return
         self._line(ev.t, describe(ev, self.total_volume, self.module_names))
 
+    def note(self, t: float, text: str) -> None:
+        """A line that is not an FDIR event (a telecommand's outcome) at mission time ``t``."""
+        self._leaks_before(t)
+        self._line(t, text)
+
     def finish(self, result: RunResult) -> None:
         self._leaks_before(result.simulated_s + 1e9 if result.leaks else 0.0)
         self.out.flush()

@@ -46,7 +46,10 @@ def valve_index(name: str | int, valve_ids: Sequence[str] | None, key: str = "va
     if isinstance(name, bool):
         raise VerbError(key, f"expected a valve id or index, got {name!r}")
     if isinstance(name, int) or (isinstance(name, str) and name.isdigit()):
-        return int(name)
+        index = int(name)
+        if valve_ids is not None and not 0 <= index < len(valve_ids):
+            raise VerbError(key, f"valve index {index}; this station has valves 0..{len(valve_ids) - 1}")
+        return index
     if valve_ids is None:
         raise VerbError(key, f"valve {name!r}: valve ids are not known here; give its index")
     if name in valve_ids:
