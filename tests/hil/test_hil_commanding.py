@@ -53,3 +53,4 @@ def test_command_cli_against_the_hil_run(hil_live, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "1/3  start success" in out and "1/7  completion success" in out
+
