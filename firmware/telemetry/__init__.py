@@ -1,7 +1,8 @@
 """Telemetry and telecommand packets (CCSDS Space Packets + PUS-C), emitter, sinks, captures.
 
 - packets.py: the construct declarations (single source), report/command dataclasses,
-  :func:`encode`, :func:`decode`; tc_packets.py holds the telecommand and verification layouts.
+  :func:`encode`, :func:`decode`; headers.py holds the framing (primary and secondary headers,
+  CRC), tc_packets.py the telecommand and verification layouts.
 - fastcodec.py: struct codecs derived from those declarations (per-cycle raw samples, bulk).
 - events.py: meaning and units of each event's values.
 - emitter.py: :class:`TelemetryEmitter`, what the executive calls each cycle.
