@@ -73,6 +73,7 @@ class RerunReport:
     skipped_bytes: int = 0  #: damaged bytes the capture reader skipped
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
     mode: str = ""  #: FDIR mode of the re-run
+    commands: int = 0  #: recorded telecommands applied again
 
     @property
     def identical(self) -> bool:
@@ -272,7 +273,7 @@ def rerun_capture(
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower())
+                       getattr(mode, "name", str(mode)).lower(), len(commands))
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
