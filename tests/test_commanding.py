@@ -3,6 +3,8 @@ the bounded queue, the capture, rerun and decode."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hullwatch.firmware.commanding import PARAMETER_IDS, parse
@@ -195,6 +197,11 @@ at_s = 450
 command = "valve"
 valve = "om-rassvet"
 open = false
+
+[[commands]]
+at_s = 460
+command = "get"
+param = "leak.miss_prob"
 """
 
 
@@ -206,11 +213,16 @@ def test_sequence_runs_in_virtual_time_and_reruns_without_difference(tmp_path, c
     capsys.readouterr()
     assert cli.main(["decode", str(cap), "--service", "1"]) == 0
     table = capsys.readouterr().out
-    assert table.count("completion success") == 2
+    assert table.count("completion success") == 3
     assert cli.main(["decode", str(cap)]) == 0
     out = capsys.readouterr().out
     tc = [line for line in out.splitlines() if "(telecommand)" in line]
     assert "set FDIR mode PASSIVE" in tc[0] and "command valve 1 closed (om-rassvet)" in tc[1]
+    assert cli.main(["decode", str(cap), "--format", "jsonl", "--apid", "100"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"packet": "parameter_report", "command": "leak.miss_prob (id 19) = 0.01"}.items() <= [
+        r for r in rows if r["packet"] == "parameter_report"][0].items()
+    assert [r["packet"] for r in rows if r["type"] == "TC"] == ["set_fdir_mode", "valve_command", "report_parameter"]
     assert cli.main(["rerun", str(cap)]) == 0
     assert "no difference" in capsys.readouterr().out
 

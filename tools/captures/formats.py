@@ -56,6 +56,13 @@ def _enum_name(cls: Any, value: int) -> str:
         return str(value)
 
 
+#: telecommands and reports without columns of their own: their description goes in ``command``
+OTHER_COMMAND_KINDS = frozenset({
+    "enable_housekeeping", "disable_housekeeping", "one_shot_housekeeping", "set_housekeeping_period",
+    "enable_events", "disable_events", "report_parameter", "set_parameter", "parameter_report",
+    "are_you_alive", "alive_report"})
+
+
 class RowBuilder:
     """Flat rows (lists in :attr:`columns` order) for the packet kinds in ``kinds``.
 
@@ -113,6 +120,8 @@ class RowBuilder:
             cols.extend(["epoch_utc_s", "layout_json"])
         if kinds & {"valve_command", "set_fdir_mode", "acknowledge", "load_fdir_params"}:
             cols.extend(["function", "valve", "open", "fdir_mode", "event_id", "toml_text"])
+        if kinds & OTHER_COMMAND_KINDS:
+            cols.append("command")
         if any(k.startswith("verification_") for k in kinds):
             cols.extend(["request_apid", "request_seq", "error_code", "error_detail"])
         if "unknown" in kinds:
@@ -203,6 +212,8 @@ class RowBuilder:
             row[ix["request_apid"]], row[ix["request_seq"]] = d.request_apid, d.request_seq
             row[ix["error_code"]] = _enum_name(P.VerificationError, d.error_code)
             row[ix["error_detail"]] = d.detail
+        elif isinstance(d, COMMAND_CLASSES) and "command" in ix:
+            row[ix["command"]] = describe_command(d)
         elif isinstance(d, (bytes, bytearray)) and "data_hex" in ix:
             row[ix["data_hex"]] = bytes(d).hex()
         return row
