@@ -270,3 +270,87 @@ def test_example_sequence_file_loads():
                         ["dm-om", "om-rassvet", "rassvet-zarya", "zarya-zvezda", "zarya-usos", "repress"])
     assert [c.at_s for c in seq] == [60.0, 120.0, 600.0]
     assert seq[2].command == P.ValveCommand(4, False)
+
+
+EVERY_VERB = """
+[[commands]]
+at_s = 1
+command = "ping"
+
+[[commands]]
+at_s = 1
+command = "hk"
+period_s = 2
+
+[[commands]]
+at_s = 2
+command = "hk"
+on = false
+
+[[commands]]
+at_s = 3
+command = "hk"
+on = true
+
+[[commands]]
+at_s = 4
+command = "events"
+enable = false
+ids = ["CYCLE_OVERRUN", 34]
+
+[[commands]]
+at_s = 5
+command = "events"
+enable = true
+ids = [34]
+
+[[commands]]
+at_s = 6
+command = "params"
+file = "tuned.toml"
+
+[[commands]]
+at_s = 7
+command = "params"
+toml = "[leak]\\nmiss_prob = 0.01\\n"
+
+[[commands]]
+at_s = 8
+command = "set"
+param = 20
+value = [2.0, 4.0, 8.0, 16.0]
+
+[[commands]]
+at_s = 9
+command = "get"
+param = "leak.windows_s"
+
+[[commands]]
+at_s = 10
+command = "ack"
+event = "LEAK_CONFIRMED"
+
+[[commands]]
+at_s = 11
+command = "mode"
+mode = "off"
+
+[[commands]]
+at_s = 12
+command = "valve"
+valve = 4
+open = false
+"""
+
+
+def test_a_sequence_with_every_verb_completes_each_command(tmp_path, capsys):
+    (tmp_path / "tuned.toml").write_text("[leak]\nmiss_prob = 0.02\n")
+    seq = tmp_path / "every.toml"
+    seq.write_text(EVERY_VERB)
+    cap = tmp_path / "every.tm"
+    cli.main(["run", "--until", "30", "--commands", str(seq), "--capture", str(cap)])
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "telecommand " in line]
+    assert len(lines) == 13 and all(line.endswith(": completed") for line in lines), out
+    assert cli.main(["rerun", str(cap)]) == 0
+    assert "telecommands: 13 recorded" in capsys.readouterr().out

@@ -95,3 +95,28 @@ def test_parameter_report_and_refused_value(live):
     got = live.reports(seq=81, until_stage=END)
     assert stages(got) == [(1, 0), (4, E.PARAMETERS_INVALID)]
     assert got[-1].data.detail == "telecommand 20/3: leak.miss_prob: expected a number in (0, 0.5), got 0.7"
+
+
+def test_commands_over_the_link_are_in_the_capture_and_rerun_without_difference(tmp_path):
+    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.captures.rerun import rerun_capture
+
+    cap = tmp_path / "live.tm"
+    run = LiveFlight(until=600.0, speed=10.0, capture=str(cap))
+    try:
+        run.send(pus_tc(8, 1, struct.pack(">HB", 2, 1), seq=1))  # mode passive
+        assert stages(run.reports(seq=1, until_stage=END)) == [(1, 0), (7, 0)]
+        run.send(pus_tc(20, 3, struct.pack(">HBBd", 19, 0, 1, 0.02), seq=2))
+        assert stages(run.reports(seq=2, until_stage=END)) == [(1, 0), (3, 0), (7, 0)]
+        run.send(pus_tc(8, 1, _valve(4, 0), seq=3))
+        assert stages(run.reports(seq=3, until_stage=END, timeout=20)) == [(1, 0), (3, 0), (7, 0)]
+        run.send(pus_tc(8, 1, _valve(99, 0), seq=4))
+        assert stages(run.reports(seq=4, until_stage=END)) == [(2, E.BAD_ARGUMENT)]
+    finally:
+        run.stop()
+    recorded = [(p.packet.service, p.packet.subtype, p.packet.seq) for p in iter_capture(cap)
+                if p.packet.packet_type == P.PacketType.TC]
+    assert recorded == [(8, 1, 1), (20, 3, 2), (8, 1, 3), (8, 1, 4)]
+    report = rerun_capture(cap)
+    assert report.commands == 4
+    assert report.identical, report.diffs

@@ -22,3 +22,23 @@ def test_in_process_telecommand_is_verified_through_the_board(flight):
     report = flight.await_telemetry(ended(good), within_s=30.0)
     assert report.stage == VerificationStage.COMPLETION_SUCCESS
     assert flight.software.frame.valve_fb[4] < 0.1
+
+
+def test_stored_sequence_runs_hardware_in_the_loop(board, capsys, tmp_path):
+    """``hullwatch run --device BOARD --scenario ... --commands FILE``: the same sequence, through
+    the board: each command completes, and the capture reruns with no difference."""
+    from hullwatch.tools import cli
+
+    seq = tmp_path / "seq.toml"
+    seq.write_text('[[commands]]\nat_s = 5\ncommand = "valve"\nvalve = "zarya-usos"\nopen = false\n\n'
+                   '[[commands]]\nat_s = 15\ncommand = "valve"\nvalve = "zarya-usos"\nopen = true\n\n'
+                   '[[commands]]\nat_s = 20\ncommand = "mode"\nmode = "passive"\n')
+    cap = tmp_path / "hil.tm"
+    cli.main(["run", "--device", board.url, "--scenario", "soyuz-ms09", "--until", "40",
+              "--commands", str(seq), "--capture", str(cap)])
+    out = capsys.readouterr().out
+    done = [line for line in out.splitlines() if "telecommand " in line]
+    assert len(done) == 3 and all(line.endswith(": completed") for line in done), out
+    assert "zarya-usos" in done[0]
+    assert cli.main(["rerun", str(cap)]) == 0
+    assert "no difference" in capsys.readouterr().out

@@ -73,7 +73,7 @@ def handler(args: argparse.Namespace) -> int:
             out.write(f"{p.service}/{p.subtype}  {what}  ({stage.rtt_s * 1000:.1f} ms)\n")
             out.flush()
 
-        seq, _ = client.seq, None
+        seq = client.seq  # the sequence count send() will give this command
         out.write(f"sent {describe_command(command, valve_ids)} (TC apid {P.APID_COMMAND} seq {seq}) "
                   f"to {client.to[0]}:{client.to[1]}\n")
         out.flush()
