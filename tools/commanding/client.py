@@ -29,6 +29,8 @@ from ..errors import DeviceProblem, InputError
 #: source id the client puts in its telecommands (docs/commanding.md)
 GROUND_SOURCE_ID = 16
 DEFAULT_TIMEOUT_S = 5.0
+#: the APIDs that carry answers: verification, 17/2 and 20/2 (100); the layout report (101)
+_ANSWER_APIDS = frozenset((P.APID_COMMAND, P.APID_HOUSEKEEPING))
 
 
 def udp_address(url: str, option: str) -> tuple[str, int]:
@@ -176,6 +178,8 @@ class CommandClient:
             data = self._rx.recv(65536 + 7)
         except socket.timeout:
             return None
+        if len(data) < 6 or ((data[0] & 0x07) << 8 | data[1]) not in _ANSWER_APIDS:
+            return None  # raw samples and events: never an answer, not worth decoding
         try:
             return fast_decode(data)
         except (PacketDecodeError, TelemetryError):
