@@ -7,7 +7,9 @@ import pytest
 
 from hullwatch.tools import cli
 
-from tc_live import LiveFlight, free_udp_port
+pytest.importorskip("spacepackets")  # tc_live builds telecommands with it
+
+from tc_live import LiveFlight, free_udp_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
