@@ -73,9 +73,9 @@ class LiveFlight:
         self.tx.sendto(raw, ("127.0.0.1", self.tc_port))
 
     def reports(self, seq: int | None = None, until_stage: set[int] | None = None, timeout: float = 10.0,
-                want: int | None = None) -> list[P.Packet]:
+                want: int | None = None, stop: Any = None) -> list[P.Packet]:
         """APID 100 TM packets (service 1 for request ``seq``, and others), until one of the
-        stages in ``until_stage`` for that request arrives, or ``want`` of them."""
+        stages in ``until_stage`` for that request arrives, ``want`` of them, or ``stop(packet)``."""
         got: list[P.Packet] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -96,6 +96,8 @@ class LiveFlight:
                 continue
             got.append(packet)
             if want is not None and len(got) >= want:
+                break
+            if stop is not None and stop(packet):
                 break
             if until_stage and isinstance(d, P.VerificationReport) and d.stage in until_stage:
                 break

@@ -120,3 +120,30 @@ def test_commands_over_the_link_are_in_the_capture_and_rerun_without_difference(
     report = rerun_capture(cap)
     assert report.commands == 4
     assert report.identical, report.diffs
+
+
+def test_superseded_valve_command_gets_a_completion_failure(live):
+    live.send(pus_tc(8, 1, _valve(3, 0), seq=90))
+    live.send(pus_tc(8, 1, _valve(3, 1), seq=91))  # same cycle, or the next: before the hatch closed
+    first = live.reports(seq=90, until_stage=END, timeout=20)
+    assert stages(first) == [(1, 0), (3, 0), (8, E.EXECUTION_FAILED)]
+    assert "superseded by request 91" in first[-1].data.detail
+    assert stages(live.reports(seq=91, until_stage=END, timeout=20))[-1] == (7, 0)
+
+
+def test_a_burst_is_accounted_for_report_by_report(live):
+    """300 pings at once: each one ends with its completion or a QUEUE_FULL refusal."""
+    seqs = range(1000, 1300)
+    for seq in seqs:
+        live.send(pus_tc(17, 1, seq=seq))
+    ended: dict[int, tuple[int, int]] = {}
+
+    def note(p: P.Packet) -> bool:
+        d = p.data
+        if isinstance(d, P.VerificationReport) and d.request_seq in seqs and d.stage in END:
+            ended[d.request_seq] = (d.stage, d.error_code)
+        return len(ended) == len(seqs)
+
+    live.reports(stop=note, timeout=10)
+    assert len(ended) == len(seqs)
+    assert set(ended.values()) <= {(7, 0), (2, E.QUEUE_FULL)}
