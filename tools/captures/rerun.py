@@ -231,7 +231,8 @@ def rerun_capture(
         fdir_params: FDIR parameters for the re-run (a path to a TOML file, or what
             ``run_scenario`` accepts); None: the defaults, as the recording used.
         mode: FDIR mode for the re-run (an ``FdirMode`` or its name); None: the mode recorded in
-            the capture's first housekeeping packet (active if there is none).
+            the capture's first housekeeping packet, or the old mode of a ``MODE_CHANGED`` before
+            it (active if there is neither).
         progress: ``progress(mission_time_done, mission_time_total)``, every 60 s of mission time.
         capture: also write the re-run's telemetry to this capture file (to plot or decode it).
 
@@ -293,27 +294,32 @@ def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mod
 
 
 def recorded_mode(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> Any:
-    """The FDIR mode in the capture's first housekeeping packet (an ``FdirMode``), or None if
-    there is none in its first ``max_bytes``."""
+    """The FDIR mode the recording started in (an ``FdirMode``): the mode in the capture's first
+    housekeeping packet, or, when a telecommand changed the mode before that packet, the old mode
+    of that ``MODE_CHANGED`` event. None if there is neither in its first ``max_bytes``."""
     from ...firmware.telemetry.capture import iter_packet_batches
     from ...firmware.telemetry.fastcodec import fast_decode
-    from ...firmware.telemetry.packets import APID_HOUSEKEEPING, SID_HOUSEKEEPING, Housekeeping
-    from ...firmware.types import FdirMode
+    from ...firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, Event, Housekeeping
+    from ...firmware.types import EventId, FdirMode
 
     for batch in iter_packet_batches(os.fspath(path)):
         h = batch.headers()
-        idx = ((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_HOUSEKEEPING) & (h["service"] == 3)).nonzero()[0]
+        idx = (((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_HOUSEKEEPING) & (h["service"] == 3))
+               | ((h["apid"] == APID_EVENT) & (h["service"] == 5))).nonzero()[0]
         for i in idx.tolist():
             start = int(batch.starts[i])
             try:
                 packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
             except ValueError:
                 continue
-            if isinstance(packet.data, Housekeeping):
-                try:
-                    return FdirMode(packet.data.mode)
-                except ValueError:
-                    return None
+            d = packet.data
+            try:
+                if isinstance(d, Housekeeping):
+                    return FdirMode(d.mode)
+                if isinstance(d, Event) and d.event_id == EventId.MODE_CHANGED:
+                    return FdirMode(int(d.values[0]))
+            except ValueError:
+                return None
         if batch.base + len(batch.buffer) >= max_bytes:
             break
     return None
