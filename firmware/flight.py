@@ -116,8 +116,9 @@ class FlightSoftware:
         start of the next cycle, with its service 1 reports in telemetry. Returns a
         :class:`~hullwatch.firmware.commanding.Receipt`, true when the command passes the
         acceptance checks now; a refused one (a bad valve index, a full queue...) is false and
-        its 1/2 report goes out at the next cycle. Call it from the thread that runs the loop
-        (between :meth:`run` calls or from a callback); other threads use :meth:`submit`.
+        its 1/2 report goes out at the next cycle. Thread-safe; called from another thread while
+        the loop runs, the verdict is that of the state at the call (the loop checks again when
+        it applies the command, and its reports are what counts).
 
         A ready :class:`FdirParams` object (no packet form) is activated at the next cycle
         without verification reports; returns False if too many wait.

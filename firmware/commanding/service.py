@@ -23,6 +23,7 @@ from __future__ import annotations
 import binascii
 import bisect
 import itertools
+import threading
 import tomllib
 from typing import Any
 
@@ -77,6 +78,7 @@ class Commanding:
         self._pending: list[_PendingValve | None] = [None] * len(host.layout.valves)
         self.n_pending = 0
         self._seq = 0
+        self._seq_lock = threading.Lock()  # encode() may be called from other threads
         self.accepted = 0
         self.rejected = 0
         self.completed = 0
@@ -88,19 +90,22 @@ class Commanding:
     def encode(self, command: Any, source_id: int) -> bytes:
         """A TC packet carrying ``command`` with this service's own sequence count.
         Raises TelemetryError when a field cannot be encoded."""
-        seq = self._seq
-        self._seq = (seq + 1) & 0x3FFF
+        with self._seq_lock:
+            seq = self._seq
+            self._seq = (seq + 1) & 0x3FFF
         try:
             return P.encode(P.make_packet(command, seq=seq, dest_id=source_id, ack_flags=0b1111))
-        except TelemetryError:
-            raise
         except Exception as exc:  # noqa: BLE001 - anything a caller passes is turned into one error
-            raise TelemetryError(f"{type(command).__name__}: {exc}") from exc
+            error = exc if isinstance(exc, TelemetryError) else TelemetryError(f"{type(command).__name__}: {exc}")
+            error.seq = seq  # type: ignore[attr-defined] - the request id it was given
+            if error is exc:
+                raise
+            raise error from exc
 
     def refuse_unencodable(self, command: Any, exc: Exception) -> int:
         """Report (1/2 BAD_ARGUMENT at the next cycle) a command that could not be encoded;
-        returns the request id it was given."""
-        word = P.request_word(P.APID_COMMAND, (self._seq - 1) & 0x3FFF)
+        returns the request id it was given (``exc.seq``, set by :meth:`encode`)."""
+        word = P.request_word(P.APID_COMMAND, getattr(exc, "seq", 0))
         self.queue.refuse(Refusal(word, _E.BAD_ARGUMENT, " ".join(str(exc).split())))
         return word
 
