@@ -147,3 +147,22 @@ def test_a_burst_is_accounted_for_report_by_report(live):
     live.reports(stop=note, timeout=10)
     assert len(ended) == len(seqs)
     assert set(ended.values()) <= {(7, 0), (2, E.QUEUE_FULL)}
+
+
+def test_the_minimal_client_in_the_docs_works(tmp_path, capsys):
+    """docs/commanding.md's standard-library client, run as written (ports swapped for free ones)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "commanding.md").read_text()
+    code = re.search(r"A minimal client needs nothing but the standard library:\n\n```python\n(.*?)```", doc, re.S).group(1)
+    run = LiveFlight(until=600.0, speed=5.0)
+    try:
+        run.release_tm()
+        tm_port = int(run.tm_url.rsplit(":", 1)[1])
+        code = code.replace("10025", str(tm_port)).replace("10024", str(run.tc_port))
+        code = code.replace("rx.bind(", "rx.settimeout(10); rx.bind(")
+        exec(compile(code, "docs/commanding.md", "exec"), {})  # noqa: S102 - the documented example
+    finally:
+        run.stop()
+    assert capsys.readouterr().out.split() == ["1/1", "1/7"]
