@@ -123,7 +123,9 @@ def handler(args: argparse.Namespace) -> int:
             out.write(f"hullwatch run: {name}{seed_text} on {device.info.kind}://{device.info.name}"
                       f"{span}{pace}, FDIR {args.mode}\n")
             if args.tc:
-                out.write(f"telecommands: listening on {args.tc}\n")
+                virtual = getattr(device.clock, "virtual", False) and not (args.realtime or args.speed)
+                note = " (virtual time, as fast as it runs: add --realtime to command it by hand)" if virtual else ""
+                out.write(f"telecommands: listening on {args.tc}{note}\n")
             out.flush()
         commands = None
         if args.commands:
