@@ -532,14 +532,18 @@ class Fdir:
             rep = max(obs, key=lambda m: vol[m]) if obs else -1
             self._seg_terms[s] = tuple(
                 (m if self.observable[m] or rep < 0 else rep, m, vol[m]) for m in members)
-            crew = s != main and bool(topo.masks[s] & self.crew_mask & ~self.sealed_mask)
+            # After a seal the oxygen generator may be sealed away or cut off (FDIR does not know
+            # where it is): every open segment may then lose its crew's oxygen use.
+            crew = bool(topo.masks[s] & ~self.sealed_mask) and (
+                self.sealed_mask != 0 or (s != main and bool(topo.masks[s] & self.crew_mask)))
             self.slot_dead[self.seg_slot[s]] = self._segment_dead_band(members, crew)
 
     def _segment_dead_band(self, members: list[int], crew: bool) -> float:
         """Dead band of a segment's leak test, Pa/s: the table's; plus ``split_allowance_kg_s``
-        for a segment apart from the main one (the largest) that may hold crew away from the
-        oxygen generator (modules a seal cut off, or either side of a hatch the crew moved):
-        their oxygen use is a real loss there, not a leak; plus, for each module whose
+        for a segment that may hold crew away from the oxygen generator (any open segment once
+        something is sealed; before that, a segment apart from the main one, the largest, on
+        either side of a hatch the crew moved): their oxygen use is a real loss there, not a
+        leak; plus, for each module whose
         temperature is estimated, the inventory drift ``temperature_estimate_rate_k_s`` of
         error would make."""
         seg_v = sum(self.volume[m] for m in members)
