@@ -148,7 +148,12 @@ class Commanding:
             self.host.fdir.events.push(t, EventId.TELECOMMANDS_LOST, "tc-link", float(lost),
                                        float(self.lost_total), 0.0)
         for raw in items:
-            self._one(raw, t)
+            try:
+                self._one(raw, t)
+            except Exception as exc:  # noqa: BLE001 - one bad packet never costs the others their reports
+                self.rejected += 1
+                verify(_S.ACCEPTANCE_FAILURE, int.from_bytes(raw[:4].ljust(4, b"\0"), "big"), t,
+                       _E.EXECUTION_FAILED, f"internal error: {type(exc).__name__}: {exc}")
 
     def _one(self, raw: bytes, t: float) -> None:
         if _recordable(raw):
