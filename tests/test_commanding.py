@@ -354,3 +354,41 @@ def test_a_sequence_with_every_verb_completes_each_command(tmp_path, capsys):
     assert len(lines) == 13 and all(line.endswith(": completed") for line in lines), out
     assert cli.main(["rerun", str(cap)]) == 0
     assert "telecommands: 13 recorded" in capsys.readouterr().out
+
+
+def test_fuzzed_packets_each_get_one_acceptance_report_and_the_loop_goes_on(fs):
+    """Valid telecommands with random bytes changed, cut or added (CRC fixed or not): every one
+    gets exactly one 1/1 or 1/2, nothing raises, and the loop keeps its cycle."""
+    import binascii
+    import random
+
+    rng = random.Random(13)
+    good = [P.encode(P.make_packet(c, seq=0)) for c in (
+        P.ValveCommand(1, True), P.SetFdirMode(FdirMode.PASSIVE), P.Acknowledge(0), P.AreYouAlive(),
+        P.LoadFdirParams("[leak]\nmiss_prob = 0.02\n"), P.SetParameter(19, "", [0.02]),
+        P.ReportParameter(0, "leak.windows_s"), P.EnableEvents([1, 2]), P.SetHousekeepingPeriod([(1, 1000)]),
+        P.OneShotHousekeeping([3]))]
+    errors_before = fs.executive.errors
+    for batch in range(8):
+        n0 = len(fs.sink.packets_list)
+        for i in range(fs.commanding.queue.capacity):
+            raw = bytearray(rng.choice(good))
+            for _ in range(rng.randint(1, 3)):
+                kind = rng.random()
+                if kind < 0.5 and len(raw) > 1:
+                    raw[rng.randrange(len(raw))] = rng.randrange(256)
+                elif kind < 0.75 and raw:
+                    del raw[rng.randrange(len(raw)):]
+                else:
+                    raw += bytes(rng.randrange(256) for _ in range(rng.randint(1, 5)))
+            if rng.random() < 0.7 and len(raw) >= 4:  # mostly a right CRC: reach the later checks
+                raw[2:4] = (0xC000 | (batch * 100 + i)).to_bytes(2, "big")
+                if len(raw) >= 8:
+                    raw[4:6] = (len(raw) - 7).to_bytes(2, "big")
+                    raw[-2:] = binascii.crc_hqx(bytes(raw[:-2]), 0xFFFF).to_bytes(2, "big")
+            fs.submit(bytes(raw))
+        fs.run(fs.executive.clock.now() + 0.2)
+        acceptance = [p for p in (fast_decode(r) for r in fs.sink.packets_list[n0:])
+                      if p.apid == P.APID_COMMAND and p.service == 1 and p.subtype in (1, 2)]
+        assert len(acceptance) == fs.commanding.queue.capacity
+    assert fs.executive.errors == errors_before
