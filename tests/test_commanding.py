@@ -392,3 +392,8 @@ def test_fuzzed_packets_each_get_one_acceptance_report_and_the_loop_goes_on(fs):
                       if p.apid == P.APID_COMMAND and p.service == 1 and p.subtype in (1, 2)]
         assert len(acceptance) == fs.commanding.queue.capacity
     assert fs.executive.errors == errors_before
+
+
+def test_lists_longer_than_64_items_are_refused(fs):
+    r = fs.telecommand(P.DisableEvents([1] * 65))
+    assert not r and r.error == E.BAD_ARGUMENT and "at most 64" in r.detail

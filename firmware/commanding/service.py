@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import ParameterError, TelemetryError
 from ..fdir.params import FdirParams, params_from_dict
 from ..telemetry import packets as P
-from ..telemetry.tc_packets import MAX_VALUES
+from ..telemetry.tc_packets import MAX_ITEMS, MAX_VALUES
 from ..types import EventId, FdirMode, IsolationState
 from . import parameters as params20
 from .accept import Rejection, Request, parse
@@ -196,6 +196,9 @@ class Commanding:
     def _check(self, req: Request) -> None:
         c = req.command
         host = self.host
+        items = getattr(c, "sids", None) or getattr(c, "event_ids", None) or getattr(c, "intervals", None)
+        if items is not None and len(items) > MAX_ITEMS:
+            raise Rejection(_E.BAD_ARGUMENT, f"{len(items)} items; at most {MAX_ITEMS} in one telecommand")
         if isinstance(c, P.ValveCommand):
             n = len(host.layout.valves)
             if not 0 <= c.valve < n:
