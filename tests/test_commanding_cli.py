@@ -106,3 +106,10 @@ def test_run_timeline_shows_each_telecommand_outcome(capsys, tmp_path):
     assert ("telecommand 20/3 set leak.miss_prob = 0.7, seq 0: not started: PARAMETERS_INVALID "
             "(telecommand 20/3: leak.miss_prob: expected a number in (0, 0.5), got 0.7)") in out
     assert "telecommand 8/1 command valve 4 closed (zarya-usos), seq 1: completed" in out
+
+
+def test_run_tc_and_tm_on_the_same_address_exits_2(capsys, tmp_path):
+    port = free_udp_port()
+    assert cli.main(["run", "--until", "5", "--tc", f"udp://127.0.0.1:{port}", "--tm", f"udp://127.0.0.1:{port}",
+                     "--quiet", "--capture", str(tmp_path / "x.tm")]) == 2
+    assert "the same address" in capsys.readouterr().err

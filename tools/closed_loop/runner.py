@@ -309,7 +309,7 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         flight = FlightSoftware(device, params, fdir_mode, all_sinks, on_event=record, clock=loop_clock)
         try:
             _schedule(flight, commands)
-            link = _open_link(tc_url, flight)
+            link = _open_link(tc_url, flight, tm_url)
         except BaseException:
             flight.close()
             raise
@@ -355,9 +355,15 @@ def _schedule(flight: FlightSoftware, commands: Any) -> None:
             raise InputError(f"commands: at {at_s} s: {exc}") from exc
 
 
-def _open_link(tc_url: str | None, flight: FlightSoftware) -> UdpTcLink | None:
+def _open_link(tc_url: str | None, flight: FlightSoftware, tm_url: str | None) -> UdpTcLink | None:
     if not tc_url:
         return None
+    if tm_url:
+        tc, tm = urlsplit(tc_url), urlsplit(tm_url)
+        if tc.port is not None and tc.port == tm.port and (tc.hostname or "127.0.0.1") == (tm.hostname or "127.0.0.1"):
+            # Telemetry sent to our own TC socket would come back as telecommands, refused, reported...
+            raise InputError(f"--tc {tc_url} and --tm {tm_url}: the same address; telemetry would come "
+                             "back in as telecommands")
     try:
         link = UdpTcLink(tc_url, flight.commanding.queue)
     except CommandLinkError as exc:
