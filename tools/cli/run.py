@@ -125,6 +125,8 @@ def handler(args: argparse.Namespace) -> int:
             if args.tc:
                 virtual = getattr(device.clock, "virtual", False) and not (args.realtime or args.speed)
                 note = " (virtual time, as fast as it runs: add --realtime to command it by hand)" if virtual else ""
+                if not args.tm:
+                    note += "; the reports go to the capture only (add --tm udp://HOST:PORT for a ground client)"
                 out.write(f"telecommands: listening on {args.tc}{note}\n")
             out.flush()
         commands = None
