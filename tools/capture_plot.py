@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .errors import InputError
+from .timeparse import parse_time  # noqa: F401 - the one time syntax; re-exported for callers
 
 #: mmHg per Pa (1 mmHg = 133.322 387 415 Pa)
 MMHG_PER_PA = 1.0 / 133.322387415
@@ -164,35 +165,6 @@ class PlotData:
     events_dropped: int = 0
     housekeeping: int = 0  #: housekeeping packets used
     source: str = ""
-
-
-def parse_time(text: str, epoch_utc: float | None = None) -> float:
-    """A mission time from the command line: seconds (``3600``), with a unit (``90s``, ``15m``,
-    ``2h``, ``1d``), or an ISO-8601 UTC time (``2018-08-29T21:00:00Z``, needs ``epoch_utc``).
-    Raises InputError saying what was expected."""
-    s = text.strip()
-    units = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-    for suffix in sorted(units, key=len, reverse=True):
-        if s.endswith(suffix) and s[: -len(suffix)].strip():
-            try:
-                return float(s[: -len(suffix)]) * units[suffix]
-            except ValueError:
-                break
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(
-            f"time {text!r}: expected mission seconds (3600), a duration (90s, 15m, 2h) or an "
-            "ISO UTC time (2018-08-29T21:00:00Z)") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    if epoch_utc is None:
-        raise InputError(f"time {text!r}: a UTC time needs the capture's epoch")
-    return when.timestamp() - epoch_utc
 
 
 class _Collector:

@@ -135,3 +135,14 @@ def _report(directory: Path, check: bool) -> int:
     if check and not all(t["met"] for t in s["targets"]):
         return EXIT_VERDICT
     return EXIT_OK
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves: every case recorded so far; the same command resumes."""
+    if not args.output or args.spec == "report":
+        return "nothing written"
+    from .campaign_exec import RESULTS_FILE, read_records
+
+    done = len(read_records(args.output)) if Path(args.output).is_dir() else 0
+    return (f"{done} cases recorded in {Path(args.output) / RESULTS_FILE} (each line whole); "
+            "run the same command again to go on from there")

@@ -1,0 +1,76 @@
+"""The one set of display units every tool prints: SI values in, short text out.
+
+Pressure in kPa with mmHg beside it, leak rates in kg/day, reserve and other long durations in
+hours and minutes, hole diameters in mm, volumes in m3. Telemetry, captures and the event values
+stay SI (Pa, kg/s, s, m); only what people read goes through here.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Pa per mmHg (the conventional millimetre of mercury).
+MMHG_PA = 133.322387415
+#: seconds per day
+DAY_S = 86400.0
+#: molar mass of cabin air, kg/mol (turns a gas inventory in mol into kg)
+AIR_KG_MOL = 0.0289647
+
+
+def kpa_mmhg(pa: float) -> str:
+    """``101.3 kPa (760 mmHg)``."""
+    return f"{pa / 1000.0:.1f} kPa ({pa / MMHG_PA:.0f} mmHg)"
+
+
+def pressure_rate(pa_s: float) -> str:
+    """A pressure rate: ``-0.52 kPa/min (-3.9 mmHg/min)``."""
+    per_min = pa_s * 60.0
+    return f"{per_min / 1000.0:.3g} kPa/min ({per_min / MMHG_PA:.3g} mmHg/min)"
+
+
+def kg_day(kg_s: float) -> str:
+    """A leak (gas loss) rate: ``16.5 kg/day``; three significant figures."""
+    return f"{kg_s * DAY_S:.3g} kg/day"
+
+
+def hours_minutes(seconds: float) -> str:
+    """A duration in hours and minutes: ``2 h 54 min``, ``6 min``, ``45 s`` under a minute,
+    ``102 h 53 min`` for long ones; ``n/a`` for infinity or NaN."""
+    if not math.isfinite(seconds):
+        return "n/a"
+    s = abs(seconds)
+    sign = "-" if seconds < 0 else ""
+    if s < 60:
+        return f"{sign}{s:.0f} s"
+    minutes = int(round(s / 60.0))
+    h, m = divmod(minutes, 60)
+    if h == 0:
+        return f"{sign}{m} min"
+    return f"{sign}{h} h {m:02d} min" if m else f"{sign}{h} h"
+
+
+def millimetres(metres: float) -> str:
+    """``1.40 mm``."""
+    return f"{metres * 1000.0:.2f} mm"
+
+
+def equivalent_diameter(diameter_m: float, cd: float, at_cd: float) -> float:
+    """The hole diameter (m) that leaks as much at discharge coefficient ``at_cd`` as
+    ``diameter_m`` does at ``cd`` (orifice flow scales with Cd times area, so with Cd d^2)."""
+    if at_cd <= 0 or cd <= 0:
+        return diameter_m
+    return diameter_m * math.sqrt(cd / at_cd)
+
+
+def plural(n: float, one: str, many: str | None = None) -> str:
+    """``1 module``, ``0 modules``, ``3 hatches`` (give ``many`` when it is not ``one + 's'``)."""
+    count = int(round(n))
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def size_text(nbytes: int) -> str:
+    """A file size: ``812 B``, ``4.2 kB``, ``29.3 MB``, ``1.24 GB`` (decimal units)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}" if nbytes < 100 * scale else f"{nbytes / scale:.0f} {unit}"
+    return f"{nbytes} B"
