@@ -106,13 +106,10 @@ def _subparser(parser: argparse.ArgumentParser, verb: str | None) -> argparse.Ar
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
+    args, extras = parser.parse_known_args(argv)  # usage errors: SystemExit(2), as argparse does
     if extras:
         # an unknown option belongs to the verb: show the verb's usage, with a did-you-mean
-        try:
-            _subparser(parser, getattr(args, "verb", None)).error(f"unrecognized arguments: {' '.join(extras)}")
-        except SystemExit as exc:
-            return int(exc.code or EXIT_BAD_INPUT)
+        _subparser(parser, getattr(args, "verb", None)).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import IO, Any
 
-from .cli_common import check_capture_content, file_kept_text
+from .cli_common import check_capture_content, check_capture_path, file_kept_text
 from .errors import EXIT_DAMAGED, EXIT_OK, InputError
 from .timeparse import time_arg
 
@@ -210,6 +210,7 @@ def handler(args: argparse.Namespace) -> int:
     from . import decode_format as F
 
     path = args.capture
+    check_capture_path(path)
     with open(path, "rb"):  # unreadable: PermissionError, turned into one line by the CLI
         pass
     empty = check_capture_content(path)  # not a capture: InputError, exit 2

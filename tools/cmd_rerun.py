@@ -9,6 +9,7 @@ from typing import Any
 
 from .cli_common import SkipReporter, add_progress_argument, check_capture_content, file_kept_text, output_path
 from .errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
+from .units import plural
 
 EXAMPLES = """\
 examples:
@@ -105,7 +106,7 @@ def handler(args: argparse.Namespace) -> int:
     if report.identical:
         print("no difference: the re-run raised the same events at the same mission times")
     else:
-        print(f"{len(report.diffs)} differences (- recorded only, + rerun only, ~ changed values):")
+        print(f"{plural(len(report.diffs), 'difference')} (- recorded only, + rerun only, ~ changed values):")
         for line in format_diff(report):
             print(line)
     if args.rerun_capture:

@@ -152,14 +152,14 @@ class RowBuilder:
             p, t, f, v, vs = self._p, self._t, self._f, self._v, self._vs
             n_p, n_t, n_f, n_v = self.counts[:4]
             row[p:p + 2 * n_p:2] = d.pressure
-            row[p + 1:p + 2 * n_p:2] = d.pressure_status
+            row[p + 1:p + 2 * n_p:2] = [_enum_name(SampleStatus, s) for s in d.pressure_status]
             row[t:t + 2 * n_t:2] = d.temperature
-            row[t + 1:t + 2 * n_t:2] = d.temperature_status
+            row[t + 1:t + 2 * n_t:2] = [_enum_name(SampleStatus, s) for s in d.temperature_status]
             row[f:f + 2 * n_f:2] = d.flow
-            row[f + 1:f + 2 * n_f:2] = d.flow_status
+            row[f + 1:f + 2 * n_f:2] = [_enum_name(SampleStatus, s) for s in d.flow_status]
             row[v:v + 2 * n_v:2] = d.valve_cmd
             row[v + 1:v + 2 * n_v:2] = d.valve_fb
-            row[vs:vs + n_v] = d.valve_status
+            row[vs:vs + n_v] = [_enum_name(SampleStatus, s) for s in d.valve_status]
         elif isinstance(d, P.Housekeeping):
             row[ix["cycle"]] = d.cycle
             if (len(d.modules), len(d.valves)) != (self.counts[4], self.counts[3]):
