@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "board-info": "hullwatch.tools.cmd_board_info",
     "flash": "hullwatch.tools.cmd_flash",
     "campaign": "hullwatch.tools.cmd_campaign",
+    "example": "hullwatch.tools.cmd_example",
 }
 
 
