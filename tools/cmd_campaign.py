@@ -19,8 +19,9 @@ examples:
   hullwatch campaign --list                                   # built-in specs
 
 An interrupted campaign re-run with the same arguments runs only the cases not yet recorded
-in DIR/cases.jsonl. Each case's scenario is saved as DIR/cases/<id>.toml; replay one with
-  hullwatch run --scenario DIR/cases/<id>.toml --seed SEED
+in DIR/cases.jsonl. Each case's scenario is saved as DIR/cases/<id>.toml; replay one with its
+seed from cases.csv, e.g.
+  hullwatch run --scenario runs/acc/cases/leak-00042.toml --seed 1234567
 Spec format: docs/detection.md.
 """
 

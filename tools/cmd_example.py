@@ -28,8 +28,8 @@ examples:
   hullwatch example board.toml > board.toml          # then: hullwatch flash board.toml --dry-run
   hullwatch example fdir.toml -o my-params.toml      # edit, then: hullwatch run --fdir my-params.toml
 
-Scenarios are printed by hullwatch scenarios NAME --toml; campaign specs are listed by
-hullwatch campaign --list.
+Scenarios are printed by `hullwatch scenarios NAME --toml`; campaign specs are listed by
+`hullwatch campaign --list`.
 """
 
 
