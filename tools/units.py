@@ -34,14 +34,17 @@ def kg_day(kg_s: float) -> str:
 
 
 def hours_minutes(seconds: float) -> str:
-    """A duration in hours and minutes: ``2 h 54 min``, ``6 min``, ``45 s`` under a minute,
-    ``102 h 53 min`` for long ones; ``n/a`` for infinity or NaN."""
+    """A duration in hours and minutes: ``2 h 54 min``, ``6 min``; ``1 min 40 s`` under ten
+    minutes, ``45 s`` under one; ``102 h 53 min`` for long ones; ``n/a`` for infinity or NaN."""
     if not math.isfinite(seconds):
         return "n/a"
     s = abs(seconds)
     sign = "-" if seconds < 0 else ""
     if s < 60:
         return f"{sign}{s:.0f} s"
+    if s < 600:
+        m, sec = divmod(int(round(s)), 60)
+        return f"{sign}{m} min {sec} s" if sec else f"{sign}{m} min"
     minutes = int(round(s / 60.0))
     h, m = divmod(minutes, 60)
     if h == 0:
