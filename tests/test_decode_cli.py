@@ -63,7 +63,7 @@ def test_table_by_default(capture, capsys):
     assert "layout: 6 modules, 18 pressure, 12 temperature, 1 flow, 6 valves" in lines[1]
     located = [line for line in lines if "LEAK_LOCATED" in line][0]
     assert "2018-08-29T20:00:12.000Z" in located and "12.000" in located
-    assert "hole_diameter_m=0.002 reserve_time_s=3600 leak_rate_kg_s=0.00012" in located
+    assert "hole_diameter=2.00 mm reserve_time=1 h leak_rate=10.4 kg/day" in located  # display units
     assert any("(telecommand)" in line and "command valve 0 closed" in line for line in lines)
 
 

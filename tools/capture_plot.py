@@ -10,9 +10,10 @@ on), so memory stays bounded whatever the size of the capture; events are kept u
 Library: :func:`collect` (stream and decimate), :func:`render` (matplotlib, Agg backend, imported
 lazily so that importing this module costs nothing) and :func:`plot_capture` (both). Never prints.
 
-Units in the figure: pressure in kPa (right axis in mmHg), temperature in K, gas inventory change
-since the first plotted sample in mol (the legend gives each module's inventory at that sample),
-leak rate in kg/h (positive = gas lost). The x axis is mission time (time since mission time 0,
+Units in the figure (the tools' one set, :mod:`hullwatch.tools.units`): pressure in kPa (right
+axis in mmHg), temperature in K, gas inventory change since the first plotted sample in kg of air
+(the telemetry's mol times 28.96 g/mol; the legend gives each module's inventory at that sample),
+leak rate in kg/day (positive = gas lost). The x axis is mission time (time since mission time 0,
 whose UTC is in the axis label) in s, min or h by the span shown.
 """
 
@@ -28,10 +29,11 @@ import numpy as np
 
 from .errors import InputError
 from .timeparse import parse_time  # noqa: F401 - the one time syntax; re-exported for callers
+from .units import AIR_KG_MOL, DAY_S, MMHG_PA
 
 #: mmHg per Pa (1 mmHg = 133.322 387 415 Pa)
-MMHG_PER_PA = 1.0 / 133.322387415
-KG_H_PER_KG_S = 3600.0
+MMHG_PER_PA = 1.0 / MMHG_PA
+KG_DAY_PER_KG_S = DAY_S
 
 #: the series kept per module, in this order (columns of the decimator)
 SERIES = ("pressure_pa", "temperature_k", "inventory_mol", "leak_rate_kg_s")
@@ -442,8 +444,8 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
     panels = (
         ("pressure_pa", 1e-3, "pressure [kPa]"),
         ("temperature_k", 1.0, "gas temperature [K]"),
-        ("inventory_mol", 1.0, "gas inventory change\nsince first sample [mol]"),
-        ("leak_rate_kg_s", KG_H_PER_KG_S, "estimated leak rate\n[kg/h, + = loss]"),
+        ("inventory_mol", AIR_KG_MOL, "gas inventory change\nsince first sample [kg]"),
+        ("leak_rate_kg_s", KG_DAY_PER_KG_S, "estimated leak rate\n[kg/day, + = loss]"),
     )
     handles = []
     for ax, (key, factor, label) in zip(axes, panels):
@@ -455,7 +457,7 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
             if key == "inventory_mol":
                 finite = mean[:, j][np.isfinite(mean[:, j])]
                 base = float(finite[0]) if len(finite) else 0.0
-                legend = f"{name} (n0 = {base:,.0f} mol)"
+                legend = f"{name} ({base * AIR_KG_MOL:,.1f} kg)"
             (line,) = ax.plot(x, (mean[:, j] - base) * factor, color=colour, lw=1.1, label=legend)
             if data.bin_width_s > 1.0:
                 ax.fill_between(x, (lo[:, j] - base) * factor, (hi[:, j] - base) * factor,

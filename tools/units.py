@@ -77,3 +77,30 @@ def size_text(nbytes: int) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.3g} {unit}" if nbytes < 100 * scale else f"{nbytes / scale:.0f} {unit}"
     return f"{nbytes} B"
+
+
+def field_label(field_name: str, unit: str) -> str:
+    """``leak_rate_kg_s`` -> ``leak_rate`` (the unit is shown with the value)."""
+    suffix = "_" + unit.replace("/", "_").replace("^3", "3") if unit else ""
+    return field_name[: -len(suffix)] if suffix and field_name.endswith(suffix) else field_name
+
+
+def value_text(field_name: str, unit: str, value: float, precise: bool = False) -> str:
+    """One event value in display units (:mod:`hullwatch.tools.units`): kg/s as kg/day, Pa as
+    kPa and mmHg, Pa/s per minute, m as mm, a reserve time in h and min, m^3 as m3. ``precise``
+    gives the SI value to 6 significant figures with its unit instead."""
+    if precise or not unit:
+        return f"{value:.6g}{' ' + unit if unit else ''}"
+    if unit == "kg/s":
+        return kg_day(value)
+    if unit == "Pa":
+        return kpa_mmhg(value)
+    if unit == "Pa/s":
+        return pressure_rate(value)
+    if unit == "m":
+        return millimetres(value)
+    if unit == "m^3":
+        return f"{value:.1f} m3"
+    if unit == "s":
+        return hours_minutes(value) if value >= 60 else f"{value:.3g} s"
+    return f"{value:.6g} {unit}"
