@@ -95,7 +95,8 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         flash.close()
     rx = board.rx_counters()
+    kept = f"configuration flash kept in {args.flash}" if args.flash else "the flash was in RAM: nothing kept"
     print(f"hullwatch board: stopped after {board.counters['requests']} requests "
           f"({board.counters['naks']} refused, {rx['crc_errors'] + rx['cobs_errors']} bad frames, "
-          f"{rx['dropped_bytes']} bytes dropped)", file=sys.stderr)
+          f"{rx['dropped_bytes']} bytes dropped); {kept}", file=sys.stderr)
     return 0
