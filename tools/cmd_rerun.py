@@ -20,8 +20,8 @@ examples:
   hullwatch rerun ms09.tm --fdir tuned.toml --capture tuned.tm && hullwatch plot tuned.tm -o tuned.png
 
 Output: one line per difference, in mission-time order:
-  - TIME  EVENT  SUBJECT  field value, ...  (recorded only)   the re-run did not raise it
-  + TIME  EVENT  SUBJECT  field value, ...  (rerun only)      new in the re-run
+  - TIME  EVENT  SUBJECT  field value, ...   recorded only   the re-run did not raise it
+  + TIME  EVENT  SUBJECT  field value, ...   rerun only      new in the re-run
   ~ TIME  EVENT  SUBJECT  field: recorded -> re-run, per changed value
 Values are labelled with their field names and shown in display units (kPa, kg/day, h min, mm;
 the field names are those of hullwatch dictionary).

@@ -363,8 +363,8 @@ def _fmt_changes(name: str, before: Sequence[float], after: Sequence[float], rto
 def format_diff(report: RerunReport) -> list[str]:
     """Lines describing the differences, one per event, in mission-time order::
 
-        - 0:41:20.300  LEAK_CONFIRMED     zvezda           leak_rate 44.9 kg/day, test_statistic 14.2, segment_volume 75.0 m3  (recorded only)
-        + 0:43:05.100  LEAK_CONFIRMED     zvezda           leak_rate 44.1 kg/day, test_statistic 13.9, segment_volume 75.0 m3  (rerun only)
+        - 0:41:20.300  LEAK_CONFIRMED     zvezda           leak_rate 44.9 kg/day, test_statistic 14.2, segment_volume 75.0 m3   recorded only
+        + 0:43:05.100  LEAK_CONFIRMED     zvezda           leak_rate 44.1 kg/day, test_statistic 13.9, segment_volume 75.0 m3   rerun only
         ~ 0:50:00.000  LEAK_LOCATED       soyuz-om         hole_diameter 2.10 mm -> 1.90 mm; reserve_time 2 h 52 min -> 3 h 10 min
     """
     lines = []
@@ -377,5 +377,5 @@ def format_diff(report: RerunReport) -> list[str]:
             e = d.recorded if d.kind == "recorded only" else d.rerun
             assert e is not None
             sign = "-" if d.kind == "recorded only" else "+"
-            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {e.subject:<16} {_fmt_values(e.values, e.name)}  ({d.kind})")
+            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {e.subject:<16} {_fmt_values(e.values, e.name)}   {d.kind}")
     return lines
