@@ -117,8 +117,12 @@ def test_empty_capture_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixtur
     empty.write_bytes(b"")
     assert main(["decode", str(empty)]) == 0
     assert "warning" in capsys.readouterr().err
-    assert main(["plot", str(empty), "-o", str(tmp_path / "e.png")]) == 2
-    assert "empty capture" in capsys.readouterr().err
+    for argv in (["plot", str(empty), "-o", str(tmp_path / "e.png")], ["rerun", str(empty)],
+                 ["replay", str(empty), "--device", "udp://127.0.0.1:9", "--fast"]):
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert "warning" in err and "empty capture" in err, argv
+    assert not (tmp_path / "e.png").exists()
 
 
 def test_rerun_capture_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .cli_common import ByteProgress, SkipReporter, add_progress_argument, check_capture_content, plot_path_arg
@@ -64,8 +65,9 @@ def handler(args: argparse.Namespace) -> int:
 
     path = args.capture
     empty = check_capture_content(path)  # not a capture: InputError, exit 2
-    if empty:
-        raise InputError(f"{empty}: nothing to plot")
+    if empty:  # a warning, not an error: there is nothing wrong with the file, only nothing in it
+        print(f"hullwatch: plot: warning: {empty}: nothing to plot, no image written", file=sys.stderr)
+        return EXIT_OK
     if args.max_points < 2:
         raise InputError(f"--max-points: expected a number >= 2, got {args.max_points}")
     modules = None

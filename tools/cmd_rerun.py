@@ -66,8 +66,9 @@ def handler(args: argparse.Namespace) -> int:
 
     path = args.capture
     empty = check_capture_content(path)  # not a capture: InputError, exit 2
-    if empty:
-        raise InputError(f"{empty}: nothing to re-run")
+    if empty:  # a warning, not an error: nothing recorded, nothing to compare
+        print(f"hullwatch: rerun: warning: {empty}: nothing to re-run", file=sys.stderr)
+        return EXIT_OK
     if args.fdir is not None and not os.path.isfile(args.fdir):
         raise InputError(f"--fdir {args.fdir}: no such parameter file")
     if args.rerun_capture and os.path.exists(args.rerun_capture) and os.path.samefile(args.rerun_capture, path):

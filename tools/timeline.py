@@ -83,7 +83,7 @@ def describe(ev: RunEvent, total_volume_m3: float | None = None, valves_closed: 
                 "still loses gas")
     if n == "LEAK_LOCATED":
         return (f"leak LOCATED in {subj}: losing {kg_day(v3)}; equivalent hole {millimetres(v1)}; "
-                f"reserve {hours_minutes(v2)} to 520 mmHg")
+                f"reserve {hours_minutes(v2)} to 69.3 kPa (520 mmHg)")
     if n == "VALVE_REOPENED":
         return f"reopened {subj} (healthy side)"
     if n == "SEGMENT_SEALED":
