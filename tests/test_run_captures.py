@@ -118,6 +118,9 @@ def test_segment_subjects_render_as_the_event_carries_them() -> None:
     assert segment_text("soyuz-dm", 900.0, 900.0) == "the whole station (900 m3)"
     assert segment_text("soyuz-om+soyuz-dm", 12.0, 900.0) == "the segment soyuz-om+soyuz-dm (12 m3)"
     assert segment_text("zvezda", 174.0, 900.0) == "zvezda (174 m3)"
+    # a module named for a larger segment is not given the segment's volume
+    assert segment_text("soyuz-dm", 174.0, 900.0, {"soyuz-dm": 4.0}) == "a 174 m3 segment with soyuz-dm"
+    assert segment_text("zvezda", 75.0, 900.0, {"zvezda": 75.0}) == "zvezda (75 m3)"
     text = describe(_ev("LEAK_CONFIRMED", "zvezda+prk+poisk", (2e-4, 8.0, 184.0)), 900.0)
     assert text == "leak CONFIRMED in the segment zvezda+prk+poisk (184 m3): losing 17.3 kg/day, test statistic 8.0"
     rapid = describe(_ev("RAPID_DEPRESS", "zvezda", (-40.0, 9.2, 95000.0)))

@@ -147,8 +147,8 @@ def handler(args: argparse.Namespace) -> int:
                       f"{span}{pace}, FDIR {args.mode}\n")
             out.flush()
         fdir_cd = (params or default_params()).isolation.discharge_coefficient
-        timeline = Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose,
-                            fdir_cd=fdir_cd) if not args.quiet else None
+        timeline = Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose, fdir_cd=fdir_cd,
+                            module_volumes={m.name: m.volume_m3 for m in layout.modules}) if not args.quiet else None
         paced = bool(args.realtime or args.speed) or not getattr(device.clock, "virtual", False)
         progress = _progress_bar(duration) if not args.no_progress and sys.stderr.isatty() else None
         try:

@@ -35,41 +35,52 @@ def rel_text(seconds: float | None) -> str:
     return f"T{sign}{h}:{m:02d}:{sec:02d}.{tenth}" if h else f"T{sign}{m}:{sec:02d}.{tenth}"
 
 
-def segment_text(subject: str, volume_m3: float, total_volume_m3: float | None = None) -> str:
+def segment_text(subject: str, volume_m3: float, total_volume_m3: float | None = None,
+                 module_volumes: dict[str, float] | None = None) -> str:
     """A station segment as people say it, from an event's subject and volume.
 
     The whole station's volume reads ``the whole station (900 m3)`` whatever the subject; a
     subject naming several modules (``a+b+c``) reads ``the segment a+b+c (180 m3)``; one module
     reads ``prk (10 m3)``. The subject is rendered as the event carries it, never narrowed to its
-    first module."""
+    first module; when it names one module (``module_volumes`` known) whose volume is not the
+    segment's, it reads ``a 174 m3 segment with zvezda``, so a module is never given the
+    segment's volume."""
     if total_volume_m3 and abs(volume_m3 - total_volume_m3) < 1e-6 * total_volume_m3:
         return f"the whole station ({volume_m3:.0f} m3)"
     if not subject:
         return f"a segment of {volume_m3:.0f} m3"
     if "+" in subject or "," in subject or " " in subject:
         return f"the segment {subject} ({volume_m3:.0f} m3)"
+    own = (module_volumes or {}).get(subject)
+    if own is not None and abs(own - volume_m3) > 1e-6 * max(volume_m3, 1.0):
+        return f"a {volume_m3:.0f} m3 segment with {subject}"
     return f"{subject} ({volume_m3:.0f} m3)"
 
 
-def describe(ev: RunEvent, total_volume_m3: float | None = None, valves_closed: int | None = None) -> str:
+def describe(ev: RunEvent, total_volume_m3: float | None = None, valves_closed: int | None = None,
+             module_volumes: dict[str, float] | None = None) -> str:
     """What an event means, in words and display units (:mod:`hullwatch.tools.units`).
 
     ``valves_closed``: how many hatches/valves the isolation closed (from ISOLATION_STARTED), so
-    that SEGMENT_SEALED says whether the rest of the station was closed off and is open again."""
+    that SEGMENT_SEALED says whether the rest of the station was closed off and is open again.
+    ``module_volumes``: the layout's module volumes (m3), for :func:`segment_text`."""
     v1, v2, v3 = ev.values
     n = ev.name
     subj = ev.subject
 
+    def segment(volume: float) -> str:
+        return segment_text(subj, volume, total_volume_m3, module_volumes)
+
     if n == "LEAK_SUSPECTED":
-        return f"leak suspected in {segment_text(subj, v3, total_volume_m3)}: losing {kg_day(v1)}, test statistic {v2:.1f}"
+        return f"leak suspected in {segment(v3)}: losing {kg_day(v1)}, test statistic {v2:.1f}"
     if n == "LEAK_CONFIRMED":
         stat = f", test statistic {v2:.1f}" if v2 else ""
-        return f"leak CONFIRMED in {segment_text(subj, v3, total_volume_m3)}: losing {kg_day(v1)}{stat}"
+        return f"leak CONFIRMED in {segment(v3)}: losing {kg_day(v1)}{stat}"
     if n == "LEAK_CLEARED":
-        return f"leak alarm cleared in {segment_text(subj, v3, total_volume_m3)}"
+        return f"leak alarm cleared in {segment(v3)}"
     if n == "RAPID_DEPRESS":
-        return (f"RAPID DEPRESSURISATION at {subj}: falling {pressure_rate(-v1)} (alarm at "
-                f"{pressure_rate(v2)}), now {kpa_mmhg(v3)}")
+        return (f"RAPID DEPRESSURISATION at {subj}: falling {pressure_rate(-v1)}, alarm threshold "
+                f"{pressure_rate(v2).split(' (')[0]}; now {kpa_mmhg(v3)}")
     if n == "ISOLATION_STARTED":
         if v2 < 0.5:
             return (f"isolation started: {plural(v1, 'candidate module')}, already closed off "
@@ -119,7 +130,8 @@ class Timeline:
     scenario's leak start is inserted in time order) and :meth:`finish` with the result."""
 
     def __init__(self, out: TextIO, epoch_utc: float, leaks: list[tuple[str, float, float, float]] | None = None,
-                 total_volume_m3: float | None = None, verbose: bool = False, fdir_cd: float | None = None) -> None:
+                 total_volume_m3: float | None = None, verbose: bool = False, fdir_cd: float | None = None,
+                 module_volumes: dict[str, float] | None = None) -> None:
         """``leaks``: the scenario's truth as (module, start_s, diameter_m, cd); ``fdir_cd``: the
         discharge coefficient FDIR sizes holes with, so the truth is also given at that Cd."""
         self.out = out
@@ -129,6 +141,7 @@ class Timeline:
         self.total_volume = total_volume_m3
         self.verbose = verbose
         self.fdir_cd = fdir_cd
+        self.module_volumes = module_volumes
         self._pending = list(self.leaks)
         self._header = False
         self._valves_closed: int | None = None
@@ -158,7 +171,7 @@ class Timeline:
             self._valves_closed = int(round(ev.values[1]))
         if ev.name in QUIET_EVENTS and not self.verbose:
             return
-        self._line(ev.t, describe(ev, self.total_volume, self._valves_closed))
+        self._line(ev.t, describe(ev, self.total_volume, self._valves_closed, self.module_volumes))
 
     def finish(self, result: RunResult) -> None:
         """Add the leak starts the run reached after the last event; a leak scheduled after the

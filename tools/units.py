@@ -29,8 +29,10 @@ def pressure_rate(pa_s: float) -> str:
 
 
 def kg_day(kg_s: float) -> str:
-    """A leak (gas loss) rate: ``16.5 kg/day``; three significant figures."""
-    return f"{kg_s * DAY_S:.3g} kg/day"
+    """A leak (gas loss) rate: ``16.5 kg/day``; three significant figures, no exponent
+    (``6,900 kg/day``)."""
+    v = kg_s * DAY_S
+    return f"{v:,.0f} kg/day" if abs(v) >= 1000 else f"{v:.3g} kg/day"
 
 
 def hours_minutes(seconds: float) -> str:
