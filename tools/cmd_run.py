@@ -166,11 +166,11 @@ def handler(args: argparse.Namespace) -> int:
                 progress = None
             r = stop.result
             out.flush()
-            print(f"hullwatch run: interrupted (Ctrl-C) at mission time {_clock(r.simulated_s)} "
+            print(f"hullwatch run: interrupted (Ctrl-C) at mission time {_clock(r.end_s)} "
                   f"after {len(r.events)} events", file=sys.stderr)
             if capture:
                 print(f"capture: {file_kept_text(capture)} kept: intact, every packet in it whole up to "
-                      f"mission time {_clock(r.simulated_s)}", file=sys.stderr)
+                      f"mission time {_clock(r.end_s)}", file=sys.stderr)
             return 130
         finally:
             if progress:

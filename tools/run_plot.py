@@ -76,13 +76,13 @@ def read_pressures(capture: str | os.PathLike[str], max_points: int = 4000,
 def zoom_window(result: RunResult) -> tuple[float, float] | None:
     """Mission seconds (from, to) around the leak story: the leak start and the FDIR events,
     with a margin of a fifth of their span (at least 30 s); None when there is no story."""
-    ts = [lk.start_s for lk in result.leaks if lk.start_s <= result.simulated_s]
+    ts = [lk.start_s for lk in result.leaks if lk.start_s <= result.end_s]
     ts += [e.t for e in result.events if e.name in STORY]
     if not ts:
         return None
     lo, hi = min(ts), max(ts)
     margin = max(30.0, 0.2 * (hi - lo))
-    return max(0.0, lo - margin), min(result.simulated_s, hi + margin)
+    return max(0.0, lo - margin), min(result.end_s, hi + margin)
 
 
 def _scale(span: float) -> tuple[float, str]:
@@ -130,7 +130,7 @@ def plot_run(result: RunResult, capture: str | os.PathLike[str], out: str | os.P
 
     names, times, rows = read_pressures(capture)
     window = zoom_window(result)
-    end = max(result.simulated_s, times[-1] if times else 0.0)
+    end = max(result.end_s, times[-1] if times else 0.0)
     fig = Figure(figsize=(11, 8.5 if window else 5.5))
     axes = fig.subplots(2, 1) if window else [fig.subplots()]
     _panel(axes[0], names, times, rows, result, 0.0, max(end, 1.0), legend=window is None)

@@ -88,6 +88,8 @@ class RunResult:
     verdict: str = ""
     correct: bool | None = None
     simulated_s: float = 0.0
+    #: mission time the run reached (s since mission time 0); a paced run starts a little after 0
+    end_s: float = 0.0
     wall_s: float = 0.0
     cycles: int = 0
     overruns: int = 0
@@ -323,7 +325,10 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
             flight.close()
         result.wall_s = time.perf_counter() - wall0
         ex = flight.executive
-        result.simulated_s = ex.cycles * ex.period
+        # mission time reached: a paced loop that fell behind skips deadlines (counted, not run)
+        result.simulated_s = (ex.cycles + getattr(ex, "skipped", 0)) * ex.period
+        t0 = getattr(ex, "t0", 0.0)
+        result.end_s = (t0 if t0 == t0 else 0.0) + result.simulated_s  # t0 is NaN if no cycle ran
         result.cycles = ex.cycles
         result.overruns = ex.overruns
         result.max_cycle_time_s = ex.max_cycle_time_s
@@ -442,7 +447,7 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{_fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
         return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
-    if known and r.leak_start is not None and r.leak_start >= r.simulated_s - 1e-9:
+    if known and r.leak_start is not None and r.leak_start >= r.end_s - 1e-9:
         # The run ended before the scenario's leak began: nothing to detect yet. Only a leak event
         # (a false alarm) makes this wrong.
         where = ", ".join(sorted(leak_modules))
@@ -451,10 +456,10 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
                     f"{_mission_text(false_alarms[0].t)} mission time, before the scenario's leak "
                     f"(in {where} at {_mission_text(r.leak_start)})", False)
         return (f"no leak yet (scenario leak at {_mission_text(r.leak_start)} mission time in {where}; the "
-                f"run ended at {_mission_text(r.simulated_s)}); nothing raised", None)
+                f"run ended at {_mission_text(r.end_s)}); nothing raised", None)
     if r.confirmed is None and r.detected is None:
         if known:
-            since = r.simulated_s - (r.leak_start or 0.0)
+            since = r.end_s - (r.leak_start or 0.0)
             return (f"MISSED: no leak detected in the {hours_minutes(since)} after the leak began "
                     f"(leak in {', '.join(sorted(leak_modules))})", False)
         return f"NOMINAL: no leak event in {hours:.1f} h of mission time", None

@@ -176,5 +176,5 @@ class Timeline:
     def finish(self, result: RunResult) -> None:
         """Add the leak starts the run reached after the last event; a leak scheduled after the
         end of the run is not shown (it never happened; the verdict says so)."""
-        self._leaks_before(result.simulated_s)
+        self._leaks_before(result.end_s)
         self.out.flush()
