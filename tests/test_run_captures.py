@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from hullwatch.tools.cli import main
-from hullwatch.tools.runner import RunEvent
-from hullwatch.tools.timeline import describe, segment_text
+from hullwatch.tools.closed_loop.runner import RunEvent
+from hullwatch.tools.closed_loop.timeline import describe, segment_text
 
 RUN = [sys.executable, "-m", "hullwatch.tools"]
 
@@ -152,7 +152,7 @@ def test_ctrl_c_in_other_verbs_says_what_was_kept(tmp_path: Path, monkeypatch: p
     cap = tmp_path / "a.tm"
     assert main(["run", "--until", "30", "--capture", str(cap), "--quiet"]) == 0
     capsys.readouterr()
-    from hullwatch.tools import cmd_decode
+    from hullwatch.tools.cli import decode as cmd_decode
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
