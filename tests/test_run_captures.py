@@ -187,3 +187,27 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
 
     assert "mission time" in stderr_of()
     assert "mission time" not in stderr_of("--no-progress")
+
+
+def test_segment_subjects_read_as_module_names_in_decode_plot_and_rerun(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """valve-fault seals soyuz-om with rassvet (the hatch between them is stuck open): the
+    segment's events carry a segment subject, which every tool shows as the module names."""
+    from hullwatch.tools.captures.plot import collect_capture
+    from hullwatch.tools.captures.rerun import format_diff, rerun_capture
+
+    cap = tmp_path / "vf.tm"
+    assert main(["run", "--scenario", "valve-fault", "--until", "10m", "--capture", str(cap), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["decode", str(cap), "--event", "SEGMENT_SEALED"]) == 0
+    table = capsys.readouterr().out
+    assert "SEGMENT_SEALED soyuz-om+rassvet modules_sealed=2 segment_volume=23.0 m3" in table
+    assert "seg:0x" not in table
+    data = collect_capture(str(cap))
+    assert any(e.name == "SEGMENT_SEALED" and e.subject == "soyuz-om+rassvet" for e in data.events)
+    params = tmp_path / "p.toml"
+    params.write_text("[isolation]\ndischarge_coefficient = 0.6\n")
+    report = rerun_capture(str(cap), fdir_params=str(params))
+    lines = format_diff(report)
+    assert any("LEAK_LOCATED" in line and "soyuz-om+rassvet" in line and "hole_diameter" in line for line in lines)
+    assert not any("seg:0x" in line for line in lines)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from ..firmware.fdir.topology import segment_modules
+
 #: Pa per mmHg (the conventional millimetre of mercury).
 MMHG_PA = 133.322387415
 #: seconds per day
@@ -106,3 +108,15 @@ def value_text(field_name: str, unit: str, value: float, precise: bool = False) 
     if unit == "s":
         return hours_minutes(value) if value >= 60 else f"{value:.3g} s"
     return f"{value:.6g} {unit}"
+
+
+def subject_text(subject: str, module_names: list[str] | None) -> str:
+    """An event subject as people read it: a segment subject (``seg:0x6``, a module name) as its
+    module names joined by ``+`` (``soyuz-om+rassvet``), given the layout's module names in layout
+    order; ``station`` (the whole station) and any other subject (a sensor, a valve) as they are."""
+    if subject == "station":
+        return subject
+    mods = segment_modules(subject, module_names) if module_names else None
+    if mods is None:
+        return subject
+    return "+".join(mods)

@@ -24,7 +24,7 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.events import EVENT_DEFS
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
 from ...hal.interfaces import Layout, SampleStatus
-from ..units import field_label, kg_day, value_text
+from ..units import field_label, kg_day, subject_text, value_text
 
 COMMON = ["offset", "utc", "time_utc_s", "t_s", "packet", "apid", "type", "service", "subtype", "seq",
           "msg_counter"]
@@ -295,7 +295,8 @@ def summary(packet: P.Packet, name: str, layout: Layout | None) -> str:
                 f"link {'up' if d.link_up else 'DOWN'}, {d.sensors_failed} sensors failed | {mods}")
     if isinstance(d, P.Event):
         values = " ".join(f"{k}={v}" for k, v in event_values_text(d).items())
-        return f"{d.severity.name} {d.event_id.name} {d.subject} {values}".rstrip()
+        subject = subject_text(d.subject, [m.name for m in layout.modules] if layout else None)
+        return f"{d.severity.name} {d.event_id.name} {subject} {values}".rstrip()
     if isinstance(d, P.LayoutReport):
         try:
             info = json.loads(d.layout_json)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..timeparse import parse_time  # noqa: F401 - the one time syntax; re-exported for callers
-from ..units import AIR_KG_MOL, DAY_S, MMHG_PA
+from ..units import AIR_KG_MOL, DAY_S, MMHG_PA, subject_text
 
 #: mmHg per Pa (1 mmHg = 133.322 387 415 Pa)
 MMHG_PER_PA = 1.0 / MMHG_PA
@@ -182,6 +182,7 @@ class _Collector:
         self.source = source
         self.epoch: float | None = None
         self.names: list[str] | None = None
+        self.layout_names: list[str] | None = None
         self.cols: list[int] = []
         self.n_modules = 0
         self.n_valves = 0
@@ -207,6 +208,7 @@ class _Collector:
                              + ", ".join(all_names))
         self.epoch = report.epoch_utc
         self.names = list(wanted)
+        self.layout_names = all_names  # expands segment subjects of events
         self.cols = [all_names.index(m) for m in self.names]
         self.n_modules, self.n_valves = len(layout.modules), len(layout.valves)
         self.bins = BinnedSeries(len(self.cols) * len(SERIES), max_bins=self.max_bins)
@@ -243,7 +245,8 @@ class _Collector:
 
     def event(self, t: float, ev: Any) -> None:
         if len(self.events) < self.max_events:
-            self.events.append(PlotEvent(t, ev.event_id.name, ev.subject, int(ev.severity)))
+            self.events.append(PlotEvent(t, ev.event_id.name, subject_text(ev.subject, self.layout_names),
+                                         int(ev.severity)))
         else:
             self.dropped += 1
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InputError
 from ..units import field_label as _label
-from ..units import value_text
+from ..units import subject_text, value_text
 
 #: Event names whose occurrence depends on the host (timing, link), not on the recorded samples.
 HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED"})
@@ -74,6 +74,7 @@ class RerunReport:
     skipped_bytes: int = 0  #: damaged bytes the capture reader skipped
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
     mode: str = ""  #: FDIR mode of the re-run
+    module_names: list[str] = field(default_factory=list)  #: layout order, to name segment subjects
 
     @property
     def identical(self) -> bool:
@@ -263,6 +264,7 @@ def rerun_capture(
                       capture=capture)
         skipped = device.health().get("skipped_bytes", 0)
         start, end = device.start_time, device.end_time
+        names = [m.name for m in device.layout.modules]
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
     rerun = list(getattr(result, "events", ()))
     diffs, n_rec, n_new, ignored = diff_events(
@@ -270,7 +272,7 @@ def rerun_capture(
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower())
+                       getattr(mode, "name", str(mode)).lower(), names)
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
@@ -368,14 +370,17 @@ def format_diff(report: RerunReport) -> list[str]:
         ~ 0:50:00.000  LEAK_LOCATED       soyuz-om         hole_diameter 2.10 mm -> 1.90 mm; reserve_time 2 h 52 min -> 3 h 10 min
     """
     lines = []
+    names = report.module_names or None  # segment subjects (station, seg:0x6) read as module names
     for d in report.diffs:
         if d.kind == "changed":
             a, b = d.recorded, d.rerun
             assert a is not None and b is not None
-            lines.append(f"~ {_fmt_t(a.t)}  {a.name:<18} {a.subject:<16} {_fmt_changes(a.name, a.values, b.values)}")
+            lines.append(f"~ {_fmt_t(a.t)}  {a.name:<18} {subject_text(a.subject, names):<16} "
+                         f"{_fmt_changes(a.name, a.values, b.values)}")
         else:
             e = d.recorded if d.kind == "recorded only" else d.rerun
             assert e is not None
             sign = "-" if d.kind == "recorded only" else "+"
-            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {e.subject:<16} {_fmt_values(e.values, e.name)}   {d.kind}")
+            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {subject_text(e.subject, names):<16} "
+                         f"{_fmt_values(e.values, e.name)}   {d.kind}")
     return lines

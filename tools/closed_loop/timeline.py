@@ -12,8 +12,8 @@ import datetime as dt
 import re
 from typing import TextIO
 
-from ...firmware.fdir.topology import segment_modules
-from ..units import equivalent_diameter, hours_minutes, kg_day, kpa_mmhg, millimetres, plural, pressure_rate
+from ..units import (equivalent_diameter, hours_minutes, kg_day, kpa_mmhg, millimetres, plural, pressure_rate,
+                     subject_text)
 
 from .runner import RunEvent, RunResult
 
@@ -58,15 +58,6 @@ def segment_text(subject: str, volume_m3: float, total_volume_m3: float | None =
     if own is not None and abs(own - volume_m3) > 1e-6 * max(volume_m3, 1.0):
         return f"a {volume_m3:.0f} m3 segment with {subject}"
     return f"{subject} ({volume_m3:.0f} m3)"
-
-
-def subject_text(subject: str, module_names: list[str] | None) -> str:
-    """A segment subject (``station``, ``seg:0x6``, a module name) as module names joined by
-    ``+``; any other subject as it is."""
-    mods = segment_modules(subject, module_names) if module_names else None
-    if mods is None:
-        return subject
-    return "+".join(mods)
 
 
 def _reading(sensor: str, value: float) -> str:
