@@ -211,3 +211,21 @@ def test_segment_subjects_read_as_module_names_in_decode_plot_and_rerun(tmp_path
     lines = format_diff(report)
     assert any("LEAK_LOCATED" in line and "soyuz-om+rassvet" in line and "hole_diameter" in line for line in lines)
     assert not any("seg:0x" in line for line in lines)
+
+
+def test_run_plot_zooms_on_the_events(tmp_path: Path) -> None:
+    """The run plot's second panel spans the leak story (leak start to sealing), not the whole run."""
+    from hullwatch.tools.closed_loop.run_plot import plot_run, zoom_window
+    from hullwatch.tools.closed_loop.runner import run_scenario
+
+    cap = tmp_path / "z.tm"
+    result = run_scenario("sim://soyuz-ms09", until=1200.0, capture=cap)
+    lo, hi = zoom_window(result)
+    sealed = result.first("SEGMENT_SEALED")
+    assert sealed is not None
+    assert lo < 300.0 < sealed.t < hi  # the leak start and the sealing are in the zoom
+    assert hi - lo < 0.2 * result.end_s  # and the zoom is a small part of the run
+    out = tmp_path / "z.svg"
+    plot_run(result, cap, out)
+    svg = out.read_text()
+    assert "zoom on the events" in svg and "whole run" in svg
