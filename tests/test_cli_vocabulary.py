@@ -151,3 +151,24 @@ def test_display_units() -> None:
     assert hours_minutes(100) == "1 min 40 s" and hours_minutes(45) == "45 s" and hours_minutes(7200) == "2 h"
     assert plural(1, "module") == "1 module" and plural(0, "hatch", "hatches") == "0 hatches"
     assert size_text(29_328_447) == "29.3 MB" and size_text(812) == "812 B" and size_text(352_000_000) == "352 MB"
+
+
+@pytest.mark.parametrize("argv, start, code", [
+    (["run", "--scenario", "no-such-preset", "--no-capture"], "--scenario no-such-preset: no such preset", 2),
+    (["run", "--fdir", "no-such.toml", "--no-capture"], "--fdir no-such.toml: no such file", 2),
+    (["run", "--device", "serial:///dev/ttyHULLWATCH-NONE", "--no-capture"],
+     "--device serial:///dev/ttyHULLWATCH-NONE: no such serial port", 4),
+    (["board-info", "--port", "/dev/ttyHULLWATCH-NONE"], "--device /dev/ttyHULLWATCH-NONE: no such serial port", 4),
+])
+def test_errors_name_the_flag_and_the_value(argv: list[str], start: str, code: int,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"hullwatch: error: {start}") and err.count("\n") == 1, err
+
+
+def test_replay_destination_error_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cap = _capture(tmp_path)
+    capsys.readouterr()
+    assert main(["replay", str(cap), "--to", "udp://nosuchhost.invalid:9"]) in (2, 4)
+    assert "--device udp://nosuchhost.invalid:9: cannot resolve host 'nosuchhost.invalid'" in capsys.readouterr().err

@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named(exc: BaseException, message: str) -> str:
+    """The message with the flag it came from in front (``--device serial:///dev/x: ...``), when
+    the verb raised it inside :func:`hullwatch.tools.cli.common.naming` and it does not say so."""
+    flag = getattr(exc, "hullwatch_flag", None)
+    if flag and not message.startswith(flag):
+        return f"{flag} {message}"
+    return message
+
+
 def _error_exit(message: str, code: int) -> int:
     print(f"hullwatch: error: {message}", file=sys.stderr)
     return code
@@ -121,21 +130,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ToolError as exc:
-        return _error_exit(str(exc), exc.exit_code)
+        return _error_exit(_named(exc, str(exc)), exc.exit_code)
     except (DeviceOpenError, LinkError) as exc:
-        return _error_exit(str(exc), EXIT_DEVICE)
+        return _error_exit(_named(exc, str(exc)), EXIT_DEVICE)
     except (HalError, FirmwareError, SimError) as exc:
-        return _error_exit(str(exc), EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, str(exc)), EXIT_BAD_INPUT)
     except FileNotFoundError as exc:
-        return _error_exit(f"{exc.filename}: no such file", EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, f"{exc.filename}: no such file"), EXIT_BAD_INPUT)
     except IsADirectoryError as exc:
-        return _error_exit(f"{exc.filename}: is a directory, expected a file", EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, f"{exc.filename}: is a directory, expected a file"), EXIT_BAD_INPUT)
     except PermissionError as exc:
-        return _error_exit(f"{exc.filename}: permission denied", EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, f"{exc.filename}: permission denied"), EXIT_BAD_INPUT)
     except BrokenPipeError:
         return 0
     except OSError as exc:
-        return _error_exit(f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}".strip(), EXIT_BAD_INPUT)
+        text = f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}".strip()
+        return _error_exit(_named(exc, text), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         # Every verb says what Ctrl-C left behind: its module's on_interrupt(args) -> str
         note = getattr(sys.modules.get(getattr(args.func, "__module__", ""), None), "on_interrupt", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_device_argument
+from .common import add_device_argument, naming
 
 EXAMPLES = """\
 examples:
@@ -69,7 +69,8 @@ def handler(args: argparse.Namespace) -> int:
     from ...hal.board_link import BoardLink
     from ..board.flashing import read_board_info
 
-    link = BoardLink.open(args.device)
+    with naming("--device"):
+        link = BoardLink.open(args.device)
     try:
         info = read_board_info(link)
     finally:

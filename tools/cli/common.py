@@ -7,9 +7,10 @@ python-can's logger and player share one such module. Everything that prints liv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import InputError
 from ..units import size_text
@@ -31,6 +32,22 @@ def add_device_argument(p: argparse.ArgumentParser, help: str, required: bool = 
     """The board/port/destination URL of every verb: ``--device URL``, with the older spellings
     (``--port``, replay's ``--to``) kept as aliases of the same option (``args.device``)."""
     p.add_argument("--device", *aliases, dest="device", metavar="URL", required=required, help=help, **kwargs)
+
+
+@contextlib.contextmanager
+def naming(flag: str) -> Iterator[None]:
+    """Errors raised inside are about the value of ``flag``: the CLI puts the flag in front of
+    their message (``--device serial:///dev/x: no such serial port``). The exception itself, and
+    so the exit status, is unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "hullwatch_flag", None) is None:
+            try:
+                exc.hullwatch_flag = flag  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type with __slots__: keep it as it is
+                pass
+        raise
 
 
 def plot_path_arg(text: str) -> str:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_device_argument
+from .common import add_device_argument, naming
 from ..errors import InputError
 
 EXAMPLES = """\
@@ -115,7 +115,8 @@ def handler(args: argparse.Namespace) -> int:
     if not args.device:
         raise InputError("--device URL is required (or use --dry-run)")
 
-    link = BoardLink.open(args.device)
+    with naming("--device"):
+        link = BoardLink.open(args.device)
     progress, close_bars = _progress_bar()
     try:
         if image is None:

@@ -7,7 +7,8 @@ import sys
 import time
 from typing import Any
 
-from .common import ByteProgress, SkipReporter, add_device_argument, add_progress_argument, check_capture_content
+from .common import (ByteProgress, SkipReporter, add_device_argument, add_progress_argument,
+                     check_capture_content, naming)
 from ..errors import EXIT_DAMAGED, EXIT_OK
 
 EXAMPLES = """\
@@ -76,7 +77,8 @@ def handler(args: argparse.Namespace) -> int:
     if empty:
         print(f"hullwatch: replay: warning: {empty}", file=sys.stderr)
     skips = SkipReporter(path)
-    sink = open_sink(args.device)
+    with naming("--device"):
+        sink = open_sink(args.device)
     started = time.perf_counter()
     try:
         with ByteProgress(path, "replay", enabled=not args.no_progress) as bar:

@@ -13,7 +13,7 @@ from .. import timeparse
 from ..errors import EXIT_OK, EXIT_VERDICT, InputError
 from ..timeparse import duration_arg
 from ..units import hours_minutes, size_text
-from .common import add_device_argument, add_progress_argument, file_kept_text, output_path, plot_path_arg
+from .common import add_device_argument, add_progress_argument, file_kept_text, naming, output_path, plot_path_arg
 
 EXAMPLES = """\
 examples:
@@ -111,7 +111,8 @@ def handler(args: argparse.Namespace) -> int:
     until = args.until
     if args.speed is not None and not args.speed > 0:
         raise InputError(f"--speed {args.speed:g}: expected a number > 0")
-    params = load_params(args.fdir) if args.fdir else None  # bad table: ParameterError, exit 2
+    with naming("--fdir"):
+        params = load_params(args.fdir) if args.fdir else None  # bad table: ParameterError, exit 2
     if args.plot and args.no_capture:
         raise InputError("--plot needs the run's capture (the pressures come from it); drop --no-capture")
     if args.capture is not None:
@@ -123,7 +124,13 @@ def handler(args: argparse.Namespace) -> int:
         target = device_url[len("sim://"):].partition("?")[0]
         if scenario is None and not target:
             scenario = "soyuz-ms09"
-    device = _open_device(device_url, scenario, args.seed, is_sim)
+    if isinstance(scenario, str):
+        from ...sim.scenario import load_scenario
+
+        with naming("--scenario"):
+            load_scenario(scenario)  # a missing or malformed scenario is about --scenario, not the device
+    with naming("--device"):
+        device = _open_device(device_url, scenario, args.seed, is_sim)
     try:
         name = getattr(getattr(device, "scenario", None), "name", None) or device.info.name
         seed = getattr(device, "seed", None)
