@@ -10,6 +10,7 @@ from typing import Any
 from .common import (ByteProgress, SkipReporter, add_device_argument, add_progress_argument,
                      check_capture_content, naming)
 from ..errors import EXIT_DAMAGED, EXIT_OK
+from ..timeparse import duration_arg
 
 EXAMPLES = """\
 examples:
@@ -35,13 +36,10 @@ def _positive(text: str) -> float:
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from exc
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
-    return value
+    """argparse ``type=``: a duration in the one syntax of every verb (``5``, ``90s``, ``2m``), or 0."""
+    if text.strip() in ("0", "0.0", "0s"):
+        return 0.0
+    return float(duration_arg(text))  # type: ignore[arg-type]
 
 
 def register(subparsers: Any) -> None:
@@ -62,8 +60,8 @@ def register(subparsers: Any) -> None:
     pace.add_argument("--speed", type=_positive, default=1.0, metavar="N",
                       help="N times real time (default 1)")
     pace.add_argument("--fast", action="store_true", help="as fast as possible, no pacing")
-    p.add_argument("--skip-gaps", type=_non_negative, default=None, metavar="SECONDS",
-                   help="shorten recorded gaps longer than SECONDS to SECONDS")
+    p.add_argument("--skip-gaps", type=_non_negative, default=None, metavar="DURATION",
+                   help="shorten recorded gaps longer than DURATION to DURATION (5, 30s, 2m)")
     p.add_argument("--loop", action="store_true", help="start over at the end (until Ctrl-C)")
     add_progress_argument(p)
     p.set_defaults(func=handler)
