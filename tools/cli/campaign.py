@@ -16,6 +16,8 @@ examples:
   hullwatch campaign fdir-acceptance -o runs/acc --workers 2  # local process pool
   hullwatch campaign my.toml -o runs/my --dask-local 4        # Dask LocalCluster of 4 workers
   hullwatch campaign my.toml -o runs/my --scheduler tcp://10.0.0.5:8786
+  hullwatch campaign fdir-robustness -o runs/rob --dask-local 2 --sample 40   # a fixed 40-case sample
+  hullwatch campaign fdir-robustness -o runs/rob --groups leak-iss,nominal-iss
   hullwatch campaign report runs/acc                          # re-render the report
   hullwatch campaign --list                                   # built-in specs
 
@@ -49,6 +51,10 @@ def register(subparsers: Any) -> None:
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="use an existing Dask scheduler (its workers need hullwatch installed)")
     p.add_argument("--max-cases", type=int, metavar="N", help="stop after N new cases (re-run to go on)")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="run a fixed random sample of about N cases, shared over the groups in "
+                   "proportion to their sizes (the same sample every time)")
+    p.add_argument("--groups", metavar="NAME[,NAME...]", help="run only these groups of the spec")
     p.add_argument("--retry-failed", action="store_true", help="run again the cases recorded as failed")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 unless every acceptance target is met")
@@ -75,7 +81,7 @@ def handler(args: argparse.Namespace) -> int:
         raise InputError(f"campaign: unexpected argument {args.dir!r}; give the output directory with -o DIR")
     if not args.output:
         raise InputError("campaign: missing -o DIR (where the results and the report go)")
-    for opt in ("workers", "dask_local", "max_cases"):
+    for opt in ("workers", "dask_local", "max_cases", "sample"):
         v = getattr(args, opt)
         if v is not None and v < (0 if opt == "max_cases" else 1):
             raise InputError(f"--{opt.replace('_', '-')}: expected a positive number, got {v}")
@@ -94,7 +100,7 @@ def _executor(args: argparse.Namespace) -> Any:
 
 
 def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..campaign.executor import Progress, run_campaign
+    from ..campaign.executor import Progress, run_campaign, sample_case_ids
 
     bar = None
 
@@ -111,14 +117,19 @@ def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
             bar.update(1)
         bar.set_postfix_str(f"failed {p.failed}", refresh=False)
 
+    case_ids = None
+    if args.sample is not None or args.groups:
+        groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+        case_ids = sample_case_ids(spec, args.sample, groups)
     with _executor(args) as executor:
-        print(f"campaign {spec.name}: {spec.size} cases on {executor.description} -> {out}", file=sys.stderr)
-        estimate = _estimate(spec, out, executor.workers)
+        count = f"{len(case_ids)} of {spec.size}" if case_ids is not None else f"{spec.size}"
+        print(f"campaign {spec.name}: {count} cases on {executor.description} -> {out}", file=sys.stderr)
+        estimate = _estimate(spec, out, executor.workers, case_ids)
         if estimate:
             print(f"campaign {spec.name}: {estimate}", file=sys.stderr)
         try:
             run = run_campaign(spec, out, executor, on_progress=on_progress, max_cases=args.max_cases,
-                               retry_failed=args.retry_failed)
+                               retry_failed=args.retry_failed, case_ids=case_ids)
         finally:
             if bar is not None:
                 bar.close()
@@ -132,7 +143,7 @@ def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
 WORKER_SPEEDUP = (1000.0, 3000.0)
 
 
-def _estimate(spec: Any, out: Path, workers: int) -> str | None:
+def _estimate(spec: Any, out: Path, workers: int, case_ids: Any = None) -> str | None:
     """``mission time ...; expect about 18-54 min`` for the cases not yet recorded, or None when
     that cannot be known (a scenario that does not load is reported by the run itself)."""
     from ...sim.scenario import load_scenario
@@ -140,9 +151,11 @@ def _estimate(spec: Any, out: Path, workers: int) -> str | None:
     from ..campaign.spec import case_id
 
     done = set(read_records(out)) if out.is_dir() else set()
+    wanted = set(case_ids) if case_ids is not None else None  # --sample/--groups: only those
     mission = 0.0
     for g in spec.groups:
-        todo = sum(case_id(g.name, i) not in done for i in range(g.size))
+        ids = [case_id(g.name, i) for i in range(g.size)]
+        todo = sum(c not in done and (wanted is None or c in wanted) for c in ids)
         if not todo:
             continue
         try:

@@ -14,7 +14,6 @@ from typing import TextIO
 
 from ..units import (equivalent_diameter, hours_minutes, kg_day, kpa_mmhg, millimetres, plural, pressure_rate,
                      subject_text)
-
 from .runner import RunEvent, RunResult
 
 #: Events not shown unless ``verbose`` (frequent, and not part of the leak story).
