@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from . import targets as campaign_targets
 from .executor import MANIFEST_FILE, RESULTS_FILE, read_records
+from .targets import target as _target
 from ..errors import InputError
 
 #: Acceptance targets (issue 8): detection and correct isolation for every hole >= 1 mm,
@@ -258,16 +259,6 @@ def _targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         _target("no failed case", s["failed"], f"{s['failed']} failed of {s['cases']}", s["failed"] == 0, ""),
     ]
     return out
-
-
-def _target(name: str, value: Any, shown: str | None, met: bool, why_na: str) -> dict[str, Any]:
-    """One acceptance target: ``status`` is ``met``, ``MISSED`` or ``n/a`` (the campaign has no
-    cases to judge it by: ``shown`` says why). ``met`` stays a bool; ``applicable`` is False for
-    n/a, and ``campaign --check`` fails only on an applicable target that is not met."""
-    applicable = value is not None
-    return {"target": name, "value": value, "shown": shown if applicable else why_na,
-            "applicable": applicable, "met": applicable and met,
-            "status": "n/a" if not applicable else ("met" if met else "MISSED")}
 
 
 # --------------------------------------------------------------------------------------------
