@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-from ..firmware.fdir.topology import segment_modules
-
 #: Pa per mmHg (the conventional millimetre of mercury).
 MMHG_PA = 133.322387415
 #: seconds per day
@@ -116,7 +114,13 @@ def subject_text(subject: str, module_names: list[str] | None) -> str:
     order; ``station`` (the whole station) and any other subject (a sensor, a valve) as they are."""
     if subject == "station":
         return subject
-    mods = segment_modules(subject, module_names) if module_names else None
+    if not module_names:
+        return subject
+    # imported here on purpose: the package import of firmware.fdir loads the whole FDIR (0.2 s),
+    # which every other unit here, and a CLI that prints no event, does without
+    from ..firmware.fdir.topology import segment_modules
+
+    mods = segment_modules(subject, module_names)
     if mods is None:
         return subject
     return "+".join(mods)
