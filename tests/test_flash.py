@@ -156,7 +156,7 @@ def test_another_boards_image_needs_force(board: tuple[str, Path], tmp_path: Pat
 
 def test_port_is_required_unless_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "flash", str(EXAMPLE))
-    assert code == 2 and "--port URL is required" in err
+    assert code == 2 and "--device URL is required" in err
 
 
 def test_missing_port_has_a_hint(capsys: pytest.CaptureFixture[str]) -> None:

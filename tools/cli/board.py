@@ -14,11 +14,11 @@ examples:
   hullwatch board --pty                                 # prints the device path, e.g. /dev/pts/7
   hullwatch board --pty --flash board.flash             # configuration flash kept in board.flash
   hullwatch board --pty --scenario nominal-24h --baud 115200
-  hullwatch board --port socket://0.0.0.0:7000          # any pyserial URL (the host end connects)
+  hullwatch board --device socket://0.0.0.0:7000          # any pyserial URL (the host end connects)
 
 Then, in another terminal:
   hullwatch run --device serial:///dev/pts/7 --scenario soyuz-ms09
-  hullwatch board-info --port /dev/pts/7
+  hullwatch board-info --device /dev/pts/7
 
 The flash file is made with the factory configuration of --scenario's station (default
 soyuz-ms09) when it does not exist, and survives restarts. Ctrl-C stops the board.
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal and print its path")
-    where.add_argument("--port", metavar="URL", help="serve on this pyserial port URL")
+    where.add_argument("--device", "--port", dest="device", metavar="URL", help="serve on this pyserial port URL (alias: --port)")
     p.add_argument("--flash", metavar="FILE", help="configuration flash file (made if missing; default: in RAM)")
     p.add_argument("--board-id", metavar="ID", default=None, help="board id (default hwb-emu-0001)")
     p.add_argument("--scenario", metavar="NAME", default="soyuz-ms09",
@@ -86,8 +86,8 @@ def handler(args: argparse.Namespace) -> int:
         else:
             from ...hal.ports import open_port
 
-            port = open_port(args.port, timeout=0.05)
-            print(f"hullwatch board: emulated board {board_id} serving on {args.port}", flush=True)
+            port = open_port(args.device, timeout=0.05)
+            print(f"hullwatch board: emulated board {board_id} serving on {args.device}", flush=True)
             print(f"  flash: {args.flash or '(in RAM)'} ({config_text}); Ctrl-C to stop", flush=True)
             serve_port(board, port, stop=lambda: stopping[0], baud=args.baud)
     except KeyboardInterrupt:
@@ -95,7 +95,8 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         flash.close()
     rx = board.rx_counters()
+    kept = f"configuration flash kept in {args.flash}" if args.flash else "the flash was in RAM: nothing kept"
     print(f"hullwatch board: stopped after {board.counters['requests']} requests "
           f"({board.counters['naks']} refused, {rx['crc_errors'] + rx['cobs_errors']} bad frames, "
-          f"{rx['dropped_bytes']} bytes dropped)", file=sys.stderr)
+          f"{rx['dropped_bytes']} bytes dropped); {kept}", file=sys.stderr)
     return 0

@@ -21,7 +21,7 @@ verbs:
   events enable|disable ID...       5/5, 5/6 (event names or ids)
 
 examples:
-  hullwatch run --realtime --tc udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025 &
+  hullwatch run --realtime --tc udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025    (the flight software, elsewhere)
   hullwatch command --to udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025 ping
   hullwatch command --to udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025 valve zarya-usos close
 
