@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import wire
+from .board_check import check_description, check_identity
 from .errors import LinkError, LinkTimeout, NakError, ProtocolError
 from .framing import MAX_WIRE_FRAME, FrameReader
 from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
@@ -249,7 +250,8 @@ class BoardLink:
                           f"({timeout_s * 1e3:.0f} ms each)")
 
     def identify(self, *, attempts: int = REQUEST_ATTEMPTS, timeout_s: float | None = None) -> wire.IdentifyReply:
-        """IDENTIFY the board and check its protocol major (ProtocolError if it differs)."""
+        """IDENTIFY the board and check its protocol major (ProtocolError if it differs) and
+        every field of the reply (BoardDescriptionError, hal.board_check)."""
         reply = self.request(wire.Identify(wire.PROTOCOL_MAJOR, wire.PROTOCOL_MINOR),
                              attempts=attempts, timeout_s=timeout_s)
         if reply.protocol_major != wire.PROTOCOL_MAJOR:
@@ -257,15 +259,22 @@ class BoardLink:
                 f"{self.url}: board {reply.board_id!r} speaks protocol {reply.protocol_version}, "
                 f"this host speaks {wire.PROTOCOL_MAJOR}.x; update the "
                 + ("board firmware" if reply.protocol_major < wire.PROTOCOL_MAJOR else "host software"))
+        check_identity(reply, f"{self.url}: board {reply.board_id!r}")
         return reply
 
     def describe(self, identity: wire.IdentifyReply | None = None) -> BoardDescription:
-        """IDENTIFY (unless given) and read the module, channel and valve tables."""
+        """IDENTIFY (unless given) and read the module, channel and valve tables.
+
+        Raises BoardDescriptionError (a ProtocolError) when the tables break a rule every
+        configuration image keeps (hal.board_check)."""
         ident = identity or self.identify()
         modules = tuple(self.request(wire.DescribeModule(i)) for i in range(ident.module_count))
         channels = tuple(self.request(wire.DescribeChannel(i)) for i in range(ident.channel_count))
         valves = tuple(self.request(wire.DescribeValve(i)) for i in range(ident.valve_count))
-        return BoardDescription(ident, modules, channels, valves)
+        description = BoardDescription(ident, modules, channels, valves)
+        if ident.flags & wire.BoardFlags.CONFIG_VALID:  # an unconfigured board has no tables
+            check_description(description, f"{self.url}: board {ident.board_id!r}")
+        return description
 
     def reset(self, kind: int = wire.ResetKind.SOFT) -> None:
         """RESET the board and wait the settle time."""

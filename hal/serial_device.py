@@ -34,7 +34,7 @@ from typing import Any, Callable
 from . import wire
 from .board_link import BoardDescription, BoardLink, PortFailure
 from .clock import Clock, WallClock
-from .errors import DeviceOpenError, HalError, LinkError, LinkTimeout
+from .errors import DeviceOpenError, HalError, LinkError, LinkTimeout, ProtocolError
 from .interfaces import ChannelKind, Device, DeviceInfo, Frame, SampleStatus
 from .ports import DEFAULT_BAUD, port_url
 
@@ -50,11 +50,11 @@ RECONNECT_INTERVAL_S = 0.5
 PROBE_ATTEMPTS = 1
 
 _STALE = int(SampleStatus.STALE)
+_INVALID = int(SampleStatus.INVALID)
 _NO_DATA = int(SampleStatus.NO_DATA)
 _HIL_ACTIVE = int(wire.BoardFlags.HIL_ACTIVE)
 _AGE_NEVER = wire.AGE_NEVER
 _FB_SCALE = 1.0 / wire.FEEDBACK_SCALE
-_CMD_NONE = int(wire.ValveCommand.NONE)
 _READ_SAMPLES = wire.ReadSamples()
 
 
@@ -125,7 +125,7 @@ class SerialBoardDevice(Device):
         self.on_restore: list[Callable[[], None]] = []
         self.stats = {"reads": 0, "failed_reads": 0, "commands": 0, "failed_commands": 0,
                       "link_lost": 0, "reconnects": 0, "reconnect_attempts": 0, "restore_errors": 0,
-                      "internal_errors": 0}
+                      "internal_errors": 0, "bad_fields": 0}
         self._old_link_counters: dict[str, int] = {}
 
     # -- the per-cycle path ------------------------------------------------------------------
@@ -166,6 +166,9 @@ class SerialBoardDevice(Device):
 
     def _fill(self, frame: Frame, columns: tuple) -> None:
         board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
+        if max(status, default=0) > _NO_DATA or max(v_status, default=0) > _NO_DATA \
+                or max(feedback, default=0) > wire.FEEDBACK_SCALE:
+            status, feedback, v_status = self._sanitise(status, feedback, v_status)
         board_s = board_us * 1e-6
         if flags & _HIL_ACTIVE:
             offset = 0.0  # in HIL the board time is the stimulus (mission) time
@@ -198,7 +201,18 @@ class SerialBoardDevice(Device):
         fb = [x * _FB_SCALE for x in feedback]
         frame.valve_fb[:] = fb
         frame.valve_status[:] = v_status
-        frame.valve_cmd[:] = [c if c != _CMD_NONE else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]
+        frame.valve_cmd[:] = [c if c <= 1 else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]  # NONE (or junk): the position
+
+    def _sanitise(self, status: tuple, feedback: tuple, v_status: tuple) -> tuple[list, list, list]:
+        """A board's per-cycle lies made harmless: a status byte outside SampleState reads
+        INVALID, a valve feedback above FEEDBACK_SCALE reads INVALID at fully open (counted in
+        ``bad_fields``)."""
+        self.stats["bad_fields"] += 1
+        status = [s if s <= _NO_DATA else _INVALID for s in status]
+        v_status = [s if s <= _NO_DATA else _INVALID for s in v_status]
+        v_status = [_INVALID if f > wire.FEEDBACK_SCALE else s for s, f in zip(v_status, feedback)]
+        feedback = [min(f, wire.FEEDBACK_SCALE) for f in feedback]
+        return status, feedback, v_status
 
     def _mark_stale(self, frame: Frame) -> None:
         for st in (frame.pressure_status, frame.temperature_status, frame.flow_status, frame.valve_status):
@@ -295,10 +309,15 @@ class SerialBoardDevice(Device):
     # -- HIL (used by hullwatch.tools.hil_device) --------------------------------------------
 
     def hil_enter(self, enable: bool = True) -> None:
-        """Enter (or leave) HIL mode. Raises NakError (HIL_NOT_ALLOWED...) or LinkError."""
+        """Enter (or leave) HIL mode. Raises NakError (HIL_NOT_ALLOWED...), ProtocolError when
+        the reply's ``active`` is not what was asked, or another LinkError."""
         if self.link is None:
             raise PortFailure(f"{self.url}: link is down")
-        self.link.request(wire.HilEnter(1 if enable else 0))
+        want = 1 if enable else 0
+        reply = self.link.request(wire.HilEnter(want))
+        if reply.active != want:
+            raise ProtocolError(f"{self.url}: board answered HIL_ENTER {want} with active = "
+                                f"{reply.active}: it is {'not ' if want else 'still '}in HIL mode")
 
     def hil_inject(self, t: float, values: tuple[float, ...] | list[float],
                    valve_positions: tuple[float, ...] | list[float] | None = None) -> bool:

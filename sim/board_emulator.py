@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from ..hal import wire
 from ..hal.config_image import COUNTS_MAX, REFERENCE_TEMPERATURE_K, BoardConfig, ChannelConfig
-from ..hal.framing import FrameReader, encode_frame
+from ..hal.framing import MAX_WIRE_FRAME, FrameReader, encode_frame
 from ..hal.interfaces import ChannelKind, ValveKind
 from ..hal.wire import (
     AGE_NEVER,
@@ -56,8 +56,10 @@ from .errors import SimError
 FIRMWARE_VERSION = (1, 0, 0)
 #: Physical values the board's sensors see outside HIL mode (a quiet, nominal cabin).
 NOMINAL_INPUT = {ChannelKind.PRESSURE: 101_325.0, ChannelKind.TEMPERATURE: 295.0, ChannelKind.FLOW: 0.0}
-#: Largest received frame the board buffers (wire bytes); longer ones are dropped and counted.
-RX_FRAME_LIMIT = wire.MAX_PAYLOAD + 16
+#: Largest received frame the board accepts (wire bytes, delimiter included): the documented
+#: limit. Longer frames, and frames that decode to a payload over MAX_PAYLOAD, are dropped and
+#: counted (docs/protocol.md, "Framing").
+RX_FRAME_LIMIT = MAX_WIRE_FRAME
 #: Valve travel time as a fraction of its actuation timeout when not given explicitly.
 TRAVEL_FRACTION = 0.5
 #: Most stream frames one :meth:`BoardEmulator.poll` produces (a host that stalls gets the latest).
@@ -130,8 +132,11 @@ class BoardEmulator:
         self._initial_open = initial_open
         self.counters: dict[str, int] = {
             "requests": 0, "naks": 0, "unexpected_frames": 0, "internal_errors": 0,
-            "stream_frames": 0, "boots": 0,
+            "stream_frames": 0, "boots": 0, "version_naks": 0,
         }
+        # The protocol major of the host's latest IDENTIFY (None: none yet, or lost at a BOOT
+        # reset). A major this board cannot serve makes it NAK everything but IDENTIFY.
+        self.host_major: int | None = None
         self._reader = FrameReader(max_wire_frame=RX_FRAME_LIMIT)
         self._handlers: dict[int, Callable[[Any], Any]] = {
             MsgType.IDENTIFY: self._identify,
@@ -158,8 +163,11 @@ class BoardEmulator:
 
     # -- state ------------------------------------------------------------------------------
 
-    def _boot(self, power_on: bool) -> None:
-        """Load the active configuration; reset HIL, streaming and (on power-on) valves."""
+    def _boot(self, power_on: bool, deenergise: bool = False) -> None:
+        """Load the active configuration; reset HIL and streaming. Valves: at the first
+        power-on they stand as the rig left them (``initial_open``); ``deenergise`` (a BOOT
+        reset, a power cycle) drops every valve driver, so each valve keeps its position and
+        travels to closed, commanded NONE; otherwise (soft reset, commit) they are kept."""
         self.counters["boots"] += 1
         self._t0 = self._clock()
         self._hil = False
@@ -187,6 +195,11 @@ class BoardEmulator:
                 # A soft reset keeps the valves where they are (they are not de-energised).
                 old = old_valves[i]
                 valve.commanded, valve.target, valve.position = old.commanded, old.target, old.position
+            elif deenergise:
+                # Drivers off: a de-energised valve closes (docs/protocol.md, RESET), moving at
+                # its own speed from where it stands; a closed hatch stays closed.
+                valve.position = old_valves[i].position if i < len(old_valves) else 0.0
+                valve.target = 0.0
             else:
                 is_open = (v.id in self._initial_open) if self._initial_open is not None \
                     else v.kind != ValveKind.REPRESS
@@ -225,7 +238,9 @@ class BoardEmulator:
     def power_cycle(self) -> None:
         """As a power cut and restart: the flash is booted again, everything else is lost."""
         self._reader.reset()
-        self._boot(power_on=True)
+        self._advance_valves(self.board_time_us())
+        self.host_major = None
+        self._boot(power_on=True, deenergise=True)
 
     # -- bytes in, bytes out ----------------------------------------------------------------
 
@@ -246,6 +261,15 @@ class BoardEmulator:
 
     def _dispatch(self, msg_type: int, seq: int, payload: bytes) -> bytes:
         self.counters["requests"] += 1
+        if msg_type != MsgType.IDENTIFY and self.host_major is not None \
+                and self.host_major != wire.PROTOCOL_MAJOR:
+            # docs/protocol.md, "Version negotiation": a board that cannot serve the host's
+            # major NAKs every other request with VERSION until an IDENTIFY of a major it serves.
+            self.counters["version_naks"] += 1
+            return self._nak(seq, msg_type, NakCode.VERSION,
+                             f"host protocol {self.host_major}.x is not served by this board "
+                             f"(protocol {wire.PROTOCOL_MAJOR}.{self.protocol_minor}); IDENTIFY "
+                             f"as {wire.PROTOCOL_MAJOR}.x")
         handler = self._handlers.get(msg_type)
         if handler is None:
             return self._nak(seq, msg_type, NakCode.UNKNOWN_TYPE, f"unknown message type {msg_type:#04x}")
@@ -255,6 +279,11 @@ class BoardEmulator:
             return self._nak(seq, msg_type, NakCode.BAD_LENGTH, str(exc)[:200])
         try:
             reply = handler(request)
+            # Encoding is inside the guard too: a reply that cannot be built (a firmware fault)
+            # is answered INTERNAL instead of taking the board down.
+            if isinstance(reply, _RawReply):
+                return encode_frame(reply.type, seq, reply.payload)
+            return wire.encode(reply, seq)
         except _Refuse as exc:
             return self._nak(seq, msg_type, exc.code, exc.text)
         except FlashRefused as exc:
@@ -262,9 +291,6 @@ class BoardEmulator:
         except Exception as exc:  # a firmware fault: answer, count, keep running
             self.counters["internal_errors"] += 1
             return self._nak(seq, msg_type, NakCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:200])
-        if isinstance(reply, _RawReply):
-            return encode_frame(reply.type, seq, reply.payload)
-        return wire.encode(reply, seq)
 
     def _nak(self, seq: int, request_type: int, code: int, text: str) -> bytes:
         self.counters["naks"] += 1
@@ -408,6 +434,7 @@ class BoardEmulator:
         return self.config
 
     def _identify(self, m: wire.Identify) -> wire.IdentifyReply:
+        self.host_major = m.host_major
         info = self.flash.info()
         cfg = self.config
         return wire.IdentifyReply(
@@ -428,7 +455,12 @@ class BoardEmulator:
             raise _Refuse(NakCode.BAD_ARGUMENT, f"reset kind {m.kind}; expected 0 (soft) or 1 (boot)")
         self.flash.abort()
         # The reply goes out before the reset takes effect (it is already encoded by then).
-        self._boot(power_on=m.kind == wire.ResetKind.BOOT)
+        self._advance_valves(self.board_time_us())  # where the valves stand at the reset
+        if m.kind == wire.ResetKind.BOOT:
+            self.host_major = None  # all state is lost, the host's version included
+            self._boot(power_on=True, deenergise=True)
+        else:
+            self._boot(power_on=False)
         return wire.ResetReply()
 
     def _describe_module(self, m: wire.DescribeModule) -> wire.ModuleEntry:
@@ -538,8 +570,9 @@ class BoardEmulator:
         elif self._hil:
             self._hil = False
             self._fb_stim[:] = [_RELEASE] * len(self.valves)  # the real position sensors again
-            self._t0 = self._clock()
-            self._valve_time_us = 0
+            # The board clock goes on from the last stimulus time (it never jumps back).
+            self._t0 = self._clock() - self._hil_time_us / 1e6
+            self._valve_time_us = self._hil_time_us
             self._last_conversion = -1
         return wire.HilEnterReply(int(self._hil))
 

@@ -57,6 +57,8 @@ import construct as cs
 
 from ..hal.config_image import (
     BoardConfig,
+    generation_after,
+    generation_newer,
     ChannelConfig,
     ConfigImageError,
     ImageTagError,
@@ -408,7 +410,11 @@ class BoardFlash:
         bootable = [st for st in self._status if st.valid]
         if not bootable:
             return None
-        best = max(bootable, key=lambda st: (st.generation, -st.slot))
+        best = bootable[0]
+        for st in bootable[1:]:
+            # Serial-number order: generations wrap from 2^32-1 to 1 (config_image.generation_newer).
+            if generation_newer(st.generation, best.generation):
+                best = st
         self._status[best.slot] = dataclasses.replace(best, state=SlotState.ACTIVE)
         return best.slot
 
@@ -561,10 +567,11 @@ class BoardFlash:
             raise FlashRefused(FlashRefusal.INVALID_IMAGE, f"image invalid: {exc}") from exc
         generation = decoded.config.generation
         floor = self.active.generation if self.active else 0
-        if generation <= floor:
+        if not generation_newer(generation, floor):
             raise FlashRefused(FlashRefusal.STALE_GENERATION,
-                               f"image generation {generation} is not above the active "
-                               f"generation {floor}")
+                               f"image generation {generation} is not newer than the active "
+                               f"generation {floor} (serial order; the next is "
+                               f"{generation_after(floor)})")
         return generation
 
     def abort(self) -> None:

@@ -322,7 +322,7 @@ def test_board_naks_a_stale_generation(link: BoardLink, board: tuple[str, Path])
     write_all(link, image)
     nak = nak_of(link, wire.FlashCommit())
     assert nak.code == wire.NakCode.FLASH_STALE_GENERATION
-    assert "image generation 1 is not above the active generation 1" in nak.reason
+    assert "image generation 1 is not newer than the active generation 1" in nak.reason
 
 
 def test_a_corrupted_image_file_is_refused_by_the_host(board: tuple[str, Path], tmp_path: Path,

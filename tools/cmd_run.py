@@ -7,7 +7,7 @@ import re
 import sys
 
 from ..firmware.types import FdirMode
-from .errors import EXIT_OK, EXIT_VERDICT, InputError
+from .errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
 
 EXAMPLES = """\
 examples:
@@ -22,7 +22,9 @@ examples:
 
 The capture defaults to <scenario>-seed<N>.tm in the current directory. Exit status: 0 when the
 verdict is right (or there is no truth to judge by), 1 when FDIR missed, mislocated or raised a
-false alarm, 2 for bad input (scenario, parameters, arguments), 4 for a device problem.
+false alarm, 2 for bad input (scenario, parameters, arguments), 4 for a device problem
+(including a device link lost and not restored by the end of the run: the verdict, prefixed
+"STALE DATA", was made on stale data).
 """
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -140,6 +142,11 @@ def handler(args: argparse.Namespace) -> int:
                       f"in {result.wall_s:.1f} s wall, {result.speedup:.0f}x real time)\n")
             if args.plot:
                 out.write(f"plot: {args.plot}\n")
+        if result.stale_data:
+            # README: a board that is not answering is a device problem, whatever FDIR concluded.
+            sys.stderr.write(f"hullwatch: error: {device_url}: the device link was lost and not "
+                             "restored by the end of the run; the verdict was made on stale data\n")
+            return EXIT_DEVICE
         return EXIT_VERDICT if result.correct is False else EXIT_OK
     finally:
         device.close()

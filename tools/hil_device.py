@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..hal.board_check import BoardDescriptionError
 from ..hal.errors import HalError, NakError
 from ..hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
 from ..hal.serial_device import SerialBoardDevice
@@ -114,6 +115,11 @@ class HilDevice(Device):
         """Command the board's valves to the plant's initial state where they differ (a board
         left with hatches closed by an earlier run would otherwise close the plant's)."""
         reply = self.board.link.request(ReadValves())  # type: ignore[union-attr]
+        if len(reply.valves) != len(self._forwarded):
+            raise BoardDescriptionError(
+                f"board {self.board.info.name!r} sent an impossible VALVES_REPLY.valve_count: it "
+                f"described {len(self._forwarded)} valves, the reply carries {len(reply.valves)}",
+                "VALVES_REPLY.valve_count")
         for i, state in enumerate(reply.valves):
             want = self._forwarded[i]
             have = state.commanded if state.commanded != ValveCommand.NONE else int(state.position >= 0.5)
