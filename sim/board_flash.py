@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import construct as cs
 
+from ..hal.config_image import MAX_KEY_SIZE as _IMAGE_MAX_KEY_SIZE
 from ..hal.config_image import (
     BoardConfig,
     generation_after,
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
 DEFAULT_BOARD_ID = "hwb-emu-0001"  #: the emulator's default board (examples/board.toml targets it)
 DEFAULT_SLOT_SIZE = 16 * 1024  #: bytes per slot
 DEFAULT_BLOCK_SIZE = 1024  #: largest FLASH_WRITE / FLASH_READ block, bytes (hal.wire.MAX_BLOCK)
-MAX_KEY_SIZE = 64
+MAX_KEY_SIZE = _IMAGE_MAX_KEY_SIZE  # bytes of key the superblock holds
 
 SUPERBLOCK_SIZE = 128
 HEADER_AREA = 32  #: bytes reserved per slot header

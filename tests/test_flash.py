@@ -207,7 +207,7 @@ def test_bad_key_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     short = tmp_path / "short.key"
     short.write_text("abcd")
     code, out, err = run(capsys, "flash", str(EXAMPLE), "--dry-run", "--key", str(short))
-    assert code == 2 and "short.key: an HMAC key of 2 bytes; expected 16..64" in err
+    assert code == 2 and "short.key: a hex key of 4 digits; expected an even count of 32 .. 128" in err
     code, out, err = run(capsys, "flash", str(EXAMPLE), "--dry-run", "--key", str(tmp_path / "none"))
     assert code == 2 and "no such file" in err
 

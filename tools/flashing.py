@@ -29,8 +29,8 @@ from ..hal import wire
 from ..hal.board_check import check_flash_info
 from ..hal.board_link import BoardDescription, BoardLink
 from ..hal.config_image import (BoardConfig, crc32, decode_image, encode_image, generation_after,
-                                generation_newer, image_crc)
-from ..hal.errors import LinkError, LinkTimeout, NakError, ProtocolError
+                                generation_newer, image_crc, read_key_file)
+from ..hal.errors import ConfigImageError, LinkError, LinkTimeout, NakError, ProtocolError
 from .errors import DeviceProblem, InputError
 
 #: Attempts per FLASH_WRITE / FLASH_READ / FLASH_CRC block (first try included). A timeout or a
@@ -326,19 +326,17 @@ def _abort_quietly(link: BoardLink) -> None:
 
 
 def load_key(path: str) -> bytes:
-    """Read an HMAC key file: the key in hex (whitespace ignored) or its raw bytes; 16..64 bytes.
+    """Read an HMAC key file in the strict format of docs/config-image.md ("Key files"): hex as
+    text (32..128 hex digits, whitespace ignored) or raw bytes (16..64); a text file that is
+    almost hex is refused with the offending byte offset.
 
-    Raises InputError naming the file; FileNotFoundError if it is missing.
+    Raises InputError naming the file; FileNotFoundError if it is missing. The file's
+    permissions are checked by :func:`~hullwatch.hal.config_image.key_file_exposure`.
     """
-    raw = open(path, "rb").read()
-    text = b"".join(raw.split())
-    key = raw
-    if text and len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text):
-        key = bytes.fromhex(text.decode("ascii"))
-    if not 16 <= len(key) <= 64:
-        raise InputError(f"{path}: an HMAC key of {len(key)} bytes; expected 16..64 bytes, raw or "
-                         "in hex (e.g. `openssl rand -hex 32 > board.key`)")
-    return key
+    try:
+        return read_key_file(path)
+    except ConfigImageError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def config_from_description(description: BoardDescription, identity: wire.IdentifyReply) -> BoardConfig:
