@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ScenarioError
+from .scenario_bounds import check_bounds
 
 INF = math.inf
 
@@ -589,13 +590,15 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
             raise ck.fail("crew.generator_module", "expected a module name when crew.count > 0")
         module_ref(crew.generator_module, "crew.generator_module")
 
-    return Scenario(
+    scenario = Scenario(
         name=top["name"], description=top["description"], source=source,
         start_utc=top["start_utc"], duration_s=top["duration_s"], seed=top["seed"],
         modules=tuple(modules), connections=tuple(connections), repress=tuple(repress),
         leaks=tuple(leaks), sensor_faults=tuple(sensor_faults), valve_faults=tuple(valve_faults),
         sensors=sensors, thermal=thermal, crew=crew,
     )
+    check_bounds(scenario, source)  # physical ranges, time range, names, counts (scenario_bounds)
+    return scenario
 
 
 def _channel_ids(modules: list[ModuleSpec], repress: list[RepressSpec]) -> tuple[list[str], ...]:
