@@ -72,6 +72,7 @@ class RerunReport:
     skipped_bytes: int = 0  #: damaged bytes the capture reader skipped
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
     mode: str = ""  #: FDIR mode of the re-run
+    time_jumps: int = 0  #: raw samples dropped for a corrupt time stamp (replay_device)
 
     @property
     def identical(self) -> bool:
@@ -260,6 +261,7 @@ def rerun_capture(
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
                       capture=capture)
         skipped = device.health().get("skipped_bytes", 0)
+        jumps = device.health().get("time_jumps", 0)
         start, end = device.start_time, device.end_time
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
     rerun = list(getattr(result, "events", ()))
@@ -268,7 +270,7 @@ def rerun_capture(
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower())
+                       getattr(mode, "name", str(mode)).lower(), jumps)
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
