@@ -38,8 +38,9 @@ from .errors import DeviceOpenError, HalError, LinkError, LinkTimeout, ProtocolE
 from .interfaces import ChannelKind, Device, DeviceInfo, Frame, SampleStatus
 from .ports import DEFAULT_BAUD, port_url
 
-#: Attempts of the per-cycle READ_SAMPLES before the cycle counts as failed.
-READ_ATTEMPTS = 2
+#: Attempts of the per-cycle READ_SAMPLES / HIL_STEP before the cycle counts as failed (each
+#: waits the link's adaptive timeout, about a round trip: retries are cheap).
+READ_ATTEMPTS = 3
 #: Attempts of a COMMAND_VALVE before it is left pending for the next cycle.
 COMMAND_ATTEMPTS = 2
 #: Consecutive failed cycles after which the link is declared lost.
@@ -138,31 +139,36 @@ class SerialBoardDevice(Device):
             self.stats["internal_errors"] += 1
             self._mark_stale(frame)
 
-    def _read(self, frame: Frame) -> None:
+    def _read(self, frame: Frame, request: wire.Message = _READ_SAMPLES) -> bool:
+        """One per-cycle exchange whose reply has the SAMPLES layout (READ_SAMPLES, HIL_STEP);
+        True when it was answered."""
         self.stats["reads"] += 1
         frame.t = self.clock.now()
         if not self._up and not self._try_restore():
             self._mark_stale(frame)
-            return
+            return False
         if any(p is not None for p in self._pending):
             self._flush_commands()
         try:
-            payload = self.link.request_raw(_READ_SAMPLES, attempts=READ_ATTEMPTS)  # type: ignore[union-attr]
+            link = self.link
+            payload = link.request_raw(request, attempts=READ_ATTEMPTS,  # type: ignore[union-attr]
+                                       timeout_s=link.adaptive_timeout())  # type: ignore[union-attr]
             columns = self._codec.unpack(payload)
         except PortFailure:
             self.stats["failed_reads"] += 1
             self._lose(close=True)
             self._mark_stale(frame)
-            return
+            return False
         except LinkError:
             self.stats["failed_reads"] += 1
             self._failures += 1
             if self._failures >= LINK_LOST_AFTER:
                 self._lose(close=False)
             self._mark_stale(frame)
-            return
+            return False
         self._failures = 0
         self._fill(frame, columns)
+        return True
 
     def _fill(self, frame: Frame, columns: tuple) -> None:
         board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
@@ -343,6 +349,31 @@ class SerialBoardDevice(Device):
         except Exception:
             self.stats["internal_errors"] += 1
         return False
+
+    @property
+    def one_exchange_hil(self) -> bool:
+        """The board takes HIL_STEP (protocol 1.2): a HIL cycle is one round trip."""
+        return self.description.identity.protocol_minor >= wire.HIL_STEP_MINOR
+
+    def hil_step(self, t: float, values: tuple[float, ...] | list[float],
+                 valve_positions: tuple[float, ...] | list[float] | None, frame: Frame) -> bool:
+        """One HIL cycle: stimulate every board channel (and valve position sensor) as
+        :meth:`hil_inject` does, and read the board back into ``frame`` as :meth:`read` does.
+        One HIL_STEP exchange on a board of protocol 1.2 or later, else HIL_INJECT then
+        READ_SAMPLES. Returns False when the stimulus did not reach the board (the frame is then
+        STALE as after a failed read). Never raises."""
+        if not self.one_exchange_hil:
+            ok = self.hil_inject(t, values, valve_positions)
+            self.read(frame)
+            return ok
+        try:
+            valves = None if valve_positions is None else \
+                wire.ValveStimulus(0, wire.feedback_counts(valve_positions))
+            return self._read(frame, wire.HilStep(int(round(t * 1e6)), 0, tuple(values), valves))
+        except Exception:  # the flight loop must never see an exception from here
+            self.stats["internal_errors"] += 1
+            self._mark_stale(frame)
+            return False
 
     # -- housekeeping ------------------------------------------------------------------------
 

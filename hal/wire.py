@@ -3,7 +3,8 @@
 The byte-level reference is docs/protocol.md; this module is its executable form. Every payload is
 declared once with construct (the declaration and the oracle); callers see :func:`encode` /
 :func:`decode` and plain dataclasses, never construct containers. The per-cycle messages
-(:class:`ReadSamples`, :class:`Samples`, :class:`HilInject`, :class:`HilInjectReply`) also have a
+(:class:`ReadSamples`, :class:`Samples`, :class:`HilInject`, :class:`HilInjectReply`,
+:class:`HilStep`, :class:`HilStepReply`) also have a
 ``struct`` fast path (:func:`encode_fast`, :func:`decode_fast`); tests/test_wire.py proves both
 paths agree byte for byte.
 
@@ -48,17 +49,22 @@ __all__ = [
     "FlashWriteReply", "FlashRead", "FlashReadReply", "FlashCrc", "FlashCrcReply", "FlashCommit",
     "FlashCommitReply", "FlashAbort", "FlashAbortReply", "HilEnter", "HilEnterReply", "HilInject",
     "HilInjectReply", "ValveStimulus", "FEEDBACK_RELEASE", "VALVE_STIMULUS_MINOR", "feedback_counts",
+    "HilStep", "HilStepReply", "HIL_STEP_MINOR",
     "Nak", "reply_type", "SamplesCodec",
 ]
 
 #: Protocol version this host and the emulator speak. Majors must match; minors only add
 #: (docs/protocol.md, "Version negotiation" and "Version history").
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 1
+PROTOCOL_MINOR = 2
 #: First minor whose HIL_INJECT may carry the valve-feedback block (:class:`ValveStimulus`). A host
 #: sends the block only to a board whose IDENTIFY_REPLY minor is at least this; a 1.0 board would
 #: NAK it BAD_LENGTH.
 VALVE_STIMULUS_MINOR = 1
+#: First minor with HIL_STEP (:class:`HilStep`): inject and read back in one exchange. A host
+#: sends it only to a board whose IDENTIFY_REPLY minor is at least this (an older board NAKs it
+#: UNKNOWN_TYPE) and otherwise sends HIL_INJECT then READ_SAMPLES.
+HIL_STEP_MINOR = 2
 #: Largest data block in one FLASH_WRITE / FLASH_READ (leaves room for the other fields).
 MAX_BLOCK = 1024
 #: "no slot" / "no module" / "never sampled" sentinels.
@@ -93,6 +99,7 @@ class MsgType(enum.IntEnum):
     FLASH_ABORT = 0x26
     HIL_ENTER = 0x30
     HIL_INJECT = 0x31
+    HIL_STEP = 0x32  #: since 1.2: HIL_INJECT and READ_SAMPLES in one exchange
 
     IDENTIFY_REPLY = 0x81
     PING_REPLY = 0x82
@@ -113,6 +120,7 @@ class MsgType(enum.IntEnum):
     FLASH_ABORT_REPLY = 0xA6
     HIL_ENTER_REPLY = 0xB0
     HIL_INJECT_REPLY = 0xB1
+    HIL_STEP_REPLY = 0xB2
 
     STREAM_FRAME = 0xE0  #: unsolicited, while streaming; seq counts stream frames
     NAK = 0xFF
@@ -313,6 +321,19 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
         "valves" / cs.Optional(_ValveStimulus),
     ),
     MsgType.HIL_INJECT_REPLY: cs.Struct("board_time_us" / cs.Int64ub, "accepted" / cs.Int8ub),
+    # Since 1.2: the request is a HIL_INJECT, the reply the SAMPLES read right after it.
+    MsgType.HIL_STEP: cs.Struct(
+        "time_us" / cs.Int64ub,
+        "first" / cs.Int8ub,
+        "values" / cs.PrefixedArray(cs.Int8ub, _f32),
+        "valves" / cs.Optional(_ValveStimulus),
+    ),
+    MsgType.HIL_STEP_REPLY: cs.Struct(
+        "board_time_us" / cs.Int64ub,
+        "flags" / cs.Int8ub,
+        "channels" / cs.PrefixedArray(cs.Int8ub, _ChannelSample),
+        "valves" / cs.PrefixedArray(cs.Int8ub, _ValveState),
+    ),
     MsgType.STREAM_FRAME: cs.Struct(
         "board_time_us" / cs.Int64ub,
         "flags" / cs.Int8ub,
@@ -686,6 +707,31 @@ class HilInjectReply(Message):
 
 
 @_msg
+class HilStep(Message):
+    """Since 1.2: a HIL_INJECT (same fields, same checks) whose reply is the SAMPLES the board
+    would send to a READ_SAMPLES right after it: one exchange per HIL cycle."""
+
+    TYPE = MsgType.HIL_STEP
+    _NESTED = {"valves": ValveStimulus}
+    time_us: int
+    first: int
+    values: tuple[float, ...]
+    valves: ValveStimulus | None = None
+
+
+@_msg
+class HilStepReply(Message):
+    """The SAMPLES after a HIL_STEP's stimulus (the layout of :class:`Samples`)."""
+
+    TYPE = MsgType.HIL_STEP_REPLY
+    _NESTED = {"channels": ChannelSample, "valves": ValveState}
+    board_time_us: int
+    flags: int
+    channels: tuple[ChannelSample, ...]
+    valves: tuple[ValveState, ...]
+
+
+@_msg
 class Nak(Message):
     TYPE = MsgType.NAK
     code: int
@@ -708,7 +754,8 @@ CLASSES: dict[int, type] = {
         StreamSamples, StreamSamplesReply, CommandValve, CommandValveReply, ReadValves, ValvesReply,
         FlashInfo, FlashInfoReply, FlashBegin, FlashBeginReply, FlashWrite, FlashWriteReply,
         FlashRead, FlashReadReply, FlashCrc, FlashCrcReply, FlashCommit, FlashCommitReply,
-        FlashAbort, FlashAbortReply, HilEnter, HilEnterReply, HilInject, HilInjectReply, Nak,
+        FlashAbort, FlashAbortReply, HilEnter, HilEnterReply, HilInject, HilInjectReply,
+        HilStep, HilStepReply, Nak,
     )
 }
 assert set(CLASSES) == set(DECLARATIONS), "every declared type needs a dataclass and vice versa"
@@ -879,7 +926,7 @@ def _encode_inject_fast(msg: HilInject) -> bytes:
     return _struct(f">QBB{n}fBB{nv}H").pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
 
 
-def _decode_inject_fast(payload: bytes) -> HilInject:
+def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
         off = _S_INJECT_HEAD.size + 4 * n
@@ -898,8 +945,8 @@ def _decode_inject_fast(payload: bytes) -> HilInject:
             nv = payload[off + 1]
             valves = ValveStimulus(payload[off], _struct(f">{nv}H").unpack_from(payload, off + 2))
     except struct.error as exc:
-        raise ProtocolError(f"HIL_INJECT: malformed payload of {len(payload)} bytes: {exc}") from exc
-    return HilInject(t, first, values, valves)
+        raise ProtocolError(f"{cls.TYPE.name}: malformed payload of {len(payload)} bytes: {exc}") from exc
+    return cls(t, first, values, valves)
 
 
 def feedback_counts(positions: Any) -> tuple[int, ...]:
@@ -935,6 +982,8 @@ _FAST_ENCODERS: dict[int, Any] = {
     MsgType.STREAM_FRAME: _encode_samples_fast,
     MsgType.HIL_INJECT: _encode_inject_fast,
     MsgType.HIL_INJECT_REPLY: lambda msg: _S_INJECT_REPLY.pack(msg.board_time_us, msg.accepted),
+    MsgType.HIL_STEP: _encode_inject_fast,
+    MsgType.HIL_STEP_REPLY: _encode_samples_fast,
 }
 _FAST_DECODERS: dict[int, Any] = {
     MsgType.READ_SAMPLES: _decode_empty(ReadSamples),
@@ -942,6 +991,8 @@ _FAST_DECODERS: dict[int, Any] = {
     MsgType.STREAM_FRAME: lambda p: _decode_samples_into(StreamFrame, p),
     MsgType.HIL_INJECT: _decode_inject_fast,
     MsgType.HIL_INJECT_REPLY: _decode_inject_reply_fast,
+    MsgType.HIL_STEP: lambda p: _decode_inject_fast(p, HilStep),
+    MsgType.HIL_STEP_REPLY: lambda p: _decode_samples_into(HilStepReply, p),
 }
 
 

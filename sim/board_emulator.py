@@ -71,6 +71,12 @@ _STALE = int(SampleState.STALE)
 _INVALID = int(SampleState.INVALID)
 _NO_DATA = int(SampleState.NO_DATA)
 _RELEASE = wire.FEEDBACK_RELEASE
+_CONFIG_VALID = int(BoardFlags.CONFIG_VALID)
+_HIL_ALLOWED = int(BoardFlags.HIL_ALLOWED)
+_HIL_ACTIVE = int(BoardFlags.HIL_ACTIVE)
+_STREAMING = int(BoardFlags.STREAMING)
+_KEY_PRESENT = int(BoardFlags.KEY_PRESENT)
+_FLASH_WRITING = int(BoardFlags.FLASH_WRITING)
 
 
 class EmulatorError(SimError):
@@ -158,6 +164,7 @@ class BoardEmulator:
             MsgType.FLASH_ABORT: self._flash_abort,
             MsgType.HIL_ENTER: self._hil_enter,
             MsgType.HIL_INJECT: self._hil_inject,
+            MsgType.HIL_STEP: self._hil_step,
         }
         self._boot(power_on=True)
 
@@ -183,6 +190,7 @@ class BoardEmulator:
         self._setup_channels([])
         self.valves: list[_Valve] = []
         self._fb_stim: list[int] = []
+        self._valve_ok: list[int] = []
         if cfg is None:
             return
         self.channels = list(cfg.channels)
@@ -207,6 +215,7 @@ class BoardEmulator:
             self.valves.append(valve)
         # Stimulated feedback per valve (wire units), FEEDBACK_RELEASE = the board's own sensing.
         self._fb_stim = [_RELEASE] * len(self.valves)
+        self._valve_ok = [_OK] * len(self.valves)
         self._valve_time_us = self.board_time_us()
 
     def board_time_us(self) -> int:
@@ -220,19 +229,18 @@ class BoardEmulator:
         return self._hil
 
     def flags(self) -> int:
+        """BoardFlags as a plain int (per cycle: no enum arithmetic)."""
         f = 0
         if self.config is not None:
-            f |= BoardFlags.CONFIG_VALID
-            if self.config.hil_allowed:
-                f |= BoardFlags.HIL_ALLOWED
+            f = _CONFIG_VALID | _HIL_ALLOWED if self.config.hil_allowed else _CONFIG_VALID
         if self._hil:
-            f |= BoardFlags.HIL_ACTIVE
+            f |= _HIL_ACTIVE
         if self._stream_rate:
-            f |= BoardFlags.STREAMING
+            f |= _STREAMING
         if self.flash.key_held:
-            f |= BoardFlags.KEY_PRESENT
+            f |= _KEY_PRESENT
         if self.flash.writing:
-            f |= BoardFlags.FLASH_WRITING
+            f |= _FLASH_WRITING
         return f
 
     def power_cycle(self) -> None:
@@ -328,6 +336,7 @@ class BoardEmulator:
             if c.kind == ChannelKind.TEMPERATURE:
                 first_temp.setdefault(c.module, i)
         self._kind = [int(c.kind) for c in channels]
+        self._nominal = [NOMINAL_INPUT[c.kind] for c in channels]
         self._temp_of = [first_temp.get(c.module, -1) if c.kind != ChannelKind.TEMPERATURE else -1
                          for c in channels]
         self._cal = [(c.offset, c.gain, c.temp_coeff, c.valid_min, c.valid_max) for c in channels]
@@ -343,26 +352,37 @@ class BoardEmulator:
         self._conversion_order = sorted(range(n), key=lambda i: self._kind[i] != ChannelKind.TEMPERATURE)
         self._codec = wire.SamplesCodec(n, len(self.config.valves) if self.config else 0)
 
-    def _convert(self, i: int, physical: float, t_us: int) -> None:
-        """One conversion of channel ``i``: physical value -> counts -> calibrated value.
-        NaN means "not stimulated": no conversion, the channel keeps its last sample."""
-        if physical != physical:
-            return
-        self._time_us[i] = t_us
-        self._fresh[i] = True
-        offset, gain, tempco, vmin, vmax = self._cal[i]
-        drift = 0.0
-        if tempco:
-            ti = self._temp_of[i]
-            if ti >= 0 and self._state[ti] == _OK:
-                drift = tempco * (self._value[ti] - REFERENCE_TEMPERATURE_K)
-        raw = (physical - offset - drift) / gain
-        # Round half away from zero is what an ADC model does not care about; round() is fine.
-        raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
-        self._raw[i] = raw
-        self._value[i] = offset + gain * raw + drift
-        value = self._value[i]
-        self._state[i] = _OK if vmin <= value <= vmax else _INVALID
+    def _convert(self, values: Any, first: int, t_us: int) -> None:
+        """One conversion at ``t_us`` of channels ``first .. first + len(values) - 1`` (temperature
+        channels first, so a pressure channel's tempco uses its module's new temperature):
+        physical value -> ADC counts by the inverse calibration (rounded, clamped) -> calibrated
+        value, INVALID outside the valid range. NaN means "not stimulated": no conversion, the
+        channel keeps its last sample. One loop over columns: the per-cycle path."""
+        cal, temp_of, state, raw_out, value_out = self._cal, self._temp_of, self._state, self._raw, self._value
+        times, fresh = self._time_us, self._fresh
+        last = first + len(values)
+        whole = first == 0 and last == len(cal)
+        for i in self._conversion_order:
+            if not whole and not first <= i < last:
+                continue
+            physical = values[i - first]
+            if physical != physical:
+                continue  # NaN: not stimulated
+            times[i] = t_us
+            fresh[i] = True
+            offset, gain, tempco, vmin, vmax = cal[i]
+            drift = 0.0
+            if tempco:
+                ti = temp_of[i]
+                if ti >= 0 and state[ti] == _OK:
+                    drift = tempco * (value_out[ti] - REFERENCE_TEMPERATURE_K)
+            raw = (physical - offset - drift) / gain
+            # Round half to even is what an ADC model does not care about; round() is fine.
+            raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
+            raw_out[i] = raw
+            value_out[i] = offset + gain * raw + drift
+            value = value_out[i]
+            state[i] = _OK if vmin <= value <= vmax else _INVALID
 
     def _sample_real_inputs(self) -> None:
         """Outside HIL: convert the nominal inputs at every sample period that has passed."""
@@ -373,8 +393,7 @@ class BoardEmulator:
             return
         self._last_conversion = n
         at = n * 1_000_000 // rate
-        for i in self._conversion_order:
-            self._convert(i, NOMINAL_INPUT[ChannelKind(self._kind[i])], at)
+        self._convert(self._nominal, 0, at)
 
     def _advance_valves(self, t_us: int) -> None:
         dt = (t_us - self._valve_time_us) / 1e6
@@ -421,9 +440,9 @@ class BoardEmulator:
         valves = self.valves
         return self._codec.pack(
             now, self.flags(), self._raw, self._value, age, out,
-            [int(v.commanded) for v in valves],
+            [v.commanded for v in valves],
             self._feedback(),
-            [_OK] * len(valves),
+            self._valve_ok,
         )
 
     # -- request handlers (each returns the reply message or raises _Refuse/FlashRefused) -----
@@ -607,12 +626,17 @@ class BoardEmulator:
         t = m.time_us
         self._hil_time_us = t
         self._advance_valves(t)
-        first, last = m.first, m.first + len(m.values)
-        values = m.values
-        for i in self._conversion_order:
-            if first <= i < last:
-                self._convert(i, values[i - first], t)
-        return wire.HilInjectReply(t, len(values))
+        self._convert(m.values, m.first, t)
+        return wire.HilInjectReply(t, len(m.values))
+
+
+    def _hil_step(self, m: wire.HilStep) -> "_RawReply":
+        """HIL_STEP (1.2): the HIL_INJECT, then the SAMPLES a READ_SAMPLES would get at once."""
+        if self.protocol_minor < wire.HIL_STEP_MINOR:
+            raise _Refuse(NakCode.UNKNOWN_TYPE, f"unknown message type {MsgType.HIL_STEP:#04x} "
+                          f"(protocol 1.{self.protocol_minor})")
+        self._hil_inject(m)  # type: ignore[arg-type]  # the same fields and checks
+        return _RawReply(MsgType.HIL_STEP_REPLY, self._samples_payload())
 
 
 class _RawReply:

@@ -8,8 +8,9 @@ Each cycle of the flight loop (``read``):
    channel, stamped ``t``, so the board's time is mission time); the same message stimulates each
    valve's position sensor with the plant's valve feedback (protocol 1.1), so a stuck or
    mis-reporting plant valve reaches FDIR through the board as it would on a HIL rig;
-3. the flight software's frame is read back *through the board* (READ_SAMPLES): the board's
-   calibration, quantisation, valve feedback and the link are in the loop;
+3. the flight software's frame is read back *through the board*: the board's calibration,
+   quantisation, valve feedback and the link are in the loop. Steps 2 and 3 are one HIL_STEP
+   exchange on a board of protocol 1.2 or later, HIL_INJECT then READ_SAMPLES on an older one;
 4. the board's valve outputs (its commanded positions) are forwarded to the plant's valves, which
    move with their own actuation time and faults.
 
@@ -152,11 +153,11 @@ class HilDevice(Device):
                 fb = pf.valve_fb
                 for i, p in enumerate(self._valve_to_plant):
                     valve_fb[i] = fb[p]
-        if self.board.hil_inject(t, values, valve_fb):
+        # One exchange on a 1.2 board (HIL_STEP), inject then read on an older one.
+        if self.board.hil_step(t, values, valve_fb, frame):
             self.stats["injected"] += 1
         else:
             self.stats["inject_failed"] += 1
-        self.board.read(frame)
         frame.t = t
         if self.board.link_up:
             self._forward_valves(frame)
