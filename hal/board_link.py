@@ -126,7 +126,9 @@ class BoardLink:
     def open(cls, url: str, *, timeout_s: float = RESPONSE_TIMEOUT_S, baudrate: int = DEFAULT_BAUD,
              **port_options: Any) -> "BoardLink":
         """Open the port behind ``url`` (hal.ports.open_port: DeviceOpenError with a hint)."""
-        port = open_port(url, baudrate=baudrate, timeout=min(timeout_s, 0.05), **port_options)
+        # The port's own read timeout is short: a read must never sleep past a request's
+        # deadline (the per-cycle timeout is adaptive and may be a couple of milliseconds).
+        port = open_port(url, baudrate=baudrate, timeout=min(timeout_s, ADAPTIVE_MIN_S), **port_options)
         return cls(port, url=url, timeout_s=timeout_s, baudrate=baudrate)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -210,13 +212,17 @@ class BoardLink:
         return wire.decode(wire.reply_type(msg.TYPE), self.request_raw(msg, timeout_s=timeout_s, attempts=attempts))
 
     def request_raw(self, msg: wire.Message, *, timeout_s: float | None = None,
-                    attempts: int = REQUEST_ATTEMPTS) -> bytes:
+                    attempts: int = REQUEST_ATTEMPTS, growth: float = 1.0) -> bytes:
         """Send ``msg``, return the payload of the board's response (not decoded: the caller
         decodes it, e.g. with a :class:`~hullwatch.hal.wire.SamplesCodec`).
 
         Each attempt uses a new seq and waits ``timeout_s`` (default: the link's, or
-        SLOW_TIMEOUT_S for erase/commit/reset) after the request and after every byte received;
-        a corrupt frame while waiting (the response was damaged) retries at once.
+        SLOW_TIMEOUT_S for erase/commit/reset) times ``growth`` per earlier attempt (at most
+        the larger of ``timeout_s`` and the link's timeout) after the request and after every
+        byte received; a corrupt frame while waiting (the response was damaged) retries at once.
+        A late response to an earlier attempt of this same request is accepted (the host
+        retries only requests whose repetition is harmless); a response to an earlier request
+        is stale and dropped.
 
         Raises:
             LinkTimeout: no valid response in ``attempts`` attempts.
@@ -227,27 +233,31 @@ class BoardLink:
         if timeout_s is None:
             timeout_s = SLOW_TIMEOUT_S if msg.TYPE in SLOW_REQUESTS else self.timeout_s
         want = wire.reply_type(msg.TYPE)
-        name = wire.MsgType(msg.TYPE).name
         self.stats["requests"] += 1
-        # Worst case the response is the longest frame on a UART-speed link.
-        cap = timeout_s + 2 * self.wire_time(MAX_WIRE_FRAME)
+        longest = max(timeout_s, self.timeout_s)
+        seqs: list[int] = []
+        damaged = False
+        wait = timeout_s
         for attempt in range(attempts):
             if attempt:
                 self.stats["retries"] += 1
+                wait = min(longest, wait * growth)
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
+            seqs.append(seq)
             frame = wire.encode(msg, seq)
             if self._flush_pending or attempt:
                 # A leading delimiter ends any partial frame the board holds (after a reopen, or
-                # a request whose delimiter the line lost); a partial frame of ours is the
-                # remains of an answer we gave up on.
+                # a request whose delimiter the line lost).
                 frame = b"\x00" + frame
                 self._flush_pending = False
-                if attempt:
-                    self.reader.reset()
+                if damaged:
+                    self.reader.reset()  # our partial frame is the remains of a damaged one
             self._write(frame)
             start = time.monotonic()
-            deadline = start + timeout_s
+            deadline = start + wait
+            # Worst case the response is the longest frame on a UART-speed link.
+            cap = wait + 2 * self.wire_time(MAX_WIRE_FRAME)
             errors_before = self.reader.errors
             while True:
                 data = self._read_some()
@@ -256,29 +266,32 @@ class BoardLink:
                     for f in self.reader.feed(data):
                         if f.type == wire.MsgType.STREAM_FRAME:
                             self._handle_stream(f)
-                        elif f.seq == seq and f.type == want:
+                        elif f.type == want and f.seq in seqs:
                             if not attempt:
                                 self._measured(now - start)
                             return f.payload
-                        elif f.seq == seq and f.type == wire.MsgType.NAK:
+                        elif f.type == wire.MsgType.NAK and f.seq in seqs:
                             nak = wire.decode(f.type, f.payload)
                             self.stats["naks"] += 1
-                            raise NakError(nak.code, f"{nak.code_name}: {nak.text}", name)
+                            raise NakError(nak.code, f"{nak.code_name}: {nak.text}",
+                                           wire.MsgType(msg.TYPE).name)
                         elif f.seq == seq and not f.type & 0x80:
                             self.stats["echoes"] += 1  # our own request: the line echoes
                         elif f.seq == seq:
-                            raise ProtocolError(f"{name}: board answered with type {f.type:#04x}, "
-                                                f"expected {want:#04x} or NAK")
+                            raise ProtocolError(f"{wire.MsgType(msg.TYPE).name}: board answered "
+                                                f"with type {f.type:#04x}, expected {want:#04x} or NAK")
                         else:
                             self.stats["stale_replies"] += 1
-                    deadline = max(deadline, now + timeout_s)
+                    deadline = max(deadline, now + wait)
                     if self.reader.errors != errors_before:
+                        damaged = True
                         break  # the response was damaged on the line: ask again now
                 if now >= deadline or now - start >= cap:
                     self.stats["timeouts"] += 1
                     break
-        raise LinkTimeout(f"{self.url}: no valid response to {name} after {attempts} attempts "
-                          f"({timeout_s * 1e3:.0f} ms each)")
+        raise LinkTimeout(f"{self.url}: no valid response to {wire.MsgType(msg.TYPE).name} after "
+                          f"{attempts} attempts ({timeout_s * 1e3:.0f} ms"
+                          + (f" growing x{growth:g} per attempt)" if growth != 1.0 else " each)"))
 
     def identify(self, *, attempts: int = REQUEST_ATTEMPTS, timeout_s: float | None = None) -> wire.IdentifyReply:
         """IDENTIFY the board and check its protocol major (ProtocolError if it differs) and

@@ -41,6 +41,9 @@ from .ports import DEFAULT_BAUD, port_url
 #: Attempts of the per-cycle READ_SAMPLES / HIL_STEP before the cycle counts as failed (each
 #: waits the link's adaptive timeout, about a round trip: retries are cheap).
 READ_ATTEMPTS = 3
+#: Each further attempt of a per-cycle request waits this many times longer (2 ms, 8 ms, 32 ms
+#: on a fast link), up to the link's full response timeout.
+READ_TIMEOUT_GROWTH = 4.0
 #: Attempts of a COMMAND_VALVE before it is left pending for the next cycle.
 COMMAND_ATTEMPTS = 2
 #: Consecutive failed cycles after which the link is declared lost.
@@ -152,7 +155,8 @@ class SerialBoardDevice(Device):
         try:
             link = self.link
             payload = link.request_raw(request, attempts=READ_ATTEMPTS,  # type: ignore[union-attr]
-                                       timeout_s=link.adaptive_timeout())  # type: ignore[union-attr]
+                                       timeout_s=link.adaptive_timeout(),  # type: ignore[union-attr]
+                                       growth=READ_TIMEOUT_GROWTH)
             columns = self._codec.unpack(payload)
         except PortFailure:
             self.stats["failed_reads"] += 1

@@ -52,6 +52,9 @@ def register(subparsers: Any) -> None:
                    help="the board holds this HMAC key (format of `hullwatch flash --key`): it "
                    "commits and boots only images tagged with it. A new flash file is "
                    "provisioned with the key; an existing one must hold the same key")
+    p.add_argument("--protocol", metavar="1.N", default=None,
+                   help="the protocol version the board speaks (default this build's, 1.2; 1.1 has "
+                   "no HIL_STEP, 1.0 no HIL valve stimulus either)")
     p.add_argument("--baud", type=int, default=None, metavar="N",
                    help="pace the board's output like a UART at N baud (a pty ignores baud)")
     p.set_defaults(func=handler)
@@ -61,6 +64,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..sim.board_emulator import (
         BoardEmulator, EmulatorError, hardware_for_scenario, make_pty, open_flash, serve_fd, serve_port)
     from ..sim.board_flash import DEFAULT_BOARD_ID, config_for_scenario
+    from ..hal import wire
     from ..hal.config_image import key_file_exposure
     from ..sim.scenario import load_scenario
     from .flashing import load_key
@@ -80,7 +84,14 @@ def handler(args: argparse.Namespace) -> int:
         flash = open_flash(args.flash, board_id=board_id, config=config, key=key)
     except EmulatorError as exc:
         raise InputError(str(exc)) from exc
-    board = BoardEmulator(flash, **hardware_for_scenario(scenario))
+    minor = wire.PROTOCOL_MINOR
+    if args.protocol is not None:
+        major, _, minor_text = args.protocol.partition(".")
+        if major != str(wire.PROTOCOL_MAJOR) or not minor_text.isdigit() or int(minor_text) > wire.PROTOCOL_MINOR:
+            raise InputError(f"--protocol {args.protocol}: expected {wire.PROTOCOL_MAJOR}.0 .. "
+                             f"{wire.PROTOCOL_MAJOR}.{wire.PROTOCOL_MINOR}")
+        minor = int(minor_text)
+    board = BoardEmulator(flash, protocol_minor=minor, **hardware_for_scenario(scenario))
     info = flash.info()
     config_text = (f"generation {info.generation} in slot {'AB'[info.active_slot]}"
                    if info.active_slot is not None else "no valid configuration")
