@@ -100,7 +100,7 @@ def test_flash_and_board_info(board: tuple[str, Path], capsys: pytest.CaptureFix
     assert code == 0, err
     assert f"active:          slot B, generation 2, image CRC {image_crc(image):#010x}" in out
     assert "slot A:          VALID    generation 1" in out
-    assert "firmware:" in out and "protocol:        1.1" in out
+    assert "firmware:" in out and "protocol:        1.2" in out
     for ident in ("zvezda.p3", "usos.t2", "progress-air.flow", "zarya-usos", "30000..125000 Pa"):
         assert ident in out
 
