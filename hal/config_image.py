@@ -54,7 +54,6 @@ CRC_SIZE = 4
 TAG_SIZE = 32  #: HMAC-SHA256
 MIN_KEY_SIZE = 16  #: bytes; shorter HMAC keys are refused
 MAX_KEY_SIZE = 64  #: bytes; a board's superblock holds at most this much key
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 MAX_IMAGE_SIZE = 64 * 1024  #: no board slot is larger; decode refuses anything bigger
 
 COUNTS_MIN = 0
@@ -359,60 +358,6 @@ def check_key(key: bytes) -> bytes:
     if len(key) < MIN_KEY_SIZE:
         raise ConfigImageError(f"HMAC key is {len(key)} bytes; expected at least {MIN_KEY_SIZE}")
     return key
-
-
-def parse_key(data: bytes, source: str = "key") -> bytes:
-    """The HMAC key held in a key file's bytes (docs/config-image.md, "Key files").
-
-    The format is strict, so a typo cannot silently become another key:
-
-    * a file that is text (only printable ASCII and whitespace) is a **hex key**: hex digits
-      only (either case; whitespace between them is ignored), an even count of 32 .. 128 digits
-      (16 .. 64 bytes). Any other character is refused with its byte offset;
-    * anything else is a **raw key**: the file's bytes exactly, 16 .. 64 of them.
-
-    Raises:
-        ConfigImageError: naming ``source`` and what was wrong.
-    """
-    lo, hi = MIN_KEY_SIZE, MAX_KEY_SIZE
-    if data and all(32 <= b < 127 or b in b" \t\r\n" for b in data):
-        digits = bytearray()
-        for offset, b in enumerate(data):
-            if b in b" \t\r\n":
-                continue
-            if b not in _HEX_DIGITS:
-                raise ConfigImageError(
-                    f"{source}: a text key file holds the key in hex, but byte offset {offset} is "
-                    f"{chr(b)!r}, not a hex digit (0-9, a-f); a raw key file holds binary bytes")
-            digits.append(b)
-        if len(digits) % 2 or not 2 * lo <= len(digits) <= 2 * hi:
-            raise ConfigImageError(f"{source}: a hex key of {len(digits)} digits; expected an even "
-                                   f"count of {2 * lo} .. {2 * hi} hex digits ({lo} .. {hi} bytes), "
-                                   "e.g. `openssl rand -hex 32 > board.key`")
-        return bytes.fromhex(digits.decode("ascii"))
-    if not lo <= len(data) <= hi:
-        raise ConfigImageError(f"{source}: a raw key of {len(data)} bytes; expected {lo} .. {hi} "
-                               "bytes (or the key in hex as text)")
-    return bytes(data)
-
-
-def key_file_exposure(path: str | Path) -> str | None:
-    """A warning when the key file at ``path`` is readable by its group or by others (an HMAC
-    key is a secret: ``chmod 600``), else None. Never raises."""
-    try:
-        mode = Path(path).stat().st_mode
-    except OSError:
-        return None
-    if mode & 0o044:
-        who = " and ".join(w for w, bit in (("its group", 0o040), ("everyone", 0o004)) if mode & bit)
-        return f"{path}: the key file is readable by {who} (mode {mode & 0o777:03o}); chmod 600 it"
-    return None
-
-
-def read_key_file(path: str | Path) -> bytes:
-    """Read and parse a key file (:func:`parse_key`). Raises ConfigImageError naming the file,
-    FileNotFoundError/PermissionError when it cannot be read."""
-    return parse_key(Path(path).read_bytes(), str(path))
 
 
 def encode_image(config: BoardConfig, key: bytes | None = None) -> bytes:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hullwatch.hal.config_image import ConfigImageError, key_file_exposure, parse_key
+from hullwatch.hal.config_image import ConfigImageError
+from hullwatch.hal.keyfile import key_file_exposure, parse_key
 from hullwatch.tools.cli import main
 from hullwatch.tools.hil_device import start_emulator
 

@@ -25,7 +25,8 @@ from hullwatch.firmware.telemetry.packets import decode as tm_decode
 from hullwatch.hal import wire
 from hullwatch.hal.board_check import check_description
 from hullwatch.hal.board_link import BoardDescription
-from hullwatch.hal.config_image import ConfigImageError, decode_image, encode_image, parse_key
+from hullwatch.hal.config_image import ConfigImageError, decode_image, encode_image
+from hullwatch.hal.keyfile import parse_key
 from hullwatch.hal.errors import ProtocolError
 from hullwatch.hal.framing import MAX_PAYLOAD, MAX_WIRE_FRAME, FrameReader, RawFrame, encode_frame
 from hullwatch.sim.board_emulator import BoardEmulator, open_flash

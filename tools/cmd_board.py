@@ -65,7 +65,7 @@ def handler(args: argparse.Namespace) -> int:
         BoardEmulator, EmulatorError, hardware_for_scenario, make_pty, open_flash, serve_fd, serve_port)
     from ..sim.board_flash import DEFAULT_BOARD_ID, config_for_scenario
     from ..hal import wire
-    from ..hal.config_image import key_file_exposure
+    from ..hal.keyfile import key_file_exposure
     from ..sim.scenario import load_scenario
     from .flashing import load_key
 

@@ -92,7 +92,8 @@ def _progress_bar() -> tuple[Any, Any]:
 
 def handler(args: argparse.Namespace) -> int:
     from ..hal.board_link import BoardLink
-    from ..hal.config_image import decode_image, encode_image, image_crc, key_file_exposure, summary_lines
+    from ..hal.config_image import decode_image, encode_image, image_crc, summary_lines
+    from ..hal.keyfile import key_file_exposure
     from . import flashing
 
     config, image = _load(args)

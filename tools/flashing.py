@@ -29,7 +29,8 @@ from ..hal import wire
 from ..hal.board_check import check_flash_info
 from ..hal.board_link import BoardDescription, BoardLink
 from ..hal.config_image import (BoardConfig, crc32, decode_image, encode_image, generation_after,
-                                generation_newer, image_crc, read_key_file)
+                                generation_newer, image_crc)
+from ..hal.keyfile import read_key_file
 from ..hal.errors import ConfigImageError, LinkError, LinkTimeout, NakError, ProtocolError
 from .errors import DeviceProblem, InputError
 
@@ -331,7 +332,7 @@ def load_key(path: str) -> bytes:
     almost hex is refused with the offending byte offset.
 
     Raises InputError naming the file; FileNotFoundError if it is missing. The file's
-    permissions are checked by :func:`~hullwatch.hal.config_image.key_file_exposure`.
+    permissions are checked by :func:`~hullwatch.hal.keyfile.key_file_exposure`.
     """
     try:
         return read_key_file(path)

@@ -45,7 +45,7 @@ from typing import Callable
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
-from ...hal.config_image import read_key_file
+from ...hal.keyfile import read_key_file
 from ...hal.errors import HalError
 from ...hal.wire import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from ..board_emulator import BoardEmulator, hardware_for_scenario, open_flash
