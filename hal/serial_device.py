@@ -131,6 +131,8 @@ class SerialBoardDevice(Device):
                       "link_lost": 0, "reconnects": 0, "reconnect_attempts": 0, "restore_errors": 0,
                       "internal_errors": 0, "bad_fields": 0}
         self._old_link_counters: dict[str, int] = {}
+        #: the board takes HIL_STEP (protocol 1.2): a HIL cycle is one round trip
+        self.one_exchange_hil = ident.protocol_minor >= wire.HIL_STEP_MINOR
 
     # -- the per-cycle path ------------------------------------------------------------------
 
@@ -354,10 +356,6 @@ class SerialBoardDevice(Device):
             self.stats["internal_errors"] += 1
         return False
 
-    @property
-    def one_exchange_hil(self) -> bool:
-        """The board takes HIL_STEP (protocol 1.2): a HIL cycle is one round trip."""
-        return self.description.identity.protocol_minor >= wire.HIL_STEP_MINOR
 
     def hil_step(self, t: float, values: tuple[float, ...] | list[float],
                  valve_positions: tuple[float, ...] | list[float] | None, frame: Frame) -> bool:

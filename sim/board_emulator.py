@@ -350,6 +350,10 @@ class BoardEmulator:
         self._out_state = [int(SampleState.NO_DATA)] * n
         # Temperature channels first: a pressure channel's tempco uses its module's temperature.
         self._conversion_order = sorted(range(n), key=lambda i: self._kind[i] != ChannelKind.TEMPERATURE)
+        # Per channel, in conversion order: (index, offset, gain, tempco, its temperature
+        # channel, valid_min, valid_max): one tuple unpack per conversion on the per-cycle path.
+        self._plan = [(i, *self._cal[i][:3], self._temp_of[i], *self._cal[i][3:])
+                      for i in self._conversion_order]
         self._codec = wire.SamplesCodec(n, len(self.config.valves) if self.config else 0)
 
     def _convert(self, values: Any, first: int, t_us: int) -> None:
@@ -358,31 +362,31 @@ class BoardEmulator:
         physical value -> ADC counts by the inverse calibration (rounded, clamped) -> calibrated
         value, INVALID outside the valid range. NaN means "not stimulated": no conversion, the
         channel keeps its last sample. One loop over columns: the per-cycle path."""
-        cal, temp_of, state, raw_out, value_out = self._cal, self._temp_of, self._state, self._raw, self._value
+        state, raw_out, value_out = self._state, self._raw, self._value
         times, fresh = self._time_us, self._fresh
         last = first + len(values)
-        whole = first == 0 and last == len(cal)
-        for i in self._conversion_order:
-            if not whole and not first <= i < last:
+        whole = first == 0 and last == len(state)
+        for i, offset, gain, tempco, ti, vmin, vmax in self._plan:
+            if whole:
+                physical = values[i]
+            elif first <= i < last:
+                physical = values[i - first]
+            else:
                 continue
-            physical = values[i - first]
             if physical != physical:
                 continue  # NaN: not stimulated
             times[i] = t_us
             fresh[i] = True
-            offset, gain, tempco, vmin, vmax = cal[i]
             drift = 0.0
-            if tempco:
-                ti = temp_of[i]
-                if ti >= 0 and state[ti] == _OK:
-                    drift = tempco * (value_out[ti] - REFERENCE_TEMPERATURE_K)
+            if tempco and ti >= 0 and state[ti] == _OK:
+                drift = tempco * (value_out[ti] - REFERENCE_TEMPERATURE_K)
             raw = (physical - offset - drift) / gain
             # Round half to even is what an ADC model does not care about; round() is fine.
             raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
             raw_out[i] = raw
             value_out[i] = offset + gain * raw + drift
-            value = value_out[i]
-            state[i] = _OK if vmin <= value <= vmax else _INVALID
+            # The stored binary32 value (what the wire carries) decides INVALID.
+            state[i] = _OK if vmin <= value_out[i] <= vmax else _INVALID
 
     def _sample_real_inputs(self) -> None:
         """Outside HIL: convert the nominal inputs at every sample period that has passed."""

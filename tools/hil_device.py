@@ -85,9 +85,13 @@ class HilDevice(Device):
                 "an emulated one)")
         # Board channel b <- plant (kind, j); board valve i -> plant valve index.
         self._sources = [plant_ids[cid] for cid in board.channel_ids]
+        # Board channel b <- plant channel _board_order[b] in the plant's flat order (pressure,
+        # temperature, flow); None when the two orders agree (the usual case).
+        base = (0, len(pl.pressure), len(pl.pressure) + len(pl.temperature))
+        order = [base[kind] + j for kind, j in self._sources]
+        self._board_order: list[int] | None = None if order == list(range(len(order))) else order
         self._valve_to_plant = [plant_valves[v.id] for v in board.layout.valves]
         self._plant_frame = pl.new_frame()
-        self._values = [_NAN] * len(self._sources)
         # Board valve order; None when the board cannot take valve stimulus (protocol 1.0).
         self._valve_fb: list[float] | None = [0.0] * len(self._valve_to_plant) \
             if self.stimulates_valves else None
@@ -135,15 +139,15 @@ class HilDevice(Device):
         t = self.clock.now()
         pf = self._plant_frame
         self.plant.read(pf)
-        values = self._values
-        lists = ((pf.pressure, pf.pressure_status), (pf.temperature, pf.temperature_status),
-                 (pf.flow, pf.flow_status))
-        for b, (kind, j) in enumerate(self._sources):
-            vals, st = lists[kind]
-            s = st[j]
-            # A sample the plant's sensor did not deliver (dropout, stale) is not stimulated:
-            # the board channel then reads STALE, as the sensor would.
-            values[b] = vals[j] if s == _OK or s == _INVALID else _NAN
+        # The plant's readings in its layout order (pressure, temperature, flow), then in board
+        # channel order. A sample the plant's sensor did not deliver (dropout, stale) is not
+        # stimulated: the board channel then reads STALE, as the sensor would.
+        flat = pf.pressure + pf.temperature + pf.flow
+        status = pf.pressure_status + pf.temperature_status + pf.flow_status
+        if self._board_order is not None:
+            flat = [flat[i] for i in self._board_order]
+            status = [status[i] for i in self._board_order]
+        values = [v if s == _OK or s == _INVALID else _NAN for v, s in zip(flat, status)]
         # The plant's valve position sensors (a feedback_mismatch fault freezes them), not truth.
         valve_fb = self._valve_fb
         if valve_fb is not None:
