@@ -217,9 +217,9 @@ class BoardLink:
         decodes it, e.g. with a :class:`~hullwatch.hal.wire.SamplesCodec`).
 
         Each attempt uses a new seq and waits ``timeout_s`` (default: the link's, or
-        SLOW_TIMEOUT_S for erase/commit/reset) times ``growth`` per earlier attempt (at most
-        the larger of ``timeout_s`` and the link's timeout) after the request and after every
-        byte received; a corrupt frame while waiting (the response was damaged) retries at once.
+        SLOW_TIMEOUT_S for erase/commit/reset) times ``growth`` per earlier attempt (the last
+        attempt, and at most every attempt: the larger of ``timeout_s`` and the link's timeout)
+        after the request and after every byte received; a corrupt frame while waiting (the response was damaged) retries at once.
         A late response to an earlier attempt of this same request is accepted (the host
         retries only requests whose repetition is harmless); a response to an earlier request
         is stale and dropped.
@@ -241,7 +241,8 @@ class BoardLink:
         for attempt in range(attempts):
             if attempt:
                 self.stats["retries"] += 1
-                wait = min(longest, wait * growth)
+                # The last attempt waits the full timeout: a slow answer still makes it.
+                wait = longest if attempt == attempts - 1 else min(longest, wait * growth)
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
             seqs.append(seq)
