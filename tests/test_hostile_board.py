@@ -282,3 +282,21 @@ def test_a_link_that_drops_and_recovers_gives_the_normal_verdict(tmp_path: Path)
         protocol_emuboard.forget("recovers")
     assert result.health["device"]["link_lost"] == 1 and result.health["device"]["reconnects"] == 1
     assert not result.stale_data and not result.verdict.startswith("STALE")
+
+
+def test_a_bare_run_whose_board_is_unplugged_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a scenario (the board's own sensors, real time): the cable is pulled 1 s into a
+    3 s run and never put back."""
+    import threading
+
+    url = lying("bare-unplugged")
+    pull = threading.Timer(1.0, protocol_emuboard.link("bare-unplugged").faults.unplug)
+    pull.start()
+    try:
+        code = main(["run", "--device", url, "--until", "3s", "--capture", str(tmp_path / "x.tm")])
+    finally:
+        pull.cancel()
+        protocol_emuboard.forget("bare-unplugged")
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "verdict: STALE DATA: the device link was lost at" in out
