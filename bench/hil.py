@@ -33,8 +33,8 @@ from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.hal import wire
 from hullwatch.hal.board_link import BoardLink
 from hullwatch.sim.device import open_url as open_sim
-from hullwatch.tools.hil_device import open_hil_device, start_emulator
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.board.hil_device import open_hil_device, start_emulator
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 TARGET_PTY = 5_000
 TARGET_IN_PROCESS = 15_000

@@ -42,6 +42,8 @@ MAX_LEAKS = 64
 MAX_SENSOR_FAULTS = 1024
 MAX_VALVE_FAULTS = 255
 MAX_REPRESS_EVENTS = 10_000
+MAX_HATCH_OPS = 10_000
+MAX_CREW_LOCATIONS = 10_000
 
 #: (section, field) -> (low, high, unit); ``None`` as section: top level. Bounds are inclusive
 #: unless the low bound is 0.0 and marked exclusive by EXCLUSIVE_LOW.
@@ -69,6 +71,7 @@ BOUNDS: dict[tuple[str | None, str], tuple[float, float, str]] = {
     ("sensor_faults", "duration_s"): (0.0, math.inf, "s"),
     ("sensor_faults", "magnitude"): (-1.0e6, 1.0e6, "unit of the channel"),
     ("valve_faults", "start_s"): (0.0, MAX_DURATION_S, "s"),
+    ("hatch_ops", "at_s"): (0.0, MAX_DURATION_S, "s"),
     ("sensors", "pressure_per_module"): (0, MAX_SENSORS_PER_MODULE, ""),
     ("sensors", "temperature_per_module"): (0, MAX_SENSORS_PER_MODULE, ""),
     ("sensors", "pressure_noise_pa"): (0.0, 1000.0, "Pa"),
@@ -136,6 +139,13 @@ def check_bounds(s: "Scenario", source: str) -> None:
 
     for section in ("sensors", "thermal", "crew"):  # first: modules take their defaults from them
         record(section, getattr(s, section), section)
+    locations = getattr(s.crew, "locations", ())
+    if len(locations) > MAX_CREW_LOCATIONS:
+        raise fail("crew.locations", f"at most {MAX_CREW_LOCATIONS} entries, got {len(locations)}")
+    for i, loc in enumerate(locations):
+        if not (math.isfinite(loc.at_s) and 0.0 <= loc.at_s <= MAX_DURATION_S):
+            raise fail(f"crew.locations[{i}].at_s", f"expected a value >= 0 and <= {MAX_DURATION_S:g} s, "
+                       f"got {loc.at_s!r}")
     if len(s.modules) > MAX_MODULES:
         raise fail("modules", f"at most {MAX_MODULES} modules, got {len(s.modules)}")
     for i, m in enumerate(s.modules):
@@ -154,8 +164,8 @@ def check_bounds(s: "Scenario", source: str) -> None:
                 raise fail(f"repress[{i}].events[{j}]", f"expected finite times ending by "
                            f"{MAX_DURATION_S:g} s, got [{start!r}, {duration!r}]")
     for table, limit in (("leaks", MAX_LEAKS), ("sensor_faults", MAX_SENSOR_FAULTS),
-                         ("valve_faults", MAX_VALVE_FAULTS)):
-        items = getattr(s, table)
+                         ("valve_faults", MAX_VALVE_FAULTS), ("hatch_ops", MAX_HATCH_OPS)):
+        items = getattr(s, table, ())
         if len(items) > limit:
             raise fail(table, f"at most {limit} entries, got {len(items)}")
         for i, item in enumerate(items):

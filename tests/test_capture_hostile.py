@@ -13,8 +13,8 @@ import pytest
 from hullwatch.firmware.telemetry.capture import iter_capture
 from hullwatch.firmware.telemetry.packets import LayoutReport, RawSamples, crc16
 from hullwatch.tools.cli import main
-from hullwatch.tools.replayer import MAX_DATAGRAM, ReplayStats, Schedule
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.captures.replay import MAX_DATAGRAM, ReplayStats, Schedule
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 CUC_AT = 6 + 7  # primary header, then version, service, subtype, msg counter, dest id
 

@@ -7,8 +7,8 @@ from hullwatch.hal import wire
 from hullwatch.hal.framing import FrameReader
 from hullwatch.sim.board_emulator import BoardEmulator, open_flash
 from hullwatch.sim.urlhandler import protocol_emuboard
-from hullwatch.tools.hil_device import open_hil_device
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.board.hil_device import open_hil_device
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def ask(board: BoardEmulator, msg: wire.Message, seq: int = 1) -> wire.Message:

@@ -33,7 +33,7 @@ from hullwatch.hal.wire import MsgType, NakCode
 from hullwatch.sim.board_emulator import BoardEmulator, MemoryStorage, open_flash
 from hullwatch.sim.board_flash import BoardFlash, config_for_scenario, default_factory_config, file_size
 from hullwatch.sim.urlhandler import protocol_emuboard
-from hullwatch.tools import flashing
+from hullwatch.tools.board import flashing
 from hullwatch.tools.cli import main
 
 
@@ -268,8 +268,8 @@ def test_a_run_whose_board_goes_silent_exits_4_with_a_stale_verdict(
 
 
 def test_a_link_that_drops_and_recovers_gives_the_normal_verdict(tmp_path: Path) -> None:
-    from hullwatch.tools.runner import run_scenario
-    from hullwatch.tools.hil_device import open_hil_device
+    from hullwatch.tools.closed_loop.runner import run_scenario
+    from hullwatch.tools.board.hil_device import open_hil_device
 
     url = lying("recovers")
     device = open_hil_device(url, scenario="soyuz-ms09")

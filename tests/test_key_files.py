@@ -11,7 +11,7 @@ import pytest
 from hullwatch.hal.config_image import ConfigImageError
 from hullwatch.hal.keyfile import key_file_exposure, parse_key
 from hullwatch.tools.cli import main
-from hullwatch.tools.hil_device import start_emulator
+from hullwatch.tools.board.hil_device import start_emulator
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "board.toml"
 HEX = "00112233445566778899aabbccddeeff" * 2  # 32 bytes

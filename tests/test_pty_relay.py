@@ -7,8 +7,8 @@ from hullwatch.sim.board_emulator import BoardEmulator, PtyBoard, hardware_for_s
 from hullwatch.sim.board_flash import config_for_scenario
 from hullwatch.sim.pty_relay import PtyRelay, RelayFaults
 from hullwatch.sim.scenario import load_scenario
-from hullwatch.tools.hil_device import open_hil_device
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.board.hil_device import open_hil_device
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def test_hil_through_a_faulty_relay_raises_no_leak() -> None:

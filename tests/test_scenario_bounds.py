@@ -53,6 +53,7 @@ def _base_for(section: str | None) -> dict[str, Any]:
     data.setdefault("leaks", [])[:0] = [{"module": data["modules"][0]["name"], "diameter_m": 0.002}]
     data.setdefault("sensor_faults", [])[:0] = [{"sensor": f"{data['modules'][0]['name']}.p1", "kind": "bias"}]
     data.setdefault("valve_faults", [])[:0] = [{"valve": data["connections"][0]["id"], "kind": "stuck_open"}]
+    data.setdefault("hatch_ops", [])[:0] = [{"valve": data["connections"][-1]["id"], "at_s": 10.0, "open": False}]
     return data
 
 
