@@ -14,8 +14,9 @@ URL grammar::
     hil=0           factory image with HIL not allowed
     key=FILE        the board holds the HMAC key in FILE (docs/config-image.md, "Key files");
                     only used when the flash is made
-    protocol=1.N    the protocol version the board speaks (default this build's; ``1.0`` emulates
-                    a board without HIL valve-feedback stimulation)
+    protocol=1.N    the protocol version the board speaks (default this build's, 1.2; ``1.1``
+                    emulates a board without HIL_STEP, ``1.0`` one without HIL valve-feedback
+                    stimulation either)
     noise=P         probability per byte (both directions) of a flipped bit
     drop=P          probability per byte (both directions) of a lost byte
     seed=N          seed of the line-fault generator (default 0)
