@@ -28,7 +28,7 @@ import time
 import tty
 from dataclasses import dataclass
 
-from .board_emulator import make_pty
+from .board_serve import make_pty
 from .urlhandler.protocol_emuboard import LineFaults
 
 
