@@ -300,3 +300,24 @@ def test_a_bare_run_whose_board_is_unplugged_exits_4(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     assert code == 4
     assert "verdict: STALE DATA: the device link was lost at" in out
+
+
+def test_an_image_too_big_for_samples_is_never_committed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image built without the host's validation (96 channels: SAMPLES would be 1287 bytes)
+    is refused at FLASH_COMMIT, so a board can never boot it and die on READ_SAMPLES."""
+    from hullwatch.hal import config_image
+    from hullwatch.sim.board_flash import FlashRefused
+
+    base = default_factory_config()
+    pressure = [c for c in base.channels if c.kind == 0]
+    module = base.modules[0].name
+    extra = tuple(dataclasses.replace(pressure[0], id=f"{module}.p{n}", module=module) for n in range(4, 69))
+    big = dataclasses.replace(base, channels=base.channels + extra, generation=2)
+    with monkeypatch.context() as m:
+        m.setattr(config_image, "validate_config", lambda config, source="": None)
+        image = encode_image(big)
+    board = BoardEmulator(open_flash(None))
+    with pytest.raises(FlashRefused, match="SAMPLES payload"):
+        board.flash.flash_image(image)
+    (reply,) = answers(board, wire.encode(wire.ReadSamples(), 1))
+    assert isinstance(reply, wire.Samples) and len(reply.channels) == len(base.channels)
