@@ -163,7 +163,8 @@ def main() -> None:
     for name, (wall, cpu, leaks, h, report) in (("clean relay", clean), ("BER 2e-5 + drops + bursts", faulty),
                                                  ("... and a 3 s dead line", dead)):
         ratio = wall / clean[0]
-        print(f"  {name:<28} {wall:9,.0f} {cpu:11,.0f}   {ratio:6.0%} of clean"
+        print(f"  {name:<28} {wall:9,.0f} {cpu:11,.0f}   {ratio:6.0%} of clean (wall), "
+              f"{cpu / clean[1]:.0%} (per CPU s)"
               + (f"   target >= {TARGET_DEGRADED:.0%}" if name != "clean relay" else ""))
         print(f"      leak events: {', '.join(leaks) if leaks else 'none'}; link: {h['retries']} retries, "
               f"{h['timeouts']} timeouts, {h['crc_errors'] + h['cobs_errors']} damaged frames, "
