@@ -193,13 +193,20 @@ class _Collector:
         self.lo_t: float | None = None
         self.hi_t: float | None = None
 
-    def start(self, report: Any) -> None:
-        """Take the layout and epoch of the first layout report (later ones are ignored)."""
+    def start(self, report: Any, offset: int | None = None) -> None:
+        """Take the layout and epoch of the first layout report (later ones are ignored).
+        Raises InputError naming the source and the report's byte ``offset`` when its layout
+        is unusable."""
+        from ...firmware.errors import TelemetryError
         from ...firmware.telemetry.layoutjson import layout_from_json
 
         if self.names is not None:
             return
-        layout = layout_from_json(report.layout_json)
+        try:
+            layout = layout_from_json(report.layout_json)
+        except TelemetryError as exc:
+            where = f"the layout report at byte offset {offset}" if offset is not None else "the first layout report"
+            raise InputError(f"{self.source}: {where} is unusable: {exc}") from exc
         all_names = [m.name for m in layout.modules]
         wanted = all_names if not self.modules else self.modules
         unknown = [m for m in wanted if m not in all_names]
@@ -259,7 +266,7 @@ class _Collector:
 
         data = packet.data
         if isinstance(data, LayoutReport):
-            self.start(data)
+            self.start(data, offset)
             return
         if self.epoch is None:
             if isinstance(data, Housekeeping):

@@ -76,6 +76,7 @@ class RerunReport:
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
     mode: str = ""  #: FDIR mode of the re-run
     module_names: list[str] = field(default_factory=list)  #: layout order, to name segment subjects
+    time_jumps: int = 0  #: raw samples dropped for a corrupt time stamp (replay_device)
     commands: int = 0  #: recorded telecommands applied again
 
     @property
@@ -268,6 +269,7 @@ def rerun_capture(
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
                       capture=capture, commands=commands)
         skipped = device.health().get("skipped_bytes", 0)
+        jumps = device.health().get("time_jumps", 0)
         start, end = device.start_time, device.end_time
         names = [m.name for m in device.layout.modules]
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
@@ -278,7 +280,7 @@ def rerun_capture(
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower(), names, len(commands))
+                       getattr(mode, "name", str(mode)).lower(), names, jumps, len(commands))
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,

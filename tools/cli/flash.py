@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
                    help="flash even if the image is built for another board id")
     p.add_argument("--dry-run", action="store_true",
                    help="validate and print the image summary; do not touch the board")
-    p.add_argument("--key", metavar="FILE", help="HMAC-SHA256 key file (hex or raw, 16-64 bytes): tag the image")
+    p.add_argument("--key", metavar="FILE", help="HMAC-SHA256 key file: 32-128 hex digits as text, or 16-64 raw bytes "
+                   "(docs/config-image.md, \"Key files\"): tag the image")
     p.add_argument("--verify", choices=("crc", "read"), default="crc",
                    help="crc: the board's CRC-32 of each written block (default); read: read every byte back")
     p.add_argument("--save-image", metavar="FILE", help="also write the image bytes to FILE")
@@ -93,10 +94,15 @@ def _progress_bar() -> tuple[Any, Any]:
 def handler(args: argparse.Namespace) -> int:
     from ...hal.board_link import BoardLink
     from ...hal.config_image import decode_image, encode_image, image_crc, summary_lines
+    from ...hal.keyfile import key_file_exposure
     from ..board import flashing
 
     config, image = _load(args)
     key = flashing.load_key(args.key) if args.key else None
+    if args.key:
+        warning = key_file_exposure(args.key)
+        if warning:
+            print(f"hullwatch: warning: {warning}", file=sys.stderr)
     if args.dry_run:
         if image is None:
             image = encode_image(config.with_generation(1), key=key)

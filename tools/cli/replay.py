@@ -12,6 +12,10 @@ from .common import (ByteProgress, SkipReporter, add_device_argument, add_progre
 from ..errors import EXIT_DAMAGED, EXIT_OK
 from ..timeparse import duration_arg
 
+#: Default of --max-jump, s (hullwatch.tools.replayer.MAX_TIME_JUMP_S; the replayer module is
+#: imported by the handler only, to keep `hullwatch --help` light).
+MAX_TIME_JUMP_S = 3600.0
+
 EXAMPLES = """\
 examples:
   hullwatch replay run.tm --device udp://127.0.0.1:10015            # real time, to a ground station
@@ -20,7 +24,9 @@ examples:
   hullwatch replay run.tm --device socket://localhost:7777 --skip-gaps 5 --loop
 
 Packets are sent byte for byte as recorded (one UDP datagram each, or back to back on a serial
-port), timed by their CUC time stamps. Damaged stretches of the capture are skipped and reported
+port), timed by their CUC time stamps. A packet longer than a UDP datagram (65507 bytes) is sent
+over consecutive datagrams; a recorded gap over --max-jump (default 1 h) is a time jump and is
+skipped; both with a warning. Damaged stretches of the capture are skipped and reported
 on stderr; the exit status is then 3.
 """
 
@@ -63,12 +69,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--skip-gaps", type=_non_negative, default=None, metavar="DURATION",
                    help="shorten recorded gaps longer than DURATION to DURATION (5, 30s, 2m)")
     p.add_argument("--loop", action="store_true", help="start over at the end (until Ctrl-C)")
+    p.add_argument("--max-jump", type=_positive, default=MAX_TIME_JUMP_S, metavar="SECONDS",
+                   help="a recorded gap longer than SECONDS is a time jump (a corrupt time stamp, "
+                   f"captures back to back): skipped with a warning (default {MAX_TIME_JUMP_S:g})")
     add_progress_argument(p)
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..captures.replay import open_sink, replay_capture
+    from ..captures.replay import MAX_DATAGRAM, open_sink, replay_capture
 
     path = args.capture
     empty = check_capture_content(path)  # not a capture: InputError, exit 2
@@ -82,7 +91,7 @@ def handler(args: argparse.Namespace) -> int:
         with ByteProgress(path, "replay", enabled=not args.no_progress) as bar:
             stats = replay_capture(path, sink, speed=None if args.fast else args.speed,
                                    skip_gaps=args.skip_gaps, loop=args.loop, progress=bar.callback,
-                                   on_skip=skips)
+                                   on_skip=skips, max_jump=args.max_jump)
     finally:
         sink.close()
     wall = time.perf_counter() - started
@@ -90,6 +99,14 @@ def handler(args: argparse.Namespace) -> int:
     if stats.gaps_skipped:
         note = (f" ({stats.gaps_skipped} gaps longer than {args.skip_gaps:g} s shortened, "
                 f"{stats.skipped_s:.1f} s cut)")
+    if stats.time_jumps:
+        print(f"hullwatch: warning: {path}: {stats.time_jumps} time jumps over {args.max_jump:g} s "
+              f"skipped (the first, {stats.first_jump_s:+.6g} s, at the packet at byte offset "
+              f"{stats.first_jump_offset})", file=sys.stderr)
+    split = getattr(sink, "split", 0)
+    if split:
+        print(f"hullwatch: warning: {split} packets longer than a UDP datagram ({MAX_DATAGRAM} "
+              "bytes) were sent split over consecutive datagrams", file=sys.stderr)
     refused = getattr(sink, "refused", 0)
     if refused:
         note += f"; {refused} datagrams refused (nobody listening)"

@@ -99,6 +99,10 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if report.time_jumps:
+        print(f"hullwatch: warning: {path}: {report.time_jumps} raw samples with a time stamp "
+              "jumping more than 1 h from their neighbours were left out (corrupt time stamps)",
+              file=sys.stderr)
     params = args.fdir or "default parameters"
     print(f"rerun of {path}: {report.cycles} cycles, mission time {report.start_time:.1f} s .. "
           f"{report.end_time:.1f} s, {params}, mode {report.mode}")

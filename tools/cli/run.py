@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from ...firmware.types import FdirMode
 from .. import timeparse
-from ..errors import EXIT_OK, EXIT_VERDICT, InputError
+from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
 from ..timeparse import duration_arg
 from ..units import hours_minutes, size_text
 from .common import add_device_argument, add_progress_argument, file_kept_text, naming, output_path, plot_path_arg
@@ -35,10 +35,11 @@ unless --force. The capture's path and size are printed at the end, with --quiet
 past the end of the scenario stops at the scenario's end (a note says so). On a terminal a
 progress bar shows the mission time (stderr; --no-progress hides it). Ctrl-C stops the run,
 prints the mission time reached and the capture kept (every packet in it whole), exit 130.
-
 Exit status: 0 when the verdict is right (or there is no truth to judge by, or the run ended
 before the scenario's leak began), 1 when FDIR missed, mislocated or raised a false alarm, 2 for
-bad input (scenario, parameters, arguments), 4 for a device problem.
+bad input (scenario, parameters, arguments), 4 for a device problem (including a device link
+lost and not restored by the end of the run: the verdict, prefixed "STALE DATA", was made on
+stale data).
 """
 
 
@@ -220,6 +221,11 @@ def handler(args: argparse.Namespace) -> int:
 
             plot_run(result, capture, args.plot)
             out.write(f"plot: {file_kept_text(args.plot)}\n")
+        if result.stale_data:
+            # README: a board that is not answering is a device problem, whatever FDIR concluded.
+            sys.stderr.write(f"hullwatch: error: {device_url}: the device link was lost and not "
+                             "restored by the end of the run; the verdict was made on stale data\n")
+            return EXIT_DEVICE
         return EXIT_VERDICT if result.correct is False else EXIT_OK
     finally:
         device.close()

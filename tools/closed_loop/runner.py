@@ -103,6 +103,10 @@ class RunResult:
     mean_cycle_time_s: float = 0.0
     capture: str | None = None
     health: dict[str, Any] = field(default_factory=dict)
+    #: the device link was down at the end of the run (lost and not restored): the decisions
+    #: were made on stale data; ``link_lost_at`` is when it went (mission s, None if unknown)
+    stale_data: bool = False
+    link_lost_at: float | None = None
 
     @property
     def leak_starts(self) -> list[float]:
@@ -362,6 +366,10 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         result.mean_cycle_time_s = ex.mean_cycle_time_s
         result.valves_commanded = flight.fdir.valves.commands
         result.health = flight.health()
+        if not getattr(device, "link_up", True):
+            result.stale_data = True
+            lost = [e.t for e in result.events if e.name == "LINK_LOST"]
+            result.link_lost_at = lost[-1] if lost else None
         _summarise(result, flight)
         if interrupted:
             raise RunInterrupted(result)
@@ -441,6 +449,10 @@ def _summarise(result: RunResult, flight: FlightSoftware) -> None:
             result.located_module not in result.sealed_modules:
         result.located_module = result.sealed_modules[0]
     result.verdict, result.correct = _verdict(result)
+    if result.stale_data:
+        when = f" at {_fmt_dt(result.link_lost_at)}" if result.link_lost_at is not None else ""
+        result.verdict = (f"STALE DATA: the device link was lost{when} and not restored by the end "
+                          f"of the run; made on stale data: {result.verdict}")
 
 
 def _fmt_dt(seconds: float) -> str:
