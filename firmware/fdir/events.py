@@ -25,6 +25,8 @@ SEVERITY: dict[int, int] = {
     EventId.SEGMENT_SEALED: Severity.MEDIUM,
     EventId.VALVE_REOPENED: Severity.INFO,
     EventId.ISOLATION_FAILED: Severity.HIGH,
+    EventId.ESTIMATE_UPDATED: Severity.INFO,
+    EventId.LOCATE_ADVICE: Severity.MEDIUM,
     EventId.SENSOR_FAILED: Severity.MEDIUM,
     EventId.SENSOR_RECOVERED: Severity.INFO,
     EventId.VALVE_FAILED: Severity.MEDIUM,

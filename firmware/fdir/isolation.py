@@ -247,6 +247,7 @@ class Isolator:
         vol = sum(f.volume[m] for m in range(f.n_modules) if mask >> m & 1)
         self._go(_I.SEALED, t, f.module_names[_first(mask)], float(_popcount(mask)), vol, self.result_rate)
         self.candidates = 0
+        f.estimator.start(mask, t)  # estimates keep converging (fdir/estimate.py)
 
     def _fail(self, t: float, reason: float) -> None:
         f = self.fdir
