@@ -71,6 +71,9 @@ LOCATE_TRANSITIONS: dict[tuple[int, int], EventId | None] = {
     (_L.WATCHING, _L.FAILED): EventId.ISOLATION_FAILED,
     (_L.SEALING, _L.FAILED): EventId.ISOLATION_FAILED,
     (_L.IDLE, _L.SEALING): None,  # the confirmed segment is already one module
+    (_L.MOVING, _L.IDLE): None,  # superseded by the fast isolation (or parameters reloaded)
+    (_L.WATCHING, _L.IDLE): None,
+    (_L.SEALING, _L.IDLE): None,
     (_L.SEALED, _L.SEALING): None,
     (_L.FAILED, _L.SEALING): None,
 }
@@ -92,7 +95,8 @@ class SlowLocator:
         self.root = -1
         self.rate = 0.0
         self.valve = -1  # the hatch of the current step
-        self.branch = 0  # module mask it cuts off
+        self.branch = 0  # candidate modules it cuts off
+        self.branch_seg = 0  # the whole segment it cuts off (with modules cleared earlier)
         self.step_no = 0
         self.t_state = 0.0
         self.t_watch = math.inf  # when the watch starts counting
@@ -100,6 +104,7 @@ class SlowLocator:
         self.to_close: list[int] = []
         self.result: tuple[str, float, float, float] | None = None  # module, hole m, reserve s, rate
         self.attempts = 0
+        self.commanded = False  # this schedule commands its hatches (locate = 2, active mode)
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -109,10 +114,12 @@ class SlowLocator:
         return st == _L.MOVING or st == _L.WATCHING or st == _L.SEALING
 
     def owns(self, mask: int) -> bool:
-        """True while the schedule runs and ``mask`` lies within its modules (hook in
-        ``Fdir._quiet``)."""
+        """True while a commanded schedule runs and ``mask`` lies within its modules (hook in
+        ``Fdir._quiet``: the fast test's events and isolation stay quiet there). An advisory
+        schedule owns nothing: a fast confirmation there starts the fast isolation, which
+        supersedes the advice."""
         st = self.state
-        return (st == 1 or st == 2 or st == 3) and mask & ~self.owned == 0
+        return (st == 1 or st == 2 or st == 3) and self.commanded and mask & ~self.owned == 0
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -139,6 +146,7 @@ class SlowLocator:
         if self.attempts >= f.params.isolation.max_attempts:
             return
         self.attempts += 1
+        self.commanded = p.locate == 2 and f.mode == 2
         mask = f.slot_mask[slot]
         self.owned = self.candidates = mask
         self.rate = max(rate, 0.0)
@@ -155,8 +163,7 @@ class SlowLocator:
     def abort(self, t: float) -> None:
         """Parameters reloaded: the schedule stops where it is (nothing commanded)."""
         if self.busy:
-            self.state = int(_L.IDLE)
-            self.owned = self.candidates = 0
+            self._superseded(t)
 
     def segments_changed(self, t: float) -> None:
         """Hook in ``Fdir._remap``: a hatch moved; a watch restarts after the transient."""
@@ -165,16 +172,14 @@ class SlowLocator:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _branch(self, valve: int) -> int:
-        """Modules of the candidates cut off from the root by closing ``valve`` (0 if closing it
-        does not split the candidates, e.g. on a loop)."""
+    def _reach(self, start: int, valve: int) -> int:
+        """Modules joined to ``start`` by open hatches other than ``valve`` (a module mask)."""
         f = self.fdir
-        c = self.candidates
         open_thr = f.params.valves.open_threshold
         edges = [(a, b) for i, (a, b) in enumerate(f.topology.ends)
-                 if i != valve and b >= 0 and c >> a & 1 and c >> b & 1 and f._fb_prev[i] > open_thr]
-        seen = 1 << self.root
-        todo = [self.root]
+                 if i != valve and b >= 0 and f._fb_prev[i] > open_thr]
+        seen = 1 << start
+        todo = [start]
         while todo:
             m = todo.pop()
             for a, b in edges:
@@ -182,33 +187,42 @@ class SlowLocator:
                 if o >= 0 and not seen >> o & 1:
                     seen |= 1 << o
                     todo.append(o)
-        rest = c & ~seen
-        return rest if seen != c else 0
+        return seen
+
+    def _branch(self, valve: int) -> tuple[int, int]:
+        """(candidate modules, whole segment) cut off from the root by closing ``valve``;
+        (0, 0) if closing it does not split the station there (e.g. on a loop). The segment may
+        hold modules cleared earlier, which add volume but no loss."""
+        root_side = self._reach(self.root, valve)
+        rest = self.candidates & ~root_side
+        if not rest:
+            return 0, 0
+        return rest, self._reach(_first(rest), valve)
 
     def _next_step(self, t: float, started: bool = True) -> None:
         f = self.fdir
         c = self.candidates
         n_c = _popcount(c)
-        best, best_branch, best_cost = -1, 0, n_c + 1.0
+        best, best_branch, best_seg, best_cost = -1, 0, 0, n_c + 1.0
         open_thr = f.params.valves.open_threshold
         for i in f.topology.inner_valves(c):
             if f.valve_failed(i) or f._fb_prev[i] <= open_thr:
                 continue
-            branch = self._branch(i)
+            branch, seg = self._branch(i)
             if not branch:
                 continue
             cost = abs(_popcount(branch) - n_c / 2.0)
             if cost < best_cost:
-                best, best_branch, best_cost = i, branch, cost
+                best, best_branch, best_seg, best_cost = i, branch, seg, cost
         subject = f.module_names[self.root]
         if best < 0:
             if not started:
                 self._go(_L.MOVING, t, subject, float(n_c), 0.0, self.rate)
             self._fail(t, REASON_NO_HATCH)
             return
-        self.valve, self.branch = best, best_branch
+        self.valve, self.branch, self.branch_seg = best, best_branch, best_seg
         self.step_no += 1
-        self.watch_s = self._watch_time(best_branch)
+        self.watch_s = self._watch_time(best_seg)
         if not started:
             self._go(_L.MOVING, t, subject, float(n_c), 1.0, self.rate)
         else:
@@ -220,11 +234,11 @@ class SlowLocator:
         f = self.fdir
         f.events.push(t, EventId.LOCATE_ADVICE, f.layout.valves[valve].id, 1.0 if open_ else 0.0,
                       self.watch_s, float(self.step_no))
-        if f.params.slowleak.locate == 2:
+        if self.commanded:
             f.command_valve(valve, open_, t)
 
     def _watch_time(self, branch: int) -> float:
-        """Statistical floor of the branch for the share of the confirmed rate that separates a
+        """Statistical floor of the segment ``branch`` for the share of the confirmed rate that separates a
         leaking branch from a healthy one, clamped to [watch_min_s, watch_max_s]."""
         f = self.fdir
         p = f.params
@@ -248,7 +262,9 @@ class SlowLocator:
     def step(self, t: float) -> None:
         """Advance the schedule (called once per housekeeping period)."""
         st = self.state
-        if st == _L.MOVING:
+        if st != _L.IDLE and st != _L.SEALED and st != _L.FAILED and self.fdir.isolator.busy:
+            self._superseded(t)
+        elif st == _L.MOVING:
             self._moving(t)
         elif st == _L.WATCHING:
             self._watching(t)
@@ -270,9 +286,10 @@ class SlowLocator:
         p = f.params
         if t < self.t_watch + p.isolation.observe_min_s:
             return
-        seg = f.topology.segment_of_mask(self.branch)
-        if seg < 0:
-            # The branch is not a segment of its own (another hatch moved): wait, bounded.
+        topo = f.topology
+        seg = topo.seg_of[_first(self.branch)]
+        if topo.masks[seg] & self.candidates != self.branch:
+            # The branch is not cut off as planned (a hatch moved elsewhere): wait, bounded.
             if t - self.t_state > p.slowleak.watch_max_s:
                 self._fail(t, REASON_UNDECIDED)
             return
@@ -285,6 +302,7 @@ class SlowLocator:
         rate = -bank.slope_all() * to_kg
         sd = bank.sigma() * math.sqrt(12.0 / (k * (k * k - 1.0))) * f.plan.rate_hz * to_kg
         kz = f.z_confirm
+        rate -= p.slowleak.branch_crew_kg_s  # crew O2 use the procedure allows in the branch
         h = p.isolation.healthy_fraction * self.rate
         watched = t - self.t_watch
         if rate - kz * sd >= h and watched >= p.slowleak.watch_min_s:
@@ -354,6 +372,14 @@ class SlowLocator:
             f.estimator.start(1 << module, t)
         elif t - self.t_state > f.params.slowleak.act_timeout_s:
             self._fail(t, REASON_NOT_MOVED)
+
+    def _superseded(self, t: float) -> None:
+        """The fast isolation started (a leak the fast test confirmed): the schedule stops
+        where it is, without an event (the isolation events tell the story)."""
+        key = (self.state, int(_L.IDLE))
+        if key in LOCATE_TRANSITIONS:
+            self.state, self.t_state = int(_L.IDLE), t
+        self.owned = self.candidates = 0
 
     def _fail(self, t: float, reason: float) -> None:
         f = self.fdir

@@ -186,8 +186,8 @@ class SlowLeakDetector:
             return
         self.state[slot] = new
         self.rate[slot] = rate
-        if f.state[slot] != _NOMINAL or f._quiet(slot):
-            return  # the fast test already reports this segment, or isolation owns it
+        if f.state[slot] == _CONFIRMED or f._quiet(slot):
+            return  # the fast test already confirmed this segment, or isolation owns it
         if event is not None:
             f.events.push(t, event, f.segment_subject(slot), rate, z, f.slot_volume[slot])
         if new == _CONFIRMED:
