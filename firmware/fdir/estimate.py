@@ -110,7 +110,8 @@ class Estimator:
     def _update(self, i: int, mask: int, t: float) -> None:
         f = self.fdir
         p = f.params.estimate
-        self.t_next[i] = t + p.period_s
+        # Due at sealing + n * period_s (reported on the first housekeeping tick at or after).
+        self.t_next[i] += p.period_s
         est = self.estimate(mask)
         since = t - self.t_sealed[i]
         if est is None:

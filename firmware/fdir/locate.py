@@ -25,8 +25,12 @@ C's largest module. Each step:
    stays closed; B's root is the hatch's far end); healthy -> C := C - B and the hatch is
    reopened (``LOCATE_ADVICE`` action 1; commanded or advised).
 4. When C is one module: ``LEAK_LOCATED`` (module, hole at the parameter Cd, reserve time, rate);
-   its open hatches are closed (commanded or advised), and once all read closed the module is
-   sealed (``SEGMENT_SEALED``), as after a fast isolation.
+   its open hatches are closed and the other hatches the schedule closed are reopened (commanded
+   or advised, a ``LOCATE_ADVICE`` each); once the module's hatches all read closed it is sealed
+   (``SEGMENT_SEALED``), as after a fast isolation, and its estimates go on (:mod:`.estimate`).
+
+A branch's rate is judged after subtracting ``slowleak.branch_crew_kg_s``, the crew oxygen use
+the procedure allows in a cut-off branch (default 0: the whole crew stays on the root side).
 
 In advisory mode the schedule follows the hatches the crew moves (valve feedback); a hatch not
 moved within ``act_timeout_s`` of its advice ends the schedule (FAILED, reason 5). While the
@@ -102,6 +106,7 @@ class SlowLocator:
         self.t_watch = math.inf  # when the watch starts counting
         self.watch_s = 0.0
         self.to_close: list[int] = []
+        self.closed: list[int] = []  # hatches this schedule closed (advised or commanded) and not reopened
         self.result: tuple[str, float, float, float] | None = None  # module, hole m, reserve s, rate
         self.attempts = 0
         self.commanded = False  # this schedule commands its hatches (locate = 2, active mode)
@@ -152,6 +157,7 @@ class SlowLocator:
         self.rate = max(rate, 0.0)
         self.step_no = 0
         self.result = None
+        self.closed = []
         gen = f.slow.generator
         members = [m for m in range(f.n_modules) if mask >> m & 1]
         self.root = gen if gen >= 0 and mask >> gen & 1 else max(members, key=lambda m: f.volume[m])
@@ -232,6 +238,11 @@ class SlowLocator:
     def _move(self, valve: int, open_: bool, t: float) -> None:
         """Advise (and in commanded mode command) one hatch."""
         f = self.fdir
+        if open_:
+            if valve in self.closed:
+                self.closed.remove(valve)
+        elif valve not in self.closed:
+            self.closed.append(valve)
         f.events.push(t, EventId.LOCATE_ADVICE, f.layout.valves[valve].id, 1.0 if open_ else 0.0,
                       self.watch_s, float(self.step_no))
         if self.commanded:
@@ -355,11 +366,16 @@ class SlowLocator:
         f.events.push(t, EventId.LEAK_LOCATED, name, hole, reserve, rate)
         self.rate = rate
         open_thr = p.valves.open_threshold
-        self.to_close = [i for i in f.topology.boundary_valves(1 << module) if f._fb_prev[i] > open_thr]
+        boundary = f.topology.boundary_valves(1 << module)
+        self.to_close = [i for i in boundary if f._fb_prev[i] > open_thr]
         self.step_no += 1
         self.watch_s = 0.0
         for i in self.to_close:
             self._move(i, False, t)
+        # Hatches closed on the way that do not bound the leaking module: the healthy modules
+        # behind them join the station again.
+        for i in [v for v in self.closed if v not in boundary]:
+            self._move(i, True, t)
 
     def _sealing(self, t: float) -> None:
         f = self.fdir

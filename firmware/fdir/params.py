@@ -104,7 +104,7 @@ class SlowLeakParams:
 
     detect: int = _p(0, 1)
     decimation_s: float = _p(1.0, 3600.0, unit="s")
-    windows_s: tuple[float, ...] = _p(60.0, 7 * 86400.0, unit="s")
+    windows_s: tuple[float, ...] = _p(1.0, 7 * 86400.0, unit="s")
     floor_kg_s: float = _p(0.0, 1.0, unit="kg/s")
     swing_kg_s: float = _p(0.0, 1.0, unit="kg/s")
     excursion_kg: float = _p(0.0, 1000.0, unit="kg")
