@@ -83,8 +83,17 @@ def describe(ev: RunEvent, total_volume_m3: float | None = None) -> str:
         what = subj if v1 <= 1 else f"{subj} and {v1 - 1:.0f} more module(s)"
         return f"SEALED {what} ({v2:.0f} m3); the rest of the station is open again"
     if n == "ISOLATION_FAILED":
-        reason = {1: "no valve could be closed", 2: "no decision in time", 3: "no segment loses gas"}.get(int(v2), "?")
+        reason = {1: "no valve could be closed", 2: "no decision in time", 3: "no segment loses gas",
+                  4: "a branch undecided in time", 5: "an advised hatch was not moved"}.get(int(v2), "?")
         return f"isolation FAILED ({reason}); the leak stays reported"
+    if n == "LOCATE_ADVICE":
+        if v1:
+            return f"slow-leak schedule step {v3:.0f}: reopen {subj}"
+        watch = f", watch the branch it cuts off for {_dur(v2)}" if v2 else ""
+        return f"slow-leak schedule step {v3:.0f}: close {subj}{watch}"
+    if n == "ESTIMATE_UPDATED":
+        return (f"estimate for {subj}: equivalent hole {v1 * 1000:.3f} mm (1-sigma {v3 * 100:.2g} %); "
+                f"reserve {_dur(v2)} to 520 mmHg")
     if n == "SENSOR_FAILED":
         how = {1: "out of range", 2: "stale", 3: "stuck", 4: "disagrees"}.get(int(v1), "?")
         return f"sensor {subj} failed ({how}; last reading {v2:.6g}), left out of the vote"

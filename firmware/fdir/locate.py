@@ -21,7 +21,7 @@ C's largest module. Each step:
    time is B's statistical floor for the slope ``min(h, 1-h) L R T_ref / V_B`` at B's expected
    noise (the candidate segment's noise level scaled to B's modules), clamped to
    ``[watch_min_s, watch_max_s]``. Undecided at ``watch_max_s``: FAILED (reason 4).
-3. ``ISOLATION_STEP`` (modules still candidate, step, B's rate): leaking -> C := B (the hatch
+3. ``ISOLATION_STEP`` (2 segments, step, B's rate; subject: a module still candidate): leaking -> C := B (the hatch
    stays closed; B's root is the hatch's far end); healthy -> C := C - B and the hatch is
    reopened (``LOCATE_ADVICE`` action 1; commanded or advised).
 4. When C is one module: ``LEAK_LOCATED`` (module, hole at the parameter Cd, reserve time, rate);
@@ -335,12 +335,12 @@ class SlowLocator:
         n_c = _popcount(self.candidates)
         subject = f.module_names[_first(self.candidates)]
         if n_c == 1:
-            self._go(_L.SEALING, t, subject, 1.0, float(self.step_no), rate)
+            self._go(_L.SEALING, t, subject, 2.0, float(self.step_no), rate)
             if not leaking:
                 self._move(valve, True, t)
             self._locate_found(_first(self.candidates), rate if leaking else self.rate, t)
             return
-        self._go(_L.MOVING, t, subject, float(n_c), float(self.step_no), rate)
+        self._go(_L.MOVING, t, subject, 2.0, float(self.step_no), rate)
         if not leaking:
             self._move(valve, True, t)
         self._next_step(t)
