@@ -68,7 +68,7 @@ class EventId(enum.IntEnum):
     VALVE_REOPENED = 9
     ISOLATION_FAILED = 10
     ESTIMATE_UPDATED = 11  #: hole and reserve re-estimated in a sealed segment
-    LOCATE_ADVICE = 12  #: slow-leak location schedule: a hatch to close or reopen
+    LOCATE_ADVICE = 13  #: slow-leak location schedule: a hatch to close or reopen
     SENSOR_FAILED = 20
     SENSOR_RECOVERED = 21
     VALVE_FAILED = 22

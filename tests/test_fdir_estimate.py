@@ -32,7 +32,7 @@ def true_reserve(k_hole: float, volume: float, pressure: float) -> float:
 def test_event_is_defined_for_the_dictionary():
     d = EVENT_DEFS[EventId.ESTIMATE_UPDATED]
     assert int(EventId.ESTIMATE_UPDATED) == 11 and d.severity == Severity.INFO and d.subject == "module"
-    assert [v.name for v in d.values] == ["hole_diameter_m", "reserve_time_s", "hole_rel_sigma"]
+    assert [v.name for v in d.values] == ["hole_diameter_m", "reserve_time_s", "hole_rel_sd"]
 
 
 def test_estimates_converge_after_sealing_and_stop_within_target():

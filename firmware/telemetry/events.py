@@ -91,7 +91,7 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
              "target; subject: the sealed segment's first module",
              (_v("hole_diameter_m", "m", "equivalent hole diameter at the FDIR's discharge coefficient"),
               _v("reserve_time_s", "s", "time until the sealed segment reaches 520 mmHg"),
-              _v("hole_rel_sigma", "", "relative 1-sigma uncertainty of the hole diameter"))),
+              _v("hole_rel_sd", "", "relative 1-sigma uncertainty of the hole diameter"))),
     EventDef(EventId.LOCATE_ADVICE, Severity.MEDIUM, "valve",
              "slow-leak location schedule: close (or reopen) this hatch and watch the branch it cuts "
              "off; in advisory mode nothing is commanded and the crew moves the hatch",
