@@ -26,13 +26,14 @@ import math
 import os
 import statistics
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from hullwatch.firmware.fdir.params import default_params
 from hullwatch.sim.device import SimDevice
 from hullwatch.sim.scenario import preset_dict, scenario_from_dict
-from hullwatch.tools.runner import RunEvent, run_scenario
+from hullwatch.tools.closed_loop.runner import RunEvent, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 OPEN_PRK = ROOT / "tests" / "data" / "slowleak-prk-open.toml"
@@ -107,8 +108,6 @@ def part_b(seeds: list[int], rates: list[float], start: float) -> None:
 
 
 def _toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 

@@ -78,7 +78,7 @@ def test_updates_stop_at_max_s_when_the_target_is_out_of_reach():
 def test_small_module_estimates_meet_their_targets_ten_minutes_after_sealing():
     from hullwatch.sim.device import SimDevice
     from hullwatch.sim.scenario import load_scenario
-    from hullwatch.tools.runner import run_scenario
+    from hullwatch.tools.closed_loop.runner import run_scenario
 
     errors = []
     for seed in (1, 2):

@@ -5,7 +5,7 @@ on a 6 or 32 m3 module that is some 10-20 s, so the estimate is loose. The seale
 inventory keeps being sampled (its fast slope bank runs on; only its tests stop), so after
 ``SEGMENT_SEALED`` the estimate is redone every ``estimate.period_s`` over everything the segment
 has shown since it was split off, and reported as ``ESTIMATE_UPDATED`` (subject: the sealed
-segment's first module; values: hole diameter m, reserve time s, relative 1-sigma of the hole).
+segment, as ``SEGMENT_SEALED`` names it; values: hole diameter m, reserve time s, relative 1-sigma of the hole).
 
 A choked leak's mass flow is proportional to the pressure, so the inventory of a sealed segment
 decays exponentially: ``Y(t) = Y0 exp(-t / tau)``. Over the window since the split (N samples):
@@ -95,7 +95,7 @@ class Estimator:
         members = f.slot_members[slot]
         vol = f.slot_volume[slot]
         P = f.sensors.pressure
-        T = f.sensors.temperature
+        T = f.thermo.temperature
         pres = sum(P[m] * f.volume[m] for m in members) / vol
         temp = sum(T[m] * f.volume[m] for m in members) / vol
         inv_tau = -slope / mean
@@ -121,12 +121,9 @@ class Estimator:
         hole, reserve, rel_hole, rel_reserve = est
         self.last[i] = est
         self.updates += 1
-        f.events.push(t, EventId.ESTIMATE_UPDATED, f.module_names[_first(mask)], hole, reserve, rel_hole)
+        f.events.push(t, EventId.ESTIMATE_UPDATED, f.mask_subject(mask), hole, reserve, rel_hole)
         z = p.confidence_z
         done = z * rel_hole <= p.hole_target and z * rel_reserve <= p.reserve_target and since >= p.min_s
         if done or since >= p.max_s:
             self.masks[i] = 0
 
-
-def _first(mask: int) -> int:
-    return (mask & -mask).bit_length() - 1 if mask else 0

@@ -220,7 +220,7 @@ class SlowLocator:
             cost = abs(_popcount(branch) - n_c / 2.0)
             if cost < best_cost:
                 best, best_branch, best_seg, best_cost = i, branch, seg, cost
-        subject = f.module_names[self.root]
+        subject = f.mask_subject(c)
         if best < 0:
             if not started:
                 self._go(_L.MOVING, t, subject, float(n_c), 0.0, self.rate)
@@ -333,7 +333,7 @@ class SlowLocator:
         else:
             self.candidates &= ~self.branch
         n_c = _popcount(self.candidates)
-        subject = f.module_names[_first(self.candidates)]
+        subject = f.mask_subject(self.candidates)
         if n_c == 1:
             self._go(_L.SEALING, t, subject, 2.0, float(self.step_no), rate)
             if not leaking:
@@ -355,7 +355,7 @@ class SlowLocator:
         f = self.fdir
         p = f.params
         pres = f.sensors.pressure[module]
-        temp = f.sensors.temperature[module]
+        temp = f.thermo.temperature[module]
         hole = hole_diameter_m(rate, pres, temp, p.isolation.discharge_coefficient, p.physics.gamma,
                                p.physics.gas_constant_j_kg_k)
         dpdt = -rate * f.r_gas * temp / f.volume[module]
@@ -399,7 +399,7 @@ class SlowLocator:
 
     def _fail(self, t: float, reason: float) -> None:
         f = self.fdir
-        self._go(_L.FAILED, t, f.module_names[_first(self.candidates)], float(_popcount(self.candidates)),
+        self._go(_L.FAILED, t, f.mask_subject(self.candidates), float(_popcount(self.candidates)),
                  reason, self.rate)
         self.owned = self.candidates = 0
 

@@ -15,9 +15,10 @@ sample, each window T of ``windows_s`` that is filled (1 h .. 24 h), and the win
 sample since the reset while it is shorter than the longest, is judged on the *mass* rate::
 
     rate_T  = -slope_T * V_seg / (R T_ref)                                  (kg/s, loss positive)
-    band_T  = floor_kg_s + min(swing_kg_s, 3 * excursion_kg / T)            (+ crew_use_kg_s when
-              + known_loss_kg_s * V_seg / V_station                          the segment has no
-                                                                             O2 generator)
+    band_T  = floor_kg_s + min(swing_kg_s, 3 * excursion_kg / T)
+              + known_loss_kg_s * V_seg / V_station
+              + the fast test's allowances of the segment, as a mass rate: crew oxygen use where
+                crew may be cut off from the generator, temperature-estimate drift
     z_T     = (rate_T - band_T) / sd(rate_T)
 
 with ``sd`` from the white-noise level of the decimated signal, and the fast test's thresholds:
@@ -73,7 +74,7 @@ class SlowLeakDetector:
         self.rate = [0.0] * n_slots  # kg/s at the last transition
         self.z = [0.0] * n_slots  # last best statistic (for reports and tests)
         self.samples = 0  # decimated samples judged, all slots (health)
-        self.generator = _module_index(fdir, p.generator_module)
+        self.generator = _module_index(fdir, p.generator_module)  # the schedule's crew side
         self.v_station = sum(fdir.volume)
         self.known_loss = params.leak.known_loss_kg_s
         self.z_suspect, self.z_confirm = fdir.z_suspect, fdir.z_confirm
@@ -83,17 +84,17 @@ class SlowLeakDetector:
         p = self.params
         return p.floor_kg_s + min(p.swing_kg_s, 3.0 * p.excursion_kg / window_s)
 
-    def segment_band(self, mask: int, volume: float) -> float:
-        """Per-segment part of the dead band (kg/s): the known loss by volume, plus the crew's
-        oxygen use when the segment does not hold the generator (the crew may be there)."""
+    def segment_band(self, slot: int) -> float:
+        """Per-segment part of the dead band (kg/s): the known loss by volume, plus what the
+        fast test allows the segment beyond its table dead band (``Fdir.slot_dead``: crew
+        oxygen use where crew may be cut off from the generator, temperature-estimate drift),
+        as a mass rate. One rule for both tests."""
+        f = self.fdir
+        volume = f.slot_volume[slot]
+        extra = f.slot_dead[slot] - f.dead_band
         band = self.known_loss * volume / self.v_station
-        gen = self.generator
-        if gen < 0:
-            # Generator unknown: assume it is in the largest segment (where the crew lives).
-            if 2.0 * volume < self.v_station:
-                band += self.params.crew_use_kg_s
-        elif not mask >> gen & 1:
-            band += self.params.crew_use_kg_s
+        if extra > 0.0:
+            band += extra * volume / (f.r_gas * f.t_ref)
         return band
 
     # -- hooks called by Fdir -------------------------------------------------------------
@@ -141,7 +142,7 @@ class SlowLeakDetector:
         self.samples += 1
         vol = f.slot_volume[slot]
         to_kg = vol / (f.r_gas * f.t_ref)
-        seg_band = self.segment_band(mask, vol)
+        seg_band = self.segment_band(slot)
         sigma = bank.sigma()
         best_z = -1e300
         best_rate = 0.0
