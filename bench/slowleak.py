@@ -13,7 +13,8 @@ Prints each figure beside its target; asserts nothing.
     at ``--start`` s; location schedule commanded (``slowleak.locate = 2``): time from the leak
     start to the first alarm and to LEAK_LOCATED, and the module located, within 24 h.
 (c) holes of 1, 2 and 5 mm (Cd 0.7) in small modules of the 2018 station (soyuz-dm 4 m3,
-    soyuz-om 6 m3, rassvet 17 m3, zarya 72 m3): the last ESTIMATE_UPDATED at or before 10 minutes
+    soyuz-om 6 m3, rassvet 17 m3, zarya 72 m3) and of ``tests/data/estimate-32m3.toml`` (lab
+    32 m3, airlock 6 m3): the last ESTIMATE_UPDATED at or before 10 minutes
     after SEGMENT_SEALED (or LEAK_LOCATED's values when none) against the truth at that moment:
     the hole at the FDIR's Cd (``d sqrt(cd / cd_fdir)``) and the reserve time from the plant's
     true pressure and leak mass flow (``tau ln(P / P_floor)``, ``tau = P V / (m' R T)``).
@@ -37,6 +38,7 @@ from hullwatch.tools.closed_loop.runner import RunEvent, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 OPEN_PRK = ROOT / "tests" / "data" / "slowleak-prk-open.toml"
+SMALL = ROOT / "tests" / "data" / "estimate-32m3.toml"
 GAMMA, R_AIR = 1.4, 287.05
 ALARMS = ("LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS")
 
@@ -120,10 +122,12 @@ def part_c(seeds: list[int]) -> None:
     hole_err: list[float] = []
     res_err: list[float] = []
     located_err: list[float] = []
-    for module in ("soyuz-dm", "soyuz-om", "rassvet", "zarya"):
+    cases = [("soyuz-ms09", m) for m in ("soyuz-dm", "soyuz-om", "rassvet", "zarya")]
+    cases += [("estimate-32m3", m) for m in ("lab", "airlock")]
+    for source, module in cases:
         for d_mm in (1.0, 2.0, 5.0):
             for seed in seeds:
-                data = preset_dict("soyuz-ms09")
+                data = preset_dict(source) if source == "soyuz-ms09" else _toml(SMALL)
                 data["leaks"] = [{"module": module, "diameter_m": d_mm * 1e-3, "cd": 0.7, "start_s": 300.0}]
                 data["seed"] = seed
                 data["duration_s"] = 3600.0
@@ -156,7 +160,7 @@ def part_c(seeds: list[int]) -> None:
                 loc, loc_truth = state["located"]
                 located_err.append(abs(loc[1] / _true_reserve(loc_truth, module, vol, floor) - 1.0))
     n = len(hole_err)
-    print(f"    {n} sealed cases (4 modules x 1, 2, 5 mm x {len(seeds)} seeds)")
+    print(f"    {n} sealed cases (6 modules of 4-72 m3 x 1, 2, 5 mm x {len(seeds)} seeds)")
     print(f"    hole error:    median {100 * statistics.median(hole_err):.2f} %, p95 {100 * pct(hole_err, 0.95):.2f} %, "
           f"max {100 * max(hole_err):.2f} %   target median <= 5 %, p95 <= 15 %")
     print(f"    reserve error: median {100 * statistics.median(res_err):.2f} %, p95 {100 * pct(res_err, 0.95):.2f} %, "

@@ -200,4 +200,5 @@ def test_nominal_day_raises_no_slow_alarm():
     r = run_scenario("sim://nominal-24h", mode=FdirMode.ACTIVE)
     assert not [e for e in r.events if e.name in ("LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS",
                                                   "LOCATE_ADVICE")]
-    assert r.health["fdir"]["slow_samples"] > 1000 if "fdir" in r.health else True
+    # The slow test judged the whole day (one decimated sample a minute after its first hour).
+    assert r.health["fdir"]["slow_samples"] > 1200

@@ -246,6 +246,7 @@ class Fdir:
             for m in range(self.n_modules):
                 if pairs[m] is not None:
                     dbanks[m].push(diff[m])
+            self.slow.block()  # slow test: thermometer pair differences (fdir/slowleak.py)
         if self.flow_module:
             fs = frame.flow_status
             fv = frame.flow

@@ -22,6 +22,9 @@ sample since the reset while it is shorter than the longest, is judged on the *m
     z_T     = (rate_T - band_T) / sd(rate_T)
 
 with ``sd`` from the white-noise level of the decimated signal, and the fast test's thresholds:
+(a window whose statistic passes the suspect threshold must also survive leaving out any one
+thermometer: the rate either channel of a module's pair alone would change, from the slope of the
+pair's difference over the same window, is taken off first, as in the fast test)
 ``z >= z(1-alpha)`` SUSPECTED, ``z >= z(1-alpha) + z(1-beta)`` CONFIRMED, raised as the usual
 ``LEAK_SUSPECTED`` / ``LEAK_CONFIRMED`` events (values: rate kg/s, z, segment volume m3). A
 confirmed slow leak is handed to the location schedule (:mod:`.locate`). The slow state clears
@@ -78,6 +81,14 @@ class SlowLeakDetector:
         self.v_station = sum(fdir.volume)
         self.known_loss = params.leak.known_loss_kg_s
         self.z_suspect, self.z_confirm = fdir.z_suspect, fdir.z_confirm
+        # Per module: the two thermometers' difference, averaged like Y and kept in a bank of
+        # its own, so a slow window can ask what either channel alone would make of the gas.
+        self.d_blocks = max(1, round(p.decimation_s / params.executive.housekeeping_period_s))
+        self.d_acc = [0.0] * fdir.n_modules
+        self.d_cnt = [0] * fdir.n_modules
+        self.d_pair: list[tuple[int, int] | None] = [None] * fdir.n_modules
+        self.d_banks = [SlopeBank(self.n_max, self.rate_hz, p.windows_s[0], 1e-6)
+                        for _ in range(fdir.n_modules)]
 
     def _band(self, window_s: float) -> float:
         """The nominal systematic rate (kg/s) over a window of ``window_s``, before per-segment terms."""
@@ -123,6 +134,54 @@ class SlowLeakDetector:
         self.acc[slot] = 0.0
         self._sample(slot, mean, t)
 
+    def block(self) -> None:
+        """The thermometers' 1 s block is done (hook in ``Fdir.step``): average each module's
+        pair difference (K) into its slow bank."""
+        f = self.fdir
+        pairs = f._dpair
+        diff = f.thermo.diff
+        for m in range(f.n_modules):
+            pr = pairs[m]
+            if pr != self.d_pair[m]:
+                self.d_pair[m] = pr
+                self.d_banks[m].k = -1
+                self.d_acc[m] = 0.0
+                self.d_cnt[m] = 0
+            if pr is None:
+                continue
+            c = self.d_cnt[m] + 1
+            self.d_acc[m] += diff[m]
+            if c < self.d_blocks:
+                self.d_cnt[m] = c
+                continue
+            mean = self.d_acc[m] / c
+            self.d_acc[m] = 0.0
+            self.d_cnt[m] = 0
+            bank = self.d_banks[m]
+            if bank.k < 0:
+                bank.reset(mean)
+            bank.push(mean)
+
+    def doubt(self, slot: int, n: int) -> float:
+        """How much of the slot's slow inventory slope (Pa/s, over the last ``n`` decimated
+        samples) one thermometer could explain: the largest of ``T_ref/V_seg * P V_m / (2 T^2)
+        * |slope of the pair difference|`` over the segment's modules (the fast test's rule)."""
+        f = self.fdir
+        P = f.sensors.pressure
+        T = f.thermo.temperature
+        scale = f.t_ref / f.slot_volume[slot]
+        worst = 0.0
+        for m in f.slot_members[slot]:
+            bank = self.d_banks[m]
+            if self.d_pair[m] is None or bank.k < 2:
+                continue
+            w = n if bank.k >= n else bank.k
+            tm = T[m]
+            d = scale * P[m] * f.volume[m] / (2.0 * tm * tm) * abs(bank.slope(w))
+            if d > worst:
+                worst = d
+        return worst
+
     # -- the test (once per decimated sample) ----------------------------------------------
 
     def _sample(self, slot: int, y: float, t: float) -> None:
@@ -146,17 +205,22 @@ class SlowLeakDetector:
         sigma = bank.sigma()
         best_z = -1e300
         best_rate = 0.0
+        zs = self.z_suspect
         for j, n in enumerate(self.win_n):
             if n > k:
                 break
-            z, rate = self._judge(bank.slope_scaled(n, self.win_scale[j]), sigma * self.win_sdf[j],
-                                  self.win_band[j] + seg_band, to_kg)
+            sd = sigma * self.win_sdf[j]
+            z, rate = self._judge(bank.slope_scaled(n, self.win_scale[j]), sd, self.win_band[j] + seg_band, to_kg)
+            if z >= zs:
+                z -= self.doubt(slot, n) / sd  # evidence must survive leaving out any one thermometer
             if z > best_z:
                 best_z, best_rate = z, rate
         if k < self.n_max and k not in self.win_n:
             # The growing window: everything since the reset, until the longest window fills.
-            z, rate = self._judge(bank.slope_all(), sigma * slope_sd_factor(k, self.rate_hz),
-                                  self._band(k / self.rate_hz) + seg_band, to_kg)
+            sd = sigma * slope_sd_factor(k, self.rate_hz)
+            z, rate = self._judge(bank.slope_all(), sd, self._band(k / self.rate_hz) + seg_band, to_kg)
+            if z >= zs:
+                z -= self.doubt(slot, k) / sd
             if z > best_z:
                 best_z, best_rate = z, rate
         self.z[slot] = best_z
