@@ -24,7 +24,8 @@ T = 295.0
 class ChainStation:
     def __init__(self, names: list[str], volumes: list[float], *, holes: dict[str, float] | None = None,
                  leaks: dict[str, float] | None = None, net: Callable[[float], list[float]] | None = None,
-                 noise_pa: float = 1.5, seed: int = 1) -> None:
+                 noise_pa: float = 1.5, seed: int = 1, thermometers: int = 1,
+                 t_drift: tuple[str, float, float] | None = None) -> None:
         self.names = names
         self.vol = volumes
         n = len(names)
@@ -32,7 +33,8 @@ class ChainStation:
             modules=tuple(ModuleInfo(m, v) for m, v in zip(names, volumes)),
             pressure=tuple(ChannelInfo(f"{m}.p{i}", ChannelKind.PRESSURE, m, 30000.0, 125000.0)
                            for m in names for i in (1, 2, 3)),
-            temperature=tuple(ChannelInfo(f"{m}.t1", ChannelKind.TEMPERATURE, m, 233.0, 358.0) for m in names),
+            temperature=tuple(ChannelInfo(f"{m}.t{i}", ChannelKind.TEMPERATURE, m, 233.0, 358.0)
+                              for m in names for i in range(1, thermometers + 1)),
             flow=(),
             valves=tuple(ValveInfo(f"{a}-{b}", ValveKind.HATCH, a, b, 2.0) for a, b in zip(names, names[1:])),
         )
@@ -42,6 +44,9 @@ class ChainStation:
         self.k_hole = [(holes or {}).get(m, 0.0) for m in names]
         self.leak = [(leaks or {}).get(m, 0.0) for m in names]
         self.net = net
+        self.n_t = thermometers
+        #: (module, start s, K/s): channel t1 of that module drifts from the start on
+        self.t_drift = (names.index(t_drift[0]), t_drift[1], t_drift[2]) if t_drift else None
         self.noise = noise_pa
         self.t = 0.0
         self.rng = random.Random(seed)
@@ -87,9 +92,12 @@ class ChainStation:
             f.pressure[i] = self.pressure(m) + self.rng.gauss(0, self.noise)
             f.pressure_status[i] = 0
             f.pressure_time[i] = self.t
-        for j in range(len(self.names)):
+        for j in range(len(self.names) * self.n_t):
             f.temperature[j] = T + self.rng.gauss(0, 0.002)
             f.temperature_status[j] = 0
+        if self.t_drift is not None and self.t > self.t_drift[1]:
+            m, start, rate = self.t_drift
+            f.temperature[m * self.n_t] += (self.t - start) * rate
         f.valve_cmd[:] = self.cmd
         f.valve_fb[:] = self.pos
         f.valve_status[:] = [0] * len(self.pos)

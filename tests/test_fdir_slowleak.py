@@ -88,6 +88,21 @@ def test_band_allows_crew_use_where_crew_may_be_cut_off():
     assert fdir.slow.segment_band(fdir.slot_of_module(2)) == 0.0
 
 
+def test_a_drifting_thermometer_is_not_a_slow_leak():
+    # One of c's two thermometers drifts 0.36 K/h: the mean gas temperature rises and the
+    # inventory falls like a 2e-5 kg/s leak. (The fast test is kept out by a wide dead band.)
+    # The slow test's evidence must survive leaving out either thermometer: no alarm.
+    p = params(slowleak={"locate": 0}, leak={"dead_band_pa_s": 0.05})
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], thermometers=2, t_drift=("c", 600.0, 1e-4))
+    fdir, events = run(station, p, 2400.0)
+    assert not of(events, "LEAK_SUSPECTED") and not of(events, "LEAK_CONFIRMED"), names(events)
+    assert fdir.slow.samples > 100
+    # With one thermometer nothing can tell the drift from gas lost: the slow test calls it.
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], thermometers=1, t_drift=("c", 600.0, 1e-4))
+    fdir, events = run(station, p, 2400.0)
+    assert of(events, "LEAK_CONFIRMED"), names(events)
+
+
 def test_slow_bank_restarts_with_the_fast_slot():
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
     p = params()
