@@ -165,7 +165,9 @@ class SlowLeakDetector:
     def doubt(self, slot: int, n: int) -> float:
         """How much of the slot's slow inventory slope (Pa/s, over the last ``n`` decimated
         samples) one thermometer could explain: the largest of ``T_ref/V_seg * P V_m / (2 T^2)
-        * |slope of the pair difference|`` over the segment's modules (the fast test's rule)."""
+        * e`` over the segment's modules, ``e`` the part of the pair difference's |slope| beyond
+        one standard deviation of its noise (the fast test's rule: a thermometer going wrong
+        makes it significant; the pair's own noise would otherwise tax every test)."""
         f = self.fdir
         P = f.sensors.pressure
         T = f.thermo.temperature
@@ -176,8 +178,11 @@ class SlowLeakDetector:
             if self.d_pair[m] is None or bank.k < 2:
                 continue
             w = n if bank.k >= n else bank.k
+            excess = abs(bank.slope(w)) - bank.sigma() * slope_sd_factor(w, self.rate_hz)
+            if excess <= 0.0:
+                continue
             tm = T[m]
-            d = scale * P[m] * f.volume[m] / (2.0 * tm * tm) * abs(bank.slope(w))
+            d = scale * P[m] * f.volume[m] / (2.0 * tm * tm) * excess
             if d > worst:
                 worst = d
         return worst
