@@ -205,6 +205,8 @@ class SlowLeakDetector:
             return  # the sealed leak itself: the estimator watches it
         self.samples += 1
         vol = f.slot_volume[slot]
+        if vol <= 0.0:
+            return  # a slot not yet mapped to a segment
         to_kg = vol / (f.r_gas * f.t_ref)
         seg_band = self.segment_band(slot)
         sigma = bank.sigma()
