@@ -16,7 +16,8 @@ C's largest module. Each step:
    generator's side it would look like a leak, so the schedule never judges that side.)
 2. WATCHING, from ``transient_mask_s`` after the hatch reads closed: B's inventory slope since
    then (its fast slope bank, every sample) gives B's loss rate ``r`` and its 1-sigma ``sd``.
-   With L the confirmed rate, h = ``isolation.healthy_fraction`` and k = z(1-alpha) + z(1-beta):
+   With L the confirmed rate beyond its dead band (a lower bound of the leak: the rate itself
+   may hold a nominal swing), h = ``isolation.healthy_fraction`` and k = z(1-alpha) + z(1-beta):
    B is *leaking* when ``r - k sd >= h L``, *healthy* when ``r + k sd < h L``. The advised watch
    time is B's statistical floor for the slope ``min(h, 1-h) L R T_ref / V_B`` at B's expected
    noise (the candidate segment's noise level scaled to B's modules), clamped to

@@ -27,7 +27,8 @@ thermometer: the rate either channel of a module's pair alone would change, from
 pair's difference over the same window, is taken off first, as in the fast test)
 ``z >= z(1-alpha)`` SUSPECTED, ``z >= z(1-alpha) + z(1-beta)`` CONFIRMED, raised as the usual
 ``LEAK_SUSPECTED`` / ``LEAK_CONFIRMED`` events (values: rate kg/s, z, segment volume m3). A
-confirmed slow leak is handed to the location schedule (:mod:`.locate`). The slow state clears
+confirmed slow leak is handed to the location schedule (:mod:`.locate`) with its rate beyond the
+band (``rate_T - band_T``), a lower bound of the leak that no nominal swing inflates. The slow state clears
 (``LEAK_CLEARED``) when its statistic stays below the suspect threshold for ``clear_s``.
 
 Per cycle the detector costs one call per segment (an add and a count); the slopes run once per
@@ -75,6 +76,9 @@ class SlowLeakDetector:
         self.state = [_NOMINAL] * n_slots
         self.t_above = [0.0] * n_slots
         self.rate = [0.0] * n_slots  # kg/s at the last transition
+        #: kg/s: the best window's rate beyond its band, a lower bound of the leak (what the
+        #: location schedule sizes its decisions by: the rate itself may hold a nominal swing)
+        self.excess = [0.0] * n_slots
         self.z = [0.0] * n_slots  # last best statistic (for reports and tests)
         self.samples = 0  # decimated samples judged, all slots (health)
         self.generator = _module_index(fdir, p.generator_module)  # the schedule's crew side
@@ -211,26 +215,29 @@ class SlowLeakDetector:
         seg_band = self.segment_band(slot)
         sigma = bank.sigma()
         best_z = -1e300
-        best_rate = 0.0
+        best_rate = best_band = 0.0
         zs = self.z_suspect
         for j, n in enumerate(self.win_n):
             if n > k:
                 break
             sd = sigma * self.win_sdf[j]
-            z, rate = self._judge(bank.slope_scaled(n, self.win_scale[j]), sd, self.win_band[j] + seg_band, to_kg)
+            band = self.win_band[j] + seg_band
+            z, rate = self._judge(bank.slope_scaled(n, self.win_scale[j]), sd, band, to_kg)
             if z >= zs:
                 z -= self.doubt(slot, n) / sd  # evidence must survive leaving out any one thermometer
             if z > best_z:
-                best_z, best_rate = z, rate
+                best_z, best_rate, best_band = z, rate, band
         if k < self.n_max and k not in self.win_n:
             # The growing window: everything since the reset, until the longest window fills.
             sd = sigma * slope_sd_factor(k, self.rate_hz)
-            z, rate = self._judge(bank.slope_all(), sd, self._band(k / self.rate_hz) + seg_band, to_kg)
+            band = self._band(k / self.rate_hz) + seg_band
+            z, rate = self._judge(bank.slope_all(), sd, band, to_kg)
             if z >= zs:
                 z -= self.doubt(slot, k) / sd
             if z > best_z:
-                best_z, best_rate = z, rate
+                best_z, best_rate, best_band = z, rate, band
         self.z[slot] = best_z
+        self.excess[slot] = best_rate - best_band
         self._decide(slot, best_z, best_rate, t)
 
     @staticmethod
@@ -263,7 +270,7 @@ class SlowLeakDetector:
         if event is not None:
             f.events.push(t, event, f.segment_subject(slot), rate, z, f.slot_volume[slot])
         if new == _CONFIRMED:
-            f.locator.request(slot, rate, t)
+            f.locator.request(slot, self.excess[slot], t)
 
     # -- queries ------------------------------------------------------------------------------
 
