@@ -11,7 +11,7 @@ Prints each figure beside its target; asserts nothing.
 (b) the open-PrK station (``tests/data/slowleak-prk-open.toml``: the PrK hatch open, the crew in
     Zvezda, mismatch 0.5 kg/day) with a hole sized for 0.5, 1, 2 and 5 kg/day at Cd 0.7, starting
     at ``--start`` s; location schedule commanded (``slowleak.locate = 2``): time from the leak
-    start to the first alarm and to LEAK_LOCATED, and the module located, within 24 h.
+    start to detection (LEAK_CONFIRMED or RAPID_DEPRESS) and to LEAK_LOCATED, and the module located, within 24 h.
 (c) holes of 1, 2 and 5 mm (Cd 0.7) in small modules of the 2018 station (soyuz-dm 4 m3,
     soyuz-om 6 m3, rassvet 17 m3, zarya 72 m3) and of ``tests/data/estimate-32m3.toml`` (lab
     32 m3, airlock 6 m3): the last ESTIMATE_UPDATED at or before 10 minutes
