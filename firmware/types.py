@@ -68,8 +68,9 @@ class EventId(enum.IntEnum):
     SEGMENT_SEALED = 8
     VALVE_REOPENED = 9
     ISOLATION_FAILED = 10
-    ESTIMATE_UPDATED = 11
+    ESTIMATE_UPDATED = 11  #: hole and reserve re-estimated in a sealed segment
     SEGMENT_CUT_OFF = 12
+    LOCATE_ADVICE = 13  #: slow-leak location schedule: a hatch to close or reopen
     SENSOR_FAILED = 20
     SENSOR_RECOVERED = 21
     VALVE_FAILED = 22

@@ -66,6 +66,26 @@ PARAMETER_IDS: dict[str, int] = {
     "sensors.temperature_disagree_k": 46,
     "sensors.temperature_estimate_rate_k_s": 47,
     "leak.split_allowance_kg_s": 48,
+    "slowleak.detect": 49,
+    "slowleak.decimation_s": 50,
+    "slowleak.windows_s": 51,
+    "slowleak.floor_kg_s": 52,
+    "slowleak.swing_kg_s": 53,
+    "slowleak.excursion_kg": 54,
+    "slowleak.generator_module": 55,
+    "slowleak.branch_crew_kg_s": 56,
+    "slowleak.noise_min_pa": 57,
+    "slowleak.clear_s": 58,
+    "slowleak.locate": 59,
+    "slowleak.watch_min_s": 60,
+    "slowleak.watch_max_s": 61,
+    "slowleak.act_timeout_s": 62,
+    "estimate.period_s": 63,
+    "estimate.hole_target": 64,
+    "estimate.reserve_target": 65,
+    "estimate.confidence_z": 66,
+    "estimate.min_s": 67,
+    "estimate.max_s": 68,
 }
 
 PARAMETER_NAMES: dict[int, str] = {v: k for k, v in PARAMETER_IDS.items()}
@@ -94,6 +114,9 @@ def resolve(parameter_id: int, name: str, params: FdirParams) -> tuple[int, str]
     section, _, key = full.partition(".")
     if key not in table.get(section, {}):
         raise UnknownParameter(f"no FDIR parameter is named {full!r}")
+    if isinstance(table[section][key], str):
+        # (Service 20 carries float64 values: a text parameter is loaded with a table, 8/4.)
+        raise UnknownParameter(f"{full} is text, not a number: load it with a parameter table (8/4)")
     return PARAMETER_IDS.get(full, 0), full
 
 

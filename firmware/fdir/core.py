@@ -20,13 +20,16 @@ from typing import Callable
 from ...hal.interfaces import Frame, Layout
 from ..types import EventId, FdirMode, IsolationState, ModuleStatus, SensorHealth, ValveHealth
 from .events import EventQueue
+from .estimate import Estimator
 from .isolation import Isolator
 from .leak import WindowPlan, thresholds
+from .locate import SlowLocator
 from .machines import LEAK_TRANSITIONS, LeakState, check
 from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .sensors import SensorStage
 from .slope import SlopeBank, slope_sd_factor
+from .slowleak import SlowLeakDetector
 from .thermo import TemperatureStage
 from .topology import Topology, segment_label
 from .valves import ValveMonitor
@@ -100,6 +103,8 @@ class Fdir:
         self.sealed_mask = 0
         self._install(params)
         self.isolator = Isolator(self)
+        self.locator = SlowLocator(self)  # slow leaks: location schedule (fdir/locate.py)
+        self.estimator = Estimator(self)  # estimates after sealing (fdir/estimate.py)
 
     # -- parameters -------------------------------------------------------------------------
 
@@ -158,6 +163,7 @@ class Fdir:
         #: inventory terms (filled by _remap, which the next frame forces). The pressure module
         #: is the member itself, or for an unobservable member an observable segment mate.
         self._seg_terms: list[tuple[tuple[int, int, float], ...]] = [()] * n
+        self.slow = SlowLeakDetector(self, params)  # long-horizon detector on the same slots
         self.sensors.set_params(params)
         self._seen_t_changes = -1
         self.valves.set_params(params)
@@ -172,6 +178,7 @@ class Fdir:
         and valve failures and sealed modules are kept; an isolation in progress is abandoned
         (valves stay where they are)."""
         self.isolator.abort(t)
+        self.locator.abort(t)
         self._install(params)
         self.isolator = Isolator(self)
         count = sum(len(v) for v in describe(params).values())
@@ -247,6 +254,7 @@ class Fdir:
             for m in range(self.n_modules):
                 if pairs[m] is not None:
                     dbanks[m].push(diff[m])
+            self.slow.block()  # slow test: thermometer pair differences (fdir/slowleak.py)
         if self.flow_module:
             fs = frame.flow_status
             fv = frame.flow
@@ -259,6 +267,9 @@ class Fdir:
             self._detect(t)
         if mode == _ACTIVE:
             self.isolator.step(t)
+        if self.cycle % self.slow_every == 0:  # slow leaks: schedule and estimates, at 1 Hz
+            self.locator.step(t)
+            self.estimator.step(t)
         valves = self.valves
         valves.step(frame, t)
         if valves.moved:
@@ -311,6 +322,7 @@ class Fdir:
         state = self.state
         t_above = self.t_above
         zbest = self.zbest
+        slow_push = self.slow.push
         for s in range(topo.n_segments):
             slot = seg_slot[s]
             if t < hold_until[slot] or blind[s]:
@@ -326,6 +338,7 @@ class Fdir:
                 pending[slot] = False
                 bank.reset(y)
             bank.push(y)
+            slow_push(slot, y, t)
             k = bank.k
             sr = None
             # The rapid test runs every other sample: 0.1 s more latency at most, half the cost.
@@ -652,7 +665,7 @@ class Fdir:
         mask = self.slot_mask[slot]
         if self.sealed_mask and mask & ~self.sealed_mask == 0:
             return True
-        return self.isolator.owns(mask)
+        return self.isolator.owns(mask) or self.locator.owns(mask)
 
     def _leak_transition(self, slot: int, seg: int, new: int, slope: float, z: float, t: float) -> None:
         old = self.state[slot]
@@ -690,6 +703,7 @@ class Fdir:
         self.hold_until[slot] = t + hold_s
         self.pending_reset[slot] = True
         self.rapid_raised[slot] = False
+        self.slow.reset(slot)
 
     def _reset_all(self, t: float, hold_s: float) -> None:
         for slot in range(self.n_modules):
@@ -726,6 +740,7 @@ class Fdir:
             self.seg_slot[seg] = slot
         self._rebuild_terms()
         self.isolator.segments_changed(t)
+        self.locator.segments_changed(t)
 
     def _link_change(self, up: bool, t: float) -> None:
         self.link_up = up
@@ -833,6 +848,9 @@ class Fdir:
             "valve_failures": self.valves.failures,
             "topology_changes": self.topology.changes,
             "isolations": self.isolator.attempts,
+            "slow_samples": self.slow.samples,
+            "slow_locations": self.locator.attempts,
+            "estimates": self.estimator.updates,
         }
 
     def valve_failed(self, i: int) -> bool:

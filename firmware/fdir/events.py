@@ -27,6 +27,7 @@ SEVERITY: dict[int, int] = {
     EventId.ISOLATION_FAILED: Severity.HIGH,
     EventId.ESTIMATE_UPDATED: Severity.INFO,
     EventId.SEGMENT_CUT_OFF: Severity.MEDIUM,
+    EventId.LOCATE_ADVICE: Severity.MEDIUM,
     EventId.SENSOR_FAILED: Severity.MEDIUM,
     EventId.SENSOR_RECOVERED: Severity.INFO,
     EventId.VALVE_FAILED: Severity.MEDIUM,

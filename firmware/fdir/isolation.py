@@ -277,6 +277,7 @@ class Isolator:
         self._report_cut_off(mask, t)
         self.candidates = 0
         f._rebuild_terms()  # (the sealed and cut-off sets changed: dead bands too)
+        f.estimator.start(mask, t)  # estimates keep converging (fdir/estimate.py)
 
     def _report_cut_off(self, sealed: int, t: float) -> None:
         """Healthy candidate modules that sealing left apart from the main segment (the one

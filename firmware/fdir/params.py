@@ -106,6 +106,39 @@ class PhysicsParams:
 
 
 @dataclass(frozen=True, slots=True)
+class SlowLeakParams:
+    """The long-horizon (slow) leak detector and its location schedule (fdir/slowleak.py,
+    fdir/locate.py)."""
+
+    detect: int = _p(0, 1)
+    decimation_s: float = _p(1.0, 3600.0, unit="s")
+    windows_s: tuple[float, ...] = _p(1.0, 7 * 86400.0, unit="s")
+    floor_kg_s: float = _p(0.0, 1.0, unit="kg/s")
+    swing_kg_s: float = _p(0.0, 1.0, unit="kg/s")
+    excursion_kg: float = _p(0.0, 1000.0, unit="kg")
+    generator_module: str = _p()
+    branch_crew_kg_s: float = _p(0.0, 1.0, unit="kg/s")
+    noise_min_pa: float = _p(0.0, 1e4, lo_open=True, unit="Pa")
+    clear_s: float = _p(0.0, 7 * 86400.0, unit="s")
+    locate: int = _p(0, 2)
+    watch_min_s: float = _p(0.0, 86400.0, unit="s")
+    watch_max_s: float = _p(0.0, 7 * 86400.0, lo_open=True, unit="s")
+    act_timeout_s: float = _p(0.0, 7 * 86400.0, lo_open=True, unit="s")
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateParams:
+    """Estimates after sealing (fdir/estimate.py)."""
+
+    period_s: float = _p(0.1, 3600.0, unit="s")
+    hole_target: float = _p(0.0, 1.0, lo_open=True)
+    reserve_target: float = _p(0.0, 1.0, lo_open=True)
+    confidence_z: float = _p(0.0, 10.0, lo_open=True)
+    min_s: float = _p(0.0, 86400.0, unit="s")
+    max_s: float = _p(0.0, 7 * 86400.0, lo_open=True, unit="s")
+
+
+@dataclass(frozen=True, slots=True)
 class FdirParams:
     """The whole FDIR table. ``source`` names where it came from (for events and messages)."""
 
@@ -115,6 +148,8 @@ class FdirParams:
     isolation: IsolationParams
     valves: ValveParams
     physics: PhysicsParams
+    slowleak: SlowLeakParams
+    estimate: EstimateParams
     source: str = "defaults"
 
 
@@ -125,11 +160,15 @@ _SECTIONS: dict[str, type] = {
     "isolation": IsolationParams,
     "valves": ValveParams,
     "physics": PhysicsParams,
+    "slowleak": SlowLeakParams,
+    "estimate": EstimateParams,
 }
 
 
 def _range_text(meta: Mapping[str, Any]) -> str:
     lo, hi = meta["lo"], meta["hi"]
+    if lo is None and hi is None:
+        return "any"
     left = "(" if meta["lo_open"] else "["
     right = ")" if meta["hi_open"] else "]"
     unit = f" {meta['unit']}" if meta["unit"] else ""
@@ -174,6 +213,12 @@ def _build_section(cls: type, data: Mapping[str, Any], source: str, section: str
             if any(b <= a for a, b in zip(items, items[1:])):
                 raise ParameterError(f"expected strictly increasing values, got {list(items)}", source, key)
             values[name] = items
+        elif f.type == "str":
+            # A module name (matched against the device layout when FDIR starts).
+            if not isinstance(value, str) or len(value) > 16 or not value.isprintable():
+                raise ParameterError(f"expected a name of at most 16 printable characters, got {value!r}",
+                                     source, key)
+            values[name] = value
         else:
             values[name] = _check_number(value, meta, f.type == "int", source, key)
     return cls(**values)
@@ -217,10 +262,30 @@ def _cross_check(p: FdirParams, source: str) -> None:
         raise ParameterError(
             f"expected at least 2 cycles ({2 * e.period_s:g} s), got {s.temperature_rate_window_s:g}",
             source, "sensors.temperature_rate_window_s")
+    _cross_check_slow(p, source)
     if p.valves.open_threshold >= 1.0 - p.valves.feedback_tolerance:
         raise ParameterError(
             "expected open_threshold below 1 - feedback_tolerance, so a fully open valve reads open",
             source, "valves.open_threshold")
+
+
+def _cross_check_slow(p: FdirParams, source: str) -> None:
+    sl, e = p.slowleak, p.executive
+    ratio = sl.decimation_s / e.period_s
+    if abs(ratio - round(ratio)) > 1e-6 * ratio:
+        raise ParameterError(
+            f"expected a whole multiple of executive.period_s ({e.period_s:g} s), got {sl.decimation_s:g}",
+            source, "slowleak.decimation_s")
+    if sl.windows_s[0] < 4 * sl.decimation_s:
+        raise ParameterError(
+            f"expected windows of at least 4 decimated samples ({4 * sl.decimation_s:g} s), got "
+            f"{sl.windows_s[0]:g}", source, "slowleak.windows_s[0]")
+    if sl.watch_max_s < sl.watch_min_s:
+        raise ParameterError(f"expected at least slowleak.watch_min_s ({sl.watch_min_s:g} s), got "
+                             f"{sl.watch_max_s:g}", source, "slowleak.watch_max_s")
+    if p.estimate.max_s < p.estimate.min_s:
+        raise ParameterError(f"expected at least estimate.min_s ({p.estimate.min_s:g} s), got "
+                             f"{p.estimate.max_s:g}", source, "estimate.max_s")
 
 
 def params_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> FdirParams:

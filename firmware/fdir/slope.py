@@ -116,6 +116,15 @@ class SlopeBank:
         num = 2 * self.c1 - (k - 1) * self.c0
         return num * (6.0 * self.f / (Q * k * (k * k - 1)))
 
+    def mean(self, n: int) -> float:
+        """Mean (Pa) of the last ``n`` samples; needs ``k >= n >= 1``."""
+        j = (self.k - n) % self.cap
+        return (self.c0 - self.r0[j]) / (Q * n) + self.y0
+
+    def mean_all(self) -> float:
+        """Mean (Pa) of every sample since the reset (``k >= 1``)."""
+        return self.c0 / (Q * self.k) + self.y0
+
     def level(self) -> float:
         """The last sample, Pa."""
         return self.y_prev

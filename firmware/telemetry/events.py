@@ -78,7 +78,8 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
               _v("segment_volume_m3", "m^3", "free volume sealed off"),
               _LEAK_RATE)),
     EventDef(EventId.ESTIMATE_UPDATED, Severity.INFO, "module",
-             "after sealing, a refined estimate of the sealed leak from its segment's pressure fall",
+             "after sealing, a refined estimate of the sealed leak from its segment's pressure fall, "
+             "sent every estimate.period_s until within target; subject: the sealed segment",
              (_v("hole_diameter_m", "m", "equivalent hole diameter, choked orifice law"),
               _v("reserve_time_s", "s", "time until the sealed segment reaches 520 mmHg"),
               _v("hole_rel_sd", "", "relative 1-sigma uncertainty of the hole diameter"))),
@@ -96,6 +97,12 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
              (_v("candidates", "", "candidate modules left"),
               _v("reason_code", "", "why: 1 no valve could be closed; other codes in the FDIR documentation"),
               _LEAK_RATE)),
+    EventDef(EventId.LOCATE_ADVICE, Severity.MEDIUM, "valve",
+             "slow-leak location schedule: close (or reopen) this hatch and watch the branch it cuts "
+             "off; in advisory mode nothing is commanded and the crew moves the hatch",
+             (_v("action", "", "0 close, 1 reopen"),
+              _v("watch_s", "s", "how long the branch will be watched (statistical floor)"),
+              _v("step", "", "step number of the schedule, from 1"))),
     EventDef(EventId.SENSOR_FAILED, Severity.MEDIUM, "sensor",
              "a sensor (pressure or gas temperature) is failed and left out of the vote",
              (_v("health_code", "", "SensorHealth code (1 range, 2 stale, 3 stuck, 4 disagree, 5 rate)"),

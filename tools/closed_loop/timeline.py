@@ -125,8 +125,17 @@ def describe(ev: RunEvent, total_volume_m3: float | None = None, module_names: l
     if n == "VALVE_MOVED":
         return f"hatch {subj} {'opened' if v1 > 0.5 else 'closed'} by the crew; station re-segmented"
     if n == "ISOLATION_FAILED":
-        reason = {1: "no valve could be closed", 2: "no decision in time", 3: "no segment loses gas"}.get(int(v2), "?")
+        reason = {1: "no valve could be closed", 2: "no decision in time", 3: "no segment loses gas",
+                  4: "a branch undecided in time", 5: "an advised hatch was not moved"}.get(int(v2), "?")
         return f"isolation FAILED ({reason}); the leak stays reported"
+    if n == "LOCATE_ADVICE":
+        if v1:
+            return f"slow-leak schedule step {v3:.0f}: reopen {subj}"
+        watch = f", watch the branch it cuts off for {_dur(v2)}" if v2 else ""
+        return f"slow-leak schedule step {v3:.0f}: close {subj}{watch}"
+    if n == "ESTIMATE_UPDATED":
+        return (f"estimate for {subj}: equivalent hole {v1 * 1000:.3f} mm (1-sigma {v3 * 100:.2g} %); "
+                f"reserve {_dur(v2)} to 520 mmHg")
     if n == "SENSOR_FAILED":
         how = {1: "out of range", 2: "stale", 3: "stuck", 4: "disagrees",
                5: "changes faster than gas can"}.get(int(v1), "?")

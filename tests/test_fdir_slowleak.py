@@ -1,0 +1,219 @@
+"""The long-horizon (slow) leak detector and its location schedule, on a hand-made station driven
+frame by frame (fast), and end to end on scenario files (slow)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fdir_fakes import ChainStation, names, of, run
+from hullwatch.firmware.errors import ParameterError
+from hullwatch.firmware.fdir.params import params_from_dict
+from hullwatch.firmware.types import EventId, FdirMode
+
+DATA = Path(__file__).parent / "data"
+R, T = 287.05, 295.0
+
+#: A 1 Hz FDIR with a slow detector scaled to minutes: 10 s means, windows of 1 to 16 min.
+BASE = {
+    "executive": {"period_s": 1.0, "housekeeping_period_s": 1.0},
+    "slowleak": {"decimation_s": 10.0, "windows_s": [60.0, 120.0, 240.0, 480.0, 960.0],
+                 "floor_kg_s": 1e-6, "swing_kg_s": 3e-6, "excursion_kg": 2e-4,
+                 "generator_module": "a", "watch_min_s": 60.0,
+                 "watch_max_s": 1800.0, "act_timeout_s": 300.0},
+}
+
+
+def params(**sections):
+    data = {k: dict(v) for k, v in BASE.items()}
+    for name, table in sections.items():
+        data.setdefault(name, {}).update(table)
+    return params_from_dict(data, "test")
+
+
+def hole(kg_s: float) -> float:
+    """Choked-hole coefficient (kg/s per Pa) that loses ``kg_s`` at 101.3 kPa."""
+    return kg_s / 101300.0
+
+
+def test_slow_leak_below_the_fast_dead_band_is_confirmed_with_its_rate():
+    # 4e-6 kg/s in 155 m3 is 0.0022 Pa/s: under the fast test's 0.005 Pa/s dead band.
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"c": hole(4e-6)})
+    fdir, events = run(station, params(slowleak={"locate": 0}), 2400.0)
+    confirmed = of(events, "LEAK_CONFIRMED")
+    assert confirmed, names(events)
+    t, _, _, subject, rate, z, volume = confirmed[0]
+    assert subject == "station" and volume == pytest.approx(155.0)
+    assert rate == pytest.approx(4e-6, rel=0.3) and z >= fdir.z_confirm
+    assert 480.0 < t < 1800.0  # needs windows of several minutes: the short ones' band is above the leak
+    assert of(events, "LEAK_SUSPECTED")[0][0] <= t
+    assert fdir.state == [0] * 3  # the fast test never saw it
+    assert fdir.slow.state[fdir.slot_of_module(0)] == 2
+    assert station.commands == []  # locate = 0: no schedule
+
+
+def test_bounded_swing_stays_inside_the_band_and_needs_it():
+    # A generation/use mismatch of +-1.5e-5 kg/s with a 10-minute period moves the mass by
+    # +-1.43e-3 kg: excursion_kg 1.5e-3 covers it, swing_kg_s covers the short windows.
+    def net(t: float) -> list[float]:
+        return [1.5e-5 * math.sin(2 * math.pi * t / 600.0), 0.0, 0.0]
+
+    quiet = {"swing_kg_s": 1.5e-5, "excursion_kg": 1.5e-3, "locate": 0}
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], net=net)
+    fdir, events = run(station, params(slowleak=quiet, leak={"dead_band_pa_s": 0.02}), 2400.0)
+    assert events == [], names(events)
+    assert fdir.slow.samples > 100
+    # Without the band the same swing is called a leak.
+    bare = {"floor_kg_s": 0.0, "swing_kg_s": 0.0, "excursion_kg": 0.0, "locate": 0}
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], net=net)
+    fdir, events = run(station, params(slowleak=bare, leak={"dead_band_pa_s": 0.02}), 2400.0)
+    assert of(events, "LEAK_SUSPECTED"), names(events)
+
+
+def test_band_allows_crew_use_where_crew_may_be_cut_off():
+    # The crew closes b-c (a valve move FDIR did not command): a-b is apart from the main
+    # (largest) segment and may hold crew away from the generator. The slow test allows their
+    # oxygen use there, by the fast test's rule (leak.split_allowance_kg_s).
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
+    p = params(leak={"split_allowance_kg_s": 5e-5})
+    fdir, _ = run(station, p, 60.0)
+    assert fdir.slow.segment_band(fdir.slot_of_module(0)) == 0.0
+    station.cmd[1] = 0
+    fdir, events = run(station, p, 30.0, fdir=fdir)
+    assert fdir.slow.segment_band(fdir.slot_of_module(0)) == pytest.approx(5e-5, rel=1e-9)
+    assert fdir.slow.segment_band(fdir.slot_of_module(2)) == 0.0
+
+
+def test_a_drifting_thermometer_is_not_a_slow_leak():
+    # One of c's two thermometers drifts 0.36 K/h: the mean gas temperature rises and the
+    # inventory falls like a 2e-5 kg/s leak. (The fast test is kept out by a wide dead band.)
+    # The slow test's evidence must survive leaving out either thermometer: no alarm.
+    p = params(slowleak={"locate": 0}, leak={"dead_band_pa_s": 0.05})
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], thermometers=2, t_drift=("c", 600.0, 1e-4))
+    fdir, events = run(station, p, 2400.0)
+    assert not of(events, "LEAK_SUSPECTED") and not of(events, "LEAK_CONFIRMED"), names(events)
+    assert fdir.slow.samples > 100
+    # With one thermometer nothing can tell the drift from gas lost: the slow test calls it.
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], thermometers=1, t_drift=("c", 600.0, 1e-4))
+    fdir, events = run(station, p, 2400.0)
+    assert of(events, "LEAK_CONFIRMED"), names(events)
+
+
+def test_slow_bank_restarts_with_the_fast_slot():
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
+    p = params()
+    fdir, _ = run(station, p, 300.0)
+    slot = fdir.slot_of_module(0)
+    assert fdir.slow.banks[slot].k > 20
+    station.command_valve(1, False)  # b-c closes: two new segments
+    fdir, _ = run(station, p, 30.0, fdir=fdir)
+    for m in (0, 2):
+        s = fdir.slot_of_module(m)
+        assert fdir.slow.banks[s].k <= 3
+        assert fdir.slow.mask[s] == fdir.slot_mask[s]
+
+
+def _crew_in_a(t: float) -> list[float]:
+    # The generator and the crew both in a: a small day-like mismatch, bounded.
+    return [1e-6 * math.sin(2 * math.pi * t / 900.0), 0.0, 0.0]
+
+
+def test_commanded_schedule_descends_to_the_leaking_module_and_seals_it():
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"c": hole(5e-6)}, net=_crew_in_a)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 3000.0)
+    seq = names(events)
+    advice = [(e[3], e[4], e[6]) for e in of(events, "LOCATE_ADVICE")]
+    assert advice[0][:2] == ("a-b", 0.0)  # the split closest to half of the modules
+    assert advice[0][2] == 1.0
+    assert ("b-c", 0.0) in [a[:2] for a in advice]
+    assert ("a-b", 1.0) in [a[:2] for a in advice]  # b is healthy: it rejoins the station
+    assert ("LEAK_LOCATED", "c") in seq and ("SEGMENT_SEALED", "c") in seq
+    located = of(events, "LEAK_LOCATED")[0]
+    assert located[6] == pytest.approx(5e-6, rel=0.2)
+    assert fdir.sealed_mask == 0b100
+    assert station.cmd == [1, 0]
+    assert fdir.locator.state == 4
+    # Watch times come from the statistical floor, clamped to [watch_min_s, watch_max_s].
+    assert all(60.0 <= e[5] <= 1800.0 for e in of(events, "LOCATE_ADVICE") if e[4] == 0.0 and e[6] < 3)
+    # The sealed module's estimates follow.
+    assert of(events, "ESTIMATE_UPDATED")
+
+
+def test_advisory_schedule_commands_nothing_and_follows_the_crew():
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"c": hole(5e-6)}, net=_crew_in_a)
+    index = {"a-b": 0, "b-c": 1}
+
+    def crew(rec: tuple) -> None:  # the crew moves each hatch the FDIR advises
+        if rec[1] == EventId.LOCATE_ADVICE:
+            station.cmd[index[rec[3]]] = int(rec[4])
+
+    fdir, events = run(station, params(slowleak={"locate": 1}), 3000.0, on_event=crew)
+    assert station.commands == []
+    assert ("LEAK_LOCATED", "c") in names(events)
+    assert fdir.sealed_mask == 0b100
+
+
+def test_advice_not_followed_ends_the_schedule():
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"c": hole(5e-6)}, net=_crew_in_a)
+    fdir, events = run(station, params(slowleak={"locate": 1}), 2600.0)
+    failed = of(events, "ISOLATION_FAILED")
+    assert failed and failed[0][5] == 5.0  # reason 5: the hatch was not moved
+    assert failed[0][0] - of(events, "LOCATE_ADVICE")[0][0] == pytest.approx(300.0, abs=2.0)
+    assert station.commands == [] and fdir.sealed_mask == 0
+
+
+def test_crew_oxygen_use_in_a_cut_off_branch_is_not_the_leak():
+    # The leak is in a (the generator's module); the crew breathes in c: once a-b closes, the
+    # branch b-c loses 6e-6 kg/s of crew oxygen use, more than the leak itself.
+    def crew_in_c(t: float) -> list[float]:
+        return [6e-6, 0.0, -6e-6]
+
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=crew_in_c)
+    fdir, events = run(station, params(slowleak={"locate": 2, "branch_crew_kg_s": 6e-6}), 3000.0)
+    assert ("LEAK_LOCATED", "a") in names(events), names(events)
+    assert fdir.sealed_mask == 0b001
+    # Without the allowance (the procedure says the crew stays on the generator's side, and
+    # here it did not) the branch's oxygen use is taken for the leak: the rule matters.
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=crew_in_c)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 1600.0)
+    assert ("LEAK_LOCATED", "c") in names(events)
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ParameterError, match="slowleak.decimation_s"):
+        params(slowleak={"decimation_s": 10.05})
+    with pytest.raises(ParameterError, match=r"slowleak.windows_s\[0\]"):
+        params(slowleak={"windows_s": [20.0, 60.0]})
+    with pytest.raises(ParameterError, match="slowleak.generator_module"):
+        params(slowleak={"generator_module": 3})
+    with pytest.raises(ParameterError, match="slowleak.locate"):
+        params(slowleak={"locate": 3})
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_open_prk_slow_leak_is_found_and_located_through_the_cli(tmp_path):
+    fdir = tmp_path / "fdir.toml"
+    fdir.write_text("[slowleak]\nlocate = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "hullwatch.tools", "run", "--scenario",
+                           str(DATA / "slowleak-prk-open.toml"), "--until", "6600", "--fdir", str(fdir)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "prk" in proc.stdout and "SEALED" in proc.stdout.upper()
+
+
+@pytest.mark.slow
+def test_nominal_day_raises_no_slow_alarm():
+    from hullwatch.tools.closed_loop.runner import run_scenario
+
+    r = run_scenario("sim://nominal-24h", mode=FdirMode.ACTIVE)
+    assert not [e for e in r.events if e.name in ("LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS",
+                                                  "LOCATE_ADVICE")]
+    # The slow test judged the whole day (one decimated sample a minute after its first hour).
+    assert r.health["fdir"]["slow_samples"] > 1200
