@@ -17,13 +17,13 @@ import pytest
 
 from hullwatch.sim.gas import choked_flow
 from hullwatch.sim.scenario import preset_dict, scenario_from_dict
-from hullwatch.tools import campaign_case, campaign_report, campaign_targets
-from hullwatch.tools.campaign_exec import CampaignError, sample_case_ids
-from hullwatch.tools.campaign_faults import fault_types
-from hullwatch.tools.campaign_spec import (SpecError, draw_case, iter_cases, load_spec,
+from hullwatch.tools.campaign import case as campaign_case, report as campaign_report, targets as campaign_targets
+from hullwatch.tools.campaign.executor import CampaignError, sample_case_ids
+from hullwatch.tools.campaign.faults import fault_types
+from hullwatch.tools.campaign.spec import (SpecError, draw_case, iter_cases, load_spec,
                                            spec_from_dict, spec_from_text)
 from hullwatch.tools.cli import main
-from hullwatch.tools.runner import RunEvent
+from hullwatch.tools.closed_loop.runner import RunEvent
 
 KINDS = {"bias", "drift", "stuck", "noise", "spike", "dropout"}
 
