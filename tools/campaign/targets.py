@@ -100,8 +100,8 @@ def extra_summary(ok: list[dict[str, Any]], percentile: Callable[[list[float], f
                               "located_24h": rate([{"x": open_located(r)} for r in recs], "x"),
                               "latency_p50_s": percentile(lat, 50)})
     big_open = [r for r in open_leaks if float(r["leak_rate_kg_day"]) >= TARGET_OPEN_RATE_KG_DAY]
-    # the estimates of correctly isolated leaks (a wrong isolation counts against isolation)
-    located = [r for r in leaks if r.get("isolation_correct")]
+    # the estimates of cleanly isolated leaks (a wrong or second isolation counts against isolation)
+    located = [r for r in leaks if clean_isolation(r)]
     d_err = [abs(float(r["diameter_error_10min"])) for r in located if r.get("diameter_error_10min") is not None]
     r_err = [abs(float(r["reserve_error_10min"])) for r in located if r.get("reserve_error_10min") is not None]
     return {
