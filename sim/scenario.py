@@ -17,26 +17,43 @@ Public API (pinned in docs/architecture.md)::
 Raises :class:`~hullwatch.sim.errors.ScenarioError` naming the file, the key path (for example
 ``leaks[0].diameter_m``) and what was expected. Unknown keys are errors too: a misspelt key
 would otherwise silently fall back to its default.
+
+The scenario dataclasses live in :mod:`.scenario_model` and the value checker in
+:mod:`.scenario_check`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as _dt
-import math
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .errors import ScenarioError
 from .scenario_bounds import MAX_MODULES, MAX_SENSORS_PER_MODULE, check_bounds
+from .scenario_check import INF, REQUIRED, Field, _Checker, _describe
+from .scenario_model import (
+    ConnectionSpec,
+    CrewLocationSpec,
+    CrewSpec,
+    HatchOpSpec,
+    LeakSpec,
+    ModuleSpec,
+    RepressSpec,
+    Scenario,
+    SensorFaultSpec,
+    SensorSpec,
+    ThermalSpec,
+    ValveFaultSpec,
+)
 
-INF = math.inf
-
-#: Marks a field without a default: it must be given.
-REQUIRED: Any = object()
+__all__ = [
+    "INF", "REQUIRED", "Field", "Scenario", "ModuleSpec", "ConnectionSpec", "RepressSpec", "LeakSpec",
+    "SensorFaultSpec", "ValveFaultSpec", "HatchOpSpec", "CrewLocationSpec", "SensorSpec",
+    "ThermalSpec", "CrewSpec", "scenario_from_dict", "load_scenario", "preset_names",
+    "preset_text", "preset_dict", "preset_description", "all_fields", "SECTIONS",
+]
 
 SENSOR_FAULT_KINDS = ("bias", "drift", "stuck", "noise", "spike", "dropout")
 VALVE_FAULT_KINDS = ("stuck_open", "stuck_closed", "feedback_mismatch")
@@ -47,20 +64,7 @@ CONNECTION_DEFAULTS = {"hatch": (0.8, 5.0), "valve": (0.05, 2.0)}
 
 
 # --------------------------------------------------------------------------------------------
-# Field tables: key, kind, default, unit, description. Kinds: "float", "int", "str", "bool",
-# "utc", "names" (list of strings), "pair" (two strings), "events" (list of [start_s, duration_s]).
-# Checks: "pos" (> 0), "nonneg" (>= 0), "frac" (0..1), or a tuple of allowed strings.
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    key: str
-    kind: str
-    default: Any
-    unit: str
-    doc: str
-    check: str | tuple[str, ...] | None = None
-
+# Field tables: key, kind, default, unit, description (see scenario_check.Field).
 
 TOP_FIELDS: tuple[Field, ...] = (
     Field("name", "str", REQUIRED, "", "scenario name (shown by `hullwatch scenarios`)"),
@@ -187,6 +191,13 @@ THERMAL_FIELDS: tuple[Field, ...] = (
     Field("drift_period_s", "float", 86400.0, "s", "period of the slow drift", "pos"),
 )
 
+CREW_LOCATION_FIELDS: tuple[Field, ...] = (
+    Field("at_s", "float", REQUIRED, "s", "mission time from which the crew is in `modules` "
+          "(strictly later than the previous location's)", "nonneg"),
+    Field("modules", "names", REQUIRED, "", "modules where the crew uses oxygen from at_s on, "
+          "shared equally (at least one; no repeats)"),
+)
+
 CREW_FIELDS: tuple[Field, ...] = (
     Field("count", "int", 0, "", "crew members on board (0: no oxygen use or generation)",
           "nonneg"),
@@ -202,18 +213,9 @@ CREW_FIELDS: tuple[Field, ...] = (
           "generation-minus-use mismatch", "nonneg"),
     Field("mismatch_period_s", "float", 21600.0, "s", "period of that mismatch", "pos"),
     Field("locations", "tables", (), "", "where the crew is over mission time: a list of "
-          "`[[crew.locations]]` tables (below); before the first one, `modules`"),
+          "`[[crew.locations]]` tables (below); before the first one, `modules`",
+          fields=CREW_LOCATION_FIELDS),
 )
-
-CREW_LOCATION_FIELDS: tuple[Field, ...] = (
-    Field("at_s", "float", REQUIRED, "s", "mission time from which the crew is in `modules` "
-          "(strictly later than the previous location's)", "nonneg"),
-    Field("modules", "names", REQUIRED, "", "modules where the crew uses oxygen from at_s on, "
-          "shared equally (at least one; no repeats)"),
-)
-
-#: Fields of kind "tables" (lists of tables nested in a section): section.key -> their fields.
-SUBTABLES: dict[str, tuple[Field, ...]] = {"crew.locations": CREW_LOCATION_FIELDS}
 
 #: section key -> (fields, is a list of tables)
 SECTIONS: dict[str, tuple[tuple[Field, ...], bool]] = {
@@ -228,318 +230,6 @@ SECTIONS: dict[str, tuple[tuple[Field, ...], bool]] = {
     "thermal": (THERMAL_FIELDS, False),
     "crew": (CREW_FIELDS, False),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# The validated, immutable scenario.
-
-
-@dataclass(frozen=True, slots=True)
-class ModuleSpec:
-    name: str
-    volume_m3: float
-    pressure_pa: float
-    temperature_k: float
-    pressure_sensors: int
-    temperature_sensors: int
-    sensor_offset_k: float = 0.0
-    amplitude_k: float | None = None  #: None: thermal.amplitude_k
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionSpec:
-    id: str
-    kind: str
-    modules: tuple[str, str]
-    diameter_m: float
-    cd: float
-    actuation_s: float
-    open: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RepressSpec:
-    id: str
-    module: str
-    tank_pressure_pa: float
-    tank_temperature_k: float
-    diameter_m: float
-    cd: float
-    actuation_s: float
-    events: tuple[tuple[float, float], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LeakSpec:
-    module: str
-    diameter_m: float
-    cd: float
-    start_s: float
-    duration_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class SensorFaultSpec:
-    sensor: str
-    kind: str
-    start_s: float
-    duration_s: float
-    magnitude: float
-
-
-@dataclass(frozen=True, slots=True)
-class ValveFaultSpec:
-    valve: str
-    kind: str
-    start_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class HatchOpSpec:
-    """A crew hatch operation: the crew moves connection ``valve`` open or closed from ``at_s``,
-    without any flight-software command."""
-
-    valve: str
-    at_s: float
-    open: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CrewLocationSpec:
-    at_s: float
-    modules: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SensorSpec:
-    pressure_per_module: int
-    temperature_per_module: int
-    pressure_noise_pa: float
-    pressure_quantum_pa: float
-    pressure_bias_pa: float
-    pressure_tempco_pa_per_k: float
-    temperature_noise_k: float
-    temperature_quantum_k: float
-    temperature_bias_k: float
-    flow_noise_kg_s: float
-    flow_quantum_kg_s: float
-    reference_k: float
-
-
-@dataclass(frozen=True, slots=True)
-class ThermalSpec:
-    orbit_period_s: float
-    amplitude_k: float
-    drift_amplitude_k: float
-    drift_period_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class CrewSpec:
-    count: int
-    o2_kg_per_person_day: float
-    modules: tuple[str, ...]
-    generator_module: str
-    activity_fraction: float
-    mismatch_kg_per_day: float
-    mismatch_period_s: float
-    locations: tuple[CrewLocationSpec, ...] = ()
-
-    def modules_at(self, t: float) -> tuple[str, ...]:
-        """The modules the crew is in at mission time ``t`` (s)."""
-        where = self.modules
-        for loc in self.locations:
-            if loc.at_s > t:
-                break
-            where = loc.modules
-        return where
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """A validated scenario. ``start_utc`` is UTC seconds since 1970-01-01; ``source`` names where
-    it came from (a file path, ``preset:NAME`` or what the caller passed)."""
-
-    name: str
-    description: str
-    source: str
-    start_utc: float
-    duration_s: float
-    seed: int
-    modules: tuple[ModuleSpec, ...]
-    connections: tuple[ConnectionSpec, ...]
-    repress: tuple[RepressSpec, ...]
-    leaks: tuple[LeakSpec, ...]
-    sensor_faults: tuple[SensorFaultSpec, ...]
-    valve_faults: tuple[ValveFaultSpec, ...]
-    sensors: SensorSpec
-    thermal: ThermalSpec
-    crew: CrewSpec
-    hatch_ops: tuple[HatchOpSpec, ...] = ()
-
-    @property
-    def total_volume_m3(self) -> float:
-        return sum(m.volume_m3 for m in self.modules)
-
-    def module(self, name: str) -> ModuleSpec:
-        for m in self.modules:
-            if m.name == name:
-                return m
-        raise KeyError(name)
-
-    def start_datetime(self) -> _dt.datetime:
-        return _dt.datetime.fromtimestamp(self.start_utc, tz=_dt.timezone.utc)
-
-    def channel_ids(self) -> tuple[list[str], list[str], list[str]]:
-        """Pressure, temperature and flow channel ids, in device layout order."""
-        p = [f"{m.name}.p{k + 1}" for m in self.modules for k in range(m.pressure_sensors)]
-        t = [f"{m.name}.t{k + 1}" for m in self.modules for k in range(m.temperature_sensors)]
-        f = [f"{r.id}.flow" for r in self.repress]
-        return p, t, f
-
-    def valve_ids(self) -> list[str]:
-        """Connection ids then repress ids: the device's valve order."""
-        return [c.id for c in self.connections] + [r.id for r in self.repress]
-
-
-# --------------------------------------------------------------------------------------------
-# Validation.
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Checker:
-    """Reads typed values out of nested dicts, raising ScenarioError with the key path."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, message: str) -> ScenarioError:
-        return ScenarioError(message, source=self.source, key=key)
-
-    def table(self, data: Any, fields: tuple[Field, ...], path: str,
-              extra: tuple[str, ...] = ()) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(path, f"expected a table, got {_describe(data)}")
-        known = {f.key for f in fields} | set(extra)
-        for key in data:
-            if key not in known:
-                raise self.fail(f"{path}.{key}" if path else str(key),
-                                "unknown key; expected one of " + ", ".join(sorted(known)))
-        out: dict[str, Any] = {}
-        for f in fields:
-            key = f"{path}.{f.key}" if path else f.key
-            if f.key not in data:
-                if f.default is REQUIRED:
-                    raise self.fail(key, f"missing; expected {self._expected(f)}")
-                out[f.key] = f.default
-                continue
-            out[f.key] = self.value(data[f.key], f, key)
-        return out
-
-    @staticmethod
-    def _expected(f: Field) -> str:
-        unit = f" ({f.unit})" if f.unit and f.kind in ("float", "int") else ""
-        what = {
-            "float": "a number", "int": "an integer", "str": "a string", "bool": "true or false",
-            "utc": "a UTC date-time such as 2018-08-29T20:00:00Z", "names": "a list of strings",
-            "pair": "a list of two module names", "events": "a list of [start_s, duration_s] pairs",
-            "tables": "a list of tables",
-        }[f.kind]
-        if f.check == "pos":
-            what += " > 0"
-        elif f.check == "nonneg":
-            what += " >= 0"
-        elif f.check == "frac":
-            what += " between 0 and 1"
-        elif isinstance(f.check, tuple):
-            what = "one of " + ", ".join(f'"{c}"' for c in f.check)
-        return what + unit
-
-    def value(self, raw: Any, f: Field, key: str) -> Any:
-        bad = self.fail(key, f"expected {self._expected(f)}, got {_describe(raw)}")
-        kind = f.kind
-        if kind == "float":
-            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or math.isnan(raw):
-                raise bad
-            value: Any = float(raw)
-            if math.isinf(value) and not (value > 0 and f.default == INF):
-                raise bad
-        elif kind == "int":
-            if isinstance(raw, bool) or not isinstance(raw, int):
-                raise bad
-            value = raw
-        elif kind == "str":
-            if not isinstance(raw, str):
-                raise bad
-            value = raw
-        elif kind == "bool":
-            if not isinstance(raw, bool):
-                raise bad
-            value = raw
-        elif kind == "utc":
-            value = self._utc(raw, bad)
-        elif kind == "names":
-            if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw):
-                raise bad
-            value = tuple(raw)
-        elif kind == "pair":
-            if (not isinstance(raw, (list, tuple)) or len(raw) != 2
-                    or not all(isinstance(x, str) for x in raw)):
-                raise bad
-            value = (raw[0], raw[1])
-        elif kind == "events":
-            value = self._events(raw, bad, key)
-        elif kind == "tables":
-            sub = SUBTABLES[key]
-            if not isinstance(raw, (list, tuple)):
-                raise bad
-            value = tuple(self.table(item, sub, f"{key}[{i}]") for i, item in enumerate(raw))
-        else:  # pragma: no cover - the field tables only use the kinds above
-            raise AssertionError(kind)
-        check = f.check
-        if check == "pos" and not value > 0:
-            raise bad
-        if check == "nonneg" and not value >= 0:
-            raise bad
-        if check == "frac" and not 0 <= value <= 1:
-            raise bad
-        if isinstance(check, tuple) and value not in check:
-            raise bad
-        return value
-
-    @staticmethod
-    def _utc(raw: Any, bad: ScenarioError) -> float:
-        if isinstance(raw, str):
-            try:
-                raw = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-            except ValueError:
-                raise bad from None
-        if isinstance(raw, _dt.datetime) and raw.tzinfo is not None:
-            return raw.timestamp()
-        raise bad
-
-    def _events(self, raw: Any, bad: ScenarioError, key: str) -> tuple[tuple[float, float], ...]:
-        if not isinstance(raw, (list, tuple)):
-            raise bad
-        events = []
-        for i, ev in enumerate(raw):
-            if (not isinstance(ev, (list, tuple)) or len(ev) != 2
-                    or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in ev)):
-                raise self.fail(f"{key}[{i}]", f"expected [start_s, duration_s], got {_describe(ev)}")
-            start, dur = float(ev[0]), float(ev[1])
-            if not (math.isfinite(start) and start >= 0 and math.isfinite(dur) and dur > 0):
-                raise self.fail(f"{key}[{i}]", "expected start_s >= 0 and duration_s > 0, got "
-                                f"{_describe(ev)}")
-            events.append((start, dur))
-        events.sort()
-        for i in range(1, len(events)):
-            if events[i][0] < events[i - 1][0] + events[i - 1][1]:
-                raise self.fail(key, f"events overlap: {events[i - 1]} and {events[i]}")
-        return tuple(events)
 
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:

@@ -248,7 +248,7 @@ def write_campaign(directory: Path, records: list[dict[str, Any]], targets: str 
 
 def test_report_counts_temperature_faults_and_blind_modules(tmp_path: Path):
     recs = [record(0, "leak", ["temperature/drift"]),
-            record(1, "leak", ["temperature/bias"], isolation_correct=False),
+            record(1, "leak", ["temperature/bias"], isolation_correct=False, diameter_error_10min=0.9),
             record(2, "leak", ["blind_module"], false_seals=1, seals=2),
             record(3, "leak", []),
             record(4, "nominal", ["temperature/stuck"]),
@@ -265,6 +265,8 @@ def test_report_counts_temperature_faults_and_blind_modules(tmp_path: Path):
     assert rows["pressure/noise"]["alarms"] == 2 and rows["pressure/noise"]["seals"] == 1
     assert rows["any"]["leak_cases"] == 3 and rows["none"]["leak_cases"] == 1
     assert s["extra"]["isolation_with_fault"] == {**s["extra"]["isolation_with_fault"], "n": 3, "k": 1}
+    est = s["extra"]["estimates_10min"]  # over the leaks isolated correctly with no false seal
+    assert est["diameter_n"] == 2 and est["diameter_p95"] == pytest.approx(0.01)
     md = (tmp_path / "c" / "summary.md").read_text()
     assert "| temperature/drift | 1 | 1/1 |" in md and "| blind_module |" in md
     assert "c-00005" in md  # the nominal case with a seal is named

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 
+from hullwatch.firmware.telemetry.capture import iter_capture
 from hullwatch.sim.device import SimDevice
 from hullwatch.sim.errors import ScenarioError
 from hullwatch.sim.gas import R_AIR
 from hullwatch.sim.plant import DAY_S, Plant
-from hullwatch.sim.scenario import load_scenario, preset_dict, scenario_from_dict
+from hullwatch.sim.scenario import CREW_FIELDS, REQUIRED, load_scenario, preset_dict, scenario_from_dict
 from hullwatch.sim.sensors import SensorBank
 from hullwatch.tools.cli import main
-from hullwatch.firmware.telemetry.capture import iter_capture
 
 QUIET = {"amplitude_k": 0.0, "drift_amplitude_k": 0.0}
 NEW_PRESETS = ["thermistor-drift", "temperature-step", "blind-module", "prk-open-slow", "tiangong",
@@ -293,3 +294,15 @@ def test_new_presets_run_a_few_minutes_through_hullwatch_run(name, tmp_path, cap
     assert "Traceback" not in out.err
     assert capture.stat().st_size > 0
     assert sum(1 for _ in iter_capture(capture)) > 2000  # 10 Hz raw samples and more
+
+
+def test_docs_list_the_nested_crew_location_keys():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "scenarios.md").read_text()
+    (locations,) = [f for f in CREW_FIELDS if f.kind == "tables"]
+    body = text.split("### `[[crew.locations]]`", 1)[1].split("\n### ", 1)[0]
+    for f in locations.fields:
+        row = next(ln for ln in body.splitlines() if ln.startswith(f"| `{f.key}` |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == (f.unit or "-") and (f.default is not REQUIRED or cells[2] == "required")
+    for name in NEW_PRESETS:
+        assert f"`{name}`" in text
