@@ -1,4 +1,4 @@
-"""The HIL test API (hullwatch.tools.hil_flight, hil_history, hil_check) on the in-process board
+"""The HIL test API (hullwatch.tools.board.hil_flight, hil_history, hil_check) on the in-process board
 emulator and on sim://: deadlines in exact mission time, waits that fail instead of hanging,
 exact event times, the history by named channel, and the board-versus-scenario check."""
 
@@ -14,9 +14,9 @@ from hullwatch.hal.interfaces import SampleStatus
 from hullwatch.sim.device import build_layout
 from hullwatch.sim.scenario import load_scenario
 from hullwatch.tools import cli
-from hullwatch.tools.hil_check import BoardMismatch, check_board, layout_differences
-from hullwatch.tools.hil_device import open_hil_device
-from hullwatch.tools.pytest_plugin import FlightUnderTest, HilTimeout, WallClockTimeout
+from hullwatch.tools.board.hil_check import BoardMismatch, check_board, layout_differences
+from hullwatch.tools.board.hil_device import open_hil_device
+from hullwatch.tools.board.pytest_plugin import FlightUnderTest, HilTimeout, WallClockTimeout
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from hullwatch.tools.hil_board import BoardControlError, HilBoard
-from hullwatch.tools.hil_device import open_hil_device
-from hullwatch.tools.hil_relay import PtyRelay
-from hullwatch.tools.pytest_plugin import FlightUnderTest
+from hullwatch.tools.board.hil_board import BoardControlError, HilBoard
+from hullwatch.tools.board.hil_device import open_hil_device
+from hullwatch.tools.board.hil_relay import PtyRelay
+from hullwatch.tools.board.pytest_plugin import FlightUnderTest
 
 
 @pytest.fixture(scope="module")

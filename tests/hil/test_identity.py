@@ -1,7 +1,7 @@
 """Board identity: the board under test is a hullwatch sensor board speaking protocol 1.x, and
 its configuration fits the scenario's station (the fixture refuses it otherwise)."""
 
-from hullwatch.tools.pytest_plugin import layout_differences
+from hullwatch.tools.board.pytest_plugin import layout_differences
 
 
 def test_board_identifies_itself(board):
