@@ -80,7 +80,7 @@ class FlightUnderTest:
 
     Attributes: ``device``, ``software`` (the FlightSoftware), ``tm`` (the history),
     ``capture_path``, ``wall_timeout_s``, ``wall_s`` (wall time used by the loop so far),
-    ``mission_s`` (mission time run so far).
+    ``mission_s`` (mission time run so far), ``cycle_hooks`` (callables run after every cycle).
     """
 
     def __init__(self, device: Any, params: Any = None, mode: Any = None, *,
@@ -98,6 +98,8 @@ class FlightUnderTest:
         self._clock = self.software.executive.clock
         self.software.executive.groups.append(RateGroup("hil-guard", 1, self._guard))
         self.wall_timeout_s = wall_timeout_s
+        #: Callables run after every cycle, in the loop's thread (a relay's ``sync``...).
+        self.cycle_hooks: list[Callable[[], None]] = []
         self.wall_s = 0.0
         self.mission_s = 0.0
         self._watch: Callable[[Any], bool] | None = None
@@ -332,6 +334,8 @@ class FlightUnderTest:
         self._clock.sleep_until(nxt if abs(nxt - until) <= _GRID_EPS else until)
 
     def _guard(self, k: int, t: float) -> None:
+        for hook in self.cycle_hooks:
+            hook()
         if time.perf_counter() > self._wall_deadline:
             self._wall_hit = True
             self.software.executive.stop()

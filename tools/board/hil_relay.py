@@ -15,6 +15,11 @@ can misbehave on purpose through :attr:`PtyRelay.faults` (the emulator's
   pseudo-terminal is closed and ``link_path`` removed, as when a USB cable is pulled (the host
   reads EIO, reopening fails); plugging makes a new one behind the same ``link_path``.
 
+Plugging and unplugging happen in :meth:`PtyRelay.sync`, which the relay thread calls between
+copies and which a flight loop should call every cycle (the pytest plugin does): with
+``unplug_until(t, clock=<mission clock>)`` the cable then comes back at the first cycle at or after
+``t``, however fast mission time runs while the link is down.
+
 When the board's port fails (the board was power-cycled, or re-enumerated), the relay closes it
 and reopens ``board_url`` every ``REOPEN_S`` until it opens again: give it a stable name (the
 pytest plugin's emulated board is behind a symbolic link that follows restarts) and the host's
@@ -52,7 +57,9 @@ class PtyRelay:
         self.link_path = os.fspath(link_path)
         self.url = f"serial://{self.link_path}"
         self.faults = faults or LineFaults()
-        self.counters = {"to_board": 0, "to_host": 0, "board_errors": 0, "reopens": 0, "plugs": 0}
+        self.counters = {"to_board": 0, "to_host": 0, "board_errors": 0, "reopens": 0, "plugs": 0,
+                         "plug_errors": 0}
+        self._lock = threading.RLock()
         self._board: Any = open_port(board_url, timeout=0)
         self._master: int | None = None
         self._slave: int | None = None
@@ -87,13 +94,24 @@ class PtyRelay:
 
     # -- the thread --------------------------------------------------------------------------
 
+    def sync(self) -> None:
+        """Make the host's side follow the fault controls: unplug (close the pseudo-terminal,
+        remove ``link_path``) or plug (a new one behind ``link_path``). Never raises."""
+        with self._lock:
+            if self._stopping:
+                return
+            unplugged = self.faults.unplugged
+            try:
+                if unplugged and self._master is not None:
+                    self._unplug()
+                elif not unplugged and self._master is None:
+                    self._plug()
+            except OSError:
+                self.counters["plug_errors"] += 1
+
     def _serve(self) -> None:
         while not self._stopping:
-            unplugged = self.faults.unplugged
-            if unplugged and self._master is not None:
-                self._unplug()
-            elif not unplugged and self._master is None:
-                self._plug()
+            self.sync()
             board = self._board
             if board is None:
                 board = self._reopen()
@@ -107,7 +125,8 @@ class PtyRelay:
                 ready, _, _ = select.select(fds, [], [], POLL_S)
             except (OSError, ValueError):
                 ready = []
-            self._pump(board, ready)
+            with self._lock:
+                self._pump(board, ready)
 
     def _reopen(self) -> Any:
         try:
@@ -159,9 +178,10 @@ class PtyRelay:
 
     def stop(self) -> None:
         """Stop relaying, close both sides, remove ``link_path``. Idempotent."""
-        if self._stopping:
-            return
-        self._stopping = True
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
         self._thread.join(timeout=2.0)
         self._unplug()
         if self._board is not None:
@@ -177,4 +197,4 @@ class PtyRelay:
         self.stop()
 
 
-__all__ = ["PtyRelay", "POLL_S"]
+__all__ = ["POLL_S", "PtyRelay", "REOPEN_S"]

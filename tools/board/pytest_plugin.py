@@ -303,6 +303,9 @@ def flight(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard, sce
     wall = _timeout_marker(marker) if marker else request.config.getoption("--hil-timeout")
     capture = tmp_path / f"{_file_name(request.node.name)}.tm"
     f = FlightUnderTest(hil_device, capture=capture, wall_timeout_s=wall)
+    relay = request.node.stash.get(_RELAY, None)
+    if relay is not None:
+        f.cycle_hooks.append(relay.sync)  # unplug_until on mission time lands on its cycle
     record = HilRecord(request.node.nodeid, scenario=scenario.name, seed=hil_device.seed,
                        board_id=board.board_id, board_url=board.url, capture=str(capture))
     request.node.stash[_RECORD] = record
