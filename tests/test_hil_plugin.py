@@ -194,3 +194,22 @@ def test_capture_named_in_the_failure_report_and_summary(pytester, tmp_path):
     case = suite.find("testcase[@name='test_passes']")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["mission_s"] == "2.0" and props["cycles"] == "20"
+
+
+def test_slow_baud_is_warned_and_the_relay_serves_the_emulator_process(pytester):
+    """The default board (the emulator in its own process) paced at 115200 baud, with the pty
+    relay in front of it for every test: the session warns with the estimate, the relay's link
+    name is not the board's, and the loop runs through it."""
+    pytester.makepyfile(test_suite="""
+        def test_through_the_relay(flight, board):
+            assert flight.device.board.url != board.url and "relay-link" in flight.device.board.url
+            assert board.url.endswith("board-link") and board.emulated
+            flight.run_for(2)
+            assert flight.tm["link_up"].latest.value is True
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hil-relay", "--hil-baud", "115200",
+                                           timeout=HANG_S)
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert "HilSpeedWarning: --hil-baud 115200: the emulated board answers at most about 25 HIL " \
+           "cycles/s" in out

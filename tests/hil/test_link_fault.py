@@ -24,3 +24,16 @@ def test_leak_sealed_through_a_noisy_line(flight, link_faults):
     flight.await_event("SEGMENT_SEALED", within_s=900, subject="soyuz-om")
     health = flight.device.health()
     assert health["crc_errors"] + health["cobs_errors"] + health["timeouts"] > 0
+
+
+def test_board_power_cycle(flight, board):
+    if not board.emulated:
+        pytest.skip("power control needs the emulator (a real board has no switched supply here)")
+    url = board.url
+    flight.run_for(5)
+    board.power_cycle()  # the board boots again from its flash, behind the same link name
+    lost = flight.await_event("LINK_LOST", within_s=1)
+    restored = flight.await_event("LINK_RESTORED", within_s=5)
+    assert board.url == url and lost.t < restored.t
+    flight.run_for(5)
+    assert flight.tm["soyuz-om.p1"].latest.status == 0  # SampleStatus.OK: stimulated again

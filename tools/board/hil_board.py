@@ -120,10 +120,25 @@ class HilBoard:
         os.replace(tmp, self.link_path)
         self._process = proc
 
-    def power_cycle(self) -> None:
-        """Power off, then on: the board boots again from its flash (valves de-energised)."""
-        self.power_off()
+    def power_cycle(self, off_s: float = 0.1) -> None:
+        """Power off, then on: the board boots again from its flash (valves de-energised).
+
+        The emulator process is off for as long as stopping and starting it takes (wall time; the
+        flight loop is not running meanwhile). An ``emuboard://NAME`` board is off for ``off_s``
+        s of the running test's mission time (at least one cycle, so the host sees the port fail
+        and reconnects, as after a real power cut), or only for this call without a running test.
+        """
+        self._require_emulated("power_cycle")
         self.power_cycles += 1
+        if self.emuboard is not None:
+            lk = emuboard_link(self.emuboard)
+            lk.board.power_cycle()
+            device = self.active_device
+            if device is not None:
+                clock = device.clock.now
+                lk.faults.unplug_until(clock() + off_s, clock)
+            return
+        self.power_off()
         self.power_on()
 
     # -- reset (any board) --------------------------------------------------------------------
