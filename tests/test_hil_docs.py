@@ -24,6 +24,8 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "hil.md").read_text()
+#: The doc with its line breaks and indentation folded: phrases survive rewrapping.
+FLAT = " ".join(DOC.split())
 
 
 def prose(text: str) -> str:
@@ -41,31 +43,31 @@ def soyuz():
 
 def test_cycle_channels_and_valves():
     assert default_params().executive.period_s == 0.1
-    assert "Each 0.1 s cycle" in DOC
+    assert "Each 0.1 s cycle" in FLAT
     layout = soyuz()
     assert len(layout.pressure) + len(layout.temperature) + len(layout.flow) == 31
     assert len(layout.valves) == 6
-    assert "sensor readings (31 for soyuz-ms09) and its valve position-sensor readings (6)" in DOC
-    assert COUNTS_MAX == (1 << 24) - 1 and "24-bit quantisation" in DOC
+    assert "sensor readings (31 for soyuz-ms09) and its valve position-sensor readings (6)" in FLAT
+    assert COUNTS_MAX == (1 << 24) - 1 and "24-bit quantisation" in FLAT
     assert (wire.PROTOCOL_MAJOR, wire.VALVE_STIMULUS_MINOR) == (1, 1)
-    assert "protocol 1.1" in DOC and "a 1.0 board" in DOC
+    assert "protocol 1.1" in FLAT and "a 1.0 board" in FLAT
     assert DEFAULT_BOARD_ID == "hwb-emu-0001"
 
 
 def test_board_mismatch_figures():
     prk = load_scenario("prk-slow")
-    assert len(prk.modules) == 7 and "the `prk-slow` scenario (7 modules)" in DOC
+    assert len(prk.modules) == 7 and "the `prk-slow` scenario (7 modules)" in FLAT
     diffs = layout_differences(soyuz(), build_layout(prk))
-    assert len(diffs) == 8 and "(8 differences)" in DOC
+    assert len(diffs) == 8 and "(8 differences)" in FLAT
     for d in diffs[:3] + diffs[-1:]:
-        assert d.split(" (")[0] in DOC.replace("\n", " ")
+        assert d.split(" (")[0] in FLAT
     assert "module prk (10 m3) is missing" in diffs[0] and "726 m3 on the board, 716 m3" in diffs[1]
-    assert BoardMismatch("", []).exit_code == 2 and "with exit status 2" in DOC
-    assert BoardControlError("").exit_code == 4 and "(`BoardControlError`, exit status 4)" in DOC
+    assert BoardMismatch("", []).exit_code == 2 and "with exit status 2" in FLAT
+    assert BoardControlError("").exit_code == 4 and "(`BoardControlError`, exit status 4)" in FLAT
 
 
 def test_deadlines_as_documented():
-    assert "`flight.run_for(2)` from `t = 0` runs the cycles at 0.0, 0.1, ... 1.9" in DOC
+    assert "`flight.run_for(2)` from `t = 0` runs the cycles at 0.0, 0.1, ... 1.9" in FLAT
     with open_url("sim://nominal-24h") as device:
         f = hil_flight.FlightUnderTest(device)
         f.run_for(2)
@@ -73,18 +75,18 @@ def test_deadlines_as_documented():
         with pytest.raises(hil_flight.HilTimeout):
             f.await_event("LEAK_CONFIRMED", within_s=598)
         assert f.now == 600.0
-    assert "`within_s=600` either returns" in DOC and "(600.0 from t = 0)" in DOC
+    assert "`within_s=600` either returns" in FLAT and "(600.0 from t = 0)" in FLAT
     events_shown = hil_history.TelemetryHistory.summary.__defaults__[0]
-    assert events_shown == 12 and "(the last 12, with their times)" in DOC
+    assert events_shown == 12 and "(the last 12, with their times)" in FLAT
 
 
 def test_guard_history_and_report_figures():
-    assert hil_report.DEFAULT_WALL_TIMEOUT_S == 300.0 and "at most 300 s of wall time" in DOC
-    assert hil_flight.ALARM_GRACE_S == 2.0 and "`SIGALRM` 2 s after the budget" in DOC
+    assert hil_report.DEFAULT_WALL_TIMEOUT_S == 300.0 and "at most 300 s of wall time" in FLAT
+    assert hil_flight.ALARM_GRACE_S == 2.0 and "`SIGALRM` 2 s after the budget" in FLAT
     assert hil_history.RAW_HISTORY_PACKETS == 36000
     assert hil_history.RAW_HISTORY_PACKETS * default_params().executive.period_s == 3600.0
-    assert "the last 36000 (an hour of mission time)" in DOC
-    assert hil_report.REPORT_VERSION == 1 and '{"version": 1,' in DOC
+    assert "the last 36000 (an hour of mission time)" in FLAT
+    assert hil_report.REPORT_VERSION == 1 and '{"version": 1,' in FLAT
     fields = set(hil_report.HilRecord("x").as_dict())
     listed = re.search(r'"tests": \[\{(.*?)\}', DOC, re.S).group(1)
     assert {f.strip().strip('"') for f in listed.replace("\n", " ").split(",")} == fields
@@ -92,8 +94,8 @@ def test_guard_history_and_report_figures():
 
 
 def test_link_figures():
-    assert serial_device.LINK_LOST_AFTER == 3 and "after 3 failed cycles" in DOC
-    assert serial_device.RECONNECT_INTERVAL_S == 0.5 and "retries every\n0.5 s of its clock" in DOC
+    assert serial_device.LINK_LOST_AFTER == 3 and "after 3 failed cycles" in FLAT
+    assert serial_device.RECONNECT_INTERVAL_S == 0.5 and "retries every 0.5 s of its clock" in FLAT
 
 
 def test_slow_baud_figures():
@@ -102,7 +104,7 @@ def test_slow_baud_figures():
     assert round(rate) == 25 and round(rate / 10, 1) == 2.5
     assert round(3600 / 0.1 / rate / 60) == 24
     assert hil_report.SLOW_CYCLES_PER_S == 100.0
-    text = prose(DOC).replace("\n", " ")
+    text = " ".join(prose(DOC).split())
     for phrase in ("459 bytes for soyuz-ms09's 31 channels and 6 valves", "115200 baud (10 bits a byte)",
                    "about 25 cycles/s: 2.5x real time", "takes 24 minutes", "below 100 cycles/s"):
         assert phrase in text, phrase
@@ -111,11 +113,11 @@ def test_slow_baud_figures():
 def test_example_suite_table():
     deadline = (ROOT / "tests" / "hil" / "test_sealing_deadline.py").read_text()
     assert "LEAK_START_S = 300.0" in deadline and "SEAL_WITHIN_S = 300.0" in deadline
-    assert "starts (300 s); sealed within 5 minutes" in DOC
+    assert "starts (300 s); sealed within 5 minutes" in FLAT
     assert "unplug_until(t + 5.0" in (ROOT / "tests" / "hil" / "test_link_fault.py").read_text()
-    assert "a cable pulled for 5 s" in DOC
+    assert "a cable pulled for 5 s" in FLAT
     assert "rel=0.35" in (ROOT / "tests" / "hil" / "test_matrix.py").read_text()
-    assert "the hole estimated within 35 %" in DOC
+    assert "the hole estimated within 35 %" in FLAT
     for name in re.findall(r"^\| `(test_\w+\.py)`", DOC, re.M):
         assert (ROOT / "tests" / "hil" / name).exists(), name
 
