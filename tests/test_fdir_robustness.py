@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hullwatch.sim.scenario import preset_dict
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def _scenario(preset: str, *, name: str, duration_s: float, leaks: list[dict[str, Any]] | None = None,
@@ -132,3 +132,52 @@ def test_station_wide_events_name_the_segment() -> None:
     r = run_scenario("sim://soyuz-ms09", until=900.0)
     confirmed = _names(r, "LEAK_CONFIRMED")
     assert confirmed and confirmed[0].subject == "station"
+
+
+# -- the presets that exercise these faults (docs/scenarios.md) -------------------------------
+
+def test_temperature_step_preset_raises_nothing() -> None:
+    r = run_scenario("sim://temperature-step", until=2400.0)
+    assert _alarms(r) == [] and r.correct
+    failed = _names(r, "SENSOR_FAILED")
+    assert [(e.subject, e.values[0]) for e in failed] == [("zvezda.t1", 5.0)]  # FAILED_RATE
+
+
+def test_blind_module_preset_is_unobservable_not_leaking() -> None:
+    r = run_scenario("sim://blind-module", until=1800.0)
+    assert _alarms(r) == [] and r.correct
+    assert [e.subject for e in _names(r, "MODULE_UNOBSERVABLE")] == ["zarya"]
+
+
+def test_hub_leak_seal_reports_the_cut_off_modules_and_seals_nothing_else() -> None:
+    """A leak in the Tiangong-like station's node: the node is sealed, exactly the three modules
+    reached only through it are reported cut off, and their crew's oxygen use is not located
+    as a second leak."""
+    r = run_scenario("sim://tiangong-hub-leak", until=3 * 3600.0)
+    assert r.sealed_modules == ["node"] and r.correct
+    cut = _names(r, "SEGMENT_CUT_OFF")
+    assert len(cut) == 1
+    assert cut[0].values[0] == 3.0
+    from hullwatch.firmware.fdir.topology import segment_modules
+    names = ["node", "tianhe", "wentian", "mengtian", "shenzhou", "tianzhou"]
+    layout_names = [m["name"] for m in preset_dict("tiangong-hub-leak")["modules"]]
+    assert sorted(segment_modules(cut[0].subject, layout_names)) == sorted(set(names) - {"node", "tianhe", "tianzhou"})
+    assert len(_names(r, "LEAK_LOCATED")) == 1
+    assert len(_names(r, "SEGMENT_SEALED")) == 1
+
+
+def test_crew_hatch_operations_are_accepted_without_alarm() -> None:
+    """The crew closes and reopens hatches on a schedule: FDIR reports each move, re-segments
+    around it, fails no valve and raises no leak."""
+    r = run_scenario("sim://tiangong-nominal-24h", until=7 * 3600.0)
+    moved = _names(r, "VALVE_MOVED")
+    assert [(e.subject, e.values[0]) for e in moved] == [("node-shenzhou", 0.0), ("node-shenzhou", 1.0)]
+    assert _names(r, "VALVE_FAILED") == []
+    assert _alarms(r) == []
+
+
+@pytest.mark.slow
+def test_thermistor_drift_preset_day_raises_nothing() -> None:
+    r = run_scenario("sim://thermistor-drift")
+    assert _alarms(r) == [] and r.correct
+    assert [e.subject for e in _names(r, "SENSOR_FAILED")] == ["usos.t1"]

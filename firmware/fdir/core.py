@@ -25,7 +25,7 @@ from .machines import LEAK_TRANSITIONS, LeakState, check
 from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .sensors import SensorStage
-from .slope import SlopeBank
+from .slope import SlopeBank, slope_sd_factor
 from .thermo import TemperatureStage
 from .topology import Topology, segment_label
 from .valves import ValveMonitor
@@ -371,7 +371,9 @@ class Fdir:
         With d = t1 - t2 of a pair and T their mean, the inventory with t2 alone is
         Y + k d and with t1 alone Y - k d, k = (T_ref / V_seg) P V_m / (2 T^2); least-squares
         slopes are linear, so the slope of either is the slope of Y plus or minus k times the
-        slope of d, kept in a bank of its own per module."""
+        slope of d, kept in a bank of its own per module. Only the part of |slope(d)| beyond one
+        standard deviation of its noise counts: a thermometer going wrong makes it significant,
+        while the pair's own noise would otherwise tax every test."""
         worst = 0.0
         P = self.sensors.pressure
         T = self.thermo.temperature
@@ -388,7 +390,10 @@ class Fdir:
             if w < 2:
                 continue
             tm = T[m]
-            doubt = scale * P[mp] * v / (2.0 * tm * tm) * abs(bank.slope(w))
+            excess = abs(bank.slope(w)) - bank.sigma() * slope_sd_factor(w, bank.f)
+            if excess <= 0.0:
+                continue
+            doubt = scale * P[mp] * v / (2.0 * tm * tm) * excess
             if doubt > worst:
                 worst = doubt
         return worst
@@ -527,14 +532,18 @@ class Fdir:
             rep = max(obs, key=lambda m: vol[m]) if obs else -1
             self._seg_terms[s] = tuple(
                 (m if self.observable[m] or rep < 0 else rep, m, vol[m]) for m in members)
-            crew = s != main and bool(topo.masks[s] & self.crew_mask & ~self.sealed_mask)
+            # After a seal the oxygen generator may be sealed away or cut off (FDIR does not know
+            # where it is): every open segment may then lose its crew's oxygen use.
+            crew = bool(topo.masks[s] & ~self.sealed_mask) and (
+                self.sealed_mask != 0 or (s != main and bool(topo.masks[s] & self.crew_mask)))
             self.slot_dead[self.seg_slot[s]] = self._segment_dead_band(members, crew)
 
     def _segment_dead_band(self, members: list[int], crew: bool) -> float:
         """Dead band of a segment's leak test, Pa/s: the table's; plus ``split_allowance_kg_s``
-        for a segment apart from the main one (the largest) that may hold crew away from the
-        oxygen generator (modules a seal cut off, or either side of a hatch the crew moved):
-        their oxygen use is a real loss there, not a leak; plus, for each module whose
+        for a segment that may hold crew away from the oxygen generator (any open segment once
+        something is sealed; before that, a segment apart from the main one, the largest, on
+        either side of a hatch the crew moved): their oxygen use is a real loss there, not a
+        leak; plus, for each module whose
         temperature is estimated, the inventory drift ``temperature_estimate_rate_k_s`` of
         error would make."""
         seg_v = sum(self.volume[m] for m in members)
