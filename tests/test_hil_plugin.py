@@ -213,3 +213,18 @@ def test_slow_baud_is_warned_and_the_relay_serves_the_emulator_process(pytester)
     out = result.stdout.str()
     assert "HilSpeedWarning: --hil-baud 115200: the emulated board answers at most about 25 HIL " \
            "cycles/s" in out
+
+
+def test_line_faults_and_power_do_not_leak_into_the_next_test(pytester):
+    result = run(pytester, """
+        def test_breaks_the_line(link_faults, board):
+            link_faults.noise = 0.5
+            link_faults.unplug()
+            board.power_off()
+
+        def test_gets_a_clean_line(link_faults, flight):
+            assert link_faults.noise == 0.0 and not link_faults.unplugged
+            flight.run_for(1)
+            assert flight.tm["link_up"].latest.value is True
+    """)
+    result.assert_outcomes(passed=2)

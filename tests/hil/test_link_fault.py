@@ -17,6 +17,7 @@ def test_cable_pulled_for_five_seconds(flight, link_faults):
     flight.assert_no_event(["LEAK_SUSPECTED", "RAPID_DEPRESS"], since=0.0)
 
 
+@pytest.mark.slow  # each corrupted reply costs a response timeout: about 20 s of wall time
 @pytest.mark.hil_timeout(120)
 def test_leak_sealed_through_a_noisy_line(flight, link_faults):
     link_faults.noise = 1e-4  # a flipped bit per 10,000 bytes, both ways

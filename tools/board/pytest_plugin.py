@@ -282,15 +282,24 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
 
 
 @pytest.fixture
-def link_faults(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard) -> Any:
+def link_faults(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard) -> Iterator[Any]:
     """The line faults between the host and the board (a LineFaults: ``noise``, ``drop``,
-    ``burst(n)``, ``unplug()``, ``plug()``, ``unplug_until(t, clock)``)."""
+    ``burst(n)``, ``unplug()``, ``plug()``, ``unplug_until(t, clock)``). A session's in-process
+    board gets its line back as it was after the test."""
     relay = request.node.stash.get(_RELAY, None)
     if relay is not None:
-        return relay.faults
+        yield relay.faults  # the relay is the test's own: it goes with the test
+        return
     from ...sim.urlhandler.protocol_emuboard import link
 
-    return link(board.emuboard).faults
+    faults = link(board.emuboard).faults
+    noise, drop = faults.noise, faults.drop
+    try:
+        yield faults
+    finally:
+        faults.noise, faults.drop = noise, drop
+        faults.plug()
+        faults.take_garbage()
 
 
 @pytest.fixture
