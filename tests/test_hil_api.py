@@ -191,3 +191,11 @@ def test_run_device_refuses_a_board_for_another_station(capsys):
     assert "module prk (10 m3) is missing on the board" in err
     assert "channel prk.p1 (pressure in prk) is missing on the board" in err
     assert "Traceback" not in err
+
+
+def test_the_capture_of_a_hil_run_reruns_without_difference(on_board, capsys):
+    on_board.await_event("SEGMENT_SEALED", within_s=900)
+    on_board.run_for(2)
+    on_board.close()
+    assert cli.main(["rerun", on_board.capture_path]) == 0
+    assert "no difference" in capsys.readouterr().out
