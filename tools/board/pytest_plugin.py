@@ -363,7 +363,8 @@ def _record_text(record: HilRecord, item: pytest.Item) -> str:
     return (f"capture: {record.capture}\n"
             f"scenario {record.scenario} seed {record.seed} on board {record.board_id} ({record.board_url})\n"
             f"decode: hullwatch decode {record.capture}\n"
-            f"plot:   hullwatch plot {record.capture} -o {os.path.splitext(record.capture)[0]}.png")
+            f"plot:   hullwatch plot {record.capture} -o {os.path.splitext(record.capture)[0]}.png\n"
+            f"rerun:  hullwatch rerun {record.capture}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
