@@ -199,3 +199,10 @@ def test_the_capture_of_a_hil_run_reruns_without_difference(on_board, capsys):
     on_board.close()
     assert cli.main(["rerun", on_board.capture_path]) == 0
     assert "no difference" in capsys.readouterr().out
+
+
+def test_wait_for_sees_events_and_packets_as_they_come(on_sim):
+    hk = on_sim.wait_for(lambda x: getattr(x, "name", "") == "housekeeping" and x.t >= 3.0, within_s=10)
+    assert hk.t == 3.0 and on_sim.now == 3.0 and hk.data.cycle == 30
+    with pytest.raises(HilTimeout, match="no thing within 2 s"):
+        on_sim.wait_for(lambda x: False, within_s=2, what="no thing")

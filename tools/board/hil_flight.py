@@ -278,6 +278,14 @@ class FlightUnderTest:
 
         return self._wait(within_s, watch, "no telemetry report matched").data
 
+    def wait_for(self, predicate: Callable[[Any], bool], within_s: float,
+                 what: str = "no match") -> Any:
+        """Run until ``predicate(item)`` is true for a new item of the history: each
+        :class:`SeenEvent` and each :class:`TmPacket` as it is sent; return that item (the loop
+        stops at the end of its cycle). Raises :class:`HilTimeout` (message: ``what``, then what
+        was seen) after ``within_s`` mission seconds."""
+        return self._wait(within_s, predicate, what)
+
     # -- the loop ----------------------------------------------------------------------------
 
     def _find_events(self, match: Callable[[SeenEvent], bool], since: Since) -> list[SeenEvent]:
