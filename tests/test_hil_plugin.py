@@ -228,3 +228,19 @@ def test_line_faults_and_power_do_not_leak_into_the_next_test(pytester):
             assert flight.tm["link_up"].latest.value is True
     """)
     result.assert_outcomes(passed=2)
+
+
+def test_a_board_without_hil_or_without_an_answer_is_refused_in_words(pytester):
+    pytester.makepyfile(test_suite="""
+        def test_on_it(flight):
+            flight.run_for(1)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hil-device", "emuboard://nohil?hil=0",
+                                           timeout=HANG_S)
+    result.assert_outcomes(errors=1)
+    assert "refuses HIL: its configuration has hil_allowed = false" in result.stdout.str()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hil-device", "/dev/hullwatch-no-such-port",
+                                           timeout=HANG_S)
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "--hil-device /dev/hullwatch-no-such-port:" in out and "Traceback" not in out

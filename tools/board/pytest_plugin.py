@@ -155,6 +155,8 @@ def _timeout_marker(marker: pytest.Mark) -> float:
 
 @pytest.fixture(scope="session")
 def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HilBoard]:
+    from ...hal.errors import HalError
+    from ..errors import ToolError
     from .hil_board import HilBoard
 
     config = request.config
@@ -163,7 +165,14 @@ def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         if url.lower().startswith("emuboard://") and _emuboard_unnamed(url):
             # A named board stays the same board across the session's opens (and has faults).
             url = url.replace("emuboard://", f"emuboard://hil-session-{os.getpid()}", 1)
-        yield HilBoard(url)
+        problem = ""
+        try:
+            real = HilBoard(url)
+        except (HalError, ToolError) as exc:
+            problem = f"--hil-device {url}: {exc}"
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        yield real
         return
     where = tmp_path_factory.mktemp("board")
     args = ["--flash", str(where / "board.flash")]
@@ -240,6 +249,7 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
     """The HIL device: ``board`` stimulated by ``plant``; refused (test error naming every
     difference) when the board's configuration does not fit the scenario."""
     from ...hal.serial_device import open_url as open_board
+    from ..errors import DeviceProblem
     from .hil_check import BoardMismatch
     from .hil_device import HilDevice
     from .hil_relay import PtyRelay
@@ -261,7 +271,7 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
         raise
     try:
         device = HilDevice(serial_board, plant)
-    except BoardMismatch as exc:
+    except (BoardMismatch, DeviceProblem) as exc:  # another station's board; HIL not allowed
         serial_board.close()
         if relay is not None:
             relay.stop()
