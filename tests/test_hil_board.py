@@ -23,7 +23,7 @@ def emulated(tmp_path_factory):
 
 def test_power_cycle_keeps_the_link_name_and_the_run_recovers(emulated):
     url = emulated.url
-    assert emulated.board_id == "hwb-emu-0001" and emulated.protocol == "1.1"
+    assert emulated.board_id == "hwb-emu-0001" and emulated.protocol == "1.2"
     with open_hil_device(url, scenario="soyuz-ms09") as device:
         flight = FlightUnderTest(device)
         flight.run_for(5)

@@ -99,14 +99,19 @@ def test_link_figures():
 
 
 def test_slow_baud_figures():
-    assert hil_report.board_bytes_per_cycle(31, 6) == 459
+    assert wire.PROTOCOL_MINOR == wire.HIL_STEP_MINOR == 2
+    assert hil_report.board_bytes_per_cycle(31, 6) == 444
+    assert hil_report.board_bytes_per_cycle(31, 6, protocol_minor=1) == 459
     rate = hil_report.estimated_cycles_per_s(115200, 31, 6)
-    assert round(rate) == 25 and round(rate / 10, 1) == 2.5
-    assert round(3600 / 0.1 / rate / 60) == 24
+    assert round(rate) == 26 and round(rate / 10, 1) == 2.6
+    assert round(hil_report.estimated_cycles_per_s(115200, 31, 6, protocol_minor=1)) == 25
+    assert round(3600 / 0.1 / rate / 60) == 23
     assert hil_report.SLOW_CYCLES_PER_S == 100.0
     text = " ".join(prose(DOC).split())
-    for phrase in ("459 bytes for soyuz-ms09's 31 channels and 6 valves", "115200 baud (10 bits a byte)",
-                   "about 25 cycles/s: 2.5x real time", "takes 24 minutes", "below 100 cycles/s"):
+    for phrase in ("one HIL_STEP reply, 444 bytes for soyuz-ms09's 31 channels and 6 valves",
+                   "a SAMPLES and a HIL_INJECT reply, 459 bytes", "115200 baud (10 bits a byte)",
+                   "about 26 cycles/s (25 for the older board): 2.6x real time", "takes 23 minutes",
+                   "below 100 cycles/s"):
         assert phrase in text, phrase
 
 
@@ -124,13 +129,14 @@ def test_example_suite_table():
 
 #: Every number in the doc's prose and what checks it (above, or the named test).
 CHECKED = {
-    "0.1": "cycle period", "31": "channels", "6": "valves", "24": "ADC bits; minutes at 115200",
+    "0.1": "cycle period", "31": "channels", "6": "valves", "24": "ADC bits",
     "1.1": "protocol", "1.0": "protocol; 1.0 board", "1": "1 s housekeeping", "2": "exit status 2; 2 s grace",
-    "7": "prk-slow modules", "8": "differences", "10": "prk volume", "726": "usos board", "716": "usos prk",
+    "7": "prk-slow modules", "444": "HIL_STEP reply", "26": "cycles/s", "2.6": "x real time",
+    "23": "minutes at 115200", "1.2": "protocol", "8": "differences", "10": "prk volume", "726": "usos board", "716": "usos prk",
     "4": "exit status 4", "0.0": "first cycle", "1.9": "last cycle before 2", "2.0": "run_for(2)",
     "600": "within_s", "600.0": "deadline", "12": "events shown", "300": "wall budget; leak start",
     "36000": "raw ring", "3": "link lost after", "0.5": "reconnect", "459": "bytes per cycle",
-    "115200": "baud", "25": "cycles/s", "2.5": "x real time", "100": "slow warning", "5": "minutes; cable",
+    "115200": "baud", "25": "cycles/s (1.1)", "100": "slow warning", "5": "minutes; cable",
     "35": "matrix tolerance", "0": "t = 0",
 }
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from ...hal.errors import HalError
 from ...hal.ports import open_port
-from ...sim.board_emulator import make_pty
+from ...sim.board_serve import make_pty
 from ...sim.urlhandler.protocol_emuboard import LineFaults
 
 #: Wall seconds the relay thread waits for bytes before it looks at the fault controls again.

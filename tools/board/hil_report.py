@@ -8,7 +8,8 @@ per test, the figures as ``property`` elements, a ``failure`` element for a fail
 JSON (``{"version": 1, "tests": [record, ...]}`` with the fields of :class:`HilRecord`).
 
 :func:`board_bytes_per_cycle` and :func:`estimated_cycles_per_s` say what a UART's baud rate
-allows: the board sends a SAMPLES reply and a HIL_INJECT reply every cycle, 10 bits per byte.
+allows: the board sends a HIL_STEP reply every cycle (protocol 1.2; a SAMPLES and a HIL_INJECT
+reply from an older board), 10 bits per byte.
 """
 
 from __future__ import annotations
@@ -53,19 +54,23 @@ class HilRecord:
         return d
 
 
-def board_bytes_per_cycle(n_channels: int, n_valves: int) -> int:
-    """Bytes a board sends each HIL cycle (framed SAMPLES and HIL_INJECT replies)."""
+def board_bytes_per_cycle(n_channels: int, n_valves: int, protocol_minor: int = wire.PROTOCOL_MINOR) -> int:
+    """Bytes a board sends each HIL cycle: one framed HIL_STEP reply (protocol 1.2 and later),
+    or a SAMPLES reply and a HIL_INJECT reply (older boards)."""
     codec = wire.SamplesCodec(n_channels, n_valves)
     payload = codec.pack(0, 0, [0] * n_channels, [101325.0] * n_channels, [0] * n_channels,
                          [0] * n_channels, [1] * n_valves, [0] * n_valves, [0] * n_valves)
+    if protocol_minor >= wire.HIL_STEP_MINOR:
+        return len(framing.encode_frame(wire.MsgType.HIL_STEP_REPLY, 1, payload))
     samples = framing.encode_frame(wire.MsgType.SAMPLES, 1, payload)
     ack = framing.encode_frame(wire.MsgType.HIL_INJECT_REPLY, 2, wire.encode_fast(wire.HilInjectReply(0, 1)))
     return len(samples) + len(ack)
 
 
-def estimated_cycles_per_s(baud: int, n_channels: int, n_valves: int) -> float:
+def estimated_cycles_per_s(baud: int, n_channels: int, n_valves: int,
+                           protocol_minor: int = wire.PROTOCOL_MINOR) -> float:
     """The most HIL cycles per second a board on a UART at ``baud`` can answer (10 bits a byte)."""
-    return baud / 10.0 / board_bytes_per_cycle(n_channels, n_valves)
+    return baud / 10.0 / board_bytes_per_cycle(n_channels, n_valves, protocol_minor)
 
 
 def summary_lines(records: list[HilRecord]) -> list[str]:
