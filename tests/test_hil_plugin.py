@@ -211,7 +211,7 @@ def test_slow_baud_is_warned_and_the_relay_serves_the_emulator_process(pytester)
                                            timeout=HANG_S)
     result.assert_outcomes(passed=1)
     out = result.stdout.str()
-    assert "HilSpeedWarning: --hil-baud 115200: the emulated board answers at most about 25 HIL " \
+    assert "HilSpeedWarning: --hil-baud 115200: the emulated board answers at most about 26 HIL " \
            "cycles/s" in out
 
 
