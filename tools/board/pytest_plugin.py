@@ -249,6 +249,7 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
     """The HIL device: ``board`` stimulated by ``plant``; refused (test error naming every
     difference) when the board's configuration does not fit the scenario."""
     from ...hal.serial_device import open_url as open_board
+    from ...hal.errors import HalError
     from ..errors import DeviceProblem
     from .hil_check import BoardMismatch
     from .hil_device import HilDevice
@@ -263,12 +264,19 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
         relay = PtyRelay(board.url, tmp_path / "relay-link")
         url = relay.url
     request.node.stash[_RELAY] = relay
+    problem = ""
     try:
         serial_board = open_board(url, clock=plant.clock)
+    except HalError as exc:  # not answering, no such port, a board that describes itself badly
+        problem = f"{board.url}: {exc}"
     except BaseException:
         if relay is not None:
             relay.stop()
         raise
+    if problem:
+        if relay is not None:
+            relay.stop()
+        pytest.fail(problem, pytrace=False)
     try:
         device = HilDevice(serial_board, plant)
     except (BoardMismatch, DeviceProblem) as exc:  # another station's board; HIL not allowed
