@@ -206,3 +206,20 @@ def test_wait_for_sees_events_and_packets_as_they_come(on_sim):
     assert hk.t == 3.0 and on_sim.now == 3.0 and hk.data.cycle == 30
     with pytest.raises(HilTimeout, match="no thing within 2 s"):
         on_sim.wait_for(lambda x: False, within_s=2, what="no thing")
+
+
+def test_send_and_assert_command_through_service_1(on_board):
+    from hullwatch.firmware.telemetry import SetFdirMode, ValveCommand
+    from hullwatch.firmware.types import FdirMode
+
+    on_board.run_for(1)
+    i = on_board.device.layout.valve_index("dm-om")
+    done = on_board.send_and_assert_command(ValveCommand(i, False), within_s=30)
+    assert [v.subtype for v in done.reports] == [1, 3, 7] and done.completed
+    assert done.reports[0].t <= done.final.t == on_board.now
+    assert on_board.device.plant.truth().valve_position["dm-om"] < 0.1
+    bad = on_board.send_and_assert_command(ValveCommand(99, False), error="BAD_ARGUMENT", stage="acceptance")
+    assert not bad.receipt and [v.subtype for v in bad.reports] == [2]
+    on_board.send_and_assert_command(SetFdirMode(FdirMode.PASSIVE))
+    with pytest.raises(AssertionError, match="expected failure BAD_ARGUMENT"):
+        on_board.send_and_assert_command(ValveCommand(i, True), within_s=30, error="BAD_ARGUMENT")

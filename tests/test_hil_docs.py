@@ -93,6 +93,17 @@ def test_guard_history_and_report_figures():
     assert default_params().executive.housekeeping_period_s == 1.0
 
 
+def test_command_figures():
+    import inspect
+
+    from hullwatch.tools.board import hil_commands
+
+    assert hil_commands.TERMINAL_SUBTYPES == {2, 4, 7, 8}
+    assert "final service 1 report (1/2, 1/4, 1/7 or 1/8)" in FLAT
+    assert inspect.signature(hil_flight.FlightUnderTest.send_and_assert_command).parameters["within_s"].default == 10.0
+    assert "`flight.send_and_assert_command(tc, within_s=10," in FLAT
+
+
 def test_link_figures():
     assert serial_device.LINK_LOST_AFTER == 3 and "after 3 failed cycles" in FLAT
     assert serial_device.RECONNECT_INTERVAL_S == 0.5 and "retries every 0.5 s of its clock" in FLAT
@@ -131,7 +142,7 @@ def test_example_suite_table():
 CHECKED = {
     "0.1": "cycle period", "31": "channels", "6": "valves", "24": "ADC bits",
     "1.1": "protocol", "1.0": "protocol; 1.0 board", "1": "1 s housekeeping", "2": "exit status 2; 2 s grace",
-    "7": "prk-slow modules", "444": "HIL_STEP reply", "26": "cycles/s", "2.6": "x real time",
+    "8": "1/8", "7": "prk-slow modules; 1/7", "444": "HIL_STEP reply", "26": "cycles/s", "2.6": "x real time",
     "23": "minutes at 115200", "1.2": "protocol", "8": "differences", "10": "prk volume", "726": "usos board", "716": "usos prk",
     "4": "exit status 4", "0.0": "first cycle", "1.9": "last cycle before 2", "2.0": "run_for(2)",
     "600": "within_s", "600.0": "deadline", "12": "events shown", "300": "wall budget; leak start",

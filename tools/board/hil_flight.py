@@ -278,6 +278,15 @@ class FlightUnderTest:
 
         return self._wait(within_s, watch, "no telemetry report matched").data
 
+    def send_and_assert_command(self, command: Any, within_s: float = 10.0, *, error: Any = None,
+                                stage: str | None = None) -> Any:
+        """Send ``command`` through the telecommand path and run until its final service 1 report;
+        assert it completed (or, with ``error``, failed with that code, at ``stage`` if given).
+        Returns a CommandOutcome (see hullwatch.tools.board.hil_commands)."""
+        from .hil_commands import send_and_assert_command  # the commands module imports this one
+
+        return send_and_assert_command(self, command, within_s, error=error, stage=stage)
+
     def wait_for(self, predicate: Callable[[Any], bool], within_s: float,
                  what: str = "no match") -> Any:
         """Run until ``predicate(item)`` is true for a new item of the history: each
