@@ -21,7 +21,8 @@ def test_in_process_telecommand_is_verified_through_the_board(flight):
     assert good
     report = flight.await_telemetry(ended(good), within_s=30.0)
     assert report.stage == VerificationStage.COMPLETION_SUCCESS
-    assert flight.software.frame.valve_fb[4] < 0.1
+    # The loop stops at the cycle of the 1/7 report: the feedback has just reached the command.
+    assert flight.software.frame.valve_fb[4] <= 0.1
 
 
 def test_stored_sequence_runs_hardware_in_the_loop(board, capsys, tmp_path):

@@ -15,7 +15,7 @@ Each cycle of the flight loop (``read``):
    move with their own actuation time and faults.
 
 ``command_valve`` goes to the board only. The layout the flight software sees is the board's
-(its configuration); every board channel and valve must exist in the scenario (same ids).
+(its configuration), which must fit the scenario's station exactly (hil_check.check_board).
 
 A lost link is handled by the serial device (STALE samples, LINK_LOST, reconnect); on restore the
 board is put back in HIL mode. The plant keeps running throughout, as a station would.
@@ -41,6 +41,7 @@ from ...hal.serial_device import SerialBoardDevice
 from ...hal import wire
 from ...hal.wire import NakCode, ReadValves, ValveCommand
 from ..errors import DeviceProblem, InputError
+from .hil_check import check_board
 
 _NAN = math.nan
 _OK = int(SampleStatus.OK)
@@ -74,15 +75,10 @@ class HilDevice(Device):
         for kind, channels in enumerate((pl.pressure, pl.temperature, pl.flow)):
             for j, c in enumerate(channels):
                 plant_ids[c.id] = (kind, j)
-        missing = [cid for cid in board.channel_ids if cid not in plant_ids]
+        # The board must carry this station's configuration: every module, volume, channel,
+        # valve and kind (BoardMismatch, exit status 2, names each difference).
+        check_board(board.layout, pl, board_name=repr(board.info.name), scenario_name=plant.scenario.name)
         plant_valves = {v.id: i for i, v in enumerate(pl.valves)}
-        missing += [v.id for v in board.layout.valves if v.id not in plant_valves]
-        if missing:
-            raise DeviceProblem(
-                f"board {board.info.name!r} has channels/valves the scenario {plant.scenario.name!r} "
-                f"does not: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}; flash the "
-                f"board with a configuration for this station (hullwatch board --scenario NAME makes "
-                "an emulated one)")
         # Board channel b <- plant (kind, j); board valve i -> plant valve index.
         self._sources = [plant_ids[cid] for cid in board.channel_ids]
         # Board channel b <- plant channel _board_order[b] in the plant's flat order (pressure,
@@ -207,7 +203,8 @@ def open_hil_device(url: str, *, scenario: Any, seed: int | None = None, **board
     Raises:
         DeviceOpenError/LinkError (hal): the board cannot be opened or does not answer.
         ScenarioError: bad scenario.
-        DeviceProblem: the board's configuration does not match the scenario, or forbids HIL.
+        BoardMismatch (an InputError): the board's configuration does not fit the scenario.
+        DeviceProblem: the board's configuration forbids HIL.
     """
     from ...hal.serial_device import open_url as open_board
     from ...sim.device import open_url as open_sim
