@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "replay": "hullwatch.tools.cmd_replay",
     "rerun": "hullwatch.tools.cmd_rerun",
     "plot": "hullwatch.tools.cmd_plot",
+    "monitor": "hullwatch.tools.cmd_monitor",
     "board": "hullwatch.tools.cmd_board",
     "board-info": "hullwatch.tools.cmd_board_info",
     "flash": "hullwatch.tools.cmd_flash",
