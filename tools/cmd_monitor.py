@@ -62,7 +62,11 @@ def handler(args: argparse.Namespace) -> int:
         skips = SkipReporter(args.capture)
     monitor = open_monitor(args.http or DEFAULT_HTTP, tm=args.tm, capture=args.capture, follow=args.follow,
                            on_skip=skips)
-    what = args.tm or args.capture + (" (following)" if args.follow else "")
+    if args.tm:
+        host, port = monitor.source.address  # type: ignore[union-attr] - a UDP source: the bound address
+        what = f"udp://{host}:{port}"
+    else:
+        what = args.capture + (" (following)" if args.follow else "")
     print(f"hullwatch monitor: {monitor.url} showing {what}; Ctrl-C to stop", flush=True)
     try:
         wait_for_interrupt()

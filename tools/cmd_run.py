@@ -18,6 +18,7 @@ examples:
   hullwatch run --mode passive                  detect and report only, command no valve
   hullwatch run --fdir my-params.toml           another FDIR parameter table (see docs/fdir.md)
   hullwatch run --realtime --tm udp://127.0.0.1:10025   real time, telemetry to a ground system
+  hullwatch run --realtime --monitor            real time, with the live page at http://127.0.0.1:8025/
   hullwatch run --device serial:///dev/ttyACM0 --scenario soyuz-ms09   hardware in the loop
 
 The capture defaults to <scenario>-seed<N>.tm in the current directory. Exit status: 0 when the
@@ -76,6 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pace.add_argument("--speed", type=float, metavar="N", default=None,
                       help="run on a wall clock N times faster than real time")
     p.add_argument("--tm", metavar="udp://HOST:PORT", default=None, help="also send telemetry over UDP")
+    p.add_argument("--monitor", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8025", default=None,
+                   help="serve the live monitor page beside the run (default 127.0.0.1:8025; it stays "
+                   "up after the run until Ctrl-C); see hullwatch monitor")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
     p.set_defaults(func=handler)
@@ -98,6 +102,7 @@ def handler(args: argparse.Namespace) -> int:
         if scenario is None and not target:
             scenario = "soyuz-ms09"
     device = _open_device(device_url, scenario, args.seed, is_sim)
+    monitor = None
     try:
         name = getattr(getattr(device, "scenario", None), "name", None) or device.info.name
         seed = getattr(device, "seed", None)
@@ -115,6 +120,12 @@ def handler(args: argparse.Namespace) -> int:
             out.write(f"hullwatch run: {name}{seed_text} on {device.info.kind}://{device.info.name}"
                       f"{span}{pace}, FDIR {args.mode}\n")
             out.flush()
+        if args.monitor is not None:
+            from .monitor import open_monitor
+
+            monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}")
+            out.write(f"monitor: {monitor.url}\n")
+            out.flush()
         timeline = Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose) if not args.quiet else None
         progress = _progress_bar(duration) if not args.quiet and sys.stderr.isatty() else None
         try:
@@ -123,6 +134,7 @@ def handler(args: argparse.Namespace) -> int:
                 capture=capture, tm_url=args.tm,
                 clock="wall" if (args.realtime or args.speed) else None,
                 speed=args.speed if args.speed else (1.0 if args.realtime else None),
+                sinks=[monitor.feed] if monitor is not None else None,
                 on_event=timeline.event if timeline else None,
                 on_progress=progress.update if progress else None)
         finally:
@@ -140,8 +152,16 @@ def handler(args: argparse.Namespace) -> int:
                       f"in {result.wall_s:.1f} s wall, {result.speedup:.0f}x real time)\n")
             if args.plot:
                 out.write(f"plot: {args.plot}\n")
+        if monitor is not None:
+            from .cmd_monitor import wait_for_interrupt
+
+            out.write(f"run finished; the monitor stays up at {monitor.url} until Ctrl-C\n")
+            out.flush()
+            wait_for_interrupt()
         return EXIT_VERDICT if result.correct is False else EXIT_OK
     finally:
+        if monitor is not None:
+            monitor.close()
         device.close()
 
 

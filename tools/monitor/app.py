@@ -56,12 +56,14 @@ def open_monitor(http: str = DEFAULT_HTTP, *, tm: str | None = None, capture: st
         raise ValueError("open_monitor: give exactly one of tm, capture or feed")
     host, port = parse_hostport(http)
     udp = parse_udp_url(tm) if tm else None
-    name = source_name or tm or (f"{capture} (following)" if capture and follow else capture) or "this run"
+    name = source_name or (f"{capture} (following)" if capture and follow else capture) or "this run"
     state = MonitorState(name)
     source: UdpSource | CaptureSource | None = None
     sink: FeedSink | None = None
     if udp is not None:
         source = UdpSource(state, *udp)  # bind first: a taken port fails before the page is up
+        host, port = source.address
+        state.source = source_name or f"udp://{host}:{port}"
     server = MonitorServer(state, host, port)
     try:
         server.start()

@@ -46,9 +46,11 @@ def parse_unknown_event(subtype: int, body: bytes) -> RawEvent:
 
 
 def iso_utc(utc: float) -> str:
-    """``2018-08-29T20:06:09.500Z`` (milliseconds)."""
-    t = _dt.datetime.fromtimestamp(utc, _dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    """``2018-08-29T20:06:09.500Z``, to the nearest millisecond (CUC time truncates to 1/65536 s,
+    so 0.1 s arrives as 0.09999 s)."""
+    seconds, ms = divmod(round(utc * 1000.0), 1000)
+    t = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms:03d}Z"
 
 
 def mission_text(seconds: float) -> str:

@@ -17,8 +17,8 @@ Routes (all GET):
   "series": {...}}``) carrying the panels, the new events and the new plot rows thinned to the
   client's window.
 
-A slow client is not waited for: while its unsent data exceeds :data:`MAX_BACKLOG` bytes it gets
-no new update (the next one carries everything since), so the server never falls behind.
+A slow client is not waited for: while its last update is still being sent it gets no new one
+(the next one carries everything since), so the server never falls behind.
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ DEFAULT_HTTP = "127.0.0.1:8025"
 
 #: most points a plot gets per series over its window
 DEFAULT_POINTS = 1500
-
-#: a client with more unsent bytes than this is skipped until it catches up
-MAX_BACKLOG = 4 << 20
 
 #: wall seconds between updates when nothing new arrived (packets/s and ages still move)
 HEARTBEAT_S = 2.0
@@ -150,6 +147,7 @@ class _Live(tornado.websocket.WebSocketHandler):
         self.hint = 0
         self.ready = False
         self.generation = -1
+        self.sending: Any = None  #: the Future of the last update written
 
     def open(self, *args: str) -> None:
         self.monitor.clients.add(self)
@@ -178,10 +176,9 @@ class _Live(tornado.websocket.WebSocketHandler):
         self.write_message(orjson.dumps({"type": "series", "window_s": self.window_s, "series": series}),
                            binary=False)
 
-    def backlog(self) -> int:
-        conn = self.ws_connection
-        stream = getattr(conn, "stream", None) if conn is not None else None
-        return stream._write_buffer_size if stream is not None else 0  # noqa: SLF001 - tornado has no public gauge
+    def busy(self) -> bool:
+        """Whether the last update has not yet been handed to the network (a slow page)."""
+        return self.sending is not None and not self.sending.done()
 
 
 class MonitorServer:
@@ -300,7 +297,7 @@ class MonitorServer:
             if client.generation != generation:
                 client.send_series()  # a new station or a new run: start the plots afresh
                 continue
-            if client.backlog() > MAX_BACKLOG:
+            if client.busy():
                 self.updates_skipped += 1
                 continue
             window = client.window_s if client.window_s is not None else 86400.0
@@ -312,7 +309,7 @@ class MonitorServer:
                 client.stat_after = series["stats"][-1]["utc_s"]
             message = orjson.dumps({"type": "update", "state": panels, "events": events, "series": series})
             try:
-                client.write_message(message)
+                client.sending = client.write_message(message)
                 self.updates_sent += 1
             except tornado.websocket.WebSocketClosedError:
                 self.clients.discard(client)
