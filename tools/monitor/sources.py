@@ -11,6 +11,7 @@ import collections
 import os
 import selectors
 import socket
+import sys
 import threading
 import time
 from typing import Callable
@@ -20,9 +21,13 @@ from ...firmware.telemetry import Skip, iter_raw_packets
 from ..errors import InputError
 from .state import MonitorState
 
-#: receive buffer asked of the kernel for the UDP socket (the kernel may grant less; Linux caps
-#: it at net.core.rmem_max): bursts of a fast replay wait there while the monitor is busy
-UDP_RCVBUF = 8 << 20
+#: receive buffer asked of the kernel for the UDP socket: bursts of a fast replay wait there while
+#: the monitor is busy or not scheduled (on a loaded machine a process can wait 100 ms and more
+#: for a core). Linux caps SO_RCVBUF at net.core.rmem_max; a process allowed to (CAP_NET_ADMIN)
+#: asks with SO_RCVBUFFORCE, which is not capped. The kernel doubles the figure for its overhead.
+UDP_RCVBUF = 32 << 20
+
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
 
 #: seconds between looks at a followed capture
 FOLLOW_POLL_S = 0.2
@@ -81,7 +86,7 @@ class UdpSource(_Thread):
         try:
             family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][0]
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self._size_buffer(rcvbuf)
             self.sock.bind((host, port))
         except OSError as exc:
             raise InputError(f"--tm udp://{host}:{port}: cannot receive there: {exc.strerror or exc}") from exc
@@ -89,6 +94,15 @@ class UdpSource(_Thread):
         self.address = self.sock.getsockname()[:2]
         self.rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self._wake_r, self._wake_w = socket.socketpair()
+
+    def _size_buffer(self, rcvbuf: int) -> None:
+        if _SO_RCVBUFFORCE is not None:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, rcvbuf)
+                return
+            except OSError:
+                pass  # not privileged: the capped size below
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
 
     def _wake(self) -> None:
         try:
