@@ -173,7 +173,8 @@ function drawPanels(state) {
       const bad = s.health !== "OK", odd = s.sample_status && s.sample_status !== "OK";
       const unit = s.kind === "pressure" ? " Pa" : s.kind === "temperature" ? " K" : " kg/s";
       const digits = s.kind === "flow" ? 5 : s.kind === "temperature" ? 2 : 1;
-      let text = `${s.id.slice(module.length + 1)} ${s.value === null ? "-" : fmt(s.value, digits) + unit}`;
+      const short = s.id.startsWith(module + ".") ? s.id.slice(module.length + 1) : s.id;
+      let text = `${short} ${s.value === null ? "-" : fmt(s.value, digits) + unit}`;
       if (odd) text += ` ${s.sample_status}`;
       if (bad) text += ` ${s.health}` + (s.bias_pa === null ? "" : ` (bias ${fmt(s.bias_pa, 1)} Pa)`);
       tr.appendChild(el("td", { class: bad ? "sensor bad" : odd ? "sensor warn" : "sensor", "data-sensor": s.id,
