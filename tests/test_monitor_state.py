@@ -122,7 +122,7 @@ def test_events_named_from_the_dictionary_with_mission_and_utc_times() -> None:
     assert e["values"]["hole_diameter_m"] == pytest.approx(0.0014)
     assert "soyuz-om" in e["text"] and "1.4 mm" in e["text"] and "2.86 h" in e["text"]
     sensors = {s["id"]: s for s in state.snapshot()["sensors"]}
-    assert sensors["zarya.p2"]["health"] == "FAILED_STUCK" and sensors["zarya.p2"]["bias_pa"] == pytest.approx(42.5)
+    assert sensors["zarya.p2"]["health"] == "FAILED_STUCK" and sensors["zarya.p2"]["bias"] == pytest.approx(42.5)
     assert sensors["zarya.p1"]["health"] == "OK"
 
 
@@ -215,3 +215,25 @@ def test_mission_text() -> None:
     assert mission_text(415.1) == "T+0:06:55.1"
     assert mission_text(-3.0) == "T-0:00:03.0"
     assert mission_text(86400 + 61) == "T+24:01:01.0"
+
+
+def test_segment_subjects_and_unobservable_events() -> None:
+    state, send = fed()
+    state.ingest(send(hk([0] * 5, [True] * 4), 1.0))
+    # seg:0x3 is soyuz-dm and soyuz-om (bits 0 and 1 of the layout's modules)
+    state.ingest(send(Event(EventId.SEGMENT_CUT_OFF, "seg:0x3", (2.0, 10.0, 0.0), Severity.MEDIUM), 2.0))
+    state.ingest(send(Event(EventId.MODULE_UNOBSERVABLE, "rassvet", (3.0, 100100.0, 0.0), Severity.MEDIUM), 3.0))
+    events = state.snapshot()["events"]
+    assert events[0]["modules"] == ["soyuz-dm", "soyuz-om"]
+    assert events[0]["text"].startswith("SEGMENT CUT OFF soyuz-dm+soyuz-om")
+    assert {m["name"]: m["marks"] for m in state.snapshot()["modules"]}["rassvet"] == ["unobservable"]
+    state.ingest(send(Event(EventId.MODULE_OBSERVABLE, "rassvet", (2.0, 100100.0, 30.0), Severity.INFO), 4.0))
+    assert {m["name"]: m["marks"] for m in state.snapshot()["modules"]}["rassvet"] == []
+
+
+def test_event_id_without_a_dictionary_entry_keeps_its_name() -> None:
+    state, _ = fed()
+    state.ingest(_event_packet(int(EventId.ESTIMATE_UPDATED), 1, 5.0, 0))
+    (e,) = state.snapshot()["events"]
+    assert e["name"] == "ESTIMATE_UPDATED" and e["severity"] == "INFO"
+    assert e["values"].get("value1", e["values"].get("leak_rate_kg_s")) is not None

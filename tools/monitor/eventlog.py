@@ -86,8 +86,9 @@ def format_value(name: str, unit: str, value: float) -> str:
     return f"{value:.4g}"
 
 
-def describe(ev: RawEvent) -> dict[str, Any]:
-    """Name, severity, named values and one line of text for ``ev`` (no times)."""
+def describe(ev: RawEvent, modules: list[str] | None = None) -> dict[str, Any]:
+    """Name, severity, named values and one line of text for ``ev`` (no times). ``modules``: the
+    modules a segment subject (``station``, ``seg:0x6``) stands for, written out in the text."""
     try:
         eid: EventId | None = EventId(ev.event_id)
     except ValueError:
@@ -103,17 +104,18 @@ def describe(ev: RawEvent) -> dict[str, Any]:
                 continue
             values[vdef.name] = value
             parts.append(f"{_label(vdef.name)} {format_value(vdef.name, vdef.unit, value)}")
-    else:
-        name = f"EVENT_{ev.event_id}"
+    else:  # an id without a dictionary entry: its name if this build knows it, values by position
+        name = eid.name if eid is not None else f"EVENT_{ev.event_id}"
         for i, value in enumerate(ev.values, 1):
             values[f"value{i}"] = value
             parts.append(f"value{i} {value:.6g}")
     head = name.replace("_", " ")
-    text = f"{head} {ev.subject}" if ev.subject else head
+    subject = "+".join(modules) if modules and ev.subject not in modules else ev.subject
+    text = f"{head} {subject}" if subject else head
     if parts:
         text += ": " + ", ".join(parts)
     return {"id": ev.event_id, "name": name, "severity": severity, "subject": ev.subject,
-            "values": values, "text": text, "known": definition is not None}
+            "modules": modules or [], "values": values, "text": text, "known": definition is not None}
 
 
 class EventLog:
@@ -125,8 +127,9 @@ class EventLog:
         self.count = 0  #: events ever added; the next one gets this ``seq``
         self.by_severity: dict[str, int] = {}
 
-    def add(self, ev: RawEvent, utc: float, epoch_utc: float | None) -> dict[str, Any]:
-        record = describe(ev)
+    def add(self, ev: RawEvent, utc: float, epoch_utc: float | None,
+            modules: list[str] | None = None) -> dict[str, Any]:
+        record = describe(ev, modules)
         record.update({
             "seq": self.count,
             "utc": iso_utc(utc),

@@ -33,6 +33,7 @@ from ...firmware.telemetry import (
     fast_decode,
     layout_from_json,
 )
+from ...firmware.fdir.topology import segment_modules
 from ...hal.interfaces import Layout, SampleStatus
 from .eventlog import EventLog, RawEvent, iso_utc, mission_text, parse_unknown_event
 from .link import LinkHealth
@@ -175,7 +176,8 @@ class MonitorState:
             self.series.append(utc, [[getattr(m, q) for m in hk.modules] for q, _ in QUANTITIES])
 
     def _event(self, ev: RawEvent, utc: float) -> None:
-        record = self.events.add(ev, utc, self.epoch_utc)
+        modules = segment_modules(ev.subject, [m.name for m in self.layout.modules]) if self.layout else None
+        record = self.events.add(ev, utc, self.epoch_utc, modules)
         values = record["values"]
         name = record["name"]
         if "test_statistic" in values:
@@ -183,14 +185,15 @@ class MonitorState:
             if len(self.stats) > STAT_POINTS:
                 del self.stats[: len(self.stats) - STAT_POINTS]
         if name == "SENSOR_FAILED":
-            self.sensor_health[ev.subject] = {"health": _enum_name(SensorHealth, int(values["health_code"])),
-                                              "bias_pa": values.get("bias_pa"), "since": record["utc"]}
+            bias = values.get("bias", values.get("bias_pa"))  # SI unit of the sensor (Pa, K)
+            self.sensor_health[ev.subject] = {"health": _enum_name(SensorHealth, int(values.get("health_code", 0))),
+                                              "bias": bias, "since": record["utc"]}
         elif name == "SENSOR_RECOVERED":
             self.sensor_health.pop(ev.subject, None)
-        elif "UNOBSERVABLE" in name:
-            self.unobservable.add(ev.subject)
-        elif "OBSERVABLE" in name:  # its counterpart, once the module can be seen again
-            self.unobservable.discard(ev.subject)
+        elif name == "MODULE_UNOBSERVABLE":
+            self.unobservable.update(modules or [ev.subject])
+        elif name == "MODULE_OBSERVABLE":
+            self.unobservable.difference_update(modules or [ev.subject])
         if name in ("LEAK_CONFIRMED", "LEAK_SUSPECTED", "LEAK_LOCATED", "SEGMENT_SEALED", "LEAK_CLEARED"):
             self.leak[name.lower()] = {"subject": ev.subject, "utc": record["utc"], **values}
 
@@ -318,7 +321,7 @@ class MonitorState:
                     "value": values[i] if values is not None and i < len(values) else None,
                     "sample_status": _enum_name(SampleStatus, status[i]) if status is not None and i < len(status) else None,
                     "health": health["health"] if health else "OK",
-                    "bias_pa": health["bias_pa"] if health else None,
+                    "bias": health["bias"] if health else None,
                 })
         return out
 

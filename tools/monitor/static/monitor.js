@@ -176,7 +176,7 @@ function drawPanels(state) {
       const short = s.id.startsWith(module + ".") ? s.id.slice(module.length + 1) : s.id;
       let text = `${short} ${s.value === null ? "-" : fmt(s.value, digits) + unit}`;
       if (odd) text += ` ${s.sample_status}`;
-      if (bad) text += ` ${s.health}` + (s.bias_pa === null ? "" : ` (bias ${fmt(s.bias_pa, 1)} Pa)`);
+      if (bad) text += ` ${s.health}` + (s.bias === null ? "" : ` (bias ${fmt(s.bias, digits)}${unit})`);
       tr.appendChild(el("td", { class: bad ? "sensor bad" : odd ? "sensor warn" : "sensor", "data-sensor": s.id,
                                 "data-health": s.health }, text));
     }
