@@ -110,7 +110,8 @@ def describe(ev: RawEvent, modules: list[str] | None = None) -> dict[str, Any]:
             values[f"value{i}"] = value
             parts.append(f"value{i} {value:.6g}")
     head = name.replace("_", " ")
-    subject = "+".join(modules) if modules and ev.subject not in modules else ev.subject
+    # "seg:0x6" is written out as its modules; "station" (every module) stays as it is
+    subject = "+".join(modules) if modules and ev.subject.startswith("seg:") else ev.subject
     text = f"{head} {subject}" if subject else head
     if parts:
         text += ": " + ", ".join(parts)
