@@ -14,15 +14,25 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import tornado.websocket
 
 from hullwatch.firmware.telemetry import iter_capture, iter_raw_packets
 from hullwatch.tools.monitor import open_monitor
-from hullwatch.tools.monitor.sources import wait_for
 
 HULLWATCH = [sys.executable, "-m", "hullwatch.tools"]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; whether it held."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
 
 
 def get(url: str) -> tuple[int, str, bytes]:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 from typing import Any
 
-from .cli_common import SkipReporter, check_capture_path
+from .cli_common import SkipReporter, check_capture_path, wait_for_interrupt
 from .errors import EXIT_DAMAGED, EXIT_OK, InputError
 
 EXAMPLES = """\
@@ -50,6 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred on purpose: the web server and its assets load only for this verb, not for --help
     from .monitor import DEFAULT_HTTP, open_monitor
 
     if (args.capture is None) == (args.tm is None):
@@ -75,22 +73,3 @@ def handler(args: argparse.Namespace) -> int:
     if skips is not None and skips.finish():
         return EXIT_DAMAGED
     return EXIT_OK
-
-
-def wait_for_interrupt() -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM; either returns normally."""
-    stop = threading.Event()
-    previous = {}
-
-    def _stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, _stop)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-    print("hullwatch monitor: stopped", file=sys.stderr)

@@ -7,6 +7,7 @@ import re
 import sys
 
 from ..firmware.types import FdirMode
+from .cli_common import wait_for_interrupt
 from .errors import EXIT_OK, EXIT_VERDICT, InputError
 
 EXAMPLES = """\
@@ -121,7 +122,7 @@ def handler(args: argparse.Namespace) -> int:
                       f"{span}{pace}, FDIR {args.mode}\n")
             out.flush()
         if args.monitor is not None:
-            from .monitor import open_monitor
+            from .monitor import open_monitor  # deferred: the web server loads only when asked for
 
             monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}")
             out.write(f"monitor: {monitor.url}\n")
@@ -153,8 +154,6 @@ def handler(args: argparse.Namespace) -> int:
             if args.plot:
                 out.write(f"plot: {args.plot}\n")
         if monitor is not None:
-            from .cmd_monitor import wait_for_interrupt
-
             out.write(f"run finished; the monitor stays up at {monitor.url} until Ctrl-C\n")
             out.flush()
             wait_for_interrupt()

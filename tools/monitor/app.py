@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ...firmware.telemetry import Skip
+from ..errors import InputError
 from .server import DEFAULT_HTTP, MonitorServer, parse_hostport
 from .sources import CaptureSource, FeedSink, UdpSource, parse_udp_url
 from .state import MonitorState
@@ -50,10 +51,10 @@ def open_monitor(http: str = DEFAULT_HTTP, *, tm: str | None = None, capture: st
     exactly one of: UDP telemetry ``tm`` (``udp://HOST:PORT``), a ``capture`` file (read once,
     or followed with ``follow``), or ``feed`` (packets written to :attr:`Monitor.feed`).
 
-    Raises InputError for a bad address, or one that cannot be bound."""
+    Raises InputError for a bad address, one that cannot be bound, or not exactly one source."""
     chosen = [x for x in (tm, capture, feed or None) if x]
     if len(chosen) != 1:
-        raise ValueError("open_monitor: give exactly one of tm, capture or feed")
+        raise InputError("monitor: give exactly one source: tm (udp://HOST:PORT), a capture, or feed")
     host, port = parse_hostport(http)
     udp = parse_udp_url(tm) if tm else None
     name = source_name or (f"{capture} (following)" if capture and follow else capture) or "this run"

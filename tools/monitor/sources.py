@@ -13,7 +13,6 @@ import selectors
 import socket
 import sys
 import threading
-import time
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -256,13 +255,3 @@ class FeedSink:
         self._ready.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; whether it held."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

@@ -35,7 +35,7 @@ from ...firmware.telemetry import (
 )
 from ...firmware.fdir.topology import segment_modules
 from ...hal.interfaces import Layout, SampleStatus
-from .eventlog import EventLog, RawEvent, iso_utc, mission_text, parse_unknown_event
+from .eventlog import ALARM_SEVERITIES, EventLog, RawEvent, iso_utc, mission_text, parse_unknown_event
 from .link import LinkHealth
 from .series import QUANTITIES, SeriesStore
 from .station import OPEN_AT, diagram, module_marks, segments
@@ -251,7 +251,7 @@ class MonitorState:
             "link": self.link.to_dict(now),
             "notes": list(self.notes),
             "event_count": self.events.count,
-            "alarms": sum(1 for e in self.events if e["alarm"]),
+            "alarms": sum(self.events.by_severity.get(s, 0) for s in ALARM_SEVERITIES),
             "leak": dict(self.leak),
         }
         if hk is not None:
