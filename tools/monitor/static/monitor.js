@@ -149,7 +149,11 @@ function drawPanels(state) {
     ["last packet", age === null ? "-" : fmt(age, 1) + " s ago"],
     ["device link", l.device_link_up === undefined ? "-" : l.device_link_up ? "up" : "DOWN", l.device_link_up === false ? "bad" : ""],
     ["device link errors", l.device_link_errors === undefined ? "-" : l.device_link_errors]]);
-  badge($("alarms"), String(state.alarms), state.alarms ? "bad" : "ok");
+  const unack = state.alarms_unacknowledged === undefined ? state.alarms : state.alarms_unacknowledged;
+  badge($("alarms"), String(unack), unack ? "bad" : "ok");
+  $("alarms").title = `${state.alarms} alarms, ${unack} not acknowledged`;
+  if (unack === 0) for (const tr of $("event-table").tBodies[0].rows) if (tr.dataset.alarm === "1") tr.classList.add("acknowledged");
+  drawCommands(state);
   const vt = $("valve-table").tBodies[0];
   vt.replaceChildren();
   for (const v of state.valves) {
@@ -190,6 +194,47 @@ function drawPanels(state) {
   else if (lk.leak_confirmed) parts.push(`leak confirmed at ${lk.leak_confirmed.utc}`);
   $("leakline").textContent = parts.length ? "Leak " + parts.join("; ") : "";
   $("notes").textContent = (state.notes || []).slice(-5).join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// commands (shown when the monitor has a telecommand link)
+
+function drawCommands(state) {
+  const c = state.commanding;
+  const panel = $("commands");
+  panel.hidden = !(c && c.enabled);
+  if (panel.hidden) return;
+  $("command-to").textContent = "telecommands to " + c.to;
+  const mode = state.fdir ? state.fdir.mode : null;
+  for (const b of panel.querySelectorAll("button.mode")) b.classList.toggle("current", b.dataset.mode.toUpperCase() === mode);
+  const body = $("command-table").tBodies[0];
+  body.replaceChildren();
+  for (const a of c.actions.slice().reverse()) {
+    const tr = el("tr", { "data-outcome": a.outcome, "data-command": a.text });
+    tr.appendChild(el("td", {}, a.sent_utc));
+    tr.appendChild(el("td", {}, `${a.text} (seq ${a.seq})`));
+    const stages = el("td");
+    if (!a.stages.length) stages.textContent = a.outcome === "not sent" ? (a.error || "") : "waiting for reports";
+    a.stages.forEach((st, i) => {
+      if (i) stages.appendChild(document.createTextNode(" · "));
+      stages.appendChild(el("span", { class: st.failed ? "stage failed" : "stage" }, `${st.stage} ${st.text} (${fmt(st.rtt_s * 1000, 0)} ms)`));
+    });
+    tr.appendChild(stages);
+    tr.appendChild(el("td", { class: "outcome " + a.outcome }, a.outcome));
+    body.appendChild(tr);
+  }
+}
+
+async function sendCommand(action) {
+  $("command-error").textContent = "";
+  try {
+    const r = await fetch("api/command", { method: "POST", headers: { "Content-Type": "application/json" },
+                                           body: JSON.stringify(action) });
+    const answer = await r.json();
+    if (!r.ok) $("command-error").textContent = answer.error || `refused (${r.status})`;
+  } catch (err) {
+    $("command-error").textContent = "not sent: " + err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,6 +394,9 @@ async function start() {
     view.windowS = ev.target.value === "all" ? null : Number(ev.target.value);
     if (view.ws && view.ws.readyState === WebSocket.OPEN) view.ws.send(JSON.stringify({ window_s: view.windowS, points: POINTS }));
   });
+  $("ack-all").addEventListener("click", () => sendCommand({ command: "ack", event: 0 }));
+  for (const b of document.querySelectorAll("#commands button.mode"))
+    b.addEventListener("click", () => sendCommand({ command: "mode", mode: b.dataset.mode }));
   $("alarms-only").addEventListener("change", (ev) => {
     view.alarmsOnly = ev.target.checked;
     for (const tr of $("event-table").tBodies[0].rows) tr.hidden = view.alarmsOnly && tr.dataset.alarm !== "1";
