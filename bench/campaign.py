@@ -1,7 +1,7 @@
 """Benchmark: campaign throughput (cases/s) at 1 and 2 workers, local process pool and Dask.
 
 Each case is a real closed-loop run of ``nominal-24h`` cut to a short duration (default 600 s
-simulated), run through :func:`hullwatch.tools.campaign_exec.run_campaign` exactly as
+simulated), run through :func:`hullwatch.tools.campaign.executor.run_campaign` exactly as
 ``hullwatch campaign`` does (scenario files, JSON lines, progress). Every executor is warmed up
 first (one case per worker: process start and imports are not campaign throughput), then timed on
 ``--cases`` cases, best of ``--repeat`` runs. Target (issue 8): >= 1.8x speed-up from 1 to 2 workers with both executors.
@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hullwatch.tools.campaign_exec import CaseExecutor, DaskPool, LocalPool, read_records, run_campaign
-from hullwatch.tools.campaign_spec import Spec, spec_from_dict
+from hullwatch.tools.campaign.executor import CaseExecutor, DaskPool, LocalPool, read_records, run_campaign
+from hullwatch.tools.campaign.spec import Spec, spec_from_dict
 
 TARGET_SPEEDUP = 1.8
 

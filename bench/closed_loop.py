@@ -32,7 +32,7 @@ from hullwatch.firmware.fdir.params import default_params, params_from_dict
 from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.firmware.telemetry.sinks import CaptureSink
 from hullwatch.sim.scenario import preset_dict, scenario_from_dict
-from hullwatch.tools.runner import PacedClock, run_scenario
+from hullwatch.tools.closed_loop.runner import PacedClock, run_scenario
 
 GAMMA, R_AIR = 1.4, 287.05
 

@@ -33,7 +33,7 @@ from hullwatch.hal.board_link import BoardLink
 from hullwatch.hal.config_image import ChannelConfig, ModuleConfig, ValveConfig, encode_image
 from hullwatch.hal.interfaces import ChannelKind, ValveKind
 from hullwatch.sim.board_flash import default_factory_config
-from hullwatch.tools import flashing
+from hullwatch.tools.board import flashing
 
 TARGET_EFFICIENCY = 0.85
 TARGET_WIRE_S = 0.45

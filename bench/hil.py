@@ -25,7 +25,7 @@ from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.hal import wire
 from hullwatch.hal.board_link import BoardLink
 from hullwatch.sim.device import open_url as open_sim
-from hullwatch.tools.hil_device import open_hil_device, start_emulator
+from hullwatch.tools.board.hil_device import open_hil_device, start_emulator
 
 TARGET_CYCLES_PER_S = 1_000
 

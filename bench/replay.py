@@ -49,7 +49,7 @@ TARGET_MEMORY_MB = 200.0
 
 def record_block(path: str, seconds: float) -> None:
     """A real closed-loop capture of soyuz-ms09 (seed 7): the leak, its detection and isolation."""
-    from hullwatch.tools.runner import run_scenario
+    from hullwatch.tools.closed_loop.runner import run_scenario
 
     run_scenario("sim://soyuz-ms09?seed=7", until=seconds, capture=path)
 
@@ -152,7 +152,7 @@ def job_export2(path: str) -> dict:
 
 
 def job_plot(path: str) -> dict:
-    from hullwatch.tools.capture_plot import plot_capture
+    from hullwatch.tools.captures.plot import plot_capture
 
     png = path + ".png"
     t0 = time.perf_counter()
@@ -164,7 +164,7 @@ def job_plot(path: str) -> dict:
 
 
 def job_replay(path: str) -> dict:
-    from hullwatch.tools.replayer import open_sink, replay_capture
+    from hullwatch.tools.captures.replay import open_sink, replay_capture
 
     # a socket that is never read: datagrams to it are dropped by the kernel once its buffer is
     # full, which is what a busy ground station does too; the sender is what is measured
@@ -180,7 +180,7 @@ def job_replay(path: str) -> dict:
 
 
 def job_rerun(path: str) -> dict:
-    from hullwatch.tools.rerun import rerun_capture
+    from hullwatch.tools.captures.rerun import rerun_capture
 
     t0 = time.perf_counter()
     report = rerun_capture(path)

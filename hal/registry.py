@@ -21,7 +21,7 @@ from .interfaces import Device
 #: scheme -> "module:callable"
 BACKENDS: dict[str, str] = {
     "sim": "hullwatch.sim.device:open_url",
-    "replay": "hullwatch.tools.replay_device:open_url",
+    "replay": "hullwatch.tools.captures.replay_device:open_url",
     "serial": "hullwatch.hal.serial_device:open_url",
 }
 

@@ -203,7 +203,7 @@ def test_protocol_1_0_board_refuses_the_valve_block(config):
 @pytest.mark.parametrize("protocol, stimulated", [("1.1", True), ("1.0", False)])
 def test_hil_device_sends_valve_feedback_only_to_a_board_that_knows_it(protocol, stimulated):
     from hullwatch.sim.urlhandler import protocol_emuboard
-    from hullwatch.tools.hil_device import open_hil_device
+    from hullwatch.tools.board.hil_device import open_hil_device
 
     name = f"valve-stim-{protocol}"
     try:

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from hullwatch.sim.scenario import scenario_from_dict
-from hullwatch.tools import campaign_case, campaign_report
-from hullwatch.tools.campaign_exec import (CampaignError, DaskPool, LocalPool, Progress, execute_case,
+from hullwatch.tools.campaign import case as campaign_case
+from hullwatch.tools.campaign import report as campaign_report
+from hullwatch.tools.campaign.executor import (CampaignError, DaskPool, LocalPool, Progress, execute_case,
                                            read_records, run_campaign)
-from hullwatch.tools.campaign_spec import SpecError, draw_case, iter_cases, load_spec, spec_from_text
+from hullwatch.tools.campaign.spec import SpecError, draw_case, iter_cases, load_spec, spec_from_text
 
 STATION = """\
 name = "tiny"

@@ -60,8 +60,8 @@ def test_campaign_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_a_real_case_is_deterministic_and_measured_against_the_truth() -> None:
-    from hullwatch.tools.campaign_case import run_case
-    from hullwatch.tools.campaign_spec import draw_case, load_spec
+    from hullwatch.tools.campaign.case import run_case
+    from hullwatch.tools.campaign.spec import draw_case, load_spec
 
     spec = load_spec("smoke")
     case = dict(draw_case(spec, spec.groups[0], 0), duration_s=400.0)

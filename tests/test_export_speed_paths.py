@@ -1,4 +1,4 @@
-"""``hullwatch decode --format csv`` in bulk (tools/decode_csv.py) writes the same bytes as the
+"""``hullwatch decode --format csv`` in bulk (tools/captures/csv_export.py) writes the same bytes as the
 row-by-row path (decode_format's RowBuilder and the csv module): compared through the real CLI on
 clean and damaged captures, with every filter, in one process and in several."""
 
@@ -16,9 +16,10 @@ from hullwatch.firmware.telemetry import CaptureSink, TelemetryEmitter, encode
 from hullwatch.firmware.telemetry import packets as P
 from hullwatch.firmware.telemetry.fastcodec import build_tm
 from hullwatch.firmware.types import EventId, Severity
-from hullwatch.tools import cmd_decode, decode_csv
+from hullwatch.tools.cli import decode as cmd_decode
+from hullwatch.tools.captures import csv_export as decode_csv
 from hullwatch.tools.cli import main
-from hullwatch.tools.decode_format import RowBuilder, Selector, iso_utc
+from hullwatch.tools.captures.formats import RowBuilder, Selector, iso_utc
 
 from telemetry_samples import EPOCH, sample_data, soyuz_layout
 
@@ -180,7 +181,7 @@ def test_bulk_export_to_a_file_and_in_several_processes(captures, tmp_path, caps
 
 
 def _sequential_and_parallel(path, segment_size, **selector):
-    from hullwatch.tools.cmd_decode import _scan_layout
+    from hullwatch.tools.cli.decode import _scan_layout
 
     layout, counts, epoch, first = _scan_layout(str(path))
     kinds = {d.name for d in P.PACKET_DEFS} | {"unknown"}

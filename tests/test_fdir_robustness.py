@@ -129,6 +129,6 @@ def test_housekeeping_reports_healthy_modules_nominal() -> None:
 
 def test_station_wide_events_name_the_segment() -> None:
     """Whole-station events name the segment, not its first module."""
-    r = run_scenario("sim://soyuz-ms09", until=200.0)
+    r = run_scenario("sim://soyuz-ms09", until=900.0)
     confirmed = _names(r, "LEAK_CONFIRMED")
     assert confirmed and confirmed[0].subject == "station"

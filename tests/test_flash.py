@@ -27,7 +27,7 @@ from hullwatch.hal.errors import NakError
 from hullwatch.sim.board_emulator import BoardEmulator
 from hullwatch.sim.board_flash import DATA_AT, BoardFlash, FileStorage, file_size
 from hullwatch.sim.urlhandler import protocol_emuboard as emuboard
-from hullwatch.tools import flashing
+from hullwatch.tools.board import flashing
 from hullwatch.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -410,7 +410,7 @@ def test_a_board_that_stops_answering(board: tuple[str, Path], monkeypatch: pyte
 def test_cli_reports_a_dead_link(board: tuple[str, Path], capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     url, path = board
-    monkeypatch.setattr("hullwatch.tools.cmd_flash._progress_bar",
+    monkeypatch.setattr("hullwatch.tools.cli.flash._progress_bar",
                         lambda: (_die_after_first_block(url), lambda: None))
     code, out, err = run(capsys, "flash", str(EXAMPLE), "--port", url)
     assert code == 4

@@ -12,7 +12,7 @@ from hullwatch.firmware.fdir.valves import ValveMonitor
 from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.firmware.telemetry import ListSink, decode
 from hullwatch.firmware.telemetry import packets as P
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def _capture(url: str, until: float) -> list[bytes]:
@@ -86,7 +86,7 @@ def test_module_report_matches_the_per_module_queries(until):
     f.module_report(out)
     expected = []
     for m in range(f.n_modules):
-        expected += [f.sensors.pressure[m], f.sensors.temperature[m], f.inventory_mol(m),
+        expected += [f.sensors.pressure[m], f.thermo.temperature[m], f.inventory_mol(m),
                      f.segment_rate(f.slot_of_module(m)), f.module_status(m)]
     assert out == expected
     assert any(out[j + 3] != 0.0 for j in range(0, len(out), 5))  # the rates are exercised

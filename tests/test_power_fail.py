@@ -34,7 +34,7 @@ from hullwatch.sim.board_flash import (
     file_size,
 )
 from hullwatch.sim.urlhandler import protocol_emuboard as emuboard
-from hullwatch.tools import flashing
+from hullwatch.tools.board import flashing
 from hullwatch.tools.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "board.toml"

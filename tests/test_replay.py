@@ -24,7 +24,7 @@ from hullwatch.firmware.types import FdirMode
 from hullwatch.hal.clock import VirtualClock
 from hullwatch.tools.cli import main
 from hullwatch.tools.errors import InputError
-from hullwatch.tools.replayer import ReplayStats, Schedule, replay_capture, replay_records
+from hullwatch.tools.captures.replay import ReplayStats, Schedule, replay_capture, replay_records
 
 EPOCH = 1535572800.0
 

@@ -1,7 +1,7 @@
 """Acceptance: real runs of scenarios through the real closed loop (plant, sensors, FDIR, telemetry).
 
 Each test opens a sim:// device on a preset (or a variant built with scenario_from_dict), runs
-the flight software through hullwatch.tools.runner.run_scenario and asserts what FDIR decided.
+the flight software through hullwatch.tools.closed_loop.runner.run_scenario and asserts what FDIR decided.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from hullwatch import hal
 from hullwatch.sim.scenario import preset_dict, scenario_from_dict
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 LEAK_EVENTS = {"LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS", "LEAK_LOCATED", "SEGMENT_SEALED",
                "ISOLATION_STARTED"}

@@ -25,6 +25,7 @@ from .machines import LEAK_TRANSITIONS, LeakState, check
 from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .sensors import SensorStage
+from .slope import SlopeBank
 from .thermo import TemperatureStage
 from .topology import Topology, segment_label
 from .valves import ValveMonitor
@@ -85,6 +86,9 @@ class Fdir:
         #: their temperature from the segment mates' mean when the last channel was lost
         self._t_estimated: list[int] = []
         self._t_offset = [0.0] * self.n_modules
+        #: modules that may hold crew away from the oxygen generator: cut off by a seal, or on
+        #: either side of a hatch the crew moved (their segment gets the split allowance)
+        self.crew_mask = 0
         self.valves = ValveMonitor(layout, params, self.events)
         self.topology = Topology(layout, params.valves.open_threshold)
         self._bias_learning = True
@@ -96,6 +100,7 @@ class Fdir:
 
     def _install(self, params: FdirParams) -> None:
         self.params = params
+        self.thermo.set_params(params)
         self.dt = params.executive.period_s
         self.plan = WindowPlan(params)
         self.z_suspect, self.z_confirm = thresholds(params)
@@ -131,7 +136,10 @@ class Fdir:
         self.seg_blind = [False] * n  # per segment: no observable module (tests skipped)
         # Per module: least-squares bank of its two temperature channels' difference (K), so the
         # leak test can ask what the inventory would do with either channel alone.
-        self.dbanks = [self.plan.new_bank(params) for _ in range(n)]
+        # (At the thermometers' block rate: one sample per housekeeping period.)
+        blk = self.thermo.block_n
+        self.dbanks = [SlopeBank(max(2, self.plan.max_n // blk), 1.0 / (blk * self.dt), params.leak.noise_tau_s,
+                                 params.leak.noise_min_pa) for _ in range(n)]
         self._dpair: list[tuple[int, int] | None] = [None] * n
         # Raw pressure readings of the last rapid window (a ring), for the two-sensor rule.
         n_p = len(self.layout.pressure)
@@ -144,7 +152,6 @@ class Fdir:
         #: is the member itself, or for an unobservable member an observable segment mate.
         self._seg_terms: list[tuple[tuple[int, int, float], ...]] = [()] * n
         self.sensors.set_params(params)
-        self.thermo.set_params(params)
         self._seen_t_changes = -1
         self.valves.set_params(params)
         self.topology.open_threshold = params.valves.open_threshold
@@ -201,7 +208,7 @@ class Fdir:
             thermo.step(frame, t, False)
             return
         sensors.step(frame, t, link_up)
-        thermo.step(frame, t, link_up)
+        block = thermo.step(frame, t, link_up)
         if not link_up:
             return
         # Raw pressure readings of this cycle, for the rapid-depress two-sensor rule.
@@ -223,14 +230,15 @@ class Fdir:
                 self._remap(t)
         if sensors.changed != self._seen_p_changes or thermo.changed != self._seen_t_changes:
             self._sensors_changed(t)
-        if self._t_estimated:
-            self._estimate_temperatures()
-        pairs = self._dpair
-        diff = thermo.diff
-        dbanks = self.dbanks
-        for m in range(self.n_modules):
-            if pairs[m] is not None:
-                dbanks[m].push(diff[m])
+        if block:
+            if self._t_estimated:
+                self._estimate_temperatures()
+            pairs = self._dpair
+            diff = thermo.diff
+            dbanks = self.dbanks
+            for m in range(self.n_modules):
+                if pairs[m] is not None:
+                    dbanks[m].push(diff[m])
         if self.flow_module:
             fs = frame.flow_status
             fv = frame.flow
@@ -243,7 +251,21 @@ class Fdir:
             self._detect(t)
         if mode == _ACTIVE:
             self.isolator.step(t)
-        self.valves.step(frame, t)
+        valves = self.valves
+        valves.step(frame, t)
+        if valves.moved:
+            self._valves_moved()
+
+    def _valves_moved(self) -> None:
+        """Someone else moved valves: crew may now be on either side, away from the oxygen
+        generator (see :meth:`_segment_dead_band`)."""
+        for i in self.valves.moved:
+            a, b = self.topology.ends[i]
+            self.crew_mask |= 1 << a
+            if b >= 0:
+                self.crew_mask |= 1 << b
+        self.valves.moved.clear()
+        self._rebuild_terms()
 
     def _detect(self, t: float) -> None:
         # Everything the loop reads is bound to a local first: this runs every cycle for every
@@ -355,6 +377,9 @@ class Fdir:
         T = self.thermo.temperature
         scale = self.seg_scale[seg]
         pairs = self._dpair
+        n = n // self.thermo.block_n
+        if n < 2:
+            n = 2
         for mp, m, v in self._seg_terms[seg]:
             if pairs[m] is None:
                 continue
@@ -397,8 +422,11 @@ class Fdir:
         thermo = self.thermo
         P = self.sensors.pressure
         touched = 0
+        p_health = self.sensors.health
         for m in range(self.n_modules):
-            obs = n_voting[m] > 0
+            # Unobservable once every pressure sensor has *failed* (a sample or two missing, a
+            # link outage, the start-up before the first frame, only hold the last vote).
+            obs = any(p_health[c] == _SENSOR_OK for c in self._p_groups[m])
             if obs != self.observable[m]:
                 self.observable[m] = obs
                 touched |= 1 << m
@@ -472,15 +500,16 @@ class Fdir:
                 continue
             bank = self.banks[slot]
             db = self.dbanks[m]
-            n = min(bank.k, db.k, n_max)
-            if n < self._n_arbitrate_min:
+            blk = thermo.block_n
+            n = min(bank.k, db.k * blk, n_max) // blk
+            if n * blk < self._n_arbitrate_min:
                 continue
             pr = thermo.pair[m]
             if pr is None:
                 continue
             tm = T[m]
             k = self.seg_scale[s] * P[m] * self.volume[m] / (2.0 * tm * tm)
-            s_y = bank.slope(n)
+            s_y = bank.slope(n * blk)
             s_d = db.slope(n)
             bad = pr[0] if abs(s_y + k * s_d) < abs(s_y - k * s_d) else pr[1]
             thermo.fail(bad, t, _FAILED_DISAGREE, thermo.last(bad))
@@ -490,23 +519,27 @@ class Fdir:
         temperature trust (see :meth:`_segment_dead_band`)."""
         topo = self.topology
         vol = self.volume
-        split = sum(1 for mask in topo.masks if mask & ~self.sealed_mask) > 1
+        seg_vol = [sum(vol[m] for m in members) for members in topo.members]
+        main = max(range(topo.n_segments), key=lambda s: seg_vol[s]) if topo.n_segments else -1
         for s, members in enumerate(topo.members):
             obs = [m for m in members if self.observable[m]]
             self.seg_blind[s] = not obs
             rep = max(obs, key=lambda m: vol[m]) if obs else -1
             self._seg_terms[s] = tuple(
                 (m if self.observable[m] or rep < 0 else rep, m, vol[m]) for m in members)
-            self.slot_dead[self.seg_slot[s]] = self._segment_dead_band(members, split)
+            crew = s != main and bool(topo.masks[s] & self.crew_mask & ~self.sealed_mask)
+            self.slot_dead[self.seg_slot[s]] = self._segment_dead_band(members, crew)
 
-    def _segment_dead_band(self, members: list[int], split: bool) -> float:
-        """Dead band of a segment's leak test, Pa/s: the table's, plus, while the station is
-        split, ``split_allowance_kg_s`` (crew oxygen use cut off from the generator is a real
-        loss, not a leak), plus for each module whose temperature is estimated the inventory
-        drift that ``temperature_estimate_rate_k_s`` of error would make."""
+    def _segment_dead_band(self, members: list[int], crew: bool) -> float:
+        """Dead band of a segment's leak test, Pa/s: the table's; plus ``split_allowance_kg_s``
+        for a segment apart from the main one (the largest) that may hold crew away from the
+        oxygen generator (modules a seal cut off, or either side of a hatch the crew moved):
+        their oxygen use is a real loss there, not a leak; plus, for each module whose
+        temperature is estimated, the inventory drift ``temperature_estimate_rate_k_s`` of
+        error would make."""
         seg_v = sum(self.volume[m] for m in members)
         dead = self.dead_band
-        if split:
+        if crew:
             dead += self.params.leak.split_allowance_kg_s * self.r_gas * self.t_ref / seg_v
         rate = self.params.sensors.temperature_estimate_rate_k_s
         P = self.sensors.pressure

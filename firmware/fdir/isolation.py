@@ -276,7 +276,7 @@ class Isolator:
         self._go(_I.SEALED, t, f.mask_subject(mask), float(_popcount(mask)), vol, self.result_rate)
         self._report_cut_off(mask, t)
         self.candidates = 0
-        f._rebuild_terms()
+        f._rebuild_terms()  # (the sealed and cut-off sets changed: dead bands too)
 
     def _report_cut_off(self, sealed: int, t: float) -> None:
         """Healthy candidate modules that sealing left apart from the main segment (the one
@@ -293,6 +293,7 @@ class Isolator:
             if mk != main and mk & self.candidates & ~sealed == mk:
                 cut |= mk
         if cut:
+            f.crew_mask |= cut
             vol = sum(f.volume[m] for m in range(f.n_modules) if cut >> m & 1)
             f.events.push(t, EventId.SEGMENT_CUT_OFF, f.mask_subject(cut), float(_popcount(cut)), vol, 0.0)
 

@@ -38,6 +38,8 @@ Embedded style: sized at construction; the per-cycle path allocates nothing and 
 
 from __future__ import annotations
 
+from operator import add, sub
+
 from ...hal.interfaces import Frame, Layout
 from ..types import EventId, SensorHealth
 from .events import EventQueue
@@ -82,9 +84,6 @@ class TemperatureStage:
         self.failures = 0
         self.recoveries = 0
         self.changed = 0  #: incremented whenever a module's set of trusted channels changes
-        self._hist: list[list[float]] = []
-        self._hist_i = 0
-        self._hist_n = 0
         self.set_params(params)
 
     def set_params(self, params: FdirParams) -> None:
@@ -94,15 +93,31 @@ class TemperatureStage:
         self.p = s
         self.lo = [max(c.valid_min, s.temperature_min_k) for c in self.layout.temperature]
         self.hi = [min(c.valid_max, s.temperature_max_k) for c in self.layout.temperature]
+        self._lo_all = max(self.lo, default=0.0)
+        self._hi_all = min(self.hi, default=0.0)
+        nt = len(self.layout.temperature)
+        # Readings are averaged over blocks of one housekeeping period (gas temperature cannot
+        # change meaningfully faster, and a 1 s mean is three times less noisy than a sample);
+        # every check below runs on those means, once per block.
+        self.block_n = max(1, round(params.executive.housekeeping_period_s / dt))
+        self.block_s = self.block_n * dt
         self.range_n = max(1, round(s.range_fail_s / dt))
         self.stale_n = max(1, round(s.stale_fail_s / dt))
-        self.rate_n = max(1, round(s.temperature_rate_window_s / dt))
-        self.jump = s.temperature_rate_max_k_s * s.temperature_rate_window_s
-        # A ring of the last rate_n + 1 readings per channel, for the rate limit.
-        nt = len(self.layout.temperature)
-        self._hist = [[0.0] * nt for _ in range(self.rate_n + 1)]
-        self._hist_i = 0
-        self._hist_n = 0
+        # Each reading is compared with its channel's mean over the last block (0.5 .. 1.5
+        # blocks old): a larger change than the gas can make in the rate window is the sensor.
+        self.jump = s.temperature_rate_max_k_s * max(s.temperature_rate_window_s, 1.5 * self.block_s)
+        self._acc = [0.0] * nt
+        self._cnt = [0] * nt  # fresh samples of each channel this block, beyond _all
+        self._all = 0  # cycles this block in which every channel was fresh
+        self._k = 0
+        self._zero = [0] * nt
+        self._zero_f = [0.0] * nt
+        self.mean = [float("nan")] * nt  #: each channel's mean over the last block, K (NaN: none fresh)
+        self._ref = [float("nan")] * nt  # each channel's last block mean (NaN: none yet)
+        self._ref_ok = False  # every reference is known (the fast path may compare with them)
+        self._dirty = False  # some stale or range counter may be non-zero
+        self._use = [False] * nt
+        self._rebuild_rows()
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -131,32 +146,62 @@ class TemperatureStage:
         ok = tuple(i for i in self.groups[m] if self.health[i] == _OK)
         self.n_trusted[m] = len(ok)
         self.pair[m] = ok if len(ok) == 2 else None
+        self._rebuild_rows()
         self.changed += 1
 
     # -- per cycle --------------------------------------------------------------------------
 
-    def step(self, frame: Frame, t: float, manage: bool) -> None:
-        """Check and vote this cycle's readings. ``manage`` False (mode OFF, link down) only
-        votes: no channel is failed or recovered."""
+    def step(self, frame: Frame, t: float, manage: bool) -> bool:
+        """Check and vote this cycle's readings; at the end of each block (one housekeeping
+        period) update the block means, the pair differences and the bias learning.
+        ``manage`` False (mode OFF, link down) only votes: no channel is failed or recovered.
+        Returns True when a block ended."""
         tv = frame.temperature
         ts = frame.temperature_status
+        out = self.temperature
+        ref = self._ref
+        s = sum(tv)
+        if (self._ref_ok and ts == self._zero and s == s and self._lo_all <= min(tv) and max(tv) <= self._hi_all
+                and max(map(abs, map(sub, tv, ref)), default=0.0) <= self.jump):
+            # The usual cycle: every reading fresh, in range, and none moved faster than gas.
+            if self._dirty:
+                # (Counters are consecutive counts: a clean cycle ends them.)
+                self.stale_cnt[:] = self._zero
+                self.range_cnt[:] = self._zero
+                self._dirty = False
+            self._acc = list(map(add, self._acc, tv))
+            self._all += 1
+            for m, i, j, off in self._rows2:
+                out[m] = (tv[i] + tv[j]) * 0.5 - off
+            for m, i, off in self._rows1:
+                out[m] = tv[i] - off
+        else:
+            self._slow_cycle(tv, ts, t, manage)
+        self._k += 1
+        if self._k < self.block_n:
+            return False
+        self._end_block(t, manage)
+        return True
+
+    def _slow_cycle(self, tv: list[float], ts: list[int], t: float, manage: bool) -> None:
         health = self.health
         lo = self.lo
         hi = self.hi
-        hist = self._hist
-        old = hist[(self._hist_i + 1) % len(hist)] if self._hist_n >= len(hist) else None
-        cur = hist[self._hist_i % len(hist)]
+        ref = self._ref
+        acc = self._acc
+        cnt = self._cnt
+        use = self._use
         jump = self.jump
+        self._dirty = True
         for i, v in enumerate(tv):
+            use[i] = False
             if ts[i]:
-                cur[i] = float("nan")
                 if manage and health[i] == _OK:
                     self.stale_cnt[i] += 1
                     if self.stale_cnt[i] >= self.stale_n:
                         self.fail(i, t, _STALE, v)
                 continue
             self.stale_cnt[i] = 0
-            cur[i] = v
             if not lo[i] <= v <= hi[i]:  # (also catches NaN)
                 if manage and health[i] == _OK:
                     self.range_cnt[i] += 1
@@ -164,36 +209,72 @@ class TemperatureStage:
                         self.fail(i, t, _RANGE, v)
                 continue
             self.range_cnt[i] = 0
-            if manage and health[i] == _OK and old is not None:
-                o = old[i]
-                if o == o and (v - o > jump or o - v > jump):  # (o == o: not NaN)
+            acc[i] += v
+            cnt[i] += 1
+            r = ref[i]
+            if r != r:
+                ref[i] = v  # the channel's first fresh reading: the reference for the next ones
+            elif v - r > jump or r - v > jump:
+                if manage and health[i] == _OK:
                     self.fail(i, t, _RATE, v)
-        self._hist_i += 1
-        if self._hist_n < len(hist):
-            self._hist_n += 1
+                continue
+            use[i] = health[i] == _OK
         bias = self.bias
         out = self.temperature
-        diff = self.diff
         for m, g in enumerate(self.groups):
-            acc = 0.0
+            a = 0.0
             n = 0
             for i in g:
-                if health[i] == _OK and not ts[i]:
-                    v = tv[i]
-                    if lo[i] <= v <= hi[i]:
-                        acc += v - bias[i]
-                        n += 1
+                if use[i]:
+                    a += tv[i] - bias[i]
+                    n += 1
             if n:
-                out[m] = acc / n
-            pr = self.pair[m]
+                out[m] = a / n
+
+    def _end_block(self, t: float, manage: bool) -> None:
+        acc = self._acc
+        cnt = self._cnt
+        n_all = self._all
+        mean = self.mean
+        ref = self._ref
+        for i, a in enumerate(acc):
+            n = n_all + cnt[i]
+            if n:
+                mean[i] = ref[i] = a / n
+            else:
+                mean[i] = float("nan")
+        self._ref_ok = sum(ref) == sum(ref)
+        self._acc = self._zero_f[:]
+        cnt[:] = self._zero
+        self._all = 0
+        self._k = 0
+        bias = self.bias
+        diff = self.diff
+        for m, pr in enumerate(self.pair):
             if pr is not None:
-                a, b = pr
-                diff[m] = (tv[a] - bias[a]) - (tv[b] - bias[b])
+                i, j = pr
+                diff[m] = (mean[i] - bias[i]) - (mean[j] - bias[j])
         if manage and self.learning:
-            self._learn(tv, ts, t)
+            self._learn(t)
+
+    def _rebuild_rows(self) -> None:
+        """Per-cycle voting rows: modules with two or one healthy channels and their mean bias."""
+        rows2 = []
+        rows1 = []
+        for m, g in enumerate(self.groups):
+            ok = [i for i in g if self.health[i] == _OK]
+            if len(ok) == 2:
+                rows2.append((m, ok[0], ok[1], 0.5 * (self.bias[ok[0]] + self.bias[ok[1]])))
+            elif len(ok) == 1:
+                rows1.append((m, ok[0], self.bias[ok[0]]))
+            elif ok:
+                # (More than two: the generic slow path would be exact; keep the mean here too.)
+                rows2.append((m, ok[0], ok[1], 0.5 * (self.bias[ok[0]] + self.bias[ok[1]])))
+        self._rows2 = rows2
+        self._rows1 = rows1
 
     def slow_checks(self, frame: Frame, t: float) -> None:
-        """Stuck channels and recoveries (housekeeping rate)."""
+        """Stuck channels and recoveries (housekeeping rate, on the latest samples)."""
         s = self.p
         tv = frame.temperature
         ts = frame.temperature_status
@@ -231,23 +312,26 @@ class TemperatureStage:
             self._recover(i, t, v)
 
     def last(self, i: int) -> float:
-        """Channel ``i``'s latest raw reading, K (NaN if it was not fresh)."""
-        return self._hist[(self._hist_i - 1) % len(self._hist)][i]
+        """Channel ``i``'s mean over the last block, K (NaN if it had no fresh sample)."""
+        return self.mean[i]
 
     def disagreeing(self, m: int) -> bool:
         """True when module ``m``'s two healthy channels differ by more than the threshold."""
         return self.pair[m] is not None and abs(self.diff[m]) > self.p.temperature_disagree_k
 
-    def _learn(self, tv: list[float], ts: list[int], t: float) -> None:
+    def _learn(self, t: float) -> None:
+        """Accumulate each channel's offset from its module's mean (block means); at the end of
+        the learning time, take the averages as the unit biases (zero mean per module)."""
         if self.learn_until is None:
             self.learn_until = t + self.p.bias_learn_s
+        mean = self.mean
         if t < self.learn_until:
             for g in self.groups:
-                if len(g) < 2 or any(ts[i] or not self.lo[i] <= tv[i] <= self.hi[i] for i in g):
+                if len(g) < 2 or any(not self.lo[i] <= mean[i] <= self.hi[i] for i in g):
                     continue
-                mean = sum(tv[i] for i in g) / len(g)
+                mm = sum(mean[i] for i in g) / len(g)
                 for i in g:
-                    self.learn_sum[i] += tv[i] - mean
+                    self.learn_sum[i] += mean[i] - mm
                     self.learn_n[i] += 1
             return
         self.learning = False
@@ -256,4 +340,5 @@ class TemperatureStage:
                 continue
             for i in g:
                 self.bias[i] = self.learn_sum[i] / self.learn_n[i]
+        self._rebuild_rows()
         self.changed += 1

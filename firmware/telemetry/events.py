@@ -77,6 +77,11 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
              (_v("modules_sealed", "", "number of modules in the sealed segment"),
               _v("segment_volume_m3", "m^3", "free volume sealed off"),
               _LEAK_RATE)),
+    EventDef(EventId.ESTIMATE_UPDATED, Severity.INFO, "module",
+             "after sealing, a refined estimate of the sealed leak from its segment's pressure fall",
+             (_v("hole_diameter_m", "m", "equivalent hole diameter, choked orifice law"),
+              _v("reserve_time_s", "s", "time until the sealed segment reaches 520 mmHg"),
+              _v("hole_rel_sd", "", "relative 1-sigma uncertainty of the hole diameter"))),
     EventDef(EventId.SEGMENT_CUT_OFF, Severity.MEDIUM, "segment",
              "sealing the leak cut these healthy modules off from the rest of the station (the "
              "sealed module was their only way through); subject: the cut-off modules (see "

@@ -1,0 +1,68 @@
+"""tools/ is organised in folders: few top-level modules, and the old module paths still import
+(with a DeprecationWarning) as the very same module objects as their new homes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+MOVED = {
+    "runner": "closed_loop.runner",
+    "replayer": "captures.replay",
+    "rerun": "captures.rerun",
+    "capture_plot": "captures.plot",
+    "flashing": "board.flashing",
+    "hil_device": "board.hil_device",
+    "pytest_plugin": "board.pytest_plugin",
+    "campaign_exec": "campaign.executor",
+}
+
+
+def test_at_most_twelve_modules_at_the_top_of_tools() -> None:
+    top = sorted(p.name for p in TOOLS.glob("*.py"))
+    assert len(top) <= 12, top
+
+
+def test_every_concern_is_a_package() -> None:
+    for name in ("cli", "captures", "board", "campaign", "closed_loop"):
+        assert (TOOLS / name / "__init__.py").is_file(), name
+
+
+@pytest.mark.parametrize("old,new", sorted(MOVED.items()))
+def test_old_path_warns_and_is_the_new_module(old: str, new: str) -> None:
+    # a fresh interpreter: in this one the alias may already be imported (no second warning)
+    code = (
+        "import importlib, warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    old = importlib.import_module('hullwatch.tools.{old}')\n"
+        f"new = importlib.import_module('hullwatch.tools.{new}')\n"
+        "assert old is new, (old, new)\n"
+        "msgs = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]\n"
+        f"assert any('hullwatch.tools.{new}' in m for m in msgs), msgs\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_new_paths_import_without_deprecation_warnings() -> None:
+    code = (
+        "import importlib, warnings\n"
+        "warnings.simplefilter('error', DeprecationWarning)\n"
+        + "".join(f"importlib.import_module('hullwatch.tools.{new}')\n" for new in MOVED.values())
+        + "importlib.import_module('hullwatch.tools.cli')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_pytest_plugin_entry_point_names_the_new_module() -> None:
+    from importlib.metadata import entry_points
+
+    (ep,) = [ep for ep in entry_points(group="pytest11") if ep.name == "hullwatch"]
+    assert ep.value == "hullwatch.tools.board.pytest_plugin"

@@ -1,0 +1,278 @@
+"""Hardware in the loop: a Device made of a sensor board (real or emulated) and a plant simulation.
+
+Each cycle of the flight loop (``read``):
+
+1. the plant has advanced to mission time ``t`` (the device clock is the plant's lockstep clock:
+   the executive's ``sleep_until`` steps it);
+2. the plant's sensor readings at ``t`` are injected into the board (one HIL_INJECT for every
+   channel, stamped ``t``, so the board's time is mission time); the same message stimulates each
+   valve's position sensor with the plant's valve feedback (protocol 1.1), so a stuck or
+   mis-reporting plant valve reaches FDIR through the board as it would on a HIL rig;
+3. the flight software's frame is read back *through the board* (READ_SAMPLES): the board's
+   calibration, quantisation, valve feedback and the link are in the loop;
+4. the board's valve outputs (its commanded positions) are forwarded to the plant's valves, which
+   move with their own actuation time and faults.
+
+``command_valve`` goes to the board only. The layout the flight software sees is the board's
+(its configuration); every board channel and valve must exist in the scenario (same ids).
+
+A lost link is handled by the serial device (STALE samples, LINK_LOST, reconnect); on restore the
+board is put back in HIL mode. The plant keeps running throughout, as a station would.
+
+``open_hil_device(url, scenario=..., seed=...)`` is what ``hullwatch run --device URL --scenario
+NAME`` uses (tools/closed_loop/runner.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ...hal.errors import HalError, NakError
+from ...hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
+from ...hal.serial_device import SerialBoardDevice
+from ...hal import wire
+from ...hal.wire import NakCode, ReadValves, ValveCommand
+from ..errors import DeviceProblem, InputError
+
+_NAN = math.nan
+_OK = int(SampleStatus.OK)
+_INVALID = int(SampleStatus.INVALID)
+
+
+class HilDevice(Device):
+    """The board as the flight software's device, stimulated by ``plant`` (a sim device).
+
+    Attributes (besides the Device ones): ``board`` (the serial device), ``plant`` (the sim
+    device: ground truth), ``scenario`` and ``seed`` (the plant's, so runs get a verdict),
+    ``stimulates_valves`` (the board speaks protocol 1.1 or later: its valve feedback is the
+    plant's; on a 1.0 board it is the board's own and plant valve faults do not reach FDIR).
+    """
+
+    def __init__(self, board: SerialBoardDevice, plant: Any) -> None:
+        self.board = board
+        self.plant = plant
+        self.scenario = plant.scenario
+        self.seed = plant.seed
+        self.layout = board.layout
+        self.clock = plant.clock
+        self.epoch_utc = plant.epoch_utc
+        self.stimulates_valves = \
+            board.description.identity.protocol_minor >= wire.VALVE_STIMULUS_MINOR
+        self.info = DeviceInfo("hil", f"{board.info.name}+{plant.info.name}", {
+            "board": dict(board.info.details), "plant": dict(plant.info.details),
+            "valve_feedback": "plant (stimulated)" if self.stimulates_valves else "board's own"})
+        plant_ids = {}
+        pl = plant.layout
+        for kind, channels in enumerate((pl.pressure, pl.temperature, pl.flow)):
+            for j, c in enumerate(channels):
+                plant_ids[c.id] = (kind, j)
+        missing = [cid for cid in board.channel_ids if cid not in plant_ids]
+        plant_valves = {v.id: i for i, v in enumerate(pl.valves)}
+        missing += [v.id for v in board.layout.valves if v.id not in plant_valves]
+        if missing:
+            raise DeviceProblem(
+                f"board {board.info.name!r} has channels/valves the scenario {plant.scenario.name!r} "
+                f"does not: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}; flash the "
+                f"board with a configuration for this station (hullwatch board --scenario NAME makes "
+                "an emulated one)")
+        # Board channel b <- plant (kind, j); board valve i -> plant valve index.
+        self._sources = [plant_ids[cid] for cid in board.channel_ids]
+        self._valve_to_plant = [plant_valves[v.id] for v in board.layout.valves]
+        self._plant_frame = pl.new_frame()
+        self._values = [_NAN] * len(self._sources)
+        # Board valve order; None when the board cannot take valve stimulus (protocol 1.0).
+        self._valve_fb: list[float] | None = [0.0] * len(self._valve_to_plant) \
+            if self.stimulates_valves else None
+        self._valves_in_order = self._valve_to_plant == list(range(len(pl.valves)))
+        # The plant's valves start as the scenario says; forward only what the board changes.
+        self._forwarded = [int(plant.plant.valve_command[p]) for p in self._valve_to_plant]
+        self.stats = {"injected": 0, "inject_failed": 0, "valves_forwarded": 0, "hil_entries": 0}
+        self._enter_hil()
+        self._align_valves()
+        board.on_restore.append(self._enter_hil)
+
+    def _enter_hil(self) -> None:
+        """Put the board in HIL mode with its stimulus clock restarted (leave, then enter)."""
+        try:
+            self.board.hil_enter(False)
+            self.board.hil_enter(True)
+        except NakError as exc:
+            if exc.code == NakCode.HIL_NOT_ALLOWED:
+                raise DeviceProblem(
+                    f"board {self.board.info.name!r} refuses HIL: its configuration has "
+                    "hil_allowed = false; flash one that allows it (hil_allowed = true)") from exc
+            raise
+        self.stats["hil_entries"] += 1
+
+    def _align_valves(self) -> None:
+        """Command the board's valves to the plant's initial state where they differ (a board
+        left with hatches closed by an earlier run would otherwise close the plant's)."""
+        reply = self.board.link.request(ReadValves())  # type: ignore[union-attr]
+        for i, state in enumerate(reply.valves):
+            want = self._forwarded[i]
+            have = state.commanded if state.commanded != ValveCommand.NONE else int(state.position >= 0.5)
+            if have != want:
+                self.board.command_valve(i, bool(want))
+
+    # -- the per-cycle path ------------------------------------------------------------------
+
+    def read(self, frame: Frame) -> None:
+        """Stimulate the board with the plant's readings at the current mission time, read the
+        board back into ``frame``, forward the board's valve outputs to the plant. Never raises."""
+        t = self.clock.now()
+        pf = self._plant_frame
+        self.plant.read(pf)
+        values = self._values
+        lists = ((pf.pressure, pf.pressure_status), (pf.temperature, pf.temperature_status),
+                 (pf.flow, pf.flow_status))
+        for b, (kind, j) in enumerate(self._sources):
+            vals, st = lists[kind]
+            s = st[j]
+            # A sample the plant's sensor did not deliver (dropout, stale) is not stimulated:
+            # the board channel then reads STALE, as the sensor would.
+            values[b] = vals[j] if s == _OK or s == _INVALID else _NAN
+        # The plant's valve position sensors (a feedback_mismatch fault freezes them), not truth.
+        valve_fb = self._valve_fb
+        if valve_fb is not None:
+            if self._valves_in_order:
+                valve_fb = pf.valve_fb
+            else:
+                fb = pf.valve_fb
+                for i, p in enumerate(self._valve_to_plant):
+                    valve_fb[i] = fb[p]
+        if self.board.hil_inject(t, values, valve_fb):
+            self.stats["injected"] += 1
+        else:
+            self.stats["inject_failed"] += 1
+        self.board.read(frame)
+        frame.t = t
+        if self.board.link_up:
+            self._forward_valves(frame)
+
+    def _forward_valves(self, frame: Frame) -> None:
+        plant = self.plant
+        fwd = self._forwarded
+        for i, cmd in enumerate(frame.valve_cmd):
+            if cmd != fwd[i] and frame.valve_status[i] == _OK:
+                fwd[i] = cmd
+                plant.command_valve(self._valve_to_plant[i], bool(cmd))
+                self.stats["valves_forwarded"] += 1
+
+    def command_valve(self, index: int, open_: bool) -> None:
+        """Command the board's valve driver (the plant follows the board's outputs)."""
+        self.board.command_valve(index, open_)
+
+    @property
+    def link_up(self) -> bool:
+        return self.board.link_up
+
+    def health(self) -> dict[str, int]:
+        out = dict(self.board.health())
+        out.update(self.stats)
+        out.update({f"plant_{k}": v for k, v in self.plant.health().items()})
+        return out
+
+    def _close(self) -> None:
+        try:
+            if self.board.link_up:
+                self.board.hil_enter(False)
+        except HalError:
+            pass  # the board may be gone; closing must not fail
+        finally:
+            self.board.close()
+            self.plant.close()
+
+
+def open_hil_device(url: str, *, scenario: Any, seed: int | None = None, **board_options: Any) -> HilDevice:
+    """Open the board at ``url`` and the plant of ``scenario`` (preset name, TOML path, Scenario
+    or dict) and join them. ``board_options`` go to the serial device (``timeout_s``...).
+
+    Raises:
+        DeviceOpenError/LinkError (hal): the board cannot be opened or does not answer.
+        ScenarioError: bad scenario.
+        DeviceProblem: the board's configuration does not match the scenario, or forbids HIL.
+    """
+    from ...hal.serial_device import open_url as open_board
+    from ...sim.device import open_url as open_sim
+    from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
+
+    if isinstance(scenario, dict):
+        scenario = scenario_from_dict(dict(scenario), "<scenario>")
+    elif not isinstance(scenario, Scenario):
+        scenario = load_scenario(str(scenario))
+    if url.lower().startswith("sim://"):
+        raise InputError(f"{url}: HIL needs a board URL (serial port, emuboard://...), not sim://")
+    options: dict[str, Any] = {"scenario": scenario}
+    if seed is not None:
+        options["seed"] = seed
+    plant = open_sim("sim://", **options)
+    try:
+        board = open_board(url, clock=plant.clock, **board_options)
+    except BaseException:
+        plant.close()
+        raise
+    try:
+        return HilDevice(board, plant)
+    except BaseException:
+        board.close()
+        plant.close()
+        raise
+
+
+#: Seconds to wait for an emulator process to print its device path.
+EMULATOR_START_TIMEOUT_S = 30.0
+
+
+@dataclass
+class BoardUnderTest:
+    """A board to run HIL against: ``url`` opens it; ``process`` is the emulator's, if emulated."""
+
+    url: str
+    emulated: bool
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        """Stop the emulator process (SIGTERM, then SIGKILL after 5 s). Idempotent."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> "BoardUnderTest":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_emulator(*args: str, timeout_s: float = EMULATOR_START_TIMEOUT_S) -> BoardUnderTest:
+    """Start ``hullwatch board --pty ARGS...`` in its own process (its own core: no GIL shared
+    with the host) and return it once it serves; ``url`` is ``serial:///dev/pts/N``.
+
+    Raises DeviceProblem (with the emulator's output) if it does not print its path in time.
+    """
+    cmd = [sys.executable, "-m", "hullwatch.tools", "board", "--pty", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    line = ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        m = re.search(r"serving on (\S+)", line)
+        if m:
+            return BoardUnderTest(f"serial://{m.group(1)}", emulated=True, process=proc)
+    proc.kill()
+    _, err = proc.communicate(timeout=5)
+    raise DeviceProblem(f"board emulator did not start ({' '.join(cmd)}): {line.strip()} {err.strip()}")

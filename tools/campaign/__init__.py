@@ -1,0 +1,1 @@
+"""Monte Carlo campaigns: specs, case drawing and scoring, executors (process pool, Dask) and reports."""

@@ -1,0 +1,640 @@
+"""Plot a telemetry capture: pressure, temperature, gas inventory and leak rate per module.
+
+The data come from the 1 Hz housekeeping packets (voted pressure, temperature, inventory and the
+estimated leak rate of each module's segment) and the event packets; the layout report gives the
+module names and the epoch. The capture is streamed once and every series is decimated into at
+most ``max_bins`` time bins (mean, min and max per bin; bins double in width as the capture goes
+on), so memory stays bounded whatever the size of the capture; events are kept up to
+``max_events``.
+
+Library: :func:`collect` (stream and decimate), :func:`render` (matplotlib, Agg backend, imported
+lazily so that importing this module costs nothing) and :func:`plot_capture` (both). Never prints.
+
+Units in the figure: pressure in kPa (right axis in mmHg), temperature in K, gas inventory change
+since the first plotted sample in mol (the legend gives each module's inventory at that sample),
+leak rate in kg/h (positive = gas lost). The x axis is mission time (time since mission time 0,
+whose UTC is in the axis label) in s, min or h by the span shown.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..errors import InputError
+
+#: mmHg per Pa (1 mmHg = 133.322 387 415 Pa)
+MMHG_PER_PA = 1.0 / 133.322387415
+KG_H_PER_KG_S = 3600.0
+
+#: the series kept per module, in this order (columns of the decimator)
+SERIES = ("pressure_pa", "temperature_k", "inventory_mol", "leak_rate_kg_s")
+
+
+class BinnedSeries:
+    """Streams ``(t, row)`` samples into at most ``max_bins`` time bins per column.
+
+    Bin ``k`` covers ``[t0 + k*w, t0 + (k+1)*w)``; when a sample falls beyond the last bin, ``w``
+    doubles and neighbouring bins merge, so the bins always cover everything seen so far and
+    memory is ``O(max_bins * columns)``. While every bin holds at most one sample the series is
+    exact (``w`` starts at ``min_width``, the sampling period is a good choice). NaN values are
+    ignored. Samples are buffered in chunks and folded in with numpy.
+
+    Samples may come slightly out of order (times before ``t0`` go to the first bin).
+    """
+
+    def __init__(self, columns: int, max_bins: int = 2000, min_width: float = 1.0, chunk: int = 4096) -> None:
+        if max_bins < 2 or max_bins % 2:
+            raise ValueError(f"max_bins must be an even number >= 2, got {max_bins}")
+        if not min_width > 0:
+            raise ValueError(f"min_width must be > 0, got {min_width}")
+        self.columns = columns
+        self.max_bins = max_bins
+        self.width = float(min_width)
+        self.t0: float | None = None
+        shape = (max_bins, columns)
+        self._count = np.zeros(shape, dtype=np.int64)
+        self._sum = np.zeros(shape)
+        self._lo = np.full(shape, np.inf)
+        self._hi = np.full(shape, -np.inf)
+        self._tsum = np.zeros(max_bins)
+        self._tcount = np.zeros(max_bins, dtype=np.int64)
+        self._chunk = chunk
+        self._buf_t: list[float] = []
+        self._buf_y: list[Iterable[float]] = []
+        self.samples = 0
+
+    def add(self, t: float, row: Iterable[float]) -> None:
+        """Add one sample: ``row`` has one value per column."""
+        self._buf_t.append(t)
+        self._buf_y.append(row)
+        if len(self._buf_t) >= self._chunk:
+            self._flush()
+
+    def add_block(self, t: np.ndarray, rows: np.ndarray) -> None:
+        """Add many samples: ``t`` (n,) and ``rows`` (n, columns)."""
+        self._flush()
+        self._fold(np.asarray(t, np.float64), np.asarray(rows, np.float64).reshape(len(t), self.columns))
+
+    def _coarsen(self) -> None:
+        """Double the bin width: bin j takes old bins 2j and 2j+1."""
+        h = self.max_bins // 2
+        for name, op in (("_count", np.add), ("_sum", np.add), ("_lo", np.minimum), ("_hi", np.maximum),
+                         ("_tsum", np.add), ("_tcount", np.add)):
+            a = getattr(self, name)
+            merged = op(a[0::2], a[1::2])
+            a[:h] = merged
+            if name in ("_lo",):
+                a[h:] = np.inf
+            elif name == "_hi":
+                a[h:] = -np.inf
+            else:
+                a[h:] = 0
+        self.width *= 2.0
+
+    def _flush(self) -> None:
+        if not self._buf_t:
+            return
+        t = np.asarray(self._buf_t, dtype=np.float64)
+        y = np.asarray(self._buf_y, dtype=np.float64).reshape(len(t), self.columns)
+        self._buf_t.clear()
+        self._buf_y.clear()
+        self._fold(t, y)
+
+    def _fold(self, t: np.ndarray, y: np.ndarray) -> None:
+        if not len(t):
+            return
+        self.samples += len(t)
+        if self.t0 is None:
+            self.t0 = float(t[0])
+        rel = t - self.t0
+        while True:
+            k = np.floor(rel / self.width).astype(np.int64)
+            np.clip(k, 0, None, out=k)
+            if k.max() < self.max_bins:
+                break
+            self._coarsen()
+        valid = ~np.isnan(y)
+        np.add.at(self._count, k, valid.astype(np.int64))
+        np.add.at(self._sum, k, np.where(valid, y, 0.0))
+        np.minimum.at(self._lo, k, np.where(valid, y, np.inf))
+        np.maximum.at(self._hi, k, np.where(valid, y, -np.inf))
+        np.add.at(self._tsum, k, t)
+        np.add.at(self._tcount, k, 1)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(t, mean, lo, hi)`` for the non-empty bins in time order: ``t`` (bins,) is the mean
+        sample time of each bin, the others (bins, columns); NaN where a column had no value."""
+        self._flush()
+        used = self._tcount > 0
+        n = self._count[used]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, self._sum[used] / np.maximum(n, 1), np.nan)
+        lo = np.where(n > 0, self._lo[used], np.nan)
+        hi = np.where(n > 0, self._hi[used], np.nan)
+        t = self._tsum[used] / self._tcount[used]
+        return t, mean, lo, hi
+
+
+@dataclass(slots=True)
+class PlotEvent:
+    t: float  #: mission time, s
+    name: str  #: EventId name
+    subject: str
+    severity: int  #: Severity code (1 info .. 4 high)
+
+
+@dataclass(slots=True)
+class PlotData:
+    """What :func:`collect` gathered. Series arrays are (bins, modules)."""
+
+    epoch_utc: float
+    modules: list[str]
+    t: np.ndarray
+    mean: dict[str, np.ndarray]
+    lo: dict[str, np.ndarray]
+    hi: dict[str, np.ndarray]
+    bin_width_s: float
+    events: list[PlotEvent] = field(default_factory=list)
+    events_dropped: int = 0
+    housekeeping: int = 0  #: housekeeping packets used
+    source: str = ""
+
+
+def parse_time(text: str, epoch_utc: float | None = None) -> float:
+    """A mission time from the command line: seconds (``3600``), with a unit (``90s``, ``15m``,
+    ``2h``, ``1d``), or an ISO-8601 UTC time (``2018-08-29T21:00:00Z``, needs ``epoch_utc``).
+    Raises InputError saying what was expected."""
+    s = text.strip()
+    units = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+    for suffix in sorted(units, key=len, reverse=True):
+        if s.endswith(suffix) and s[: -len(suffix)].strip():
+            try:
+                return float(s[: -len(suffix)]) * units[suffix]
+            except ValueError:
+                break
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(
+            f"time {text!r}: expected mission seconds (3600), a duration (90s, 15m, 2h) or an "
+            "ISO UTC time (2018-08-29T21:00:00Z)") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if epoch_utc is None:
+        raise InputError(f"time {text!r}: a UTC time needs the capture's epoch")
+    return when.timestamp() - epoch_utc
+
+
+class _Collector:
+    """The state :func:`collect` and :func:`collect_capture` share: the layout (from the first
+    layout report), the time window, the binned series and the bounded event list."""
+
+    def __init__(self, modules: list[str] | None, since: float | str | None, until: float | str | None,
+                 max_bins: int, max_events: int, source: str) -> None:
+        self.modules = modules
+        self.since, self.until = since, until
+        self.max_bins = max_bins
+        self.max_events = max_events
+        self.source = source
+        self.epoch: float | None = None
+        self.names: list[str] | None = None
+        self.cols: list[int] = []
+        self.n_modules = 0
+        self.n_valves = 0
+        self.bins: BinnedSeries | None = None
+        self.events: list[PlotEvent] = []
+        self.dropped = 0
+        self.hk_count = 0
+        self.lo_t: float | None = None
+        self.hi_t: float | None = None
+
+    def start(self, report: Any) -> None:
+        """Take the layout and epoch of the first layout report (later ones are ignored)."""
+        from ...firmware.telemetry.layoutjson import layout_from_json
+
+        if self.names is not None:
+            return
+        layout = layout_from_json(report.layout_json)
+        all_names = [m.name for m in layout.modules]
+        wanted = all_names if not self.modules else self.modules
+        unknown = [m for m in wanted if m not in all_names]
+        if unknown:
+            raise InputError(f"{self.source}: unknown module(s) {', '.join(unknown)}; the capture has "
+                             + ", ".join(all_names))
+        self.epoch = report.epoch_utc
+        self.names = list(wanted)
+        self.cols = [all_names.index(m) for m in self.names]
+        self.n_modules, self.n_valves = len(layout.modules), len(layout.valves)
+        self.bins = BinnedSeries(len(self.cols) * len(SERIES), max_bins=self.max_bins)
+        self.lo_t = _as_time(self.since, report.epoch_utc)
+        self.hi_t = _as_time(self.until, report.epoch_utc)
+
+    def in_window(self, t: float) -> bool:
+        return not ((self.lo_t is not None and t < self.lo_t) or (self.hi_t is not None and t > self.hi_t))
+
+    def housekeeping(self, t: float, hk: Any) -> None:
+        mods = hk.modules
+        row: list[float] = []
+        for c in self.cols:
+            if c < len(mods):
+                m = mods[c]
+                row.extend((m.pressure_pa, m.temperature_k, m.inventory_mol, m.leak_rate_kg_s))
+            else:
+                row.extend((math.nan,) * len(SERIES))
+        self.bins.add(t, row)  # type: ignore[union-attr]
+        self.hk_count += 1
+
+    def housekeeping_block(self, t: np.ndarray, rows: np.ndarray) -> None:
+        """Many housekeeping samples at once: ``rows`` (n, modules * 4) in :data:`SERIES` order."""
+        keep = np.ones(len(t), bool)
+        if self.lo_t is not None:
+            keep &= t >= self.lo_t
+        if self.hi_t is not None:
+            keep &= t <= self.hi_t
+        if not keep.all():
+            t, rows = t[keep], rows[keep]
+        if len(t):
+            self.bins.add_block(t, rows)  # type: ignore[union-attr]
+            self.hk_count += len(t)
+
+    def event(self, t: float, ev: Any) -> None:
+        if len(self.events) < self.max_events:
+            self.events.append(PlotEvent(t, ev.event_id.name, ev.subject, int(ev.severity)))
+        else:
+            self.dropped += 1
+
+    def packet(self, offset: int, packet: Any) -> None:
+        """Take one decoded packet found at byte ``offset``: a layout report starts (or restarts)
+        the layout; housekeeping and events inside the window are collected.
+
+        Raises InputError for housekeeping before any layout report (modules cannot be named)."""
+        from ...firmware.telemetry.packets import Event, Housekeeping, LayoutReport
+
+        data = packet.data
+        if isinstance(data, LayoutReport):
+            self.start(data)
+            return
+        if self.epoch is None:
+            if isinstance(data, Housekeeping):
+                raise InputError(f"{self.source}: housekeeping at byte offset {offset} before any "
+                                 "layout report; cannot name the modules")
+            return
+        t = packet.time_utc - self.epoch
+        if not self.in_window(t):
+            return
+        if isinstance(data, Housekeeping):
+            self.housekeeping(t, data)
+        elif isinstance(data, Event):
+            self.event(t, data)
+
+    def result(self) -> PlotData:
+        if self.names is None or self.bins is None or self.epoch is None:
+            raise InputError(f"{self.source}: no layout report in the capture; cannot plot it")
+        if self.hk_count == 0:
+            raise InputError(f"{self.source}: no housekeeping packets in the requested time range")
+        t, mean, lo, hi = self.bins.result()
+        k = len(SERIES)
+
+        def split(a: np.ndarray) -> dict[str, np.ndarray]:
+            return {s: a[:, i::k] for i, s in enumerate(SERIES)}
+
+        self.events.sort(key=lambda e: e.t)
+        return PlotData(self.epoch, self.names, t, split(mean), split(lo), split(hi), self.bins.width,
+                        self.events, self.dropped, self.hk_count, self.source)
+
+
+def collect(
+    packets: Iterable[tuple[int, Any]],
+    *,
+    modules: list[str] | None = None,
+    since: float | str | None = None,
+    until: float | str | None = None,
+    max_bins: int = 2000,
+    max_events: int = 60,
+    source: str = "capture",
+    layout_report: Any = None,
+) -> PlotData:
+    """Gather decimated housekeeping series and events from ``(offset, Packet)`` pairs.
+
+    ``modules`` narrows the plot (names from the layout report); ``since``/``until`` bound mission
+    time (s, or text for :func:`parse_time`). ``layout_report`` is the capture's first layout
+    report if already known (else the first one in ``packets`` is used, and housekeeping before it
+    is an error). Raises InputError when there is no layout report, ``modules`` names an unknown
+    module, or there is no housekeeping in the range.
+    """
+
+    c = _Collector(modules, since, until, max_bins, max_events, source)
+    if layout_report is not None:
+        c.start(layout_report)
+    for offset, packet in packets:
+        c.packet(offset, packet)
+    return c.result()
+
+
+def _hk_columns(n_modules: int, n_valves: int) -> tuple[int, list[int]]:
+    """Size of a housekeeping packet with these counts, and the byte offset in the packet of each
+    module's four :data:`SERIES` values (big-endian float64), module by module. Derived from the
+    construct declaration, never typed by hand."""
+    import struct
+
+    from ...firmware.telemetry.fields import field_offsets, flatten, struct_format
+    from ...firmware.telemetry.packets import HOUSEKEEPING_BODY, PEC_SIZE, PRIMARY_HEADER_SIZE, TM_SECONDARY_HEADER_SIZE
+
+    fields = flatten(HOUSEKEEPING_BODY, {"n_modules": n_modules, "n_valves": n_valves})
+    offsets = field_offsets(fields)
+    head = PRIMARY_HEADER_SIZE + TM_SECONDARY_HEADER_SIZE
+    size = head + struct.calcsize(struct_format(fields)) + PEC_SIZE
+    return size, [head + offsets[f"modules[{m}].{name}"] for m in range(n_modules) for name in SERIES]
+
+
+def collect_capture(
+    path: str,
+    *,
+    modules: list[str] | None = None,
+    since: float | str | None = None,
+    until: float | str | None = None,
+    max_bins: int = 2000,
+    max_events: int = 60,
+    layout_report: Any = None,
+    on_skip: Callable[[Any], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PlotData:
+    """:func:`collect` for a capture file, fast: the telemetry bulk reader frames the packets and
+    checks every CRC; housekeeping packets of the layout's size are read as numpy columns a
+    window at a time (their layout derived from the declaration); the few others, the events and
+    layout reports are decoded one by one; raw samples, nearly all of a capture, are passed over.
+    Constant memory. Raises InputError as :func:`collect`.
+    """
+    from ...firmware.telemetry.capture import Skip, iter_packet_batches
+    from ...firmware.telemetry.fastcodec import fast_decode
+    from ...firmware.telemetry.packets import (
+        APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT)
+
+    c = _Collector(modules, since, until, max_bins, max_events, os.path.basename(path))
+    if layout_report is not None:
+        c.start(layout_report)
+    hk_size = -1
+    value_offsets = np.zeros((0, 8), np.int64)
+    for batch in iter_packet_batches(path, on_skip=on_skip, on_progress=on_progress):
+        h = batch.headers()
+        is_hk_apid = (h["apid"] == APID_HOUSEKEEPING) & (h["service"] == 3)
+        hk = is_hk_apid & (h["key"] == SID_HOUSEKEEPING)
+        one_by_one = (is_hk_apid & (h["key"] == SID_LAYOUT)) | ((h["apid"] == APID_EVENT) & (h["service"] == 5))
+        if c.epoch is not None:
+            if hk_size < 0:
+                hk_size, offs = _hk_columns(c.n_modules, c.n_valves)
+                wanted = np.asarray(offs, np.int64).reshape(c.n_modules, len(SERIES))[c.cols].ravel()
+                value_offsets = wanted[:, None] + np.arange(8)
+            fast = hk & (h["length"] == hk_size)
+            one_by_one |= hk & ~fast
+            idx = fast.nonzero()[0]
+            if len(idx):
+                a = np.frombuffer(batch.buffer, np.uint8)
+                starts = batch.starts[idx]
+                raw = a[starts[:, None, None] + value_offsets[None, :, :]]  # (n, columns, 8)
+                rows = np.ascontiguousarray(raw).view(">f8").reshape(len(idx), -1).astype(np.float64)
+                c.housekeeping_block(h["time_utc"][idx] - c.epoch, rows)
+        else:
+            one_by_one |= hk
+        for i in one_by_one.nonzero()[0].tolist():
+            start = int(batch.starts[i])
+            length = int(batch.lengths[i])
+            try:
+                packet = fast_decode(batch.buffer[start:start + length], verify_crc=False)
+            except ValueError as exc:  # PacketDecodeError: frames and checks, data undecodable
+                if on_skip is not None:
+                    on_skip(Skip(batch.base + start, length, f"undecodable packet: {exc}"))
+                continue
+            c.packet(batch.base + start, packet)
+    return c.result()
+
+
+def _as_time(value: float | str | None, epoch: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_time(value, epoch)
+    return float(value)
+
+
+def _time_scale(span_s: float) -> tuple[float, str]:
+    if span_s > 3 * 86400:
+        return 86400.0, "d"
+    if span_s > 3 * 3600:
+        return 3600.0, "h"
+    if span_s > 3 * 60:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+_SEVERITY_COLOURS = {1: "tab:gray", 2: "tab:olive", 3: "tab:orange", 4: "tab:red"}
+_SEVERITY_NAMES = {1: "info", 2: "low", 3: "medium", 4: "high"}
+
+
+def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = None, dpi: int = 110) -> None:
+    """Draw ``data`` into a PNG (or any format matplotlib infers from the suffix) at ``out``.
+
+    Four panels sharing the time axis; events as numbered dashed lines listed under the plot.
+    Raises OSError when ``out`` cannot be written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    scale, unit = _time_scale(float(data.t[-1] - min(data.t[0], 0.0)) if len(data.t) else 0.0)
+    x = data.t / scale
+    start = datetime.fromtimestamp(data.epoch_utc, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    shown = [e for e in data.events]
+    n_list_rows = math.ceil(len(shown) / 2) if shown else 0
+    badge_rows = max(1, min(4, math.ceil(len(shown) * 0.021 / 0.8))) if shown else 0
+    fig_h = 10.5 + 0.19 * n_list_rows + 0.2 * badge_rows
+    fig = Figure(figsize=(13, fig_h))
+    list_frac = (0.5 + 0.19 * n_list_rows) / fig_h if shown else 0.04
+    gs = fig.add_gridspec(4, 1, left=0.08, right=0.80, top=1 - (0.95 + 0.2 * badge_rows) / fig_h, bottom=list_frac + 0.55 / fig_h,
+                          hspace=0.12)
+    axes = [fig.add_subplot(gs[i]) for i in range(4)]
+    for ax in axes[1:]:
+        ax.sharex(axes[0])
+    colours = matplotlib.colormaps["tab10"].colors
+    panels = (
+        ("pressure_pa", 1e-3, "pressure [kPa]"),
+        ("temperature_k", 1.0, "gas temperature [K]"),
+        ("inventory_mol", 1.0, "gas inventory change\nsince first sample [mol]"),
+        ("leak_rate_kg_s", KG_H_PER_KG_S, "estimated leak rate\n[kg/h, + = loss]"),
+    )
+    handles = []
+    for ax, (key, factor, label) in zip(axes, panels):
+        mean, lo, hi = data.mean[key], data.lo[key], data.hi[key]
+        for j, name in enumerate(data.modules):
+            colour = colours[j % len(colours)]
+            base = 0.0
+            legend = name
+            if key == "inventory_mol":
+                finite = mean[:, j][np.isfinite(mean[:, j])]
+                base = float(finite[0]) if len(finite) else 0.0
+                legend = f"{name} (n0 = {base:,.0f} mol)"
+            (line,) = ax.plot(x, (mean[:, j] - base) * factor, color=colour, lw=1.1, label=legend)
+            if data.bin_width_s > 1.0:
+                ax.fill_between(x, (lo[:, j] - base) * factor, (hi[:, j] - base) * factor,
+                                color=colour, alpha=0.18, lw=0)
+            if key == "pressure_pa":
+                handles.append(line)
+            if key == "inventory_mol":
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                          title="inventory at start", title_fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        if key == "pressure_pa":
+            sec = ax.secondary_yaxis("right", functions=(lambda kpa: kpa * 1e3 * MMHG_PER_PA,
+                                                         lambda mm: mm / MMHG_PER_PA * 1e-3))
+            sec.set_ylabel("[mmHg]", fontsize=9)
+        if key == "leak_rate_kg_s":
+            ax.axhline(0.0, color="black", lw=0.6, alpha=0.5)
+            _robust_ylim(ax, mean * factor)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=9,
+                   frameon=False, title="module", title_fontsize=9)
+    axes[-1].set_xlabel(f"mission time [{unit}] since {start}")
+    # Events: a dashed line through every panel and a numbered badge above the top panel. Badges
+    # are packed left to right in up to 4 rows so that none overlaps another; a thin leader line
+    # joins a badge pushed sideways to its event's line.
+    if shown:
+        lo_x, hi_x = float(np.nanmin(x)), float(np.nanmax(x))
+        for e in shown:
+            lo_x, hi_x = min(lo_x, e.t / scale), max(hi_x, e.t / scale)
+        span = (hi_x - lo_x) or 1.0
+        pad = 0.01 * span
+        for ax in axes:
+            ax.set_xlim(lo_x - pad, hi_x + pad)
+        fracs = [(e.t / scale - lo_x + pad) / (span + 2 * pad) for e in shown]
+        for i, e in enumerate(shown):
+            colour = _SEVERITY_COLOURS.get(e.severity, "black")
+            for ax in axes:
+                ax.axvline(e.t / scale, color=colour, ls="--", lw=0.8, alpha=0.8)
+        for i, (bx, row) in enumerate(_pack_badges(fracs, width=0.021 if len(shown) < 100 else 0.027)):
+            e = shown[i]
+            colour = _SEVERITY_COLOURS.get(e.severity, "black")
+            axes[0].annotate(str(i + 1), xy=(fracs[i], 1.0), xycoords="axes fraction",
+                             xytext=(bx, 1.05 + 0.085 * row), textcoords="axes fraction", ha="center",
+                             va="bottom", fontsize=7.5, color="white",
+                             bbox=dict(boxstyle="round,pad=0.2", fc=colour, ec="none"),
+                             arrowprops=dict(arrowstyle="-", color=colour, lw=0.6, shrinkA=0, shrinkB=0),
+                             annotation_clip=False)
+        lines = []
+        for i, e in enumerate(shown, start=1):
+            when = _fmt_time(e.t)
+            lines.append(f"{i:>3}  {when:>10}  {e.name:<18} {e.subject:<16} "
+                         f"({_SEVERITY_NAMES.get(e.severity, '?')})")
+        if data.events_dropped:
+            lines.append(f"     ... and {data.events_dropped} more events not shown")
+        half = math.ceil(len(lines) / 2)
+        y0 = list_frac - 0.25 / fig_h
+        fig.text(0.02, y0, "events (mission time h:mm:ss, name, subject, severity; colour: grey info, "
+                 "olive low, orange medium, red high):", fontsize=9, va="top", weight="bold")
+        for col, chunk in enumerate((lines[:half], lines[half:])):
+            if chunk:
+                fig.text(0.02 + 0.48 * col, y0 - 0.22 / fig_h, "\n".join(chunk), fontsize=8,
+                         family="monospace", va="top")
+    head = title or f"{data.source}: housekeeping per module"
+    span_note = "" if data.bin_width_s <= 1.0 else f"; shaded: min-max per {data.bin_width_s:g} s bin"
+    fig.suptitle(f"{head}\nstart (mission time 0) {start}; {data.housekeeping} housekeeping samples"
+                 f"{span_note}", fontsize=11, y=1 - 0.15 / fig_h, va="top")
+    fig.savefig(os.fspath(out), dpi=dpi)
+
+
+def _robust_ylim(ax: Any, values: np.ndarray) -> None:
+    """Leak-rate estimates spike for a few seconds when valves move; scale the axis to the 1st-99th
+    percentile (and zero) so the steady rates stay readable, and say when spikes are cut off."""
+    v = values[np.isfinite(values)]
+    if v.size < 20:
+        return
+    lo, hi = np.percentile(v, [1.0, 99.0])
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    margin = 0.15 * ((hi - lo) or 1.0)
+    lo, hi = lo - margin, hi + margin
+    if v.min() < lo or v.max() > hi:
+        ax.set_ylim(lo, hi)
+        ax.text(0.995, 0.97, "transient spikes clipped", transform=ax.transAxes, ha="right", va="top",
+                fontsize=7, color="0.35")
+
+
+def _pack_badges(fracs: list[float], width: float, max_rows: int = 4) -> list[tuple[float, int]]:
+    """Badge centres (axes fraction) and rows for events at ``fracs`` (sorted by time), so that
+    badges ``width`` wide never overlap: each goes to the row where it moves least, pushed right
+    of the previous badge of that row; a row running past the right edge is pushed back left."""
+    n = len(fracs)
+    rows = max(1, min(max_rows, math.ceil(n * width / 0.8)))
+    last = [-math.inf] * rows
+    out: list[list[float]] = []
+    for f in fracs:
+        best = min(range(rows), key=lambda r: (max(f, last[r] + width) - f, r))
+        pos = max(f, last[best] + width)
+        last[best] = pos
+        out.append([pos, best])
+    for r in range(rows):
+        limit = 1.0
+        for item in reversed([o for o in out if o[1] == r]):
+            item[0] = min(item[0], limit)
+            limit = item[0] - width
+    return [(p, int(r)) for p, r in out]
+
+
+def _fmt_time(t: float) -> str:
+    sign = "-" if t < 0 else ""
+    t = abs(t)
+    h, rem = divmod(t, 3600.0)
+    m, s = divmod(rem, 60.0)
+    return f"{sign}{int(h)}:{int(m):02d}:{s:04.1f}"
+
+
+def plot_capture(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    modules: list[str] | None = None,
+    since: float | str | None = None,
+    until: float | str | None = None,
+    max_bins: int = 2000,
+    title: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_skip: Callable[[int, int, str], None] | None = None,
+) -> PlotData:
+    """Stream the capture at ``path`` and write its plot to ``out``. Returns the plotted data.
+
+    Raises InputError (see :func:`collect`), OSError when a file cannot be read or written.
+    """
+    from ...hal.errors import DeviceOpenError
+    from .replay_device import find_layout_report
+
+    path = os.fspath(path)
+    total = os.path.getsize(path)
+    try:
+        report = find_layout_report(path)
+    except DeviceOpenError as exc:
+        raise InputError(str(exc).replace("replay://", "", 1)) from exc
+    done = [0]
+
+    def on_progress(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    data = collect_capture(path, modules=modules, since=since, until=until, max_bins=max_bins,
+                           layout_report=report, on_skip=on_skip, on_progress=on_progress)
+    if progress is not None:
+        progress(total, total)
+    render(data, out, title=title)
+    return data

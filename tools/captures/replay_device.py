@@ -1,0 +1,417 @@
+"""The ``replay://`` device: sensor samples and valve states taken from a telemetry capture.
+
+URL grammar::
+
+    replay://CAPTURE            a relative path (replay://run.tm, replay://data/run.tm)
+    replay:///abs/path/run.tm   an absolute path
+
+There are no query keys (a ``?`` in the URL is a :class:`~hullwatch.hal.errors.DeviceUrlError`).
+The capture must hold a layout report (3/25 SID 3) in its first 64 MB (the flight software sends
+one in its first cycle and every 60 s): the device's :attr:`layout` and :attr:`epoch_utc` come
+from the first one.
+
+Each :meth:`~ReplayDevice.read` fills the frame from the next raw-sample packet (3/25 SID 2) in file
+order: pressure, temperature and flow values (float64, bit for bit as recorded) with their
+statuses, and valve commands, feedback and statuses. After the last packet the frame is filled
+with ``NO_DATA`` statuses and :attr:`~ReplayDevice.exhausted` is True.
+
+Mission time. CUC time stamps are truncated to 1/65536 s, but the flight software must see the
+mission times it saw when recording, to the bit. The executive runs cycle ``k`` at
+``t0 + k * period``, and the raw-sample packet carries ``k``; so the device infers ``t0`` and
+``period`` from the first two samples (the shortest decimal numbers within the CUC resolution)
+and gives each sample the time ``t0 + k * period`` whenever that lies within the resolution of
+its CUC stamp, else the CUC time itself. The packets carry no per-sample time stamps: a sample
+with status OK is stamped with the frame's time, one with another status keeps the time of its
+last OK sample (as a device does for a stale channel).
+
+The clock is virtual and follows the recording: ``now()`` starts at the first sample's mission
+time; ``sleep_until(t)`` moves it to ``t``; a read moves it on to the time of the sample it returns
+if that is later. A caller that paces itself by the clock (the executive) reads in step with the
+recording: samples more than half a period older than ``now()`` were missed and are dropped
+(counted in ``dropped``), and when the next sample is more than half a period in the future (a
+gap in the capture) the read returns the previous values with status STALE (counted in
+``gaps``). A caller that never sleeps simply gets the samples one after the other.
+:meth:`command_valve` is recorded (:attr:`~ReplayDevice.commands`, bounded) but changes nothing:
+the data are a recording.
+
+The capture is streamed (constant memory). Damaged stretches are skipped by the capture reader
+and counted in :meth:`health` (``skipped_ranges``, ``skipped_bytes``).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from typing import Any, Iterator
+
+from ...hal.clock import Clock
+from ...hal.errors import DeviceNotFound, DeviceOpenError, DeviceUrlError
+from ...hal.interfaces import Device, DeviceInfo, Frame, Layout, SampleStatus
+
+#: commands kept in :attr:`ReplayDevice.commands` (every queue is bounded)
+MAX_RECORDED_COMMANDS = 10_000
+_OK = int(SampleStatus.OK)
+_NO_DATA = int(SampleStatus.NO_DATA)
+
+
+def capture_path_from_url(url: str) -> str:
+    """The capture path in a ``replay://`` URL. Raises DeviceUrlError when it is malformed."""
+    if not url.lower().startswith("replay://"):
+        raise DeviceUrlError(f"expected a replay:// URL, got {url!r}")
+    rest = url[len("replay://"):]
+    if "?" in rest:
+        raise DeviceUrlError(f"{url}: replay:// takes no query parameters (got {rest.partition('?')[2]!r})")
+    if not rest:
+        raise DeviceUrlError(f"{url}: no capture file; expected replay://PATH, e.g. replay://run.tm")
+    return rest
+
+
+def mission_time(time_utc: float, epoch_utc: float) -> float:
+    """Mission time (s) of a packet stamped ``time_utc``: ``time_utc - epoch_utc`` rounded to the
+    microsecond (CUC time has 1/65536 s resolution, truncated when written)."""
+    return round(time_utc - epoch_utc, 6)
+
+
+#: 1/65536 s, the CUC resolution, plus float noise of ``epoch + t - epoch`` at today's epochs
+_CUC_SLACK = 1.0 / 65536.0
+_FLOAT_SLACK = 2e-6
+
+
+def shortest_decimal(lo: float, hi: float) -> float:
+    """The number with the fewest decimals (0 to 9) in ``[lo, hi]``; the midpoint if none."""
+    mid = 0.5 * (lo + hi)
+    for digits in range(10):
+        x = round(mid, digits)
+        if lo <= x <= hi:
+            return x + 0.0  # no -0.0
+    return mid
+
+
+class ReplayClock(Clock):
+    """Virtual time that starts at the recording's first sample and moves by ``sleep_until`` (and
+    by reads, see the module docstring)."""
+
+    def __init__(self, start: float) -> None:
+        self._t = start
+        self.paced = False  #: True once someone slept on it: reads then follow the clock
+
+    def now(self) -> float:
+        return self._t
+
+    def sleep_until(self, t: float) -> None:
+        self.paced = True
+        if t > self._t:
+            self._t = t
+
+    def _follow(self, t: float) -> None:
+        if t > self._t:
+            self._t = t
+
+    @property
+    def virtual(self) -> bool:
+        return True
+
+    @property
+    def virtual(self) -> bool:
+        return True
+
+
+def find_layout_report(path: str, max_bytes: int = 64 << 20) -> Any:
+    """The first layout report of a capture (a ``LayoutReport``), looked for in its first
+    ``max_bytes`` (it comes in the first cycle, repeated every 60 s of mission time).
+
+    Raises DeviceOpenError when there is none, or the file cannot be read.
+    """
+    from ...firmware.telemetry.capture import iter_packet_batches
+    from ...firmware.telemetry.fastcodec import fast_decode
+    from ...firmware.telemetry.packets import APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
+
+    try:
+        for batch in iter_packet_batches(path):
+            h = batch.headers()
+            idx = ((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_LAYOUT) & (h["service"] == 3)).nonzero()[0]
+            for i in idx.tolist():
+                start = int(batch.starts[i])
+                try:
+                    packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+                except ValueError:
+                    continue  # undecodable: the next report will do
+                if isinstance(packet.data, LayoutReport):
+                    return packet.data
+            if batch.base + len(batch.buffer) >= max_bytes:
+                break
+    except OSError as exc:
+        raise DeviceOpenError(f"replay://{path}: cannot read: {exc}") from exc
+    raise DeviceOpenError(
+        f"replay://{path}: no layout report in the capture"
+        + ("" if os.path.getsize(path) <= max_bytes else f" (looked at the first {max_bytes >> 20} MB)")
+        + "; the capture does not say which channel is which")
+
+
+class ReplayDevice(Device):
+    """A recorded station. See the module docstring.
+
+    Attributes:
+        path: the capture file.
+        layout, epoch_utc: from the capture's first layout report.
+        period_s: the recording's cycle period (s) inferred from its first two samples, or None.
+        start_time: mission time of the first raw sample, s.
+        end_time: mission time of the last raw sample, s (found from the end of the file).
+        samples: raw-sample packets delivered so far.
+        exhausted: True once a read found no more raw samples.
+        commands: ``(mission time, valve index, open)`` of every :meth:`command_valve` call (the
+            first :data:`MAX_RECORDED_COMMANDS`).
+    """
+
+    def __init__(self, path: str) -> None:
+        from ...firmware.errors import TelemetryError
+        from ...firmware.telemetry.layoutjson import layout_from_json
+        from ...firmware.telemetry.packets import RawSamples
+
+        self.path = path
+        if not os.path.exists(path):
+            raise DeviceNotFound(f"replay://{path}: no such capture file")
+        if os.path.isdir(path):
+            raise DeviceOpenError(f"replay://{path}: is a directory, expected a capture file")
+        self._skipped_ranges = 0
+        self._skipped_bytes = 0
+        self._layout_changes = 0
+        self._reads = 0
+        self._dropped = 0
+        self._gaps = 0
+        self._ended = False
+        report = find_layout_report(path)
+        self._layout_json = report.layout_json
+        self.epoch_utc = report.epoch_utc
+        try:
+            self.layout: Layout = layout_from_json(report.layout_json)
+        except TelemetryError as exc:
+            raise DeviceOpenError(f"replay://{path}: bad layout report: {exc}") from exc
+        self._packets = self._iter_packets()
+        self._base = 0.0
+        self.period_s: float | None = None
+        #: lookahead: (CUC mission time, RawSamples), at most two
+        self._ahead: collections.deque[tuple[float, Any]] = collections.deque()
+        try:
+            for cap in self._packets:
+                data = cap.packet.data
+                if isinstance(data, RawSamples):
+                    self._check_counts(data, cap.offset)
+                    self._ahead.append((cap.packet.time_utc - self.epoch_utc, data))
+                    break
+        except OSError as exc:
+            raise DeviceOpenError(f"replay://{path}: cannot read: {exc}") from exc
+        if not self._ahead:
+            raise DeviceOpenError(f"replay://{path}: no raw-sample packets in the capture")
+        self._fill()
+        self._infer_timebase()
+        self.start_time = self._time_of(*self._ahead[0])
+        self.end_time = self._find_end_time()
+        self.clock = ReplayClock(self.start_time)
+        self.samples = 0
+        self.exhausted = False
+        self.commands: collections.deque[tuple[float, int, bool]] = collections.deque(maxlen=MAX_RECORDED_COMMANDS)
+        self._commands_total = 0
+        self._tol = 0.5 * self.period_s if self.period_s else math.inf
+        lay = self.layout
+        self._p_time = [0.0] * len(lay.pressure)
+        self._t_time = [0.0] * len(lay.temperature)
+        self._f_time = [0.0] * len(lay.flow)
+        self._delivered = False
+        self.info = DeviceInfo("replay", os.path.basename(path), {
+            "path": os.path.abspath(path), "start_time_s": self.start_time, "end_time_s": self.end_time,
+            "period_s": self.period_s,
+        })
+
+    # ------------------------------------------------------------------ reading the capture
+
+    def _on_skip(self, skip: Any) -> None:
+        self._skipped_ranges += 1
+        self._skipped_bytes += skip.length
+
+    def _iter_packets(self) -> Iterator[Any]:
+        from ...firmware.telemetry.capture import iter_capture
+
+        return iter_capture(self.path, on_skip=self._on_skip)
+
+    def _counts_match(self, data: Any) -> bool:
+        lay = self.layout
+        return (len(data.pressure), len(data.temperature), len(data.flow), len(data.valve_fb)) == (
+            len(lay.pressure), len(lay.temperature), len(lay.flow), len(lay.valves))
+
+    def _check_counts(self, data: Any, offset: int) -> None:
+        if not self._counts_match(data):
+            lay = self.layout
+            want = (len(lay.pressure), len(lay.temperature), len(lay.flow), len(lay.valves))
+            got = (len(data.pressure), len(data.temperature), len(data.flow), len(data.valve_fb))
+            raise DeviceOpenError(
+                f"replay://{self.path}: raw samples at byte offset {offset} hold {got} "
+                f"(pressure, temperature, flow, valves) channels, the layout report says {want}")
+
+    def _fill(self) -> None:
+        """Keep two samples in the lookahead (fewer at the end of the recording)."""
+        from ...firmware.telemetry.packets import LayoutReport, RawSamples
+
+        while len(self._ahead) < 2 and not self._ended:
+            try:
+                for cap in self._packets:
+                    data = cap.packet.data
+                    if isinstance(data, RawSamples):
+                        if not self._counts_match(data):
+                            self._layout_changes += 1
+                            self._ended = True  # another station's data: the recording ends here
+                        else:
+                            self._ahead.append((cap.packet.time_utc - self.epoch_utc, data))
+                        break
+                    if isinstance(data, LayoutReport) and data.layout_json != self._layout_json:
+                        self._layout_changes += 1
+                        self._ended = True
+                        break
+                else:
+                    self._ended = True
+            except OSError:
+                self._skipped_ranges += 1
+                self._ended = True
+
+    def _infer_timebase(self) -> None:
+        """``t0`` and ``period`` such that sample k is at ``t0 + k * period`` (module docstring)."""
+        if len(self._ahead) < 2:
+            return
+        (ta, a), (tb, b) = self._ahead[0], self._ahead[1]
+        dk = b.cycle - a.cycle
+        if dk <= 0:
+            return
+        slack = _CUC_SLACK + 2 * _FLOAT_SLACK
+        period = shortest_decimal((tb - ta - slack) / dk, (tb - ta + slack) / dk)
+        if not period > 0:
+            return
+        self.period_s = period
+        base = ta - a.cycle * period
+        self._base = shortest_decimal(base - _FLOAT_SLACK, base + _CUC_SLACK + _FLOAT_SLACK)
+
+    def _time_of(self, t_cuc: float, data: Any) -> float:
+        if self.period_s is not None:
+            t = self._base + data.cycle * self.period_s
+            if t_cuc - _FLOAT_SLACK <= t <= t_cuc + _CUC_SLACK + _FLOAT_SLACK:
+                return t
+        return round(t_cuc, 6)
+
+    def _find_end_time(self) -> float:
+        """Mission time of the last raw sample, from the last ~1 MB of the file (the reader
+        resynchronises on the first whole packet of the tail)."""
+        from ...firmware.telemetry.capture import iter_packet_batches
+        from ...firmware.telemetry.fastcodec import fast_decode
+        from ...firmware.telemetry.packets import APID_RAW, SID_RAW_SAMPLES
+
+        size = os.path.getsize(self.path)
+        tail = 1 << 20
+        while True:
+            last = None
+            with open(self.path, "rb") as f:
+                f.seek(max(0, size - tail))
+                for batch in iter_packet_batches(f):
+                    h = batch.headers()
+                    idx = ((h["apid"] == APID_RAW) & (h["key"] == SID_RAW_SAMPLES) & (h["service"] == 3)).nonzero()[0]
+                    if len(idx):
+                        i = int(idx[-1])
+                        start = int(batch.starts[i])
+                        last = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+            if last is not None:
+                return self._time_of(last.time_utc - self.epoch_utc, last.data)
+            if tail >= size:
+                return self._time_of(*self._ahead[-1])
+            tail *= 8
+
+    # ------------------------------------------------------------------ the Device interface
+
+    def peek_time(self) -> float | None:
+        """Mission time of the sample the next :meth:`read` returns (None at the end)."""
+        return self._time_of(*self._ahead[0]) if self._ahead else None
+
+    def read(self, frame: Frame) -> None:
+        """Fill ``frame`` from the next raw-sample packet (see the module docstring). Never raises."""
+        self._reads += 1
+        clock = self.clock
+        ahead = self._ahead
+        now = clock.now()
+        if clock.paced:
+            # Missed cycles: drop samples that are more than half a period old.
+            while ahead and self._time_of(*ahead[0]) < now - self._tol:
+                ahead.popleft()
+                self._dropped += 1
+                self._fill()
+        if not ahead:
+            self.exhausted = True
+            frame.t = now
+            for name in ("pressure_status", "temperature_status", "flow_status", "valve_status"):
+                status = getattr(frame, name)
+                status[:] = [_NO_DATA] * len(status)
+            return
+        t = self._time_of(*ahead[0])
+        if clock.paced and t > now + self._tol:
+            # A gap in the recording: nothing new at this time.
+            self._gaps += 1
+            frame.t = now
+            for name in ("pressure_status", "temperature_status", "flow_status", "valve_status"):
+                status = getattr(frame, name)
+                status[:] = [int(SampleStatus.STALE) if self._delivered else _NO_DATA] * len(status)
+            return
+        s = ahead.popleft()[1]
+        self._fill()
+        clock._follow(t)
+        self.samples += 1
+        self._delivered = True
+        frame.t = t
+        frame.pressure[:] = s.pressure
+        frame.pressure_status[:] = s.pressure_status
+        frame.temperature[:] = s.temperature
+        frame.temperature_status[:] = s.temperature_status
+        frame.flow[:] = s.flow
+        frame.flow_status[:] = s.flow_status
+        frame.valve_cmd[:] = s.valve_cmd
+        frame.valve_fb[:] = s.valve_fb
+        frame.valve_status[:] = s.valve_status
+        for times, status, out in ((self._p_time, s.pressure_status, frame.pressure_time),
+                                   (self._t_time, s.temperature_status, frame.temperature_time),
+                                   (self._f_time, s.flow_status, frame.flow_time)):
+            for i, st in enumerate(status):
+                if st == _OK:
+                    times[i] = t
+            out[:] = times
+
+    def command_valve(self, index: int, open_: bool) -> None:
+        """Recorded in :attr:`commands`; the recording is not changed."""
+        self._commands_total += 1
+        self.commands.append((self.clock.now(), int(index), bool(open_)))
+
+    def health(self) -> dict[str, int]:
+        return {
+            "reads": self._reads,
+            "samples": self.samples,
+            "dropped": self._dropped,
+            "gaps": self._gaps,
+            "commands": self._commands_total,
+            "skipped_ranges": self._skipped_ranges,
+            "skipped_bytes": self._skipped_bytes,
+            "layout_changes": self._layout_changes,
+        }
+
+    def _close(self) -> None:
+        close = getattr(self._packets, "close", None)
+        if close is not None:
+            close()
+
+
+def open_url(url: str, **options: Any) -> ReplayDevice:
+    """Open ``replay://CAPTURE``. No options are accepted.
+
+    Raises:
+        DeviceUrlError: a malformed URL or an unknown option.
+        DeviceNotFound: the capture file does not exist.
+        DeviceOpenError: the capture cannot be read, has no layout report before its first raw
+            sample, or no raw samples at all.
+    """
+    if options:
+        raise DeviceUrlError(f"{url}: replay:// takes no options (got {', '.join(sorted(options))})")
+    return ReplayDevice(capture_path_from_url(url))

@@ -1,0 +1,346 @@
+"""Re-run the flight software on a capture's recorded samples and compare its events.
+
+:func:`rerun_capture` opens ``replay://CAPTURE``, runs the flight software on it through
+:func:`hullwatch.tools.closed_loop.runner.run_scenario` (optionally with other FDIR parameters or another
+mode) and compares the events it raises with the event packets in the capture
+(:func:`diff_events`). With unchanged parameters there is no difference: the replay device gives
+the flight software the recorded float64 samples, statuses and valve states cycle for cycle.
+
+Matching rule: a recorded and a re-run event are the same event when their name and subject are
+equal and their mission times differ by at most ``time_tolerance_s`` (default 1 ms: CUC time
+stamps have 1/65536 s resolution). Matched events whose values differ (beyond ``value_rtol``)
+are listed as changed. Events that depend on the host rather than on the samples (cycle overruns,
+link loss and restoration, board configuration loads) are left out of the comparison unless
+``compare_all``.
+
+Library only: never prints; :func:`format_diff` makes the text the CLI prints.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from ..errors import InputError
+
+#: Event names whose occurrence depends on the host (timing, link), not on the recorded samples.
+HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED"})
+
+#: recorded events kept in memory at most (a capture's events are few; every list is bounded)
+MAX_EVENTS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event: mission time (s), EventId name, subject, the three values (SI units)."""
+
+    t: float
+    name: str
+    subject: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventDiff:
+    """``kind`` is ``"recorded only"`` (the re-run did not raise it), ``"rerun only"`` (new in
+    the re-run) or ``"changed"`` (same event, other values)."""
+
+    kind: str
+    recorded: EventRecord | None
+    rerun: EventRecord | None
+
+    @property
+    def t(self) -> float:
+        return (self.recorded or self.rerun).t  # type: ignore[union-attr]
+
+
+@dataclass(slots=True)
+class RerunReport:
+    """The outcome of :func:`rerun_capture`."""
+
+    capture: str
+    recorded: int  #: recorded events compared
+    rerun: int  #: re-run events compared
+    diffs: list[EventDiff]
+    ignored: int  #: host events left out of the comparison (both sides)
+    cycles: int  #: cycles the flight software ran
+    start_time: float
+    end_time: float
+    skipped_bytes: int = 0  #: damaged bytes the capture reader skipped
+    result: Any = field(default=None, repr=False)  #: the runner's RunResult
+    mode: str = ""  #: FDIR mode of the re-run
+
+    @property
+    def identical(self) -> bool:
+        return not self.diffs
+
+
+def event_record(event: Any) -> EventRecord:
+    """An :class:`EventRecord` from a runner event: an object with ``t`` (or ``time``/
+    ``mission_time``), ``name`` (or ``event_id``), ``subject`` and ``values``; or a tuple
+    ``(t, name, subject, values)``."""
+    if isinstance(event, EventRecord):
+        return event
+    if isinstance(event, tuple):
+        t, name, subject, values = event[:4]
+    else:
+        t = _first_attr(event, ("t", "time", "mission_time", "t_mission"))
+        name = getattr(event, "name", None)
+        if name is None or not isinstance(name, str):
+            name = _first_attr(event, ("event_id", "id"))
+        subject = getattr(event, "subject", "")
+        values = getattr(event, "values", ())
+    name = getattr(name, "name", name)
+    return EventRecord(float(t), str(name), str(subject).rstrip("\0"), tuple(float(v) for v in values))
+
+
+def _first_attr(obj: Any, names: Sequence[str]) -> Any:
+    for n in names:
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    raise TypeError(f"{type(obj).__name__} has none of the attributes {', '.join(names)}")
+
+
+def recorded_events(path: str | os.PathLike[str], *, on_skip: Callable[[Any], None] | None = None
+                    ) -> tuple[list[EventRecord], float | None]:
+    """The event packets of a capture, in file order, with mission times from the first layout
+    report's epoch; and that epoch (None if the capture has none). Streams the file and decodes
+    only event and layout packets. Raises InputError when there are more than MAX_EVENTS."""
+    from ...firmware.telemetry.capture import iter_packet_batches
+    from ...firmware.telemetry.fastcodec import fast_decode
+    from ...firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
+    from .replay_device import mission_time
+
+    epoch: float | None = None
+    pending: list[tuple[float, Any]] = []
+    out: list[EventRecord] = []
+    for batch in iter_packet_batches(os.fspath(path), on_skip=on_skip):
+        h = batch.headers()
+        wanted = (h["apid"] == APID_EVENT) & (h["service"] == 5)
+        if epoch is None:
+            wanted |= (h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_LAYOUT)
+        for i in wanted.nonzero()[0].tolist():
+            start = int(batch.starts[i])
+            packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+            if isinstance(packet.data, LayoutReport):
+                if epoch is None:
+                    epoch = packet.data.epoch_utc
+                continue
+            if len(out) + len(pending) >= MAX_EVENTS:
+                raise InputError(f"{os.fspath(path)}: more than {MAX_EVENTS} events; cannot compare")
+            ev = packet.data
+            rec = (packet.time_utc, ev)
+            if epoch is None:
+                pending.append(rec)  # events before the layout report: timed once the epoch is known
+                continue
+            out.append(_record(rec, epoch, mission_time))
+    if epoch is not None and pending:
+        out[:0] = [_record(r, epoch, mission_time) for r in pending]
+    return out, epoch
+
+
+def _record(rec: tuple[float, Any], epoch: float, mission_time: Callable[[float, float], float]) -> EventRecord:
+    time_utc, ev = rec
+    return EventRecord(mission_time(time_utc, epoch), ev.event_id.name, ev.subject.rstrip("\0"),
+                       tuple(float(v) for v in ev.values))
+
+
+def _values_equal(a: Sequence[float], b: Sequence[float], rtol: float) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y or (math.isnan(x) and math.isnan(y)):
+            continue
+        if not math.isclose(x, y, rel_tol=rtol, abs_tol=0.0):
+            return False
+    return True
+
+
+def diff_events(
+    recorded: Iterable[EventRecord],
+    rerun: Iterable[Any],
+    *,
+    time_tolerance_s: float = 1e-3,
+    value_rtol: float = 1e-9,
+    compare_all: bool = False,
+    since: float | None = None,
+    until: float | None = None,
+) -> tuple[list[EventDiff], int, int, int]:
+    """Compare two event lists (see the module docstring for the rule).
+
+    Only events with ``since <= t <= until`` take part (the span the re-run covered).
+    Returns ``(diffs sorted by mission time, recorded compared, rerun compared, ignored)``.
+    """
+    ignored = 0
+
+    def keep(e: EventRecord) -> bool:
+        nonlocal ignored
+        if since is not None and e.t < since - time_tolerance_s:
+            return False
+        if until is not None and e.t > until + time_tolerance_s:
+            return False
+        if not compare_all and e.name in HOST_EVENTS:
+            ignored += 1
+            return False
+        return True
+
+    rec = [e for e in recorded if keep(e)]
+    new = [e for e in (event_record(x) for x in rerun) if keep(e)]
+    pool: dict[tuple[str, str], collections.deque[EventRecord]] = collections.defaultdict(collections.deque)
+    for e in sorted(new, key=lambda e: e.t):
+        pool[(e.name, e.subject)].append(e)
+    diffs: list[EventDiff] = []
+    for e in sorted(rec, key=lambda e: e.t):
+        queue = pool.get((e.name, e.subject))
+        # re-run events of this kind far earlier than e cannot match anything later either
+        while queue and queue[0].t < e.t - time_tolerance_s:
+            diffs.append(EventDiff("rerun only", None, queue.popleft()))
+        if queue and abs(queue[0].t - e.t) <= time_tolerance_s:
+            other = queue.popleft()
+            if not _values_equal(e.values, other.values, value_rtol):
+                diffs.append(EventDiff("changed", e, other))
+        else:
+            diffs.append(EventDiff("recorded only", e, None))
+    for queue in pool.values():
+        diffs.extend(EventDiff("rerun only", None, e) for e in queue)
+    diffs.sort(key=lambda d: (d.t, d.kind))
+    return diffs, len(rec), len(new), ignored
+
+
+def rerun_capture(
+    path: str | os.PathLike[str],
+    *,
+    fdir_params: Any = None,
+    mode: Any = None,
+    compare_all: bool = False,
+    time_tolerance_s: float = 1e-3,
+    on_skip: Callable[[Any], None] | None = None,
+    progress: Callable[[float, float], None] | None = None,
+    capture: str | os.PathLike[str] | None = None,
+) -> RerunReport:
+    """Run the flight software on the capture's samples and compare its events with the recorded ones.
+
+    Args:
+        path: the capture (made by ``hullwatch run --capture``, or any capture with a layout
+            report and raw samples).
+        fdir_params: FDIR parameters for the re-run (a path to a TOML file, or what
+            ``run_scenario`` accepts); None: the defaults, as the recording used.
+        mode: FDIR mode for the re-run (an ``FdirMode`` or its name); None: the mode recorded in
+            the capture's first housekeeping packet (active if there is none).
+        progress: ``progress(mission_time_done, mission_time_total)``, every 60 s of mission time.
+        capture: also write the re-run's telemetry to this capture file (to plot or decode it).
+
+    Raises:
+        InputError: the capture has no layout report or raw samples; DeviceOpenError (hal) when
+        it cannot be opened; FirmwareError (ParameterError) for bad parameters.
+    """
+    from ...hal.errors import DeviceOpenError
+    from .replay_device import ReplayDevice
+    from ..closed_loop.runner import run_scenario
+
+    path = os.fspath(path)
+    if capture is not None and os.path.exists(capture) and os.path.samefile(capture, path):
+        raise InputError(f"{os.fspath(capture)}: is the capture being re-run; write the re-run elsewhere")
+    try:
+        device = ReplayDevice(path)
+    except DeviceOpenError as exc:
+        if os.path.exists(path):
+            raise InputError(str(exc)) from exc
+        raise
+    if mode is None:
+        mode = recorded_mode(path)
+        if mode is None:
+            from ...firmware.types import FdirMode
+
+            mode = FdirMode.ACTIVE
+    with device:
+        result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
+                      capture=capture)
+        skipped = device.health().get("skipped_bytes", 0)
+        start, end = device.start_time, device.end_time
+    recorded, _epoch = recorded_events(path, on_skip=on_skip)
+    rerun = list(getattr(result, "events", ()))
+    diffs, n_rec, n_new, ignored = diff_events(
+        recorded, rerun, time_tolerance_s=time_tolerance_s, compare_all=compare_all,
+        since=start, until=end)
+    cycles = int(getattr(result, "cycles", 0) or 0)
+    return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
+                       getattr(mode, "name", str(mode)).lower())
+
+
+def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
+         progress: Any, capture: Any = None) -> Any:
+    # ``until`` is left to the runner: a replay device's end time plus half a period, so the
+    # last recorded cycle runs too.
+    kwargs: dict[str, Any] = {"mode": mode}
+    if fdir_params is not None:
+        kwargs["fdir_params"] = fdir_params
+    if progress is not None:
+        kwargs["on_progress"] = progress
+    if capture is not None:
+        kwargs["capture"] = capture
+    return run_scenario(device, **kwargs)
+
+
+def recorded_mode(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> Any:
+    """The FDIR mode in the capture's first housekeeping packet (an ``FdirMode``), or None if
+    there is none in its first ``max_bytes``."""
+    from ...firmware.telemetry.capture import iter_packet_batches
+    from ...firmware.telemetry.fastcodec import fast_decode
+    from ...firmware.telemetry.packets import APID_HOUSEKEEPING, SID_HOUSEKEEPING, Housekeeping
+    from ...firmware.types import FdirMode
+
+    for batch in iter_packet_batches(os.fspath(path)):
+        h = batch.headers()
+        idx = ((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_HOUSEKEEPING) & (h["service"] == 3)).nonzero()[0]
+        for i in idx.tolist():
+            start = int(batch.starts[i])
+            try:
+                packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+            except ValueError:
+                continue
+            if isinstance(packet.data, Housekeeping):
+                try:
+                    return FdirMode(packet.data.mode)
+                except ValueError:
+                    return None
+        if batch.base + len(batch.buffer) >= max_bytes:
+            break
+    return None
+
+
+def _fmt_t(t: float) -> str:
+    sign = "-" if t < 0 else ""
+    a = abs(t)
+    h, rem = divmod(a, 3600.0)
+    m, s = divmod(rem, 60.0)
+    return f"{sign}{int(h)}:{int(m):02d}:{s:06.3f}"
+
+
+def _fmt_values(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+
+
+def format_diff(report: RerunReport) -> list[str]:
+    """Lines describing the differences, one per event, in mission-time order::
+
+        - 0:41:20.300  LEAK_CONFIRMED   zvezda   (0.00052, 14.2, 75)    recorded only
+        + 0:43:05.100  LEAK_CONFIRMED   zvezda   (0.00051, 13.9, 75)    rerun only
+        ~ 0:50:00.000  LEAK_LOCATED     soyuz-om (0.0021, ...) -> (0.0019, ...)
+    """
+    lines = []
+    for d in report.diffs:
+        if d.kind == "changed":
+            a, b = d.recorded, d.rerun
+            assert a is not None and b is not None
+            lines.append(f"~ {_fmt_t(a.t)}  {a.name:<18} {a.subject:<16} values {_fmt_values(a.values)}"
+                         f" -> {_fmt_values(b.values)}")
+        else:
+            e = d.recorded if d.kind == "recorded only" else d.rerun
+            assert e is not None
+            sign = "-" if d.kind == "recorded only" else "+"
+            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {e.subject:<16} {_fmt_values(e.values):<40} {d.kind}")
+    return lines

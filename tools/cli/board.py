@@ -1,0 +1,101 @@
+"""``hullwatch board``: run the board emulator on a pseudo-terminal or any serial port."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from ..errors import InputError
+
+EXAMPLES = """\
+examples:
+  hullwatch board --pty                                 # prints the device path, e.g. /dev/pts/7
+  hullwatch board --pty --flash board.flash             # configuration flash kept in board.flash
+  hullwatch board --pty --scenario nominal-24h --baud 115200
+  hullwatch board --port socket://0.0.0.0:7000          # any pyserial URL (the host end connects)
+
+Then, in another terminal:
+  hullwatch run --device serial:///dev/pts/7 --scenario soyuz-ms09
+  hullwatch board-info --port /dev/pts/7
+
+The flash file is made with the factory configuration of --scenario's station (default
+soyuz-ms09) when it does not exist, and survives restarts. Ctrl-C stops the board.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "board",
+        help="run the USB sensor board emulator on a pseudo-terminal or a serial port",
+        description="Run the board emulator: the board side of the wire protocol "
+        "(docs/protocol.md), with its configuration flash in a file, calibration, valves with "
+        "actuation time and HIL stimulation. Serves until Ctrl-C.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal and print its path")
+    where.add_argument("--port", metavar="URL", help="serve on this pyserial port URL")
+    p.add_argument("--flash", metavar="FILE", help="configuration flash file (made if missing; default: in RAM)")
+    p.add_argument("--board-id", metavar="ID", default=None, help="board id (default hwb-emu-0001)")
+    p.add_argument("--scenario", metavar="NAME", default="soyuz-ms09",
+                   help="station whose factory configuration and valve travel times the board "
+                   "gets (preset or TOML file; default soyuz-ms09)")
+    p.add_argument("--no-hil", action="store_true", help="factory configuration without HIL allowed")
+    p.add_argument("--baud", type=int, default=None, metavar="N",
+                   help="pace the board's output like a UART at N baud (a pty ignores baud)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ...sim.board_emulator import (
+        BoardEmulator, EmulatorError, hardware_for_scenario, make_pty, open_flash, serve_fd, serve_port)
+    from ...sim.board_flash import DEFAULT_BOARD_ID, config_for_scenario
+    from ...sim.scenario import load_scenario
+
+    if args.baud is not None and args.baud <= 0:
+        raise InputError(f"--baud: expected a positive baud rate, got {args.baud}")
+    board_id = args.board_id or DEFAULT_BOARD_ID
+    scenario = load_scenario(args.scenario)
+    config = config_for_scenario(scenario, board_id, hil_allowed=not args.no_hil)
+    try:
+        flash = open_flash(args.flash, board_id=board_id, config=config)
+    except EmulatorError as exc:
+        raise InputError(str(exc)) from exc
+    board = BoardEmulator(flash, **hardware_for_scenario(scenario))
+    info = flash.info()
+    config_text = (f"generation {info.generation} in slot {'AB'[info.active_slot]}"
+                   if info.active_slot is not None else "no valid configuration")
+
+    stopping = [False]
+
+    def on_term(signum: int, frame: Any) -> None:
+        stopping[0] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        if args.pty:
+            master, slave, path = make_pty()
+            print(f"hullwatch board: emulated board {board_id} serving on {path}", flush=True)
+            print(f"  connect with: hullwatch run --device serial://{path} --scenario {scenario.name}",
+                  flush=True)
+            print(f"  flash: {args.flash or '(in RAM)'} ({config_text}); Ctrl-C to stop", flush=True)
+            serve_fd(board, master, stop=lambda: stopping[0], baud=args.baud)
+        else:
+            from ...hal.ports import open_port
+
+            port = open_port(args.port, timeout=0.05)
+            print(f"hullwatch board: emulated board {board_id} serving on {args.port}", flush=True)
+            print(f"  flash: {args.flash or '(in RAM)'} ({config_text}); Ctrl-C to stop", flush=True)
+            serve_port(board, port, stop=lambda: stopping[0], baud=args.baud)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        flash.close()
+    rx = board.rx_counters()
+    print(f"hullwatch board: stopped after {board.counters['requests']} requests "
+          f"({board.counters['naks']} refused, {rx['crc_errors'] + rx['cobs_errors']} bad frames, "
+          f"{rx['dropped_bytes']} bytes dropped)", file=sys.stderr)
+    return 0

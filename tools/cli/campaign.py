@@ -1,0 +1,137 @@
+"""``hullwatch campaign``: Monte Carlo campaigns of the closed loop, locally or on Dask."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import EXIT_OK, EXIT_VERDICT, InputError
+
+EXAMPLES = """\
+examples:
+  hullwatch campaign smoke -o runs/smoke                      # built-in spec, all local cores
+  hullwatch campaign fdir-acceptance -o runs/acc --workers 2  # local process pool
+  hullwatch campaign my.toml -o runs/my --dask-local 4        # Dask LocalCluster of 4 workers
+  hullwatch campaign my.toml -o runs/my --scheduler tcp://10.0.0.5:8786
+  hullwatch campaign report runs/acc                          # re-render the report
+  hullwatch campaign --list                                   # built-in specs
+
+An interrupted campaign re-run with the same arguments runs only the cases not yet recorded
+in DIR/cases.jsonl. Each case's scenario is saved as DIR/cases/<id>.toml; replay one with
+  hullwatch run --scenario DIR/cases/<id>.toml --seed SEED
+Spec format: docs/detection.md.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "campaign",
+        help="run a Monte Carlo campaign of the closed loop (local pool or Dask); 'campaign report DIR'",
+        description="Draw the cases of a campaign spec, run each through the closed loop (flight "
+        "software against the simulated station), record the outcome per case and write the "
+        "report (cases.csv, summary.md/json, detection.png, latency.png) in DIR.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="spec TOML file or built-in spec name; or the word 'report'")
+    p.add_argument("dir", nargs="?", metavar="DIR", help="with 'report': the campaign directory")
+    p.add_argument("-o", "--output", metavar="DIR", help="campaign directory (created; resumed if it exists)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", "-j", type=int, metavar="N",
+                       help="local process pool of N workers (default: one per core)")
+    where.add_argument("--dask-local", type=int, metavar="N",
+                       help="start a Dask LocalCluster of N single-threaded workers")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="use an existing Dask scheduler (its workers need hullwatch installed)")
+    p.add_argument("--max-cases", type=int, metavar="N", help="stop after N new cases (re-run to go on)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the cases recorded as failed")
+    p.add_argument("--check", action="store_true",
+                   help="exit with status 1 unless every acceptance target is met")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list the built-in specs and exit")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..campaign.spec import builtin_spec_names, load_spec
+
+    if args.list:
+        for name in builtin_spec_names():
+            spec = load_spec(name)
+            print(f"{name:18s} {spec.size:6d} cases  {spec.description}")
+        return EXIT_OK
+    if args.spec == "report":
+        if not args.dir:
+            raise InputError("campaign report: expected the campaign directory, e.g. 'hullwatch campaign report runs/acc'")
+        return _report(Path(args.dir), args.check)
+    if not args.spec:
+        raise InputError("campaign: expected a spec file or built-in spec name (see --list)")
+    if args.dir:
+        raise InputError(f"campaign: unexpected argument {args.dir!r}; give the output directory with -o DIR")
+    if not args.output:
+        raise InputError("campaign: missing -o DIR (where the results and the report go)")
+    for opt in ("workers", "dask_local", "max_cases"):
+        v = getattr(args, opt)
+        if v is not None and v < (0 if opt == "max_cases" else 1):
+            raise InputError(f"--{opt.replace('_', '-')}: expected a positive number, got {v}")
+    spec = load_spec(args.spec)
+    return _run(spec, Path(args.output), args)
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    from ..campaign.executor import DaskPool, LocalPool
+
+    if args.scheduler:
+        return DaskPool(scheduler=args.scheduler)
+    if args.dask_local:
+        return DaskPool(workers=args.dask_local)
+    return LocalPool(args.workers)
+
+
+def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
+    from ..campaign.executor import Progress, run_campaign
+
+    bar = None
+
+    def on_progress(p: Progress) -> None:
+        nonlocal bar
+        if args.no_progress:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=p.total, initial=p.done, unit="case", dynamic_ncols=True,
+                       desc=spec.name, file=sys.stderr)
+        else:
+            bar.update(1)
+        bar.set_postfix_str(f"failed {p.failed}", refresh=False)
+
+    with _executor(args) as executor:
+        print(f"campaign {spec.name}: {spec.size} cases on {executor.description} -> {out}", file=sys.stderr)
+        try:
+            run = run_campaign(spec, out, executor, on_progress=on_progress, max_cases=args.max_cases,
+                               retry_failed=args.retry_failed)
+        finally:
+            if bar is not None:
+                bar.close()
+    print(f"{run.ran} cases run in {run.wall_s:.1f} s; {run.done}/{run.total} recorded, {run.failed} failed"
+          + ("" if run.complete else " (incomplete: re-run the same command to go on)"))
+    return _report(out, args.check)
+
+
+def _report(directory: Path, check: bool) -> int:
+    from ..campaign.report import write_report
+
+    files = write_report(directory)
+    s = files.summary
+    print(f"report: {files.summary_md}, {files.csv}" + "".join(f", {p}" for p in files.plots))
+    for t in s["targets"]:
+        value = t["value"]
+        shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+        print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {shown}")
+    if check and not all(t["met"] for t in s["targets"]):
+        return EXIT_VERDICT
+    return EXIT_OK

@@ -1,0 +1,109 @@
+"""``hullwatch rerun CAPTURE``: re-run the flight software on recorded samples, diff the events."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .common import SkipReporter, add_progress_argument, check_capture_path
+from ..errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
+
+EXAMPLES = """\
+examples:
+  hullwatch run soyuz-ms09 --capture ms09.tm
+  hullwatch rerun ms09.tm                        # same parameters: no difference, exit 0
+  hullwatch rerun ms09.tm --fdir tuned.toml      # what the tuned table would have done
+  hullwatch rerun ms09.tm --mode passive
+  hullwatch rerun ms09.tm --fdir tuned.toml --capture tuned.tm && hullwatch plot tuned.tm -o tuned.png
+
+Output: one line per difference, in mission-time order:
+  - TIME  EVENT  SUBJECT  (values)   recorded only   the re-run did not raise it
+  + TIME  EVENT  SUBJECT  (values)   rerun only      new in the re-run
+  ~ TIME  EVENT  SUBJECT  values (recorded) -> (re-run)
+Events match when name and subject agree and their mission times are within --tolerance.
+Host events (CYCLE_OVERRUN, LINK_LOST, LINK_RESTORED, CONFIG_LOADED) depend on the machine, not
+on the samples, and are not compared unless --all-events.
+
+Exit status: 0 no difference; 1 differences listed; 2 bad input (capture without layout report
+or raw samples, bad parameter file); 3 the capture was damaged (skipped ranges on stderr) and no
+difference was found.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "rerun",
+        help="re-run the flight software on a capture's samples and list where its events differ",
+        description="Run the flight software on the sensor samples and valve states recorded in a "
+        "capture (through the replay:// device), with the recorded or other FDIR parameters, and "
+        "compare the events it raises with the recorded event packets.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("capture", metavar="CAPTURE", help="telemetry capture file (.tm) with raw samples")
+    p.add_argument("--fdir", metavar="PARAMS.toml", default=None,
+                   help="FDIR parameter table for the re-run (default: the built-in defaults)")
+    p.add_argument("--mode", choices=("active", "passive", "off"), default=None,
+                   help="FDIR mode for the re-run (default: the mode recorded in the capture)")
+    p.add_argument("--capture", dest="rerun_capture", metavar="FILE", default=None,
+                   help="also write the re-run's telemetry to this capture (to plot or decode it)")
+    p.add_argument("--all-events", action="store_true",
+                   help="also compare host events (cycle overruns, link, config loads)")
+    p.add_argument("--tolerance", type=float, default=1e-3, metavar="SECONDS",
+                   help="largest mission-time difference of a matching event (default 0.001)")
+    add_progress_argument(p)
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..captures.rerun import format_diff, rerun_capture
+
+    path = args.capture
+    check_capture_path(path)
+    if args.fdir is not None and not os.path.isfile(args.fdir):
+        raise InputError(f"--fdir {args.fdir}: no such parameter file")
+    if args.rerun_capture and os.path.exists(args.rerun_capture) and os.path.samefile(args.rerun_capture, path):
+        raise InputError(f"--capture {args.rerun_capture}: is the capture being re-run; choose another file")
+    if not args.tolerance >= 0:
+        raise InputError(f"--tolerance: expected seconds >= 0, got {args.tolerance}")
+    skips = SkipReporter(path)
+
+    bar = None
+    progress = None
+    if sys.stderr.isatty() and not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=1.0, unit="s", desc="rerun", file=sys.stderr, leave=False,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s mission time [{elapsed}<{remaining}]")
+
+        def progress(done: float, total: float) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = rerun_capture(path, fdir_params=args.fdir, mode=args.mode, compare_all=args.all_events,
+                               time_tolerance_s=args.tolerance, on_skip=skips, progress=progress,
+                               capture=args.rerun_capture)
+    finally:
+        if bar is not None:
+            bar.close()
+    params = args.fdir or "default parameters"
+    print(f"rerun of {path}: {report.cycles} cycles, mission time {report.start_time:.1f} s .. "
+          f"{report.end_time:.1f} s, {params}, mode {report.mode}")
+    ignored = f" ({report.ignored} host events not compared)" if report.ignored else ""
+    print(f"events: {report.recorded} recorded, {report.rerun} in the re-run{ignored}")
+    if report.identical:
+        print("no difference: the re-run raised the same events at the same mission times")
+    else:
+        print(f"{len(report.diffs)} differences (- recorded only, + rerun only, ~ changed values):")
+        for line in format_diff(report):
+            print(line)
+    if args.rerun_capture:
+        print(f"re-run telemetry: {args.rerun_capture}")
+    damaged = skips.finish()
+    if not report.identical:
+        return EXIT_VERDICT
+    return EXIT_DAMAGED if damaged else EXIT_OK

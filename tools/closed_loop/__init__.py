@@ -1,0 +1,1 @@
+"""The closed loop as a library: run the flight software against a device, its timeline and plot."""

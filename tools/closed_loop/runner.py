@@ -1,0 +1,454 @@
+"""The closed loop as a library call: :func:`run_scenario` -> :class:`RunResult`.
+
+Used by ``hullwatch run``, the HIL plugin (which passes a Device wrapping a serial board and a
+plant), the capture re-runner (a ``replay://`` device) and Monte Carlo campaigns (one call per case
+in worker processes: quiet, no printing, everything in the result is plain data and picklable).
+
+Ground truth: when the device is a simulated one (it has a ``scenario``), the result carries the
+scheduled leak starts and a verdict that compares FDIR's decisions with the truth.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from ...firmware.fdir.params import FdirParams, default_params, load_params, params_from_dict
+from ...firmware.flight import FlightSoftware
+from ...firmware.telemetry.sinks import CaptureSink, Sink, UdpSink
+from ...firmware.types import EventId, FdirMode, Severity
+from ...hal import open as open_device
+from ...hal.clock import Clock, WallClock
+from ...hal.interfaces import Device
+from ..errors import InputError
+
+#: Mission seconds between two progress callbacks.
+PROGRESS_EVERY_S = 60.0
+
+#: Events that mean "a leak is suspected or confirmed".
+LEAK_EVENTS = ("LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS")
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One FDIR/executive event. ``values`` are SI (their meaning per event: ``hullwatch
+    dictionary``); ``utc`` is the mission time as UTC seconds since 1970."""
+
+    t: float
+    name: str
+    subject: str
+    values: tuple[float, float, float]
+    severity: str
+    utc: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeakTruth:
+    module: str
+    start_s: float
+    diameter_m: float
+    cd: float
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did. Times are mission seconds (None when it did not happen).
+
+    ``verdict`` is one line; ``correct`` is True/False when the device knows the truth (a sim
+    device), None otherwise.
+    """
+
+    device: str
+    scenario: str | None
+    seed: int | None
+    mode: str
+    epoch_utc: float
+    events: list[RunEvent] = field(default_factory=list)
+    leaks: list[LeakTruth] = field(default_factory=list)
+    leak_start: float | None = None
+    detected: float | None = None
+    confirmed: float | None = None
+    rapid: float | None = None
+    located: float | None = None
+    sealed: float | None = None
+    located_module: str | None = None
+    sealed_modules: list[str] = field(default_factory=list)
+    #: ground truth: the smallest set of modules a correct isolation seals (sim devices only)
+    must_seal: list[str] = field(default_factory=list)
+    hole_diameter_m: float | None = None
+    reserve_time_s: float | None = None
+    leak_rate_kg_s: float | None = None
+    valves_commanded: int = 0
+    verdict: str = ""
+    correct: bool | None = None
+    simulated_s: float = 0.0
+    wall_s: float = 0.0
+    cycles: int = 0
+    overruns: int = 0
+    max_cycle_time_s: float = 0.0
+    mean_cycle_time_s: float = 0.0
+    capture: str | None = None
+    health: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def leak_starts(self) -> list[float]:
+        return [lk.start_s for lk in self.leaks]
+
+    @property
+    def speedup(self) -> float:
+        """Simulated seconds per wall second."""
+        return self.simulated_s / self.wall_s if self.wall_s > 0 else math.inf
+
+    def first(self, name: str) -> RunEvent | None:
+        for e in self.events:
+            if e.name == name:
+                return e
+        return None
+
+    def named(self, name: str) -> list[RunEvent]:
+        return [e for e in self.events if e.name == name]
+
+
+class PacedClock(Clock):
+    """A lockstep device clock paced by a wall clock: ``sleep_until(t)`` waits until wall time
+    reaches ``t`` (times ``speed``) and then advances the device (the plant) to ``t``."""
+
+    #: Wall seconds before a deadline at which sleeping stops and spinning starts. A sleep may
+    #: overshoot by a scheduler tick, and yielding (``sleep(0)``) on a busy machine can give the
+    #: core away for a whole time slice, so the last stretch is a plain spin on perf_counter.
+    SPIN_S = 0.002
+
+    def __init__(self, device_clock: Clock, speed: float = 1.0) -> None:
+        start = device_clock.now()
+        self.inner = device_clock
+        self.wall = WallClock(speed, start=start)
+        self.speed = speed
+
+    def now(self) -> float:
+        return self.wall.now()
+
+    def sleep_until(self, t: float) -> None:
+        # Advance the plant first (its cost then falls in the wait, not in the lateness).
+        self.inner.sleep_until(t)
+        wall = self.wall
+        remaining = (t - wall.now()) / self.speed
+        if remaining > self.SPIN_S:
+            time.sleep(remaining - self.SPIN_S)
+        while wall.now() < t:
+            pass
+
+
+def _resolve_params(fdir_params: Any) -> FdirParams:
+    if fdir_params is None:
+        return default_params()
+    if isinstance(fdir_params, FdirParams):
+        return fdir_params
+    if isinstance(fdir_params, Mapping):
+        return params_from_dict(fdir_params, "<fdir_params>")
+    if isinstance(fdir_params, (str, os.PathLike)):
+        return load_params(fdir_params)
+    raise InputError(f"fdir_params: expected a TOML path, a dict or FdirParams, got {type(fdir_params).__name__}")
+
+
+def _resolve_mode(mode: Any) -> FdirMode:
+    if isinstance(mode, FdirMode):
+        return mode
+    if isinstance(mode, str):
+        try:
+            return FdirMode[mode.upper()]
+        except KeyError:
+            raise InputError(f"mode: expected active, passive or off, got {mode!r}") from None
+    return FdirMode(int(mode))
+
+
+def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple[Device, bool]:
+    """(device, opened_here)."""
+    if isinstance(device_or_url, Device):
+        return device_or_url, False
+    url = str(device_or_url)
+    options: dict[str, Any] = {}
+    if seed is not None:
+        options["seed"] = seed
+    if url.lower().startswith("sim://"):
+        if scenario is not None:
+            from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
+
+            if isinstance(scenario, Mapping):
+                scenario = scenario_from_dict(dict(scenario), "<scenario>")
+            elif not isinstance(scenario, Scenario):
+                scenario = load_scenario(os.fspath(scenario))
+            options["scenario"] = scenario
+        elif url.lower() in ("sim://", "sim:"):
+            url = "sim://soyuz-ms09"
+        return open_device(url, **options), True
+    if scenario is not None:
+        # A board (or any non-sim device) with a scenario: hardware in the loop.
+        hil = _hil_opener()
+        if hil is None:
+            raise InputError(f"{url}: a scenario with a board device needs the HIL device "
+                             "(hullwatch.tools.board.hil_device), which is not in this tree")
+        return hil(url, scenario=scenario, seed=seed), True
+    return open_device(url, **options), True
+
+
+def _hil_opener() -> Callable[..., Device] | None:
+    try:
+        from ..board import hil_device as hil
+    except ImportError:
+        return None
+    return getattr(hil, "open_hil_device", None)
+
+
+def _sinks(capture: str | os.PathLike[str] | None, tm_url: str | None, extra: list[Sink]) -> list[Sink]:
+    sinks: list[Sink] = list(extra)
+    if capture is not None:
+        sinks.append(CaptureSink(capture))
+    if tm_url:
+        parts = urlsplit(tm_url)
+        if parts.scheme != "udp" or not parts.hostname or not parts.port:
+            raise InputError(f"--tm {tm_url!r}: expected udp://HOST:PORT")
+        sinks.append(UdpSink(parts.hostname, parts.port))
+    return sinks
+
+
+def _truth(device: Device) -> tuple[str | None, int | None, list[LeakTruth], float | None]:
+    scenario = getattr(device, "scenario", None)
+    if scenario is None:
+        return None, getattr(device, "seed", None), [], None
+    leaks = [LeakTruth(lk.module, float(lk.start_s), float(lk.diameter_m), float(lk.cd))
+             for lk in getattr(scenario, "leaks", ())]
+    duration = getattr(scenario, "duration_s", None)
+    return getattr(scenario, "name", None), getattr(device, "seed", None), leaks, duration
+
+
+def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, scenario: Any = None,
+                 seed: int | None = None, until: float | None = None, fdir_params: Any = None,
+                 mode: Any = FdirMode.ACTIVE, capture: str | os.PathLike[str] | None = None,
+                 tm_url: str | None = None, clock: Clock | str | None = None, speed: float | None = None,
+                 sinks: list[Sink] | None = None,
+                 on_event: Callable[[RunEvent], None] | None = None,
+                 on_progress: Callable[[float, float], None] | None = None,
+                 progress: Callable[[float, float], None] | None = None) -> RunResult:
+    """Run the flight software in closed loop on a device until mission time ``until``.
+
+    Args:
+        device_url_or_device: a Device, or a URL (``sim://NAME?seed=N``, ``replay://FILE``, a
+            serial port...). A URL opened here is closed here; a Device passed in is not.
+        scenario: for ``sim://``: a preset name, a TOML path, a Scenario or a scenario dict
+            (overrides the URL's target). For a board URL: run hardware-in-the-loop.
+        seed: noise seed (sim).
+        until: mission seconds to stop at; default: the scenario's duration, a replay device's
+            end time, or else required.
+        fdir_params: FdirParams, a dict of overrides, or a TOML path.
+        mode: FdirMode or "active" / "passive" / "off".
+        capture: write every telemetry packet to this file (.tm).
+        tm_url: also send telemetry to ``udp://HOST:PORT``.
+        clock: None: the device's clock (lockstep for sim: as fast as possible); "wall", or
+            ``speed``: pace the device by a wall clock (``speed`` times real time); or a Clock.
+        sinks: further telemetry sinks.
+        on_event: called with each :class:`RunEvent` as it happens.
+        on_progress / progress: ``(mission_time_done, until)`` every 60 s of mission time.
+
+    Raises:
+        InputError: bad arguments (mode, tm URL, no ``until`` for an open-ended device).
+        ParameterError: a bad parameter table (names file and key).
+        ScenarioError, HalError: from opening the device.
+    """
+    params = _resolve_params(fdir_params)
+    fdir_mode = _resolve_mode(mode)
+    progress_cb = on_progress or progress
+    device, opened = _open(device_url_or_device, scenario, seed)
+    try:
+        name, dev_seed, leaks, duration = _truth(device)
+        if until is None:
+            until = duration if duration is not None else getattr(device, "end_time", None)
+            if until is not None and getattr(device, "end_time", None) is not None:
+                until = float(device.end_time) + params.executive.period_s / 2  # type: ignore[attr-defined]
+        if until is None:
+            raise InputError("until: this device has no natural end; give a duration")
+        epoch = float(device.epoch_utc)
+        result = RunResult(device=device.info.kind + "://" + device.info.name, scenario=name,
+                           seed=dev_seed, mode=fdir_mode.name.lower(), epoch_utc=epoch, leaks=leaks,
+                           leak_start=min((lk.start_s for lk in leaks), default=None),
+                           capture=os.fspath(capture) if capture is not None else None)
+        truth_scenario = getattr(device, "scenario", None)
+        if truth_scenario is not None and leaks:
+            result.must_seal = sorted(smallest_sealable(truth_scenario, {lk.module for lk in leaks}))
+
+        def record(rec: tuple[float, int, int, str, float, float, float]) -> None:
+            t, eid, sev, subject, v1, v2, v3 = rec
+            ev = RunEvent(t, EventId(eid).name, subject, (v1, v2, v3), Severity(sev).name, epoch + t)
+            result.events.append(ev)
+            if on_event is not None:
+                on_event(ev)
+
+        loop_clock = _choose_clock(device, clock, speed)
+        all_sinks = _sinks(capture, tm_url, list(sinks or ()))
+        flight = FlightSoftware(device, params, fdir_mode, all_sinks, on_event=record, clock=loop_clock)
+        wall0 = time.perf_counter()
+        t_start = loop_clock.now()
+        try:
+            t = t_start
+            while t < until - 1e-9:
+                t = min(until, t + PROGRESS_EVERY_S) if progress_cb is not None else until
+                flight.run(t)
+                if progress_cb is not None:
+                    progress_cb(t - t_start, until - t_start)
+                if getattr(device, "exhausted", False):
+                    break
+        finally:
+            flight.close()
+        result.wall_s = time.perf_counter() - wall0
+        ex = flight.executive
+        result.simulated_s = ex.cycles * ex.period
+        result.cycles = ex.cycles
+        result.overruns = ex.overruns
+        result.max_cycle_time_s = ex.max_cycle_time_s
+        result.mean_cycle_time_s = ex.mean_cycle_time_s
+        result.valves_commanded = flight.fdir.valves.commands
+        result.health = flight.health()
+        _summarise(result, flight)
+        return result
+    finally:
+        if opened:
+            device.close()
+
+
+def _choose_clock(device: Device, clock: Clock | str | None, speed: float | None) -> Clock:
+    if isinstance(clock, Clock):
+        return clock
+    if clock in (None, "device") and speed is None:
+        return device.clock
+    if clock not in (None, "wall", "device"):
+        raise InputError(f"clock: expected None, 'wall' or a Clock, got {clock!r}")
+    rate = 1.0 if speed is None else float(speed)
+    if not rate > 0:
+        raise InputError(f"speed: expected a number > 0, got {speed!r}")
+    if getattr(device.clock, "virtual", False):
+        return PacedClock(device.clock, rate)
+    return device.clock  # a real device already runs in real time
+
+
+def _summarise(result: RunResult, flight: FlightSoftware) -> None:
+    """Fill the decision fields from the events and the FDIR state, and write the verdict."""
+    ev = result.events
+    start = result.leak_start
+    after = (lambda e: e.t >= start) if start is not None else (lambda e: True)
+    for e in ev:
+        if e.name in LEAK_EVENTS and result.detected is None and after(e):
+            result.detected = e.t
+        if e.name == "LEAK_CONFIRMED" and result.confirmed is None and after(e):
+            result.confirmed = e.t
+            result.leak_rate_kg_s = e.values[0]
+        if e.name == "RAPID_DEPRESS" and result.rapid is None and after(e):
+            result.rapid = e.t
+        if e.name == "LEAK_LOCATED" and result.located is None:
+            result.located = e.t
+            result.located_module = e.subject
+            result.hole_diameter_m = e.values[0]
+            result.reserve_time_s = e.values[1]
+            result.leak_rate_kg_s = e.values[2]
+        if e.name == "SEGMENT_SEALED" and result.sealed is None:
+            result.sealed = e.t
+    fdir = flight.fdir
+    result.sealed_modules = [fdir.module_names[m] for m in range(fdir.n_modules) if fdir.sealed_mask >> m & 1]
+    if result.located_module is not None and result.sealed_modules and \
+            result.located_module not in result.sealed_modules:
+        result.located_module = result.sealed_modules[0]
+    result.verdict, result.correct = _verdict(result)
+
+
+def _fmt_dt(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(abs(s), 3600)
+    m, sec = divmod(rem, 60)
+    sign = "-" if s < 0 else "+"
+    return f"T{sign}{h}:{m:02d}:{sec:02d}" if h else f"T{sign}{m}:{sec:02d}"
+
+
+def smallest_sealable(scenario: Any, leak_modules: set[str]) -> set[str]:
+    """The smallest set of modules that can be sealed around ``leak_modules``: each leaking module
+    plus every module joined to it through a connection that cannot close (a valve fault
+    ``stuck_open`` in the scenario). This is what a correct isolation seals."""
+    stuck = {vf.valve for vf in getattr(scenario, "valve_faults", ()) if vf.kind == "stuck_open"}
+    joined: dict[str, set[str]] = {}
+    for c in scenario.connections:
+        if c.id in stuck:
+            a, b = c.modules
+            joined.setdefault(a, set()).add(b)
+            joined.setdefault(b, set()).add(a)
+    seen = set(leak_modules)
+    todo = list(leak_modules)
+    while todo:
+        for other in joined.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def _verdict(r: RunResult) -> tuple[str, bool | None]:
+    leak_modules = {lk.module for lk in r.leaks}
+    known = r.scenario is not None
+    false_alarms = [e for e in r.events if e.name in LEAK_EVENTS and r.leak_start is not None and e.t < r.leak_start] \
+        if r.leaks else [e for e in r.events if e.name in LEAK_EVENTS]
+    hours = r.simulated_s / 3600.0
+    if not r.leaks and known:
+        if false_alarms:
+            return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
+                    f"{_fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
+        return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
+    if r.confirmed is None and r.detected is None:
+        if known:
+            return f"MISSED: no leak detected in {hours:.1f} h (leak in {', '.join(sorted(leak_modules))})", False
+        return f"NOMINAL: no leak event in {hours:.1f} h of mission time", None
+    base = r.leak_start if r.leak_start is not None else 0.0
+    parts = []
+    if r.sealed is not None and r.sealed_modules:
+        sealed = "+".join(r.sealed_modules)
+        parts.append(f"LEAK SEALED in {sealed} at {_fmt_dt(r.sealed - base)}")
+    elif r.located is not None:
+        parts.append(f"LEAK LOCATED in {r.located_module} at {_fmt_dt(r.located - base)}")
+    elif r.confirmed is not None:
+        parts.append(f"LEAK CONFIRMED at {_fmt_dt(r.confirmed - base)}"
+                     + (" (passive: no valve commanded)" if r.mode == "passive" else ", not located"))
+    else:
+        parts.append(f"LEAK SUSPECTED at {_fmt_dt(r.detected - base)}, not confirmed")
+    if r.hole_diameter_m:
+        parts.append(f"hole ~{r.hole_diameter_m * 1000:.2f} mm at Cd "
+                     f"{r.health.get('params', {}).get('isolation', {}).get('discharge_coefficient', 0.7):g}")
+    if r.reserve_time_s:
+        parts.append(f"reserve {r.reserve_time_s / 3600:.1f} h")
+    correct: bool | None = None
+    if known:
+        if false_alarms:
+            correct = False
+            parts.append(f"but a false alarm at {_fmt_dt(false_alarms[0].t - base)}")
+        elif r.mode == "active" and r.sealed_modules:
+            sealed = set(r.sealed_modules)
+            correct = leak_modules <= sealed
+            if not correct:
+                parts.append(f"(WRONG: the leak is in {', '.join(sorted(leak_modules))})")
+            else:
+                extra = sealed - set(r.must_seal or leak_modules)
+                correct = not extra
+                parts.append("(correct)" if correct else
+                             f"(WRONG: also sealed {', '.join(sorted(extra))}, which could stay open)")
+        elif r.mode == "active":
+            correct = False
+            parts.append("(not sealed)")
+        else:
+            correct = r.confirmed is not None and r.valves_commanded == 0
+            parts.append("(correct)" if correct else "(not confirmed)")
+    return "; ".join(parts), correct
+
+
+def default_capture_name(scenario: str | None, seed: int | None) -> str:
+    """``<scenario>-seed<N>.tm`` (the CLI's default capture file, in the current directory)."""
+    stem = Path(scenario or "run").stem
+    return f"{stem}-seed{seed}.tm" if seed is not None else f"{stem}.tm"
