@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hullwatch.sim.scenario import preset_dict
-from hullwatch.tools.runner import run_scenario
+from hullwatch.tools.closed_loop.runner import run_scenario
 
 
 def _scenario(preset: str, *, name: str, duration_s: float, leaks: list[dict[str, Any]] | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TextIO
 
-from ..firmware.fdir.topology import segment_modules
+from ...firmware.fdir.topology import segment_modules
 from .runner import RunEvent, RunResult
 
 MMHG_PA = 133.322387415
