@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from hullwatch.firmware.telemetry import (
+    EVENT_DEFS,
     Event,
     EventId,
     Housekeeping,
@@ -231,9 +232,10 @@ def test_segment_subjects_and_unobservable_events() -> None:
     assert {m["name"]: m["marks"] for m in state.snapshot()["modules"]}["rassvet"] == []
 
 
-def test_event_id_without_a_dictionary_entry_keeps_its_name() -> None:
+def test_event_id_without_a_dictionary_entry_keeps_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(EVENT_DEFS, EventId.ESTIMATE_UPDATED)
     state, _ = fed()
     state.ingest(_event_packet(int(EventId.ESTIMATE_UPDATED), 1, 5.0, 0))
     (e,) = state.snapshot()["events"]
-    assert e["name"] == "ESTIMATE_UPDATED" and e["severity"] == "INFO"
-    assert e["values"].get("value1", e["values"].get("leak_rate_kg_s")) is not None
+    assert e["name"] == "ESTIMATE_UPDATED" and e["severity"] == "INFO" and not e["known"]
+    assert e["values"] == {"value1": 1.5, "value2": 2.5, "value3": 3.5}

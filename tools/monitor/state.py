@@ -223,7 +223,8 @@ class MonitorState:
             self.unobservable.update(modules or [ev.subject])
         elif name == "MODULE_OBSERVABLE":
             self.unobservable.difference_update(modules or [ev.subject])
-        if name in ("LEAK_CONFIRMED", "LEAK_SUSPECTED", "LEAK_LOCATED", "SEGMENT_SEALED", "LEAK_CLEARED"):
+        if name in ("LEAK_CONFIRMED", "LEAK_SUSPECTED", "LEAK_LOCATED", "SEGMENT_SEALED", "LEAK_CLEARED",
+                    "ESTIMATE_UPDATED"):
             self.leak[name.lower()] = {"subject": ev.subject, "utc": record["utc"], **values}
 
     def _note(self, text: str) -> None:
