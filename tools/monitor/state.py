@@ -35,6 +35,7 @@ from ...firmware.telemetry import (
     layout_from_json,
 )
 from ...firmware.fdir.topology import segment_modules
+from ...firmware.telemetry.fastcodec import TM_HEADER
 from ...hal.interfaces import Layout, SampleStatus
 from ..errors import InputError
 from .commands import Commander
@@ -49,7 +50,6 @@ PA_PER_MMHG = 133.322387415
 #: test-statistic points kept (from events that carry a ``test_statistic`` value)
 STAT_POINTS = 5000
 
-_PRIMARY_AND_TM_HEADER = 19  # CCSDS primary (6) + PUS-C TM secondary header (13)
 
 
 def _enum_name(enum_cls: Any, code: int) -> str:
@@ -110,6 +110,7 @@ class MonitorState:
                 if binascii.crc_hqx(buf, 0xFFFF):
                     self.link.crc_errors += 1
                     continue
+                # CCSDS primary header: 11-bit APID in bytes 0-1, 14-bit sequence count in 2-3
                 apid = ((b0 << 8) | data[pos - total + 1]) & 0x7FF
                 seq = ((data[pos - total + 2] << 8) | data[pos - total + 3]) & 0x3FFF
                 self.link.packet(apid, seq, total, now)
@@ -161,15 +162,16 @@ class MonitorState:
     def _undecodable(self, buf: bytes) -> None:
         """A packet that checks but that fast_decode refused: an event of an id this build does
         not know is still logged; anything else is counted as malformed."""
-        if buf[0] & 0x10 == 0 and buf[7] == 5 and 1 <= buf[8] <= 4:
-            try:
-                ev = parse_unknown_event(buf[8], bytes(buf[_PRIMARY_AND_TM_HEADER:-2]))
-                utc = int.from_bytes(buf[13:17], "big") + int.from_bytes(buf[17:19], "big") / 65536.0
-            except Exception:  # noqa: BLE001 - any parse failure is a malformed packet, counted
-                self.link.malformed += 1
+        if buf[0] & 0x10 == 0 and len(buf) >= TM_HEADER.size:  # a TM packet (type bit 0)
+            _, _, _, _, service, subtype, _, _, secs, frac = TM_HEADER.unpack_from(buf, 0)
+            if service == 5 and 1 <= subtype <= 4:
+                try:
+                    ev = parse_unknown_event(subtype, bytes(buf[TM_HEADER.size:-2]))
+                except Exception:  # noqa: BLE001 - any parse failure is a malformed packet, counted
+                    self.link.malformed += 1
+                    return
+                self._event(ev, secs + frac / 65536.0)
                 return
-            self._event(ev, utc)
-            return
         self.link.malformed += 1
 
     def _layout(self, report: LayoutReport) -> None:
