@@ -9,8 +9,7 @@ const COLORS = ["#1c7ed6", "#e03131", "#2f9e44", "#f08c00", "#7048e8", "#0c8599"
                 "#495057", "#e8590c"];
 const MARK_ORDER = ["sealed", "leaking", "isolating", "suspected", "unobservable", "cut-off", "degraded"];
 
-const view = { windowS: 900, series: null, lastEventSeq: -1, ws: null, layoutKey: null,
-               plotsReady: false, alarmsOnly: false };
+const view = { windowS: 900, series: null, lastEventSeq: -1, ws: null, alarmsOnly: false, acked: 0 };
 
 function $(id) { return document.getElementById(id); }
 function fmt(x, digits) { return (x === null || x === undefined || !isFinite(x)) ? "-" : Number(x).toFixed(digits); }
@@ -152,7 +151,8 @@ function drawPanels(state) {
   const unack = state.alarms_unacknowledged === undefined ? state.alarms : state.alarms_unacknowledged;
   badge($("alarms"), String(unack), unack ? "bad" : "ok");
   $("alarms").title = `${state.alarms} alarms, ${unack} not acknowledged`;
-  if (unack === 0) for (const tr of $("event-table").tBodies[0].rows) if (tr.dataset.alarm === "1") tr.classList.add("acknowledged");
+  const acked = state.alarms - unack;
+  if (acked !== view.acked) { view.acked = acked; markAcknowledged(); }
   drawCommands(state);
   const vt = $("valve-table").tBodies[0];
   vt.replaceChildren();
@@ -228,6 +228,13 @@ function drawCommands(state) {
   }
 }
 
+async function markAcknowledged() {
+  // the log's rows are drawn once; which alarms an acknowledge covered is asked of the server
+  const r = await (await fetch("api/events?since=0")).json();
+  const acked = new Set(r.events.filter(e => e.acknowledged).map(e => String(e.seq)));
+  for (const tr of $("event-table").tBodies[0].rows) tr.classList.toggle("acknowledged", acked.has(tr.dataset.seq));
+}
+
 async function sendCommand(action) {
   $("command-error").textContent = "";
   try {
@@ -248,7 +255,8 @@ function addEvents(events) {
   for (const e of events) {
     if (e.seq <= view.lastEventSeq) continue;
     view.lastEventSeq = e.seq;
-    const tr = el("tr", { "data-severity": e.severity, "data-alarm": e.alarm ? "1" : "0", "data-event": e.name });
+    const tr = el("tr", { "data-seq": e.seq, "data-severity": e.severity, "data-alarm": e.alarm ? "1" : "0",
+                          "data-event": e.name, class: e.acknowledged ? "acknowledged" : "" });
     tr.appendChild(el("td", {}, e.utc));
     tr.appendChild(el("td", {}, e.mission_time || "-"));
     const sev = el("td"); sev.appendChild(el("span", { class: "sev " + e.severity }, e.severity)); tr.appendChild(sev);
