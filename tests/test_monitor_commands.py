@@ -3,8 +3,12 @@ and the verification reports that come back in the telemetry are attached to the
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -154,3 +158,37 @@ def test_an_action_without_reports_ends_as_no_report(flight: socket.socket) -> N
         assert record["seq"] == decode(flight.recvfrom(65536)[0]).seq
     finally:
         commander.close()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hullwatch.firmware.commanding") is None,
+                    reason="the flight software's telecommand path is not in this tree")
+def test_page_commands_a_real_run_over_its_tc_link(tmp_path) -> None:
+    """``hullwatch run --tc --monitor``: the page's actions reach the flight software over UDP and
+    its reports come back to the page."""
+    tc = f"udp://127.0.0.1:{_free_udp_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "hullwatch.tools", "run", "--speed", "10", "--until", "300",
+                             "--tc", tc, "--monitor", "127.0.0.1:0", "--capture", str(tmp_path / "c.tm"), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        url = line.split("monitor: ", 1)[1].strip()
+        assert settle(url, lambda s: s["fdir"] is not None)["commanding"]["to"] == tc
+        status, record = post(url, {"command": "mode", "mode": "passive"})
+        assert status == 202
+        s = settle(url, lambda s: s["commanding"]["actions"][-1]["outcome"] not in ("sent", "in progress"))
+        action = s["commanding"]["actions"][-1]
+        assert action["outcome"] == "completed", action
+        assert [st["stage"] for st in action["stages"]] == ["1/1", "1/7"]
+        s = settle(url, lambda s: s["fdir"]["mode"] == "PASSIVE")
+        assert s["fdir"]["mode"] == "PASSIVE" and "MODE_CHANGED" in [e["name"] for e in s["events"]]
+        status, record = post(url, {"command": "ack", "event": "NO_SUCH"})
+        assert status == 400
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)

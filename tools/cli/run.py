@@ -124,7 +124,9 @@ def handler(args: argparse.Namespace) -> int:
         if args.monitor is not None:
             from ..monitor import open_monitor  # deferred: the web server loads only when asked for
 
-            monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}")
+            # with a TC link (--tc) the page commands this run through it, as any ground tool would
+            monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}",
+                                   tc=getattr(args, "tc", None))
             out.write(f"monitor: {monitor.url}\n")
             out.flush()
         timeline = (Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose,

@@ -40,15 +40,16 @@ FEED_LIMIT = 100_000
 
 
 def parse_udp_url(url: str, what: str = "--tm") -> tuple[str, int]:
-    """``udp://HOST:PORT`` -> (host, port). Raises InputError naming ``what``."""
+    """``udp://HOST:PORT`` -> (host, port); ``udp://:PORT`` is 127.0.0.1 (as ``run --tc`` reads it).
+    Raises InputError naming ``what``."""
     parts = urlsplit(url)
     try:
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme != "udp" or not parts.hostname or port is None:
+    if parts.scheme != "udp" or port is None:
         raise InputError(f"{what} {url!r}: expected udp://HOST:PORT, e.g. udp://127.0.0.1:10025")
-    return parts.hostname, port
+    return parts.hostname or "127.0.0.1", port
 
 
 class _Thread:
