@@ -362,10 +362,10 @@ function drawPlots() {
 
 let drawPending = false;
 function scheduleDraw() {
-  // at most one redraw per animation frame: a busy feed thins the drawing, never queues it
+  // at most one redraw per 200 ms: a busy feed thins the drawing, never queues it
   if (drawPending) return;
   drawPending = true;
-  requestAnimationFrame(() => { drawPending = false; drawPlots(); });
+  setTimeout(() => { drawPending = false; drawPlots(); }, 200);
 }
 
 // ---------------------------------------------------------------------------------------------
