@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
         "diagram with each module's state, plots of pressure, inventory, leak rate, test "
         "statistic and temperature over a chosen window, the event log, FDIR, sensor, valve "
         "and link-health panels, and /api/state as JSON. Telemetry comes from UDP (hullwatch "
-        "run --tm, hullwatch replay --to) or from a capture file.",
+        "run --tm, hullwatch replay --to) or from a capture file. With --tc (the flight software's "
+        "telecommand link) the page can also acknowledge alarms and set the FDIR mode, and shows "
+        "each command's verification reports.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tm", metavar="udp://HOST:PORT", default=None, help="also send telemetry over UDP")
     p.add_argument("--monitor", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8025", default=None,
                    help="serve the live monitor page beside the run (default 127.0.0.1:8025; it stays "
-                   "up after the run until Ctrl-C); see hullwatch monitor")
+                   "up after the run until Ctrl-C; with --tc the page can command the run); see "
+                   "hullwatch monitor")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
     p.set_defaults(func=handler)
