@@ -239,3 +239,18 @@ def test_event_id_without_a_dictionary_entry_keeps_its_name(monkeypatch: pytest.
     (e,) = state.snapshot()["events"]
     assert e["name"] == "ESTIMATE_UPDATED" and e["severity"] == "INFO" and not e["known"]
     assert e["values"] == {"value1": 1.5, "value2": 2.5, "value3": 3.5}
+
+
+def test_housekeeping_before_any_layout_report_names_modules_by_position() -> None:
+    send = Sender()
+    state = MonitorState("udp")
+    state.ingest(send(hk([ModuleStatus.SEALED] + [ModuleStatus.NOMINAL] * 4, [True] * 4), 30.0))
+    snap = state.snapshot()
+    assert [m["name"] for m in snap["modules"]] == ["module-1", "module-2", "module-3", "module-4", "module-5"]
+    assert snap["modules"][0]["marks"] == ["sealed"] and snap["modules"][1]["pressure_pa"] == pytest.approx(99999.0)
+    assert any("no layout report yet" in n for n in snap["notes"])
+    state.ingest(send(LayoutReport(EPOCH, layout_to_json(station())), 60.0))
+    state.ingest(send(hk([0] * 5, [True] * 4), 61.0))
+    snap = state.snapshot()
+    assert [m["name"] for m in snap["modules"]] == NAMES and snap["notes"] == []
+    assert len(state.series_window(None, 100)["t"]) == 1  # the plots started afresh with the names

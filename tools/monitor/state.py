@@ -36,7 +36,7 @@ from ...firmware.telemetry import (
 )
 from ...firmware.fdir.topology import segment_modules
 from ...firmware.telemetry.fastcodec import TM_HEADER
-from ...hal.interfaces import Layout, SampleStatus
+from ...hal.interfaces import Layout, ModuleInfo, SampleStatus
 from ..errors import InputError
 from .commands import Commander
 from .eventlog import ALARM_SEVERITIES, EventLog, RawEvent, iso_utc, mission_text, parse_unknown_event
@@ -75,6 +75,7 @@ class MonitorState:
         self.hk_utc: float | None = None
         self.latest_utc: float | None = None
         self.layout_changes = 0  #: layout reports that changed the layout or the epoch (a new run)
+        self.provisional = False  #: the layout is a stand-in (housekeeping came before any layout report)
         self.inventory_ref: list[float] | None = None
         self.sensor_health: dict[str, dict[str, Any]] = {}
         self.unobservable: set[str] = set()
@@ -185,6 +186,9 @@ class MonitorState:
             return
         # A new layout, or a new epoch (another run), starts the plots and the panels afresh;
         # the event log keeps what it has.
+        if self.provisional:
+            self.notes = [n for n in self.notes if not n.startswith("no layout report yet")]
+        self.provisional = False
         self.layout_changes += 1
         self.layout = layout
         self.layout_json = report.layout_json
@@ -197,14 +201,28 @@ class MonitorState:
         self.unobservable = set()
 
     def _housekeeping(self, hk: Housekeeping, utc: float) -> None:
-        if self.layout is None or len(hk.modules) != len(self.layout.modules):
-            return  # nothing to name the modules by yet: wait for the layout report
+        if self.layout is None or (self.provisional and len(hk.modules) != len(self.layout.modules)):
+            self._provisional_layout(len(hk.modules))
+        elif len(hk.modules) != len(self.layout.modules):
+            self.link.malformed += 1  # a report that does not fit the station's layout
+            return
         self.hk = hk
         self.hk_utc = utc
         if self.inventory_ref is None:
             self.inventory_ref = [m.inventory_mol for m in hk.modules]
         if self.series is not None:
             self.series.append(utc, [[getattr(m, q) for m in hk.modules] for q, _ in QUANTITIES])
+
+    def _provisional_layout(self, n_modules: int) -> None:
+        """Housekeeping before any layout report (a monitor started during a run: the report comes
+        every 60 s): modules named by position, no channels or valves, until the report comes."""
+        self.layout = Layout(tuple(ModuleInfo(f"module-{i + 1}", 0.0) for i in range(n_modules)), (), (), (), ())
+        self.layout_json = ""
+        self.provisional = True
+        self.layout_changes += 1
+        self.series = SeriesStore(n_modules)
+        self.inventory_ref = None
+        self._note("no layout report yet: modules are named by position until one comes (every 60 s)")
 
     def _event(self, ev: RawEvent, utc: float) -> None:
         modules = segment_modules(ev.subject, [m.name for m in self.layout.modules]) if self.layout else None
@@ -304,7 +322,10 @@ class MonitorState:
             out.update(modules=[], valves=[], sensors=[], diagram=None)
             return out
         valves = self._valves(layout, hk)
-        seg = segments(layout, [v["state"] == "open" for v in valves]) if hk is not None else [0] * len(layout.modules)
+        if hk is not None and not self.provisional:
+            seg = segments(layout, [v["state"] == "open" for v in valves])
+        else:
+            seg = [0] * len(layout.modules)
         modules = []
         for i, m in enumerate(layout.modules):
             rec: dict[str, Any] = {"name": m.name, "volume_m3": m.volume_m3, "segment": seg[i]}
