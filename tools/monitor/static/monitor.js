@@ -191,10 +191,10 @@ function drawPanels(state) {
   if (lk.leak_located) parts.push(`located in ${lk.leak_located.subject}: hole ${fmt(lk.leak_located.hole_diameter_m * 1000, 2)} mm, ` +
     `reserve ${fmt(lk.leak_located.reserve_time_s / 3600, 1)} h, ${fmt(lk.leak_located.leak_rate_kg_s * 1000, 3)} g/s`);
   if (lk.segment_sealed) parts.push(`sealed ${lk.segment_sealed.subject} at ${lk.segment_sealed.utc}`);
+  else if (lk.leak_confirmed) parts.push(`confirmed at ${lk.leak_confirmed.utc}`);
   if (lk.estimate_updated) parts.push(`latest estimate ${lk.estimate_updated.utc}: hole ${fmt(lk.estimate_updated.hole_diameter_m * 1000, 2)} mm` +
     (lk.estimate_updated.hole_rel_sd !== undefined ? ` ± ${fmt(lk.estimate_updated.hole_rel_sd * 100, 0)} %` : "") +
     `, reserve ${fmt(lk.estimate_updated.reserve_time_s / 3600, 1)} h`);
-  else if (lk.leak_confirmed) parts.push(`confirmed at ${lk.leak_confirmed.utc}`);
   $("leakline").textContent = parts.length ? "Leak " + parts.join("; ") : "";
   $("notes").textContent = (state.notes || []).slice(-5).join("\n");
 }
