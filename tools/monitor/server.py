@@ -40,7 +40,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 import tornado.websocket
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import PeriodicCallback
 
 from ..errors import InputError
 from .state import MonitorState
