@@ -132,3 +132,81 @@ def test_station_wide_events_name_the_segment() -> None:
     r = run_scenario("sim://soyuz-ms09", until=900.0)
     confirmed = _names(r, "LEAK_CONFIRMED")
     assert confirmed and confirmed[0].subject == "station"
+
+
+# -- the presets that exercise these faults (docs/scenarios.md) -------------------------------
+
+def test_temperature_step_preset_raises_nothing() -> None:
+    r = run_scenario("sim://temperature-step", until=2400.0)
+    assert _alarms(r) == [] and r.correct
+    failed = _names(r, "SENSOR_FAILED")
+    assert [(e.subject, e.values[0]) for e in failed] == [("zvezda.t1", 5.0)]  # FAILED_RATE
+
+
+def test_blind_module_preset_is_unobservable_not_leaking() -> None:
+    r = run_scenario("sim://blind-module", until=1800.0)
+    assert _alarms(r) == [] and r.correct
+    assert [e.subject for e in _names(r, "MODULE_UNOBSERVABLE")] == ["zarya"]
+
+
+def test_hub_leak_seal_reports_the_cut_off_modules_and_seals_nothing_else() -> None:
+    """A leak in the Tiangong-like station's node: the node is sealed, exactly the three modules
+    reached only through it are reported cut off, and their crew's oxygen use is not located
+    as a second leak."""
+    r = run_scenario("sim://tiangong-hub-leak", until=3 * 3600.0)
+    assert r.sealed_modules == ["node"] and r.correct
+    cut = _names(r, "SEGMENT_CUT_OFF")
+    assert len(cut) == 1
+    assert cut[0].values[0] == 3.0
+    from hullwatch.firmware.fdir.topology import segment_modules
+    names = ["node", "tianhe", "wentian", "mengtian", "shenzhou", "tianzhou"]
+    layout_names = [m["name"] for m in preset_dict("tiangong-hub-leak")["modules"]]
+    assert sorted(segment_modules(cut[0].subject, layout_names)) == sorted(set(names) - {"node", "tianhe", "tianzhou"})
+    assert len(_names(r, "LEAK_LOCATED")) == 1
+    assert len(_names(r, "SEGMENT_SEALED")) == 1
+
+
+def test_crew_hatch_operations_are_accepted_without_alarm() -> None:
+    """The crew closes and reopens hatches on a schedule: FDIR reports each move, re-segments
+    around it, fails no valve and raises no leak."""
+    r = run_scenario("sim://tiangong-nominal-24h", until=7 * 3600.0)
+    moved = _names(r, "VALVE_MOVED")
+    assert [(e.subject, e.values[0]) for e in moved] == [("node-shenzhou", 0.0), ("node-shenzhou", 1.0)]
+    assert _names(r, "VALVE_FAILED") == []
+    assert _alarms(r) == []
+
+
+@pytest.mark.slow
+def test_thermistor_drift_preset_day_raises_nothing() -> None:
+    r = run_scenario("sim://thermistor-drift")
+    assert _alarms(r) == [] and r.correct
+    assert [e.subject for e in _names(r, "SENSOR_FAILED")] == ["usos.t1"]
+
+
+@pytest.mark.parametrize("sensor,rate_k_s", [("usos.t1", 3e-4), ("usos.t1", -3e-4), ("zarya.t2", 1e-3)])
+@pytest.mark.parametrize("leak", [True, False])
+def test_a_drifting_thermometer_neither_fakes_nor_hides_a_leak(sensor: str, rate_k_s: float, leak: bool) -> None:
+    """Warm drift would fake a loss, cold drift would hide one: with the 2 mm leak the leak is
+    sealed where it is; without it nothing is raised; either way the drifting channel is the
+    one failed."""
+    sc = _scenario("soyuz-ms09", name="t-drift", duration_s=1500.0,
+                   leaks=[{"module": "soyuz-om", "diameter_m": 0.002, "cd": 0.7, "start_s": 300.0}] if leak else [],
+                   faults=[{"sensor": sensor, "kind": "drift", "start_s": 100.0, "magnitude": rate_k_s}])
+    r = run_scenario("sim://", scenario=sc, seed=4)
+    if leak:
+        assert r.sealed_modules == ["soyuz-om"] and r.correct, r.verdict
+        assert len(_names(r, "LEAK_CONFIRMED")) == 1
+    else:
+        assert _alarms(r) == []
+    assert [e.subject for e in _names(r, "SENSOR_FAILED")] == [sensor]
+
+
+def test_a_noisy_thermometer_stays_out_and_the_leak_is_found() -> None:
+    """A thermometer with a lasting noise burst is failed once and kept out while it is noisy:
+    it cannot keep restarting the leak test."""
+    sc = _scenario("soyuz-ms09", name="t-noise", duration_s=1200.0,
+                   leaks=[{"module": "soyuz-om", "diameter_m": 0.002, "cd": 0.7, "start_s": 300.0}],
+                   faults=[{"sensor": "usos.t2", "kind": "noise", "start_s": 100.0, "magnitude": 0.05}])
+    r = run_scenario("sim://", scenario=sc, seed=4)
+    assert r.sealed_modules == ["soyuz-om"] and r.correct
+    assert len(_names(r, "SENSOR_FAILED")) == 1 and _names(r, "SENSOR_RECOVERED") == []

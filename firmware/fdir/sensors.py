@@ -40,6 +40,18 @@ _FAILED_STUCK = int(SensorHealth.FAILED_STUCK)
 _FAILED_STALE = int(SensorHealth.FAILED_STALE)
 
 
+def sort3(a: float, b: float, c: float) -> tuple[float, float, float]:
+    """The three readings in ascending order: the middle one is the mid-value vote. The one
+    implementation of the vote, used by the fast and the checked paths alike."""
+    if a > b:
+        a, b = b, a
+    if b > c:
+        b, c = c, b
+        if a > b:
+            a, b = b, a
+    return a, b, c
+
+
 class SensorStage:
     """Votes pressure per module; fails and recovers pressure sensors.
 
@@ -109,15 +121,6 @@ class SensorStage:
         # reads no parallel lists. Modules without exactly three sensors never take the fast path.
         self._p_rows = [(m, g, *(g if len(g) == 3 else (0, 0, 0)), self.mlo[m], self.mhi[m])
                         for m, g in enumerate(self.groups)]
-        # Uniform stations (every module three pressure sensors / two temperature sensors, one
-        # range per kind) take the bulk-checked fast paths in step().
-        self._p_triples = [(m, *g) for m, g in enumerate(self.groups) if len(g) == 3]
-        self._p_uniform = (len(self._p_triples) == len(self.groups) > 0 and len(set(self.mlo)) == 1
-                           and len(set(self.mhi)) == 1)
-        self._p_lo = self.mlo[0] if self.groups else 0.0
-        self._p_hi = self.mhi[0] if self.groups else 0.0
-        self._p_zero = [0] * len(self.layout.pressure)
-        self._p_all_fast = [True] * len(self.groups)
 
     def _refresh_fast(self, m: int) -> None:
         self.fast[m] = self.module_ok[m] and not self.dirty[m]
@@ -164,42 +167,15 @@ class SensorStage:
         out = self.pressure
         thr = self.thr
         fast = self.fast
-        # (List equality is one C loop over identical small ints; any()/all() cost more here.)
-        if self._p_uniform and ps == self._p_zero and fast == self._p_all_fast:
-            # The usual cycle: every module has three healthy sensors, all samples fresh, and
-            # they share one range: the same vote as below without the per-sensor checks.
-            lo = self._p_lo
-            hi = self._p_hi
-            for m, i0, i1, i2 in self._p_triples:
-                a = pv[i0] - bias[i0]
-                b = pv[i1] - bias[i1]
-                c = pv[i2] - bias[i2]
-                if a > b:
-                    a, b = b, a
-                if b > c:
-                    b, c = c, b
-                    if a > b:
-                        a, b = b, a
+        for m, g, i0, i1, i2, lo, hi in self._p_rows:
+            # The usual module: three healthy sensors, fresh, in range and agreeing: the vote
+            # without the per-sensor checks (the same vote as _slow_module's, via sort3).
+            if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
+                a, b, c = sort3(pv[i0] - bias[i0], pv[i1] - bias[i1], pv[i2] - bias[i2])
                 if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
                     out[m] = b
-                else:
-                    self._slow_module(m, (i0, i1, i2), pv, ps, t, manage)
-        else:
-            for m, g, i0, i1, i2, lo, hi in self._p_rows:
-                if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
-                    a = pv[i0] - bias[i0]
-                    b = pv[i1] - bias[i1]
-                    c = pv[i2] - bias[i2]
-                    if a > b:
-                        a, b = b, a
-                    if b > c:
-                        b, c = c, b
-                        if a > b:
-                            a, b = b, a
-                    if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
-                        out[m] = b
-                        continue
-                self._slow_module(m, g, pv, ps, t, manage)
+                    continue
+            self._slow_module(m, g, pv, ps, t, manage)
         if self.learning:
             self._learn(pv, ps, t)
 
@@ -254,8 +230,7 @@ class SensorStage:
         # Vote among usable healthy sensors (n <= 3 in the design; larger groups use the median).
         if n >= 3:
             if n == 3:
-                a, b, c = vals[0], vals[1], vals[2]
-                vote = max(min(a, b), min(max(a, b), c))
+                vote = sort3(vals[0], vals[1], vals[2])[1]
             else:
                 ordered = sorted(vals[:n])
                 vote = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])

@@ -37,6 +37,7 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.capture import PacketBatch, Skip, iter_packet_batches
 from ...firmware.telemetry.fastcodec import fast_decode
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
+from ...hal.interfaces import SampleStatus
 from .formats import RowBuilder, Selector, _enum_name
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -285,6 +286,7 @@ class RawRows(_KindRows):
         n_p, n_t, n_f, n_v = rows.counts[:4]
         super().__init__(rows, bulk.raw_samples_dtype(n_p, n_t, n_f, n_v))
         self.counts = (n_p, n_t, n_f, n_v)
+        self._sample_status = _name_table(SampleStatus)
 
     def columns(self, rec: np.ndarray, cols: dict[int, Column]) -> None:
         r = self.rows
@@ -293,12 +295,12 @@ class RawRows(_KindRows):
             values, status = rec[f"data.{name}"], rec[f"data.{name}_status"]
             for i in range(values.shape[1]):
                 cols[start + 2 * i] = ("f", values[:, i])
-                cols[start + 2 * i + 1] = ("u", status[:, i])
+                cols[start + 2 * i + 1] = ("c", name_cells(self._sample_status, status[:, i]))
         cmd, fb, vs = rec["data.valve_cmd"], rec["data.valve_fb"], rec["data.valve_status"]
         for i in range(cmd.shape[1]):
             cols[r._v + 2 * i] = ("u", cmd[:, i])
             cols[r._v + 2 * i + 1] = ("f", fb[:, i])
-            cols[r._vs + i] = ("u", vs[:, i])
+            cols[r._vs + i] = ("c", name_cells(self._sample_status, vs[:, i]))
 
     def matches(self, a: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Whether each raw-samples packet has the layout's channel counts (its length matched)."""
