@@ -126,8 +126,11 @@ class DevTools:
                          returnByValue=True)["result"]["value"]
 
     def close(self) -> None:
-        if self.ws is not None:
-            self.ws.close()
+        async def shut() -> None:
+            if self.ws is not None:
+                self.ws.close()  # tornado writes the close frame on the loop it runs on
+
+        self.loop.run_until_complete(shut())
         self.loop.close()
         self.proc.terminate()
         self.proc.wait(timeout=20)
