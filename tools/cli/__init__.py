@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "replay": "hullwatch.tools.cli.replay",
     "rerun": "hullwatch.tools.cli.rerun",
     "plot": "hullwatch.tools.cli.plot",
+    "monitor": "hullwatch.tools.cli.monitor",
     "board": "hullwatch.tools.cli.board",
     "board-info": "hullwatch.tools.cli.board_info",
     "flash": "hullwatch.tools.cli.flash",

@@ -13,7 +13,8 @@ from .. import timeparse
 from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
 from ..timeparse import duration_arg
 from ..units import hours_minutes, size_text
-from .common import add_device_argument, add_progress_argument, file_kept_text, naming, output_path, plot_path_arg
+from .common import (add_device_argument, add_progress_argument, file_kept_text, naming, output_path,
+                     plot_path_arg, wait_for_interrupt)
 
 EXAMPLES = """\
 examples:
@@ -25,6 +26,7 @@ examples:
   hullwatch run --mode passive                  detect and report only, command no valve
   hullwatch run --fdir my-params.toml           another FDIR parameter table (see docs/fdir.md)
   hullwatch run --realtime --tm udp://127.0.0.1:10025   real time, telemetry to a ground system
+  hullwatch run --realtime --monitor            real time, with the live page at http://127.0.0.1:8025/
   hullwatch run --device serial:///dev/ttyACM0 --scenario soyuz-ms09   hardware in the loop
   hullwatch run --realtime --tc udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025   commandable
   hullwatch run --commands close-hatch.toml     a stored, time-tagged command sequence
@@ -105,6 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "on 127.0.0.1); see docs/commanding.md")
     p.add_argument("--commands", metavar="FILE.toml", default=None,
                    help="stored sequence of time-tagged commands ([[commands]] at_s, command, ...)")
+    p.add_argument("--monitor", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8025", default=None,
+                   help="serve the live monitor page beside the run (default 127.0.0.1:8025; it stays "
+                   "up after the run until Ctrl-C); see hullwatch monitor")
     p.add_argument("--quiet", action="store_true", help="print only the verdict and the capture")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
     add_progress_argument(p)
@@ -140,6 +145,7 @@ def handler(args: argparse.Namespace) -> int:
             load_scenario(scenario)  # a missing or malformed scenario is about --scenario, not the device
     with naming("--device"):
         device = _open_device(device_url, scenario, args.seed, is_sim)
+    monitor = None
     try:
         name = getattr(getattr(device, "scenario", None), "name", None) or device.info.name
         seed = getattr(device, "seed", None)
@@ -173,19 +179,29 @@ def handler(args: argparse.Namespace) -> int:
             from ..commanding.sequence import load_sequence
 
             commands = load_sequence(args.commands, [v.id for v in layout.valves])
+        if args.monitor is not None:
+            from ..monitor import open_monitor  # deferred: the web server loads only when asked for
+
+            monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}")
+            out.write(f"monitor: {monitor.url}\n")
+            out.flush()
         fdir_cd = (params or default_params()).isolation.discharge_coefficient
         timeline = (Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose,
                              module_names=[m.name for m in layout.modules], fdir_cd=fdir_cd,
                              module_volumes={m.name: m.volume_m3 for m in layout.modules})
                     if not args.quiet else None)
+        sinks = []
+        if timeline and (args.tc or commands):
+            sinks.append(CommandConsole(timeline.note, device.epoch_utc, [v.id for v in layout.valves]))
+        if monitor is not None:
+            sinks.append(monitor.feed)
         paced = bool(args.realtime or args.speed) or not getattr(device.clock, "virtual", False)
         progress = _progress_bar(duration) if not args.no_progress and sys.stderr.isatty() else None
         try:
             result = run_scenario(
                 device, until=until, fdir_params=params, mode=FdirMode[args.mode.upper()],
                 capture=capture, tm_url=args.tm, tc_url=args.tc, commands=commands,
-                sinks=[CommandConsole(timeline.note, device.epoch_utc, [v.id for v in layout.valves])]
-                if timeline and (args.tc or commands) else None,
+                sinks=sinks or None,
                 clock="wall" if (args.realtime or args.speed) else None,
                 speed=args.speed if args.speed else (1.0 if args.realtime else None),
                 on_event=timeline.event if timeline else None,
@@ -221,6 +237,10 @@ def handler(args: argparse.Namespace) -> int:
 
             plot_run(result, capture, args.plot)
             out.write(f"plot: {file_kept_text(args.plot)}\n")
+        if monitor is not None:
+            out.write(f"run finished; the monitor stays up at {monitor.url} until Ctrl-C\n")
+            out.flush()
+            wait_for_interrupt()
         if result.stale_data:
             # README: a board that is not answering is a device problem, whatever FDIR concluded.
             sys.stderr.write(f"hullwatch: error: {device_url}: the device link was lost and not "
@@ -228,6 +248,8 @@ def handler(args: argparse.Namespace) -> int:
             return EXIT_DEVICE
         return EXIT_VERDICT if result.correct is False else EXIT_OK
     finally:
+        if monitor is not None:
+            monitor.close()
         device.close()
 
 
