@@ -5,10 +5,13 @@ soyuz-om sealed, both in the DOM and in the pixels."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -64,6 +67,7 @@ def test_diagram_shows_the_sealed_module(page) -> None:
     assert re.search(r'data-valve="om-rassvet" data-state="closed"', html)
     assert "SEGMENT SEALED soyuz-om" in html  # the event log
     assert html.count('class="main-svg"') >= 4  # plotly drew the four plots
+    assert '<section id="commands" class="panel wide" hidden=""' in html  # no TC link: no command panel
 
     shot = tmp / "monitor.png"
     r = chromium(tmp / "profile-shot", f"--screenshot={shot}", url)
@@ -163,3 +167,39 @@ def test_page_follows_a_replay_live(tmp_path: Path) -> None:
     assert re.search(r'<g class="module sealed[^"]*" data-module="soyuz-om"', html), "the diagram did not follow"
     assert "SEGMENT SEALED soyuz-om" in html and "T+0:07:" in html  # the header followed too
     assert html.count('class="main-svg"') >= 4 and "points per module" in html
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("hullwatch.firmware.commanding") is None,
+                    reason="the flight software's telecommand path is not in this tree")
+def test_page_buttons_command_a_run_and_show_the_reports(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        tc = f"udp://127.0.0.1:{s.getsockname()[1]}"
+    run = subprocess.Popen(["hullwatch", "run", "--speed", "10", "--until", "300", "--tc", tc, "--monitor",
+                            "127.0.0.1:0", "--capture", str(tmp_path / "c.tm"), "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    browser = None
+    try:
+        url = run.stdout.readline().split("monitor: ", 1)[1].strip()  # type: ignore[union-attr]
+        browser = DevTools(tmp_path / "profile")
+        browser.call("Page.navigate", url=url)
+        html = ""
+        deadline = time.monotonic() + 30
+        while 'id="commands" class="panel wide">' not in html and time.monotonic() < deadline:
+            time.sleep(0.3)
+            html = browser.html()
+        assert 'id="commands" class="panel wide">' in html, "no command panel with a TC link"
+        browser.call("Runtime.evaluate", expression="document.querySelector('#commands button[data-mode=passive]').click()")
+        deadline = time.monotonic() + 20
+        while 'data-outcome="completed"' not in html and time.monotonic() < deadline:
+            time.sleep(0.3)
+            html = browser.html()
+        row = re.search(r'<tr data-outcome="completed" data-command="set FDIR mode PASSIVE">(.*?)</tr>', html)
+        assert row, "the action and its outcome are not on the page"
+        assert "1/1 acceptance success" in row.group(1) and "1/7 completion success" in row.group(1)
+    finally:
+        if browser is not None:
+            browser.close()
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)

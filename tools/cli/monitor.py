@@ -12,6 +12,7 @@ EXAMPLES = """\
 examples:
   hullwatch monitor --tm udp://127.0.0.1:10025                 follow `hullwatch run --tm` or `replay --to`
   hullwatch monitor --tm udp://0.0.0.0:10025 --http 0.0.0.0:8025   reachable from other machines
+  hullwatch monitor --tm udp://127.0.0.1:10025 --tc udp://127.0.0.1:10024   with commanding (run --tc)
   hullwatch monitor soyuz-ms09-seed7.tm                         show a capture
   hullwatch monitor run.tm --follow                             follow a capture while it grows
   hullwatch run --realtime --monitor                            a page beside a run (see hullwatch run)
@@ -31,7 +32,9 @@ def register(subparsers: Any) -> None:
         "diagram with each module's state, plots of pressure, inventory, leak rate, test "
         "statistic and temperature over a chosen window, the event log, FDIR, sensor, valve "
         "and link-health panels, and /api/state as JSON. Telemetry comes from UDP (hullwatch "
-        "run --tm, hullwatch replay --to) or from a capture file.",
+        "run --tm, hullwatch replay --to) or from a capture file. With --tc (the flight software's "
+        "telecommand link) the page can also acknowledge alarms and set the FDIR mode, and shows "
+        "each command's verification reports.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -41,6 +44,9 @@ def register(subparsers: Any) -> None:
                    help="receive telemetry datagrams on this address")
     p.add_argument("--follow", action="store_true",
                    help="with CAPTURE: keep reading what is appended to it")
+    p.add_argument("--tc", metavar="udp://HOST:PORT", default=None,
+                   help="the flight software's telecommand link (its run --tc): the page can then "
+                   "acknowledge alarms and set the FDIR mode, and shows each command's reports")
     p.add_argument("--http", metavar="HOST:PORT", default=None,
                    help="address of the page (default 127.0.0.1:8025: this machine only)")
     p.set_defaults(func=handler)
@@ -59,12 +65,14 @@ def handler(args: argparse.Namespace) -> int:
         check_capture_path(args.capture)
         skips = SkipReporter(args.capture)
     monitor = open_monitor(args.http or DEFAULT_HTTP, tm=args.tm, capture=args.capture, follow=args.follow,
-                           on_skip=skips)
+                           on_skip=skips, tc=args.tc)
     if args.tm:
         host, port = monitor.source.address  # type: ignore[union-attr] - a UDP source: the bound address
         what = f"udp://{host}:{port}"
     else:
         what = args.capture + (" (following)" if args.follow else "")
+    if args.tc:
+        what += f", commanding {monitor.state.commander.url}"  # type: ignore[union-attr]
     print(f"hullwatch monitor: {monitor.url} showing {what}; Ctrl-C to stop", flush=True)
     try:
         wait_for_interrupt()

@@ -109,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stored sequence of time-tagged commands ([[commands]] at_s, command, ...)")
     p.add_argument("--monitor", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8025", default=None,
                    help="serve the live monitor page beside the run (default 127.0.0.1:8025; it stays "
-                   "up after the run until Ctrl-C); see hullwatch monitor")
+                   "up after the run until Ctrl-C; with --tc the page can command the run); see "
+                   "hullwatch monitor")
     p.add_argument("--quiet", action="store_true", help="print only the verdict and the capture")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
     add_progress_argument(p)
@@ -182,7 +183,9 @@ def handler(args: argparse.Namespace) -> int:
         if args.monitor is not None:
             from ..monitor import open_monitor  # deferred: the web server loads only when asked for
 
-            monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}")
+            # with a TC link (--tc) the page commands this run through it, as any ground tool would
+            monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}",
+                                   tc=getattr(args, "tc", None))
             out.write(f"monitor: {monitor.url}\n")
             out.flush()
         fdir_cd = (params or default_params()).isolation.discharge_coefficient

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ...firmware.telemetry import Skip
 from ..errors import InputError
+from .commands import Commander
 from .server import DEFAULT_HTTP, MonitorServer, parse_hostport
 from .sources import CaptureSource, FeedSink, UdpSource, parse_udp_url
 from .state import MonitorState
@@ -36,6 +37,8 @@ class Monitor:
         if self.feed is not None:
             self.feed.close()
         self.server.stop()
+        if self.state.commander is not None:
+            self.state.commander.close()
 
     def __enter__(self) -> "Monitor":
         return self
@@ -46,10 +49,11 @@ class Monitor:
 
 def open_monitor(http: str = DEFAULT_HTTP, *, tm: str | None = None, capture: str | None = None,
                  follow: bool = False, feed: bool = False, source_name: str | None = None,
-                 on_skip: Callable[[Skip], None] | None = None) -> Monitor:
+                 on_skip: Callable[[Skip], None] | None = None, tc: str | None = None) -> Monitor:
     """Start a monitor serving on ``http`` (``HOST:PORT``; port 0 picks a free one) fed by
     exactly one of: UDP telemetry ``tm`` (``udp://HOST:PORT``), a ``capture`` file (read once,
-    or followed with ``follow``), or ``feed`` (packets written to :attr:`Monitor.feed`).
+    or followed with ``follow``), or ``feed`` (packets written to :attr:`Monitor.feed`). With
+    ``tc`` (``udp://HOST:PORT``, the flight software's TC link) the page can command.
 
     Raises InputError for a bad address, one that cannot be bound, or not exactly one source."""
     chosen = [x for x in (tm, capture, feed or None) if x]
@@ -57,8 +61,11 @@ def open_monitor(http: str = DEFAULT_HTTP, *, tm: str | None = None, capture: st
         raise InputError("monitor: give exactly one source: tm (udp://HOST:PORT), a capture, or feed")
     host, port = parse_hostport(http)
     udp = parse_udp_url(tm) if tm else None
+    tc_address = parse_udp_url(tc, "--tc") if tc else None
     name = source_name or (f"{capture} (following)" if capture and follow else capture) or "this run"
     state = MonitorState(name)
+    if tc_address is not None:
+        state.commander = Commander(*tc_address)
     source: UdpSource | CaptureSource | None = None
     sink: FeedSink | None = None
     if udp is not None:

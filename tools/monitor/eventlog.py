@@ -138,6 +138,7 @@ class EventLog:
             "mission_time_s": None if epoch_utc is None else utc - epoch_utc,
             "mission_time": None if epoch_utc is None else mission_text(utc - epoch_utc),
             "alarm": record["severity"] in ALARM_SEVERITIES,
+            "acknowledged": False,
         })
         self._events.append(record)
         self.count += 1

@@ -3,13 +3,15 @@
 Built on tornado (HTTP server and websockets); the charts are plotly.js, served from the copy
 inside the ``plotly`` Python package, so the page loads nothing from the internet.
 
-Routes (all GET):
+Routes (GET unless said):
 
 - ``/``: the page; ``/static/...``: its script and style, and ``/static/plotly.min.js``;
 - ``/api/state?events=N``: the whole state as JSON (the last N events, default 200);
 - ``/api/series?window=S&points=N``: the plot data of the last S mission seconds (``all``: all
   held), at most about N rows (default 1500);
 - ``/api/events?since=SEQ``: the events numbered SEQ and later;
+- ``POST /api/command`` (JSON body): an action of the page (acknowledge alarms, set the FDIR
+  mode) sent as a telecommand when the monitor has a TC link (:mod:`.commands`);
 - ``/ws``: the live feed (websocket). The page sends ``{"window_s": S}`` (or null for all) when
   it connects and whenever the plot window changes; the server answers with the series of that
   window (``{"type": "series", ...}``) and then, every :attr:`MonitorServer.period_s` wall
@@ -30,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from urllib.parse import urlsplit
 
 import orjson
 import tornado.httpserver
@@ -135,6 +139,37 @@ class _Series(_Base):
         _json(self, self.monitor.state.series_window(window, points))
 
 
+class _Command(_Base):
+    """POST an action of the page (docs/monitor.md, "Commanding"): 202 with its record."""
+
+    def _fail(self, status: int, text: str) -> None:
+        self.set_status(status)
+        _json(self, {"error": text})
+
+    def post(self) -> None:
+        # Only the page (same origin, JSON) may command: a form or script on another site cannot
+        # send application/json here without a preflight, which this server does not answer.
+        if not self.request.headers.get("Content-Type", "").startswith("application/json"):
+            return self._fail(415, "expected Content-Type: application/json")
+        origin = self.request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != self.request.host:
+            return self._fail(403, f"commands are taken from this server's own page, not from {origin}")
+        if self.monitor.state.commander is None:
+            return self._fail(409, "no telecommand link: start the monitor with --tc udp://HOST:PORT")
+        try:
+            action = orjson.loads(self.request.body)
+            if not isinstance(action, dict):
+                raise InputError("expected a JSON object such as {\"command\": \"mode\", \"mode\": \"passive\"}")
+            record = self.monitor.state.command(action)
+        except orjson.JSONDecodeError as exc:
+            return self._fail(400, f"not JSON: {exc}")
+        except InputError as exc:
+            return self._fail(400, str(exc))
+        self.monitor.wake()
+        self.set_status(202)
+        _json(self, record)
+
+
 class _Live(tornado.websocket.WebSocketHandler):
     """One page's live feed (see the module doc)."""
 
@@ -217,6 +252,7 @@ class MonitorServer:
             (r"/api/state", _State, args),
             (r"/api/series", _Series, args),
             (r"/api/events", _Events, args),
+            (r"/api/command", _Command, args),
             (r"/ws", _Live, args),
             (r"/static/(plotly\.min\.js)", tornado.web.StaticFileHandler, {"path": str(plotly_js_dir())}),
             (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": str(STATIC_DIR)}),
@@ -275,6 +311,10 @@ class MonitorServer:
 
     # ------------------------------------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Send the next round of updates even if no telemetry came (an action was recorded)."""
+        self._last_key = ()
+
     def publish(self) -> None:
         """One round of live updates (runs on the server's loop, every ``period_s``)."""
         clients = [c for c in self.clients if c.ready]
@@ -286,7 +326,7 @@ class MonitorServer:
             return
         with state.lock:
             key = (state.link.packets, state.link.crc_errors, state.link.malformed, state.events.count,
-                   len(state.notes), state.source_done)
+                   len(state.notes), state.source_done, state.commander.count if state.commander else 0)
         now = time.monotonic()
         if key == self._last_key and now - self._last_sent < HEARTBEAT_S:
             return  # nothing new: no update (a heartbeat refreshes packets/s and ages)

@@ -28,6 +28,7 @@ from ...firmware.telemetry import (
     IsolationState,
     LayoutReport,
     ModuleStatus,
+    VerificationReport,
     SensorHealth,
     ValveHealth,
     fast_decode,
@@ -36,6 +37,8 @@ from ...firmware.telemetry import (
 from ...firmware.fdir.topology import segment_modules
 from ...firmware.telemetry.fastcodec import TM_HEADER
 from ...hal.interfaces import Layout, ModuleInfo, SampleStatus
+from ..errors import InputError
+from .commands import Commander
 from .eventlog import ALARM_SEVERITIES, EventLog, RawEvent, iso_utc, mission_text, parse_unknown_event
 from .link import LinkHealth
 from .series import QUANTITIES, SeriesStore
@@ -81,6 +84,8 @@ class MonitorState:
         self.source_done = False  #: a capture source has read everything (not following)
         self.notes: list[str] = []  #: source problems worth showing (damaged ranges, ...)
         self._raw: bytes | None = None
+        self.commander: Commander | None = None  #: set to command from the page (a TC link)
+        self.acknowledged = 0  #: alarms acknowledged by a completed acknowledge command
 
     # ------------------------------------------------------------------------------------------
     # ingest
@@ -130,6 +135,30 @@ class MonitorState:
             self._event(RawEvent(int(data.event_id), int(data.severity), data.subject, data.values), p.time_utc)
         elif isinstance(data, LayoutReport):
             self._layout(data)
+        elif isinstance(data, VerificationReport) and self.commander is not None:
+            record = self.commander.report(data)
+            if record is not None and record["outcome"] == "completed" and record["action"].get("command") == "ack":
+                self._acknowledge(record)
+
+    def _acknowledge(self, record: dict[str, Any]) -> None:
+        """Mark the alarms an acknowledge command covered (those logged before it was sent)."""
+        event_id = record.get("event_id", 0)
+        for e in self.events:
+            if e["seq"] >= record["events_before"]:
+                break
+            if e["alarm"] and not e["acknowledged"] and (event_id == 0 or e["id"] == event_id):
+                e["acknowledged"] = True
+                self.acknowledged += 1
+
+    def command(self, action: dict[str, Any]) -> dict[str, Any]:
+        """Send an action of the page (see :mod:`.commands`) and return its record. Raises
+        InputError for a bad action or when no TC link was given."""
+        with self.lock:
+            if self.commander is None:
+                raise InputError("no telecommand link: start the monitor with --tc udp://HOST:PORT")
+            record = self.commander.send(action)
+            record["events_before"] = self.events.count
+            return self.commander.public(record)
 
     def _undecodable(self, buf: bytes) -> None:
         """A packet that checks but that fast_decode refused: an event of an id this build does
@@ -273,6 +302,11 @@ class MonitorState:
             "notes": list(self.notes),
             "event_count": self.events.count,
             "alarms": sum(self.events.by_severity.get(s, 0) for s in ALARM_SEVERITIES),
+            "alarms_unacknowledged": sum(self.events.by_severity.get(s, 0) for s in ALARM_SEVERITIES)
+            - self.acknowledged,
+            "commanding": {"enabled": self.commander is not None,
+                           "to": self.commander.url if self.commander is not None else None,
+                           "actions": self.commander.records() if self.commander is not None else []},
             "leak": dict(self.leak),
         }
         if hk is not None:

@@ -9,7 +9,7 @@ const COLORS = ["#1c7ed6", "#e03131", "#2f9e44", "#f08c00", "#7048e8", "#0c8599"
                 "#495057", "#e8590c"];
 const MARK_ORDER = ["sealed", "leaking", "isolating", "suspected", "unobservable", "cut-off", "degraded"];
 
-const view = { windowS: 900, series: null, lastEventSeq: -1, ws: null, alarmsOnly: false };
+const view = { windowS: 900, series: null, lastEventSeq: -1, ws: null, alarmsOnly: false, acked: 0 };
 
 function $(id) { return document.getElementById(id); }
 function fmt(x, digits) { return (x === null || x === undefined || !isFinite(x)) ? "-" : Number(x).toFixed(digits); }
@@ -148,7 +148,12 @@ function drawPanels(state) {
     ["last packet", age === null ? "-" : fmt(age, 1) + " s ago"],
     ["device link", l.device_link_up === undefined ? "-" : l.device_link_up ? "up" : "DOWN", l.device_link_up === false ? "bad" : ""],
     ["device link errors", l.device_link_errors === undefined ? "-" : l.device_link_errors]]);
-  badge($("alarms"), String(state.alarms), state.alarms ? "bad" : "ok");
+  const unack = state.alarms_unacknowledged === undefined ? state.alarms : state.alarms_unacknowledged;
+  badge($("alarms"), String(unack), unack ? "bad" : "ok");
+  $("alarms").title = `${state.alarms} alarms, ${unack} not acknowledged`;
+  const acked = state.alarms - unack;
+  if (acked !== view.acked) { view.acked = acked; markAcknowledged(); }
+  drawCommands(state);
   const vt = $("valve-table").tBodies[0];
   vt.replaceChildren();
   for (const v of state.valves) {
@@ -195,6 +200,54 @@ function drawPanels(state) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// commands (shown when the monitor has a telecommand link)
+
+function drawCommands(state) {
+  const c = state.commanding;
+  const panel = $("commands");
+  panel.hidden = !(c && c.enabled);
+  if (panel.hidden) return;
+  $("command-to").textContent = "telecommands to " + c.to;
+  const mode = state.fdir ? state.fdir.mode : null;
+  for (const b of panel.querySelectorAll("button.mode")) b.classList.toggle("current", b.dataset.mode.toUpperCase() === mode);
+  const body = $("command-table").tBodies[0];
+  body.replaceChildren();
+  for (const a of c.actions.slice().reverse()) {
+    const tr = el("tr", { "data-outcome": a.outcome, "data-command": a.text });
+    tr.appendChild(el("td", {}, a.sent_utc));
+    tr.appendChild(el("td", {}, `${a.text} (seq ${a.seq})`));
+    const stages = el("td");
+    if (!a.stages.length) stages.textContent = a.outcome === "not sent" ? (a.error || "") : "waiting for reports";
+    a.stages.forEach((st, i) => {
+      if (i) stages.appendChild(document.createTextNode(" · "));
+      stages.appendChild(el("span", { class: st.failed ? "stage failed" : "stage" }, `${st.stage} ${st.text} (${fmt(st.rtt_s * 1000, 0)} ms)`));
+    });
+    tr.appendChild(stages);
+    tr.appendChild(el("td", { class: "outcome " + a.outcome }, a.outcome));
+    body.appendChild(tr);
+  }
+}
+
+async function markAcknowledged() {
+  // the log's rows are drawn once; which alarms an acknowledge covered is asked of the server
+  const r = await (await fetch("api/events?since=0")).json();
+  const acked = new Set(r.events.filter(e => e.acknowledged).map(e => String(e.seq)));
+  for (const tr of $("event-table").tBodies[0].rows) tr.classList.toggle("acknowledged", acked.has(tr.dataset.seq));
+}
+
+async function sendCommand(action) {
+  $("command-error").textContent = "";
+  try {
+    const r = await fetch("api/command", { method: "POST", headers: { "Content-Type": "application/json" },
+                                           body: JSON.stringify(action) });
+    const answer = await r.json();
+    if (!r.ok) $("command-error").textContent = answer.error || `refused (${r.status})`;
+  } catch (err) {
+    $("command-error").textContent = "not sent: " + err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // event log
 
 function addEvents(events) {
@@ -203,7 +256,7 @@ function addEvents(events) {
     if (e.seq <= view.lastEventSeq) continue;
     view.lastEventSeq = e.seq;
     const tr = el("tr", { "data-seq": e.seq, "data-severity": e.severity, "data-alarm": e.alarm ? "1" : "0",
-                          "data-event": e.name });
+                          "data-event": e.name, class: e.acknowledged ? "acknowledged" : "" });
     tr.appendChild(el("td", {}, e.utc));
     tr.appendChild(el("td", {}, e.mission_time || "-"));
     const sev = el("td"); sev.appendChild(el("span", { class: "sev " + e.severity }, e.severity)); tr.appendChild(sev);
@@ -352,6 +405,9 @@ async function start() {
     view.windowS = ev.target.value === "all" ? null : Number(ev.target.value);
     if (view.ws && view.ws.readyState === WebSocket.OPEN) view.ws.send(JSON.stringify({ window_s: view.windowS, points: POINTS }));
   });
+  $("ack-all").addEventListener("click", () => sendCommand({ command: "ack", event: 0 }));
+  for (const b of document.querySelectorAll("#commands button.mode"))
+    b.addEventListener("click", () => sendCommand({ command: "mode", mode: b.dataset.mode }));
   $("alarms-only").addEventListener("change", (ev) => {
     view.alarmsOnly = ev.target.checked;
     for (const tr of $("event-table").tBodies[0].rows) tr.hidden = view.alarmsOnly && tr.dataset.alarm !== "1";
