@@ -7,7 +7,7 @@ that escapes). Events go into a bounded :class:`EventQueue` that the flight soft
 telemetry. Valve commands go through the ``command`` callable given at construction (the
 device's ``command_valve``), and only in ACTIVE mode.
 
-Order each cycle (DESIGN.md): 1. sensors, 2. leak detection per connected segment, 3. isolation
+Order each cycle (docs/fdir.md): 1. sensors, 2. leak detection per connected segment, 3. isolation
 (ACTIVE only), 4. valve monitoring (its verdicts feed the next cycle's isolation planning).
 """
 

@@ -46,7 +46,7 @@ def thresholds(params: FdirParams) -> tuple[float, float]:
 
 def statistical_floor_s(slope_pa_s: float, sigma_pa: float, rate_hz: float, alpha: float,
                         beta: float) -> float:
-    """DESIGN.md's floor: the window over which a slope ``s`` in white noise ``sigma`` sampled at
+    """The statistical floor (docs/detection.md): the window over which a slope ``s`` in white noise ``sigma`` sampled at
     ``f`` reaches k = z(1-alpha) + z(1-beta) standard deviations: (12 k^2 sigma^2/(f s^2))^(1/3)."""
     nd = NormalDist()
     k = nd.inv_cdf(1.0 - alpha) + nd.inv_cdf(1.0 - beta)

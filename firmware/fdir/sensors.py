@@ -14,7 +14,7 @@ event, when it is
 
 A failed sensor that looks healthy again for ``recover_s`` is recovered (SENSOR_RECOVERED).
 
-Unit biases of +-50 Pa (DESIGN.md) are larger than the noise by an order of magnitude, so during
+Unit biases of +-50 Pa (BMP388/MS5611 class sensors) are larger than the noise by an order of magnitude, so during
 the first ``bias_learn_s`` each sensor's offset from the module's mid value is learned and removed
 (zero mean per module). Without that, the vote would jump by the bias difference whenever a sensor
 drops out, which the leak test would read as gas lost or gained; and a drifting sensor could not
