@@ -58,7 +58,7 @@ def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tu
     """Write a capture of about ``size_mb`` MB to ``path``; return (packets, mission seconds)."""
     import numpy as np
 
-    from hullwatch.firmware.telemetry.capture import iter_packet_batches
+    from hullwatch.tools.ground.capture import iter_packet_batches
     from hullwatch.firmware.telemetry.fastcodec import _TM_FIELDS
     from hullwatch.firmware.telemetry.fields import field_offsets
 
@@ -117,7 +117,7 @@ def _cpu() -> float:
 
 
 def _decode(path: str, workers: int) -> dict:
-    from hullwatch.firmware.telemetry.capture import iter_packet_batches
+    from hullwatch.tools.ground.capture import iter_packet_batches
 
     n = 0
     t0, c0 = time.perf_counter(), _cpu()

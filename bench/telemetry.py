@@ -18,7 +18,8 @@ import tempfile
 import time
 import warnings
 
-from hullwatch.firmware.telemetry import RawSampleEncoder, iter_packet_batches
+from hullwatch.firmware.telemetry import RawSampleEncoder
+from hullwatch.tools.ground import iter_packet_batches
 from hullwatch.firmware.telemetry import packets as P
 from hullwatch.hal.interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
 

@@ -10,9 +10,10 @@ import random
 import numpy as np
 import pytest
 
-from hullwatch.firmware.telemetry import ListSink, TelemetryEmitter, bulk, encode, fast_decode
+from hullwatch.firmware.telemetry import ListSink, TelemetryEmitter, encode, fast_decode
+from hullwatch.tools.ground import bulk
 from hullwatch.firmware.telemetry import packets as P
-from hullwatch.firmware.telemetry.capture import PacketBatch, Skip, _Framer, _windows, iter_packet_batches
+from hullwatch.tools.ground.capture import PacketBatch, Skip, _Framer, _windows, iter_packet_batches
 
 from telemetry_samples import EPOCH, sample_data, sample_packets, soyuz_layout
 

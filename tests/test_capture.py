@@ -13,17 +13,14 @@ from hullwatch.firmware.telemetry import (
     CaptureSink,
     CaptureWriter,
     ListSink,
-    Skip,
     TelemetryEmitter,
     UdpSink,
     decode,
     encode,
     fast_decode,
-    iter_capture,
-    iter_packet_batches,
-    iter_raw_packets,
 )
 from hullwatch.firmware.telemetry import packets as P
+from hullwatch.tools.ground import Skip, iter_capture, iter_packet_batches, iter_raw_packets
 
 from telemetry_samples import EPOCH, sample_packets, soyuz_layout
 

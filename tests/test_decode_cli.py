@@ -113,7 +113,7 @@ def test_jsonl_names_event_values(capture, capsys):
 
 
 def test_damaged_capture_decodes_the_rest_and_exits_3(capture, capsys, tmp_path):
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     data = bytearray(capture.read_bytes())
     boundary = [c.offset for c in iter_capture(capture) if c.offset > 30000][0]

@@ -57,7 +57,7 @@ def test_cli_bad_input(ms09: Path, tmp_path: Path, argv: list[str], words: str,
 
 
 def test_cli_capture_without_layout(ms09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     bad = tmp_path / "nolayout.tm"
     bad.write_bytes(b"".join(p.raw for p in iter_capture(ms09) if p.packet.name != "layout"))
@@ -166,7 +166,7 @@ def test_event_badges_never_overlap(fracs: list[float]) -> None:
 def test_fast_collect_agrees_with_packet_by_packet(ms09: Path) -> None:
     """The numpy housekeeping columns (derived from the declaration) give the same series as
     decoding every packet through the telemetry decoder."""
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
     from hullwatch.tools.captures.plot import collect_capture
 
     slow = collect(((p.offset, p.packet) for p in iter_capture(ms09)), modules=["usos", "soyuz-om"],

@@ -29,7 +29,7 @@ def test_at_most_twelve_modules_at_the_top_of_tools() -> None:
 
 
 def test_every_concern_is_a_package() -> None:
-    for name in ("cli", "captures", "board", "campaign", "closed_loop"):
+    for name in ("cli", "captures", "board", "campaign", "closed_loop", "ground"):
         assert (TOOLS / name / "__init__.py").is_file(), name
 
 
@@ -66,3 +66,37 @@ def test_pytest_plugin_entry_point_names_the_new_module() -> None:
 
     (ep,) = [ep for ep in entry_points(group="pytest11") if ep.name == "hullwatch"]
     assert ep.value == "hullwatch.tools.board.pytest_plugin"
+
+
+GROUND_NAMES = ("iter_capture", "iter_packet_batches", "iter_raw_packets", "PacketBatch", "Skip", "CapturedPacket")
+
+
+@pytest.mark.parametrize("name", GROUND_NAMES)
+def test_capture_readers_moved_to_ground_keep_their_old_name(name: str) -> None:
+    import hullwatch.firmware.telemetry as telemetry
+    import hullwatch.tools.ground as ground
+
+    with pytest.warns(DeprecationWarning, match=f"telemetry.{name} is deprecated.*hullwatch.tools.ground"):
+        old = getattr(telemetry, name)
+    assert old is getattr(ground, name)
+
+
+@pytest.mark.parametrize("leaf", ["capture", "bulk", "dictionary"])
+def test_ground_modules_keep_their_old_module_path(leaf: str) -> None:
+    code = (
+        "import importlib, warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    old = importlib.import_module('hullwatch.firmware.telemetry.{leaf}')\n"
+        f"assert old is importlib.import_module('hullwatch.tools.ground.{leaf}')\n"
+        "assert any(issubclass(w.category, DeprecationWarning) for w in caught)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_telemetry_name_is_still_an_attribute_error() -> None:
+    import hullwatch.firmware.telemetry as telemetry
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        telemetry.no_such_name  # noqa: B018

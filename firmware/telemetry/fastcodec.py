@@ -45,6 +45,8 @@ def _pack_bits(spec: dict[str, tuple[int, int, Any]], **values: int) -> int:
 
 _TM_FIELDS = flatten(_TM_HEADERS)
 _TC_FIELDS = flatten(_TC_HEADERS)
+TM_HEADER_FIELDS = _TM_FIELDS  #: the flattened primary + TM secondary header (ground readers use it)
+TC_HEADER_FIELDS = _TC_FIELDS  #: the flattened primary + TC secondary header
 TM_HEADER = struct.Struct(struct_format(_TM_FIELDS))  #: primary + TM secondary header, 19 bytes
 TC_HEADER = struct.Struct(struct_format(_TC_FIELDS))  #: primary + TC secondary header, 11 bytes
 _PACKET_ID = _bits(_TM_FIELDS, "primary.packet_id")

@@ -32,9 +32,9 @@ import numpy as np
 import orjson
 
 from ...firmware.errors import PacketDecodeError
-from ...firmware.telemetry import bulk
+from ..ground import bulk
 from ...firmware.telemetry import packets as P
-from ...firmware.telemetry.capture import PacketBatch, Skip, iter_packet_batches
+from ..ground.capture import PacketBatch, Skip, iter_packet_batches
 from ...firmware.telemetry.fastcodec import fast_decode
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
 from .formats import RowBuilder, Selector, _enum_name
@@ -602,7 +602,7 @@ def _export_range(path: str, start: int, limit: int, size: int, rows: RowBuilder
                   encoding: str) -> _Segment:
     """The rows of the packets that start in ``[start, limit)`` (framing afresh at ``start``),
     with ``selector`` holding the time state before them."""
-    from ...firmware.telemetry.capture import _Framer
+    from ..ground.capture import _Framer
 
     with open(path, "rb") as f:
         f.seek(start)

@@ -375,7 +375,7 @@ def collect_capture(
     layout reports are decoded one by one; raw samples, nearly all of a capture, are passed over.
     Constant memory. Raises InputError as :func:`collect`.
     """
-    from ...firmware.telemetry.capture import Skip, iter_packet_batches
+    from ..ground.capture import Skip, iter_packet_batches
     from ...firmware.telemetry.fastcodec import fast_decode
     from ...firmware.telemetry.packets import (
         APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT)

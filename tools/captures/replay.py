@@ -283,7 +283,7 @@ def timed_packets(path: str, *, on_skip: Callable[[Any], None] | None = None
     Uses the telemetry bulk reader (CRC checked, header fields vectorised); a telecommand packet
     has no time stamp: its time is that of the telemetry packet before it (None at the start).
     """
-    from ...firmware.telemetry.capture import iter_packet_batches
+    from ..ground.capture import iter_packet_batches
 
     last_t: float | None = None
     for batch in iter_packet_batches(path, on_skip=on_skip):

@@ -123,7 +123,7 @@ def find_layout_report(path: str, max_bytes: int = 64 << 20) -> Any:
 
     Raises DeviceOpenError when there is none, or the file cannot be read.
     """
-    from ...firmware.telemetry.capture import iter_packet_batches
+    from ..ground.capture import iter_packet_batches
     from ...firmware.telemetry.fastcodec import fast_decode
     from ...firmware.telemetry.packets import APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
 
@@ -231,7 +231,7 @@ class ReplayDevice(Device):
         self._skipped_bytes += skip.length
 
     def _iter_packets(self) -> Iterator[Any]:
-        from ...firmware.telemetry.capture import iter_capture
+        from ..ground.capture import iter_capture
 
         return iter_capture(self.path, on_skip=self._on_skip)
 
@@ -300,7 +300,7 @@ class ReplayDevice(Device):
     def _find_end_time(self) -> float:
         """Mission time of the last raw sample, from the last ~1 MB of the file (the reader
         resynchronises on the first whole packet of the tail)."""
-        from ...firmware.telemetry.capture import iter_packet_batches
+        from ..ground.capture import iter_packet_batches
         from ...firmware.telemetry.fastcodec import fast_decode
         from ...firmware.telemetry.packets import APID_RAW, SID_RAW_SAMPLES
 

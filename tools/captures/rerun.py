@@ -109,7 +109,7 @@ def recorded_events(path: str | os.PathLike[str], *, on_skip: Callable[[Any], No
     """The event packets of a capture, in file order, with mission times from the first layout
     report's epoch; and that epoch (None if the capture has none). Streams the file and decodes
     only event and layout packets. Raises InputError when there are more than MAX_EVENTS."""
-    from ...firmware.telemetry.capture import iter_packet_batches
+    from ..ground.capture import iter_packet_batches
     from ...firmware.telemetry.fastcodec import fast_decode
     from ...firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
     from .replay_device import mission_time
@@ -288,7 +288,7 @@ def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mod
 def recorded_mode(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> Any:
     """The FDIR mode in the capture's first housekeeping packet (an ``FdirMode``), or None if
     there is none in its first ``max_bytes``."""
-    from ...firmware.telemetry.capture import iter_packet_batches
+    from ..ground.capture import iter_packet_batches
     from ...firmware.telemetry.fastcodec import fast_decode
     from ...firmware.telemetry.packets import APID_HOUSEKEEPING, SID_HOUSEKEEPING, Housekeeping
     from ...firmware.types import FdirMode

@@ -116,7 +116,7 @@ def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float 
     """The first layout report (before the first raw or housekeeping packet), the channel counts
     of the first raw-samples/housekeeping packets, the layout's epoch, and the first TM time."""
     from ...firmware.telemetry import packets as P
-    from ...firmware.telemetry.capture import iter_capture
+    from ..ground.capture import iter_capture
     from ...firmware.telemetry.layoutjson import layout_from_json
 
     layout = None
@@ -155,7 +155,7 @@ FAST_CSV = True
 
 def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
     """The row-by-row path: every packet decoded, filtered and written by decode_format."""
-    from ...firmware.telemetry.capture import iter_capture
+    from ..ground.capture import iter_capture
     from ..captures import formats as F
 
     out: IO[str]

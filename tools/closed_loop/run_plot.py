@@ -9,7 +9,7 @@ made (Agg backend: no display needed).
 from __future__ import annotations
 
 import os
-from ...firmware.telemetry.capture import iter_capture
+from ..ground.capture import iter_capture
 from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.telemetry.packets import Housekeeping, LayoutReport
 from .runner import RunResult

@@ -13,11 +13,11 @@ from typing import Any
 
 import construct as cs
 
+from ...firmware import types
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.events import EVENT_DEFS
+from ...firmware.telemetry.fields import describe, subfields
 from ...hal.interfaces import SampleStatus
-from .. import types
-from . import packets as P
-from .events import EVENT_DEFS
-from .fields import describe, subfields
 
 DICTIONARY_FORMAT = 1
 

@@ -1,4 +1,5 @@
-"""Capture files (``.tm``): packets back to back, exactly as on the link; and their readers.
+"""Reading capture files (``.tm``: packets back to back, exactly as on the link; written by
+:class:`~hullwatch.firmware.telemetry.sinks.CaptureWriter` and ``CaptureSink``).
 
 Reading is streaming (fixed-size chunks: constant memory whatever the file size) and
 self-resynchronising. The framing rule, applied at each candidate position:
@@ -27,11 +28,12 @@ from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..errors import PacketDecodeError
+from ...firmware.errors import PacketDecodeError
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.fastcodec import TC_HEADER_FIELDS, TM_HEADER_FIELDS, fast_decode
+from ...firmware.telemetry.fields import field_offsets
+from ...firmware.telemetry.sinks import CaptureWriter
 from . import bulk as _bulk
-from . import packets as P
-from .fastcodec import _TC_FIELDS, _TM_FIELDS, fast_decode
-from .fields import field_offsets
 
 CHUNK_SIZE = 1 << 20
 _PLAUSIBLE = struct.Struct(">HHHB")  # packet id, sequence control, data length, PUS version byte
@@ -59,33 +61,6 @@ class CapturedPacket(NamedTuple):
 
 SkipCallback = Callable[[Skip], None]
 ProgressCallback = Callable[[int], None]
-
-
-class CaptureWriter:
-    """Writes packets to a capture file, each with one unbuffered ``write``, so a crash loses at
-    most the packet being written. Raises OSError (the ground-side writer; the flight loop uses
-    :class:`~hullwatch.firmware.telemetry.sinks.CaptureSink`, which counts errors instead)."""
-
-    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
-        self.path = os.fspath(path)
-        self._file = open(self.path, "ab" if append else "wb", buffering=0)
-        self.packets = 0
-
-    def write(self, packet: bytes | P.Packet) -> None:
-        raw = P.encode(packet) if isinstance(packet, P.Packet) else packet
-        view = memoryview(raw)
-        while view:
-            view = view[self._file.write(view):]
-        self.packets += 1
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "CaptureWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _plausible_at(buf: bytes, pos: int) -> bool:
@@ -306,8 +281,8 @@ def iter_raw_packets(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip:
 # ----------------------------------------------------------------------------------------------
 # Bulk path: numpy header columns for a whole window at once
 
-_TM_OFF = field_offsets(_TM_FIELDS)
-_TC_OFF = field_offsets(_TC_FIELDS)
+_TM_OFF = field_offsets(TM_HEADER_FIELDS)
+_TC_OFF = field_offsets(TC_HEADER_FIELDS)
 
 #: columns of :meth:`PacketBatch.headers`
 HEADER_DTYPE = np.dtype([

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import packets as P
-from .fields import FlatField, flatten
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.fields import FlatField, flatten
 
 _POLY = 0x1021
 #: below this many packets of one length, ``binascii.crc_hqx`` per packet is cheaper than the tables
