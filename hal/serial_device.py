@@ -292,7 +292,7 @@ class SerialBoardDevice(Device):
         self.stats["reconnects"] += 1
         return True
 
-    # -- HIL (used by hullwatch.tools.board.hil_device) --------------------------------------------
+    # -- HIL (used by the hardware-in-the-loop device of the tools) --------------------------------------------
 
     def hil_enter(self, enable: bool = True) -> None:
         """Enter (or leave) HIL mode. Raises NakError (HIL_NOT_ALLOWED...) or LinkError."""
