@@ -26,17 +26,20 @@ Raises:
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import construct as cs
 
+from .codec import compile_fields, compile_struct, field_offsets, flatten
 from .errors import ProtocolError
 from .framing import MAX_PAYLOAD, FrameReader, RawFrame, crc16, encode_frame
 
 __all__ = [
-    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "MAX_PAYLOAD", "MAX_BLOCK", "MsgType", "NakCode",
+    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "MAX_PAYLOAD", "MAX_BLOCK", "MsgType", "NakCode", "FlashRefusal",
+    "FLASH_NAK_BASE", "nak_code_of",
     "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind", "NO_SLOT", "NO_MODULE",
     "AGE_NEVER", "FEEDBACK_SCALE", "Message", "encode", "decode", "encode_payload", "decode_payload",
     "encode_fast", "decode_fast", "FrameReader", "RawFrame", "crc16", "encode_frame",
@@ -123,30 +126,51 @@ def reply_type(request_type: int) -> int:
     return request_type | 0x80
 
 
-class NakCode(enum.IntEnum):
-    """Why the board refused a request (NAK ``code``)."""
+class FlashRefusal(enum.IntEnum):
+    """Why the board's flash layer refused a flash request. On the wire it is the NAK code
+    ``FLASH_NAK_BASE + value`` (:class:`NakCode` ``FLASH_<name>``), with a reason text."""
 
-    UNKNOWN_TYPE = 0x01  #: the board does not know this message type
-    BAD_LENGTH = 0x02  #: payload too short/long for the type
-    BAD_ARGUMENT = 0x03  #: a field is out of range (index, rate, slot...)
-    BUSY = 0x04  #: the board cannot serve it now; retry later
-    VERSION = 0x05  #: the host's protocol major is not supported
-    HIL_NOT_ALLOWED = 0x10  #: the active configuration does not allow HIL
-    NOT_IN_HIL = 0x11  #: HIL_INJECT outside HIL mode
-    NO_CONFIG = 0x12  #: no valid configuration image: sensors and valves are disabled
-    # Flash refusals: 0x20 + hullwatch.sim.board_flash.FlashRefusal (the board's flash layer).
-    FLASH_NO_SESSION = 0x21  #: FLASH_WRITE/FLASH_COMMIT without FLASH_BEGIN
-    FLASH_BAD_LENGTH = 0x22  #: image empty or larger than a slot; block empty or > block_size
-    FLASH_OUT_OF_ORDER = 0x23  #: a block starts past the bytes written so far (a gap)
-    FLASH_OUT_OF_RANGE = 0x24  #: a block or read runs past the image length or the slot
-    FLASH_INCOMPLETE = 0x25  #: commit before every byte of the image was written
-    FLASH_CRC_MISMATCH = 0x26  #: stored bytes' CRC-32 differs from the one declared at FLASH_BEGIN
-    FLASH_INVALID_IMAGE = 0x27  #: the image does not decode or validate (text names the field)
-    FLASH_TAG_MISSING = 0x28  #: the board holds a key and the image carries no HMAC tag
-    FLASH_TAG_MISMATCH = 0x29  #: the HMAC tag does not match the board's key
-    FLASH_STALE_GENERATION = 0x2A  #: the image's generation is not above the active one
-    FLASH_BAD_SLOT = 0x2B  #: a slot number other than 0 (A) or 1 (B)
-    INTERNAL = 0x7F  #: board firmware fault
+    NO_SESSION = 1  #: FLASH_WRITE/FLASH_COMMIT without FLASH_BEGIN
+    BAD_LENGTH = 2  #: image empty or larger than a slot; block/read empty or > block_size
+    OUT_OF_ORDER = 3  #: a block starts past the bytes written so far (a gap)
+    OUT_OF_RANGE = 4  #: a block or read runs past the image length or the slot
+    INCOMPLETE = 5  #: commit before every byte of the image was written
+    CRC_MISMATCH = 6  #: stored bytes' CRC-32 differs from the one declared at FLASH_BEGIN
+    INVALID_IMAGE = 7  #: the image does not decode or validate (text names the field)
+    TAG_MISSING = 8  #: the board holds a key and the image carries no HMAC tag
+    TAG_MISMATCH = 9  #: the HMAC tag does not match the board's key
+    STALE_GENERATION = 10  #: the image's generation is not above the active one
+    BAD_SLOT = 11  #: a slot number other than 0 (A) or 1 (B)
+
+
+#: NAK code of FlashRefusal value 0; FLASH_NAK_BASE + refusal is the code on the wire
+FLASH_NAK_BASE = 0x20
+
+#: NAK codes other than the flash refusals: name, value, meaning
+_NAK_CODES: tuple[tuple[str, int, str], ...] = (
+    ("UNKNOWN_TYPE", 0x01, "the board does not know this message type"),
+    ("BAD_LENGTH", 0x02, "payload too short/long for the type"),
+    ("BAD_ARGUMENT", 0x03, "a field is out of range (index, rate, slot...)"),
+    ("BUSY", 0x04, "the board cannot serve it now; retry later"),
+    ("VERSION", 0x05, "the host's protocol major is not supported"),
+    ("HIL_NOT_ALLOWED", 0x10, "the active configuration does not allow HIL"),
+    ("NOT_IN_HIL", 0x11, "HIL_INJECT outside HIL mode"),
+    ("NO_CONFIG", 0x12, "no valid configuration image: sensors and valves are disabled"),
+    ("INTERNAL", 0x7F, "board firmware fault"),
+)
+
+#: Why the board refused a request (NAK ``code``): the codes of :data:`_NAK_CODES`, and
+#: ``FLASH_<name>`` = ``FLASH_NAK_BASE + FlashRefusal.<name>`` for every flash refusal (defined
+#: once, in :class:`FlashRefusal`).
+NakCode = enum.IntEnum("NakCode", [(name, value) for name, value, _ in _NAK_CODES]
+                       + [(f"FLASH_{r.name}", FLASH_NAK_BASE + r) for r in FlashRefusal],
+                       module=__name__)
+NakCode.__doc__ = "Why the board refused a request (NAK ``code``); FLASH_* = FLASH_NAK_BASE + FlashRefusal."
+
+
+def nak_code_of(refusal: FlashRefusal) -> "NakCode":
+    """The NAK code the board answers a flash refusal with."""
+    return NakCode(FLASH_NAK_BASE + refusal)
 
 
 class BoardFlags(enum.IntFlag):
@@ -816,25 +840,41 @@ def decode(msg_type: int, payload: bytes) -> Message:
 
 
 # --------------------------------------------------------------------------------------------
-# Fast path (struct) for the per-cycle messages. Derived from the declarations above; tests
-# check byte-for-byte agreement with construct for every field and edge value.
+# Fast path (struct) for the per-cycle messages. The struct layouts are compiled from the
+# declarations above (hal/codec.py); tests check byte-for-byte agreement with construct for every
+# field and edge value.
 
-_S_SAMPLES_HEAD = struct.Struct(">QBB")
-_S_CHANNEL = struct.Struct(">ifIB")
-_S_VALVE = struct.Struct(">BHB")
-_S_INJECT_HEAD = struct.Struct(">QBB")
-_S_INJECT_REPLY = struct.Struct(">QB")
-_S_CACHE: dict[str, struct.Struct] = {}
+_SAMPLES = DECLARATIONS[MsgType.SAMPLES]
+_INJECT = DECLARATIONS[MsgType.HIL_INJECT]
+#: board_time_us, flags, channel count: the SAMPLES / STREAM_FRAME fields before the channels
+_S_SAMPLES_HEAD = compile_fields(flatten(_SAMPLES, {"channels": 0, "valves": 0})[:3])
+_S_CHANNEL = compile_struct(_ChannelSample)
+_S_VALVE = compile_struct(_ValveState)
+#: time_us, first, value count: the HIL_INJECT fields before the values
+_S_INJECT_HEAD = compile_fields(flatten(cs.Struct(*_INJECT.subcons[:3]), {"values": 0})[:3])
+_S_INJECT_REPLY = compile_struct(DECLARATIONS[MsgType.HIL_INJECT_REPLY])
+_INJECT_VALUES = _INJECT.subcons[2]  #: the PrefixedArray of f32 values
 
 
-def _struct(fmt: str) -> struct.Struct:
-    """A compiled struct for ``fmt``, kept (per-cycle formats repeat: the counts are fixed)."""
-    st = _S_CACHE.get(fmt)
-    if st is None:
-        if len(_S_CACHE) > 256:
-            _S_CACHE.clear()
-        st = _S_CACHE[fmt] = struct.Struct(fmt)
-    return st
+@functools.lru_cache(maxsize=256)  # per-cycle: the counts are those of the layout
+def _inject_struct(n_values: int, n_valves: int | None) -> struct.Struct:
+    """HIL_INJECT with ``n_values`` values and (1.1) a valve block of ``n_valves`` feedbacks."""
+    fields = flatten(cs.Struct(*_INJECT.subcons[:3]), {"values": n_values})
+    if n_valves is not None:
+        fields += flatten(_ValveStimulus, {"feedback": n_valves})
+    return compile_fields(fields)
+
+
+@functools.lru_cache(maxsize=256)
+def _values_struct(n: int) -> struct.Struct:
+    """``n`` HIL_INJECT values alone (their items, no count)."""
+    return compile_fields(flatten(_INJECT_VALUES, {"values": n})[1:])
+
+
+@functools.lru_cache(maxsize=256)
+def _feedback_struct(n: int) -> struct.Struct:
+    """``n`` valve feedbacks of a ValveStimulus alone (their items, no count)."""
+    return compile_fields(flatten(_ValveStimulus, {"feedback": n})[2:])
 
 
 def _encode_samples_fast(msg: Samples | StreamFrame) -> bytes:
@@ -874,18 +914,18 @@ def _encode_inject_fast(msg: HilInject) -> bytes:
     n = len(msg.values)
     v = msg.valves
     if v is None:
-        return _struct(f">QBB{n}f").pack(msg.time_us, msg.first, n, *msg.values)
+        return _inject_struct(n, None).pack(msg.time_us, msg.first, n, *msg.values)
     nv = len(v.feedback)
-    return _struct(f">QBB{n}fBB{nv}H").pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
+    return _inject_struct(n, nv).pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
 
 
 def _decode_inject_fast(payload: bytes) -> HilInject:
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
-        off = _S_INJECT_HEAD.size + 4 * n
+        off = _S_INJECT_HEAD.size + _values_struct(n).size
         if len(payload) < off:
             raise struct.error(f"{n} values need {off} bytes, got {len(payload)}")
-        values = _struct(f">{n}f").unpack_from(payload, _S_INJECT_HEAD.size)
+        values = _values_struct(n).unpack_from(payload, _S_INJECT_HEAD.size)
         valves = None
         if len(payload) > off:  # the 1.1 valve block
             end = off + 2 + 2 * payload[off + 1] if len(payload) >= off + 2 else off + 2
@@ -896,7 +936,7 @@ def _decode_inject_fast(payload: bytes) -> HilInject:
             if len(payload) > end:
                 raise struct.error(f"{len(payload) - end} unexpected trailing bytes at payload offset {end}")
             nv = payload[off + 1]
-            valves = ValveStimulus(payload[off], _struct(f">{nv}H").unpack_from(payload, off + 2))
+            valves = ValveStimulus(payload[off], _feedback_struct(nv).unpack_from(payload, off + 2))
     except struct.error as exc:
         raise ProtocolError(f"HIL_INJECT: malformed payload of {len(payload)} bytes: {exc}") from exc
     return HilInject(t, first, values, valves)
@@ -945,6 +985,15 @@ _FAST_DECODERS: dict[int, Any] = {
 }
 
 
+#: the columns SamplesCodec moves by slice, in the declarations' order (checked at import)
+_CHANNEL_COLUMNS = ("raw", "value", "age_us", "status")
+_VALVE_COLUMNS = ("commanded", "feedback", "status")
+if tuple(f.path for f in flatten(_ChannelSample)) != _CHANNEL_COLUMNS \
+        or tuple(f.path for f in flatten(_ValveState)) != _VALVE_COLUMNS:
+    raise TypeError("SamplesCodec's columns no longer match _ChannelSample / _ValveState")
+_CHANNEL_FIELDS = len(_CHANNEL_COLUMNS)
+
+
 class SamplesCodec:
     """Columnar pack/unpack of SAMPLES and STREAM_FRAME payloads for fixed channel and valve
     counts: one precompiled ``struct`` call each way, columns moved by slice assignment. The
@@ -955,23 +1004,28 @@ class SamplesCodec:
     per channel; ``commanded``, ``feedback``, ``v_status`` per valve.
     """
 
-    __slots__ = ("n_channels", "n_valves", "_struct", "_flat", "size")
+    __slots__ = ("n_channels", "n_valves", "_struct", "_flat", "size", "_valves_at", "_count_at")
 
     def __init__(self, n_channels: int, n_valves: int) -> None:
         self.n_channels = n_channels
         self.n_valves = n_valves
-        self._struct = struct.Struct(">QBB" + "ifIB" * n_channels + "B" + "BHB" * n_valves)
+        fields = flatten(_SAMPLES, {"channels": n_channels, "valves": n_valves})
+        self._struct = compile_fields(fields)
         self.size = self._struct.size
-        self._flat: list[Any] = [0] * (3 + 4 * n_channels + 1 + 3 * n_valves)
+        self._flat: list[Any] = [0] * len(fields)
+        #: index of the valve count among the flat values; byte offsets of the two counts
+        self._valves_at = 3 + _CHANNEL_FIELDS * n_channels
+        offsets = field_offsets(fields)
+        self._count_at = (offsets["channels.count"], offsets["valves.count"])
         self._flat[2] = n_channels
-        self._flat[3 + 4 * n_channels] = n_valves
+        self._flat[self._valves_at] = n_valves
 
     def pack(self, board_time_us: int, flags: int, raw: list[int], value: Any, age_us: list[int],
              status: list[int], commanded: list[int], feedback: list[int], v_status: list[int]) -> bytes:
         flat = self._flat
         flat[0] = board_time_us
         flat[1] = flags
-        end = 3 + 4 * self.n_channels
+        end = self._valves_at
         flat[3:end:4] = raw
         flat[4:end:4] = value
         flat[5:end:4] = age_us
@@ -986,13 +1040,13 @@ class SamplesCodec:
         """(board_time_us, flags, raw, value, age_us, status, commanded, feedback, v_status).
 
         Raises ProtocolError when the payload is not a SAMPLES payload of these counts."""
-        if len(payload) != self.size or payload[9] != self.n_channels \
-                or payload[10 + 13 * self.n_channels] != self.n_valves:
+        if len(payload) != self.size or payload[self._count_at[0]] != self.n_channels \
+                or payload[self._count_at[1]] != self.n_valves:
             raise ProtocolError(
                 f"SAMPLES: expected {self.n_channels} channels and {self.n_valves} valves "
                 f"({self.size} bytes), got {len(payload)} bytes")
         flat = self._struct.unpack(payload)
-        end = 3 + 4 * self.n_channels
+        end = self._valves_at
         v0 = end + 1
         return (flat[0], flat[1], flat[3:end:4], flat[4:end:4], flat[5:end:4], flat[6:end:4],
                 flat[v0::3], flat[v0 + 1::3], flat[v0 + 2::3])

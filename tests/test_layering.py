@@ -2,8 +2,9 @@
 
 By the source (AST, every import statement of every module, top-level or inside a function):
 
-- firmware imports of ours only firmware itself and hal's interfaces, clock and errors; and none of
-  the ground libraries (numpy, matplotlib, dask, pyarrow);
+- firmware imports of ours only firmware itself and hal's interfaces, clock and errors, and the
+  codec compiler (hal/codec.py: pure functions over construct declarations, no device code); and
+  none of the ground libraries (numpy, matplotlib, dask, pyarrow);
 - sim imports of ours only sim itself and hal;
 - hal imports of ours only hal.
 
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: layer -> what of ours it may import (a module and everything under it)
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "firmware": ("hullwatch.firmware", "hullwatch.hal.interfaces", "hullwatch.hal.clock", "hullwatch.hal.errors"),
+    "firmware": ("hullwatch.firmware", "hullwatch.hal.interfaces", "hullwatch.hal.clock", "hullwatch.hal.errors",
+                 "hullwatch.hal.codec"),
     "sim": ("hullwatch.sim", "hullwatch.hal"),
     "hal": ("hullwatch.hal",),
 }

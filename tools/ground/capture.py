@@ -22,7 +22,6 @@ from __future__ import annotations
 import binascii
 import io
 import os
-import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 
@@ -32,11 +31,13 @@ from ...firmware.errors import PacketDecodeError
 from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.fastcodec import TC_HEADER_FIELDS, TM_HEADER_FIELDS, fast_decode
 from ...firmware.telemetry.fields import field_offsets
+from ...hal.codec import compile_fields
 from ...firmware.telemetry.sinks import CaptureWriter
 from . import bulk as _bulk
 
 CHUNK_SIZE = 1 << 20
-_PLAUSIBLE = struct.Struct(">HHHB")  # packet id, sequence control, data length, PUS version byte
+#: packet id, sequence control, data length, and the secondary header's first byte (PUS version)
+_PLAUSIBLE = compile_fields(TM_HEADER_FIELDS[:4])
 
 
 @dataclass(frozen=True, slots=True)
