@@ -1,6 +1,6 @@
 """Benchmark: hardware-in-the-loop cycles per second over a pseudo-terminal, and request latency.
 
-Prints, beside the targets (issue 5; DESIGN.md "Measured on these machines"):
+Prints, beside the targets (docs/architecture.md, "Reference figures"):
 
 * HIL cycles/s: the flight software on soyuz-ms09 with the board emulator in its own process on a
   real pseudo-terminal (``hullwatch board --pty``): per cycle the plant steps, its 31 readings are
@@ -8,7 +8,7 @@ Prints, beside the targets (issue 5; DESIGN.md "Measured on these machines"):
   run. Target: >= 1,000 cycles/s (100x real time at 10 Hz). Ratios to the same loop on sim://
   (no board) and on the in-process emulator (emuboard://, no pty, no second process).
 * request round trip over the pty: PING (empty), READ_SAMPLES (445-byte response) and
-  HIL_INJECT (31 channels and the 6-valve feedback block), median and p99 (DESIGN.md: a bare pty round trip of an 80-byte frame is
+  HIL_INJECT (31 channels and the 6-valve feedback block), median and p99 (docs/architecture.md: a bare pty round trip of an 80-byte frame is
   ~32 us p50, 156 us p99).
 
 Usage: ``python bench/hil.py [--seconds S] [--requests N]`` (mission seconds per HIL run,
@@ -91,7 +91,7 @@ def main() -> None:
     for name, (p50, p99) in (("PING (empty)", ping), (f"READ_SAMPLES ({read_bytes} B reply)", read),
                              ("HIL_INJECT (31 ch + 6 valves)", inj)):
         print(f"  {name:<28} {p50:8.0f} us {p99:8.0f} us")
-    print("  reference: bare pty round trip of an 80-byte frame, p50 32 us, p99 156 us (DESIGN.md)")
+    print("  reference: bare pty round trip of an 80-byte frame, p50 32 us, p99 156 us (docs/architecture.md)")
 
 
 if __name__ == "__main__":

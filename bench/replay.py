@@ -63,7 +63,7 @@ def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tu
     import numpy as np
 
     from hullwatch.tools.ground.capture import iter_packet_batches
-    from hullwatch.firmware.telemetry.fastcodec import _TM_FIELDS
+    from hullwatch.firmware.telemetry.fastcodec import TM_HEADER_FIELDS
     from hullwatch.firmware.telemetry.fields import field_offsets
 
     block_path = os.path.join(workdir, "block.tm")
@@ -79,7 +79,7 @@ def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tu
     starts = np.asarray(starts_l, np.int64)
     ends = starts + np.asarray(lengths_l, np.int64)
     assert ends[-1] == len(block), "the recorded block must be whole packets"
-    secs_off = field_offsets(_TM_FIELDS)["secondary.cuc_seconds"]
+    secs_off = field_offsets(TM_HEADER_FIELDS)["secondary.cuc_seconds"]
     idx = starts[:, None] + secs_off + np.arange(4)
     base = np.frombuffer(block, np.uint8)
     secs0 = base[idx].astype(np.uint32) @ np.array([1 << 24, 1 << 16, 1 << 8, 1], np.uint32)

@@ -9,7 +9,7 @@ layout is the board's configuration. Options (keyword arguments of :func:`open_u
 * ``timeout_s``: response timeout per attempt (default 0.05 s).
 * ``baudrate``: for real UARTs (default 115200; USB CDC ignores it).
 
-The per-cycle methods never raise (DESIGN.md, "I/O faults never raise out of the flight loop"):
+The per-cycle methods never raise (docs/architecture.md, "Embedded style"):
 
 * :meth:`SerialBoardDevice.read` asks for one SAMPLES (``READ_ATTEMPTS`` attempts). A failed
   cycle leaves every value and time as it was and marks it STALE. After ``LINK_LOST_AFTER``

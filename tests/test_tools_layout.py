@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,19 @@ def test_unknown_telemetry_name_is_still_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no_such_name"):
         telemetry.no_such_name  # noqa: B018
+
+
+def test_the_repository_refers_to_its_own_docs_only() -> None:
+    """docs/architecture.md is the reference: no file points to a design note outside the
+    repository, nor to issue numbers. (firmware/fdir/ is left to its own rewrite.)"""
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if (path.suffix not in (".py", ".md", ".toml") or rel.parts[0] in (".venv", "build", ".git")
+                or rel.parts[:2] == ("firmware", "fdir") or path.name == "test_tools_layout.py"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "DESIGN.md" in text or re.search(r"\(issue \d+", text):
+            offenders.append(str(rel))
+    assert offenders == []

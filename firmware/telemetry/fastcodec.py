@@ -1,7 +1,7 @@
 """Fast codecs derived from the construct declarations in packets.py.
 
 construct costs about 100 us per packet; the per-cycle raw-samples packet and bulk decoding need
-1-2 us (DESIGN.md). The ``struct`` formats used here are computed from the declarations by
+1-2 us (docs/architecture.md, "Reference figures"). The ``struct`` formats used here are computed from the declarations by
 :func:`~hullwatch.firmware.telemetry.fields.flatten`, never typed a second time, and tests prove
 that these codecs and :func:`~hullwatch.firmware.telemetry.packets.decode`/``encode`` agree
 byte for byte on every packet type. The CRC is ``binascii.crc_hqx(buf, 0xFFFF)``, the same

@@ -26,7 +26,7 @@ Packet on the wire (CCSDS 133.0-B-2, ECSS-E-ST-70-41C), all fields big-endian::
     application data (see the *_BODY declarations)
     u16 packet error control: CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over all bytes before it
 
-Services (DESIGN.md): 3/25 housekeeping reports, discriminated by the SID (first u16 of the
+Services: 3/25 housekeeping reports, discriminated by the SID (first u16 of the
 application data: 1 housekeeping, 2 raw samples, 3 layout); 5/1..4 events, subtype = severity;
 8/1 perform a function (telecommands, discriminated by the function id, first u16); 1/1, 1/2, 1/7,
 1/8 request verification; 17/1, 17/2 are-you-alive.

@@ -2,7 +2,7 @@
 
 A sink takes whole packets (bytes). Sinks are called from the flight loop, so ``write`` never
 raises: a failure is counted in ``errors`` (and the last one kept in ``last_error``) and the loop
-goes on (DESIGN.md: nothing in the loop raises).
+goes on (docs/architecture.md, "Embedded style": nothing in the loop raises).
 """
 
 from __future__ import annotations

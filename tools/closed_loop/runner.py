@@ -196,6 +196,18 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
     return open_device(url, **options), True
 
 
+def open_run_device(device_url: str, scenario: Any = None, seed: int | None = None) -> Device:
+    """Open the device :func:`run_scenario` would run on for ``device_url``: ``sim://`` (with
+    ``scenario``, a name, path, mapping or Scenario, if given; ``sim://`` alone is soyuz-ms09), a
+    board URL with a scenario (the HIL device: the board stimulated by the simulated plant), or any
+    other device URL. The caller closes it.
+
+    Raises what :func:`hullwatch.hal.open` and the scenario loader raise, and InputError when a
+    board with a scenario is asked for and the HIL device is not available.
+    """
+    return _open(device_url, scenario, seed)[0]
+
+
 def _hil_opener() -> Callable[..., Device] | None:
     try:
         from ..board import hil_device as hil

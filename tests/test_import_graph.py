@@ -1,0 +1,119 @@
+"""The modules of hullwatch import each other without cycles (every import statement counts,
+inside functions too), and no module takes a private name (``_name``) from another package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_layering import imported_names
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("firmware", "hal", "sim", "tools")
+#: being rewritten on its own (the FDIR core and isolation); its internal imports are checked there
+EXCLUDED = ("hullwatch.firmware.fdir",)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for layer in LAYERS:
+        for path in (ROOT / layer).rglob("*.py"):
+            rel = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(("hullwatch",) + (rel[:-1] if rel[-1] == "__init__" else rel))
+            found[name] = path
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for _line, target in imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py"):
+            # "from pkg import x" names a module or an attribute: the longest module it names
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _is_package_parent(a: str, b: str) -> bool:
+    return b.startswith(a + ".") or a.startswith(b + ".")
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    # a package's __init__ importing its own submodules is not a cycle of design
+    graph = {m: {t for t in ts if not _is_package_parent(m, t)} for m, ts in graph.items()}
+    cycles = [c for c in find_cycles(graph) if not all(m.startswith(EXCLUDED) for m in c)]
+    assert cycles == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def private_imports(source: str, module: str, is_package: bool) -> list[tuple[int, str]]:
+    """The ``_private`` names ``source`` imports from a module outside its own package."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+    for line, target in imported_names(source, module, is_package):
+        owner, _, leaf = target.rpartition(".")
+        if leaf.startswith("_") and not leaf.startswith("__"):
+            owner_package = owner.rpartition(".")[0]
+            if owner != package and owner_package != package:  # a module of the same package may
+                found.append((line, target))
+    return found
+
+
+def test_no_private_name_is_imported_from_another_package() -> None:
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {target}"
+                 for name, path in _modules().items()
+                 for line, target in private_imports(path.read_text(encoding="utf-8"), name,
+                                                     path.name == "__init__.py")]
+    assert offenders == []
+
+
+def test_the_private_import_check_can_fail() -> None:
+    source = ("from ..closed_loop.runner import _open\n"
+              "from .common import _helper\n"
+              "from . import _local\n")
+    assert private_imports(source, "hullwatch.tools.cli.run", False) == [
+        (1, "hullwatch.tools.closed_loop.runner._open")]
