@@ -35,8 +35,6 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from .dotted import get_dotted
-
 GAMMA = 1.4
 R_AIR = 287.05  # J/(kg K)
 MMHG = 133.322387415  # Pa

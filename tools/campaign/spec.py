@@ -55,7 +55,6 @@ import numpy as np
 
 from ..errors import InputError
 from .case import build_scenario_dict
-from .dotted import get_dotted
 
 SENSOR_FAULT_KINDS = ("bias", "drift", "stuck", "noise", "spike", "dropout")
 VALVE_FAULT_KINDS = ("stuck_open", "stuck_closed", "feedback_mismatch")
@@ -566,6 +565,20 @@ def _check_positive(d: Dist, source: str, where: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # drawing
+
+
+def get_dotted(data: Any, key: str) -> Any:
+    """Value at a dotted key (``thermal.amplitude_k``, ``modules.2.volume_m3``); KeyError naming
+    the first missing part."""
+    cur = data
+    for part in key.split("."):
+        if isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        elif isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            raise KeyError(part)
+    return cur
 
 
 def _rng(seed: int, group: str, index: int, param: str) -> np.random.Generator:

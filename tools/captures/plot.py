@@ -375,8 +375,7 @@ def collect_capture(
     layout reports are decoded one by one; raw samples, nearly all of a capture, are passed over.
     Constant memory. Raises InputError as :func:`collect`.
     """
-    from ..ground.capture import Skip, iter_packet_batches
-    from ...firmware.telemetry.fastcodec import fast_decode
+    from ..ground.capture import iter_packet_batches
     from ...firmware.telemetry.packets import (
         APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT)
 
@@ -406,16 +405,8 @@ def collect_capture(
                 c.housekeeping_block(h["time_utc"][idx] - c.epoch, rows)
         else:
             one_by_one |= hk
-        for i in one_by_one.nonzero()[0].tolist():
-            start = int(batch.starts[i])
-            length = int(batch.lengths[i])
-            try:
-                packet = fast_decode(batch.buffer[start:start + length], verify_crc=False)
-            except ValueError as exc:  # PacketDecodeError: frames and checks, data undecodable
-                if on_skip is not None:
-                    on_skip(Skip(batch.base + start, length, f"undecodable packet: {exc}"))
-                continue
-            c.packet(batch.base + start, packet)
+        for i, packet in batch.packets(one_by_one.nonzero()[0], on_skip):
+            c.packet(batch.offset(i), packet)
     return c.result()
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import binascii
 import io
 import os
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator, NamedTuple
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.fastcodec import TC_HEADER_FIELDS, TM_HEADER_FIELDS, fast_decode
 from ...firmware.telemetry.fields import field_offsets
 from ...hal.codec import compile_fields
-from ...firmware.telemetry.sinks import CaptureWriter
+from ...firmware.telemetry.sinks import CaptureWriter  # noqa: F401 - the former telemetry.capture held it
 from . import bulk as _bulk
 
 CHUNK_SIZE = 1 << 20
@@ -296,20 +296,64 @@ HEADER_DTYPE = np.dtype([
 @dataclass(slots=True)
 class PacketBatch:
     """The packets found in one window of a capture: ``buffer[starts[i]:starts[i]+lengths[i]]``
-    is packet i, at file offset ``base + starts[i]``. CRCs were checked if asked."""
+    is packet i, at file offset ``base + starts[i]``. CRCs were checked if asked.
+
+    The one batch API of every capture reader: :meth:`headers` (every header field as numpy
+    columns), :meth:`select` (which packets are of a kind), :meth:`raw` and :meth:`packets`
+    (decode only those)."""
 
     buffer: bytes
     base: int
     starts: np.ndarray  #: int64
     lengths: np.ndarray  #: int32
+    _headers: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.starts)
 
+    def select(self, *, apid: int | None = None, service: int | None = None, subtype: int | None = None,
+               key: int | None = None, telecommands: bool = False) -> np.ndarray:
+        """Indices (file order) of the packets whose headers match every field given: telemetry
+        packets (telecommands instead if ``telecommands``) of this APID, service, subtype and
+        key (SID or function id: the first u16 of the application data)."""
+        h = self.headers()
+        ok = h["packet_type"] == (1 if telecommands else 0)
+        for name, value in (("apid", apid), ("service", service), ("subtype", subtype), ("key", key)):
+            if value is not None:
+                ok &= h[name] == value
+        return np.flatnonzero(ok)
+
+    def offset(self, i: int) -> int:
+        """File offset of packet ``i``."""
+        return self.base + int(self.starts[i])
+
+    def raw(self, i: int) -> bytes:
+        """The bytes of packet ``i``."""
+        start = int(self.starts[i])
+        return self.buffer[start:start + int(self.lengths[i])]
+
+    def packets(self, indices: Iterable[int], on_skip: SkipCallback | None = None) -> Iterator[tuple[int, P.Packet]]:
+        """``(index, decoded packet)`` for each index, in the order given. A packet that frames and
+        checks but whose application data does not decode is left out, reported to ``on_skip``
+        as a :class:`Skip` if given."""
+        for i in indices:
+            i = int(i)
+            try:
+                yield i, fast_decode(self.raw(i), verify_crc=False)
+            except PacketDecodeError as exc:
+                if on_skip is not None:
+                    on_skip(Skip(self.offset(i), int(self.lengths[i]), f"undecodable packet: {exc}"))
+
     def headers(self) -> np.ndarray:
-        """Header fields of every packet as a structured array (:data:`HEADER_DTYPE`), vectorised.
-        ``key`` is the first u16 of the application data (SID / function id), -1 if none. TC
-        packets have time_utc 0 and msg_counter 0; dest_id holds their source id."""
+        """Header fields of every packet as a structured array (:data:`HEADER_DTYPE`), vectorised
+        (computed once per batch). ``key`` is the first u16 of the application data (SID /
+        function id), -1 if none. TC packets have time_utc 0 and msg_counter 0; dest_id holds
+        their source id."""
+        if self._headers is None:
+            self._headers = self._compute_headers()
+        return self._headers
+
+    def _compute_headers(self) -> np.ndarray:
         width = P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE + 2  # headers and key of a TM packet
         a = np.frombuffer(self.buffer, np.uint8)
         s = self.starts
