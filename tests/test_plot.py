@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hullwatch.tools.captures.plot import BinnedSeries, _pack_badges, collect, parse_time
+from hullwatch.tools.captures.plot import BinnedSeries, pack_badges, collect, parse_time
 from hullwatch.tools.cli import main
 from hullwatch.tools.errors import InputError
 
@@ -155,7 +155,7 @@ def test_collect_memory_does_not_grow_with_the_capture() -> None:
 ])
 def test_event_badges_never_overlap(fracs: list[float]) -> None:
     width = 0.021
-    placed = _pack_badges(sorted(fracs), width)
+    placed = pack_badges(sorted(fracs), width)
     assert len(placed) == len(fracs)
     for row in {r for _, r in placed}:
         xs = sorted(x for x, r in placed if r == row)

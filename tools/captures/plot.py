@@ -515,7 +515,7 @@ def render(data: PlotData, out: str | os.PathLike[str], *, title: str | None = N
             colour = _SEVERITY_COLOURS.get(e.severity, "black")
             for ax in axes:
                 ax.axvline(e.t / scale, color=colour, ls="--", lw=0.8, alpha=0.8)
-        for i, (bx, row) in enumerate(_pack_badges(fracs, width=0.021 if len(shown) < 100 else 0.027)):
+        for i, (bx, row) in enumerate(pack_badges(fracs, width=0.021 if len(shown) < 100 else 0.027)):
             e = shown[i]
             colour = _SEVERITY_COLOURS.get(e.severity, "black")
             axes[0].annotate(str(i + 1), xy=(fracs[i], 1.0), xycoords="axes fraction",
@@ -562,7 +562,7 @@ def _robust_ylim(ax: Any, values: np.ndarray) -> None:
                 fontsize=7, color="0.35")
 
 
-def _pack_badges(fracs: list[float], width: float, max_rows: int = 4) -> list[tuple[float, int]]:
+def pack_badges(fracs: list[float], width: float, max_rows: int = 4) -> list[tuple[float, int]]:
     """Badge centres (axes fraction) and rows for events at ``fracs`` (sorted by time), so that
     badges ``width`` wide never overlap: each goes to the row where it moves least, pushed right
     of the previous badge of that row; a row running past the right edge is pushed back left."""

@@ -71,7 +71,7 @@ def _plausible_at(buf: bytes, pos: int) -> bool:
             and dl + 7 >= (P.MIN_TC_SIZE if w0 & 0x1000 else P.MIN_TM_SIZE))
 
 
-class _Framer:
+class Framer:
     """Finds packets in successive windows of a byte stream (the resync rule in the module doc).
 
     State carried between windows: a skipped range still open at the end of a window.
@@ -198,14 +198,15 @@ def _open(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, bool]:
     return source, False
 
 
-def _windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_size: int,
-             on_progress: ProgressCallback | None, bulk: bool = True
-             ) -> Iterator[tuple[bytes, int, np.ndarray, np.ndarray, list[Skip]]]:
-    """(window, file offset of window, packet starts in window, lengths, skips) per chunk read;
-    starts and lengths are int64 arrays."""
+def frame_windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_size: int,
+                  on_progress: ProgressCallback | None, bulk: bool = True
+                  ) -> Iterator[tuple[bytes, int, np.ndarray, np.ndarray, list[Skip]]]:
+    """The framing layer under the readers: ``(window, file offset of window, packet starts in
+    window, lengths, skips)`` per chunk of about ``chunk_size`` bytes read; starts and lengths are
+    int64 arrays. ``bulk`` False applies the framing rule byte by byte only (:class:`Framer`)."""
     f, owned = _open(source)
     try:
-        framer = _Framer(verify_crc, bulk)
+        framer = Framer(verify_crc, bulk)
         # A file of our own is re-read from the first unconsumed byte rather than having the
         # unconsumed tail (at most a packet) joined to the next chunk: the join copied the window.
         reread = owned and f.seekable()
@@ -246,7 +247,7 @@ def iter_capture(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: Ski
     file order, before the packets that follow them). ``on_progress(n)`` is called with the number
     of bytes read after each chunk. Raises OSError if the file cannot be opened or read.
     """
-    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
+    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, on_progress):
         pending = iter(skips)
         skip = next(pending, None)
         for start, length in zip(starts.tolist(), lengths.tolist()):
@@ -271,7 +272,7 @@ def iter_capture(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: Ski
 def iter_raw_packets(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: SkipCallback | None = None,
                      verify_crc: bool = True, *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[int, bytes]]:
     """``(file offset, packet bytes)`` of every packet that frames and checks, without decoding."""
-    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, None):
+    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, None):
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
@@ -415,7 +416,7 @@ def iter_packet_batches(source: str | os.PathLike[str] | BinaryIO | bytes, on_sk
     if workers > 1 and isinstance(source, (str, os.PathLike)):
         yield from _parallel_batches(os.fspath(source), on_skip, verify_crc, chunk_size, on_progress, workers)
         return
-    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
+    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, on_progress):
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
@@ -443,7 +444,7 @@ def _frame_segment(path: str, start: int, limit: int, size: int, verify_crc: boo
         buf = f.read(limit - start + P.MAX_PACKET_SIZE)
     final = start + len(buf) >= size
     skips: list[Skip] = []
-    framer = _Framer(verify_crc)
+    framer = Framer(verify_crc)
     starts, lengths, used = framer.frame(buf, start, final, skips, None if limit >= size else limit - start)
     return _Segment(start, starts + start, lengths.astype(np.int32), skips, start + used)
 
