@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hullwatch.tools.captures.plot import BinnedSeries, pack_badges, collect, parse_time
+from hullwatch.tools.captures.plot import BinnedSeries, collect, parse_time
+from hullwatch.tools.captures.plot_render import pack_badges
 from hullwatch.tools.cli import main
 from hullwatch.tools.errors import InputError
 
