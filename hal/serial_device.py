@@ -34,7 +34,7 @@ from typing import Any, Callable
 from . import wire
 from .board_link import BoardDescription, BoardLink, PortFailure
 from .clock import Clock, WallClock
-from .errors import DeviceOpenError, HalError, LinkError, LinkTimeout
+from .errors import DeviceOpenError, DeviceUrlError, HalError, LinkError, LinkTimeout
 from .interfaces import ChannelKind, Device, DeviceInfo, Frame, SampleStatus
 from .ports import DEFAULT_BAUD, port_url
 
@@ -352,8 +352,6 @@ def open_url(url: str, **options: Any) -> SerialBoardDevice:
     allowed = {"clock", "timeout_s", "baudrate", "link_factory"}
     unknown = set(options) - allowed
     if unknown:
-        from .errors import DeviceUrlError
-
         raise DeviceUrlError(f"{url!r}: unknown option(s) {', '.join(sorted(unknown))}; expected "
                              + ", ".join(sorted(allowed)))
     return SerialBoardDevice(url, **options)

@@ -117,3 +117,45 @@ def test_the_private_import_check_can_fail() -> None:
               "from . import _local\n")
     assert private_imports(source, "hullwatch.tools.cli.run", False) == [
         (1, "hullwatch.tools.closed_loop.runner._open")]
+
+
+#: where every import sits at the top of its module unless a comment says why it is deferred
+#: (tools/cli defers each verb's implementation by design: the parser imports every verb module)
+TOP_IMPORTS = ("firmware/telemetry", "firmware/flight.py", "firmware/executive.py", "hal", "tools/ground",
+               "tools/captures", "tools/closed_loop")
+
+
+def deferred_without_reason(source: str) -> list[int]:
+    """Lines of imports inside functions with no ``deferred`` comment on that line or the one above."""
+    import ast
+
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    here = lines[sub.lineno - 1]
+                    above = lines[sub.lineno - 2] if sub.lineno > 1 else ""
+                    if "deferred" not in here and "deferred" not in above:
+                        found.append(sub.lineno)
+    return sorted(set(found))
+
+
+def test_imports_are_at_the_top_unless_deferred_on_purpose() -> None:
+    offenders = []
+    for place in TOP_IMPORTS:
+        target = ROOT / place
+        for path in [target] if target.is_file() else sorted(target.rglob("*.py")):
+            offenders += [f"{path.relative_to(ROOT)}:{n}" for n in deferred_without_reason(path.read_text())]
+    assert offenders == []
+
+
+def test_the_deferred_import_check_can_fail() -> None:
+    source = ("import os\n"
+              "def f():\n"
+              "    import json\n"
+              "    import serial  # deferred: only for serial ports\n"
+              "    # deferred: heavy\n"
+              "    import matplotlib\n")
+    assert deferred_without_reason(source) == [3]

@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ...firmware.telemetry.fields import field_offsets, flatten, struct_format
+from ...firmware.telemetry.layoutjson import layout_from_json
+from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, HOUSEKEEPING_BODY, PEC_SIZE,
+                                           PRIMARY_HEADER_SIZE, SID_HOUSEKEEPING, SID_LAYOUT,
+                                           TM_SECONDARY_HEADER_SIZE, Event, Housekeeping, LayoutReport)
+from ...hal.errors import DeviceOpenError
 from ..errors import InputError
+from ..ground.capture import iter_packet_batches
+from .replay_device import find_layout_report
 from .plot_render import KG_H_PER_KG_S, MMHG_PER_PA, pack_badges, render  # noqa: F401 - the plot API
 
 #: the series kept per module, in this order (columns of the decimator)
@@ -218,8 +227,6 @@ class _Collector:
 
     def start(self, report: Any) -> None:
         """Take the layout and epoch of the first layout report (later ones are ignored)."""
-        from ...firmware.telemetry.layoutjson import layout_from_json
-
         if self.names is not None:
             return
         layout = layout_from_json(report.layout_json)
@@ -276,8 +283,6 @@ class _Collector:
         the layout; housekeeping and events inside the window are collected.
 
         Raises InputError for housekeeping before any layout report (modules cannot be named)."""
-        from ...firmware.telemetry.packets import Event, Housekeeping, LayoutReport
-
         data = packet.data
         if isinstance(data, LayoutReport):
             self.start(data)
@@ -343,11 +348,6 @@ def _hk_columns(n_modules: int, n_valves: int) -> tuple[int, list[int]]:
     """Size of a housekeeping packet with these counts, and the byte offset in the packet of each
     module's four :data:`SERIES` values (big-endian float64), module by module. Derived from the
     construct declaration, never typed by hand."""
-    import struct
-
-    from ...firmware.telemetry.fields import field_offsets, flatten, struct_format
-    from ...firmware.telemetry.packets import HOUSEKEEPING_BODY, PEC_SIZE, PRIMARY_HEADER_SIZE, TM_SECONDARY_HEADER_SIZE
-
     fields = flatten(HOUSEKEEPING_BODY, {"n_modules": n_modules, "n_valves": n_valves})
     offsets = field_offsets(fields)
     head = PRIMARY_HEADER_SIZE + TM_SECONDARY_HEADER_SIZE
@@ -373,10 +373,6 @@ def collect_capture(
     layout reports are decoded one by one; raw samples, nearly all of a capture, are passed over.
     Constant memory. Raises InputError as :func:`collect`.
     """
-    from ..ground.capture import iter_packet_batches
-    from ...firmware.telemetry.packets import (
-        APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT)
-
     c = _Collector(modules, since, until, max_bins, max_events, os.path.basename(path))
     if layout_report is not None:
         c.start(layout_report)
@@ -432,9 +428,6 @@ def plot_capture(
 
     Raises InputError (see :func:`collect`), OSError when a file cannot be read or written.
     """
-    from ...hal.errors import DeviceOpenError
-    from .replay_device import find_layout_report
-
     path = os.fspath(path)
     total = os.path.getsize(path)
     try:

@@ -40,10 +40,10 @@ def render(data: Any, out: str | os.PathLike[str], *, title: str | None = None, 
     Four panels sharing the time axis; events as numbered dashed lines listed under the plot.
     Raises OSError when ``out`` cannot be written.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib costs ~0.3 s to import; only drawing needs it
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    from matplotlib.figure import Figure  # deferred as above; no pyplot: no global state, no GUI backend
 
     scale, unit = _time_scale(float(data.t[-1] - min(data.t[0], 0.0)) if len(data.t) else 0.0)
     x = data.t / scale

@@ -57,10 +57,10 @@ def plot_run(result: RunResult, capture: str | os.PathLike[str], out: str | os.P
 
     Raises OSError if the PNG cannot be written.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib costs ~0.3 s to import; only --plot needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred as above, after choosing the Agg backend
 
     names, times, rows = read_pressures(capture)
     span = times[-1] - times[0] if len(times) > 1 else 1.0

@@ -25,6 +25,7 @@ from ...firmware.types import EventId, FdirMode, Severity
 from ...hal import open as open_device
 from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
+from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
 from ..errors import InputError
 
 #: Mission seconds between two progress callbacks.
@@ -176,8 +177,6 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
         options["seed"] = seed
     if url.lower().startswith("sim://"):
         if scenario is not None:
-            from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
-
             if isinstance(scenario, Mapping):
                 scenario = scenario_from_dict(dict(scenario), "<scenario>")
             elif not isinstance(scenario, Scenario):
@@ -209,7 +208,7 @@ def open_run_device(device_url: str, scenario: Any = None, seed: int | None = No
 
 
 def _hil_opener() -> Callable[..., Device] | None:
-    try:
+    try:  # deferred: the HIL device (pyserial, the board link) only for a board with a scenario
         from ..board import hil_device as hil
     except ImportError:
         return None

@@ -26,6 +26,7 @@ import binascii
 import threading
 from typing import Any
 
+import construct as cs
 import numpy as np
 
 from ...firmware.telemetry import packets as P
@@ -333,8 +334,6 @@ def dtype_of(fields: list[FlatField]) -> np.dtype:
 
 
 def _packet_fields(body: Any, counts: dict[str, int]) -> list[FlatField]:
-    import construct as cs
-
     decl = cs.Struct("primary" / P.PRIMARY_HEADER, "secondary" / P.TM_SECONDARY_HEADER,
                      "data" / body, "pec" / cs.Int16ub)
     return flatten(decl, counts)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import binascii
 import io
+import multiprocessing
 import os
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
@@ -468,8 +469,6 @@ def _splice(seg: _Segment, expected: int) -> _Segment | None:
 
 def _parallel_batches(path: str, on_skip: SkipCallback | None, verify_crc: bool, segment_size: int,
                       on_progress: ProgressCallback | None, workers: int) -> Iterator[PacketBatch]:
-    import multiprocessing
-
     size = os.path.getsize(path)
     bounds = list(range(0, size, segment_size)) or [0]
     tasks = [(path, b, min(b + segment_size, size), size, verify_crc) for b in bounds]
