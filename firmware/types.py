@@ -19,7 +19,7 @@ class ModuleStatus(enum.IntEnum):
     ISOLATING = 3  #: isolation in progress and this module is still a candidate
     SEALED = 4  #: located leaking module, kept sealed
     DEGRADED = 5  #: fewer than two valid pressure sensors
-    NO_DATA = 6  #: no valid pressure sensor
+    NO_DATA = 6  #: no valid pressure sensor: the module is unobservable (MODULE_UNOBSERVABLE)
 
 
 class SensorHealth(enum.IntEnum):
@@ -28,6 +28,7 @@ class SensorHealth(enum.IntEnum):
     FAILED_STALE = 2
     FAILED_STUCK = 3
     FAILED_DISAGREE = 4
+    FAILED_RATE = 5  #: a temperature reading changed faster than gas can (step, spike, burst)
 
 
 class ValveHealth(enum.IntEnum):
@@ -67,9 +68,14 @@ class EventId(enum.IntEnum):
     SEGMENT_SEALED = 8
     VALVE_REOPENED = 9
     ISOLATION_FAILED = 10
+    ESTIMATE_UPDATED = 11
+    SEGMENT_CUT_OFF = 12
     SENSOR_FAILED = 20
     SENSOR_RECOVERED = 21
     VALVE_FAILED = 22
+    MODULE_UNOBSERVABLE = 23
+    MODULE_OBSERVABLE = 24
+    VALVE_MOVED = 25
     CYCLE_OVERRUN = 30
     LINK_LOST = 31
     LINK_RESTORED = 32

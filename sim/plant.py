@@ -77,8 +77,8 @@ class Plant:
         self._w_orbit = 2.0 * math.pi / th.orbit_period_s
         self._w_drift = 2.0 * math.pi / th.drift_period_s
         self._ta, self._tb, self._tc, self._td = [], [], [], []
-        for _ in mods:
-            amp = th.amplitude_k * rng.uniform(0.7, 1.0)
+        for m in mods:
+            amp = (th.amplitude_k if m.amplitude_k is None else m.amplitude_k) * rng.uniform(0.7, 1.0)
             lag = rng.uniform(-0.5, 0.5)  # rad: modules warm and cool with different lags
             drift = th.drift_amplitude_k * rng.uniform(0.5, 1.0)
             phase = rng.uniform(0.0, 2.0 * math.pi)
@@ -145,6 +145,12 @@ class Plant:
                 sched.append((start + dur, len(sched), "close", vi, ""))
         for vf in scenario.valve_faults:
             sched.append((vf.start_s, len(sched), "fault", self.valve_ids.index(vf.valve), vf.kind))
+        for op in scenario.hatch_ops:
+            sched.append((op.at_s, len(sched), "crew_open" if op.open else "crew_close",
+                          self.valve_ids.index(op.valve), ""))
+        for k, loc in enumerate(scenario.crew.locations):
+            if loc.at_s > 0.0:  # a location at 0 is the initial one (below)
+                sched.append((loc.at_s, len(sched), "crew_move", -1, str(k)))
         sched.sort()
         self._schedule = sched
         self._sched_i = 0
@@ -162,8 +168,7 @@ class Plant:
         self._use_mean = 0.0
         if crew.count > 0:
             self._use_mean = crew.count * crew.o2_kg_per_person_day / DAY_S
-            for name in crew.modules:
-                self._use[index[name]] += self._use_mean / len(crew.modules)
+            self._place_crew(crew.modules_at(0.0))
             self._gen_module = index[crew.generator_module]
         crng = random.Random(f"{self.seed}/crew")
         self._act_amp = crew.activity_fraction
@@ -243,11 +248,34 @@ class Plant:
         if self.valve_position[index] != target and index not in self._moving:
             self._moving.append(index)
 
+    def _place_crew(self, modules: tuple[str, ...]) -> None:
+        """Share the crew's mean oxygen use (kg/s) equally over ``modules``."""
+        use = [0.0] * self.n_modules
+        for name in modules:
+            use[self._index[name]] += self._use_mean / len(modules)
+        self._use = use
+
+    def _update_crew_nodes(self) -> None:
+        """Per-node crew use after the nodes or the crew's location changed."""
+        self._node_use = [sum(self._use[i] for i in nd) for nd in self._nodes]
+        self._crew_nodes = [(k, u) for k, u in enumerate(self._node_use) if u > 0.0]
+
     def _apply_action(self, kind: str, vi: int, arg: str) -> None:
         if kind == "open":
             self.command_valve(vi, True)
         elif kind == "close":
             self.command_valve(vi, False)
+        elif kind in ("crew_open", "crew_close"):
+            # The crew moves the hatch by hand: the commanded state the device reports stays
+            # what the flight software last commanded; only the position (and its feedback)
+            # moves. A valve stuck by a fault cannot be moved by the crew either.
+            self.valve_version += 1
+            if not self._v_stuck[vi]:
+                self._set_target(vi, 1.0 if kind == "crew_open" else 0.0)
+        elif kind == "crew_move":
+            if self._use_mean > 0.0:
+                self._place_crew(self.scenario.crew.locations[int(arg)].modules)
+                self._update_crew_nodes()
         elif arg == "stuck_open":
             self._v_stuck[vi] = True
             self._set_target(vi, 1.0)
@@ -349,8 +377,7 @@ class Plant:
                             self._node_of[self._v_b[v]], self._v_cda[v]) for v in self._flow_valves]
         for v in range(self.n_connections):
             self.connection_flow[v] = 0.0
-        self._node_use = [sum(self._use[i] for i in nd) for nd in nodes]
-        self._crew_nodes = [(k, u) for k, u in enumerate(self._node_use) if u > 0.0]
+        self._update_crew_nodes()
         self._leaky_nodes = sorted({self._node_of[lk[0]] for lk in self._leaks})
         self._gen_node = self._node_of[self._gen_module] if self._gen_module >= 0 else -1
         self._node_leaks = [[(j, i, coef, start, end) for j, (i, coef, start, end)

@@ -81,6 +81,12 @@ MODULE_FIELDS: tuple[Field, ...] = (
           "(default: sensors.pressure_per_module)", "nonneg"),
     Field("temperature_sensors", "int", None, "", "temperature sensors in this module "
           "(default: sensors.temperature_per_module)", "nonneg"),
+    Field("sensor_offset_k", "float", 0.0, "K", "stratification: this module's temperature "
+          "sensors read the mean gas temperature plus this (they sit where the air is warmer, "
+          "> 0, or cooler, < 0, than the module's mean)"),
+    Field("amplitude_k", "float", None, "K", "largest orbital swing of this module's gas "
+          "temperature, replacing thermal.amplitude_k for it (70-100 % of it is drawn as there; "
+          "default: thermal.amplitude_k)", "nonneg"),
 )
 
 CONNECTION_FIELDS: tuple[Field, ...] = (
@@ -115,6 +121,13 @@ LEAK_FIELDS: tuple[Field, ...] = (
           "for a partly covered one)", "pos"),
     Field("start_s", "float", 0.0, "s", "mission time the hole opens", "nonneg"),
     Field("duration_s", "float", INF, "s", "how long it stays open (default: for ever)", "pos"),
+)
+
+HATCH_OP_FIELDS: tuple[Field, ...] = (
+    Field("valve", "str", REQUIRED, "", "connection id (a hatch or valve between two modules; "
+          "not a repress valve)"),
+    Field("at_s", "float", REQUIRED, "s", "mission time the crew starts moving it", "nonneg"),
+    Field("open", "bool", REQUIRED, "", "true: the crew opens it; false: the crew closes it"),
 )
 
 SENSOR_FAULT_FIELDS: tuple[Field, ...] = (
@@ -177,8 +190,9 @@ CREW_FIELDS: tuple[Field, ...] = (
     Field("count", "int", 0, "", "crew members on board (0: no oxygen use or generation)",
           "nonneg"),
     Field("o2_kg_per_person_day", "float", 0.84, "kg/day", "mean oxygen use per person", "nonneg"),
-    Field("modules", "names", (), "", "modules where the crew uses oxygen, shared equally "
-          "(required when count > 0)"),
+    Field("modules", "names", (), "", "modules where the crew uses oxygen, shared equally, "
+          "until the first of `locations` (required when count > 0, unless a location starts "
+          "at 0)"),
     Field("generator_module", "str", "", "", "module of the oxygen generator, which adds the "
           "mean use plus the mismatch (required when count > 0)"),
     Field("activity_fraction", "float", 0.1, "", "use swings by +-this fraction over a day "
@@ -186,7 +200,19 @@ CREW_FIELDS: tuple[Field, ...] = (
     Field("mismatch_kg_per_day", "float", 0.3, "kg/day", "amplitude of the slowly varying "
           "generation-minus-use mismatch", "nonneg"),
     Field("mismatch_period_s", "float", 21600.0, "s", "period of that mismatch", "pos"),
+    Field("locations", "tables", (), "", "where the crew is over mission time: a list of "
+          "`[[crew.locations]]` tables (below); before the first one, `modules`"),
 )
+
+CREW_LOCATION_FIELDS: tuple[Field, ...] = (
+    Field("at_s", "float", REQUIRED, "s", "mission time from which the crew is in `modules` "
+          "(strictly later than the previous location's)", "nonneg"),
+    Field("modules", "names", REQUIRED, "", "modules where the crew uses oxygen from at_s on, "
+          "shared equally (at least one; no repeats)"),
+)
+
+#: Fields of kind "tables" (lists of tables nested in a section): section.key -> their fields.
+SUBTABLES: dict[str, tuple[Field, ...]] = {"crew.locations": CREW_LOCATION_FIELDS}
 
 #: section key -> (fields, is a list of tables)
 SECTIONS: dict[str, tuple[tuple[Field, ...], bool]] = {
@@ -196,6 +222,7 @@ SECTIONS: dict[str, tuple[tuple[Field, ...], bool]] = {
     "leaks": (LEAK_FIELDS, True),
     "sensor_faults": (SENSOR_FAULT_FIELDS, True),
     "valve_faults": (VALVE_FAULT_FIELDS, True),
+    "hatch_ops": (HATCH_OP_FIELDS, True),
     "sensors": (SENSOR_FIELDS, False),
     "thermal": (THERMAL_FIELDS, False),
     "crew": (CREW_FIELDS, False),
@@ -214,6 +241,8 @@ class ModuleSpec:
     temperature_k: float
     pressure_sensors: int
     temperature_sensors: int
+    sensor_offset_k: float = 0.0
+    amplitude_k: float | None = None  #: None: thermal.amplitude_k
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +294,22 @@ class ValveFaultSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class HatchOpSpec:
+    """A crew hatch operation: the crew moves connection ``valve`` open or closed from ``at_s``,
+    without any flight-software command."""
+
+    valve: str
+    at_s: float
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CrewLocationSpec:
+    at_s: float
+    modules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SensorSpec:
     pressure_per_module: int
     temperature_per_module: int
@@ -297,6 +342,16 @@ class CrewSpec:
     activity_fraction: float
     mismatch_kg_per_day: float
     mismatch_period_s: float
+    locations: tuple[CrewLocationSpec, ...] = ()
+
+    def modules_at(self, t: float) -> tuple[str, ...]:
+        """The modules the crew is in at mission time ``t`` (s)."""
+        where = self.modules
+        for loc in self.locations:
+            if loc.at_s > t:
+                break
+            where = loc.modules
+        return where
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +374,7 @@ class Scenario:
     sensors: SensorSpec
     thermal: ThermalSpec
     crew: CrewSpec
+    hatch_ops: tuple[HatchOpSpec, ...] = ()
 
     @property
     def total_volume_m3(self) -> float:
@@ -390,6 +446,7 @@ class _Checker:
             "float": "a number", "int": "an integer", "str": "a string", "bool": "true or false",
             "utc": "a UTC date-time such as 2018-08-29T20:00:00Z", "names": "a list of strings",
             "pair": "a list of two module names", "events": "a list of [start_s, duration_s] pairs",
+            "tables": "a list of tables",
         }[f.kind]
         if f.check == "pos":
             what += " > 0"
@@ -435,6 +492,11 @@ class _Checker:
             value = (raw[0], raw[1])
         elif kind == "events":
             value = self._events(raw, bad, key)
+        elif kind == "tables":
+            sub = SUBTABLES[key]
+            if not isinstance(raw, (list, tuple)):
+                raise bad
+            value = tuple(self.table(item, sub, f"{key}[{i}]") for i, item in enumerate(raw))
         else:  # pragma: no cover - the field tables only use the kinds above
             raise AssertionError(kind)
         check = f.check
@@ -504,6 +566,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
     thermal = ThermalSpec(**section("thermal"))
     crew_raw = section("crew")
     crew_raw["modules"] = tuple(crew_raw["modules"])
+    crew_raw["locations"] = tuple(CrewLocationSpec(**loc) for loc in crew_raw["locations"])
     crew = CrewSpec(**crew_raw)
 
     modules = []
@@ -580,21 +643,50 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
                           + (", ".join(valve_ids) or "(none)"))
         valve_faults.append(ValveFaultSpec(**vf))
 
+    for i, loc in enumerate(crew.locations):
+        path = f"crew.locations[{i}]"
+        if i and loc.at_s <= crew.locations[i - 1].at_s:
+            raise ck.fail(f"{path}.at_s", f"expected a time later than crew.locations[{i - 1}].at_s "
+                          f"({crew.locations[i - 1].at_s:g} s), got {loc.at_s:g}")
+        if not loc.modules:
+            raise ck.fail(f"{path}.modules", "expected at least one module")
+        for j, name in enumerate(loc.modules):
+            module_ref(name, f"{path}.modules[{j}]")
+            if name in loc.modules[:j]:
+                raise ck.fail(f"{path}.modules[{j}]", f"module {name!r} listed twice")
     if crew.count > 0:
-        if not crew.modules:
-            raise ck.fail("crew.modules", "expected at least one module when crew.count > 0")
+        at_start = bool(crew.locations) and crew.locations[0].at_s == 0.0
+        if not crew.modules and not at_start:
+            raise ck.fail("crew.modules", "expected at least one module when crew.count > 0 "
+                          "(or a crew.locations entry at at_s = 0)")
         for j, name in enumerate(crew.modules):
             module_ref(name, f"crew.modules[{j}]")
         if not crew.generator_module:
             raise ck.fail("crew.generator_module", "expected a module name when crew.count > 0")
         module_ref(crew.generator_module, "crew.generator_module")
 
+    hatch_ops = []
+    seen_ops: dict[tuple[str, float], int] = {}
+    connection_ids = [c.id for c in connections]
+    for i, op in enumerate(section("hatch_ops")):
+        if op["valve"] not in connection_ids:
+            what = ("a repress valve (its schedule is repress.events)" if op["valve"] in valve_ids
+                    else "unknown valve")
+            raise ck.fail(f"hatch_ops[{i}].valve", f"{what} {op['valve']!r}; expected a connection "
+                          "id: " + (", ".join(connection_ids) or "(none)"))
+        slot = (op["valve"], op["at_s"])
+        if slot in seen_ops:
+            raise ck.fail(f"hatch_ops[{i}].at_s", f"{op['valve']!r} is already operated at "
+                          f"{op['at_s']:g} s (hatch_ops[{seen_ops[slot]}])")
+        seen_ops[slot] = i
+        hatch_ops.append(HatchOpSpec(**op))
+
     return Scenario(
         name=top["name"], description=top["description"], source=source,
         start_utc=top["start_utc"], duration_s=top["duration_s"], seed=top["seed"],
         modules=tuple(modules), connections=tuple(connections), repress=tuple(repress),
         leaks=tuple(leaks), sensor_faults=tuple(sensor_faults), valve_faults=tuple(valve_faults),
-        sensors=sensors, thermal=thermal, crew=crew,
+        sensors=sensors, thermal=thermal, crew=crew, hatch_ops=tuple(hatch_ops),
     )
 
 

@@ -119,13 +119,17 @@ class SensorBank:
                       for _ in p_ids]
         t_bias = [units.uniform(-sp.temperature_bias_k, sp.temperature_bias_k) for _ in t_ids]
         self.p_bias, self.t_bias = p_bias, t_bias
+        # Stratification: a module's temperature sensors sit in air warmer or cooler than its
+        # mean gas temperature by sensor_offset_k; added to the unit bias (x + 0.0 is x).
+        t_strat = [m.sensor_offset_k for m in scenario.modules]
 
         self._pq = sp.pressure_quantum_pa
         self._tq = sp.temperature_quantum_k
         self._fq = sp.flow_quantum_kg_s
         self._noise = _NoiseStream(seed, [
             ([sp.pressure_noise_pa] * len(p_ids), p_bias),
-            ([sp.temperature_noise_k] * len(t_ids), t_bias),
+            ([sp.temperature_noise_k] * len(t_ids),
+             [b + t_strat[m] for b, m in zip(t_bias, self._t_mod)]),
             ([sp.flow_noise_kg_s] * len(f_ids), [0.0] * len(f_ids)),
         ])
         empty = memoryview(b"").cast("d")

@@ -57,7 +57,7 @@ def test_leak_located_through_noise_garbage_and_disconnect(flight):
     assert t_unplug + UNPLUG_FOR <= restored[0].t <= t_unplug + UNPLUG_FOR + serial_device.RECONNECT_INTERVAL_S + 0.2
     # The leak (starts at 300 s) is still found and sealed where it is.
     located = [e for e in flight.events if e.name == "LEAK_LOCATED"]
-    assert located and located[0].subject == "soyuz-om"
+    assert located and located[0].subject == "soyuz-om", [(e.t, e.name, e.subject) for e in flight.events]
     assert any(e.name == "SEGMENT_SEALED" and e.subject == "soyuz-om" for e in flight.events)
     # The faults really happened, were counted on both sides, and nothing crashed.
     health = flight.device.health()

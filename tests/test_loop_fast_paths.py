@@ -86,7 +86,7 @@ def test_module_report_matches_the_per_module_queries(until):
     f.module_report(out)
     expected = []
     for m in range(f.n_modules):
-        expected += [f.sensors.pressure[m], f.sensors.temperature[m], f.inventory_mol(m),
+        expected += [f.sensors.pressure[m], f.thermo.temperature[m], f.inventory_mol(m),
                      f.segment_rate(f.slot_of_module(m)), f.module_status(m)]
     assert out == expected
     assert any(out[j + 3] != 0.0 for j in range(0, len(out), 5))  # the rates are exercised

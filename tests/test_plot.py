@@ -19,7 +19,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def ms09(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("plot") / "ms09.tm"
-    assert main(["run", "--scenario", "soyuz-ms09", "--seed", "7", "--until", "420", "--capture", str(path),
+    assert main(["run", "--scenario", "soyuz-ms09", "--seed", "7", "--until", "480", "--capture", str(path),
                  "--quiet"]) == 0
     return path
 
@@ -29,7 +29,7 @@ def test_cli_writes_a_png(ms09: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["plot", str(ms09), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == PNG_MAGIC
     msg = capsys.readouterr().out
-    assert "6 modules" in msg and "420 housekeeping samples" in msg
+    assert "6 modules" in msg and "480 housekeeping samples" in msg
     assert "events" in msg and " 0 events" not in msg
 
 
@@ -173,7 +173,7 @@ def test_fast_collect_agrees_with_packet_by_packet(ms09: Path) -> None:
     slow = collect(((p.offset, p.packet) for p in iter_capture(ms09)), modules=["usos", "soyuz-om"],
                    since=30.0, max_bins=100)
     fast = collect_capture(str(ms09), modules=["usos", "soyuz-om"], since=30.0, max_bins=100)
-    assert fast.housekeeping == slow.housekeeping == 420 - 30
+    assert fast.housekeeping == slow.housekeeping == 480 - 30
     assert np.array_equal(fast.t, slow.t)
     for key in slow.mean:
         assert np.array_equal(fast.mean[key], slow.mean[key], equal_nan=True)

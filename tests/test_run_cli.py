@@ -46,7 +46,7 @@ def test_no_arguments_runs_ms09_prints_timeline_and_verdict_and_writes_capture(t
 def test_plot_capture_seed_and_quiet(tmp_path, capsys):
     png = tmp_path / "run.png"
     cap = tmp_path / "x.tm"
-    assert main(["run", "--scenario", "soyuz-ms09", "--seed", "3", "--until", "420",
+    assert main(["run", "--scenario", "soyuz-ms09", "--seed", "3", "--until", "480",
                  "--capture", str(cap), "--plot", str(png), "--quiet"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith("verdict: LEAK SEALED in soyuz-om")

@@ -172,7 +172,7 @@ def test_bad_scenario_file_is_a_one_line_error_with_exit_2(tmp_path):
 
 
 def test_unknown_name_lists_the_presets():
-    with pytest.raises(ScenarioError, match="no such preset or file; presets: nominal-24h"):
+    with pytest.raises(ScenarioError, match="no such preset or file; presets: blind-module, nominal-24h"):
         load_scenario("soyuz-ms10")
 
 

@@ -25,7 +25,9 @@ from .machines import LEAK_TRANSITIONS, LeakState, check
 from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .sensors import SensorStage
-from .topology import Topology
+from .slope import SlopeBank, slope_sd_factor
+from .thermo import TemperatureStage
+from .topology import Topology, segment_label
 from .valves import ValveMonitor
 
 __all__ = ["Fdir", "R_UNIVERSAL", "choked_mass_flux_factor", "hole_diameter_m", "reserve_time_s"]
@@ -43,6 +45,7 @@ _MS_NOMINAL, _MS_SUSPECTED, _MS_LEAKING, _MS_ISOLATING, _MS_SEALED, _MS_DEGRADED
     int(ModuleStatus.ISOLATING), int(ModuleStatus.SEALED), int(ModuleStatus.DEGRADED),
     int(ModuleStatus.NO_DATA))
 _SENSOR_OK = int(SensorHealth.OK)
+_FAILED_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
 
 
 class Fdir:
@@ -73,6 +76,19 @@ class Fdir:
         self.link_up = True
         self.link_down_since = 0.0
         self.sensors = SensorStage(layout, params, self.events)
+        self.thermo = TemperatureStage(layout, params, self.events)
+        #: per module: is a pressure sensor usable (False: MODULE_UNOBSERVABLE was reported)
+        self.observable = [True] * self.n_modules
+        self._unobs_since = [0.0] * self.n_modules
+        self._seen_p_changes = -1
+        self._seen_t_changes = -1
+        #: modules whose gas temperature is estimated (no trusted channel), with the offset of
+        #: their temperature from the segment mates' mean when the last channel was lost
+        self._t_estimated: list[int] = []
+        self._t_offset = [0.0] * self.n_modules
+        #: modules that may hold crew away from the oxygen generator: cut off by a seal, or on
+        #: either side of a hatch the crew moved (their segment gets the split allowance)
+        self.crew_mask = 0
         self.valves = ValveMonitor(layout, params, self.events)
         self.topology = Topology(layout, params.valves.open_threshold)
         self._bias_learning = True
@@ -84,6 +100,7 @@ class Fdir:
 
     def _install(self, params: FdirParams) -> None:
         self.params = params
+        self.thermo.set_params(params)
         self.dt = params.executive.period_s
         self.plan = WindowPlan(params)
         self.z_suspect, self.z_confirm = thresholds(params)
@@ -95,6 +112,9 @@ class Fdir:
         self.dead_band = params.leak.dead_band_pa_s + params.leak.known_loss_kg_s * self.r_gas * self.t_ref / total_v
         self.rapid = params.leak.rapid_dpdt_pa_s
         self.slow_every = max(1, round(params.executive.housekeeping_period_s / self.dt))
+        # Temperature arbitration looks at up to 10 min of history, and needs at least 1 min.
+        self._n_arbitrate = max(2, round(600.0 / self.dt))
+        self._n_arbitrate_min = max(2, round(60.0 / self.dt))
         n = self.n_modules
         # Per slot (one per possible segment): slope bank, membership and leak state.
         self.banks = [self.plan.new_bank(params) for _ in range(n)]
@@ -112,10 +132,27 @@ class Fdir:
         self.seg_slot: list[int] = list(range(n))
         self._report_rates: list[float | None] = [None] * n
         self.seg_scale = [0.0] * n  # T_ref / V_seg
-        #: per segment, (module, volume) of each member in member order: the inventory terms
-        #: (filled by _remap, which the next frame forces)
-        self._seg_terms: list[tuple[tuple[int, float], ...]] = [()] * n
+        self.slot_dead = [self.dead_band] * n  # per slot: dead band, Pa/s (see _segment_dead_band)
+        self.seg_blind = [False] * n  # per segment: no observable module (tests skipped)
+        # Per module: least-squares bank of its two temperature channels' difference (K), so the
+        # leak test can ask what the inventory would do with either channel alone.
+        # (At the thermometers' block rate: one sample per housekeeping period.)
+        blk = self.thermo.block_n
+        self.dbanks = [SlopeBank(max(2, self.plan.max_n // blk), 1.0 / (blk * self.dt), params.leak.noise_tau_s,
+                                 params.leak.noise_min_pa) for _ in range(n)]
+        self._dpair: list[tuple[int, int] | None] = [None] * n
+        # Raw pressure readings of the last rapid window (a ring), for the two-sensor rule.
+        n_p = len(self.layout.pressure)
+        self._p_hist = [[0.0] * n_p for _ in range(self.plan.n_rapid + 1)]
+        self._ps_hist = [[1] * n_p for _ in range(self.plan.n_rapid + 1)]
+        self._p_hist_i = 0
+        self._p_groups = self.sensors.groups
+        #: per segment, (pressure module, module, volume) of each member in member order: the
+        #: inventory terms (filled by _remap, which the next frame forces). The pressure module
+        #: is the member itself, or for an unobservable member an observable segment mate.
+        self._seg_terms: list[tuple[tuple[int, int, float], ...]] = [()] * n
         self.sensors.set_params(params)
+        self._seen_t_changes = -1
         self.valves.set_params(params)
         self.topology.open_threshold = params.valves.open_threshold
         self.topology.open_bits = -1  # force a recompute on the next frame
@@ -165,15 +202,25 @@ class Fdir:
             self._link_change(link_up, t)
         mode = self.mode
         sensors = self.sensors
+        thermo = self.thermo
         if mode == _OFF:
             sensors.step(frame, t, False)
+            thermo.step(frame, t, False)
             return
         sensors.step(frame, t, link_up)
+        block = thermo.step(frame, t, link_up)
         if not link_up:
             return
+        # Raw pressure readings of this cycle, for the rapid-depress two-sensor rule.
+        i = self._p_hist_i = (self._p_hist_i + 1) % len(self._p_hist)
+        self._p_hist[i][:] = frame.pressure
+        self._ps_hist[i][:] = frame.pressure_status
         if self.cycle % self.slow_every == 0:
             sensors.slow_checks(frame, t)
-        if self._bias_learning and not sensors.learning:
+            thermo.slow_checks(frame, t)
+            if not self._bias_learning:
+                self._arbitrate_temperatures(t)
+        if self._bias_learning and not sensors.learning and not thermo.learning:
             self._bias_learning = False
             self._reset_all(t, self.params.leak.warmup_s)
         fb = frame.valve_fb
@@ -181,6 +228,17 @@ class Fdir:
             self._fb_prev[:] = fb
             if self.topology.update(fb):
                 self._remap(t)
+        if sensors.changed != self._seen_p_changes or thermo.changed != self._seen_t_changes:
+            self._sensors_changed(t)
+        if block:
+            if self._t_estimated:
+                self._estimate_temperatures()
+            pairs = self._dpair
+            diff = thermo.diff
+            dbanks = self.dbanks
+            for m in range(self.n_modules):
+                if pairs[m] is not None:
+                    dbanks[m].push(diff[m])
         if self.flow_module:
             fs = frame.flow_status
             fv = frame.flow
@@ -193,17 +251,33 @@ class Fdir:
             self._detect(t)
         if mode == _ACTIVE:
             self.isolator.step(t)
-        self.valves.step(frame, t)
+        valves = self.valves
+        valves.step(frame, t)
+        if valves.moved:
+            self._valves_moved()
+
+    def _valves_moved(self) -> None:
+        """Someone else moved valves: crew may now be on either side, away from the oxygen
+        generator (see :meth:`_segment_dead_band`)."""
+        for i in self.valves.moved:
+            a, b = self.topology.ends[i]
+            self.crew_mask |= 1 << a
+            if b >= 0:
+                self.crew_mask |= 1 << b
+        self.valves.moved.clear()
+        self._rebuild_terms()
 
     def _detect(self, t: float) -> None:
         # Everything the loop reads is bound to a local first: this runs every cycle for every
         # segment. None of these bindings changes during the loop (transitions write into the
         # lists in place; segments and the sealed mask change only outside _detect).
         P = self.sensors.pressure
-        T = self.sensors.temperature
+        T = self.thermo.temperature
         Q = self.added_kg
         rg = self.r_gas
         topo = self.topology
+        blind = self.seg_blind
+        slot_dead = self.slot_dead
         masks = topo.masks
         plan = self.plan
         n_rapid = plan.n_rapid
@@ -217,7 +291,6 @@ class Fdir:
         sdf = plan.sdf
         z_suspect = self.z_suspect
         z_confirm = self.z_confirm
-        dead_band = self.dead_band
         rapid = self.rapid
         sealed = self.sealed_mask
         seg_slot = self.seg_slot
@@ -231,11 +304,13 @@ class Fdir:
         zbest = self.zbest
         for s in range(topo.n_segments):
             slot = seg_slot[s]
-            if t < hold_until[slot]:
+            if t < hold_until[slot] or blind[s]:
+                # (A segment with no usable pressure sensor is not tested: losing data is not
+                # losing gas. Isolation may still locate a leak there by elimination.)
                 continue
             acc = 0.0
-            for m, v in seg_terms[s]:
-                acc += P[m] * v / T[m] - rg * Q[m]
+            for mp, m, v in seg_terms[s]:
+                acc += P[mp] * v / T[m] - rg * Q[m]
             y = acc * seg_scale[s]
             bank = banks[slot]
             if pending[slot]:
@@ -249,13 +324,16 @@ class Fdir:
                 sr = bank.slope_scaled(n_rapid, scale_rapid)
                 # The rate must also be significant: in a small module alone the short window's
                 # noise alone can approach the threshold.
+                # And two raw pressure sensors of one module must agree: a thermometer step or
+                # one failing pressure sensor moves the inventory, never the gas.
                 if sr <= -rapid and not self.rapid_raised[slot] and \
-                        -sr >= z_suspect * bank.sigma() * sdf_rapid:
+                        -sr >= z_suspect * bank.sigma() * sdf_rapid and self._raw_rapid(s):
                     self._rapid(slot, s, sr, y, t)
             if k < n_warm or sealed and masks[s] & ~sealed == 0:
                 # Warming up, or the sealed leak itself: its slope feeds housekeeping, not tests.
                 continue
             sigma = 0.0
+            dead_band = slot_dead[slot]
             for j in schedule[k % period]:
                 n = ns[j]
                 if k < n:
@@ -267,6 +345,10 @@ class Fdir:
                 slope = sr if n == n_rapid and sr is not None else bank.slope_scaled(n, scale[j])
                 z = (-slope - dead_band) / (sigma * sdf[j])
                 if z >= z_suspect:
+                    # Evidence: is it still there with any single thermometer left out?
+                    z -= self._temperature_doubt(s, n) / (sigma * sdf[j])
+                    if z < z_suspect:
+                        continue
                     t_above[slot] = t
                     if z > zbest[slot]:
                         zbest[slot] = z
@@ -279,15 +361,216 @@ class Fdir:
             if state[slot] != _NOMINAL and t - t_above[slot] > self.params.leak.clear_s:
                 self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, ns[-1])), 0.0, t)
 
+    # -- single-fault robustness ------------------------------------------------------------
+
+    def _temperature_doubt(self, seg: int, n: int) -> float:
+        """How much of a segment's inventory slope (Pa/s, over the last ``n`` samples) one
+        thermometer could explain: the largest change that leaving out either channel of a
+        module's pair would make. Leak evidence must survive it (trust nothing single).
+
+        With d = t1 - t2 of a pair and T their mean, the inventory with t2 alone is
+        Y + k d and with t1 alone Y - k d, k = (T_ref / V_seg) P V_m / (2 T^2); least-squares
+        slopes are linear, so the slope of either is the slope of Y plus or minus k times the
+        slope of d, kept in a bank of its own per module. Only the part of |slope(d)| beyond one
+        standard deviation of its noise counts: a thermometer going wrong makes it significant,
+        while the pair's own noise would otherwise tax every test."""
+        worst = 0.0
+        P = self.sensors.pressure
+        T = self.thermo.temperature
+        scale = self.seg_scale[seg]
+        pairs = self._dpair
+        n = n // self.thermo.block_n
+        if n < 2:
+            n = 2
+        for mp, m, v in self._seg_terms[seg]:
+            if pairs[m] is None:
+                continue
+            bank = self.dbanks[m]
+            w = n if bank.k >= n else bank.k
+            if w < 2:
+                continue
+            tm = T[m]
+            excess = abs(bank.slope(w)) - bank.sigma() * slope_sd_factor(w, bank.f)
+            if excess <= 0.0:
+                continue
+            doubt = scale * P[mp] * v / (2.0 * tm * tm) * excess
+            if doubt > worst:
+                worst = doubt
+        return worst
+
+    def _raw_rapid(self, seg: int) -> bool:
+        """At least two fresh raw pressure readings of one module of segment ``seg`` fell faster
+        than the rapid threshold over the rapid window (the two-sensor rule)."""
+        hist = self._p_hist
+        i = self._p_hist_i
+        j = (i + 1) % len(hist)  # the oldest entry: one rapid window ago
+        now, old = hist[i], hist[j]
+        sn, so = self._ps_hist[i], self._ps_hist[j]
+        limit = -self.rapid * (len(hist) - 1) * self.dt
+        for m in self.topology.members[seg]:
+            agree = 0
+            for c in self._p_groups[m]:
+                if not sn[c] and not so[c] and now[c] - old[c] <= limit:
+                    agree += 1
+            if agree >= 2:
+                return True
+        return False
+
+    def _sensors_changed(self, t: float) -> None:
+        """A module's voting pressure sensors or trusted thermometers changed: report modules
+        that became unobservable (or observable again), start or stop temperature estimates,
+        rebuild the inventory terms, and restart the tests of the segments concerned (their
+        inventory may step by the change, which is not gas)."""
+        self._seen_p_changes = self.sensors.changed
+        self._seen_t_changes = self.thermo.changed
+        n_voting = self.sensors.n_voting
+        thermo = self.thermo
+        P = self.sensors.pressure
+        touched = 0
+        p_health = self.sensors.health
+        for m in range(self.n_modules):
+            # Unobservable once every pressure sensor has *failed* (a sample or two missing, a
+            # link outage, the start-up before the first frame, only hold the last vote).
+            obs = any(p_health[c] == _SENSOR_OK for c in self._p_groups[m])
+            if obs != self.observable[m]:
+                self.observable[m] = obs
+                touched |= 1 << m
+                name = self.module_names[m]
+                if obs:
+                    self.events.push(t, EventId.MODULE_OBSERVABLE, name, float(n_voting[m]),
+                                     P[m], t - self._unobs_since[m])
+                else:
+                    self._unobs_since[m] = t
+                    self.events.push(t, EventId.MODULE_UNOBSERVABLE, name,
+                                     float(len(self._p_groups[m])), P[m], 0.0)
+            pr = thermo.pair[m]
+            if pr != self._dpair[m]:
+                self._dpair[m] = pr
+                self.dbanks[m].reset(0.0)
+                touched |= 1 << m
+            estimated = thermo.n_trusted[m] == 0 and bool(thermo.groups[m])
+            if estimated != (m in self._t_estimated):
+                touched |= 1 << m
+                if estimated:
+                    ref = self._mates_temperature(m)
+                    self._t_offset[m] = thermo.temperature[m] - ref if ref is not None else float("nan")
+                    self._t_estimated.append(m)
+                else:
+                    self._t_estimated.remove(m)
+        if touched:
+            self._rebuild_terms()
+            hold = self.params.leak.transient_mask_s
+            for s, mask in enumerate(self.topology.masks):
+                if mask & touched:
+                    self._reset_slot(self.seg_slot[s], t, hold)
+
+    def _mates_temperature(self, m: int) -> float | None:
+        """Mean temperature of the modules sharing ``m``'s segment that have a trusted channel."""
+        thermo = self.thermo
+        acc = 0.0
+        n = 0
+        for o in self.topology.members[self.topology.seg_of[m]]:
+            if o != m and thermo.n_trusted[o]:
+                acc += thermo.temperature[o]
+                n += 1
+        return acc / n if n else None
+
+    def _estimate_temperatures(self) -> None:
+        """Modules without a trusted thermometer follow their segment mates (with the offset
+        they had when the last channel was lost), or hold their last value when alone."""
+        T = self.thermo.temperature
+        for m in self._t_estimated:
+            off = self._t_offset[m]
+            if off == off:  # (not NaN)
+                ref = self._mates_temperature(m)
+                if ref is not None:
+                    T[m] = ref + off
+
+    def _arbitrate_temperatures(self, t: float) -> None:
+        """A module's two thermometers disagree: fail the one whose exclusion leaves the
+        segment's inventory flatter. Under a single fault with no leak, the liar is the one
+        that makes gas appear or vanish. Not while the segment is suspected, leaking or being
+        isolated (a leak would bias the choice); the doubt term keeps the test honest
+        meanwhile."""
+        thermo = self.thermo
+        P = self.sensors.pressure
+        T = thermo.temperature
+        n_max = self._n_arbitrate
+        for m in range(self.n_modules):
+            if not thermo.disagreeing(m):
+                continue
+            s = self.topology.seg_of[m]
+            slot = self.seg_slot[s]
+            if self.state[slot] != _NOMINAL or self.isolator.busy or self.seg_blind[s]:
+                continue
+            bank = self.banks[slot]
+            db = self.dbanks[m]
+            blk = thermo.block_n
+            n = min(bank.k, db.k * blk, n_max) // blk
+            if n * blk < self._n_arbitrate_min:
+                continue
+            pr = thermo.pair[m]
+            if pr is None:
+                continue
+            tm = T[m]
+            k = self.seg_scale[s] * P[m] * self.volume[m] / (2.0 * tm * tm)
+            s_y = bank.slope(n * blk)
+            s_d = db.slope(n)
+            bad = pr[0] if abs(s_y + k * s_d) < abs(s_y - k * s_d) else pr[1]
+            thermo.fail(bad, t, _FAILED_DISAGREE, thermo.last(bad))
+
+    def _rebuild_terms(self) -> None:
+        """Inventory terms and dead band of every segment, from the topology, observability and
+        temperature trust (see :meth:`_segment_dead_band`)."""
+        topo = self.topology
+        vol = self.volume
+        seg_vol = [sum(vol[m] for m in members) for members in topo.members]
+        main = max(range(topo.n_segments), key=lambda s: seg_vol[s]) if topo.n_segments else -1
+        for s, members in enumerate(topo.members):
+            obs = [m for m in members if self.observable[m]]
+            self.seg_blind[s] = not obs
+            rep = max(obs, key=lambda m: vol[m]) if obs else -1
+            self._seg_terms[s] = tuple(
+                (m if self.observable[m] or rep < 0 else rep, m, vol[m]) for m in members)
+            # After a seal the oxygen generator may be sealed away or cut off (FDIR does not know
+            # where it is): every open segment may then lose its crew's oxygen use.
+            crew = bool(topo.masks[s] & ~self.sealed_mask) and (
+                self.sealed_mask != 0 or (s != main and bool(topo.masks[s] & self.crew_mask)))
+            self.slot_dead[self.seg_slot[s]] = self._segment_dead_band(members, crew)
+
+    def _segment_dead_band(self, members: list[int], crew: bool) -> float:
+        """Dead band of a segment's leak test, Pa/s: the table's; plus ``split_allowance_kg_s``
+        for a segment that may hold crew away from the oxygen generator (any open segment once
+        something is sealed; before that, a segment apart from the main one, the largest, on
+        either side of a hatch the crew moved): their oxygen use is a real loss there, not a
+        leak; plus, for each module whose
+        temperature is estimated, the inventory drift ``temperature_estimate_rate_k_s`` of
+        error would make."""
+        seg_v = sum(self.volume[m] for m in members)
+        dead = self.dead_band
+        if crew:
+            dead += self.params.leak.split_allowance_kg_s * self.r_gas * self.t_ref / seg_v
+        rate = self.params.sensors.temperature_estimate_rate_k_s
+        P = self.sensors.pressure
+        T = self.thermo.temperature
+        for m in members:
+            if m in self._t_estimated:
+                dead += self.t_ref / seg_v * P[m] * self.volume[m] / (T[m] * T[m]) * rate
+        return dead
+
     # -- leak state machine -----------------------------------------------------------------
 
     def _rate_kg_s(self, slot: int, slope_pa_s: float) -> float:
         return -slope_pa_s * self.slot_volume[slot] / (self.r_gas * self.t_ref)
 
     def segment_subject(self, slot: int) -> str:
-        """The segment's first module (layout order): the event subject for a segment."""
-        members = self.slot_members[slot]
-        return self.module_names[members[0]] if members else ""
+        """The event subject naming a slot's segment: a module name, ``station`` or
+        ``seg:0x<mask>`` (:func:`.topology.segment_label`)."""
+        return segment_label(self.slot_mask[slot], self.module_names)
+
+    def mask_subject(self, mask: int) -> str:
+        """The event subject naming the module set ``mask``."""
+        return segment_label(mask, self.module_names)
 
     def _quiet(self, slot: int) -> bool:
         """Events of this segment are suppressed: it is the sealed leak, or isolation owns it."""
@@ -353,7 +636,6 @@ class Fdir:
             members = topo.members[seg]
             vol = sum(self.volume[m] for m in members)
             self.seg_scale[seg] = self.t_ref / vol
-            self._seg_terms[seg] = tuple((m, self.volume[m]) for m in members)
             if seg in keep:
                 slot = keep[seg]
             else:
@@ -367,6 +649,7 @@ class Fdir:
                 self.rate[slot] = 0.0
                 self._reset_slot(slot, t, hold if self.cycle > 1 else self.params.leak.warmup_s)
             self.seg_slot[seg] = slot
+        self._rebuild_terms()
         self.isolator.segments_changed(t)
 
     def _link_change(self, up: bool, t: float) -> None:
@@ -395,11 +678,17 @@ class Fdir:
         return self._rate_kg_s(slot, slope)
 
     def module_status(self, m: int) -> int:
+        """Module ``m``'s :class:`ModuleStatus` code (housekeeping)."""
+        iso = self.isolator
+        isolating = iso.candidates if iso.state in _ISOLATING_STATES else 0
+        return self._status(m, self.slot_of_module(m), isolating)
+
+    def _status(self, m: int, slot: int, isolating: int) -> int:
         if self.sealed_mask >> m & 1:
             return _MS_SEALED
-        if self.isolator.state in _ISOLATING_STATES and self.isolator.candidates >> m & 1:
+        if isolating >> m & 1:
             return _MS_ISOLATING
-        st = self.state[self.slot_of_module(m)]
+        st = self.state[slot]
         if st == _CONFIRMED:
             return _MS_LEAKING
         if st == _SUSPECTED:
@@ -407,7 +696,8 @@ class Fdir:
         n = self.sensors.n_voting[m]
         if n == 0:
             return _MS_NO_DATA
-        if n == 1 or self.sensors.disagree2[m]:
+        thermo = self.thermo
+        if n == 1 or self.sensors.disagree2[m] or m in self._t_estimated or thermo.disagreeing(m):
             return _MS_DEGRADED
         return _MS_NOMINAL
 
@@ -418,14 +708,10 @@ class Fdir:
         (the same values as :meth:`module_status`, :meth:`inventory_mol` and
         :meth:`segment_rate`)."""
         P = self.sensors.pressure
-        T = self.sensors.temperature
+        T = self.thermo.temperature
         V = self.volume
-        n_voting = self.sensors.n_voting
-        disagree2 = self.sensors.disagree2
         seg_of = self.topology.seg_of
         seg_slot = self.seg_slot
-        state = self.state
-        sealed = self.sealed_mask
         iso = self.isolator
         isolating = iso.candidates if iso.state in _ISOLATING_STATES else 0
         rates = self._report_rates
@@ -437,35 +723,23 @@ class Fdir:
             rate = rates[slot]
             if rate is None:
                 rate = rates[slot] = self.segment_rate(slot)
-            if sealed >> m & 1:
-                status = _MS_SEALED
-            elif isolating >> m & 1:
-                status = _MS_ISOLATING
-            elif state[slot] == _CONFIRMED:
-                status = _MS_LEAKING
-            elif state[slot] == _SUSPECTED:
-                status = _MS_SUSPECTED
-            elif n_voting[m] == 0:
-                status = _MS_NO_DATA
-            elif n_voting[m] == 1 or disagree2[m]:
-                status = _MS_DEGRADED
-            else:
-                status = _MS_NOMINAL
             p = P[m]
             t = T[m]
             out[j] = p
             out[j + 1] = t
             out[j + 2] = p * V[m] / (R_UNIVERSAL * t)
             out[j + 3] = rate
-            out[j + 4] = status
+            out[j + 4] = self._status(m, slot, isolating)
             j += 5
 
     def inventory_mol(self, m: int) -> float:
-        return self.sensors.pressure[m] * self.volume[m] / (R_UNIVERSAL * self.sensors.temperature[m])
+        return self.sensors.pressure[m] * self.volume[m] / (R_UNIVERSAL * self.thermo.temperature[m])
 
     def sensors_failed(self) -> int:
+        """Failed channels, pressure and temperature."""
         health = self.sensors.health
-        return len(health) - health.count(_SENSOR_OK)
+        thealth = self.thermo.health
+        return len(health) - health.count(_SENSOR_OK) + len(thealth) - thealth.count(_SENSOR_OK)
 
     def valve_health(self, i: int) -> int:
         return int(self.valves.health[i])
@@ -478,8 +752,8 @@ class Fdir:
             "transition_errors": self.transition_errors,
             "events": self.events.pushed,
             "events_dropped": self.events.dropped,
-            "sensor_failures": self.sensors.failures,
-            "sensor_recoveries": self.sensors.recoveries,
+            "sensor_failures": self.sensors.failures + self.thermo.failures,
+            "sensor_recoveries": self.sensors.recoveries + self.thermo.recoveries,
             "valve_commands": self.valves.commands,
             "valve_failures": self.valves.failures,
             "topology_changes": self.topology.changes,

@@ -163,7 +163,7 @@ class Isolator:
         restart measures each segment on its own."""
         f = self.fdir
         self.step_no += 1
-        self._go(_I.OBSERVING, t, f.module_names[_first(self.candidates)],
+        self._go(_I.OBSERVING, t, f.mask_subject(self.candidates),
                  float(n_segments), float(self.step_no), self.rate)
         hold = f.params.leak.transient_mask_s
         for s in range(f.topology.n_segments):
@@ -180,12 +180,16 @@ class Isolator:
         frac = p.isolation.healthy_fraction
         kz = f.z_confirm
         undecided = 0
+        blind = 0  # candidate modules in segments with no usable pressure sensor
         leaking: list[tuple[int, float, float]] = []  # slot, rate, slope
         for s in range(topo.n_segments):
             mask = topo.masks[s]
             if mask & ~self.candidates:
                 continue
             slot = f.seg_slot[s]
+            if f.seg_blind[s]:
+                blind |= mask
+                continue
             bank = f.banks[slot]
             k = bank.k
             if k < f.plan.n_warm or t < f.hold_until[slot]:
@@ -196,7 +200,7 @@ class Isolator:
             to_kg = f.slot_volume[slot] / (f.r_gas * f.t_ref)
             rate = -slope * to_kg
             rate_sd = sd * to_kg
-            z = (-slope - f.dead_band) / sd
+            z = (-slope - f.slot_dead[slot]) / sd
             if z >= kz and rate - kz * rate_sd >= frac * self.rate:
                 leaking.append((slot, rate, slope))
             elif rate + kz * rate_sd < frac * self.rate:
@@ -206,6 +210,9 @@ class Isolator:
         timed_out = t - self.t_state > p.isolation.observe_timeout_s
         if leaking and (undecided == 0 or timed_out or _accounts(leaking, self.rate, frac)):
             self._locate(leaking, t)
+        elif not leaking and undecided == 0 and blind:
+            # Every observable segment holds: the leak is where nobody can look (elimination).
+            self._locate_blind(blind, t)
         elif not leaking and undecided == 0:
             self._fail(t, 3.0)  # every candidate segment is healthy: the leak is not observed
         elif timed_out:
@@ -221,14 +228,20 @@ class Isolator:
         slot, rate, slope = best
         members = f.slot_members[slot]
         pres = sum(f.sensors.pressure[m] * f.volume[m] for m in members) / f.slot_volume[slot]
-        temp = sum(f.sensors.temperature[m] * f.volume[m] for m in members) / f.slot_volume[slot]
+        temp = sum(f.thermo.temperature[m] * f.volume[m] for m in members) / f.slot_volume[slot]
         d = _hole(rate, pres, temp, p)
         reserve = _reserve(pres, slope, p.isolation.reserve_floor_pa)
+        self._finish_locate(mask, d, reserve, rate, t)
+
+    def _finish_locate(self, mask: int, d: float, reserve: float, rate: float, t: float) -> None:
+        """LEAK_LOCATED in the module set ``mask``; reopen every valve this isolation closed
+        except those on its boundary."""
+        f = self.fdir
         self.leaking_mask = mask
         self.result_hole_m = d
         self.result_reserve_s = reserve
         self.result_rate = rate
-        subject = f.segment_subject(slot)
+        subject = f.mask_subject(mask)
         self.located.append((t, subject, d, reserve, rate))
         self._go(_I.LOCATED, t, subject, d, reserve, rate)
         boundary = set(f.topology.boundary_valves(mask))
@@ -240,17 +253,53 @@ class Isolator:
                 self.reopen.append(i)
                 f.events.push(t, EventId.VALVE_REOPENED, f.layout.valves[i].id, float(i), 0.0, 0.0)
 
+    def _locate_blind(self, mask: int, t: float) -> None:
+        """Locate the leak in the unobservable modules ``mask`` by elimination: the confirmed
+        rate is theirs; their pressure is the last one voted."""
+        f = self.fdir
+        p = f.params
+        members = [m for m in range(f.n_modules) if mask >> m & 1]
+        vol = sum(f.volume[m] for m in members)
+        pres = sum(f.sensors.pressure[m] * f.volume[m] for m in members) / vol
+        temp = sum(f.thermo.temperature[m] * f.volume[m] for m in members) / vol
+        rate = self.rate
+        slope = -rate * f.r_gas * temp / vol
+        d = _hole(rate, pres, temp, p)
+        reserve = _reserve(pres, slope, p.isolation.reserve_floor_pa)
+        self._finish_locate(mask, d, reserve, rate, t)
+
     def _seal(self, t: float) -> None:
         f = self.fdir
         mask = self.leaking_mask
         f.sealed_mask |= mask
         vol = sum(f.volume[m] for m in range(f.n_modules) if mask >> m & 1)
-        self._go(_I.SEALED, t, f.module_names[_first(mask)], float(_popcount(mask)), vol, self.result_rate)
+        self._go(_I.SEALED, t, f.mask_subject(mask), float(_popcount(mask)), vol, self.result_rate)
+        self._report_cut_off(mask, t)
         self.candidates = 0
+        f._rebuild_terms()  # (the sealed and cut-off sets changed: dead bands too)
+
+    def _report_cut_off(self, sealed: int, t: float) -> None:
+        """Healthy candidate modules that sealing left apart from the main segment (the one
+        with the most volume) were reached only through the sealed modules (a hub): report
+        exactly which (SEGMENT_CUT_OFF)."""
+        f = self.fdir
+        topo = f.topology
+        open_segments = [mk for mk in topo.masks if mk & ~f.sealed_mask]
+        if len(open_segments) < 2:
+            return
+        main = max(open_segments, key=lambda mk: sum(f.volume[m] for m in range(f.n_modules) if mk >> m & 1))
+        cut = 0
+        for mk in open_segments:
+            if mk != main and mk & self.candidates & ~sealed == mk:
+                cut |= mk
+        if cut:
+            f.crew_mask |= cut
+            vol = sum(f.volume[m] for m in range(f.n_modules) if cut >> m & 1)
+            f.events.push(t, EventId.SEGMENT_CUT_OFF, f.mask_subject(cut), float(_popcount(cut)), vol, 0.0)
 
     def _fail(self, t: float, reason: float) -> None:
         f = self.fdir
-        self._go(_I.FAILED, t, f.module_names[_first(self.candidates)],
+        self._go(_I.FAILED, t, f.mask_subject(self.candidates),
                  float(_popcount(self.candidates & ~self.cleared)), reason, self.rate)
         for i in self.closed:
             if not f.valve_failed(i):

@@ -55,6 +55,12 @@ class SensorParams:
     bias_learn_s: float = _p(0.0, 3600.0, unit="s")
     bias_max_pa: float = _p(0.0, 1e5, lo_open=True, unit="Pa")
     recover_s: float = _p(0.0, 86400.0, unit="s")
+    temperature_rate_max_k_s: float = _p(0.0, 100.0, lo_open=True, unit="K/s")
+    temperature_rate_window_s: float = _p(0.2, 60.0, unit="s")
+    temperature_stuck_fail_s: float = _p(1.0, 86400.0, unit="s")
+    temperature_stuck_tolerance_k: float = _p(0.0, 10.0, unit="K")
+    temperature_disagree_k: float = _p(0.0, 50.0, lo_open=True, unit="K")
+    temperature_estimate_rate_k_s: float = _p(0.0, 1.0, unit="K/s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class LeakParams:
     rapid_dpdt_pa_s: float = _p(0.0, 1e6, lo_open=True, unit="Pa/s")
     rapid_window_s: float = _p(0.2, 60.0, unit="s")
     clear_s: float = _p(0.0, 86400.0, unit="s")
+    split_allowance_kg_s: float = _p(0.0, 100.0, unit="kg/s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,10 @@ def _cross_check(p: FdirParams, source: str) -> None:
         raise ParameterError(
             f"expected at least 2 cycles ({2 * e.period_s:g} s), got {leak.rapid_window_s:g}",
             source, "leak.rapid_window_s")
+    if s.temperature_rate_window_s < 2 * e.period_s:
+        raise ParameterError(
+            f"expected at least 2 cycles ({2 * e.period_s:g} s), got {s.temperature_rate_window_s:g}",
+            source, "sensors.temperature_rate_window_s")
     if p.valves.open_threshold >= 1.0 - p.valves.feedback_tolerance:
         raise ParameterError(
             "expected open_threshold below 1 - feedback_tolerance, so a fully open valve reads open",

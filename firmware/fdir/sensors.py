@@ -1,7 +1,7 @@
 """FDIR stage 1: sensor voting and sensor failure management.
 
-Per module: mid-value select of the (bias-corrected) pressure sensors; the average of the valid
-temperature sensors. A pressure sensor is failed and left out of the vote, with a SENSOR_FAILED
+Per module: mid-value select of the (bias-corrected) pressure sensors (gas temperature channels
+are managed by :mod:`.thermo`). A pressure sensor is failed and left out of the vote, with a SENSOR_FAILED
 event, when it is
 
 - out of range (outside the channel's valid range and the table's plausible range) for
@@ -40,12 +40,23 @@ _FAILED_STUCK = int(SensorHealth.FAILED_STUCK)
 _FAILED_STALE = int(SensorHealth.FAILED_STALE)
 
 
+def sort3(a: float, b: float, c: float) -> tuple[float, float, float]:
+    """The three readings in ascending order: the middle one is the mid-value vote. The one
+    implementation of the vote, used by the fast and the checked paths alike."""
+    if a > b:
+        a, b = b, a
+    if b > c:
+        b, c = c, b
+        if a > b:
+            a, b = b, a
+    return a, b, c
+
+
 class SensorStage:
-    """Votes pressure and averages temperature per module; fails and recovers sensors.
+    """Votes pressure per module; fails and recovers pressure sensors.
 
     Outputs (lists in layout module order, valid after each :meth:`step`):
         pressure: voted pressure, Pa (held when no sensor is usable).
-        temperature: mean gas temperature, K (held when no sensor is usable).
         n_voting: number of pressure sensors in the vote (0..3).
         disagree2: True when the module has two sensors left and they disagree.
         changed: incremented whenever a module's set of voting sensors changes.
@@ -59,9 +70,6 @@ class SensorStage:
         self.p_ids = [c.id for c in layout.pressure]
         self.groups: list[tuple[int, ...]] = [
             tuple(i for i, c in enumerate(layout.pressure) if c.module == name) for name in names
-        ]
-        self.t_groups: list[tuple[int, ...]] = [
-            tuple(i for i, c in enumerate(layout.temperature) if c.module == name) for name in names
         ]
         np_ = len(layout.pressure)
         self.health = [_OK] * np_
@@ -77,7 +85,6 @@ class SensorStage:
         self.learning = True
         self.learn_until: float | None = None
         self.pressure = [101325.0] * nm
-        self.temperature = [295.0] * nm
         self.n_voting = [0] * nm
         self.disagree2 = [False] * nm
         self.module_ok = [False] * nm  # all of the module's sensors healthy (fast path allowed)
@@ -91,6 +98,9 @@ class SensorStage:
         self.set_params(params)
         for m, g in enumerate(self.groups):
             self.module_ok[m] = len(g) == 3
+            # Every sensor starts healthy and voting: the fast path does not count voters, so a
+            # module that never leaves it must not read as "no data" in housekeeping.
+            self.n_voting[m] = len(g)
             self._refresh_fast(m)
 
     def set_params(self, params: FdirParams) -> None:
@@ -100,8 +110,6 @@ class SensorStage:
         self.p = s
         self.lo = [max(c.valid_min, s.pressure_min_pa) for c in self.layout.pressure]
         self.hi = [min(c.valid_max, s.pressure_max_pa) for c in self.layout.pressure]
-        self.tlo = [max(c.valid_min, s.temperature_min_k) for c in self.layout.temperature]
-        self.thi = [min(c.valid_max, s.temperature_max_k) for c in self.layout.temperature]
         # Fast-path range: the tightest range over the module's sensors (sensors share a range).
         self.mlo = [max((self.lo[i] for i in g), default=0.0) for g in self.groups]
         self.mhi = [min((self.hi[i] for i in g), default=0.0) for g in self.groups]
@@ -113,24 +121,6 @@ class SensorStage:
         # reads no parallel lists. Modules without exactly three sensors never take the fast path.
         self._p_rows = [(m, g, *(g if len(g) == 3 else (0, 0, 0)), self.mlo[m], self.mhi[m])
                         for m, g in enumerate(self.groups)]
-        self._t_pairs = [(m, g[0], g[1], self.tlo[g[0]], self.thi[g[0]], self.tlo[g[1]], self.thi[g[1]])
-                         for m, g in enumerate(self.t_groups) if len(g) == 2]
-        self._t_others = [(m, g) for m, g in enumerate(self.t_groups) if len(g) != 2]
-        # Uniform stations (every module three pressure sensors / two temperature sensors, one
-        # range per kind) take the bulk-checked fast paths in step().
-        self._p_triples = [(m, *g) for m, g in enumerate(self.groups) if len(g) == 3]
-        self._p_uniform = (len(self._p_triples) == len(self.groups) > 0 and len(set(self.mlo)) == 1
-                           and len(set(self.mhi)) == 1)
-        self._p_lo = self.mlo[0] if self.groups else 0.0
-        self._p_hi = self.mhi[0] if self.groups else 0.0
-        self._t_pair_idx = [(m, j0, j1) for m, j0, j1, *_ in self._t_pairs]
-        self._t_uniform = (len(self._t_pairs) == len(self.t_groups) > 0 and len(set(self.tlo)) == 1
-                           and len(set(self.thi)) == 1)
-        self._t_lo = self.tlo[0] if self.tlo else 0.0
-        self._t_hi = self.thi[0] if self.thi else 0.0
-        self._p_zero = [0] * len(self.layout.pressure)
-        self._p_all_fast = [True] * len(self.groups)
-        self._t_zero = [0] * len(self.layout.temperature)
 
     def _refresh_fast(self, m: int) -> None:
         self.fast[m] = self.module_ok[m] and not self.dirty[m]
@@ -177,87 +167,15 @@ class SensorStage:
         out = self.pressure
         thr = self.thr
         fast = self.fast
-        # (List equality is one C loop over identical small ints; any()/all() cost more here.)
-        if self._p_uniform and ps == self._p_zero and fast == self._p_all_fast:
-            # The usual cycle: every module has three healthy sensors, all samples fresh, and
-            # they share one range: the same vote as below without the per-sensor checks.
-            lo = self._p_lo
-            hi = self._p_hi
-            for m, i0, i1, i2 in self._p_triples:
-                a = pv[i0] - bias[i0]
-                b = pv[i1] - bias[i1]
-                c = pv[i2] - bias[i2]
-                if a > b:
-                    a, b = b, a
-                if b > c:
-                    b, c = c, b
-                    if a > b:
-                        a, b = b, a
+        for m, g, i0, i1, i2, lo, hi in self._p_rows:
+            # The usual module: three healthy sensors, fresh, in range and agreeing: the vote
+            # without the per-sensor checks (the same vote as _slow_module's, via sort3).
+            if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
+                a, b, c = sort3(pv[i0] - bias[i0], pv[i1] - bias[i1], pv[i2] - bias[i2])
                 if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
                     out[m] = b
-                else:
-                    self._slow_module(m, (i0, i1, i2), pv, ps, t, manage)
-        else:
-            for m, g, i0, i1, i2, lo, hi in self._p_rows:
-                if fast[m] and not (ps[i0] or ps[i1] or ps[i2]):
-                    a = pv[i0] - bias[i0]
-                    b = pv[i1] - bias[i1]
-                    c = pv[i2] - bias[i2]
-                    if a > b:
-                        a, b = b, a
-                    if b > c:
-                        b, c = c, b
-                        if a > b:
-                            a, b = b, a
-                    if a >= lo and c <= hi and b - a <= thr and c - b <= thr:
-                        out[m] = b
-                        continue
-                self._slow_module(m, g, pv, ps, t, manage)
-        tv = frame.temperature
-        ts = frame.temperature_status
-        tout = self.temperature
-        if self._t_uniform and ts == self._t_zero:
-            # Every module has a pair of fresh sensors sharing one range: a module whose two
-            # readings are in range (not NaN) gets their mean, as below.
-            lo = self._t_lo
-            hi = self._t_hi
-            for m, j0, j1 in self._t_pair_idx:
-                a = tv[j0]
-                b = tv[j1]
-                if lo <= a <= hi and lo <= b <= hi:
-                    tout[m] = 0.5 * (a + b)
-                elif lo <= a <= hi:
-                    tout[m] = a
-                elif lo <= b <= hi:
-                    tout[m] = b
-            if self.learning:
-                self._learn(pv, ps, t)
-            return
-        for m, j0, j1, lo0, hi0, lo1, hi1 in self._t_pairs:
-            # The usual pair: both valid is the common case.
-            a = tv[j0]
-            b = tv[j1]
-            ok0 = not ts[j0] and lo0 <= a <= hi0
-            ok1 = not ts[j1] and lo1 <= b <= hi1
-            if ok0 and ok1:
-                tout[m] = 0.5 * (a + b)
-            elif ok0:
-                tout[m] = a
-            elif ok1:
-                tout[m] = b
-        if self._t_others:
-            tlo = self.tlo
-            thi = self.thi
-            for m, g in self._t_others:
-                acc = 0.0
-                n = 0
-                for j in g:
-                    v = tv[j]
-                    if not ts[j] and tlo[j] <= v <= thi[j]:
-                        acc += v
-                        n += 1
-                if n:
-                    tout[m] = acc / n
+                    continue
+            self._slow_module(m, g, pv, ps, t, manage)
         if self.learning:
             self._learn(pv, ps, t)
 
@@ -312,8 +230,7 @@ class SensorStage:
         # Vote among usable healthy sensors (n <= 3 in the design; larger groups use the median).
         if n >= 3:
             if n == 3:
-                a, b, c = vals[0], vals[1], vals[2]
-                vote = max(min(a, b), min(max(a, b), c))
+                vote = sort3(vals[0], vals[1], vals[2])[1]
             else:
                 ordered = sorted(vals[:n])
                 vote = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])

@@ -93,3 +93,36 @@ class Topology:
     def inner_valves(self, mask: int) -> list[int]:
         """Valves (not repress) with both ends inside the module set ``mask``."""
         return [i for i, (a, b) in enumerate(self.ends) if b >= 0 and mask >> a & 1 and mask >> b & 1]
+
+
+#: The subject of an event about a segment (docs/telemetry.md): one module's name when the segment
+#: is that module, ``station`` when it is every module of the layout, otherwise ``seg:0x`` and the
+#: segment's module mask in hexadecimal, bit i for the layout's module i (LayoutReport order).
+STATION_SUBJECT = "station"
+SEGMENT_PREFIX = "seg:0x"
+
+
+def segment_label(mask: int, names: list[str]) -> str:
+    """The event subject naming the module set ``mask`` (see :data:`SEGMENT_PREFIX`)."""
+    if mask and mask & (mask - 1) == 0:
+        return names[mask.bit_length() - 1]
+    if mask == (1 << len(names)) - 1:
+        return STATION_SUBJECT
+    return f"{SEGMENT_PREFIX}{mask:x}"
+
+
+def segment_modules(subject: str, names: list[str]) -> list[str] | None:
+    """The module names a segment subject stands for, in layout order; None when ``subject`` is
+    not a segment subject (a sensor or valve id, or a name not in ``names``). Ground tools use it
+    to print ``soyuz-om+rassvet`` for ``seg:0x6``."""
+    if subject == STATION_SUBJECT:
+        return list(names)
+    if subject.startswith(SEGMENT_PREFIX):
+        try:
+            mask = int(subject[len(SEGMENT_PREFIX):], 16)
+        except ValueError:
+            return None
+        if mask <= 0 or mask >> len(names):
+            return None
+        return [n for i, n in enumerate(names) if mask >> i & 1]
+    return [subject] if subject in names else None

@@ -7,11 +7,19 @@ actuation clock. Each valve's commanded position is compared with its feedback. 
 the last command (or, for a valve nobody commanded, since the mismatch began) fails the valve with
 a VALVE_FAILED event; isolation then plans around it. A failed valve stays failed until the
 parameters are reloaded or FDIR is reset by command: a valve that once disobeyed is not trusted.
+
+Crew operations: a hatch or valve that nobody commanded (its last command is older than its
+actuation timeout plus the margin) and that travels to an end position (closed: feedback at or
+below ``open_threshold``; open: within ``feedback_tolerance`` of 1) within that time was moved by
+hand. It is accepted as the new commanded state with a VALVE_MOVED event, not failed; the
+segments follow its feedback as always. A new commanded position that the device reports but
+FDIR did not send (a ground command, a scenario schedule) is recorded the same way. Either way
+the valve's modules are marked in ``moved`` for the FDIR (crew may be on either side).
 """
 
 from __future__ import annotations
 
-from ...hal.interfaces import Frame, Layout
+from ...hal.interfaces import Frame, Layout, ValveKind
 from ..types import EventId, ValveHealth
 from .events import EventQueue
 from .params import FdirParams
@@ -32,6 +40,11 @@ class ValveMonitor:
         self.t_cmd = [0.0] * n
         self.seen_cmd = [-1] * n  # the device's last reported commanded position
         self.mismatch = [False] * n
+        self.uncommanded = [False] * n  # the current mismatch began with nobody's command
+        self.own = [-1] * n  # FDIR's own last command (0/1), -1 none
+        self.is_repress = [v.kind == ValveKind.REPRESS for v in layout.valves]
+        #: valves moved by someone else than FDIR since the FDIR last looked (it clears it)
+        self.moved: list[int] = []
         self.health = [_OK] * n
         self.fb: list[float] = [0.0] * n  # the latest frame's feedback (the frame's own list)
         self.events = events
@@ -55,6 +68,7 @@ class ValveMonitor:
     def commanded(self, i: int, open_: bool, t: float) -> None:
         """Record a command sent to valve ``i`` at mission time ``t``."""
         self.cmd[i] = 1.0 if open_ else 0.0
+        self.own[i] = 1 if open_ else 0
         self.t_cmd[i] = t
         self.commands += 1
         self._quiet = False
@@ -84,9 +98,12 @@ class ValveMonitor:
                 # The device reports a new commanded position: FDIR's own command, a ground
                 # telecommand or (in simulation) the scenario's schedule. The clock starts now.
                 skipped = True
+                first = seen[i] < 0  # (the first frame: the initial state, nobody's move)
                 seen[i] = dev_cmd[i]
                 cmd[i] = 1.0 if dev_cmd[i] else 0.0
                 self.t_cmd[i] = t
+                if not first and dev_cmd[i] != self.own[i] and not self.is_repress[i] and len(self.moved) < len(cmd):
+                    self.moved.append(i)
                 continue
             if vs[i]:
                 continue
@@ -95,14 +112,27 @@ class ValveMonitor:
             if d > tol or d < -tol:
                 if not self.mismatch[i]:
                     self.mismatch[i] = True
-                    if t - self.t_cmd[i] > self.timeouts[i] + self.margin:
+                    self.uncommanded[i] = t - self.t_cmd[i] > self.timeouts[i] + self.margin
+                    if self.uncommanded[i]:
                         self.t_cmd[i] = t  # uncommanded motion: the clock starts now
+                f = fb[i]
+                if self.uncommanded[i] and not self.is_repress[i] and self.health[i] == _OK and (
+                        f <= self.open_threshold or f >= 1.0 - tol):
+                    # Moved by hand to an end position: the crew's, not a fault.
+                    cmd[i] = 1.0 if f >= 1.0 - tol else 0.0
+                    self.mismatch[i] = False
+                    self.uncommanded[i] = False
+                    if len(self.moved) < len(cmd):
+                        self.moved.append(i)
+                    self.events.push(t, EventId.VALVE_MOVED, self.ids[i], cmd[i], float(i), 0.0)
+                    continue
                 if self.health[i] == _OK and t - self.t_cmd[i] > self.timeouts[i] + self.margin:
                     self.health[i] = _FAILED
                     self.failures += 1
                     self.events.push(t, EventId.VALVE_FAILED, self.ids[i], c, fb[i], 0.0)
             elif self.mismatch[i]:
                 self.mismatch[i] = False
+                self.uncommanded[i] = False
         # Quiet only after a pass that judged every valve (a new command skips its valve once)
         # and left no healthy valve in mismatch (its failure clock is running).
         self._quiet = not skipped and not any(

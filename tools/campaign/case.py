@@ -18,6 +18,8 @@ truth it knows (:func:`measure`):
 - ``false_alarms``: leak alarms (confirmed or rapid depressurisation) raised while there was no
   leak: in a nominal case any, in a leak case those before the leak start. ``suspicions`` counts
   the "leak suspected" events the same way (not alarms, but worth watching).
+- seals, false seals, the sensor faults present and the estimates 10 min after sealing
+  (:func:`seal_measures`).
 
 Also: :func:`case_summary` (the flat, CSV-friendly description of a case) and
 :func:`write_case_scenario` (the case's scenario as a TOML file ``hullwatch run --scenario``
@@ -35,6 +37,8 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+from .faults import blind_dropouts, fault_types, module_sensors
+
 GAMMA = 1.4
 R_AIR = 287.05  # J/(kg K)
 MMHG = 133.322387415  # Pa
@@ -44,6 +48,10 @@ DEFAULT_SIGMA_PA = 3.0
 
 #: events that count as a leak alarm (false when raised without a leak)
 ALARM_EVENTS = ("LEAK_CONFIRMED", "RAPID_DEPRESS")
+#: events carrying a hole-diameter (values[0], m) and reserve-time (values[1], s) estimate
+ESTIMATE_EVENTS = ("LEAK_LOCATED", "ESTIMATE_UPDATED")
+#: the estimates after sealing are read this long after SEGMENT_SEALED (s)
+ESTIMATE_DELAY_S = 600.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,7 +73,8 @@ def base_scenario_dict(ref: str) -> dict[str, Any]:
 def build_scenario_dict(case: dict[str, Any]) -> dict[str, Any]:
     """The full scenario dict of a case: its base scenario with the case's seed, duration, leak,
     faults and varied keys. A drawn leak replaces the base scenario's leaks; drawn fault lists
-    replace its faults (None keeps them)."""
+    replace its faults (None keeps them); a blind module adds a dropout of each of its pressure
+    sensors to the sensor faults; drawn crew hatch operations are added to the base's."""
     data = copy.deepcopy(base_scenario_dict(case["scenario"]))
     data["name"] = f"{case.get('campaign', 'campaign')}/{case['id']}"
     data["description"] = _describe(case)
@@ -78,6 +87,11 @@ def build_scenario_dict(case: dict[str, Any]) -> dict[str, Any]:
         data["sensor_faults"] = [dict(f) for f in case["sensor_faults"]]
     if case.get("valve_faults") is not None:
         data["valve_faults"] = [dict(f) for f in case["valve_faults"]]
+    if case.get("blind_modules"):
+        data["sensor_faults"] = list(data.get("sensor_faults", [])) + blind_dropouts(
+            case["blind_modules"], module_sensors(data))
+    if case.get("hatch_ops"):
+        data["hatch_ops"] = list(data.get("hatch_ops", [])) + [dict(op) for op in case["hatch_ops"]]
     for key, value in (case.get("vary") or {}).items():
         _set_dotted(data, key, value)
     return data
@@ -108,6 +122,10 @@ def _describe(case: dict[str, Any]) -> str:
         bits.append(f"{f['kind']} on {f['sensor']} at {f['start_s']:.0f} s")
     for f in case.get("valve_faults") or []:
         bits.append(f"{f['kind']} on {f['valve']} at {f['start_s']:.0f} s")
+    for b in case.get("blind_modules") or []:
+        bits.append(f"{b['module']} blind at {b['start_s']:.0f} s")
+    for op in case.get("hatch_ops") or []:
+        bits.append(f"crew {'opens' if op['open'] else 'closes'} {op['valve']} at {op['at_s']:.0f} s")
     return "; ".join(bits)
 
 
@@ -130,6 +148,10 @@ def case_summary(case: dict[str, Any]) -> dict[str, Any]:
         "leak_start_s": leak["start_s"] if leak else None,
         "sensor_faults": " ".join(f"{f['kind']}@{f['sensor']}" for f in sf),
         "valve_faults": " ".join(f"{f['kind']}@{f['valve']}" for f in vf),
+        "blind_modules": " ".join(f"{b['module']}@{b['start_s']:.0f}" for b in case.get("blind_modules") or []),
+        "hatch_ops": " ".join(f"{'open' if op['open'] else 'close'}@{op['valve']}@{op['at_s']:.0f}"
+                              for op in case.get("hatch_ops") or []),
+        "leak_rate_kg_day": case.get("leak_rate_kg_day"),
         "vary": json.dumps(case.get("vary") or {}, sort_keys=True) if case.get("vary") else "",
     }
 
@@ -274,23 +296,37 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     params = load_params(case["fdir_params"]) if case.get("fdir_params") else default_params()
     device = SimDevice(scenario)
     located_truth: list[Any] = []
+    estimate_truth: dict[tuple[str, float], Any] = {}
 
     def on_event(ev: RunEvent) -> None:
-        # the plant's true state when FDIR locates the leak: the reference for the reserve time
-        if ev.name == "LEAK_LOCATED" and not located_truth:
-            located_truth.append(device.truth())
+        # the plant's true state when FDIR locates the leak or updates its estimate: the
+        # reference for the reserve time it reports then
+        if ev.name in ESTIMATE_EVENTS:
+            truth = device.truth()
+            estimate_truth[(ev.name, ev.t)] = truth
+            if ev.name == "LEAK_LOCATED" and not located_truth:
+                located_truth.append(truth)
 
     try:
         result = run_scenario(device, fdir_params=params, on_event=on_event)
     finally:
         device.close()
-    return measure(data, scenario, params, result, located_truth[0] if located_truth else None)
+    return measure(data, scenario, params, result, located_truth[0] if located_truth else None,
+                   estimate_truth)
 
 
-def measure(data: dict[str, Any], scenario: Any, params: Any, result: Any, located_truth: Any) -> dict[str, Any]:
+def measure(data: dict[str, Any], scenario: Any, params: Any, result: Any, located_truth: Any,
+            estimate_truth: dict[tuple[str, float], Any] | None = None) -> dict[str, Any]:
     """The case record's measurements from a :class:`~hullwatch.tools.closed_loop.runner.RunResult` and the
-    truth: the scenario dict and validated Scenario, the FDIR parameters, and the device's
-    :class:`~hullwatch.sim.device.Truth` at the time the leak was located (or None)."""
+    truth: the scenario dict and validated Scenario, the FDIR parameters, the device's
+    :class:`~hullwatch.sim.device.Truth` at the time the leak was located (or None), and the
+    truth at each LEAK_LOCATED / ESTIMATE_UPDATED event by (event name, mission time)."""
+    rec = _measure(data, scenario, params, result, located_truth)
+    rec.update(seal_measures(data, result, rec, params, estimate_truth or {}))
+    return rec
+
+
+def _measure(data: dict[str, Any], scenario: Any, params: Any, result: Any, located_truth: Any) -> dict[str, Any]:
     events = result.events
     leak = data["leaks"][0] if data.get("leaks") else None
     start = float(leak.get("start_s", 0.0)) if leak else math.inf
@@ -362,3 +398,58 @@ def _true_reserve(data: dict[str, Any], module: str, sealed: list[str], truth: A
     if pressure <= floor_pa:
         return 0.0
     return pressure / rate * math.log(pressure / floor_pa)
+
+
+def seal_measures(data: dict[str, Any], result: Any, rec: dict[str, Any], params: Any,
+                  estimate_truth: dict[tuple[str, float], Any]) -> dict[str, Any]:
+    """Seals and the estimates after sealing:
+
+    - ``seals``: SEGMENT_SEALED events; ``false_seals``: every seal of a nominal case, and in a
+      leak case every seal but the first correct one after the leak start (sealing a module
+      cut off by the first isolation is a second, false isolation);
+    - ``fault_types``: the sensor faults of the scenario (:func:`.faults.fault_types`);
+    - ``located_s``, ``sealed_s``: mission times of location and sealing (None if not);
+    - ``leak_kg_day``: the leak's true mass rate at its module's initial pressure;
+    - ``diameter_error_10min``, ``reserve_error_10min`` (relative: estimate / truth - 1) from the
+      last ESTIMATE_UPDATED event at or before 10 min after the first seal after the leak
+      start, else from the last LEAK_LOCATED event then (``estimate_event`` names which).
+    """
+    seals = [e for e in result.events if e.name == "SEGMENT_SEALED"]
+    out: dict[str, Any] = {"seals": len(seals), "fault_types": fault_types(data),
+                           "located_s": result.located, "sealed_s": result.sealed}
+    leak = data["leaks"][0] if data.get("leaks") else None
+    if leak is None:
+        out["false_seals"] = len(seals)
+        return out
+    start = float(leak.get("start_s", 0.0))
+    home = next(m for m in data["modules"] if m["name"] == leak["module"])
+    out["leak_kg_day"] = 86400.0 * choked_mass_flow(
+        float(leak["diameter_m"]), float(leak.get("cd", 0.7)), float(home.get("pressure_pa", 101325.0)),
+        float(home.get("temperature_k", 295.0)))
+    first = next((e for e in seals if e.t >= start), None)
+    out["false_seals"] = len(seals) - (1 if first is not None and rec.get("isolation_correct") else 0)
+    if first is None:
+        return out
+    horizon = first.t + ESTIMATE_DELAY_S
+    chosen = None
+    for name in ("ESTIMATE_UPDATED", "LEAK_LOCATED"):
+        cands = [e for e in result.events if e.name == name and start <= e.t <= horizon]
+        if cands:
+            chosen = cands[-1]
+            break
+    if chosen is None or len(chosen.values) < 2:
+        return out
+    d_est, reserve_est = float(chosen.values[0]), float(chosen.values[1])
+    cd_fdir = params.isolation.discharge_coefficient
+    d_equiv = float(leak["diameter_m"]) * math.sqrt(float(leak.get("cd", 0.7)) / cd_fdir)
+    out["estimate_event"] = chosen.name
+    out["estimate_s"] = chosen.t
+    out["diameter_est_10min_mm"] = d_est * 1e3
+    out["diameter_error_10min"] = d_est / d_equiv - 1.0 if d_est > 0 else None
+    truth = estimate_truth.get((chosen.name, chosen.t))
+    reserve_true = _true_reserve(data, leak["module"], result.sealed_modules, truth,
+                                 params.isolation.reserve_floor_pa)
+    out["reserve_true_10min_s"] = reserve_true
+    out["reserve_error_10min"] = (reserve_est / reserve_true - 1.0
+                                  if reserve_est > 0 and reserve_true else None)
+    return out

@@ -30,11 +30,14 @@ import os
 import threading
 import time
 import traceback
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .spec import Spec, iter_cases
+import numpy as np
+
+from .spec import Spec, case_id, iter_cases
 from ..errors import InputError
 
 CaseFn = Callable[[dict[str, Any]], dict[str, Any]]
@@ -358,7 +361,7 @@ def _check_manifest(directory: Path, spec: Spec) -> None:
     path = directory / MANIFEST_FILE
     run = {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": code_identity()}
     manifest = {"spec": spec.name, "source": spec.source, "digest": spec.digest, "seed": spec.seed,
-                "total": spec.size, "runs": [run]}
+                "total": spec.size, "targets": spec.targets, "runs": [run]}
     if path.exists():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -373,19 +376,48 @@ def _check_manifest(directory: Path, spec: Spec) -> None:
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
+def sample_case_ids(spec: Spec, sample: int | None = None, groups: Iterable[str] | None = None) -> list[str]:
+    """Case ids of a fraction of ``spec``: the cases of ``groups`` (all groups if None) and, with
+    ``sample``, about ``sample`` of them, shared over the groups in proportion to their sizes
+    (at least one each) and drawn at random without replacement from a generator seeded by the
+    spec's seed and the group name: the same sample every time, and a larger sample holds a
+    smaller one's cases only by chance. Raises :class:`CampaignError` for an unknown group."""
+    chosen = list(spec.groups)
+    if groups is not None:
+        names = list(groups)
+        known = {g.name for g in spec.groups}
+        for n in names:
+            if n not in known:
+                raise CampaignError(f"no group {n!r} in spec {spec.name!r} (groups: {', '.join(sorted(known))})")
+        chosen = [g for g in spec.groups if g.name in names]
+    size = sum(g.size for g in chosen)
+    out: list[str] = []
+    for g in chosen:
+        if sample is None or sample >= size:
+            out += [case_id(g.name, i) for i in range(g.size)]
+            continue
+        k = min(g.size, max(1, round(sample * g.size / size)))
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            spec.seed, spawn_key=(zlib.crc32(g.name.encode()), 0x5A3F))))
+        out += [case_id(g.name, int(i)) for i in sorted(rng.choice(g.size, size=k, replace=False))]
+    return out
+
+
 def run_campaign(spec: Spec, directory: str | Path, executor: CaseExecutor, *,
                  case_fn: CaseFn | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  max_cases: int | None = None,
                  retry_failed: bool = False,
-                 write_scenarios: bool = True) -> CampaignRun:
+                 write_scenarios: bool = True,
+                 case_ids: Iterable[str] | None = None) -> CampaignRun:
     """Run the spec's unrecorded cases on ``executor`` and record them in ``directory``.
 
     ``case_fn(case) -> dict`` runs one case (default
     :func:`hullwatch.tools.campaign.case.run_case`); it must be importable by the workers.
     ``max_cases`` stops after that many new cases (a deliberate cut; re-run to go on).
-    ``retry_failed`` runs again the cases recorded as failed. Interrupting (Ctrl-C) keeps every
-    record written so far."""
+    ``retry_failed`` runs again the cases recorded as failed. ``case_ids`` runs only those cases
+    (e.g. :func:`sample_case_ids`); the run's total is then their number. Interrupting (Ctrl-C)
+    keeps every record written so far."""
     from . import case as campaign_case
 
     fn: CaseFn = case_fn or campaign_case.run_case
@@ -395,11 +427,18 @@ def run_campaign(spec: Spec, directory: str | Path, executor: CaseExecutor, *,
     if retry_failed:
         records = {k: r for k, r in records.items() if r.get("status") == "ok"}
     ids = set(spec.case_ids())
+    if case_ids is not None:
+        wanted = set(case_ids)
+        unknown = sorted(wanted - ids)
+        if unknown:
+            raise CampaignError(f"no case {unknown[0]!r} in spec {spec.name!r}")
+        ids = wanted
+    total = len(ids)
     records = {k: r for k, r in records.items() if k in ids}
     resumed = len(records)
     failed = sum(r.get("status") != "ok" for r in records.values())
-    todo = (c for c in iter_cases(spec) if c["id"] not in records)
-    budget = spec.size if max_cases is None else max(0, int(max_cases))
+    todo = (c for c in iter_cases(spec) if c["id"] in ids and c["id"] not in records)
+    budget = total if max_cases is None else max(0, int(max_cases))
     window = max(2, 2 * executor.workers)
     pending: dict[Any, tuple[dict[str, Any], int]] = {}
     t0 = time.perf_counter()
@@ -407,7 +446,7 @@ def run_campaign(spec: Spec, directory: str | Path, executor: CaseExecutor, *,
     if write_scenarios:
         (directory / CASES_DIR).mkdir(parents=True, exist_ok=True)
     if on_progress:
-        on_progress(Progress(spec.size, len(records), failed, resumed, None))
+        on_progress(Progress(total, len(records), failed, resumed, None))
 
     def submit(case: dict[str, Any], attempt: int) -> None:
         fut = executor.submit(execute_case, fn, case, key=f"{spec.name}-{case['id']}-{attempt}")
@@ -444,10 +483,10 @@ def run_campaign(spec: Spec, directory: str | Path, executor: CaseExecutor, *,
                     ran += 1
                     failed += record.get("status") != "ok"
                     if on_progress:
-                        on_progress(Progress(spec.size, len(records), failed, resumed, record))
+                        on_progress(Progress(total, len(records), failed, resumed, record))
         finally:
             for fut in pending:
                 fut.cancel()
-    return CampaignRun(directory=directory, total=spec.size, done=len(records), failed=failed,
+    return CampaignRun(directory=directory, total=total, done=len(records), failed=failed,
                        resumed=resumed, ran=ran, wall_s=time.perf_counter() - t0,
                        executor=executor.description)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import targets as campaign_targets
 from .executor import MANIFEST_FILE, RESULTS_FILE, read_records
 from ..errors import InputError
 
@@ -41,6 +42,9 @@ CSV_COLUMNS = [
     "located_module", "isolation_correct", "sealed_modules",
     "diameter_est_mm", "diameter_error", "reserve_est_s", "reserve_true_s", "reserve_error",
     "false_alarms", "suspicions", "sim_s", "wall_s", "cpu_s", "attempts",
+    "fault_types", "blind_modules", "hatch_ops", "leak_rate_kg_day", "leak_kg_day", "located_s",
+    "sealed_s", "seals", "false_seals", "estimate_event", "estimate_s", "diameter_error_10min",
+    "reserve_error_10min",
 ]
 
 
@@ -166,13 +170,15 @@ def summarize(records: list[dict[str, Any]], manifest: dict[str, Any] | None = N
     leaks = [r for r in ok if r.get("kind") == "leak"]
     nominal = [r for r in ok if r.get("kind") == "nominal"]
     by_diameter = []
-    for label, d, recs in _bins(leaks):
+    # leaks given by mass rate (open-station leaks) have their own table
+    for label, d, recs in _bins([r for r in leaks if r.get("leak_rate_kg_day") is None]):
         by_diameter.append({
             "diameter_mm": label, "diameter_value_mm": d, "cases": len(recs),
             "detection": _rate(recs, "detected"),
             "isolation": _rate(recs, "isolation_correct"),
             "latency": _latency(recs),
-            "with_sensor_fault": _rate([r for r in recs if r.get("sensor_faults")], "isolation_correct"),
+            "with_sensor_fault": _rate([r for r in recs if campaign_targets.has_fault(r)],
+                                       "isolation_correct"),
         })
     nominal_days = sum(float(r.get("sim_s") or 0.0) for r in nominal) / 86400.0
     fa_nominal = sum(int(r.get("false_alarms") or 0) for r in nominal)
@@ -211,7 +217,11 @@ def summarize(records: list[dict[str, Any]], manifest: dict[str, Any] | None = N
         "misses": sorted(r["id"] for r in leaks if not r.get("detected")),
         "wrong_isolation": sorted(r["id"] for r in leaks if r.get("detected") and not r.get("isolation_correct")),
     }
-    summary["targets"] = _targets(summary)
+    summary["extra"] = campaign_targets.extra_summary(ok, percentile, _rate)
+    profile = (manifest or {}).get("targets", "acceptance")
+    summary["target_profile"] = profile
+    summary["targets"] = (campaign_targets.robustness_targets(summary) if profile == "robustness"
+                          else _targets(summary))
     return summary
 
 
@@ -271,7 +281,8 @@ def render_markdown(s: dict[str, Any]) -> str:
     lines.append(f"{s['cases']} cases of {m.get('total', '?')}: {s['ok']} ran, {s['failed']} failed; "
                  f"{s['leak_cases']} leak cases, {s['nominal_cases']} nominal cases "
                  f"({s['nominal']['sim_days']:.1f} simulated days).")
-    lines += ["", "## Targets", "", "| target | value | met |", "|---|---|---|"]
+    lines += ["", f"## Targets ({s.get('target_profile', 'acceptance')})", "", "| target | value | met |",
+              "|---|---|---|"]
     for t in s["targets"]:
         lines.append(f"| {t['target']} | {_fmt(t['value'])} | {'yes' if t['met'] else '**no**'} |")
     lines += ["", "## Detection and isolation by hole diameter",
@@ -304,6 +315,7 @@ def render_markdown(s: dict[str, Any]) -> str:
     if nom["cases_with_suspicion"]:
         lines.append("Cases with a leak-suspected event (not an alarm): "
                      + ", ".join(nom["cases_with_suspicion"]) + ".")
+    lines += campaign_targets.render_extra(s)
     if s["misses"] or s["wrong_isolation"]:
         lines += ["", "## Misses and wrong isolations", ""]
         if s["misses"]:

@@ -53,159 +53,26 @@ from typing import Any, Iterator, Mapping, cast
 
 import numpy as np
 
-from ..errors import InputError
+from . import faults
 from .case import build_scenario_dict
+from .dist import (  # noqa: F401 (public names, also imported from here)
+    Choice,
+    Const,
+    Dist,
+    Each,
+    LogUniform,
+    SpecError,
+    Uniform,
+    _plain,
+    parse_dist,
+)
+from .faults import DEFAULT_MAGNITUDES, SENSOR_FAULT_KINDS  # noqa: F401 (public names)
 
-SENSOR_FAULT_KINDS = ("bias", "drift", "stuck", "noise", "spike", "dropout")
 VALVE_FAULT_KINDS = ("stuck_open", "stuck_closed", "feedback_mismatch")
-
-#: Default fault magnitudes when a spec gives none, in the units the scenario format uses for
-#: each kind (docs/scenarios.md): bias Pa, drift Pa/s, noise Pa RMS, spike Pa; stuck and dropout
-#: take no magnitude.
-DEFAULT_MAGNITUDES: dict[str, Any] = {
-    "bias": {"uniform": [-300.0, 300.0]},
-    "drift": {"uniform": [-0.5, 0.5]},
-    "stuck": 0.0,
-    "noise": {"uniform": [10.0, 50.0]},
-    "spike": {"uniform": [500.0, 5000.0]},
-    "dropout": 0.0,
-}
+#: Which acceptance targets a spec's report checks (``targets`` key): see targets.py.
+TARGET_PROFILES = ("acceptance", "robustness")
 
 _SEED_MAX = 2**31 - 1
-
-
-class SpecError(InputError):
-    """A campaign spec is invalid. The message names the file, the key and what was expected."""
-
-    def __init__(self, message: str, source: str | None = None, key: str | None = None) -> None:
-        where = ""
-        if source:
-            where += f"{source}: "
-        if key:
-            where += f"{key}: "
-        super().__init__(where + message)
-        self.source = source
-        self.key = key
-
-
-# --------------------------------------------------------------------------------------------
-# distributions
-
-
-class Dist:
-    """A distribution of one parameter. ``grid`` is the list of values of an ``each`` dimension
-    (None for a random or constant parameter)."""
-
-    grid: list[Any] | None = None
-
-    def draw(self, rng: np.random.Generator) -> Any:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Const(Dist):
-    value: Any
-
-    def draw(self, rng: np.random.Generator) -> Any:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Choice(Dist):
-    values: tuple[Any, ...]
-
-    def draw(self, rng: np.random.Generator) -> Any:
-        return _plain(self.values[int(rng.integers(len(self.values)))])
-
-
-@dataclass(frozen=True)
-class Uniform(Dist):
-    lo: float
-    hi: float
-
-    def draw(self, rng: np.random.Generator) -> Any:
-        return float(rng.uniform(self.lo, self.hi)) if self.hi > self.lo else self.lo
-
-
-@dataclass(frozen=True)
-class LogUniform(Dist):
-    lo: float
-    hi: float
-
-    def draw(self, rng: np.random.Generator) -> Any:
-        if self.hi <= self.lo:
-            return self.lo
-        return float(math.exp(rng.uniform(math.log(self.lo), math.log(self.hi))))
-
-
-@dataclass(frozen=True)
-class Each(Dist):
-    values: tuple[Any, ...]
-
-    @property
-    def grid(self) -> list[Any]:  # type: ignore[override]
-        return list(self.values)
-
-    def draw(self, rng: np.random.Generator) -> Any:  # pragma: no cover - grid values are indexed
-        raise TypeError("an each-distribution is enumerated, not drawn")
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def parse_dist(raw: Any, where: str, source: str, *, number: bool = True,
-               choices: tuple[Any, ...] | None = None, any_values: tuple[Any, ...] | None = None) -> Dist:
-    """Parse one distribution. ``number`` requires numeric values; ``choices`` restricts values to
-    a set; ``any_values`` is what ``"any"`` expands to (None: ``"any"`` not allowed)."""
-
-    def check(v: Any) -> Any:
-        if isinstance(v, str) and v == "any" and any_values is not None:
-            raise SpecError('"any" stands for a whole set; use it alone, not inside a list', source, where)
-        if number and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise SpecError(f"expected a number, got {v!r}", source, where)
-        if choices is not None and v not in choices:
-            raise SpecError(f"expected one of {', '.join(map(str, choices))}, got {v!r}", source, where)
-        return v
-
-    def values(v: Any, what: str) -> tuple[Any, ...]:
-        if v == "any" and any_values is not None:
-            return tuple(any_values)
-        if not isinstance(v, list) or not v:
-            raise SpecError(f"{what}: expected a non-empty list, got {v!r}", source, where)
-        return tuple(check(x) for x in v)
-
-    if isinstance(raw, list):
-        return Choice(values(raw, "list"))
-    if isinstance(raw, str) and raw == "any" and any_values is not None:
-        return Choice(tuple(any_values))
-    if isinstance(raw, dict):
-        if len(raw) != 1:
-            raise SpecError(
-                f"expected a table with one key (choice, uniform, log_uniform or each), got {sorted(raw)}",
-                source, where)
-        ((kind, arg),) = raw.items()
-        if kind == "choice":
-            return Choice(values(arg, "choice"))
-        if kind == "each":
-            return Each(values(arg, "each"))
-        if kind in ("uniform", "log_uniform"):
-            if not number:
-                raise SpecError(f"{kind} needs numbers; use choice or each here", source, where)
-            if (not isinstance(arg, list) or len(arg) != 2
-                    or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in arg)):
-                raise SpecError(f"{kind}: expected [low, high] (two numbers), got {arg!r}", source, where)
-            lo, hi = float(arg[0]), float(arg[1])
-            if hi < lo:
-                raise SpecError(f"{kind}: low {lo} > high {hi}", source, where)
-            if kind == "log_uniform":
-                if lo <= 0:
-                    raise SpecError(f"log_uniform: low must be > 0, got {lo}", source, where)
-                return LogUniform(lo, hi)
-            return Uniform(lo, hi)
-        raise SpecError(f"unknown distribution {kind!r}: expected choice, uniform, log_uniform or each",
-                        source, where)
-    return Const(check(raw))
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,6 +96,13 @@ class Group:
     modules: tuple[str, ...]  #: module names of the base scenario
     valves: tuple[str, ...]  #: connection ids of the base scenario
     grid_keys: tuple[str, ...] = field(default=())
+    has_blind_module: bool = False
+    has_hatch_ops: bool = False
+    #: per module of the base scenario: (name, pressure sensors, temperature sensors,
+    #: initial pressure Pa, initial temperature K)
+    module_info: tuple[tuple[str, int, int, float, float], ...] = ()
+    #: connection ids of the base scenario that are open at the start
+    open_valves: tuple[str, ...] = ()
 
     @property
     def grid_size(self) -> int:
@@ -248,6 +122,7 @@ class Spec:
     groups: tuple[Group, ...]
     fdir_params: str | None  #: FDIR parameter file (absolute path) or None for the defaults
     digest: str  #: sha256 of the spec text: a campaign directory belongs to one spec
+    targets: str = "acceptance"  #: the report's target profile (TARGET_PROFILES)
 
     @property
     def size(self) -> int:
@@ -293,11 +168,10 @@ def spec_from_text(text: str, source: str, base_dir: Path | None = None) -> Spec
                           digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
-_TOP_KEYS = {"name", "description", "seed", "timeout_s", "fdir_params", "groups"}
+_TOP_KEYS = {"name", "description", "seed", "timeout_s", "fdir_params", "groups", "targets"}
 _GROUP_KEYS = {"name", "scenario", "cases", "duration_s", "timeout_s", "leak", "sensor_fault",
-               "valve_fault", "vary"}
-_LEAK_KEYS = {"diameter_mm", "module", "cd", "start_s"}
-_SF_KEYS = {"count", "probability", "module", "kinds", "start_s", "duration_s", "magnitude"}
+               "valve_fault", "blind_module", "hatch_ops", "vary"}
+_LEAK_KEYS = {"diameter_mm", "rate_kg_day", "module", "cd", "start_s"}
 _VF_KEYS = {"count", "probability", "valve", "kinds", "start_s"}
 
 
@@ -353,10 +227,13 @@ def spec_from_dict(data: Mapping[str, Any], source: str, *, base_dir: Path | Non
             raise SpecError(f"duplicate group name {group.name!r}", source, f"{where}.name")
         seen.add(group.name)
         groups.append(group)
+    targets = data.get("targets", "acceptance")
+    if targets not in TARGET_PROFILES:
+        raise SpecError(f"expected one of {', '.join(TARGET_PROFILES)}, got {targets!r}", source, "targets")
     if digest is None:
         digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return Spec(name=name, description=str(data.get("description", "")), seed=int(seed), source=source,
-                groups=tuple(groups), fdir_params=fdir, digest=digest)
+                groups=tuple(groups), fdir_params=fdir, digest=digest, targets=targets)
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:
@@ -415,41 +292,29 @@ def _parse_group(g: Mapping[str, Any], where: str, source: str, base_dir: Path |
         if not isinstance(leak, dict):
             raise SpecError("expected a table", source, f"{where}.leak")
         _unknown(leak, _LEAK_KEYS, source, f"{where}.leak")
-        if "diameter_mm" not in leak:
-            raise SpecError("missing; expected a distribution of hole diameters in mm", source,
-                            f"{where}.leak.diameter_mm")
-        add("leak.diameter_mm", leak["diameter_mm"])
+        if ("diameter_mm" in leak) == ("rate_kg_day" in leak):
+            raise SpecError("expected exactly one of diameter_mm (hole diameters in mm) and "
+                            "rate_kg_day (leak rates in kg/day)", source, f"{where}.leak.diameter_mm")
+        size_key = "diameter_mm" if "diameter_mm" in leak else "rate_kg_day"
+        add(f"leak.{size_key}", leak[size_key])
         add("leak.module", leak.get("module", "any"), number=False, choices=modules, any_values=modules)
         add("leak.cd", leak.get("cd", 0.7))
         add("leak.start_s", leak.get("start_s", 0.0))
-        _check_positive(params["leak.diameter_mm"], source, f"{where}.leak.diameter_mm")
+        _check_positive(params[f"leak.{size_key}"], source, f"{where}.leak.{size_key}")
         _check_positive(params["leak.cd"], source, f"{where}.leak.cd")
 
-    sf = g.get("sensor_fault")
+    sf = _sub_table(g, "sensor_fault", faults.SF_KEYS, where, source)
     if sf is not None:
-        if not isinstance(sf, dict):
-            raise SpecError("expected a table", source, f"{where}.sensor_fault")
-        _unknown(sf, _SF_KEYS, source, f"{where}.sensor_fault")
         _parse_count(sf, "sensor_fault", add, params, source, where)
-        module_raw = sf.get("module", "leak")
-        if module_raw == "leak":
-            if leak is None:
-                raise SpecError('"leak" needs a [leak] table in this group', source, f"{where}.sensor_fault.module")
-            params["sensor_fault.module"] = Const("leak")
-        else:
-            add("sensor_fault.module", module_raw, number=False, choices=modules, any_values=modules)
-        kinds = sf.get("kinds", list(SENSOR_FAULT_KINDS))
-        add("sensor_fault.kind", kinds if isinstance(kinds, (list, dict)) else [kinds],
-            number=False, choices=SENSOR_FAULT_KINDS)
-        add("sensor_fault.start_s", sf.get("start_s", 0.0))
-        if "duration_s" in sf:  # absent: the scenario's default (for ever; one sample for a spike)
-            add("sensor_fault.duration_s", sf["duration_s"])
-        mags = sf.get("magnitude", {})
-        if not isinstance(mags, dict):
-            raise SpecError("expected a table of kind = distribution", source, f"{where}.sensor_fault.magnitude")
-        _unknown(mags, set(SENSOR_FAULT_KINDS), source, f"{where}.sensor_fault.magnitude")
-        for kind in SENSOR_FAULT_KINDS:
-            add(f"sensor_fault.magnitude.{kind}", mags.get(kind, DEFAULT_MAGNITUDES[kind]))
+        faults.parse_sensor_fault(sf, where, source, add, modules, leak is not None, SpecError, _unknown)
+    bm = _sub_table(g, "blind_module", faults.BLIND_KEYS, where, source)
+    if bm is not None:
+        _parse_count(bm, "blind_module", add, params, source, where)
+        faults.parse_blind_module(bm, where, source, add, modules, leak is not None, SpecError)
+    ho = _sub_table(g, "hatch_ops", faults.HATCH_KEYS, where, source)
+    if ho is not None:
+        _parse_count(ho, "hatch_ops", add, params, source, where)
+        faults.parse_hatch_ops(ho, where, source, add, valves, SpecError)
 
     vf = g.get("valve_fault")
     if vf is not None:
@@ -476,15 +341,37 @@ def _parse_group(g: Mapping[str, Any], where: str, source: str, base_dir: Path |
         add(f"vary.{key}", raw, number=numeric)
 
     grid_keys = tuple(k for k, d in params.items() if d.grid is not None)
-    if any(k.startswith(("sensor_fault.", "valve_fault.")) and not k.endswith(".count") for k in grid_keys):
-        bad = next(k for k in grid_keys if k.startswith(("sensor_fault.", "valve_fault.")) and not k.endswith(".count"))
+    per_item = ("sensor_fault.", "valve_fault.", "blind_module.", "hatch_ops.")
+    bad = next((k for k in grid_keys if k.startswith(per_item) and not k.endswith(".count")), None)
+    if bad is not None:
         raise SpecError("each is only allowed for the fault count; fault details are drawn per fault",
                         source, f"{where}.{bad}")
     group = Group(name=name, scenario=scenario_ref, cases=cases, duration_s=duration, timeout_s=timeout,
                   has_leak=leak is not None, has_sensor_fault=sf is not None, has_valve_fault=vf is not None,
-                  params=params, modules=modules, valves=valves, grid_keys=grid_keys)
+                  params=params, modules=modules, valves=valves, grid_keys=grid_keys,
+                  has_blind_module=bm is not None, has_hatch_ops=ho is not None,
+                  module_info=_module_info(base),
+                  open_valves=tuple(str(c["id"]) for c in base.get("connections", [])
+                                    if isinstance(c, dict) and "id" in c and c.get("open", True)))
     _trial_build(group, source, where)
     return group
+
+
+def _sub_table(g: Mapping[str, Any], key: str, allowed: set[str], where: str, source: str) -> Any:
+    raw = g.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError("expected a table", source, f"{where}.{key}")
+    _unknown(raw, allowed, source, f"{where}.{key}")
+    return raw
+
+
+def _module_info(base: Mapping[str, Any]) -> tuple[tuple[str, int, int, float, float], ...]:
+    sensors = faults.module_sensors(base)
+    return tuple((str(m["name"]), *sensors[str(m["name"])], float(m.get("pressure_pa", 101325.0)),
+                  float(m.get("temperature_k", 295.0)))
+                 for m in base.get("modules", []) if isinstance(m, dict) and "name" in m)
 
 
 def _scenario_key_numeric(base: Mapping[str, Any], key: str) -> bool | None:
@@ -593,7 +480,9 @@ def draw_case(spec: Spec, group: Group, index: int) -> dict[str, Any]:
     Keys: ``id``, ``group``, ``index``, ``campaign``, ``scenario`` (preset name or path),
     ``seed``, ``duration_s`` (None: the scenario's), ``timeout_s``, ``fdir_params``, ``leak``
     (None, or module, diameter_m, cd, start_s), ``sensor_faults`` and ``valve_faults`` (None: keep
-    the base scenario's; else lists in the scenario format), ``vary`` (dotted key -> value)."""
+    the base scenario's; else lists in the scenario format), ``blind_modules`` (None, or a list
+    of module and start_s), ``hatch_ops`` (None, or crew hatch operations in the scenario
+    format), ``vary`` (dotted key -> value); with a leak given by rate, ``leak_rate_kg_day``."""
     if not 0 <= index < group.size:
         raise IndexError(f"case {index} out of range for group {group.name!r} of {group.size}")
     point, _repeat = index % group.grid_size, index // group.grid_size
@@ -627,44 +516,51 @@ def draw_case(spec: Spec, group: Group, index: int) -> dict[str, Any]:
         "leak": None,
         "sensor_faults": None,
         "valve_faults": None,
+        "blind_modules": None,
+        "hatch_ops": None,
         "vary": {},
     }
+    info = {m[0]: m for m in group.module_info}
     if group.has_leak:
-        case["leak"] = {
-            "module": value("leak.module"),
-            "diameter_m": float(value("leak.diameter_mm")) * 1e-3,
-            "cd": float(value("leak.cd")),
-            "start_s": float(value("leak.start_s")),
-        }
+        module = value("leak.module")
+        cd = float(value("leak.cd"))
+        if "leak.rate_kg_day" in group.params:
+            from ...sim.gas import hole_diameter
+
+            rate = float(value("leak.rate_kg_day"))
+            _, _, _, p_pa, t_k = info.get(module, (module, 3, 2, 101325.0, 295.0))
+            diameter = hole_diameter(rate / 86400.0, cd, p_pa, t_k)
+            case["leak_rate_kg_day"] = rate
+        else:
+            diameter = float(value("leak.diameter_mm")) * 1e-3
+        case["leak"] = {"module": module, "diameter_m": diameter, "cd": cd,
+                        "start_s": float(value("leak.start_s"))}
+    leak_module = case["leak"]["module"] if case["leak"] else None
+    sensors = {name: (n_p, n_t) for name, n_p, n_t, _, _ in group.module_info}
     if group.has_sensor_fault:
-        faults = []
-        for j in range(count("sensor_fault")):
-            slot = f"sensor_fault[{j}]"
-            module = value("sensor_fault.module", f"{slot}.module")
-            if module == "leak":
-                module = case["leak"]["module"]
-            kind = value("sensor_fault.kind", f"{slot}.kind")
-            channel = int(_rng(spec.seed, group.name, index, f"{slot}.channel").integers(1, 4))
-            fault = {
-                "sensor": f"{module}.p{channel}",
-                "kind": kind,
-                "start_s": float(value("sensor_fault.start_s", f"{slot}.start_s")),
-                "magnitude": float(value(f"sensor_fault.magnitude.{kind}", f"{slot}.magnitude")),
-            }
-            if "sensor_fault.duration_s" in group.params:
-                fault["duration_s"] = float(value("sensor_fault.duration_s", f"{slot}.duration_s"))
-            faults.append(fault)
-        case["sensor_faults"] = faults
+        def channel(slot: str, n: int) -> int:
+            return int(_rng(spec.seed, group.name, index, slot).integers(1, n + 1))
+
+        case["sensor_faults"] = faults.draw_sensor_faults(
+            count("sensor_fault"), value, channel, leak_module,
+            "sensor_fault.channels" in group.params, "sensor_fault.duration_s" in group.params,
+            sensors)
+    if group.has_blind_module:
+        case["blind_modules"] = faults.draw_blind_modules(count("blind_module"), value, leak_module)
+    if group.has_hatch_ops:
+        case["hatch_ops"] = faults.draw_hatch_ops(
+            count("hatch_ops"), value, {v: v in group.open_valves for v in group.valves},
+            "hatch_ops.duration_s" in group.params)
     if group.has_valve_fault:
-        faults = []
+        valve_faults = []
         for j in range(count("valve_fault")):
             slot = f"valve_fault[{j}]"
-            faults.append({
+            valve_faults.append({
                 "valve": value("valve_fault.valve", f"{slot}.valve"),
                 "kind": value("valve_fault.kind", f"{slot}.kind"),
                 "start_s": float(value("valve_fault.start_s", f"{slot}.start_s")),
             })
-        case["valve_faults"] = faults
+        case["valve_faults"] = valve_faults
     for path in group.params:
         if path.startswith("vary."):
             case["vary"][path[5:]] = value(path)

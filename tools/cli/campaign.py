@@ -15,6 +15,8 @@ examples:
   hullwatch campaign fdir-acceptance -o runs/acc --workers 2  # local process pool
   hullwatch campaign my.toml -o runs/my --dask-local 4        # Dask LocalCluster of 4 workers
   hullwatch campaign my.toml -o runs/my --scheduler tcp://10.0.0.5:8786
+  hullwatch campaign fdir-robustness -o runs/rob --dask-local 2 --sample 40   # a fixed 40-case sample
+  hullwatch campaign fdir-robustness -o runs/rob --groups leak-iss,nominal-iss
   hullwatch campaign report runs/acc                          # re-render the report
   hullwatch campaign --list                                   # built-in specs
 
@@ -47,6 +49,10 @@ def register(subparsers: Any) -> None:
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="use an existing Dask scheduler (its workers need hullwatch installed)")
     p.add_argument("--max-cases", type=int, metavar="N", help="stop after N new cases (re-run to go on)")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="run a fixed random sample of about N cases, shared over the groups in "
+                   "proportion to their sizes (the same sample every time)")
+    p.add_argument("--groups", metavar="NAME[,NAME...]", help="run only these groups of the spec")
     p.add_argument("--retry-failed", action="store_true", help="run again the cases recorded as failed")
     p.add_argument("--check", action="store_true",
                    help="exit with status 1 unless every acceptance target is met")
@@ -73,7 +79,7 @@ def handler(args: argparse.Namespace) -> int:
         raise InputError(f"campaign: unexpected argument {args.dir!r}; give the output directory with -o DIR")
     if not args.output:
         raise InputError("campaign: missing -o DIR (where the results and the report go)")
-    for opt in ("workers", "dask_local", "max_cases"):
+    for opt in ("workers", "dask_local", "max_cases", "sample"):
         v = getattr(args, opt)
         if v is not None and v < (0 if opt == "max_cases" else 1):
             raise InputError(f"--{opt.replace('_', '-')}: expected a positive number, got {v}")
@@ -92,7 +98,7 @@ def _executor(args: argparse.Namespace) -> Any:
 
 
 def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..campaign.executor import Progress, run_campaign
+    from ..campaign.executor import Progress, run_campaign, sample_case_ids
 
     bar = None
 
@@ -109,11 +115,16 @@ def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
             bar.update(1)
         bar.set_postfix_str(f"failed {p.failed}", refresh=False)
 
+    case_ids = None
+    if args.sample is not None or args.groups:
+        groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+        case_ids = sample_case_ids(spec, args.sample, groups)
     with _executor(args) as executor:
-        print(f"campaign {spec.name}: {spec.size} cases on {executor.description} -> {out}", file=sys.stderr)
+        count = f"{len(case_ids)} of {spec.size}" if case_ids is not None else f"{spec.size}"
+        print(f"campaign {spec.name}: {count} cases on {executor.description} -> {out}", file=sys.stderr)
         try:
             run = run_campaign(spec, out, executor, on_progress=on_progress, max_cases=args.max_cases,
-                               retry_failed=args.retry_failed)
+                               retry_failed=args.retry_failed, case_ids=case_ids)
         finally:
             if bar is not None:
                 bar.close()

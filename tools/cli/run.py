@@ -115,7 +115,9 @@ def handler(args: argparse.Namespace) -> int:
             out.write(f"hullwatch run: {name}{seed_text} on {device.info.kind}://{device.info.name}"
                       f"{span}{pace}, FDIR {args.mode}\n")
             out.flush()
-        timeline = Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose) if not args.quiet else None
+        timeline = (Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose,
+                             module_names=[m.name for m in device.layout.modules])
+                    if not args.quiet else None)
         progress = _progress_bar(duration) if not args.quiet and sys.stderr.isatty() else None
         try:
             result = run_scenario(

@@ -93,7 +93,9 @@ def summary_lines(sc: Scenario) -> list[str]:
     for m in sc.modules:
         lines.append(f"  {m.name:<14} {m.volume_m3:8.1f} m3  {m.pressure_pa / MMHG_PA:6.1f} mmHg"
                      f"  {m.temperature_k:6.2f} K  sensors {m.pressure_sensors} p, "
-                     f"{m.temperature_sensors} t")
+                     f"{m.temperature_sensors} t"
+                     + (f"  swing +-{m.amplitude_k:g} K" if m.amplitude_k is not None else "")
+                     + (f"  thermometers {m.sensor_offset_k:+g} K" if m.sensor_offset_k else ""))
     if sc.connections:
         lines.append("connections:")
         for c in sc.connections:
@@ -130,12 +132,17 @@ def summary_lines(sc: Scenario) -> list[str]:
         lines.append(f"sensor fault {f.sensor}: {f.kind} from {f.start_s:g} s, {dur}{mag}")
     for vf in sc.valve_faults:
         lines.append(f"valve fault {vf.valve}: {vf.kind} from {vf.start_s:g} s")
+    for op in sc.hatch_ops:
+        lines.append(f"crew {'opens' if op.open else 'closes'} {op.valve} at {op.at_s:g} s "
+                     "(not commanded by the flight software)")
     cr = sc.crew
     if cr.count:
         lines.append(f"crew: {cr.count}, O2 use {cr.count * cr.o2_kg_per_person_day:g} kg/day in "
                      f"{', '.join(cr.modules)} (+-{cr.activity_fraction:.0%} over a day); "
                      f"generator in {cr.generator_module}, mismatch up to "
                      f"{cr.mismatch_kg_per_day:g} kg/day")
+        for loc in cr.locations:
+            lines.append(f"  crew in {', '.join(loc.modules)} from {loc.at_s:g} s")
     th = sc.thermal
     lines.append(f"thermal: orbit {th.orbit_period_s:g} s, up to +-{th.amplitude_k:g} K; drift "
                  f"up to +-{th.drift_amplitude_k:g} K over {th.drift_period_s:g} s")

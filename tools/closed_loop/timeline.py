@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TextIO
 
+from ...firmware.fdir.topology import segment_modules
 from .runner import RunEvent, RunResult
 
 MMHG_PA = 133.322387415
@@ -49,16 +50,27 @@ def _dur(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def describe(ev: RunEvent, total_volume_m3: float | None = None) -> str:
-    """What an event means, in words."""
+def subject_text(subject: str, module_names: list[str] | None) -> str:
+    """A segment subject (``station``, ``seg:0x6``, a module name) as module names joined by
+    ``+``; any other subject as it is."""
+    mods = segment_modules(subject, module_names) if module_names else None
+    if mods is None:
+        return subject
+    return "+".join(mods)
+
+
+def describe(ev: RunEvent, total_volume_m3: float | None = None, module_names: list[str] | None = None) -> str:
+    """What an event means, in words. ``module_names`` (layout order) expands segment subjects."""
     v1, v2, v3 = ev.values
     n = ev.name
-    subj = ev.subject
+    subj = subject_text(ev.subject, module_names)
 
     def segment(volume: float) -> str:
-        if total_volume_m3 and abs(volume - total_volume_m3) < 1e-6 * total_volume_m3:
+        if ev.subject == "station" or (total_volume_m3 and abs(volume - total_volume_m3) < 1e-6 * total_volume_m3):
             return f"the whole station ({volume:.0f} m3)"
-        return f"segment of {subj} ({volume:.0f} m3)"
+        if "+" in subj:
+            return f"the segment {subj} ({volume:.0f} m3)"
+        return f"{subj} ({volume:.0f} m3)"
 
     if n == "LEAK_SUSPECTED":
         return f"leak suspected in {segment(v3)}: losing {_g_s(v1)}, test statistic {v2:.1f}"
@@ -80,13 +92,22 @@ def describe(ev: RunEvent, total_volume_m3: float | None = None) -> str:
     if n == "VALVE_REOPENED":
         return f"reopened {subj} (healthy side)"
     if n == "SEGMENT_SEALED":
-        what = subj if v1 <= 1 else f"{subj} and {v1 - 1:.0f} more module(s)"
-        return f"SEALED {what} ({v2:.0f} m3); the rest of the station is open again"
+        return f"SEALED {subj} ({v2:.0f} m3); the hatches to its healthy neighbours are open again"
+    if n == "SEGMENT_CUT_OFF":
+        return (f"CUT OFF {subj} ({v2:.0f} m3): reached only through the sealed module(s), "
+                f"now watched on {'its' if v1 <= 1 else 'their'} own")
+    if n == "MODULE_UNOBSERVABLE":
+        return (f"{subj} UNOBSERVABLE: none of its {v1:.0f} pressure sensors is usable "
+                f"(last {v2 / 1000:.2f} kPa); not taken as a leak")
+    if n == "MODULE_OBSERVABLE":
+        return f"{subj} observable again ({v1:.0f} pressure sensor(s), {v2 / 1000:.2f} kPa) after {_dur(v3)}"
+    if n == "VALVE_MOVED":
+        return f"hatch {subj} {'opened' if v1 > 0.5 else 'closed'} by the crew; station re-segmented"
     if n == "ISOLATION_FAILED":
         reason = {1: "no valve could be closed", 2: "no decision in time", 3: "no segment loses gas"}.get(int(v2), "?")
         return f"isolation FAILED ({reason}); the leak stays reported"
     if n == "SENSOR_FAILED":
-        how = {1: "out of range", 2: "stale", 3: "stuck", 4: "disagrees"}.get(int(v1), "?")
+        how = {1: "out of range", 2: "stale", 3: "stuck", 4: "disagrees", 5: "changes faster than gas can"}.get(int(v1), "?")
         return f"sensor {subj} failed ({how}; last reading {v2:.6g}), left out of the vote"
     if n == "SENSOR_RECOVERED":
         return f"sensor {subj} recovered, back in the vote"
@@ -110,13 +131,15 @@ class Timeline:
     scenario's leak start is inserted in time order) and :meth:`finish` with the result."""
 
     def __init__(self, out: TextIO, epoch_utc: float, leaks: list[tuple[str, float, float, float]] | None = None,
-                 total_volume_m3: float | None = None, verbose: bool = False) -> None:
+                 total_volume_m3: float | None = None, verbose: bool = False,
+                 module_names: list[str] | None = None) -> None:
         self.out = out
         self.epoch = epoch_utc
         self.leaks = sorted(leaks or [], key=lambda lk: lk[1])  # (module, start_s, diameter_m, cd)
         self.leak_t0 = self.leaks[0][1] if self.leaks else None
         self.total_volume = total_volume_m3
         self.verbose = verbose
+        self.module_names = module_names
         self._pending = list(self.leaks)
         self._header = False
 
@@ -137,7 +160,7 @@ class Timeline:
         self._leaks_before(ev.t)
         if ev.name in QUIET_EVENTS and not self.verbose:
             return
-        self._line(ev.t, describe(ev, self.total_volume))
+        self._line(ev.t, describe(ev, self.total_volume, self.module_names))
 
     def finish(self, result: RunResult) -> None:
         self._leaks_before(result.simulated_s + 1e9 if result.leaks else 0.0)

@@ -1,0 +1,344 @@
+"""FDIR stage 1b: gas temperature channels, managed like the pressure channels.
+
+A module's gas temperature turns its pressure into an inventory (n = PV/RT), so a thermometer
+that lies looks exactly like gas lost or gained: 1 K is about 340 Pa, and a thermistor drifting
+0.36 K/h in a 726 m3 module reads like a 4 kg/day leak. Every temperature channel is therefore
+checked on its own and against its partner, and a module whose temperature cannot be trusted is
+*estimated*, with an uncertainty that the leak test adds to its dead band: an untrusted
+measurement makes the test less sensitive; it is never evidence of a leak.
+
+Per channel (``SensorHealth`` codes, SENSOR_FAILED / SENSOR_RECOVERED events with the channel id):
+
+- FAILED_RANGE: outside the channel's valid range and the table's plausible range for
+  ``range_fail_s``;
+- FAILED_STALE: status not OK (or its timestamp not advancing) for ``stale_fail_s``;
+- FAILED_STUCK: reading unchanged within ``temperature_stuck_tolerance_k`` for
+  ``temperature_stuck_fail_s``;
+- FAILED_RATE: the reading changed by more than ``temperature_rate_max_k_s`` x
+  ``temperature_rate_window_s`` within that window. Gas has thermal inertia (an orbital swing of
+  0.5 K changes at most ~6e-4 K/s), so a step, a spike or a noise burst is the sensor, never the gas;
+- FAILED_DISAGREE: the two channels of a module differ (after their learned biases) by more than
+  ``temperature_disagree_k``, and the FDIR's arbitration (:meth:`Fdir` compares the segment's
+  inventory computed with each channel alone: the liar is the one whose exclusion leaves the
+  inventory flat) names this one.
+
+Unit biases are learned over the first ``bias_learn_s`` (each channel's offset from its module's
+mean, zero mean per module), as for pressure, so dropping one channel of a pair moves the
+module's temperature by noise, not by the bias difference.
+
+Outputs (lists in layout module order, valid after each :meth:`step`):
+
+- ``temperature``: mean of the module's healthy channels (bias-corrected), K; held when none;
+- ``n_trusted``: healthy channels voting (0: the module's temperature is estimated by the FDIR);
+- ``pair``: for a module with exactly two healthy channels, their indices (else None), so the
+  FDIR can carry the pair's disagreement into the leak test (``diff`` holds t1 - t2, K).
+
+Embedded style: sized at construction; the per-cycle path allocates nothing and never raises.
+"""
+
+from __future__ import annotations
+
+from operator import add, sub
+
+from ...hal.interfaces import Frame, Layout
+from ..types import EventId, SensorHealth
+from .events import EventQueue
+from .params import FdirParams
+
+_OK = int(SensorHealth.OK)
+_RANGE = int(SensorHealth.FAILED_RANGE)
+_STALE = int(SensorHealth.FAILED_STALE)
+_STUCK = int(SensorHealth.FAILED_STUCK)
+_RATE = int(SensorHealth.FAILED_RATE)
+_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
+
+
+class TemperatureStage:
+    """Checks, votes and fails gas temperature channels. See the module docstring."""
+
+    def __init__(self, layout: Layout, params: FdirParams, events: EventQueue) -> None:
+        self.layout = layout
+        self.events = events
+        names = [m.name for m in layout.modules]
+        self.ids = [c.id for c in layout.temperature]
+        self.module_of = [layout.module_index(c.module) for c in layout.temperature]
+        self.groups: list[tuple[int, ...]] = [
+            tuple(i for i, c in enumerate(layout.temperature) if c.module == name) for name in names]
+        nt = len(layout.temperature)
+        nm = len(names)
+        self.health = [_OK] * nt
+        self.bias = [0.0] * nt
+        self.range_cnt = [0] * nt
+        self.stale_cnt = [0] * nt
+        self.stuck_ref = [0.0] * nt
+        self.stuck_since = [0.0] * nt
+        self.clean_since = [0.0] * nt
+        self.learn_sum = [0.0] * nt
+        self.learn_n = [0] * nt
+        self.learning = True
+        self.learn_until: float | None = None
+        self.temperature = [295.0] * nm
+        self.n_trusted = [len(g) for g in self.groups]
+        self.pair: list[tuple[int, int] | None] = [g if len(g) == 2 else None for g in self.groups]
+        self.diff = [0.0] * nm
+        self.failures = 0
+        self.recoveries = 0
+        self.changed = 0  #: incremented whenever a module's set of trusted channels changes
+        self.set_params(params)
+
+    def set_params(self, params: FdirParams) -> None:
+        s = params.sensors
+        dt = params.executive.period_s
+        self.dt = dt
+        self.p = s
+        self.lo = [max(c.valid_min, s.temperature_min_k) for c in self.layout.temperature]
+        self.hi = [min(c.valid_max, s.temperature_max_k) for c in self.layout.temperature]
+        self._lo_all = max(self.lo, default=0.0)
+        self._hi_all = min(self.hi, default=0.0)
+        nt = len(self.layout.temperature)
+        # Readings are averaged over blocks of one housekeeping period (gas temperature cannot
+        # change meaningfully faster, and a 1 s mean is three times less noisy than a sample);
+        # every check below runs on those means, once per block.
+        self.block_n = max(1, round(params.executive.housekeeping_period_s / dt))
+        self.block_s = self.block_n * dt
+        self.range_n = max(1, round(s.range_fail_s / dt))
+        self.stale_n = max(1, round(s.stale_fail_s / dt))
+        # Each reading is compared with its channel's mean over the last block (0.5 .. 1.5
+        # blocks old): a larger change than the gas can make in the rate window is the sensor.
+        self.jump = s.temperature_rate_max_k_s * max(s.temperature_rate_window_s, 1.5 * self.block_s)
+        self._acc = [0.0] * nt
+        self._cnt = [0] * nt  # fresh samples of each channel this block, beyond _all
+        self._all = 0  # cycles this block in which every channel was fresh
+        self._k = 0
+        self._zero = [0] * nt
+        self._zero_f = [0.0] * nt
+        self.mean = [float("nan")] * nt  #: each channel's mean over the last block, K (NaN: none fresh)
+        self._ref = [float("nan")] * nt  # each channel's last block mean (NaN: none yet)
+        self._ref_ok = False  # every reference is known (the fast path may compare with them)
+        self._dirty = False  # some stale or range counter may be non-zero
+        self._use = [False] * nt
+        self._rebuild_rows()
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def fail(self, i: int, t: float, how: int, value: float) -> None:
+        """Fail channel ``i`` (a ``SensorHealth`` code) with a SENSOR_FAILED event."""
+        if self.health[i] != _OK:
+            return
+        self.health[i] = how
+        self.clean_since[i] = t
+        self.failures += 1
+        self._regroup(self.module_of[i])
+        self.events.push(t, EventId.SENSOR_FAILED, self.ids[i], float(how), value, self.bias[i])
+
+    def _recover(self, i: int, t: float, value: float) -> None:
+        old = self.health[i]
+        self.health[i] = _OK
+        self.range_cnt[i] = 0
+        self.stale_cnt[i] = 0
+        self.stuck_ref[i] = value
+        self.stuck_since[i] = t
+        self.recoveries += 1
+        self._regroup(self.module_of[i])
+        self.events.push(t, EventId.SENSOR_RECOVERED, self.ids[i], float(old), value, 0.0)
+
+    def _regroup(self, m: int) -> None:
+        ok = tuple(i for i in self.groups[m] if self.health[i] == _OK)
+        self.n_trusted[m] = len(ok)
+        self.pair[m] = ok if len(ok) == 2 else None
+        self._rebuild_rows()
+        self.changed += 1
+
+    # -- per cycle --------------------------------------------------------------------------
+
+    def step(self, frame: Frame, t: float, manage: bool) -> bool:
+        """Check and vote this cycle's readings; at the end of each block (one housekeeping
+        period) update the block means, the pair differences and the bias learning.
+        ``manage`` False (mode OFF, link down) only votes: no channel is failed or recovered.
+        Returns True when a block ended."""
+        tv = frame.temperature
+        ts = frame.temperature_status
+        out = self.temperature
+        ref = self._ref
+        s = sum(tv)
+        if (self._ref_ok and ts == self._zero and s == s and self._lo_all <= min(tv) and max(tv) <= self._hi_all
+                and max(map(abs, map(sub, tv, ref)), default=0.0) <= self.jump):
+            # The usual cycle: every reading fresh, in range, and none moved faster than gas.
+            if self._dirty:
+                # (Counters are consecutive counts: a clean cycle ends them.)
+                self.stale_cnt[:] = self._zero
+                self.range_cnt[:] = self._zero
+                self._dirty = False
+            self._acc = list(map(add, self._acc, tv))
+            self._all += 1
+            for m, i, j, off in self._rows2:
+                out[m] = (tv[i] + tv[j]) * 0.5 - off
+            for m, i, off in self._rows1:
+                out[m] = tv[i] - off
+        else:
+            self._slow_cycle(tv, ts, t, manage)
+        self._k += 1
+        if self._k < self.block_n:
+            return False
+        self._end_block(t, manage)
+        return True
+
+    def _slow_cycle(self, tv: list[float], ts: list[int], t: float, manage: bool) -> None:
+        health = self.health
+        lo = self.lo
+        hi = self.hi
+        ref = self._ref
+        acc = self._acc
+        cnt = self._cnt
+        use = self._use
+        jump = self.jump
+        self._dirty = True
+        for i, v in enumerate(tv):
+            use[i] = False
+            if ts[i]:
+                if manage and health[i] == _OK:
+                    self.stale_cnt[i] += 1
+                    if self.stale_cnt[i] >= self.stale_n:
+                        self.fail(i, t, _STALE, v)
+                continue
+            self.stale_cnt[i] = 0
+            if not lo[i] <= v <= hi[i]:  # (also catches NaN)
+                if manage and health[i] == _OK:
+                    self.range_cnt[i] += 1
+                    if self.range_cnt[i] >= self.range_n:
+                        self.fail(i, t, _RANGE, v)
+                continue
+            self.range_cnt[i] = 0
+            acc[i] += v
+            cnt[i] += 1
+            r = ref[i]
+            if r != r:
+                ref[i] = v  # the channel's first fresh reading: the reference for the next ones
+            elif v - r > jump or r - v > jump:
+                if manage and health[i] == _OK:
+                    self.fail(i, t, _RATE, v)
+                continue
+            use[i] = health[i] == _OK
+        bias = self.bias
+        out = self.temperature
+        for m, g in enumerate(self.groups):
+            a = 0.0
+            n = 0
+            for i in g:
+                if use[i]:
+                    a += tv[i] - bias[i]
+                    n += 1
+            if n:
+                out[m] = a / n
+
+    def _end_block(self, t: float, manage: bool) -> None:
+        acc = self._acc
+        cnt = self._cnt
+        n_all = self._all
+        mean = self.mean
+        ref = self._ref
+        for i, a in enumerate(acc):
+            n = n_all + cnt[i]
+            if n:
+                mean[i] = ref[i] = a / n
+            else:
+                mean[i] = float("nan")
+        self._ref_ok = sum(ref) == sum(ref)
+        self._acc = self._zero_f[:]
+        cnt[:] = self._zero
+        self._all = 0
+        self._k = 0
+        bias = self.bias
+        diff = self.diff
+        for m, pr in enumerate(self.pair):
+            if pr is not None:
+                i, j = pr
+                diff[m] = (mean[i] - bias[i]) - (mean[j] - bias[j])
+        if manage and self.learning:
+            self._learn(t)
+
+    def _rebuild_rows(self) -> None:
+        """Per-cycle voting rows: modules with two or one healthy channels and their mean bias."""
+        rows2 = []
+        rows1 = []
+        for m, g in enumerate(self.groups):
+            ok = [i for i in g if self.health[i] == _OK]
+            if len(ok) == 2:
+                rows2.append((m, ok[0], ok[1], 0.5 * (self.bias[ok[0]] + self.bias[ok[1]])))
+            elif len(ok) == 1:
+                rows1.append((m, ok[0], self.bias[ok[0]]))
+            elif ok:
+                # (More than two: the generic slow path would be exact; keep the mean here too.)
+                rows2.append((m, ok[0], ok[1], 0.5 * (self.bias[ok[0]] + self.bias[ok[1]])))
+        self._rows2 = rows2
+        self._rows1 = rows1
+
+    def slow_checks(self, frame: Frame, t: float) -> None:
+        """Stuck channels and recoveries (housekeeping rate, on the latest samples)."""
+        s = self.p
+        tv = frame.temperature
+        ts = frame.temperature_status
+        tol = s.temperature_stuck_tolerance_k
+        ref = self.stuck_ref
+        since = self.stuck_since
+        for i, h in enumerate(self.health):
+            if ts[i]:
+                if h != _OK:
+                    self.clean_since[i] = t
+                continue
+            v = tv[i]
+            if abs(v - ref[i]) > tol:
+                ref[i] = v
+                since[i] = t
+            elif h == _OK and t - since[i] >= s.temperature_stuck_fail_s:
+                self.fail(i, t, _STUCK, v)
+                continue
+            if h != _OK:
+                self._maybe_recover(i, v, t)
+
+    def _maybe_recover(self, i: int, v: float, t: float) -> None:
+        """A failed channel that has read plausibly for ``recover_s`` (in range, not stuck, and
+        within ``temperature_disagree_k`` of a healthy partner if it has one) is recovered."""
+        s = self.p
+        ok = self.lo[i] <= v <= self.hi[i] and t - self.stuck_since[i] < s.temperature_stuck_fail_s
+        if ok:
+            m = self.module_of[i]
+            partners = [j for j in self.groups[m] if j != i and self.health[j] == _OK]
+            if partners:
+                ok = abs((v - self.bias[i]) - self.temperature[m]) <= s.temperature_disagree_k
+        if not ok:
+            self.clean_since[i] = t
+        elif t - self.clean_since[i] >= s.recover_s:
+            self._recover(i, t, v)
+
+    def last(self, i: int) -> float:
+        """Channel ``i``'s mean over the last block, K (NaN if it had no fresh sample)."""
+        return self.mean[i]
+
+    def disagreeing(self, m: int) -> bool:
+        """True when module ``m``'s two healthy channels differ by more than the threshold."""
+        return self.pair[m] is not None and abs(self.diff[m]) > self.p.temperature_disagree_k
+
+    def _learn(self, t: float) -> None:
+        """Accumulate each channel's offset from its module's mean (block means); at the end of
+        the learning time, take the averages as the unit biases (zero mean per module)."""
+        if self.learn_until is None:
+            self.learn_until = t + self.p.bias_learn_s
+        mean = self.mean
+        if t < self.learn_until:
+            for g in self.groups:
+                if len(g) < 2 or any(not self.lo[i] <= mean[i] <= self.hi[i] for i in g):
+                    continue
+                mm = sum(mean[i] for i in g) / len(g)
+                for i in g:
+                    self.learn_sum[i] += mean[i] - mm
+                    self.learn_n[i] += 1
+            return
+        self.learning = False
+        for g in self.groups:
+            if len(g) < 2 or any(not self.learn_n[i] for i in g):
+                continue
+            for i in g:
+                self.bias[i] = self.learn_sum[i] / self.learn_n[i]
+        self._rebuild_rows()
+        self.changed += 1

@@ -1,0 +1,139 @@
+"""FDIR stage 1b on hand-made frames: gas temperature channels voted, bias-learned and failed
+for each reason; a module with no trusted channel keeps its last temperature."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hullwatch.firmware.fdir.events import EventQueue
+from hullwatch.firmware.fdir.params import default_params
+from hullwatch.firmware.fdir.thermo import TemperatureStage
+from hullwatch.firmware.types import EventId, SensorHealth
+from hullwatch.hal.interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo
+
+LAYOUT = Layout(
+    modules=(ModuleInfo("a", 10.0), ModuleInfo("b", 20.0)),
+    pressure=(),
+    temperature=tuple(ChannelInfo(f"{m}.t{i}", ChannelKind.TEMPERATURE, m, 233.0, 358.0)
+                      for m in "ab" for i in (1, 2)),
+    flow=(), valves=(),
+)
+BIASES = [0.04, -0.03, 0.0, 0.05]
+
+
+class Bench:
+    """Drives a TemperatureStage with noisy readings of a slowly swinging gas temperature."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.events = EventQueue(64)
+        self.stage = TemperatureStage(LAYOUT, default_params(), self.events)
+        self.frame = LAYOUT.new_frame()
+        self.rng = random.Random(seed)
+        self.t = 0.0
+        self.fault: dict[int, object] = {}  # channel -> callable(t, v) -> v, or None for stale
+
+    def truth(self, m: int) -> float:
+        return 295.0 + m + 0.5 * __import__("math").sin(self.t / 860.0)
+
+    def step(self, seconds: float) -> None:
+        f = self.frame
+        for _ in range(round(seconds * 10)):
+            self.t += 0.1
+            f.t = self.t
+            for j in range(4):
+                v = self.truth(j // 2) + BIASES[j] + self.rng.gauss(0.0, 0.01)
+                f.temperature_status[j] = 0
+                fault = self.fault.get(j, "none")
+                if fault is None:
+                    f.temperature_status[j] = 1
+                    continue
+                if fault != "none":
+                    v = fault(self.t, v)
+                f.temperature[j] = v
+            self.stage.step(f, self.t, True)
+            if round(self.t * 10) % 10 == 0:
+                self.stage.slow_checks(f, self.t)
+
+    def failed(self) -> list[tuple[str, int]]:
+        out = []
+        while (rec := self.events.pop()) is not None:
+            if rec[1] == EventId.SENSOR_FAILED:
+                out.append((rec[3], int(rec[4])))
+        return out
+
+
+def test_vote_is_the_bias_corrected_mean_after_learning() -> None:
+    b = Bench()
+    b.step(60.0)
+    assert not b.stage.learning
+    assert b.stage.bias[0] - b.stage.bias[1] == pytest.approx(BIASES[0] - BIASES[1], abs=0.005)
+    # bias-corrected: the module reads the mean of its channels' true temperature plus their mean bias
+    assert b.stage.temperature[0] == pytest.approx(b.truth(0) + 0.005, abs=0.02)
+    assert b.stage.n_trusted == [2, 2] and b.failed() == []
+
+
+@pytest.mark.parametrize("fault,code", [
+    (lambda t, v: v + 0.8, SensorHealth.FAILED_RATE),        # a step
+    (lambda t, v: v + 20.0, SensorHealth.FAILED_RATE),       # a jump still in range
+    (lambda t, v: 500.0, SensorHealth.FAILED_RANGE),         # out of range
+    (lambda t, v: float("nan"), SensorHealth.FAILED_RANGE),  # NaN with an OK status
+    (None, SensorHealth.FAILED_STALE),                       # no fresh sample
+    ("freeze", SensorHealth.FAILED_STUCK),                   # frozen reading
+])
+def test_each_failure_reason(fault, code) -> None:
+    b = Bench()
+    b.step(60.0)
+    if fault == "freeze":
+        frozen: list[float] = []
+        fault = lambda t, v: (frozen or frozen.append(v) or frozen)[0]  # noqa: E731
+    b.fault[1] = fault
+    b.step(90.0)
+    assert b.failed() == [("a.t2", int(code))]
+    assert b.stage.n_trusted[0] == 1
+    # the module now reads its healthy channel alone, within the noise
+    assert b.stage.temperature[0] == pytest.approx(b.truth(0) + BIASES[0] - b.stage.bias[0], abs=0.04)
+
+
+def test_a_step_is_failed_before_the_vote_sees_it() -> None:
+    b = Bench()
+    b.step(60.0)
+    before = b.stage.temperature[0]
+    b.fault[0] = lambda t, v: v + 0.8
+    b.step(0.1)
+    assert b.failed() == [("a.t1", int(SensorHealth.FAILED_RATE))]
+    assert abs(b.stage.temperature[0] - before) < 0.05
+
+
+def test_slow_drift_is_not_a_rate_failure_but_a_disagreement() -> None:
+    """A thermistor drifting 0.36 K/h moves slower than gas can: no channel check catches it;
+    the pair disagrees (the FDIR arbitrates, tested end to end)."""
+    b = Bench()
+    b.step(60.0)
+    b.fault[0] = lambda t, v: v + (t - 60.0) * 1e-4
+    b.step(3600.0)
+    assert b.failed() == []
+    assert b.stage.disagreeing(0) and not b.stage.disagreeing(1)
+
+
+def test_recovery_after_a_noise_burst() -> None:
+    b = Bench()
+    b.step(60.0)
+    b.fault[1] = lambda t, v: v + (0.5 if int(t * 10) % 2 else -0.5)
+    b.step(5.0)
+    assert b.failed() == [("a.t2", int(SensorHealth.FAILED_RATE))]
+    del b.fault[1]
+    b.step(90.0)
+    assert b.stage.health[1] == SensorHealth.OK and b.stage.n_trusted[0] == 2
+
+
+def test_no_trusted_channel_holds_the_last_temperature() -> None:
+    b = Bench()
+    b.step(60.0)
+    held = b.stage.temperature[1]
+    b.fault[2] = None
+    b.fault[3] = None
+    b.step(5.0)
+    assert sorted(b.failed()) == [("b.t1", 2), ("b.t2", 2)]
+    assert b.stage.n_trusted[1] == 0 and b.stage.temperature[1] == held
