@@ -9,7 +9,7 @@ on (CRCs recomputed) so that the capture covers one continuous stretch of missio
 counts and cycle numbers repeat, which none of the measured paths cares about. Then each job
 runs in a fresh process so that its peak memory (``ru_maxrss``) is its own:
 
-- decode: the telemetry bulk reader (``iter_packet_batches``: framing, every CRC checked, header
+- decode: the ground bulk reader (``iter_packet_batches``: framing, every CRC checked, header
   columns vectorised), packets/s, in one process; decode2 with ``workers=2``. Target >=
   1,000,000 packets/s.
 - export: ``hullwatch decode CAPTURE --format csv -o /dev/null`` (one row per packet, the raw

@@ -367,7 +367,7 @@ def collect_capture(
     on_skip: Callable[[Any], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> PlotData:
-    """:func:`collect` for a capture file, fast: the telemetry bulk reader frames the packets and
+    """:func:`collect` for a capture file, fast: the ground bulk reader frames the packets and
     checks every CRC; housekeeping packets of the layout's size are read as numpy columns a
     window at a time (their layout derived from the declaration); the few others, the events and
     layout reports are decoded one by one; raw samples, nearly all of a capture, are passed over.

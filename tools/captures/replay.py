@@ -280,7 +280,7 @@ def timed_packets(path: str, *, on_skip: Callable[[Any], None] | None = None
                   ) -> Iterator[tuple[float | None, int, bytes]]:
     """Yield ``(utc_time_s or None, end_offset, raw_bytes)`` for every intact packet of a capture.
 
-    Uses the telemetry bulk reader (CRC checked, header fields vectorised); a telecommand packet
+    Uses the ground bulk reader (CRC checked, header fields vectorised); a telecommand packet
     has no time stamp: its time is that of the telemetry packet before it (None at the start).
     """
     last_t: float | None = None
