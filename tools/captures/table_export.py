@@ -28,9 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ...firmware.errors import PacketDecodeError
 from ...firmware.telemetry import packets as P
-from ...firmware.telemetry.fastcodec import fast_decode
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
 from ..ground import bulk
 from ..ground.capture import PacketBatch, Skip, iter_packet_batches
@@ -301,8 +299,7 @@ class TableExporter:
         in_bulk = np.flatnonzero(kind != 0)
         if len(in_bulk) and not base_known[in_bulk].all():
             # no mission time yet (no layout report, no telemetry before): rare, row by row
-            for i in in_bulk.tolist():
-                decoded[i] = fast_decode(self._raw(batch, h, i), verify_crc=False)
+            decoded.update(batch.packets(in_bulk))
             kind[:] = 0
             in_bulk = in_bulk[:0]
         passes = np.zeros(n, bool)
@@ -341,28 +338,16 @@ class TableExporter:
         self.stats.rows += table.num_rows
         return table
 
-    @staticmethod
-    def _raw(batch: PacketBatch, h: np.ndarray, i: int) -> bytes:
-        start = int(batch.starts[i])
-        return batch.buffer[start:start + int(h["length"][i])]
-
     def _decode_others(self, batch: PacketBatch, h: np.ndarray, kind: np.ndarray
                        ) -> tuple[dict[int, P.Packet], np.ndarray, list[tuple[int, float]]]:
         """Decode the packets outside the bulk path: the packets by index, which packets could be
         decoded, and the (index, epoch) of each layout report. Undecodable ones become Skips."""
-        decoded: dict[int, P.Packet] = {}
+        others = np.flatnonzero(kind == 0)
+        decoded = dict(batch.packets(others, self._hold))
         decodable = np.ones(len(h), bool)
-        epochs: list[tuple[int, float]] = []
-        for i in np.flatnonzero(kind == 0).tolist():
-            try:
-                packet = fast_decode(self._raw(batch, h, i), verify_crc=False)
-            except PacketDecodeError as exc:
-                decodable[i] = False
-                self._pending.append(Skip(int(h["offset"][i]), int(h["length"][i]), f"undecodable packet: {exc}"))
-                continue
-            decoded[i] = packet
-            if packet.packet_type == P.PacketType.TM and isinstance(packet.data, P.LayoutReport):
-                epochs.append((i, packet.data.epoch_utc))
+        decodable[[i for i in others.tolist() if i not in decoded]] = False
+        epochs = [(i, p.data.epoch_utc) for i, p in decoded.items()
+                  if p.packet_type == P.PacketType.TM and isinstance(p.data, P.LayoutReport)]
         return decoded, decodable, epochs
 
     def _bulk_filter(self, h: np.ndarray, t_utc: np.ndarray, t_mission: np.ndarray) -> np.ndarray:
