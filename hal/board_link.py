@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import wire
+from .board_check import check_description, check_identity
 from .errors import LinkError, LinkTimeout, NakError, ProtocolError
 from .framing import MAX_WIRE_FRAME, FrameReader
 from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
@@ -37,6 +38,10 @@ SLOW_TIMEOUT_S = 1.0
 SLOW_REQUESTS = frozenset({wire.MsgType.FLASH_BEGIN, wire.MsgType.FLASH_COMMIT, wire.MsgType.RESET})
 #: Wait after a RESET before the next request, s (docs/protocol.md).
 RESET_SETTLE_S = 0.5
+#: Bounds of the adaptive timeout of per-cycle requests (:meth:`BoardLink.adaptive_timeout`), s.
+ADAPTIVE_MIN_S = 0.002
+#: Round trips measured before the adaptive timeout is trusted (until then: the full timeout).
+ADAPTIVE_WARMUP = 8
 
 
 class PortFailure(LinkError):
@@ -112,12 +117,18 @@ class BoardLink:
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "naks": 0, "stale_replies": 0,
                       "unexpected": 0, "echoes": 0, "port_errors": 0, "stream_frames": 0, "stream_gaps": 0}
         self._flush_pending = True
+        # Smoothed round trip and its mean deviation, s (Jacobson/Karels, as TCP's RTO).
+        self.srtt = 0.0
+        self.rttvar = 0.0
+        self._rtt_samples = 0
 
     @classmethod
     def open(cls, url: str, *, timeout_s: float = RESPONSE_TIMEOUT_S, baudrate: int = DEFAULT_BAUD,
              **port_options: Any) -> "BoardLink":
         """Open the port behind ``url`` (hal.ports.open_port: DeviceOpenError with a hint)."""
-        port = open_port(url, baudrate=baudrate, timeout=min(timeout_s, 0.05), **port_options)
+        # The port's own read timeout is short: a read must never sleep past a request's
+        # deadline (the per-cycle timeout is adaptive and may be a couple of milliseconds).
+        port = open_port(url, baudrate=baudrate, timeout=min(timeout_s, ADAPTIVE_MIN_S), **port_options)
         return cls(port, url=url, timeout_s=timeout_s, baudrate=baudrate)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -136,6 +147,23 @@ class BoardLink:
     @property
     def is_open(self) -> bool:
         return self.port is not None
+
+    def adaptive_timeout(self) -> float:
+        """Timeout for a per-cycle request: ``srtt + 4 * rttvar`` of the round trips measured so
+        far (first attempts answered without a retry), at least ADAPTIVE_MIN_S and at most the
+        link's response timeout (which is also used until ADAPTIVE_WARMUP round trips are in).
+        A response lost on a fast link then costs about one round trip instead of 50 ms."""
+        if self._rtt_samples < ADAPTIVE_WARMUP:
+            return self.timeout_s
+        return min(self.timeout_s, max(ADAPTIVE_MIN_S, self.srtt + 4.0 * self.rttvar))
+
+    def _measured(self, rtt: float) -> None:
+        if self._rtt_samples == 0:
+            self.srtt, self.rttvar = rtt, rtt / 2.0
+        else:
+            self.rttvar += 0.25 * (abs(self.srtt - rtt) - self.rttvar)
+            self.srtt += 0.125 * (rtt - self.srtt)
+        self._rtt_samples += 1
 
     def wire_time(self, nbytes: int) -> float:
         """Seconds ``nbytes`` take on a UART at the link's baud rate (10 bits per byte)."""
@@ -184,13 +212,17 @@ class BoardLink:
         return wire.decode(wire.reply_type(msg.TYPE), self.request_raw(msg, timeout_s=timeout_s, attempts=attempts))
 
     def request_raw(self, msg: wire.Message, *, timeout_s: float | None = None,
-                    attempts: int = REQUEST_ATTEMPTS) -> bytes:
+                    attempts: int = REQUEST_ATTEMPTS, growth: float = 1.0) -> bytes:
         """Send ``msg``, return the payload of the board's response (not decoded: the caller
         decodes it, e.g. with a :class:`~hullwatch.hal.wire.SamplesCodec`).
 
         Each attempt uses a new seq and waits ``timeout_s`` (default: the link's, or
-        SLOW_TIMEOUT_S for erase/commit/reset) after the request and after every byte received;
-        a corrupt frame while waiting (the response was damaged) retries at once.
+        SLOW_TIMEOUT_S for erase/commit/reset) times ``growth`` per earlier attempt (the last
+        attempt, and at most every attempt: the larger of ``timeout_s`` and the link's timeout)
+        after the request and after every byte received; a corrupt frame while waiting (the response was damaged) retries at once.
+        A late response to an earlier attempt of this same request is accepted (the host
+        retries only requests whose repetition is harmless); a response to an earlier request
+        is stale and dropped.
 
         Raises:
             LinkTimeout: no valid response in ``attempts`` attempts.
@@ -201,23 +233,32 @@ class BoardLink:
         if timeout_s is None:
             timeout_s = SLOW_TIMEOUT_S if msg.TYPE in SLOW_REQUESTS else self.timeout_s
         want = wire.reply_type(msg.TYPE)
-        name = wire.MsgType(msg.TYPE).name
         self.stats["requests"] += 1
-        # Worst case the response is the longest frame on a UART-speed link.
-        cap = timeout_s + 2 * self.wire_time(MAX_WIRE_FRAME)
+        longest = max(timeout_s, self.timeout_s)
+        seqs: list[int] = []
+        damaged = False
+        wait = timeout_s
         for attempt in range(attempts):
             if attempt:
                 self.stats["retries"] += 1
+                # The last attempt waits the full timeout: a slow answer still makes it.
+                wait = longest if attempt == attempts - 1 else min(longest, wait * growth)
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
+            seqs.append(seq)
             frame = wire.encode(msg, seq)
-            if self._flush_pending:
-                # A leading delimiter ends any partial frame the board holds (after a reopen).
+            if self._flush_pending or attempt:
+                # A leading delimiter ends any partial frame the board holds (after a reopen, or
+                # a request whose delimiter the line lost).
                 frame = b"\x00" + frame
                 self._flush_pending = False
+                if damaged:
+                    self.reader.reset()  # our partial frame is the remains of a damaged one
             self._write(frame)
             start = time.monotonic()
-            deadline = start + timeout_s
+            deadline = start + wait
+            # Worst case the response is the longest frame on a UART-speed link.
+            cap = wait + 2 * self.wire_time(MAX_WIRE_FRAME)
             errors_before = self.reader.errors
             while True:
                 data = self._read_some()
@@ -226,30 +267,36 @@ class BoardLink:
                     for f in self.reader.feed(data):
                         if f.type == wire.MsgType.STREAM_FRAME:
                             self._handle_stream(f)
-                        elif f.seq == seq and f.type == want:
+                        elif f.type == want and f.seq in seqs:
+                            if not attempt:
+                                self._measured(now - start)
                             return f.payload
-                        elif f.seq == seq and f.type == wire.MsgType.NAK:
+                        elif f.type == wire.MsgType.NAK and f.seq in seqs:
                             nak = wire.decode(f.type, f.payload)
                             self.stats["naks"] += 1
-                            raise NakError(nak.code, f"{nak.code_name}: {nak.text}", name)
+                            raise NakError(nak.code, f"{nak.code_name}: {nak.text}",
+                                           wire.MsgType(msg.TYPE).name)
                         elif f.seq == seq and not f.type & 0x80:
                             self.stats["echoes"] += 1  # our own request: the line echoes
                         elif f.seq == seq:
-                            raise ProtocolError(f"{name}: board answered with type {f.type:#04x}, "
-                                                f"expected {want:#04x} or NAK")
+                            raise ProtocolError(f"{wire.MsgType(msg.TYPE).name}: board answered "
+                                                f"with type {f.type:#04x}, expected {want:#04x} or NAK")
                         else:
                             self.stats["stale_replies"] += 1
-                    deadline = max(deadline, now + timeout_s)
+                    deadline = max(deadline, now + wait)
                     if self.reader.errors != errors_before:
+                        damaged = True
                         break  # the response was damaged on the line: ask again now
                 if now >= deadline or now - start >= cap:
                     self.stats["timeouts"] += 1
                     break
-        raise LinkTimeout(f"{self.url}: no valid response to {name} after {attempts} attempts "
-                          f"({timeout_s * 1e3:.0f} ms each)")
+        raise LinkTimeout(f"{self.url}: no valid response to {wire.MsgType(msg.TYPE).name} after "
+                          f"{attempts} attempts ({timeout_s * 1e3:.0f} ms"
+                          + (f" growing x{growth:g} per attempt)" if growth != 1.0 else " each)"))
 
     def identify(self, *, attempts: int = REQUEST_ATTEMPTS, timeout_s: float | None = None) -> wire.IdentifyReply:
-        """IDENTIFY the board and check its protocol major (ProtocolError if it differs)."""
+        """IDENTIFY the board and check its protocol major (ProtocolError if it differs) and
+        every field of the reply (BoardDescriptionError, hal.board_check)."""
         reply = self.request(wire.Identify(wire.PROTOCOL_MAJOR, wire.PROTOCOL_MINOR),
                              attempts=attempts, timeout_s=timeout_s)
         if reply.protocol_major != wire.PROTOCOL_MAJOR:
@@ -257,15 +304,22 @@ class BoardLink:
                 f"{self.url}: board {reply.board_id!r} speaks protocol {reply.protocol_version}, "
                 f"this host speaks {wire.PROTOCOL_MAJOR}.x; update the "
                 + ("board firmware" if reply.protocol_major < wire.PROTOCOL_MAJOR else "host software"))
+        check_identity(reply, f"{self.url}: board {reply.board_id!r}")
         return reply
 
     def describe(self, identity: wire.IdentifyReply | None = None) -> BoardDescription:
-        """IDENTIFY (unless given) and read the module, channel and valve tables."""
+        """IDENTIFY (unless given) and read the module, channel and valve tables.
+
+        Raises BoardDescriptionError (a ProtocolError) when the tables break a rule every
+        configuration image keeps (hal.board_check)."""
         ident = identity or self.identify()
         modules = tuple(self.request(wire.DescribeModule(i)) for i in range(ident.module_count))
         channels = tuple(self.request(wire.DescribeChannel(i)) for i in range(ident.channel_count))
         valves = tuple(self.request(wire.DescribeValve(i)) for i in range(ident.valve_count))
-        return BoardDescription(ident, modules, channels, valves)
+        description = BoardDescription(ident, modules, channels, valves)
+        if ident.flags & wire.BoardFlags.CONFIG_VALID:  # an unconfigured board has no tables
+            check_description(description, f"{self.url}: board {ident.board_id!r}")
+        return description
 
     def reset(self, kind: int = wire.ResetKind.SOFT) -> None:
         """RESET the board and wait the settle time."""

@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import construct as cs
 
 from .errors import ConfigImageError
+from .framing import MAX_PAYLOAD
 from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
 
 MAGIC = b"HWCI"
@@ -52,6 +53,7 @@ HEADER_SIZE = 12  #: magic, format version, flags, reserved, body length
 CRC_SIZE = 4
 TAG_SIZE = 32  #: HMAC-SHA256
 MIN_KEY_SIZE = 16  #: bytes; shorter HMAC keys are refused
+MAX_KEY_SIZE = 64  #: bytes; a board's superblock holds at most this much key
 MAX_IMAGE_SIZE = 64 * 1024  #: no board slot is larger; decode refuses anything bigger
 
 COUNTS_MIN = 0
@@ -61,6 +63,11 @@ REFERENCE_TEMPERATURE_K = 295.0  #: temp_coeff is per kelvin away from this (cab
 MAX_ID_LENGTH = 63
 MAX_TABLE_ENTRIES = 255  #: table counts are u8
 NO_MODULE = 0xFF  #: module_b of a repress valve
+
+#: Generations are u32 serial numbers (RFC 1982 arithmetic, :func:`generation_newer`); 0 means
+#: "none" and is skipped when the counter wraps from GENERATION_MAX to 1.
+GENERATION_MAX = 0xFFFFFFFF
+_SERIAL_HALF = 1 << 31
 
 SAMPLE_RATE_RANGE_HZ = (1, 1000)
 OVERSAMPLING_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -303,6 +310,32 @@ IMAGE = cs.Struct(
 # Encode / decode
 
 
+def samples_payload_size(channels: int, valves: int) -> int:
+    """Bytes of the SAMPLES payload of a board with these counts (docs/protocol.md): it must
+    fit MAX_PAYLOAD, which bounds the tables an image may carry."""
+    return 11 + 13 * channels + 4 * valves
+
+
+def generation_newer(a: int, b: int) -> bool:
+    """True when generation ``a`` is newer than ``b``.
+
+    Generations are compared as u32 serial numbers (RFC 1982): ``a`` is newer when
+    ``(a - b) mod 2^32`` is in 1 .. 2^31 - 1, so the counter wraps from 4294967295 to 1 and a
+    board can be flashed forever. 0 means "no image": every other generation is newer than 0,
+    0 is newer than nothing. Two generations exactly 2^31 apart are unordered (neither is newer).
+    """
+    if a == 0:
+        return False
+    if b == 0:
+        return True
+    return 0 < (a - b) % (GENERATION_MAX + 1) < _SERIAL_HALF
+
+
+def generation_after(generation: int) -> int:
+    """The generation that follows ``generation`` (0: none yet -> 1; 4294967295 wraps to 1)."""
+    return 1 if generation >= GENERATION_MAX else generation + 1
+
+
 def crc32(data: bytes) -> int:
     """CRC-32 (IEEE 802.3, as zlib.crc32) of ``data``."""
     return zlib.crc32(data) & 0xFFFFFFFF
@@ -508,6 +541,14 @@ def validate_config(config: BoardConfig, source: str = "config") -> None:
                                     source, table)
     if not config.modules:
         raise ConfigSourceError("expected at least one module", source, "modules")
+    samples = samples_payload_size(len(config.channels), len(config.valves))
+    if samples > MAX_PAYLOAD:
+        # Every channel and valve travels in one SAMPLES frame (docs/protocol.md).
+        raise ConfigSourceError(
+            f"{len(config.channels)} channels and {len(config.valves)} valves make a SAMPLES "
+            f"payload of {samples} bytes (11 + 13 x channels + 4 x valves), more than the "
+            f"protocol's {MAX_PAYLOAD}; at most {(MAX_PAYLOAD - 11 - 4 * len(config.valves)) // 13} "
+            f"channels with {len(config.valves)} valves", source, "channels")
 
     modules: dict[str, int] = {}
     for i, m in enumerate(config.modules):

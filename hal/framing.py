@@ -65,8 +65,11 @@ class FrameReader:
     """Turns a byte stream into :class:`RawFrame` objects; never raises on bad input.
 
     Feed it whatever the port returned; it returns the complete good frames found so far and
-    keeps a partial frame for the next call. A frame longer than :data:`MAX_WIRE_FRAME` is
-    discarded up to the next delimiter without buffering it (the receive buffer is bounded).
+    keeps a partial frame for the next call. The documented limits are enforced on receive: a
+    frame whose encoded bytes (delimiter excluded) exceed ``max_wire_frame - 1`` is discarded up
+    to the next delimiter without buffering it (the receive buffer is bounded), and a frame that
+    decodes to more than :data:`MAX_FRAME` bytes (a payload over :data:`MAX_PAYLOAD`) is dropped
+    as oversized too, so no frame a sender could not legally build ever reaches a handler.
 
     Counters (all monotonic): ``frames`` good frames, ``crc_errors`` frames whose CRC failed,
     ``cobs_errors`` frames that were not valid COBS, ``short_frames`` frames too short to hold
@@ -75,7 +78,7 @@ class FrameReader:
     """
 
     __slots__ = (
-        "_buf", "_skipping", "max_wire_frame",
+        "_buf", "_skipping", "max_wire_frame", "_max_encoded",
         "frames", "crc_errors", "cobs_errors", "short_frames", "oversized", "dropped_bytes",
     )
 
@@ -83,6 +86,8 @@ class FrameReader:
         self._buf = bytearray()
         self._skipping = False
         self.max_wire_frame = max_wire_frame
+        # The limit applies to the frame's bytes before its delimiter.
+        self._max_encoded = max_wire_frame - 1
         self.frames = 0
         self.crc_errors = 0
         self.cobs_errors = 0
@@ -118,7 +123,7 @@ class FrameReader:
                 chunk_len = n - start
                 if self._skipping:
                     self.dropped_bytes += chunk_len
-                elif len(buf) + chunk_len > self.max_wire_frame:
+                elif len(buf) + chunk_len > self._max_encoded:
                     # Too long to be a frame: drop it and everything up to the next delimiter.
                     self.oversized += 1
                     self.dropped_bytes += len(buf) + chunk_len
@@ -132,14 +137,14 @@ class FrameReader:
                 self._skipping = False
             elif buf:
                 buf += data[start:end]
-                if len(buf) > self.max_wire_frame:
+                if len(buf) > self._max_encoded:
                     self.oversized += 1
                     self.dropped_bytes += len(buf)
                 else:
                     self._take(bytes(buf), out)
                 buf.clear()
             elif end > start:
-                if end - start > self.max_wire_frame:
+                if end - start > self._max_encoded:
                     self.oversized += 1
                     self.dropped_bytes += end - start
                 else:
@@ -156,6 +161,11 @@ class FrameReader:
             return
         if len(body) < MIN_FRAME:
             self.short_frames += 1
+            self.dropped_bytes += len(encoded)
+            return
+        if len(body) > MAX_FRAME:
+            # Fits the wire limit but carries a payload over MAX_PAYLOAD: not a legal frame.
+            self.oversized += 1
             self.dropped_bytes += len(encoded)
             return
         if binascii.crc_hqx(body, 0xFFFF) != 0:

@@ -34,12 +34,16 @@ from typing import Any, Callable
 from . import wire
 from .board_link import BoardDescription, BoardLink, PortFailure
 from .clock import Clock, WallClock
-from .errors import DeviceOpenError, DeviceUrlError, HalError, LinkError, LinkTimeout
+from .errors import DeviceOpenError, DeviceUrlError, HalError, LinkError, LinkTimeout, ProtocolError
 from .interfaces import ChannelKind, Device, DeviceInfo, Frame, SampleStatus
 from .ports import DEFAULT_BAUD, port_url
 
-#: Attempts of the per-cycle READ_SAMPLES before the cycle counts as failed.
-READ_ATTEMPTS = 2
+#: Attempts of the per-cycle READ_SAMPLES / HIL_STEP before the cycle counts as failed (each
+#: waits the link's adaptive timeout, about a round trip: retries are cheap).
+READ_ATTEMPTS = 3
+#: Each further attempt of a per-cycle request waits this many times longer (2 ms, then 8 ms on a
+#: fast link), up to the link's full response timeout, which the last attempt always waits.
+READ_TIMEOUT_GROWTH = 4.0
 #: Attempts of a COMMAND_VALVE before it is left pending for the next cycle.
 COMMAND_ATTEMPTS = 2
 #: Consecutive failed cycles after which the link is declared lost.
@@ -50,11 +54,11 @@ RECONNECT_INTERVAL_S = 0.5
 PROBE_ATTEMPTS = 1
 
 _STALE = int(SampleStatus.STALE)
+_INVALID = int(SampleStatus.INVALID)
 _NO_DATA = int(SampleStatus.NO_DATA)
 _HIL_ACTIVE = int(wire.BoardFlags.HIL_ACTIVE)
 _AGE_NEVER = wire.AGE_NEVER
 _FB_SCALE = 1.0 / wire.FEEDBACK_SCALE
-_CMD_NONE = int(wire.ValveCommand.NONE)
 _READ_SAMPLES = wire.ReadSamples()
 
 
@@ -125,8 +129,10 @@ class SerialBoardDevice(Device):
         self.on_restore: list[Callable[[], None]] = []
         self.stats = {"reads": 0, "failed_reads": 0, "commands": 0, "failed_commands": 0,
                       "link_lost": 0, "reconnects": 0, "reconnect_attempts": 0, "restore_errors": 0,
-                      "internal_errors": 0}
+                      "internal_errors": 0, "bad_fields": 0}
         self._old_link_counters: dict[str, int] = {}
+        #: the board takes HIL_STEP (protocol 1.2): a HIL cycle is one round trip
+        self.one_exchange_hil = ident.protocol_minor >= wire.HIL_STEP_MINOR
 
     # -- the per-cycle path ------------------------------------------------------------------
 
@@ -138,34 +144,43 @@ class SerialBoardDevice(Device):
             self.stats["internal_errors"] += 1
             self._mark_stale(frame)
 
-    def _read(self, frame: Frame) -> None:
+    def _read(self, frame: Frame, request: wire.Message = _READ_SAMPLES) -> bool:
+        """One per-cycle exchange whose reply has the SAMPLES layout (READ_SAMPLES, HIL_STEP);
+        True when it was answered."""
         self.stats["reads"] += 1
         frame.t = self.clock.now()
         if not self._up and not self._try_restore():
             self._mark_stale(frame)
-            return
+            return False
         if any(p is not None for p in self._pending):
             self._flush_commands()
         try:
-            payload = self.link.request_raw(_READ_SAMPLES, attempts=READ_ATTEMPTS)  # type: ignore[union-attr]
+            link = self.link
+            payload = link.request_raw(request, attempts=READ_ATTEMPTS,  # type: ignore[union-attr]
+                                       timeout_s=link.adaptive_timeout(),  # type: ignore[union-attr]
+                                       growth=READ_TIMEOUT_GROWTH)
             columns = self._codec.unpack(payload)
         except PortFailure:
             self.stats["failed_reads"] += 1
             self._lose(close=True)
             self._mark_stale(frame)
-            return
+            return False
         except LinkError:
             self.stats["failed_reads"] += 1
             self._failures += 1
             if self._failures >= LINK_LOST_AFTER:
                 self._lose(close=False)
             self._mark_stale(frame)
-            return
+            return False
         self._failures = 0
         self._fill(frame, columns)
+        return True
 
     def _fill(self, frame: Frame, columns: tuple) -> None:
         board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
+        if max(status, default=0) > _NO_DATA or max(v_status, default=0) > _NO_DATA \
+                or max(feedback, default=0) > wire.FEEDBACK_SCALE:
+            status, feedback, v_status = self._sanitise(status, feedback, v_status)
         board_s = board_us * 1e-6
         if flags & _HIL_ACTIVE:
             offset = 0.0  # in HIL the board time is the stimulus (mission) time
@@ -198,7 +213,18 @@ class SerialBoardDevice(Device):
         fb = [x * _FB_SCALE for x in feedback]
         frame.valve_fb[:] = fb
         frame.valve_status[:] = v_status
-        frame.valve_cmd[:] = [c if c != _CMD_NONE else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]
+        frame.valve_cmd[:] = [c if c <= 1 else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]  # NONE (or junk): the position
+
+    def _sanitise(self, status: tuple, feedback: tuple, v_status: tuple) -> tuple[list, list, list]:
+        """A board's per-cycle lies made harmless: a status byte outside SampleState reads
+        INVALID, a valve feedback above FEEDBACK_SCALE reads INVALID at fully open (counted in
+        ``bad_fields``)."""
+        self.stats["bad_fields"] += 1
+        status = [s if s <= _NO_DATA else _INVALID for s in status]
+        v_status = [s if s <= _NO_DATA else _INVALID for s in v_status]
+        v_status = [_INVALID if f > wire.FEEDBACK_SCALE else s for s, f in zip(v_status, feedback)]
+        feedback = [min(f, wire.FEEDBACK_SCALE) for f in feedback]
+        return status, feedback, v_status
 
     def _mark_stale(self, frame: Frame) -> None:
         for st in (frame.pressure_status, frame.temperature_status, frame.flow_status, frame.valve_status):
@@ -295,10 +321,15 @@ class SerialBoardDevice(Device):
     # -- HIL (used by the hardware-in-the-loop device of the tools) --------------------------------------------
 
     def hil_enter(self, enable: bool = True) -> None:
-        """Enter (or leave) HIL mode. Raises NakError (HIL_NOT_ALLOWED...) or LinkError."""
+        """Enter (or leave) HIL mode. Raises NakError (HIL_NOT_ALLOWED...), ProtocolError when
+        the reply's ``active`` is not what was asked, or another LinkError."""
         if self.link is None:
             raise PortFailure(f"{self.url}: link is down")
-        self.link.request(wire.HilEnter(1 if enable else 0))
+        want = 1 if enable else 0
+        reply = self.link.request(wire.HilEnter(want))
+        if reply.active != want:
+            raise ProtocolError(f"{self.url}: board answered HIL_ENTER {want} with active = "
+                                f"{reply.active}: it is {'not ' if want else 'still '}in HIL mode")
 
     def hil_inject(self, t: float, values: tuple[float, ...] | list[float],
                    valve_positions: tuple[float, ...] | list[float] | None = None) -> bool:
@@ -324,6 +355,27 @@ class SerialBoardDevice(Device):
         except Exception:
             self.stats["internal_errors"] += 1
         return False
+
+
+    def hil_step(self, t: float, values: tuple[float, ...] | list[float],
+                 valve_positions: tuple[float, ...] | list[float] | None, frame: Frame) -> bool:
+        """One HIL cycle: stimulate every board channel (and valve position sensor) as
+        :meth:`hil_inject` does, and read the board back into ``frame`` as :meth:`read` does.
+        One HIL_STEP exchange on a board of protocol 1.2 or later, else HIL_INJECT then
+        READ_SAMPLES. Returns False when the stimulus did not reach the board (the frame is then
+        STALE as after a failed read). Never raises."""
+        if not self.one_exchange_hil:
+            ok = self.hil_inject(t, values, valve_positions)
+            self.read(frame)
+            return ok
+        try:
+            valves = None if valve_positions is None else \
+                wire.ValveStimulus(0, wire.feedback_counts(valve_positions))
+            return self._read(frame, wire.HilStep(int(round(t * 1e6)), 0, tuple(values), valves))
+        except Exception:  # the flight loop must never see an exception from here
+            self.stats["internal_errors"] += 1
+            self._mark_stale(frame)
+            return False
 
     # -- housekeeping ------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The byte-level reference is docs/protocol.md; this module is its executable form. Every payload is
 declared once with construct (the declaration and the oracle); callers see :func:`encode` /
 :func:`decode` and plain dataclasses, never construct containers. The per-cycle messages
-(:class:`ReadSamples`, :class:`Samples`, :class:`HilInject`, :class:`HilInjectReply`) also have a
+(:class:`ReadSamples`, :class:`Samples`, :class:`HilInject`, :class:`HilInjectReply`,
+:class:`HilStep`, :class:`HilStepReply`) also have a
 ``struct`` fast path (:func:`encode_fast`, :func:`decode_fast`); tests/test_wire.py proves both
 paths agree byte for byte.
 
@@ -25,17 +26,32 @@ Raises:
 
 from __future__ import annotations
 
-import enum
 import functools
 import struct
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import fields
+from typing import Any
 
 import construct as cs
 
 from .codec import compile_fields, compile_struct, field_offsets, flatten
 from .errors import ProtocolError
 from .framing import MAX_PAYLOAD, FrameReader, RawFrame, crc16, encode_frame
+# wire is the public face of the protocol: the enumerations and the message dataclasses live in
+# wire_types and wire_messages (small modules) and are re-exported here.
+from .wire_messages import (  # noqa: F401 - re-exported
+    ChannelEntry, ChannelSample, CommandValve, CommandValveReply, DescribeChannel,
+    DescribeModule, DescribeValve, FlashAbort, FlashAbortReply, FlashBegin, FlashBeginReply,
+    FlashCommit, FlashCommitReply, FlashCrc, FlashCrcReply, FlashInfo, FlashInfoReply,
+    FlashRead, FlashReadReply, FlashWrite, FlashWriteReply, HilEnter, HilEnterReply, HilInject,
+    HilInjectReply, HilStep, HilStepReply, Identify, IdentifyReply, Message, ModuleEntry, Nak,
+    Ping, PingReply, ReadSamples, ReadValves, Reset, ResetReply, Samples, SlotInfo, StreamFrame,
+    StreamSamples, StreamSamplesReply, ValveEntry, ValveState, ValveStimulus, ValvesReply,
+)
+from .wire_types import (  # noqa: F401 - re-exported
+    AGE_NEVER, BoardFlags, FEEDBACK_RELEASE, FEEDBACK_SCALE, FLASH_NAK_BASE, HIL_STEP_MINOR, MAX_BLOCK,
+    MsgType, NO_MODULE, NO_SLOT, FlashRefusal, NakCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, ResetKind,
+    SampleState, SlotState, VALVE_STIMULUS_MINOR, ValveCommand, nak_code_of, reply_type,
+)
 
 __all__ = [
     "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "MAX_PAYLOAD", "MAX_BLOCK", "MsgType", "NakCode", "FlashRefusal",
@@ -51,166 +67,9 @@ __all__ = [
     "FlashWriteReply", "FlashRead", "FlashReadReply", "FlashCrc", "FlashCrcReply", "FlashCommit",
     "FlashCommitReply", "FlashAbort", "FlashAbortReply", "HilEnter", "HilEnterReply", "HilInject",
     "HilInjectReply", "ValveStimulus", "FEEDBACK_RELEASE", "VALVE_STIMULUS_MINOR", "feedback_counts",
+    "HilStep", "HilStepReply", "HIL_STEP_MINOR",
     "Nak", "reply_type", "SamplesCodec",
 ]
-
-#: Protocol version this host and the emulator speak. Majors must match; minors only add
-#: (docs/protocol.md, "Version negotiation" and "Version history").
-PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 1
-#: First minor whose HIL_INJECT may carry the valve-feedback block (:class:`ValveStimulus`). A host
-#: sends the block only to a board whose IDENTIFY_REPLY minor is at least this; a 1.0 board would
-#: NAK it BAD_LENGTH.
-VALVE_STIMULUS_MINOR = 1
-#: Largest data block in one FLASH_WRITE / FLASH_READ (leaves room for the other fields).
-MAX_BLOCK = 1024
-#: "no slot" / "no module" / "never sampled" sentinels.
-NO_SLOT = 0xFF
-NO_MODULE = 0xFF
-AGE_NEVER = 0xFFFFFFFF
-#: Valve feedback position on the wire: u16, 0 = closed, FEEDBACK_SCALE = fully open.
-FEEDBACK_SCALE = 10000
-#: In a HIL_INJECT valve block: "not stimulated", the board's own position sensing reports again.
-FEEDBACK_RELEASE = 0xFFFF
-
-
-class MsgType(enum.IntEnum):
-    """Message type byte. Requests are 0x01..0x7E; a response is ``request | 0x80``."""
-
-    IDENTIFY = 0x01
-    PING = 0x02
-    RESET = 0x03
-    DESCRIBE_MODULE = 0x04
-    DESCRIBE_CHANNEL = 0x05
-    DESCRIBE_VALVE = 0x06
-    READ_SAMPLES = 0x10
-    STREAM_SAMPLES = 0x11
-    COMMAND_VALVE = 0x12
-    READ_VALVES = 0x13
-    FLASH_INFO = 0x20
-    FLASH_BEGIN = 0x21
-    FLASH_WRITE = 0x22
-    FLASH_READ = 0x23
-    FLASH_CRC = 0x24
-    FLASH_COMMIT = 0x25
-    FLASH_ABORT = 0x26
-    HIL_ENTER = 0x30
-    HIL_INJECT = 0x31
-
-    IDENTIFY_REPLY = 0x81
-    PING_REPLY = 0x82
-    RESET_REPLY = 0x83
-    MODULE_ENTRY = 0x84
-    CHANNEL_ENTRY = 0x85
-    VALVE_ENTRY = 0x86
-    SAMPLES = 0x90
-    STREAM_SAMPLES_REPLY = 0x91
-    COMMAND_VALVE_REPLY = 0x92
-    VALVES_REPLY = 0x93
-    FLASH_INFO_REPLY = 0xA0
-    FLASH_BEGIN_REPLY = 0xA1
-    FLASH_WRITE_REPLY = 0xA2
-    FLASH_READ_REPLY = 0xA3
-    FLASH_CRC_REPLY = 0xA4
-    FLASH_COMMIT_REPLY = 0xA5
-    FLASH_ABORT_REPLY = 0xA6
-    HIL_ENTER_REPLY = 0xB0
-    HIL_INJECT_REPLY = 0xB1
-
-    STREAM_FRAME = 0xE0  #: unsolicited, while streaming; seq counts stream frames
-    NAK = 0xFF
-
-
-def reply_type(request_type: int) -> int:
-    """The response type of a request type."""
-    return request_type | 0x80
-
-
-class FlashRefusal(enum.IntEnum):
-    """Why the board's flash layer refused a flash request. On the wire it is the NAK code
-    ``FLASH_NAK_BASE + value`` (:class:`NakCode` ``FLASH_<name>``), with a reason text."""
-
-    NO_SESSION = 1  #: FLASH_WRITE/FLASH_COMMIT without FLASH_BEGIN
-    BAD_LENGTH = 2  #: image empty or larger than a slot; block/read empty or > block_size
-    OUT_OF_ORDER = 3  #: a block starts past the bytes written so far (a gap)
-    OUT_OF_RANGE = 4  #: a block or read runs past the image length or the slot
-    INCOMPLETE = 5  #: commit before every byte of the image was written
-    CRC_MISMATCH = 6  #: stored bytes' CRC-32 differs from the one declared at FLASH_BEGIN
-    INVALID_IMAGE = 7  #: the image does not decode or validate (text names the field)
-    TAG_MISSING = 8  #: the board holds a key and the image carries no HMAC tag
-    TAG_MISMATCH = 9  #: the HMAC tag does not match the board's key
-    STALE_GENERATION = 10  #: the image's generation is not above the active one
-    BAD_SLOT = 11  #: a slot number other than 0 (A) or 1 (B)
-
-
-#: NAK code of FlashRefusal value 0; FLASH_NAK_BASE + refusal is the code on the wire
-FLASH_NAK_BASE = 0x20
-
-#: NAK codes other than the flash refusals: name, value, meaning
-_NAK_CODES: tuple[tuple[str, int, str], ...] = (
-    ("UNKNOWN_TYPE", 0x01, "the board does not know this message type"),
-    ("BAD_LENGTH", 0x02, "payload too short/long for the type"),
-    ("BAD_ARGUMENT", 0x03, "a field is out of range (index, rate, slot...)"),
-    ("BUSY", 0x04, "the board cannot serve it now; retry later"),
-    ("VERSION", 0x05, "the host's protocol major is not supported"),
-    ("HIL_NOT_ALLOWED", 0x10, "the active configuration does not allow HIL"),
-    ("NOT_IN_HIL", 0x11, "HIL_INJECT outside HIL mode"),
-    ("NO_CONFIG", 0x12, "no valid configuration image: sensors and valves are disabled"),
-    ("INTERNAL", 0x7F, "board firmware fault"),
-)
-
-#: Why the board refused a request (NAK ``code``): the codes of :data:`_NAK_CODES`, and
-#: ``FLASH_<name>`` = ``FLASH_NAK_BASE + FlashRefusal.<name>`` for every flash refusal (defined
-#: once, in :class:`FlashRefusal`).
-NakCode = enum.IntEnum("NakCode", [(name, value) for name, value, _ in _NAK_CODES]
-                       + [(f"FLASH_{r.name}", FLASH_NAK_BASE + r) for r in FlashRefusal],
-                       module=__name__)
-NakCode.__doc__ = "Why the board refused a request (NAK ``code``); FLASH_* = FLASH_NAK_BASE + FlashRefusal."
-
-
-def nak_code_of(refusal: FlashRefusal) -> "NakCode":
-    """The NAK code the board answers a flash refusal with."""
-    return NakCode(FLASH_NAK_BASE + refusal)
-
-
-class BoardFlags(enum.IntFlag):
-    """Board state bits in IDENTIFY_REPLY and SAMPLES."""
-
-    CONFIG_VALID = 0x01  #: a valid configuration image is active
-    HIL_ALLOWED = 0x02  #: the active configuration allows HIL stimulation
-    HIL_ACTIVE = 0x04  #: the board is in HIL mode (sensor inputs come from HIL_INJECT)
-    STREAMING = 0x08  #: STREAM_FRAMEs are being sent
-    KEY_PRESENT = 0x10  #: the board holds an HMAC key and only accepts tagged images
-    FLASH_WRITING = 0x20  #: a FLASH_BEGIN is in progress
-
-
-class SlotState(enum.IntEnum):
-    EMPTY = 0  #: erased, nothing written
-    WRITING = 1  #: FLASH_BEGIN done, not committed
-    VALID = 2  #: committed image, not the active one (the previous image)
-    ACTIVE = 3  #: the image the board runs
-    INVALID = 4  #: bytes present but CRC or image checks fail (e.g. power cut mid-write)
-
-
-class SampleState(enum.IntEnum):
-    """Per-channel / per-valve status byte; same numbering as hal.interfaces.SampleStatus."""
-
-    OK = 0
-    STALE = 1  #: no new conversion since the previous read
-    INVALID = 2  #: outside the channel's valid range, or sensor fault
-    NO_DATA = 3  #: never sampled (or not stimulated in HIL mode)
-
-
-class ValveCommand(enum.IntEnum):
-    CLOSE = 0
-    OPEN = 1
-    NONE = 0xFF  #: never commanded since reset
-
-
-class ResetKind(enum.IntEnum):
-    SOFT = 0  #: leave HIL, stop streaming, abort flash writing, reload the active config
-    BOOT = 1  #: as a power cycle: boot selection runs again, valves de-energised
-
 
 # --------------------------------------------------------------------------------------------
 # Declarations. One Struct per payload; the dataclass of the same name carries its fields.
@@ -337,6 +196,19 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
         "valves" / cs.Optional(_ValveStimulus),
     ),
     MsgType.HIL_INJECT_REPLY: cs.Struct("board_time_us" / cs.Int64ub, "accepted" / cs.Int8ub),
+    # Since 1.2: the request is a HIL_INJECT, the reply the SAMPLES read right after it.
+    MsgType.HIL_STEP: cs.Struct(
+        "time_us" / cs.Int64ub,
+        "first" / cs.Int8ub,
+        "values" / cs.PrefixedArray(cs.Int8ub, _f32),
+        "valves" / cs.Optional(_ValveStimulus),
+    ),
+    MsgType.HIL_STEP_REPLY: cs.Struct(
+        "board_time_us" / cs.Int64ub,
+        "flags" / cs.Int8ub,
+        "channels" / cs.PrefixedArray(cs.Int8ub, _ChannelSample),
+        "valves" / cs.PrefixedArray(cs.Int8ub, _ValveState),
+    ),
     MsgType.STREAM_FRAME: cs.Struct(
         "board_time_us" / cs.Int64ub,
         "flags" / cs.Int8ub,
@@ -347,383 +219,6 @@ DECLARATIONS: dict[MsgType, cs.Construct] = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Dataclasses. ``TYPE`` is the message type; field names equal the declaration's.
-
-
-class Message:
-    """Base of every message dataclass."""
-
-    __slots__ = ()
-    TYPE: ClassVar[MsgType]
-    #: field name -> dataclass of the items of a PrefixedArray (or of a nested Struct)
-    _NESTED: ClassVar[dict[str, type]] = {}
-
-
-def _msg(cls: type) -> type:
-    return dataclass(frozen=True, slots=True)(cls)
-
-
-@_msg
-class ChannelSample:
-    raw: int
-    value: float
-    age_us: int
-    status: int
-
-
-@_msg
-class ValveState:
-    commanded: int
-    feedback: int
-    status: int
-
-    @property
-    def position(self) -> float:
-        """Feedback position as a fraction 0.0 (closed) .. 1.0 (open)."""
-        return self.feedback / FEEDBACK_SCALE
-
-
-@_msg
-class SlotInfo:
-    state: int
-    generation: int
-    length: int
-    crc32: int
-
-
-@_msg
-class Identify(Message):
-    TYPE = MsgType.IDENTIFY
-    host_major: int = PROTOCOL_MAJOR
-    host_minor: int = PROTOCOL_MINOR
-
-
-@_msg
-class IdentifyReply(Message):
-    TYPE = MsgType.IDENTIFY_REPLY
-    protocol_major: int
-    protocol_minor: int
-    fw_major: int
-    fw_minor: int
-    fw_patch: int
-    board_id: str
-    module_count: int
-    channel_count: int
-    valve_count: int
-    slot_count: int
-    slot_size: int
-    block_size: int
-    max_payload: int
-    active_slot: int
-    generation: int
-    config_crc32: int
-    flags: int
-    sample_rate_hz: int
-
-    @property
-    def firmware_version(self) -> str:
-        return f"{self.fw_major}.{self.fw_minor}.{self.fw_patch}"
-
-    @property
-    def protocol_version(self) -> str:
-        return f"{self.protocol_major}.{self.protocol_minor}"
-
-
-@_msg
-class Ping(Message):
-    TYPE = MsgType.PING
-    data: bytes = b""
-
-
-@_msg
-class PingReply(Message):
-    TYPE = MsgType.PING_REPLY
-    data: bytes = b""
-
-
-@_msg
-class Reset(Message):
-    TYPE = MsgType.RESET
-    kind: int = ResetKind.SOFT
-
-
-@_msg
-class ResetReply(Message):
-    TYPE = MsgType.RESET_REPLY
-
-
-@_msg
-class DescribeModule(Message):
-    TYPE = MsgType.DESCRIBE_MODULE
-    index: int
-
-
-@_msg
-class ModuleEntry(Message):
-    TYPE = MsgType.MODULE_ENTRY
-    index: int
-    name: str
-    volume_m3: float
-
-
-@_msg
-class DescribeChannel(Message):
-    TYPE = MsgType.DESCRIBE_CHANNEL
-    index: int
-
-
-@_msg
-class ChannelEntry(Message):
-    TYPE = MsgType.CHANNEL_ENTRY
-    index: int
-    id: str
-    kind: int
-    module: int
-    valid_min: float
-    valid_max: float
-    cal_offset: float
-    cal_gain: float
-    cal_tempco: float
-
-
-@_msg
-class DescribeValve(Message):
-    TYPE = MsgType.DESCRIBE_VALVE
-    index: int
-
-
-@_msg
-class ValveEntry(Message):
-    TYPE = MsgType.VALVE_ENTRY
-    index: int
-    id: str
-    kind: int
-    module_a: int
-    module_b: int
-    actuation_timeout_s: float
-
-
-@_msg
-class ReadSamples(Message):
-    TYPE = MsgType.READ_SAMPLES
-
-
-@_msg
-class Samples(Message):
-    TYPE = MsgType.SAMPLES
-    _NESTED = {"channels": ChannelSample, "valves": ValveState}
-    board_time_us: int
-    flags: int
-    channels: tuple[ChannelSample, ...]
-    valves: tuple[ValveState, ...]
-
-
-@_msg
-class StreamFrame(Message):
-    TYPE = MsgType.STREAM_FRAME
-    _NESTED = {"channels": ChannelSample, "valves": ValveState}
-    board_time_us: int
-    flags: int
-    channels: tuple[ChannelSample, ...]
-    valves: tuple[ValveState, ...]
-
-
-@_msg
-class StreamSamples(Message):
-    TYPE = MsgType.STREAM_SAMPLES
-    rate_hz: int
-
-
-@_msg
-class StreamSamplesReply(Message):
-    TYPE = MsgType.STREAM_SAMPLES_REPLY
-    rate_hz: int
-
-
-@_msg
-class CommandValve(Message):
-    TYPE = MsgType.COMMAND_VALVE
-    valve: int
-    command: int
-
-
-@_msg
-class CommandValveReply(Message):
-    TYPE = MsgType.COMMAND_VALVE_REPLY
-    _NESTED = {"state": ValveState}
-    valve: int
-    state: ValveState
-
-
-@_msg
-class ReadValves(Message):
-    TYPE = MsgType.READ_VALVES
-
-
-@_msg
-class ValvesReply(Message):
-    TYPE = MsgType.VALVES_REPLY
-    _NESTED = {"valves": ValveState}
-    valves: tuple[ValveState, ...]
-
-
-@_msg
-class FlashInfo(Message):
-    TYPE = MsgType.FLASH_INFO
-
-
-@_msg
-class FlashInfoReply(Message):
-    TYPE = MsgType.FLASH_INFO_REPLY
-    _NESTED = {"slots": SlotInfo}
-    slot_size: int
-    block_size: int
-    active_slot: int
-    writing_slot: int
-    written: int
-    flags: int
-    slots: tuple[SlotInfo, ...]
-
-
-@_msg
-class FlashBegin(Message):
-    TYPE = MsgType.FLASH_BEGIN
-    size: int
-    crc32: int
-
-
-@_msg
-class FlashBeginReply(Message):
-    TYPE = MsgType.FLASH_BEGIN_REPLY
-    slot: int
-    size: int
-
-
-@_msg
-class FlashWrite(Message):
-    TYPE = MsgType.FLASH_WRITE
-    offset: int
-    data: bytes
-
-
-@_msg
-class FlashWriteReply(Message):
-    TYPE = MsgType.FLASH_WRITE_REPLY
-    written: int
-
-
-@_msg
-class FlashRead(Message):
-    TYPE = MsgType.FLASH_READ
-    slot: int
-    offset: int
-    length: int
-
-
-@_msg
-class FlashReadReply(Message):
-    TYPE = MsgType.FLASH_READ_REPLY
-    slot: int
-    offset: int
-    data: bytes
-
-
-@_msg
-class FlashCrc(Message):
-    TYPE = MsgType.FLASH_CRC
-    slot: int
-    offset: int
-    length: int
-
-
-@_msg
-class FlashCrcReply(Message):
-    TYPE = MsgType.FLASH_CRC_REPLY
-    crc32: int
-
-
-@_msg
-class FlashCommit(Message):
-    TYPE = MsgType.FLASH_COMMIT
-
-
-@_msg
-class FlashCommitReply(Message):
-    TYPE = MsgType.FLASH_COMMIT_REPLY
-    active_slot: int
-    generation: int
-    crc32: int
-
-
-@_msg
-class FlashAbort(Message):
-    TYPE = MsgType.FLASH_ABORT
-
-
-@_msg
-class FlashAbortReply(Message):
-    TYPE = MsgType.FLASH_ABORT_REPLY
-
-
-@_msg
-class HilEnter(Message):
-    TYPE = MsgType.HIL_ENTER
-    enable: int = 1
-
-
-@_msg
-class HilEnterReply(Message):
-    TYPE = MsgType.HIL_ENTER_REPLY
-    active: int
-
-
-@_msg
-class ValveStimulus:
-    """The valve-feedback block of a HIL_INJECT (protocol 1.1): positions for valves
-    ``first .. first + len(feedback) - 1``, in wire units (0..FEEDBACK_SCALE; FEEDBACK_RELEASE =
-    not stimulated). Build it from fractions with :func:`feedback_counts`."""
-
-    first: int
-    feedback: tuple[int, ...]
-
-
-@_msg
-class HilInject(Message):
-    """Sensor stimulus (``values``, SI, NaN = not stimulated) for channels from ``first``, at
-    ``time_us``; since 1.1 optionally the valves' position-sensor stimulus (``valves``; None = the
-    1.0 form, no block on the wire)."""
-
-    TYPE = MsgType.HIL_INJECT
-    _NESTED = {"valves": ValveStimulus}
-    time_us: int
-    first: int
-    values: tuple[float, ...]
-    valves: ValveStimulus | None = None
-
-
-@_msg
-class HilInjectReply(Message):
-    TYPE = MsgType.HIL_INJECT_REPLY
-    board_time_us: int
-    accepted: int
-
-
-@_msg
-class Nak(Message):
-    TYPE = MsgType.NAK
-    code: int
-    request_type: int
-    text: str
-
-    @property
-    def code_name(self) -> str:
-        try:
-            return NakCode(self.code).name
-        except ValueError:
-            return f"{self.code:#04x}"
-
-
 CLASSES: dict[int, type] = {
     cls.TYPE: cls  # type: ignore[attr-defined]
     for cls in (
@@ -732,7 +227,8 @@ CLASSES: dict[int, type] = {
         StreamSamples, StreamSamplesReply, CommandValve, CommandValveReply, ReadValves, ValvesReply,
         FlashInfo, FlashInfoReply, FlashBegin, FlashBeginReply, FlashWrite, FlashWriteReply,
         FlashRead, FlashReadReply, FlashCrc, FlashCrcReply, FlashCommit, FlashCommitReply,
-        FlashAbort, FlashAbortReply, HilEnter, HilEnterReply, HilInject, HilInjectReply, Nak,
+        FlashAbort, FlashAbortReply, HilEnter, HilEnterReply, HilInject, HilInjectReply,
+        HilStep, HilStepReply, Nak,
     )
 }
 assert set(CLASSES) == set(DECLARATIONS), "every declared type needs a dataclass and vice versa"
@@ -919,7 +415,7 @@ def _encode_inject_fast(msg: HilInject) -> bytes:
     return _inject_struct(n, nv).pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
 
 
-def _decode_inject_fast(payload: bytes) -> HilInject:
+def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
         off = _S_INJECT_HEAD.size + _values_struct(n).size
@@ -938,8 +434,8 @@ def _decode_inject_fast(payload: bytes) -> HilInject:
             nv = payload[off + 1]
             valves = ValveStimulus(payload[off], _feedback_struct(nv).unpack_from(payload, off + 2))
     except struct.error as exc:
-        raise ProtocolError(f"HIL_INJECT: malformed payload of {len(payload)} bytes: {exc}") from exc
-    return HilInject(t, first, values, valves)
+        raise ProtocolError(f"{cls.TYPE.name}: malformed payload of {len(payload)} bytes: {exc}") from exc
+    return cls(t, first, values, valves)
 
 
 def feedback_counts(positions: Any) -> tuple[int, ...]:
@@ -975,6 +471,8 @@ _FAST_ENCODERS: dict[int, Any] = {
     MsgType.STREAM_FRAME: _encode_samples_fast,
     MsgType.HIL_INJECT: _encode_inject_fast,
     MsgType.HIL_INJECT_REPLY: lambda msg: _S_INJECT_REPLY.pack(msg.board_time_us, msg.accepted),
+    MsgType.HIL_STEP: _encode_inject_fast,
+    MsgType.HIL_STEP_REPLY: _encode_samples_fast,
 }
 _FAST_DECODERS: dict[int, Any] = {
     MsgType.READ_SAMPLES: _decode_empty(ReadSamples),
@@ -982,6 +480,8 @@ _FAST_DECODERS: dict[int, Any] = {
     MsgType.STREAM_FRAME: lambda p: _decode_samples_into(StreamFrame, p),
     MsgType.HIL_INJECT: _decode_inject_fast,
     MsgType.HIL_INJECT_REPLY: _decode_inject_reply_fast,
+    MsgType.HIL_STEP: lambda p: _decode_inject_fast(p, HilStep),
+    MsgType.HIL_STEP_REPLY: lambda p: _decode_samples_into(HilStepReply, p),
 }
 
 

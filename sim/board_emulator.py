@@ -27,8 +27,6 @@ What it models:
 
 from __future__ import annotations
 
-import os
-import select
 import time
 from array import array
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from typing import Any, Callable
 
 from ..hal import wire
 from ..hal.config_image import COUNTS_MAX, REFERENCE_TEMPERATURE_K, BoardConfig, ChannelConfig
-from ..hal.framing import FrameReader, encode_frame
+from ..hal.framing import MAX_WIRE_FRAME, FrameReader, encode_frame
 from ..hal.interfaces import ChannelKind, ValveKind
 from ..hal.wire import (
     AGE_NEVER,
@@ -51,13 +49,17 @@ from ..hal.wire import (
     ValveCommand,
 )
 from .board_flash import DEFAULT_BOARD_ID, BoardFlash, FlashRefused, file_size
+# The transports (pseudo-terminal, pyserial port) live in board_serve; re-exported here.
+from .board_serve import Pacer, PtyBoard, make_pty, serve_fd, serve_port  # noqa: F401
 from .errors import SimError
 
 FIRMWARE_VERSION = (1, 0, 0)
 #: Physical values the board's sensors see outside HIL mode (a quiet, nominal cabin).
 NOMINAL_INPUT = {ChannelKind.PRESSURE: 101_325.0, ChannelKind.TEMPERATURE: 295.0, ChannelKind.FLOW: 0.0}
-#: Largest received frame the board buffers (wire bytes); longer ones are dropped and counted.
-RX_FRAME_LIMIT = wire.MAX_PAYLOAD + 16
+#: Largest received frame the board accepts (wire bytes, delimiter included): the documented
+#: limit. Longer frames, and frames that decode to a payload over MAX_PAYLOAD, are dropped and
+#: counted (docs/protocol.md, "Framing").
+RX_FRAME_LIMIT = MAX_WIRE_FRAME
 #: Valve travel time as a fraction of its actuation timeout when not given explicitly.
 TRAVEL_FRACTION = 0.5
 #: Most stream frames one :meth:`BoardEmulator.poll` produces (a host that stalls gets the latest).
@@ -69,6 +71,12 @@ _STALE = int(SampleState.STALE)
 _INVALID = int(SampleState.INVALID)
 _NO_DATA = int(SampleState.NO_DATA)
 _RELEASE = wire.FEEDBACK_RELEASE
+_CONFIG_VALID = int(BoardFlags.CONFIG_VALID)
+_HIL_ALLOWED = int(BoardFlags.HIL_ALLOWED)
+_HIL_ACTIVE = int(BoardFlags.HIL_ACTIVE)
+_STREAMING = int(BoardFlags.STREAMING)
+_KEY_PRESENT = int(BoardFlags.KEY_PRESENT)
+_FLASH_WRITING = int(BoardFlags.FLASH_WRITING)
 
 
 class EmulatorError(SimError):
@@ -130,8 +138,11 @@ class BoardEmulator:
         self._initial_open = initial_open
         self.counters: dict[str, int] = {
             "requests": 0, "naks": 0, "unexpected_frames": 0, "internal_errors": 0,
-            "stream_frames": 0, "boots": 0,
+            "stream_frames": 0, "boots": 0, "version_naks": 0,
         }
+        # The protocol major of the host's latest IDENTIFY (None: none yet, or lost at a BOOT
+        # reset). A major this board cannot serve makes it NAK everything but IDENTIFY.
+        self.host_major: int | None = None
         self._reader = FrameReader(max_wire_frame=RX_FRAME_LIMIT)
         self._handlers: dict[int, Callable[[Any], Any]] = {
             MsgType.IDENTIFY: self._identify,
@@ -153,13 +164,17 @@ class BoardEmulator:
             MsgType.FLASH_ABORT: self._flash_abort,
             MsgType.HIL_ENTER: self._hil_enter,
             MsgType.HIL_INJECT: self._hil_inject,
+            MsgType.HIL_STEP: self._hil_step,
         }
         self._boot(power_on=True)
 
     # -- state ------------------------------------------------------------------------------
 
-    def _boot(self, power_on: bool) -> None:
-        """Load the active configuration; reset HIL, streaming and (on power-on) valves."""
+    def _boot(self, power_on: bool, deenergise: bool = False) -> None:
+        """Load the active configuration; reset HIL and streaming. Valves: at the first
+        power-on they stand as the rig left them (``initial_open``); ``deenergise`` (a BOOT
+        reset, a power cycle) drops every valve driver, so each valve keeps its position and
+        travels to closed, commanded NONE; otherwise (soft reset, commit) they are kept."""
         self.counters["boots"] += 1
         self._t0 = self._clock()
         self._hil = False
@@ -175,6 +190,7 @@ class BoardEmulator:
         self._setup_channels([])
         self.valves: list[_Valve] = []
         self._fb_stim: list[int] = []
+        self._valve_ok: list[int] = []
         if cfg is None:
             return
         self.channels = list(cfg.channels)
@@ -187,6 +203,11 @@ class BoardEmulator:
                 # A soft reset keeps the valves where they are (they are not de-energised).
                 old = old_valves[i]
                 valve.commanded, valve.target, valve.position = old.commanded, old.target, old.position
+            elif deenergise:
+                # Drivers off: a de-energised valve closes (docs/protocol.md, RESET), moving at
+                # its own speed from where it stands; a closed hatch stays closed.
+                valve.position = old_valves[i].position if i < len(old_valves) else 0.0
+                valve.target = 0.0
             else:
                 is_open = (v.id in self._initial_open) if self._initial_open is not None \
                     else v.kind != ValveKind.REPRESS
@@ -194,6 +215,7 @@ class BoardEmulator:
             self.valves.append(valve)
         # Stimulated feedback per valve (wire units), FEEDBACK_RELEASE = the board's own sensing.
         self._fb_stim = [_RELEASE] * len(self.valves)
+        self._valve_ok = [_OK] * len(self.valves)
         self._valve_time_us = self.board_time_us()
 
     def board_time_us(self) -> int:
@@ -207,25 +229,26 @@ class BoardEmulator:
         return self._hil
 
     def flags(self) -> int:
+        """BoardFlags as a plain int (per cycle: no enum arithmetic)."""
         f = 0
         if self.config is not None:
-            f |= BoardFlags.CONFIG_VALID
-            if self.config.hil_allowed:
-                f |= BoardFlags.HIL_ALLOWED
+            f = _CONFIG_VALID | _HIL_ALLOWED if self.config.hil_allowed else _CONFIG_VALID
         if self._hil:
-            f |= BoardFlags.HIL_ACTIVE
+            f |= _HIL_ACTIVE
         if self._stream_rate:
-            f |= BoardFlags.STREAMING
+            f |= _STREAMING
         if self.flash.key_held:
-            f |= BoardFlags.KEY_PRESENT
+            f |= _KEY_PRESENT
         if self.flash.writing:
-            f |= BoardFlags.FLASH_WRITING
+            f |= _FLASH_WRITING
         return f
 
     def power_cycle(self) -> None:
         """As a power cut and restart: the flash is booted again, everything else is lost."""
         self._reader.reset()
-        self._boot(power_on=True)
+        self._advance_valves(self.board_time_us())
+        self.host_major = None
+        self._boot(power_on=True, deenergise=True)
 
     # -- bytes in, bytes out ----------------------------------------------------------------
 
@@ -246,6 +269,15 @@ class BoardEmulator:
 
     def _dispatch(self, msg_type: int, seq: int, payload: bytes) -> bytes:
         self.counters["requests"] += 1
+        if msg_type != MsgType.IDENTIFY and self.host_major is not None \
+                and self.host_major != wire.PROTOCOL_MAJOR:
+            # docs/protocol.md, "Version negotiation": a board that cannot serve the host's
+            # major NAKs every other request with VERSION until an IDENTIFY of a major it serves.
+            self.counters["version_naks"] += 1
+            return self._nak(seq, msg_type, NakCode.VERSION,
+                             f"host protocol {self.host_major}.x is not served by this board "
+                             f"(protocol {wire.PROTOCOL_MAJOR}.{self.protocol_minor}); IDENTIFY "
+                             f"as {wire.PROTOCOL_MAJOR}.x")
         handler = self._handlers.get(msg_type)
         if handler is None:
             return self._nak(seq, msg_type, NakCode.UNKNOWN_TYPE, f"unknown message type {msg_type:#04x}")
@@ -255,6 +287,11 @@ class BoardEmulator:
             return self._nak(seq, msg_type, NakCode.BAD_LENGTH, str(exc)[:200])
         try:
             reply = handler(request)
+            # Encoding is inside the guard too: a reply that cannot be built (a firmware fault)
+            # is answered INTERNAL instead of taking the board down.
+            if isinstance(reply, _RawReply):
+                return encode_frame(reply.type, seq, reply.payload)
+            return wire.encode(reply, seq)
         except _Refuse as exc:
             return self._nak(seq, msg_type, exc.code, exc.text)
         except FlashRefused as exc:
@@ -262,9 +299,6 @@ class BoardEmulator:
         except Exception as exc:  # a firmware fault: answer, count, keep running
             self.counters["internal_errors"] += 1
             return self._nak(seq, msg_type, NakCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:200])
-        if isinstance(reply, _RawReply):
-            return encode_frame(reply.type, seq, reply.payload)
-        return wire.encode(reply, seq)
 
     def _nak(self, seq: int, request_type: int, code: int, text: str) -> bytes:
         self.counters["naks"] += 1
@@ -302,6 +336,7 @@ class BoardEmulator:
             if c.kind == ChannelKind.TEMPERATURE:
                 first_temp.setdefault(c.module, i)
         self._kind = [int(c.kind) for c in channels]
+        self._nominal = [NOMINAL_INPUT[c.kind] for c in channels]
         self._temp_of = [first_temp.get(c.module, -1) if c.kind != ChannelKind.TEMPERATURE else -1
                          for c in channels]
         self._cal = [(c.offset, c.gain, c.temp_coeff, c.valid_min, c.valid_max) for c in channels]
@@ -315,28 +350,43 @@ class BoardEmulator:
         self._out_state = [int(SampleState.NO_DATA)] * n
         # Temperature channels first: a pressure channel's tempco uses its module's temperature.
         self._conversion_order = sorted(range(n), key=lambda i: self._kind[i] != ChannelKind.TEMPERATURE)
+        # Per channel, in conversion order: (index, offset, gain, tempco, its temperature
+        # channel, valid_min, valid_max): one tuple unpack per conversion on the per-cycle path.
+        self._plan = [(i, *self._cal[i][:3], self._temp_of[i], *self._cal[i][3:])
+                      for i in self._conversion_order]
         self._codec = wire.SamplesCodec(n, len(self.config.valves) if self.config else 0)
 
-    def _convert(self, i: int, physical: float, t_us: int) -> None:
-        """One conversion of channel ``i``: physical value -> counts -> calibrated value.
-        NaN means "not stimulated": no conversion, the channel keeps its last sample."""
-        if physical != physical:
-            return
-        self._time_us[i] = t_us
-        self._fresh[i] = True
-        offset, gain, tempco, vmin, vmax = self._cal[i]
-        drift = 0.0
-        if tempco:
-            ti = self._temp_of[i]
-            if ti >= 0 and self._state[ti] == _OK:
-                drift = tempco * (self._value[ti] - REFERENCE_TEMPERATURE_K)
-        raw = (physical - offset - drift) / gain
-        # Round half away from zero is what an ADC model does not care about; round() is fine.
-        raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
-        self._raw[i] = raw
-        self._value[i] = offset + gain * raw + drift
-        value = self._value[i]
-        self._state[i] = _OK if vmin <= value <= vmax else _INVALID
+    def _convert(self, values: Any, first: int, t_us: int) -> None:
+        """One conversion at ``t_us`` of channels ``first .. first + len(values) - 1`` (temperature
+        channels first, so a pressure channel's tempco uses its module's new temperature):
+        physical value -> ADC counts by the inverse calibration (rounded, clamped) -> calibrated
+        value, INVALID outside the valid range. NaN means "not stimulated": no conversion, the
+        channel keeps its last sample. One loop over columns: the per-cycle path."""
+        state, raw_out, value_out = self._state, self._raw, self._value
+        times, fresh = self._time_us, self._fresh
+        last = first + len(values)
+        whole = first == 0 and last == len(state)
+        for i, offset, gain, tempco, ti, vmin, vmax in self._plan:
+            if whole:
+                physical = values[i]
+            elif first <= i < last:
+                physical = values[i - first]
+            else:
+                continue
+            if physical != physical:
+                continue  # NaN: not stimulated
+            times[i] = t_us
+            fresh[i] = True
+            drift = 0.0
+            if tempco and ti >= 0 and state[ti] == _OK:
+                drift = tempco * (value_out[ti] - REFERENCE_TEMPERATURE_K)
+            raw = (physical - offset - drift) / gain
+            # Round half to even is what an ADC model does not care about; round() is fine.
+            raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
+            raw_out[i] = raw
+            value_out[i] = offset + gain * raw + drift
+            # The stored binary32 value (what the wire carries) decides INVALID.
+            state[i] = _OK if vmin <= value_out[i] <= vmax else _INVALID
 
     def _sample_real_inputs(self) -> None:
         """Outside HIL: convert the nominal inputs at every sample period that has passed."""
@@ -347,8 +397,7 @@ class BoardEmulator:
             return
         self._last_conversion = n
         at = n * 1_000_000 // rate
-        for i in self._conversion_order:
-            self._convert(i, NOMINAL_INPUT[ChannelKind(self._kind[i])], at)
+        self._convert(self._nominal, 0, at)
 
     def _advance_valves(self, t_us: int) -> None:
         dt = (t_us - self._valve_time_us) / 1e6
@@ -395,9 +444,9 @@ class BoardEmulator:
         valves = self.valves
         return self._codec.pack(
             now, self.flags(), self._raw, self._value, age, out,
-            [int(v.commanded) for v in valves],
+            [v.commanded for v in valves],
             self._feedback(),
-            [_OK] * len(valves),
+            self._valve_ok,
         )
 
     # -- request handlers (each returns the reply message or raises _Refuse/FlashRefused) -----
@@ -408,6 +457,7 @@ class BoardEmulator:
         return self.config
 
     def _identify(self, m: wire.Identify) -> wire.IdentifyReply:
+        self.host_major = m.host_major
         info = self.flash.info()
         cfg = self.config
         return wire.IdentifyReply(
@@ -428,7 +478,12 @@ class BoardEmulator:
             raise _Refuse(NakCode.BAD_ARGUMENT, f"reset kind {m.kind}; expected 0 (soft) or 1 (boot)")
         self.flash.abort()
         # The reply goes out before the reset takes effect (it is already encoded by then).
-        self._boot(power_on=m.kind == wire.ResetKind.BOOT)
+        self._advance_valves(self.board_time_us())  # where the valves stand at the reset
+        if m.kind == wire.ResetKind.BOOT:
+            self.host_major = None  # all state is lost, the host's version included
+            self._boot(power_on=True, deenergise=True)
+        else:
+            self._boot(power_on=False)
         return wire.ResetReply()
 
     def _describe_module(self, m: wire.DescribeModule) -> wire.ModuleEntry:
@@ -538,8 +593,9 @@ class BoardEmulator:
         elif self._hil:
             self._hil = False
             self._fb_stim[:] = [_RELEASE] * len(self.valves)  # the real position sensors again
-            self._t0 = self._clock()
-            self._valve_time_us = 0
+            # The board clock goes on from the last stimulus time (it never jumps back).
+            self._t0 = self._clock() - self._hil_time_us / 1e6
+            self._valve_time_us = self._hil_time_us
             self._last_conversion = -1
         return wire.HilEnterReply(int(self._hil))
 
@@ -574,12 +630,17 @@ class BoardEmulator:
         t = m.time_us
         self._hil_time_us = t
         self._advance_valves(t)
-        first, last = m.first, m.first + len(m.values)
-        values = m.values
-        for i in self._conversion_order:
-            if first <= i < last:
-                self._convert(i, values[i - first], t)
-        return wire.HilInjectReply(t, len(values))
+        self._convert(m.values, m.first, t)
+        return wire.HilInjectReply(t, len(m.values))
+
+
+    def _hil_step(self, m: wire.HilStep) -> "_RawReply":
+        """HIL_STEP (1.2): the HIL_INJECT, then the SAMPLES a READ_SAMPLES would get at once."""
+        if self.protocol_minor < wire.HIL_STEP_MINOR:
+            raise _Refuse(NakCode.UNKNOWN_TYPE, f"unknown message type {MsgType.HIL_STEP:#04x} "
+                          f"(protocol 1.{self.protocol_minor})")
+        self._hil_inject(m)  # type: ignore[arg-type]  # the same fields and checks
+        return _RawReply(MsgType.HIL_STEP_REPLY, self._samples_payload())
 
 
 class _RawReply:
@@ -630,146 +691,3 @@ def hardware_for_scenario(scenario: Any) -> dict[str, Any]:
     travel = {c.id: c.actuation_s for c in scenario.connections}
     travel.update({r.id: r.actuation_s for r in scenario.repress})
     return {"valve_travel_s": travel, "initial_open": {c.id for c in scenario.connections if c.open}}
-
-
-# --------------------------------------------------------------------------------------------
-# Serving a file descriptor (pseudo-terminal) or a pyserial port
-
-
-class Pacer:
-    """Paces outgoing bytes to a baud rate (10 bits per byte), against absolute deadlines.
-
-    A pseudo-terminal moves megabytes per second whatever baud is set; a board on a real UART at
-    115200 baud cannot. With a pacer the emulator behaves like the slow board.
-    """
-
-    def __init__(self, baud: int | None) -> None:
-        self.byte_s = 10.0 / baud if baud else 0.0
-        self._free_at = 0.0
-
-    def send(self, write: Callable[[bytes], Any], data: bytes, chunk: int = 16) -> None:
-        if not self.byte_s:
-            write(data)
-            return
-        now = time.perf_counter()
-        if self._free_at < now:
-            self._free_at = now
-        for i in range(0, len(data), chunk):
-            part = data[i:i + chunk]
-            self._free_at += len(part) * self.byte_s
-            write(part)
-            delay = self._free_at - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-
-
-def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda: False,
-             baud: int | None = None, poll_s: float = 0.05) -> None:
-    """Serve ``board`` on the file descriptor ``fd`` (a pty master) until ``stop()`` is true.
-
-    Reads whatever arrives, answers at once (or paced to ``baud``), sends stream frames as they
-    come due. An I/O error on the descriptor (the other side closed) is waited out, not raised:
-    a host may close and reopen its end.
-    """
-    pacer = Pacer(baud)
-
-    def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(fd, view)
-            except BlockingIOError:
-                select.select([], [fd], [], poll_s)
-                continue
-            view = view[n:]
-
-    while not stop():
-        timeout = poll_s
-        if board._stream_rate:
-            timeout = min(timeout, 0.5 / board._stream_rate)
-        try:
-            ready, _, _ = select.select([fd], [], [], timeout)
-        except (OSError, ValueError):
-            return
-        out = b""
-        if ready:
-            try:
-                data = os.read(fd, 4096)
-            except BlockingIOError:
-                data = b""
-            except OSError:
-                # EIO on a pty master while no process holds the slave open: wait for one.
-                time.sleep(poll_s)
-                continue
-            if data:
-                out = board.receive(data)
-        out += board.poll()
-        if out:
-            try:
-                pacer.send(write, out)
-            except OSError:
-                continue
-
-
-def serve_port(board: BoardEmulator, port: Any, *, stop: Callable[[], bool] = lambda: False,
-               baud: int | None = None, poll_s: float = 0.05) -> None:
-    """Serve ``board`` on an open pyserial port (any URL) until ``stop()`` is true."""
-    pacer = Pacer(baud)
-    port.timeout = poll_s
-    while not stop():
-        data = port.read(max(1, port.in_waiting))
-        out = board.receive(data) if data else b""
-        out += board.poll()
-        if out:
-            pacer.send(port.write, out)
-
-
-def make_pty(raw: bool = True) -> tuple[int, int, str]:
-    """Open a pseudo-terminal; return (master fd, slave fd, slave path). The slave is put in raw
-    mode (no echo, no line discipline) so binary frames pass unchanged."""
-    import tty
-
-    master, slave = os.openpty()
-    if raw:
-        tty.setraw(slave)
-        tty.setraw(master)
-    return master, slave, os.ttyname(slave)
-
-
-
-
-class PtyBoard:
-    """An emulated board served on a pseudo-terminal by a background thread (in-process).
-
-    ``path`` is the device path a host opens (``serial:///dev/pts/N`` works too). The board
-    keeps the slave end open itself, so a host may close and reopen the port at will.
-    Use as a context manager, or call :meth:`stop`.
-    """
-
-    def __init__(self, board: BoardEmulator, *, baud: int | None = None) -> None:
-        import threading
-
-        self.board = board
-        self.master, self._slave, self.path = make_pty()
-        self._stopping = False
-        self._thread = threading.Thread(
-            target=serve_fd, args=(board, self.master),
-            kwargs={"stop": lambda: self._stopping, "baud": baud, "poll_s": 0.02},
-            name=f"board-emulator {self.path}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if not self._stopping:
-            self._stopping = True
-            self._thread.join(timeout=2.0)
-            for fd in (self.master, self._slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-
-    def __enter__(self) -> "PtyBoard":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -54,8 +54,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import construct as cs
 
+from ..hal.config_image import MAX_KEY_SIZE as _IMAGE_MAX_KEY_SIZE
 from ..hal.config_image import (
     BoardConfig,
+    generation_after,
+    generation_newer,
     ChannelConfig,
     ConfigImageError,
     ImageTagError,
@@ -78,7 +81,7 @@ if TYPE_CHECKING:
 DEFAULT_BOARD_ID = "hwb-emu-0001"  #: the emulator's default board (examples/board.toml targets it)
 DEFAULT_SLOT_SIZE = 16 * 1024  #: bytes per slot
 DEFAULT_BLOCK_SIZE = 1024  #: largest FLASH_WRITE / FLASH_READ block, bytes (hal.wire.MAX_BLOCK)
-MAX_KEY_SIZE = 64
+MAX_KEY_SIZE = _IMAGE_MAX_KEY_SIZE  # bytes of key the superblock holds
 
 SUPERBLOCK_SIZE = 128
 HEADER_AREA = 32  #: bytes reserved per slot header
@@ -390,7 +393,11 @@ class BoardFlash:
         bootable = [st for st in self._status if st.valid]
         if not bootable:
             return None
-        best = max(bootable, key=lambda st: (st.generation, -st.slot))
+        best = bootable[0]
+        for st in bootable[1:]:
+            # Serial-number order: generations wrap from 2^32-1 to 1 (config_image.generation_newer).
+            if generation_newer(st.generation, best.generation):
+                best = st
         self._status[best.slot] = dataclasses.replace(best, state=SlotState.ACTIVE)
         return best.slot
 
@@ -543,10 +550,11 @@ class BoardFlash:
             raise FlashRefused(FlashRefusal.INVALID_IMAGE, f"image invalid: {exc}") from exc
         generation = decoded.config.generation
         floor = self.active.generation if self.active else 0
-        if generation <= floor:
+        if not generation_newer(generation, floor):
             raise FlashRefused(FlashRefusal.STALE_GENERATION,
-                               f"image generation {generation} is not above the active "
-                               f"generation {floor}")
+                               f"image generation {generation} is not newer than the active "
+                               f"generation {floor} (serial order; the next is "
+                               f"{generation_after(floor)})")
         return generation
 
     def abort(self) -> None:

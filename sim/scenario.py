@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ScenarioError
+from .scenario_bounds import check_bounds
 
 INF = math.inf
 
@@ -681,13 +682,15 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
         seen_ops[slot] = i
         hatch_ops.append(HatchOpSpec(**op))
 
-    return Scenario(
+    scenario = Scenario(
         name=top["name"], description=top["description"], source=source,
         start_utc=top["start_utc"], duration_s=top["duration_s"], seed=top["seed"],
         modules=tuple(modules), connections=tuple(connections), repress=tuple(repress),
         leaks=tuple(leaks), sensor_faults=tuple(sensor_faults), valve_faults=tuple(valve_faults),
         sensors=sensors, thermal=thermal, crew=crew, hatch_ops=tuple(hatch_ops),
     )
+    check_bounds(scenario, source)  # physical ranges, time range, names, counts (scenario_bounds)
+    return scenario
 
 
 def _channel_ids(modules: list[ModuleSpec], repress: list[RepressSpec]) -> tuple[list[str], ...]:

@@ -200,7 +200,7 @@ def test_protocol_1_0_board_refuses_the_valve_block(config):
     assert host.ask(wire.HilInject(0, 0, (1.0,))) == wire.HilInjectReply(0, 1)
 
 
-@pytest.mark.parametrize("protocol, stimulated", [("1.1", True), ("1.0", False)])
+@pytest.mark.parametrize("protocol, stimulated", [("1.2", True), ("1.1", True), ("1.0", False)])
 def test_hil_device_sends_valve_feedback_only_to_a_board_that_knows_it(protocol, stimulated):
     from hullwatch.sim.urlhandler import protocol_emuboard
     from hullwatch.tools.board.hil_device import open_hil_device
@@ -392,5 +392,5 @@ def test_serve_port_serves_any_pyserial_port():
 def test_emuboard_protocol_option_is_checked(value):
     import serial
 
-    with pytest.raises(serial.SerialException, match=f"protocol='{value}': expected 1.0 .. 1.1"):
+    with pytest.raises(serial.SerialException, match=f"protocol='{value}': expected 1.0 .. 1.2"):
         serial.serial_for_url(f"emuboard://?protocol={value}")

@@ -74,3 +74,22 @@ def test_a_real_case_is_deterministic_and_measured_against_the_truth() -> None:
     assert a["false_alarms"] == 0 and a["sim_s"] == pytest.approx(400.0)
     # FDIR's estimates are close to the truth the campaign computes independently
     assert abs(a["diameter_error"]) < 0.2 and abs(a["reserve_error"]) < 0.3
+
+
+@pytest.mark.slow
+def test_smoke_targets_read_at_a_glance_and_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """smoke has too few nominal days to judge false alarms: that target is n/a, not MISSED, and
+    --check passes; the others show percentages and ratios, not bare numbers; the run time is
+    announced before the cases run."""
+    out = tmp_path / "smoke"
+    assert main(["campaign", "smoke", "-o", str(out), "--workers", "2", "--no-progress", "--check"]) == 0
+    printed, err = capsys.readouterr()
+    assert "h of mission time to simulate; expect about" in err
+    lines = [line.strip() for line in printed.splitlines() if line.strip().startswith("[")]
+    assert lines[0] == "[met] detection >= 99% for every hole >= 1 mm: 100.0% (worst hole size)"
+    assert lines[2].startswith("[n/a] zero false alarms") and "of the 100 nominal days needed" in lines[2]
+    assert "x the floor (worst hole size)" in lines[3]
+    assert lines[4] == "[met] no failed case: 0 failed of 4"
+    summary = json.loads((out / "summary.json").read_text())
+    assert [t["status"] for t in summary["targets"]] == ["met", "met", "n/a", "met", "met"]
+    assert "| n/a |" in (out / "summary.md").read_text()

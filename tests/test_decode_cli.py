@@ -63,7 +63,7 @@ def test_table_by_default(capture, capsys):
     assert "layout: 6 modules, 18 pressure, 12 temperature, 1 flow, 6 valves" in lines[1]
     located = [line for line in lines if "LEAK_LOCATED" in line][0]
     assert "2018-08-29T20:00:12.000Z" in located and "12.000" in located
-    assert "hole_diameter_m=0.002 reserve_time_s=3600 leak_rate_kg_s=0.00012" in located
+    assert "hole_diameter=2.00 mm reserve_time=1 h leak_rate=10.4 kg/day" in located  # display units
     assert any("(telecommand)" in line and "command valve 0 closed" in line for line in lines)
 
 
@@ -90,7 +90,7 @@ def test_csv_raw_samples_one_column_per_sensor(capture, capsys, tmp_path):
     assert "soyuz-om.p1_pa" in header and "soyuz-om.p1_status" in header and "zarya.t2_k" in header
     assert "repress.flow_kg_s" in header and "soyuz-om-soyuz-dm.fb" in header
     assert "event" not in header  # no event column when events are filtered out
-    assert 101420 < float(rows[0]["soyuz-om.p1_pa"]) < 101430 and rows[0]["soyuz-om.p1_status"] == "0"
+    assert 101420 < float(rows[0]["soyuz-om.p1_pa"]) < 101430 and rows[0]["soyuz-om.p1_status"] == "OK"
     assert float(rows[0]["t_s"]) == 10.0
 
 
@@ -154,11 +154,18 @@ def test_bad_time_is_a_usage_error(capture, capsys):
     assert "ISO UTC" in capsys.readouterr().err
 
 
-def test_garbage_only_file_exits_3(capsys, tmp_path):
+def test_garbage_only_file_is_not_a_capture(capsys, tmp_path):
     junk = tmp_path / "junk.tm"
     junk.write_bytes(bytes(range(256)) * 4)
     code, out, err = run(["decode", junk], capsys)
-    assert code == EXIT_DAMAGED and len(out.splitlines()) == 1 and "skipped 1024 bytes at offset 0" in err
+    assert code == EXIT_BAD_INPUT and out == "" and "not a telemetry capture" in err and err.count("\n") == 1
+
+
+def test_empty_capture_warns_and_exits_0(capsys, tmp_path):
+    empty = tmp_path / "empty.tm"
+    empty.write_bytes(b"")
+    code, out, err = run(["decode", empty], capsys)
+    assert code == 0 and "warning" in err and "empty capture" in err
 
 
 def test_console_script_in_a_subprocess(capture, tmp_path):

@@ -181,3 +181,32 @@ def test_thermistor_drift_preset_day_raises_nothing() -> None:
     r = run_scenario("sim://thermistor-drift")
     assert _alarms(r) == [] and r.correct
     assert [e.subject for e in _names(r, "SENSOR_FAILED")] == ["usos.t1"]
+
+
+@pytest.mark.parametrize("sensor,rate_k_s", [("usos.t1", 3e-4), ("usos.t1", -3e-4), ("zarya.t2", 1e-3)])
+@pytest.mark.parametrize("leak", [True, False])
+def test_a_drifting_thermometer_neither_fakes_nor_hides_a_leak(sensor: str, rate_k_s: float, leak: bool) -> None:
+    """Warm drift would fake a loss, cold drift would hide one: with the 2 mm leak the leak is
+    sealed where it is; without it nothing is raised; either way the drifting channel is the
+    one failed."""
+    sc = _scenario("soyuz-ms09", name="t-drift", duration_s=1500.0,
+                   leaks=[{"module": "soyuz-om", "diameter_m": 0.002, "cd": 0.7, "start_s": 300.0}] if leak else [],
+                   faults=[{"sensor": sensor, "kind": "drift", "start_s": 100.0, "magnitude": rate_k_s}])
+    r = run_scenario("sim://", scenario=sc, seed=4)
+    if leak:
+        assert r.sealed_modules == ["soyuz-om"] and r.correct, r.verdict
+        assert len(_names(r, "LEAK_CONFIRMED")) == 1
+    else:
+        assert _alarms(r) == []
+    assert [e.subject for e in _names(r, "SENSOR_FAILED")] == [sensor]
+
+
+def test_a_noisy_thermometer_stays_out_and_the_leak_is_found() -> None:
+    """A thermometer with a lasting noise burst is failed once and kept out while it is noisy:
+    it cannot keep restarting the leak test."""
+    sc = _scenario("soyuz-ms09", name="t-noise", duration_s=1200.0,
+                   leaks=[{"module": "soyuz-om", "diameter_m": 0.002, "cd": 0.7, "start_s": 300.0}],
+                   faults=[{"sensor": "usos.t2", "kind": "noise", "start_s": 100.0, "magnitude": 0.05}])
+    r = run_scenario("sim://", scenario=sc, seed=4)
+    assert r.sealed_modules == ["soyuz-om"] and r.correct
+    assert len(_names(r, "SENSOR_FAILED")) == 1 and _names(r, "SENSOR_RECOVERED") == []

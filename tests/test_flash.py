@@ -100,7 +100,7 @@ def test_flash_and_board_info(board: tuple[str, Path], capsys: pytest.CaptureFix
     assert code == 0, err
     assert f"active:          slot B, generation 2, image CRC {image_crc(image):#010x}" in out
     assert "slot A:          VALID    generation 1" in out
-    assert "firmware:" in out and "protocol:        1.1" in out
+    assert "firmware:" in out and "protocol:        1.2" in out
     for ident in ("zvezda.p3", "usos.t2", "progress-air.flow", "zarya-usos", "30000..125000 Pa"):
         assert ident in out
 
@@ -156,7 +156,7 @@ def test_another_boards_image_needs_force(board: tuple[str, Path], tmp_path: Pat
 
 def test_port_is_required_unless_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "flash", str(EXAMPLE))
-    assert code == 2 and "--port URL is required" in err
+    assert code == 2 and "--device URL is required" in err
 
 
 def test_missing_port_has_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,7 +207,7 @@ def test_bad_key_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     short = tmp_path / "short.key"
     short.write_text("abcd")
     code, out, err = run(capsys, "flash", str(EXAMPLE), "--dry-run", "--key", str(short))
-    assert code == 2 and "short.key: an HMAC key of 2 bytes; expected 16..64" in err
+    assert code == 2 and "short.key: a hex key of 4 digits; expected an even count of 32 .. 128" in err
     code, out, err = run(capsys, "flash", str(EXAMPLE), "--dry-run", "--key", str(tmp_path / "none"))
     assert code == 2 and "no such file" in err
 
@@ -322,7 +322,7 @@ def test_board_naks_a_stale_generation(link: BoardLink, board: tuple[str, Path])
     write_all(link, image)
     nak = nak_of(link, wire.FlashCommit())
     assert nak.code == wire.NakCode.FLASH_STALE_GENERATION
-    assert "image generation 1 is not above the active generation 1" in nak.reason
+    assert "image generation 1 is not newer than the active generation 1" in nak.reason
 
 
 def test_a_corrupted_image_file_is_refused_by_the_host(board: tuple[str, Path], tmp_path: Path,

@@ -1,9 +1,11 @@
 """The modules of hullwatch import each other without cycles (every import statement counts,
-inside functions too), and no module takes a private name (``_name``) from another package."""
+inside functions too; imports for type checkers only, under ``if TYPE_CHECKING:``, do not), and no
+module takes a private name (``_name``) from another package."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from test_layering import imported_names
 
@@ -23,12 +25,29 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def runtime_source(source: str) -> str:
+    """``source`` without its ``if TYPE_CHECKING:`` blocks: imports made for type checkers only are
+    no import-time dependency (they are how a module names a type of a module that imports it)."""
+    import ast
+
+    class Strip(ast.NodeTransformer):
+        def visit_If(self, node: ast.If) -> Any:
+            test = node.test
+            if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+                    isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+                return node.orelse or None
+            return self.generic_visit(node)
+
+    return ast.unparse(Strip().visit(ast.parse(source)))
+
+
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         edges = set()
-        for _line, target in imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py"):
+        source = runtime_source(path.read_text(encoding="utf-8"))
+        for _line, target in imported_names(source, name, path.name == "__init__.py"):
             # "from pkg import x" names a module or an attribute: the longest module it names
             while target and target not in modules:
                 target = target.rpartition(".")[0]
@@ -83,6 +102,14 @@ def test_no_import_cycles() -> None:
     graph = {m: {t for t in ts if not _is_package_parent(m, t)} for m, ts in graph.items()}
     cycles = [c for c in find_cycles(graph) if not all(m.startswith(EXCLUDED) for m in c)]
     assert cycles == []
+
+
+def test_type_checking_imports_are_not_runtime_edges() -> None:
+    source = ("from typing import TYPE_CHECKING\n"
+              "from .a import x\n"
+              "if TYPE_CHECKING:\n"
+              "    from .b import Y\n")
+    assert [t for _, t in imported_names(runtime_source(source), "p.m", False)] == ["typing.TYPE_CHECKING", "p.a.x"]
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

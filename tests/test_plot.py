@@ -47,7 +47,6 @@ def test_cli_narrows_modules_and_time(ms09: Path, tmp_path: Path, capsys: pytest
 
 @pytest.mark.parametrize("argv, words", [
     (["--modules", "soyuz-om,nauka"], "unknown module(s) nauka; the capture has soyuz-dm, soyuz-om"),
-    (["--since", "yesterday"], "expected mission seconds"),
     (["--since", "9000"], "no housekeeping packets in the requested time range"),
 ])
 def test_cli_bad_input(ms09: Path, tmp_path: Path, argv: list[str], words: str,
@@ -55,6 +54,27 @@ def test_cli_bad_input(ms09: Path, tmp_path: Path, argv: list[str], words: str,
     assert main(["plot", str(ms09), "-o", str(tmp_path / "x.png"), *argv]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--since", "yesterday"], "argument --since: 'yesterday': expected mission time"),
+    (["--until", "2x"], "argument --until: '2x': expected mission time"),
+    (["-o", "a.xyz"], "matplotlib cannot write '.xyz' images"),
+])
+def test_cli_usage_errors_before_reading(ms09: Path, argv: list[str], words: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Times and the image format are checked when the arguments are parsed: usage, exit 2."""
+    with pytest.raises(SystemExit) as info:
+        main(["plot", str(ms09), "-o", "x.png", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and words in err and err.startswith("usage: hullwatch plot")
+
+
+def test_cli_output_without_suffix_gets_png(ms09: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", str(ms09), "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {tmp_path / 'out.png'}:" in capsys.readouterr().out
 
 
 def test_cli_capture_without_layout(ms09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,7 +109,7 @@ def test_parse_time_utc_and_errors() -> None:
     assert parse_time("2018-08-29T21:00:00Z", epoch_utc=1535572800.0) == 3600.0
     with pytest.raises(InputError, match="needs the capture's epoch"):
         parse_time("2018-08-29T21:00:00Z")
-    with pytest.raises(InputError, match="expected mission seconds"):
+    with pytest.raises(InputError, match="expected mission time"):
         parse_time("soon")
 
 

@@ -49,7 +49,10 @@ def test_plot_capture_seed_and_quiet(tmp_path, capsys):
     assert main(["run", "--scenario", "soyuz-ms09", "--seed", "3", "--until", "480",
                  "--capture", str(cap), "--plot", str(png), "--quiet"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 1 and out[0].startswith("verdict: LEAK SEALED in soyuz-om")
+    # --quiet: the verdict, the capture with its size, the plot
+    assert len(out) == 3 and out[0].startswith("verdict: LEAK SEALED in soyuz-om")
+    assert out[1].startswith(f"capture: {cap} (") and out[1].endswith(" MB)")
+    assert out[2].startswith(f"plot: {png} (")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cap.stat().st_size > 0
 
@@ -90,8 +93,9 @@ def test_bad_parameter_file_names_file_and_key_exit_2(tmp_path, capsys):
 def test_missing_scenario_and_bad_duration_exit_2(capsys):
     assert main(["run", "--scenario", "no-such-preset"]) == 2
     assert "no-such-preset" in capsys.readouterr().err
-    assert main(["run", "--until", "ten minutes"]) == 2
-    assert "--until" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # checked when the arguments are parsed
+        main(["run", "--until", "ten minutes"])
+    assert info.value.code == 2 and "--until" in capsys.readouterr().err
 
 
 def test_parse_duration():

@@ -48,7 +48,7 @@ def test_layout_is_the_boards_configuration(name):
     with hal.open(f"emuboard://{name}") as dev:
         assert dev.layout == build_layout(load_scenario("soyuz-ms09"))
         assert dev.info.kind == "board" and dev.info.name == "hwb-emu-0001"
-        assert dev.info.details["protocol"] == "1.1" and dev.info.details["generation"] == 1
+        assert dev.info.details["protocol"] == "1.2" and dev.info.details["generation"] == 1
         assert dev.link_up
 
 

@@ -185,7 +185,8 @@ def test_the_schema_types_every_column():
     schema = table_export.schema_of(rows)
     assert schema.names == rows.columns
     assert schema.field("soyuz-om.p1_pa").type == pa.float64()
-    assert schema.field("soyuz-om.p1_status").type == pa.int64()
+    assert schema.field("soyuz-om.p1_status").type == pa.string()  # a SampleStatus name
+    assert schema.field("soyuz-om-soyuz-dm.cmd").type == pa.int64()
     assert schema.field("soyuz-om.status").type == pa.string()
     assert schema.field("utc").type == pa.string() and schema.field("offset").type == pa.int64()
 

@@ -56,9 +56,10 @@ def test_crc16_check_value_and_oracle():
 
 
 def test_worked_example_from_protocol_doc():
-    # docs/protocol.md, "Worked example": IDENTIFY with seq 0x2A, from a 1.1 and a 1.0 host.
-    assert (wire.PROTOCOL_MAJOR, wire.PROTOCOL_MINOR) == (1, 1)
-    assert wire.encode(wire.Identify(), 0x2A) == bytes.fromhex("07012a0101906300")
+    # docs/protocol.md, "Worked example": IDENTIFY with seq 0x2A, from a 1.2, a 1.1 and a 1.0 host.
+    assert (wire.PROTOCOL_MAJOR, wire.PROTOCOL_MINOR) == (1, 2)
+    assert wire.encode(wire.Identify(), 0x2A) == bytes.fromhex("06012a0102a00100")
+    assert wire.encode(wire.Identify(1, 1), 0x2A) == bytes.fromhex("07012a0101906300")
     assert wire.encode(wire.Identify(1, 0), 0x2A) == bytes.fromhex("04012a0103804200")
     assert wire.encode(wire.ReadSamples(), 0x2B) == bytes.fromhex("05102b8b7500")
     reply = wire.IdentifyReply(1, 1, 1, 0, 0, "HWB-0001", 6, 21, 7, 2, 4096, 1024, 1100, 0, 1,
@@ -219,6 +220,9 @@ SAMPLE_MESSAGES = [
     wire.HilInject(7_200_000_000, 3, (101325.0, 295.5, -0.25)), wire.HilInjectReply(7_200_000_000, 3),
     wire.HilInject(1, 0, (), wire.ValveStimulus(2, (0, 10_000, 0xFFFF))),
     wire.HilInject(2, 0, (1.0,), wire.ValveStimulus(0, ())),
+    wire.HilStep(300_000_000, 0, (100_000.0, 295.0), wire.ValveStimulus(0, (10_000, 0, 0xFFFF))),
+    wire.HilStep(5, 1, (1.5,)),
+    wire.HilStepReply(300_000_000, 7, (wire.ChannelSample(10_000_000, 100_000.0, 0, 0),), (wire.ValveState(1, 10_000, 0),)),
     wire.Nak(wire.NakCode.HIL_NOT_ALLOWED, wire.MsgType.HIL_ENTER, "HIL not allowed (généré)"),
 ]
 

@@ -13,6 +13,7 @@ Order each cycle (DESIGN.md): 1. sensors, 2. leak detection per connected segmen
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from typing import Callable
 
@@ -85,6 +86,7 @@ class Fdir:
         #: modules whose gas temperature is estimated (no trusted channel), with the offset of
         #: their temperature from the segment mates' mean when the last channel was lost
         self._t_estimated: list[int] = []
+        self._t_trusted = [len(g) for g in self.thermo.groups]
         self._t_offset = [0.0] * self.n_modules
         #: modules that may hold crew away from the oxygen generator: cut off by a seal, or on
         #: either side of a hatch the crew moved (their segment gets the split allowance)
@@ -115,6 +117,7 @@ class Fdir:
         # Temperature arbitration looks at up to 10 min of history, and needs at least 1 min.
         self._n_arbitrate = max(2, round(600.0 / self.dt))
         self._n_arbitrate_min = max(2, round(60.0 / self.dt))
+        self._div_mask = 0
         n = self.n_modules
         # Per slot (one per possible segment): slope bank, membership and leak state.
         self.banks = [self.plan.new_bank(params) for _ in range(n)]
@@ -138,8 +141,9 @@ class Fdir:
         # leak test can ask what the inventory would do with either channel alone.
         # (At the thermometers' block rate: one sample per housekeeping period.)
         blk = self.thermo.block_n
+        # (Their noise floor is in K: 1e-4 K, far below any thermometer's noise.)
         self.dbanks = [SlopeBank(max(2, self.plan.max_n // blk), 1.0 / (blk * self.dt), params.leak.noise_tau_s,
-                                 params.leak.noise_min_pa) for _ in range(n)]
+                                 1e-4) for _ in range(n)]
         self._dpair: list[tuple[int, int] | None] = [None] * n
         # Raw pressure readings of the last rapid window (a ring), for the two-sensor rule.
         n_p = len(self.layout.pressure)
@@ -219,6 +223,7 @@ class Fdir:
             sensors.slow_checks(frame, t)
             thermo.slow_checks(frame, t)
             if not self._bias_learning:
+                self._update_diverging()
                 self._arbitrate_temperatures(t)
         if self._bias_learning and not sensors.learning and not thermo.learning:
             self._bias_learning = False
@@ -278,6 +283,7 @@ class Fdir:
         topo = self.topology
         blind = self.seg_blind
         slot_dead = self.slot_dead
+        div = self._div_mask
         masks = topo.masks
         plan = self.plan
         n_rapid = plan.n_rapid
@@ -343,10 +349,12 @@ class Fdir:
                 # The shortest window is usually the rapid window, due on the same samples:
                 # its slope was just computed.
                 slope = sr if n == n_rapid and sr is not None else bank.slope_scaled(n, scale[j])
-                z = (-slope - dead_band) / (sigma * sdf[j])
-                if z >= z_suspect:
-                    # Evidence: is it still there with any single thermometer left out?
-                    z -= self._temperature_doubt(s, n) / (sigma * sdf[j])
+                sd = sigma * sdf[j]
+                z = (-slope - dead_band) / sd
+                if z >= z_suspect or div and div & masks[s]:
+                    # Evidence: is it still there with the most doubtful thermometer left out?
+                    slope = self._judged_slope(s, n, slope, sd, dead_band)
+                    z = (-slope - dead_band) / sd
                     if z < z_suspect:
                         continue
                     t_above[slot] = t
@@ -363,40 +371,74 @@ class Fdir:
 
     # -- single-fault robustness ------------------------------------------------------------
 
-    def _temperature_doubt(self, seg: int, n: int) -> float:
-        """How much of a segment's inventory slope (Pa/s, over the last ``n`` samples) one
-        thermometer could explain: the largest change that leaving out either channel of a
-        module's pair would make. Leak evidence must survive it (trust nothing single).
+    def _judged_slope(self, seg: int, n: int, slope: float, sd: float, dead: float) -> float:
+        """The inventory slope (Pa/s) a segment's leak evidence is judged on, over the last ``n``
+        samples: the slope of ``Y`` as it would be with the thermometer most able to fake or hide
+        a leak left out. ``sd`` is the slope's standard deviation, ``dead`` the dead band.
 
-        With d = t1 - t2 of a pair and T their mean, the inventory with t2 alone is
+        With d = t1 - t2 of a module's pair and T their mean, the inventory with t2 alone is
         Y + k d and with t1 alone Y - k d, k = (T_ref / V_seg) P V_m / (2 T^2); least-squares
-        slopes are linear, so the slope of either is the slope of Y plus or minus k times the
-        slope of d, kept in a bank of its own per module. Only the part of |slope(d)| beyond one
-        standard deviation of its noise counts: a thermometer going wrong makes it significant,
-        while the pair's own noise would otherwise tax every test."""
-        worst = 0.0
+        slopes are linear, so the slope of either is slope(Y) +- k slope(d), with slope(d) from
+        the module's own bank. Under a single fault:
+
+        - a pair whose difference certainly diverges (|slope(d)| beyond ``z_suspect`` of its
+          noise) holds the fault: of its two hypotheses the one with less loss counts, unless
+          it would mean gas appearing (a gain beyond the dead band and ``z_suspect`` deviations,
+          which no unmetered station does): then the other one counts. So a thermometer drifting
+          warm cannot fake a leak, and one drifting cold cannot hide one;
+        - otherwise the part of any pair's |slope(d)| beyond one deviation of its noise is
+          taken as doubt against the leak (the pair's noise must not tax every test).
+        """
+        blk = self.thermo.block_n
+        nd = n // blk if n >= 2 * blk else 2
         P = self.sensors.pressure
         T = self.thermo.temperature
         scale = self.seg_scale[seg]
         pairs = self._dpair
-        n = n // self.thermo.block_n
-        if n < 2:
-            n = 2
+        zs = self.z_suspect
+        best = None
+        doubt = 0.0
         for mp, m, v in self._seg_terms[seg]:
             if pairs[m] is None:
                 continue
             bank = self.dbanks[m]
-            w = n if bank.k >= n else bank.k
+            w = nd if bank.k >= nd else bank.k
             if w < 2:
                 continue
-            tm = T[m]
-            excess = abs(bank.slope(w)) - bank.sigma() * slope_sd_factor(w, bank.f)
-            if excess <= 0.0:
+            a = abs(bank.slope(w))
+            sd_d = bank.sigma() * slope_sd_factor(w, bank.f)
+            if a <= sd_d:
                 continue
-            doubt = scale * P[mp] * v / (2.0 * tm * tm) * excess
-            if doubt > worst:
-                worst = doubt
-        return worst
+            tm = T[m]
+            k = scale * P[mp] * v / (2.0 * tm * tm)
+            if a > zs * sd_d:
+                hi = slope + k * a
+                # (A gain is implausible only beyond the noise of both slopes.)
+                gain_limit = dead + zs * math.sqrt(sd * sd + k * k * sd_d * sd_d)
+                cand = hi if hi <= gain_limit else slope - k * a
+                if best is None or cand > best:
+                    best = cand
+            elif k * (a - sd_d) > doubt:
+                doubt = k * (a - sd_d)
+        return best if best is not None else slope + doubt
+
+    def _update_diverging(self) -> None:
+        """Modules whose thermometer pair certainly diverges over the last 10 minutes (at most):
+        their segments' windows are judged on every evaluation, not only when Y's own evidence
+        passes the suspect threshold (a cold-drifting thermometer can hide a leak)."""
+        mask = 0
+        zs = self.z_suspect
+        n_max = self._n_arbitrate // self.thermo.block_n
+        for m, pr in enumerate(self._dpair):
+            if pr is None:
+                continue
+            bank = self.dbanks[m]
+            w = bank.k if bank.k < n_max else n_max
+            if w < 10:
+                continue
+            if abs(bank.slope(w)) > zs * bank.sigma() * slope_sd_factor(w, bank.f):
+                mask |= 1 << m
+        self._div_mask = mask
 
     def _raw_rapid(self, seg: int) -> bool:
         """At least two fresh raw pressure readings of one module of segment ``seg`` fell faster
@@ -418,15 +460,18 @@ class Fdir:
 
     def _sensors_changed(self, t: float) -> None:
         """A module's voting pressure sensors or trusted thermometers changed: report modules
-        that became unobservable (or observable again), start or stop temperature estimates,
-        rebuild the inventory terms, and restart the tests of the segments concerned (their
-        inventory may step by the change, which is not gas)."""
+        that became unobservable (or observable again), start or stop temperature estimates and
+        rebuild the inventory terms. A change of observability restarts the tests of the
+        segments concerned (the substituted pressure may step the inventory by a few Pa, which is
+        not gas), and so does a failed thermometer (the history holds what it did); a recovered
+        one does not, since the temperature stage hands over bumplessly."""
         self._seen_p_changes = self.sensors.changed
         self._seen_t_changes = self.thermo.changed
         n_voting = self.sensors.n_voting
         thermo = self.thermo
         P = self.sensors.pressure
         touched = 0
+        retemp = False
         p_health = self.sensors.health
         for m in range(self.n_modules):
             # Unobservable once every pressure sensor has *failed* (a sample or two missing, a
@@ -447,18 +492,24 @@ class Fdir:
             if pr != self._dpair[m]:
                 self._dpair[m] = pr
                 self.dbanks[m].reset(0.0)
+                retemp = True
+            if thermo.n_trusted[m] < self._t_trusted[m]:
+                # A thermometer was failed: the segment's history holds what it did (a drift
+                # read as gas lost or gained), which the doubt no longer offsets: start afresh.
                 touched |= 1 << m
+            self._t_trusted[m] = thermo.n_trusted[m]
             estimated = thermo.n_trusted[m] == 0 and bool(thermo.groups[m])
             if estimated != (m in self._t_estimated):
-                touched |= 1 << m
+                retemp = True
                 if estimated:
                     ref = self._mates_temperature(m)
                     self._t_offset[m] = thermo.temperature[m] - ref if ref is not None else float("nan")
                     self._t_estimated.append(m)
                 else:
                     self._t_estimated.remove(m)
-        if touched:
+        if touched or retemp:
             self._rebuild_terms()
+        if touched:
             hold = self.params.leak.transient_mask_s
             for s, mask in enumerate(self.topology.masks):
                 if mask & touched:

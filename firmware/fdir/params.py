@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ParameterError
+from ..param_bounds import check_table
 
 DEFAULTS_NAME = "defaults.toml"
 
@@ -231,6 +232,7 @@ def params_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> FdirPar
     sections = {name: _build_section(cls, merged[name], source, name) for name, cls in _SECTIONS.items()}
     params = FdirParams(**sections, source=source)
     _cross_check(params, source)
+    check_table(params, source)  # cost and consistency of the whole table (firmware/param_bounds.py)
     return params
 
 

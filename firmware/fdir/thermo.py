@@ -125,14 +125,26 @@ class TemperatureStage:
         """Fail channel ``i`` (a ``SensorHealth`` code) with a SENSOR_FAILED event."""
         if self.health[i] != _OK:
             return
+        m = self.module_of[i]
+        pr = self.pair[m]
+        if pr is not None:
+            # Bumpless: the partner left alone takes over at the module's temperature of a
+            # moment ago (its bias absorbs their difference), so the inventory does not step
+            # and no leak test has to restart. (diff: the last block's, before a step.)
+            j = pr[1] if pr[0] == i else pr[0]
+            half = 0.5 * self.diff[m]
+            self.bias[j] += -half if j == pr[1] else half
         self.health[i] = how
         self.clean_since[i] = t
         self.failures += 1
-        self._regroup(self.module_of[i])
+        self._regroup(m)
         self.events.push(t, EventId.SENSOR_FAILED, self.ids[i], float(how), value, self.bias[i])
 
     def _recover(self, i: int, t: float, value: float) -> None:
         old = self.health[i]
+        # Bumpless: the channel comes back reading the module's current temperature (its bias
+        # is taken afresh), so the module's temperature and the inventory do not step.
+        self.bias[i] = value - self.temperature[self.module_of[i]]
         self.health[i] = _OK
         self.range_cnt[i] = 0
         self.stale_cnt[i] = 0
@@ -207,6 +219,8 @@ class TemperatureStage:
                     self.range_cnt[i] += 1
                     if self.range_cnt[i] >= self.range_n:
                         self.fail(i, t, _RANGE, v)
+                else:
+                    self.clean_since[i] = t
                 continue
             self.range_cnt[i] = 0
             acc[i] += v
@@ -217,6 +231,8 @@ class TemperatureStage:
             elif v - r > jump or r - v > jump:
                 if manage and health[i] == _OK:
                     self.fail(i, t, _RATE, v)
+                else:
+                    self.clean_since[i] = t  # still jumping: not clean enough to recover
                 continue
             use[i] = health[i] == _OK
         bias = self.bias
@@ -297,19 +313,24 @@ class TemperatureStage:
                 self._maybe_recover(i, v, t)
 
     def _maybe_recover(self, i: int, v: float, t: float) -> None:
-        """A failed channel that has read plausibly for ``recover_s`` (in range, not stuck, and
-        within ``temperature_disagree_k`` of a healthy partner if it has one) is recovered."""
+        """A failed channel that has read plausibly for ``recover_s`` (in range, not stuck, no
+        faster than gas can change, and within ``temperature_disagree_k`` of a healthy partner if
+        it has one) is recovered."""
         s = self.p
         ok = self.lo[i] <= v <= self.hi[i] and t - self.stuck_since[i] < s.temperature_stuck_fail_s
         if ok:
             m = self.module_of[i]
             partners = [j for j in self.groups[m] if j != i and self.health[j] == _OK]
             if partners:
-                ok = abs((v - self.bias[i]) - self.temperature[m]) <= s.temperature_disagree_k
+                # (A third of the disagreement threshold: a channel failed for drifting starts
+                # half its drift away from the bumpless module temperature, and must not creep
+                # back in while it keeps drifting.)
+                ok = abs((v - self.bias[i]) - self.temperature[m]) <= s.temperature_disagree_k / 3.0
         if not ok:
             self.clean_since[i] = t
         elif t - self.clean_since[i] >= s.recover_s:
-            self._recover(i, t, v)
+            mean = self.mean[i]
+            self._recover(i, t, mean if mean == mean else v)
 
     def last(self, i: int) -> float:
         """Channel ``i``'s mean over the last block, K (NaN if it had no fresh sample)."""

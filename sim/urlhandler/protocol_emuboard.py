@@ -12,8 +12,11 @@ URL grammar::
     scenario=NAME   factory image and valve travel times for this scenario's station
                     (default soyuz-ms09); only used when the flash is made
     hil=0           factory image with HIL not allowed
-    protocol=1.N    the protocol version the board speaks (default this build's; ``1.0`` emulates
-                    a board without HIL valve-feedback stimulation)
+    key=FILE        the board holds the HMAC key in FILE (docs/config-image.md, "Key files");
+                    only used when the flash is made
+    protocol=1.N    the protocol version the board speaks (default this build's, 1.2; ``1.1``
+                    emulates a board without HIL_STEP, ``1.0`` one without HIL valve-feedback
+                    stimulation either)
     noise=P         probability per byte (both directions) of a flipped bit
     drop=P          probability per byte (both directions) of a lost byte
     seed=N          seed of the line-fault generator (default 0)
@@ -44,6 +47,7 @@ from typing import Callable
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
+from ...hal.keyfile import read_key_file
 from ...hal.errors import HalError
 from ...hal.wire import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from ..board_emulator import BoardEmulator, hardware_for_scenario, open_flash
@@ -185,11 +189,12 @@ def _make_link(options: dict[str, str]) -> EmulatedLink:
         scenario = load_scenario(options.get("scenario", "soyuz-ms09"))
         hil = options.get("hil", "1") not in ("0", "false", "no")
         config = config_for_scenario(scenario, board_id, hil_allowed=hil)
-        flash = open_flash(options.get("flash"), board_id=board_id, config=config)
+        key = read_key_file(options["key"]) if "key" in options else None
+        flash = open_flash(options.get("flash"), board_id=board_id, config=config, key=key)
         faults = LineFaults(noise=float(options.get("noise", 0)), drop=float(options.get("drop", 0)),
                             seed=int(options.get("seed", 0)))
         minor = _protocol_minor(options.get("protocol"))
-    except (SimError, HalError, ValueError) as exc:
+    except (SimError, HalError, ValueError, OSError) as exc:
         raise SerialException(f"emuboard: {exc}") from exc
     board = BoardEmulator(flash, protocol_minor=minor, **hardware_for_scenario(scenario))
     return EmulatedLink(board, faults)
@@ -205,7 +210,7 @@ def _protocol_minor(text: str | None) -> int:
     return int(minor)
 
 
-_OPTIONS = {"flash", "board_id", "scenario", "hil", "noise", "drop", "seed", "protocol"}
+_OPTIONS = {"flash", "board_id", "scenario", "hil", "noise", "drop", "seed", "protocol", "key"}
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:

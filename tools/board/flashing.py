@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ...hal import wire
+from ...hal.board_check import check_flash_info
 from ...hal.board_link import BoardDescription, BoardLink
-from ...hal.config_image import BoardConfig, crc32, decode_image, encode_image, image_crc
-from ...hal.errors import LinkError, LinkTimeout, NakError, ProtocolError
+from ...hal.config_image import (BoardConfig, crc32, decode_image, encode_image, generation_after,
+                                generation_newer, image_crc)
+from ...hal.keyfile import read_key_file
+from ...hal.errors import ConfigImageError, LinkError, LinkTimeout, NakError, ProtocolError
 from ..errors import DeviceProblem, InputError
 
 #: Attempts per FLASH_WRITE / FLASH_READ / FLASH_CRC block (first try included). A timeout or a
@@ -113,6 +116,7 @@ def read_board_info(link: BoardLink) -> BoardInfo:
     """IDENTIFY, FLASH_INFO and, when the board is configured, its module/channel/valve tables."""
     identity = link.identify(attempts=CONTROL_ATTEMPTS)
     flash = link.request(wire.FlashInfo(), attempts=CONTROL_ATTEMPTS)
+    check_flash_info(flash, f"{link.url}: board {identity.board_id!r}")
     description = None
     if identity.flags & wire.BoardFlags.CONFIG_VALID:
         description = link.describe(identity)
@@ -120,8 +124,13 @@ def read_board_info(link: BoardLink) -> BoardInfo:
 
 
 def next_generation(flash: wire.FlashInfoReply) -> int:
-    """The generation a new image gets: above every generation the board holds."""
-    return max([0] + [s.generation for s in flash.slots]) + 1
+    """The generation a new image gets: the one after the newest the board holds, in serial
+    order (4294967295 wraps to 1; :func:`~hullwatch.hal.config_image.generation_newer`)."""
+    newest = 0
+    for s in flash.slots:
+        if s.state in (wire.SlotState.ACTIVE, wire.SlotState.VALID) and generation_newer(s.generation, newest):
+            newest = s.generation
+    return generation_after(newest)
 
 
 def flash_config(link: BoardLink, config: BoardConfig, *, key: bytes | None = None,
@@ -162,13 +171,15 @@ def flash_image(link: BoardLink, image: bytes, *, force: bool = False, verify: s
         check_board(config, identity, force, link.url)
     if info is None:
         info = link.request(wire.FlashInfo(), attempts=CONTROL_ATTEMPTS)
+    check_flash_info(info, f"{link.url}: board {identity.board_id!r}")
     if len(image) > info.slot_size:
         raise ImageTooLargeError(f"the image is {len(image)} bytes; the board's slots hold "
                                  f"{info.slot_size}")
-    floor = max([0] + [s.generation for s in info.slots if s.state == wire.SlotState.ACTIVE])
-    if config.generation <= floor:
-        raise InputError(f"the image has generation {config.generation}, not above the board's "
-                         f"active generation {floor}; rebuild it from its TOML source")
+    floor = next((s.generation for s in info.slots if s.state == wire.SlotState.ACTIVE), 0)
+    if not generation_newer(config.generation, floor):
+        raise InputError(f"the image has generation {config.generation}, not newer than the "
+                         f"board's active generation {floor} (the next is "
+                         f"{generation_after(floor)}); rebuild it from its TOML source")
     result = FlashResult(
         board_id=identity.board_id, slot=wire.NO_SLOT, generation=config.generation,
         crc32=image_crc(image), size=len(image), block_size=min(info.block_size, wire.MAX_BLOCK),
@@ -316,19 +327,17 @@ def _abort_quietly(link: BoardLink) -> None:
 
 
 def load_key(path: str) -> bytes:
-    """Read an HMAC key file: the key in hex (whitespace ignored) or its raw bytes; 16..64 bytes.
+    """Read an HMAC key file in the strict format of docs/config-image.md ("Key files"): hex as
+    text (32..128 hex digits, whitespace ignored) or raw bytes (16..64); a text file that is
+    almost hex is refused with the offending byte offset.
 
-    Raises InputError naming the file; FileNotFoundError if it is missing.
+    Raises InputError naming the file; FileNotFoundError if it is missing. The file's
+    permissions are checked by :func:`~hullwatch.hal.keyfile.key_file_exposure`.
     """
-    raw = open(path, "rb").read()
-    text = b"".join(raw.split())
-    key = raw
-    if text and len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text):
-        key = bytes.fromhex(text.decode("ascii"))
-    if not 16 <= len(key) <= 64:
-        raise InputError(f"{path}: an HMAC key of {len(key)} bytes; expected 16..64 bytes, raw or "
-                         "in hex (e.g. `openssl rand -hex 32 > board.key`)")
-    return key
+    try:
+        return read_key_file(path)
+    except ConfigImageError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def config_from_description(description: BoardDescription, identity: wire.IdentifyReply) -> BoardConfig:

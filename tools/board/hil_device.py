@@ -8,8 +8,9 @@ Each cycle of the flight loop (``read``):
    channel, stamped ``t``, so the board's time is mission time); the same message stimulates each
    valve's position sensor with the plant's valve feedback (protocol 1.1), so a stuck or
    mis-reporting plant valve reaches FDIR through the board as it would on a HIL rig;
-3. the flight software's frame is read back *through the board* (READ_SAMPLES): the board's
-   calibration, quantisation, valve feedback and the link are in the loop;
+3. the flight software's frame is read back *through the board*: the board's calibration,
+   quantisation, valve feedback and the link are in the loop. Steps 2 and 3 are one HIL_STEP
+   exchange on a board of protocol 1.2 or later, HIL_INJECT then READ_SAMPLES on an older one;
 4. the board's valve outputs (its commanded positions) are forwarded to the plant's valves, which
    move with their own actuation time and faults.
 
@@ -33,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ...hal.board_check import BoardDescriptionError
 from ...hal.errors import HalError, NakError
 from ...hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
 from ...hal.serial_device import SerialBoardDevice
@@ -83,9 +85,13 @@ class HilDevice(Device):
                 "an emulated one)")
         # Board channel b <- plant (kind, j); board valve i -> plant valve index.
         self._sources = [plant_ids[cid] for cid in board.channel_ids]
+        # Board channel b <- plant channel _board_order[b] in the plant's flat order (pressure,
+        # temperature, flow); None when the two orders agree (the usual case).
+        base = (0, len(pl.pressure), len(pl.pressure) + len(pl.temperature))
+        order = [base[kind] + j for kind, j in self._sources]
+        self._board_order: list[int] | None = None if order == list(range(len(order))) else order
         self._valve_to_plant = [plant_valves[v.id] for v in board.layout.valves]
         self._plant_frame = pl.new_frame()
-        self._values = [_NAN] * len(self._sources)
         # Board valve order; None when the board cannot take valve stimulus (protocol 1.0).
         self._valve_fb: list[float] | None = [0.0] * len(self._valve_to_plant) \
             if self.stimulates_valves else None
@@ -114,6 +120,11 @@ class HilDevice(Device):
         """Command the board's valves to the plant's initial state where they differ (a board
         left with hatches closed by an earlier run would otherwise close the plant's)."""
         reply = self.board.link.request(ReadValves())  # type: ignore[union-attr]
+        if len(reply.valves) != len(self._forwarded):
+            raise BoardDescriptionError(
+                f"board {self.board.info.name!r} sent an impossible VALVES_REPLY.valve_count: it "
+                f"described {len(self._forwarded)} valves, the reply carries {len(reply.valves)}",
+                "VALVES_REPLY.valve_count")
         for i, state in enumerate(reply.valves):
             want = self._forwarded[i]
             have = state.commanded if state.commanded != ValveCommand.NONE else int(state.position >= 0.5)
@@ -128,15 +139,15 @@ class HilDevice(Device):
         t = self.clock.now()
         pf = self._plant_frame
         self.plant.read(pf)
-        values = self._values
-        lists = ((pf.pressure, pf.pressure_status), (pf.temperature, pf.temperature_status),
-                 (pf.flow, pf.flow_status))
-        for b, (kind, j) in enumerate(self._sources):
-            vals, st = lists[kind]
-            s = st[j]
-            # A sample the plant's sensor did not deliver (dropout, stale) is not stimulated:
-            # the board channel then reads STALE, as the sensor would.
-            values[b] = vals[j] if s == _OK or s == _INVALID else _NAN
+        # The plant's readings in its layout order (pressure, temperature, flow), then in board
+        # channel order. A sample the plant's sensor did not deliver (dropout, stale) is not
+        # stimulated: the board channel then reads STALE, as the sensor would.
+        flat = pf.pressure + pf.temperature + pf.flow
+        status = pf.pressure_status + pf.temperature_status + pf.flow_status
+        if self._board_order is not None:
+            flat = [flat[i] for i in self._board_order]
+            status = [status[i] for i in self._board_order]
+        values = [v if s == _OK or s == _INVALID else _NAN for v, s in zip(flat, status)]
         # The plant's valve position sensors (a feedback_mismatch fault freezes them), not truth.
         valve_fb = self._valve_fb
         if valve_fb is not None:
@@ -146,11 +157,11 @@ class HilDevice(Device):
                 fb = pf.valve_fb
                 for i, p in enumerate(self._valve_to_plant):
                     valve_fb[i] = fb[p]
-        if self.board.hil_inject(t, values, valve_fb):
+        # One exchange on a 1.2 board (HIL_STEP), inject then read on an older one.
+        if self.board.hil_step(t, values, valve_fb, frame):
             self.stats["injected"] += 1
         else:
             self.stats["inject_failed"] += 1
-        self.board.read(frame)
         frame.t = t
         if self.board.link_up:
             self._forward_valves(frame)

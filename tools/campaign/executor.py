@@ -215,6 +215,20 @@ class LocalPool(CaseExecutor):
             self._pool = None
 
 
+#: the extra that installs what campaigns on Dask need (pyproject.toml [project.optional-dependencies])
+DASK_EXTRA_HINT = "campaigns on Dask need dask and distributed: pip install 'hullwatch[dask]'"
+
+
+def _distributed() -> tuple[Any, Any]:
+    """``(Client, LocalCluster)`` from distributed, imported on first use on purpose: dask is an
+    optional extra that only campaigns on Dask need. Raises CampaignError naming the pip install."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise CampaignError(f"{DASK_EXTRA_HINT} ({exc})") from exc
+    return Client, LocalCluster
+
+
 class DaskPool(CaseExecutor):
     """Dask distributed: a ``LocalCluster`` of ``workers`` single-threaded worker processes it
     starts (``processes=False``: threads in this process, for tests), or an existing scheduler
@@ -224,7 +238,7 @@ class DaskPool(CaseExecutor):
                  processes: bool = True, connect_timeout_s: float = 10.0) -> None:
         import logging
 
-        from distributed import Client, LocalCluster
+        Client, LocalCluster = _distributed()
 
         self._cluster = None
         if scheduler:

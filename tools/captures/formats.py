@@ -24,6 +24,7 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.events import EVENT_DEFS
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
 from ...hal.interfaces import Layout, SampleStatus
+from ..units import field_label, kg_day, subject_text, value_text
 
 COMMON = ["offset", "utc", "time_utc_s", "t_s", "packet", "apid", "type", "service", "subtype", "seq",
           "msg_counter"]
@@ -106,13 +107,13 @@ class RowBuilder:
         if "raw_samples" in kinds or "housekeeping" in kinds:
             add([("cycle", INT)])
         if "raw_samples" in kinds:
-            block("pressure", p_ids, (("_pa", FLOAT), ("_status", INT)))
-            block("temperature", t_ids, (("_k", FLOAT), ("_status", INT)))
-            block("flow", f_ids, (("_kg_s", FLOAT), ("_status", INT)))
+            block("pressure", p_ids, (("_pa", FLOAT), ("_status", TEXT)))
+            block("temperature", t_ids, (("_k", FLOAT), ("_status", TEXT)))
+            block("flow", f_ids, (("_kg_s", FLOAT), ("_status", TEXT)))
         if "raw_samples" in kinds or "housekeeping" in kinds:
             block("valves", v_ids, ((".cmd", INT), (".fb", FLOAT)))
         if "raw_samples" in kinds:
-            block("valve_status", v_ids, ((".status", INT),))
+            block("valve_status", v_ids, ((".status", TEXT),))
         if "housekeeping" in kinds:
             add([("mode", TEXT), ("isolation_state", TEXT), ("cycle_time_us", INT), ("max_cycle_time_us", INT),
                  ("overruns", INT), ("link_up", INT), ("link_errors", INT), ("sensors_failed", INT)])
@@ -169,14 +170,14 @@ class RowBuilder:
             p, t, f, v, vs = st["pressure"], st["temperature"], st["flow"], st["valves"], st["valve_status"]
             n_p, n_t, n_f, n_v = self.counts[:4]
             row[p:p + 2 * n_p:2] = d.pressure
-            row[p + 1:p + 2 * n_p:2] = d.pressure_status
+            row[p + 1:p + 2 * n_p:2] = [enum_name(SampleStatus, s) for s in d.pressure_status]
             row[t:t + 2 * n_t:2] = d.temperature
-            row[t + 1:t + 2 * n_t:2] = d.temperature_status
+            row[t + 1:t + 2 * n_t:2] = [enum_name(SampleStatus, s) for s in d.temperature_status]
             row[f:f + 2 * n_f:2] = d.flow
-            row[f + 1:f + 2 * n_f:2] = d.flow_status
+            row[f + 1:f + 2 * n_f:2] = [enum_name(SampleStatus, s) for s in d.flow_status]
             row[v:v + 2 * n_v:2] = d.valve_cmd
             row[v + 1:v + 2 * n_v:2] = d.valve_fb
-            row[vs:vs + n_v] = d.valve_status
+            row[vs:vs + n_v] = [enum_name(SampleStatus, s) for s in d.valve_status]
         elif isinstance(d, P.Housekeeping):
             row[ix["cycle"]] = d.cycle
             if (len(d.modules), len(d.valves)) != (self.counts[4], self.counts[3]):
@@ -280,13 +281,23 @@ def event_values(event: P.Event) -> dict[str, float]:
     return {s.name: v for s, v in zip(spec.values, event.values) if s.name != "unused"}
 
 
+def event_values_text(event: P.Event) -> dict[str, str]:
+    """The event's used values by field label, in display units (``hole_diameter`` -> ``1.40 mm``)
+    for the readable table; CSV and JSON lines keep the SI values of :func:`event_values`."""
+    spec = EVENT_DEFS.get(event.event_id)
+    if spec is None:
+        return {f"value{i + 1}": f"{v:g}" for i, v in enumerate(event.values)}
+    return {field_label(s.name, s.unit): value_text(s.name, s.unit, v)
+            for s, v in zip(spec.values, event.values) if s.name != "unused"}
+
+
 def summary(packet: P.Packet, name: str, layout: Layout | None) -> str:
     """One readable line describing a packet's content."""
     d = packet.data
     if isinstance(d, P.RawSamples):
         bad = sum(1 for s in (*d.pressure_status, *d.temperature_status, *d.flow_status, *d.valve_status)
                   if s != SampleStatus.OK)
-        p = f"p {min(d.pressure):.1f}..{max(d.pressure):.1f} Pa" if d.pressure else "no pressure"
+        p = f"p {min(d.pressure) / 1000:.3f}..{max(d.pressure) / 1000:.3f} kPa" if d.pressure else "no pressure"
         t = f", T {min(d.temperature):.2f}..{max(d.temperature):.2f} K" if d.temperature else ""
         opened = sum(1 for c in d.valve_cmd if c)
         return f"cycle {d.cycle}: {p}{t}, {opened}/{len(d.valve_cmd)} valves open" + (
@@ -294,14 +305,15 @@ def summary(packet: P.Packet, name: str, layout: Layout | None) -> str:
     if isinstance(d, P.Housekeeping):
         names = [m.name for m in layout.modules] if layout and len(layout.modules) == len(d.modules) else [
             f"m{i}" for i in range(len(d.modules))]
-        mods = "; ".join(f"{n} {m.pressure_pa:.1f} Pa {m.temperature_k:.2f} K {m.leak_rate_kg_s:.2e} kg/s "
+        mods = "; ".join(f"{n} {m.pressure_pa / 1000:.3f} kPa {m.temperature_k:.2f} K {kg_day(m.leak_rate_kg_s)} "
                          f"{enum_name(ModuleStatus, m.status)}" for n, m in zip(names, d.modules))
         return (f"{enum_name(FdirMode, d.mode)} {enum_name(IsolationState, d.isolation_state)}, cycle {d.cycle}, "
                 f"{d.cycle_time_us} us (max {d.max_cycle_time_us}), overruns {d.overruns}, "
                 f"link {'up' if d.link_up else 'DOWN'}, {d.sensors_failed} sensors failed | {mods}")
     if isinstance(d, P.Event):
-        values = " ".join(f"{k}={v:g}" for k, v in event_values(d).items())
-        return f"{d.severity.name} {d.event_id.name} {d.subject} {values}".rstrip()
+        values = " ".join(f"{k}={v}" for k, v in event_values_text(d).items())
+        subject = subject_text(d.subject, [m.name for m in layout.modules] if layout else None)
+        return f"{d.severity.name} {d.event_id.name} {subject} {values}".rstrip()
     if isinstance(d, P.LayoutReport):
         try:
             info = json.loads(d.layout_json)

@@ -11,9 +11,10 @@ Library: :func:`collect` (stream and decimate), :func:`render` (plot_render.py: 
 backend, imported lazily so that importing this module costs nothing) and :func:`plot_capture`
 (both). Never prints.
 
-Units in the figure: pressure in kPa (right axis in mmHg), temperature in K, gas inventory change
-since the first plotted sample in mol (the legend gives each module's inventory at that sample),
-leak rate in kg/h (positive = gas lost). The x axis is mission time (time since mission time 0,
+Units in the figure (the tools' one set, :mod:`hullwatch.tools.units`): pressure in kPa (right
+axis in mmHg), temperature in K, gas inventory change since the first plotted sample in kg of air
+(the telemetry's mol times 28.96 g/mol; the legend gives each module's inventory at that sample),
+leak rate in kg/day (positive = gas lost). The x axis is mission time (time since mission time 0,
 whose UTC is in the axis label) in s, min or h by the span shown.
 """
 
@@ -23,11 +24,11 @@ import math
 import os
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ...firmware.errors import TelemetryError
 from ...firmware.telemetry.fields import field_offsets, flatten, struct_format
 from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, HOUSEKEEPING_BODY, PEC_SIZE,
@@ -36,8 +37,10 @@ from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, HOUSEK
 from ...hal.errors import DeviceOpenError
 from ..errors import InputError
 from ..ground.capture import iter_packet_batches
+from ..timeparse import parse_time  # noqa: F401 - the one time syntax; re-exported for callers
+from ..units import subject_text
+from .plot_render import KG_DAY_PER_KG_S, MMHG_PER_PA, pack_badges, render  # noqa: F401 - the plot API
 from .replay_device import find_layout_report
-from .plot_render import KG_H_PER_KG_S, MMHG_PER_PA, pack_badges, render  # noqa: F401 - the plot API
 
 #: the series kept per module, in this order (columns of the decimator)
 SERIES = ("pressure_pa", "temperature_k", "inventory_mol", "leak_rate_kg_s")
@@ -173,35 +176,6 @@ class PlotData:
     source: str = ""
 
 
-def parse_time(text: str, epoch_utc: float | None = None) -> float:
-    """A mission time from the command line: seconds (``3600``), with a unit (``90s``, ``15m``,
-    ``2h``, ``1d``), or an ISO-8601 UTC time (``2018-08-29T21:00:00Z``, needs ``epoch_utc``).
-    Raises InputError saying what was expected."""
-    s = text.strip()
-    units = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-    for suffix in sorted(units, key=len, reverse=True):
-        if s.endswith(suffix) and s[: -len(suffix)].strip():
-            try:
-                return float(s[: -len(suffix)]) * units[suffix]
-            except ValueError:
-                break
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(
-            f"time {text!r}: expected mission seconds (3600), a duration (90s, 15m, 2h) or an "
-            "ISO UTC time (2018-08-29T21:00:00Z)") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    if epoch_utc is None:
-        raise InputError(f"time {text!r}: a UTC time needs the capture's epoch")
-    return when.timestamp() - epoch_utc
-
-
 class _Collector:
     """The state :func:`collect` and :func:`collect_capture` share: the layout (from the first
     layout report), the time window, the binned series and the bounded event list."""
@@ -215,6 +189,7 @@ class _Collector:
         self.source = source
         self.epoch: float | None = None
         self.names: list[str] | None = None
+        self.layout_names: list[str] | None = None
         self.cols: list[int] = []
         self.n_modules = 0
         self.n_valves = 0
@@ -225,11 +200,17 @@ class _Collector:
         self.lo_t: float | None = None
         self.hi_t: float | None = None
 
-    def start(self, report: Any) -> None:
-        """Take the layout and epoch of the first layout report (later ones are ignored)."""
+    def start(self, report: Any, offset: int | None = None) -> None:
+        """Take the layout and epoch of the first layout report (later ones are ignored).
+        Raises InputError naming the source and the report's byte ``offset`` when its layout
+        is unusable."""
         if self.names is not None:
             return
-        layout = layout_from_json(report.layout_json)
+        try:
+            layout = layout_from_json(report.layout_json)
+        except TelemetryError as exc:
+            where = f"the layout report at byte offset {offset}" if offset is not None else "the first layout report"
+            raise InputError(f"{self.source}: {where} is unusable: {exc}") from exc
         all_names = [m.name for m in layout.modules]
         wanted = all_names if not self.modules else self.modules
         unknown = [m for m in wanted if m not in all_names]
@@ -238,6 +219,7 @@ class _Collector:
                              + ", ".join(all_names))
         self.epoch = report.epoch_utc
         self.names = list(wanted)
+        self.layout_names = all_names  # expands segment subjects of events
         self.cols = [all_names.index(m) for m in self.names]
         self.n_modules, self.n_valves = len(layout.modules), len(layout.valves)
         self.bins = BinnedSeries(len(self.cols) * len(SERIES), max_bins=self.max_bins)
@@ -274,7 +256,8 @@ class _Collector:
 
     def event(self, t: float, ev: Any) -> None:
         if len(self.events) < self.max_events:
-            self.events.append(PlotEvent(t, ev.event_id.name, ev.subject, int(ev.severity)))
+            self.events.append(PlotEvent(t, ev.event_id.name, subject_text(ev.subject, self.layout_names),
+                                         int(ev.severity)))
         else:
             self.dropped += 1
 
@@ -285,7 +268,7 @@ class _Collector:
         Raises InputError for housekeeping before any layout report (modules cannot be named)."""
         data = packet.data
         if isinstance(data, LayoutReport):
-            self.start(data)
+            self.start(data, offset)
             return
         if self.epoch is None:
             if isinstance(data, Housekeeping):

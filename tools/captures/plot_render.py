@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from ..units import AIR_KG_MOL, DAY_S, MMHG_PA
+
 #: mmHg per Pa (1 mmHg = 133.322 387 415 Pa)
-MMHG_PER_PA = 1.0 / 133.322387415
-KG_H_PER_KG_S = 3600.0
+MMHG_PER_PA = 1.0 / MMHG_PA
+KG_DAY_PER_KG_S = DAY_S
 
 
 def _time_scale(span_s: float) -> tuple[float, str]:
@@ -63,8 +65,8 @@ def render(data: Any, out: str | os.PathLike[str], *, title: str | None = None, 
     panels = (
         ("pressure_pa", 1e-3, "pressure [kPa]"),
         ("temperature_k", 1.0, "gas temperature [K]"),
-        ("inventory_mol", 1.0, "gas inventory change\nsince first sample [mol]"),
-        ("leak_rate_kg_s", KG_H_PER_KG_S, "estimated leak rate\n[kg/h, + = loss]"),
+        ("inventory_mol", AIR_KG_MOL, "gas inventory change\nsince first sample [kg]"),
+        ("leak_rate_kg_s", KG_DAY_PER_KG_S, "estimated leak rate\n[kg/day, + = loss]"),
     )
     handles = []
     for ax, (key, factor, label) in zip(axes, panels):
@@ -76,7 +78,7 @@ def render(data: Any, out: str | os.PathLike[str], *, title: str | None = None, 
             if key == "inventory_mol":
                 finite = mean[:, j][np.isfinite(mean[:, j])]
                 base = float(finite[0]) if len(finite) else 0.0
-                legend = f"{name} (n0 = {base:,.0f} mol)"
+                legend = f"{name} ({base * AIR_KG_MOL:,.1f} kg)"
             (line,) = ax.plot(x, (mean[:, j] - base) * factor, color=colour, lw=1.1, label=legend)
             if data.bin_width_s > 1.0:
                 ax.fill_between(x, (lo[:, j] - base) * factor, (hi[:, j] - base) * factor,

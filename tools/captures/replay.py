@@ -45,8 +45,18 @@ class PacketSink(Protocol):
     def close(self) -> None: ...
 
 
+#: Largest UDP payload (IPv4: 65535 - 20 - 8). A legal space packet may be up to 65542 bytes.
+MAX_DATAGRAM = 65507
+#: Recorded gaps longer than this are time jumps (a corrupt but CRC-valid time stamp, or two
+#: recordings back to back): skipped, counted and warned about, never slept through.
+MAX_TIME_JUMP_S = 3600.0
+
+
 class UdpSink:
-    """One datagram per packet to ``udp://HOST:PORT`` (IPv4 or IPv6, resolved once)."""
+    """One datagram per packet to ``udp://HOST:PORT`` (IPv4 or IPv6, resolved once). A legal
+    packet longer than a datagram can carry (:data:`MAX_DATAGRAM`) is sent in consecutive
+    datagrams of at most MAX_DATAGRAM bytes, in order (a receiver that reads the datagrams as a
+    byte stream gets it whole); ``split`` counts such packets."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -65,9 +75,18 @@ class UdpSink:
         self.url = url
         self.address = addr
         self.refused = 0
+        self.split = 0
         self._sock = socket.socket(family, type_, proto)
 
     def send(self, packet: bytes) -> None:
+        if len(packet) > MAX_DATAGRAM:
+            self.split += 1
+            for i in range(0, len(packet), MAX_DATAGRAM):
+                self._send(packet[i:i + MAX_DATAGRAM])
+            return
+        self._send(packet)
+
+    def _send(self, packet: bytes) -> None:
         try:
             self._sock.sendto(packet, self.address)
         except ConnectionRefusedError:
@@ -140,32 +159,50 @@ class ReplayStats:
     gaps_skipped: int = 0
     skipped_s: float = 0.0
     mission_span_s: float = 0.0
+    #: recorded gaps over the jump limit, skipped (not paced, not in mission_span_s); the first
+    #: one's size (s) and the byte offset of the packet that jumped
+    time_jumps: int = 0
+    first_jump_s: float = 0.0
+    first_jump_offset: int | None = None
 
 
 class Schedule:
     """Maps recorded packet times to send times on a replay clock (python-can's MessageSync).
 
     The first packet is due at once. Each later packet is due after the recorded gap since the
-    previous one, except that a gap longer than ``skip_gaps`` counts as ``skip_gaps``, and a
-    recorded time going backwards (a new capture appended, a loop) counts as no gap.
+    previous one, except that a gap longer than ``max_jump`` is a time jump and counts as no gap
+    (counted in ``stats.time_jumps``), a gap longer than ``skip_gaps`` counts as ``skip_gaps``,
+    and a recorded time going backwards (a new capture appended, a loop, the packet after a
+    jump) counts as no gap.
     """
 
-    def __init__(self, skip_gaps: float | None, stats: ReplayStats) -> None:
+    def __init__(self, skip_gaps: float | None, stats: ReplayStats,
+                 max_jump: float | None = MAX_TIME_JUMP_S) -> None:
         if skip_gaps is not None and skip_gaps < 0:
             raise InputError(f"skip_gaps must be >= 0 s, got {skip_gaps}")
+        if max_jump is not None and not max_jump > 0:
+            raise InputError(f"max_jump must be > 0 s, got {max_jump}")
+        self._max_jump = max_jump
         self._skip = skip_gaps
         self._stats = stats
         self._prev: float | None = None
         self.due = 0.0  #: replay-clock time (s of recorded time) at which the packet is due
 
-    def advance(self, recorded_t: float | None) -> float:
+    def advance(self, recorded_t: float | None, offset: int | None = None) -> float:
         """Return the due time of a packet recorded at ``recorded_t`` (s); ``None`` (a packet
-        without a time stamp) is due with the packet before it."""
+        without a time stamp) is due with the packet before it. ``offset`` (the packet's byte
+        offset) is kept for the first time jump."""
         if recorded_t is None:
             return self.due
         if self._prev is not None:
             gap = recorded_t - self._prev
             if gap < 0:
+                gap = 0.0
+            elif self._max_jump is not None and gap > self._max_jump:
+                st = self._stats
+                st.time_jumps += 1
+                if st.first_jump_offset is None:
+                    st.first_jump_s, st.first_jump_offset = gap, offset
                 gap = 0.0
             self._stats.mission_span_s += gap
             if self._skip is not None and gap > self._skip:
@@ -189,6 +226,7 @@ def replay_records(
     progress: ProgressCallback | None = None,
     progress_every: int = 256,
     should_stop: Callable[[], bool] | None = None,
+    max_jump: float | None = MAX_TIME_JUMP_S,
 ) -> ReplayStats:
     """Send timed packets to ``sink``.
 
@@ -204,6 +242,8 @@ def replay_records(
             Tests pass a virtual clock and read its time at each send.
         progress: ``progress(done_bytes, total_bytes)`` within the current pass.
         should_stop: polled before each packet; True ends the replay cleanly.
+        max_jump: recorded gaps longer than this (s) are time jumps: not waited for, counted
+            in ``time_jumps``; ``None`` waits any gap out.
 
     Returns:
         :class:`ReplayStats`.
@@ -214,7 +254,7 @@ def replay_records(
     if speed is not None and not speed > 0:
         raise InputError(f"speed must be > 0, got {speed}")
     stats = ReplayStats()
-    schedule = Schedule(skip_gaps, stats)
+    schedule = Schedule(skip_gaps, stats, max_jump)
     if speed is not None and clock is None:
         clock = WallClock(speed=speed)
     base = clock.now() if clock is not None else 0.0
@@ -224,7 +264,7 @@ def replay_records(
         for recorded_t, end, packet in passes():
             if should_stop is not None and should_stop():
                 return stats
-            due = schedule.advance(recorded_t)
+            due = schedule.advance(recorded_t, end - len(packet))
             if clock is not None:
                 clock.sleep_until(base + due)
             sink.send(packet)
@@ -253,6 +293,7 @@ def replay_capture(
     progress: ProgressCallback | None = None,
     on_skip: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_jump: float | None = MAX_TIME_JUMP_S,
 ) -> ReplayStats:
     """Replay the capture at ``path`` to ``sink`` (see :func:`replay_records` for the options).
 
@@ -272,7 +313,7 @@ def replay_capture(
 
     return replay_records(
         one_pass, sink, total_bytes=total, speed=speed, skip_gaps=skip_gaps, loop=loop,
-        clock=clock, progress=progress, should_stop=should_stop,
+        clock=clock, progress=progress, should_stop=should_stop, max_jump=max_jump,
     )
 
 

@@ -35,7 +35,10 @@ gap in the capture) the read returns the previous values with status STALE (coun
 the data are a recording.
 
 The capture is streamed (constant memory). Damaged stretches are skipped by the capture reader
-and counted in :meth:`health` (``skipped_ranges``, ``skipped_bytes``).
+and counted in :meth:`health` (``skipped_ranges``, ``skipped_bytes``). A raw sample whose time
+stamp jumps more than ``MAX_TIME_JUMP_S`` from its neighbours on both sides (a corrupt but
+CRC-valid stamp) is dropped and counted (``time_jumps``); a jump that the following samples
+confirm (two recordings back to back) is followed.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ from ...hal.errors import DeviceNotFound, DeviceOpenError, DeviceUrlError
 from ...hal.interfaces import Device, DeviceInfo, Frame, Layout, SampleStatus
 from ..ground.capture import iter_capture, iter_packet_batches
 
+#: A raw sample whose time stamp is further than this from the one before it (s), and that the
+#: sample after it does not confirm, carries a corrupt (if CRC-valid) time stamp: it is dropped.
+MAX_TIME_JUMP_S = 3600.0
 #: commands kept in :attr:`ReplayDevice.commands` (every queue is bounded)
 MAX_RECORDED_COMMANDS = 10_000
 _OK = int(SampleStatus.OK)
@@ -126,13 +132,19 @@ def find_layout_report(path: str, max_bytes: int = 64 << 20) -> Any:
     """The first layout report of a capture (a ``LayoutReport``), looked for in its first
     ``max_bytes`` (it comes in the first cycle, repeated every 60 s of mission time).
 
-    Raises DeviceOpenError when there is none, or the file cannot be read.
+    Raises DeviceOpenError when there is none, when the first one's layout JSON is unusable
+    (naming its byte offset), or the file cannot be read.
     """
     try:
         for batch in iter_packet_batches(path):
             # an undecodable report is left out: the next one will do
-            for _i, packet in batch.packets(batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_LAYOUT)):
+            for i, packet in batch.packets(batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_LAYOUT)):
                 if isinstance(packet.data, LayoutReport):
+                    try:
+                        layout_from_json(packet.data.layout_json)
+                    except TelemetryError as exc:
+                        raise DeviceOpenError(f"replay://{path}: the layout report at byte offset "
+                                              f"{batch.offset(i)} is unusable: {exc}") from exc
                     return packet.data
             if batch.base + len(batch.buffer) >= max_bytes:
                 break
@@ -184,6 +196,9 @@ class ReplayDevice(Device):
         self.period_s: float | None = None
         #: lookahead: (CUC mission time, RawSamples), at most two
         self._ahead: collections.deque[tuple[float, Any]] = collections.deque()
+        self._pushback: tuple[float, Any] | None = None  # a sample read ahead to judge a jump
+        self._last_t: float | None = None  # CUC mission time of the last sample delivered
+        self._time_jumps = 0
         try:
             for cap in self._packets:
                 data = cap.packet.data
@@ -222,7 +237,6 @@ class ReplayDevice(Device):
         self._skipped_bytes += skip.length
 
     def _iter_packets(self) -> Iterator[Any]:
-
         return iter_capture(self.path, on_skip=self._on_skip)
 
     def _counts_match(self, data: Any) -> bool:
@@ -240,28 +254,49 @@ class ReplayDevice(Device):
                 f"(pressure, temperature, flow, valves) channels, the layout report says {want}")
 
     def _fill(self) -> None:
-        """Keep two samples in the lookahead (fewer at the end of the recording)."""
+        """Keep two samples in the lookahead (fewer at the end of the recording).
 
-        while len(self._ahead) < 2 and not self._ended:
-            try:
-                for cap in self._packets:
-                    data = cap.packet.data
-                    if isinstance(data, RawSamples):
-                        if not self._counts_match(data):
-                            self._layout_changes += 1
-                            self._ended = True  # another station's data: the recording ends here
-                        else:
-                            self._ahead.append((cap.packet.time_utc - self.epoch_utc, data))
-                        break
-                    if isinstance(data, LayoutReport) and data.layout_json != self._layout_json:
+        A sample whose time is more than MAX_TIME_JUMP_S away from the one before it is a time
+        jump: kept when the sample after it continues from it (a real jump, e.g. recordings back
+        to back), else dropped as a corrupt time stamp and counted in ``time_jumps``."""
+        while len(self._ahead) < 2:
+            sample = self._next_raw()
+            if sample is None:
+                return
+            ref = self._ahead[-1][0] if self._ahead else self._last_t
+            if ref is not None and abs(sample[0] - ref) > MAX_TIME_JUMP_S:
+                after = self._next_raw()
+                if after is not None:
+                    self._pushback = after
+                if after is None or abs(after[0] - sample[0]) > MAX_TIME_JUMP_S:
+                    self._time_jumps += 1
+                    continue
+            self._ahead.append(sample)
+
+    def _next_raw(self) -> tuple[float, Any] | None:
+        """The next raw sample of this station's layout in file order, or None at the end."""
+        if self._pushback is not None:
+            sample, self._pushback = self._pushback, None
+            return sample
+        if self._ended:
+            return None
+        try:
+            for cap in self._packets:
+                data = cap.packet.data
+                if isinstance(data, RawSamples):
+                    if not self._counts_match(data):
                         self._layout_changes += 1
-                        self._ended = True
-                        break
-                else:
+                        self._ended = True  # another station's data: the recording ends here
+                        return None
+                    return (cap.packet.time_utc - self.epoch_utc, data)
+                if isinstance(data, LayoutReport) and data.layout_json != self._layout_json:
+                    self._layout_changes += 1
                     self._ended = True
-            except OSError:
-                self._skipped_ranges += 1
-                self._ended = True
+                    return None
+        except OSError:
+            self._skipped_ranges += 1
+        self._ended = True
+        return None
 
     def _infer_timebase(self) -> None:
         """``t0`` and ``period`` such that sample k is at ``t0 + k * period`` (module docstring)."""
@@ -340,7 +375,7 @@ class ReplayDevice(Device):
                 status = getattr(frame, name)
                 status[:] = [int(SampleStatus.STALE) if self._delivered else _NO_DATA] * len(status)
             return
-        s = ahead.popleft()[1]
+        self._last_t, s = ahead.popleft()
         self._fill()
         clock._follow(t)
         self.samples += 1
@@ -378,6 +413,7 @@ class ReplayDevice(Device):
             "skipped_ranges": self._skipped_ranges,
             "skipped_bytes": self._skipped_bytes,
             "layout_changes": self._layout_changes,
+            "time_jumps": self._time_jumps,
         }
 
     def _close(self) -> None:

@@ -28,11 +28,14 @@ import numpy as np
 
 from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT, Housekeeping,
                                            LayoutReport)
-from ...firmware.types import FdirMode
+from ...firmware.telemetry.events import EVENT_DEFS
+from ...firmware.types import EventId, FdirMode
 from ...hal.errors import DeviceOpenError
 from ..closed_loop.runner import run_scenario
 from ..errors import InputError
 from ..ground.capture import iter_packet_batches
+from ..units import field_label as _label
+from ..units import subject_text, value_text
 from .replay_device import ReplayDevice, mission_time
 
 #: Event names whose occurrence depends on the host (timing, link), not on the recorded samples.
@@ -81,6 +84,8 @@ class RerunReport:
     skipped_bytes: int = 0  #: damaged bytes the capture reader skipped
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
     mode: str = ""  #: FDIR mode of the re-run
+    module_names: list[str] = field(default_factory=list)  #: layout order, to name segment subjects
+    time_jumps: int = 0  #: raw samples dropped for a corrupt time stamp (replay_device)
 
     @property
     def identical(self) -> bool:
@@ -255,7 +260,9 @@ def rerun_capture(
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
                       capture=capture)
         skipped = device.health().get("skipped_bytes", 0)
+        jumps = device.health().get("time_jumps", 0)
         start, end = device.start_time, device.end_time
+        names = [m.name for m in device.layout.modules]
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
     rerun = list(getattr(result, "events", ()))
     diffs, n_rec, n_new, ignored = diff_events(
@@ -263,7 +270,7 @@ def rerun_capture(
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower())
+                       getattr(mode, "name", str(mode)).lower(), names, jumps)
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
@@ -303,27 +310,60 @@ def _fmt_t(t: float) -> str:
     return f"{sign}{int(h)}:{int(m):02d}:{s:06.3f}"
 
 
-def _fmt_values(values: Sequence[float]) -> str:
-    return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+def _value_defs(name: str) -> tuple[Any, ...]:
+    try:
+        return EVENT_DEFS[EventId[name]].values
+    except KeyError:
+        return ()
+
+
+def _fmt_values(values: Sequence[float], name: str = "") -> str:
+    """``leak_rate 16.5 kg/day, test_statistic 8.3, segment_volume 900.0 m3``: each used value
+    with its field name (from the event dictionary) and in display units."""
+    defs = _value_defs(name)
+    if not defs:
+        return "(" + ", ".join(f"{v:.6g}" for v in values) + ")"
+    parts = [f"{_label(d.name, d.unit)} {value_text(d.name, d.unit, v)}"
+             for d, v in zip(defs, values) if d.name != "unused"]
+    return ", ".join(parts) or "(no values)"
+
+
+def _fmt_changes(name: str, before: Sequence[float], after: Sequence[float], rtol: float = 1e-9) -> str:
+    """``hole_diameter 1.40 mm -> 1.38 mm; reserve_time 2 h 52 min -> 2 h 50 min``: the changed
+    values only; where display rounding hides the change, the SI values are shown."""
+    defs = _value_defs(name)
+    if not defs:
+        return f"values {_fmt_values(before)} -> {_fmt_values(after)}"
+    parts = []
+    for d, a, b in zip(defs, before, after):
+        if d.name == "unused" or _values_equal((a,), (b,), rtol):
+            continue
+        ta, tb = value_text(d.name, d.unit, a), value_text(d.name, d.unit, b)
+        if ta == tb:
+            ta, tb = value_text(d.name, d.unit, a, True), value_text(d.name, d.unit, b, True)
+        parts.append(f"{_label(d.name, d.unit)} {ta} -> {tb}")
+    return "; ".join(parts) or "values equal within display precision"
 
 
 def format_diff(report: RerunReport) -> list[str]:
     """Lines describing the differences, one per event, in mission-time order::
 
-        - 0:41:20.300  LEAK_CONFIRMED   zvezda   (0.00052, 14.2, 75)    recorded only
-        + 0:43:05.100  LEAK_CONFIRMED   zvezda   (0.00051, 13.9, 75)    rerun only
-        ~ 0:50:00.000  LEAK_LOCATED     soyuz-om (0.0021, ...) -> (0.0019, ...)
+        - 0:41:20.300  LEAK_CONFIRMED     zvezda           leak_rate 44.9 kg/day, test_statistic 14.2, segment_volume 75.0 m3   recorded only
+        + 0:43:05.100  LEAK_CONFIRMED     zvezda           leak_rate 44.1 kg/day, test_statistic 13.9, segment_volume 75.0 m3   rerun only
+        ~ 0:50:00.000  LEAK_LOCATED       soyuz-om         hole_diameter 2.10 mm -> 1.90 mm; reserve_time 2 h 52 min -> 3 h 10 min
     """
     lines = []
+    names = report.module_names or None  # segment subjects (station, seg:0x6) read as module names
     for d in report.diffs:
         if d.kind == "changed":
             a, b = d.recorded, d.rerun
             assert a is not None and b is not None
-            lines.append(f"~ {_fmt_t(a.t)}  {a.name:<18} {a.subject:<16} values {_fmt_values(a.values)}"
-                         f" -> {_fmt_values(b.values)}")
+            lines.append(f"~ {_fmt_t(a.t)}  {a.name:<18} {subject_text(a.subject, names):<16} "
+                         f"{_fmt_changes(a.name, a.values, b.values)}")
         else:
             e = d.recorded if d.kind == "recorded only" else d.rerun
             assert e is not None
             sign = "-" if d.kind == "recorded only" else "+"
-            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {e.subject:<16} {_fmt_values(e.values):<40} {d.kind}")
+            lines.append(f"{sign} {_fmt_t(e.t)}  {e.name:<18} {subject_text(e.subject, names):<16} "
+                         f"{_fmt_values(e.values, e.name)}   {d.kind}")
     return lines

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from ...firmware.telemetry import packets as P
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
+from ...hal.interfaces import SampleStatus
 from ..ground import bulk
 from ..ground.capture import PacketBatch, Skip, iter_packet_batches
 from .formats import FLOAT, INT, TEXT, RowBuilder, Selector, enum_name
@@ -169,6 +170,7 @@ class _RawSamples(_BulkKind):
         n_p, n_t, n_f, n_v = rows.counts[:4]
         super().__init__(rows, bulk.raw_samples_dtype(n_p, n_t, n_f, n_v),
                          {"n_pressure": n_p, "n_temperature": n_t, "n_flow": n_f, "n_valves": n_v})
+        self._status = _names(SampleStatus)  #: each sample's status as RowBuilder names it
 
     def fill(self, out: _Columns, at: np.ndarray, rec: np.ndarray) -> None:
         names, starts = self.rows.columns, self.rows.starts
@@ -176,12 +178,15 @@ class _RawSamples(_BulkKind):
         for kind in ("pressure", "temperature", "flow"):
             first, count = starts[kind], rec[f"data.{kind}"].shape[1]
             out.number_block(names[first:first + 2 * count:2], at, rec[f"data.{kind}"])
-            out.number_block(names[first + 1:first + 2 * count:2], at, rec[f"data.{kind}_status"])
+            status = rec[f"data.{kind}_status"]
+            for i in range(count):
+                out.text(names[first + 2 * i + 1], at, status[:, i], self._status)
         first, count = starts["valves"], rec["data.valve_cmd"].shape[1]
         out.number_block(names[first:first + 2 * count:2], at, rec["data.valve_cmd"])
         out.number_block(names[first + 1:first + 2 * count:2], at, rec["data.valve_fb"])
-        first = starts["valve_status"]
-        out.number_block(names[first:first + count], at, rec["data.valve_status"])
+        first, status = starts["valve_status"], rec["data.valve_status"]
+        for i in range(count):
+            out.text(names[first + i], at, status[:, i], self._status)
 
 
 class _Housekeeping(_BulkKind):

@@ -9,8 +9,10 @@ Only here are exceptions turned into exit statuses and one-line messages (no tra
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
+from importlib import metadata
 from typing import Sequence
 
 from ..errors import EXIT_BAD_INPUT, EXIT_DEVICE, ToolError
@@ -28,16 +30,58 @@ COMMANDS: dict[str, str] = {
     "board-info": "hullwatch.tools.cli.board_info",
     "flash": "hullwatch.tools.cli.flash",
     "campaign": "hullwatch.tools.cli.campaign",
+    "example": "hullwatch.tools.cli.example",
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with hints: a misspelt verb, choice or option gets a "did you mean" from the
+    names this parser knows. Usage errors exit 2 with this (sub)command's usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        hint = _hint(self, message)
+        super().error(message + hint)
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+
+
+def _hint(parser: argparse.ArgumentParser, message: str) -> str:
+    if "invalid choice:" in message:
+        bad = message.split("invalid choice:", 1)[1].split("(", 1)[0].strip().strip("'\"")
+        choices = message.rsplit("(choose from", 1)[-1].rstrip(")").replace("'", "").split(",")
+        close = difflib.get_close_matches(bad, [c.strip() for c in choices], n=1, cutoff=0.5)
+        return f"; did you mean {close[0]!r}?" if close else ""
+    if message.startswith("unrecognized arguments:"):
+        hints = []
+        for word in message.split(":", 1)[1].split():
+            if word.startswith("-"):
+                flag = word.split("=", 1)[0]
+                close = difflib.get_close_matches(flag, _options(parser), n=1, cutoff=0.5)
+                if close:
+                    hints.append(close[0])
+        return f" (did you mean {', '.join(hints)}?)" if hints else ""
+    return ""
+
+
+def version() -> str:
+    """The installed distribution's version (``0.1.0``), or ``unknown`` outside an install."""
+    try:
+        return metadata.version("hullwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hullwatch",
         description="Spacecraft cabin leak detection: flight software, simulated station, "
         "USB sensor board tools and telemetry captures.",
+        epilog="Documentation: README.md and docs/ (a page per use; hullwatch VERB --help for each verb).",
     )
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    parser.add_argument("--version", action="version", version=f"hullwatch {version()}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     for verb, module_name in COMMANDS.items():
         try:
             module = importlib.import_module(module_name)
@@ -49,14 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _named(exc: BaseException, message: str) -> str:
+    """The message with the flag it came from in front (``--device serial:///dev/x: ...``), when
+    the verb raised it inside :func:`hullwatch.tools.cli.common.naming` and it does not say so."""
+    flag = getattr(exc, "hullwatch_flag", None)
+    if flag and not message.startswith(flag):
+        return f"{flag} {message}"
+    return message
+
+
 def _error_exit(message: str, code: int) -> int:
     print(f"hullwatch: error: {message}", file=sys.stderr)
     return code
 
 
+def _subparser(parser: argparse.ArgumentParser, verb: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and verb in action.choices:
+            return action.choices[verb]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)  # usage errors: SystemExit(2), as argparse does
+    if extras:
+        # an unknown option belongs to the verb: show the verb's usage, with a did-you-mean
+        _subparser(parser, getattr(args, "verb", None)).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -67,22 +130,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ToolError as exc:
-        return _error_exit(str(exc), exc.exit_code)
+        return _error_exit(_named(exc, str(exc)), exc.exit_code)
     except (DeviceOpenError, LinkError) as exc:
-        return _error_exit(str(exc), EXIT_DEVICE)
+        return _error_exit(_named(exc, str(exc)), EXIT_DEVICE)
     except (HalError, FirmwareError, SimError) as exc:
-        return _error_exit(str(exc), EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, str(exc)), EXIT_BAD_INPUT)
     except FileNotFoundError as exc:
-        return _error_exit(f"{exc.filename}: no such file", EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, f"{exc.filename}: no such file"), EXIT_BAD_INPUT)
     except IsADirectoryError as exc:
-        return _error_exit(f"{exc.filename}: is a directory, expected a file", EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, f"{exc.filename}: is a directory, expected a file"), EXIT_BAD_INPUT)
     except PermissionError as exc:
-        return _error_exit(f"{exc.filename}: permission denied", EXIT_BAD_INPUT)
+        return _error_exit(_named(exc, f"{exc.filename}: permission denied"), EXIT_BAD_INPUT)
     except BrokenPipeError:
         return 0
     except OSError as exc:
-        return _error_exit(f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}".strip(), EXIT_BAD_INPUT)
+        text = f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}".strip()
+        return _error_exit(_named(exc, text), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
+        # Every verb says what Ctrl-C left behind: its module's on_interrupt(args) -> str
+        note = getattr(sys.modules.get(getattr(args.func, "__module__", ""), None), "on_interrupt", None)
+        text = note(args) if note is not None else "stopped"
+        print(f"hullwatch {args.verb}: interrupted (Ctrl-C): {text}", file=sys.stderr)
         return 130
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import add_device_argument, naming
+
 EXAMPLES = """\
 examples:
-  hullwatch board-info --port /dev/ttyACM0
-  hullwatch board-info --port emuboard://bench?flash=board.flash
-  hullwatch board-info --port socket://192.168.1.20:7000
+  hullwatch board-info --device /dev/ttyACM0
+  hullwatch board-info --device emuboard://bench?flash=board.flash
+  hullwatch board-info --device socket://192.168.1.20:7000
 """
 
 
@@ -23,7 +25,7 @@ def register(subparsers: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", metavar="URL", required=True, help="the board: a serial port or any pyserial URL")
+    add_device_argument(p, required=True, help="the board: a serial port or any pyserial URL (alias: --port)")
     p.set_defaults(func=handler)
 
 
@@ -67,7 +69,8 @@ def handler(args: argparse.Namespace) -> int:
     from ...hal.board_link import BoardLink
     from ..board.flashing import read_board_info
 
-    link = BoardLink.open(args.port)
+    with naming("--device"):
+        link = BoardLink.open(args.device)
     try:
         info = read_board_info(link)
     finally:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 from typing import IO, Any
 
-from .common import check_capture_path
+from .common import check_capture_content, check_capture_path, file_kept_text
 from ..errors import EXIT_DAMAGED, EXIT_OK, InputError
+from ..timeparse import time_arg
 
 EXAMPLES = """\
 examples:
@@ -20,13 +20,14 @@ examples:
   hullwatch decode run.tm --format jsonl --since 2018-08-29T20:30:00Z --until 2018-08-29T21:00:00Z
   hullwatch decode run.tm --format parquet -o run.parquet   # the same rows, typed columns
 
-Times (--since/--until) are mission seconds (0 = the epoch in the capture's layout report; without
-one, the first packet) or ISO 8601 UTC. CSV and JSON-lines columns carry their units in their
+Times (--since/--until) are mission time, in seconds or with units (600, 15m, 1h30m; 0 = the
+epoch in the capture's layout report; without one, the first packet), or ISO 8601 UTC. CSV and JSON-lines columns carry their units in their
 names (pressure_pa, temperature_k, leak_rate_kg_s); raw-sample columns are named from the layout
 report (soyuz-om.p1_pa, soyuz-om.p1_status, ...).
 
-exit status: 0 all decoded; 2 bad arguments or an unreadable file; 3 the capture is damaged (every
-intact packet was decoded; each skipped byte range is listed on stderr).
+exit status: 0 all decoded (an empty capture too, with a warning); 2 bad arguments, an unreadable
+file or a file that is not a capture; 3 the capture is damaged (every intact packet was decoded;
+each skipped byte range is listed on stderr).
 """
 
 #: above this size a progress bar is shown (on a terminal only)
@@ -35,20 +36,8 @@ PROGRESS_MIN_BYTES = 16 << 20
 PARALLEL_MIN_BYTES = 32 << 20
 
 
-def parse_time(text: str) -> tuple[str, float]:
-    """``("mission", seconds)`` for a number, ``("utc", seconds since 1970)`` for ISO 8601."""
-    try:
-        return "mission", float(text)
-    except ValueError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected mission seconds (e.g. 600) or ISO UTC (e.g. 2018-08-29T20:30:00Z), got {text!r}") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return "utc", when.timestamp()
+#: the one time syntax of every verb (mission time with units, or ISO UTC), checked at parse time
+parse_time = time_arg
 
 
 def _service(text: str) -> tuple[int, int | None]:
@@ -90,7 +79,7 @@ def register(subparsers: Any) -> None:
                    help="only this PUS service, or service and subtype (repeatable)")
     p.add_argument("--event", action="append", metavar="NAME",
                    help="only events of this name, e.g. LEAK_LOCATED (repeatable; see hullwatch dictionary)")
-    p.add_argument("--since", type=parse_time, metavar="T", help="from this time: mission seconds or ISO UTC")
+    p.add_argument("--since", type=parse_time, metavar="T", help="from this time: mission time (600, 15m, 1h30m) or ISO UTC")
     p.add_argument("--until", type=parse_time, metavar="T", help="up to this time (inclusive)")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
@@ -209,6 +198,9 @@ def handler(args: argparse.Namespace) -> int:
     check_capture_path(path)
     with open(path, "rb"):  # unreadable: PermissionError, turned into one line by the CLI
         pass
+    empty = check_capture_content(path)  # not a capture: InputError, exit 2
+    if empty:
+        print(f"hullwatch: decode: warning: {empty}", file=sys.stderr)
     event_ids = _event_ids(args.event)
     apids = set(args.apid) if args.apid else None
     services = args.service
@@ -253,3 +245,10 @@ def handler(args: argparse.Namespace) -> int:
               f"({skipped[1]} bytes); everything else decoded", file=sys.stderr)
         return EXIT_DAMAGED
     return EXIT_OK
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves: the output file holds the rows written so far; the capture is untouched."""
+    if args.output:
+        return f"{file_kept_text(args.output)} holds the rows decoded so far; {args.capture} is untouched"
+    return f"{args.capture} is untouched"

@@ -7,16 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .common import add_device_argument, naming
 from ..errors import InputError
 
 EXAMPLES = """\
 examples:
   hullwatch flash examples/board.toml --dry-run              # validate, print the image summary
-  hullwatch flash examples/board.toml --port /dev/ttyACM0
-  hullwatch flash board.toml --port emuboard://bench?flash=board.flash
-  hullwatch flash board.toml --port /dev/ttyACM0 --key board.key   # HMAC-tagged image
-  hullwatch flash other-board.toml --port /dev/ttyACM0 --force      # image built for another id
-  hullwatch flash board.toml --port /dev/ttyACM0 --verify read      # read every byte back
+  hullwatch flash examples/board.toml --device /dev/ttyACM0
+  hullwatch flash board.toml --device emuboard://bench?flash=board.flash
+  hullwatch flash board.toml --device /dev/ttyACM0 --key board.key   # HMAC-tagged image
+  hullwatch flash other-board.toml --device /dev/ttyACM0 --force      # image built for another id
+  hullwatch flash board.toml --device /dev/ttyACM0 --verify read      # read every byte back
 
 The image goes to the board's inactive slot, is verified, and only then committed: a power cut
 or a dead link at any point leaves the board on its previous image or the new one, never a
@@ -36,13 +37,14 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", metavar="CONFIG", help="board configuration: a .toml source or an image file")
-    p.add_argument("--port", metavar="URL",
-                   help="the board: a serial port or any pyserial URL (required unless --dry-run)")
+    add_device_argument(p, help="the board: a serial port or any pyserial URL (required unless --dry-run; "
+                        "alias: --port)")
     p.add_argument("--force", action="store_true",
                    help="flash even if the image is built for another board id")
     p.add_argument("--dry-run", action="store_true",
                    help="validate and print the image summary; do not touch the board")
-    p.add_argument("--key", metavar="FILE", help="HMAC-SHA256 key file (hex or raw, 16-64 bytes): tag the image")
+    p.add_argument("--key", metavar="FILE", help="HMAC-SHA256 key file: 32-128 hex digits as text, or 16-64 raw bytes "
+                   "(docs/config-image.md, \"Key files\"): tag the image")
     p.add_argument("--verify", choices=("crc", "read"), default="crc",
                    help="crc: the board's CRC-32 of each written block (default); read: read every byte back")
     p.add_argument("--save-image", metavar="FILE", help="also write the image bytes to FILE")
@@ -92,10 +94,15 @@ def _progress_bar() -> tuple[Any, Any]:
 def handler(args: argparse.Namespace) -> int:
     from ...hal.board_link import BoardLink
     from ...hal.config_image import decode_image, encode_image, image_crc, summary_lines
+    from ...hal.keyfile import key_file_exposure
     from ..board import flashing
 
     config, image = _load(args)
     key = flashing.load_key(args.key) if args.key else None
+    if args.key:
+        warning = key_file_exposure(args.key)
+        if warning:
+            print(f"hullwatch: warning: {warning}", file=sys.stderr)
     if args.dry_run:
         if image is None:
             image = encode_image(config.with_generation(1), key=key)
@@ -111,10 +118,11 @@ def handler(args: argparse.Namespace) -> int:
             print(f"image written to {args.save_image}")
         print("dry run: the board was not touched")
         return 0
-    if not args.port:
-        raise InputError("--port URL is required (or use --dry-run)")
+    if not args.device:
+        raise InputError("--device URL is required (or use --dry-run)")
 
-    link = BoardLink.open(args.port)
+    with naming("--device"):
+        link = BoardLink.open(args.device)
     progress, close_bars = _progress_bar()
     try:
         if image is None:
@@ -136,3 +144,12 @@ def handler(args: argparse.Namespace) -> int:
           f"confirmed in {result.seconds:.2f} s{retries}; previous generation "
           f"{result.previous_generation}")
     return 0
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    """Ctrl-C mid-flash: the write goes to the inactive slot and only a confirmed commit switches,
+    so the board keeps running the configuration it had (power-fail safe, docs/config-image.md)."""
+    if args.dry_run or not args.device:
+        return "nothing written"
+    return (f"the board at {args.device} keeps its previous configuration unless the commit was "
+            "confirmed (check with hullwatch board-info); flash again to finish")

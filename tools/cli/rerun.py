@@ -7,21 +7,24 @@ import os
 import sys
 from typing import Any
 
-from .common import SkipReporter, add_progress_argument, check_capture_path
+from .common import SkipReporter, add_progress_argument, check_capture_content, file_kept_text, output_path
 from ..errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
+from ..units import plural
 
 EXAMPLES = """\
 examples:
-  hullwatch run soyuz-ms09 --capture ms09.tm
+  hullwatch run --scenario soyuz-ms09 --capture ms09.tm
   hullwatch rerun ms09.tm                        # same parameters: no difference, exit 0
   hullwatch rerun ms09.tm --fdir tuned.toml      # what the tuned table would have done
   hullwatch rerun ms09.tm --mode passive
   hullwatch rerun ms09.tm --fdir tuned.toml --capture tuned.tm && hullwatch plot tuned.tm -o tuned.png
 
 Output: one line per difference, in mission-time order:
-  - TIME  EVENT  SUBJECT  (values)   recorded only   the re-run did not raise it
-  + TIME  EVENT  SUBJECT  (values)   rerun only      new in the re-run
-  ~ TIME  EVENT  SUBJECT  values (recorded) -> (re-run)
+  - TIME  EVENT  SUBJECT  field value, ...   recorded only   the re-run did not raise it
+  + TIME  EVENT  SUBJECT  field value, ...   rerun only      new in the re-run
+  ~ TIME  EVENT  SUBJECT  field: recorded -> re-run, per changed value
+Values are labelled with their field names and shown in display units (kPa, kg/day, h min, mm;
+the field names are those of hullwatch dictionary).
 Events match when name and subject agree and their mission times are within --tolerance.
 Host events (CYCLE_OVERRUN, LINK_LOST, LINK_RESTORED, CONFIG_LOADED) depend on the machine, not
 on the samples, and are not compared unless --all-events.
@@ -49,6 +52,7 @@ def register(subparsers: Any) -> None:
                    help="FDIR mode for the re-run (default: the mode recorded in the capture)")
     p.add_argument("--capture", dest="rerun_capture", metavar="FILE", default=None,
                    help="also write the re-run's telemetry to this capture (to plot or decode it)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --capture FILE")
     p.add_argument("--all-events", action="store_true",
                    help="also compare host events (cycle overruns, link, config loads)")
     p.add_argument("--tolerance", type=float, default=1e-3, metavar="SECONDS",
@@ -61,11 +65,16 @@ def handler(args: argparse.Namespace) -> int:
     from ..captures.rerun import format_diff, rerun_capture
 
     path = args.capture
-    check_capture_path(path)
+    empty = check_capture_content(path)  # not a capture: InputError, exit 2
+    if empty:  # a warning, not an error: nothing recorded, nothing to compare
+        print(f"hullwatch: rerun: warning: {empty}: nothing to re-run", file=sys.stderr)
+        return EXIT_OK
     if args.fdir is not None and not os.path.isfile(args.fdir):
         raise InputError(f"--fdir {args.fdir}: no such parameter file")
     if args.rerun_capture and os.path.exists(args.rerun_capture) and os.path.samefile(args.rerun_capture, path):
         raise InputError(f"--capture {args.rerun_capture}: is the capture being re-run; choose another file")
+    if args.rerun_capture:
+        output_path(args.rerun_capture, args.rerun_capture, args.force)  # never overwritten silently
     if not args.tolerance >= 0:
         raise InputError(f"--tolerance: expected seconds >= 0, got {args.tolerance}")
     skips = SkipReporter(path)
@@ -90,6 +99,10 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if report.time_jumps:
+        print(f"hullwatch: warning: {path}: {report.time_jumps} raw samples with a time stamp "
+              "jumping more than 1 h from their neighbours were left out (corrupt time stamps)",
+              file=sys.stderr)
     params = args.fdir or "default parameters"
     print(f"rerun of {path}: {report.cycles} cycles, mission time {report.start_time:.1f} s .. "
           f"{report.end_time:.1f} s, {params}, mode {report.mode}")
@@ -98,12 +111,18 @@ def handler(args: argparse.Namespace) -> int:
     if report.identical:
         print("no difference: the re-run raised the same events at the same mission times")
     else:
-        print(f"{len(report.diffs)} differences (- recorded only, + rerun only, ~ changed values):")
+        print(f"{plural(len(report.diffs), 'difference')} (- recorded only, + rerun only, ~ changed values):")
         for line in format_diff(report):
             print(line)
     if args.rerun_capture:
-        print(f"re-run telemetry: {args.rerun_capture}")
+        print(f"re-run telemetry: {file_kept_text(args.rerun_capture)}")
     damaged = skips.finish()
     if not report.identical:
         return EXIT_VERDICT
     return EXIT_DAMAGED if damaged else EXIT_OK
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    kept = f"; re-run telemetry {file_kept_text(args.rerun_capture)} kept, every packet in it whole" \
+        if args.rerun_capture and os.path.exists(args.rerun_capture) else ""
+    return f"no comparison made; {args.capture} is untouched{kept}"

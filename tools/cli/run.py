@@ -3,46 +3,65 @@
 from __future__ import annotations
 
 import argparse
-import re
+import os
+import socket
 import sys
+from urllib.parse import urlsplit
 
 from ...firmware.types import FdirMode
-from ..errors import EXIT_OK, EXIT_VERDICT, InputError
+from .. import timeparse
+from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
+from ..timeparse import duration_arg
+from ..units import hours_minutes, size_text
+from .common import add_device_argument, add_progress_argument, file_kept_text, naming, output_path, plot_path_arg
 
 EXAMPLES = """\
 examples:
   hullwatch run                                 soyuz-ms09 on the simulated station, timeline + verdict
   hullwatch run --scenario nominal-24h --quiet  a quiet day: must raise no leak event
   hullwatch run --scenario prk-slow --until 2h --plot prk.png
-  hullwatch run --scenario ./my-station.toml --seed 3 --capture my.tm
+  hullwatch run --scenario soyuz-ms09 --seed 3 --capture my.tm --force
+  hullwatch run --scenario valve-fault --no-capture
   hullwatch run --mode passive                  detect and report only, command no valve
   hullwatch run --fdir my-params.toml           another FDIR parameter table (see docs/fdir.md)
   hullwatch run --realtime --tm udp://127.0.0.1:10025   real time, telemetry to a ground system
   hullwatch run --device serial:///dev/ttyACM0 --scenario soyuz-ms09   hardware in the loop
 
-The capture defaults to <scenario>-seed<N>.tm in the current directory. Exit status: 0 when the
-verdict is right (or there is no truth to judge by), 1 when FDIR missed, mislocated or raised a
-false alarm, 2 for bad input (scenario, parameters, arguments), 4 for a device problem.
+The capture defaults to <scenario>-seed<N>.tm in the current directory; when that file exists the
+next free name is taken (<scenario>-seed<N>-2.tm, ...). A --capture FILE that exists is refused
+unless --force. The capture's path and size are printed at the end, with --quiet too. --until
+past the end of the scenario stops at the scenario's end (a note says so). On a terminal a
+progress bar shows the mission time (stderr; --no-progress hides it). Ctrl-C stops the run,
+prints the mission time reached and the capture kept (every packet in it whole), exit 130.
+Exit status: 0 when the verdict is right (or there is no truth to judge by, or the run ended
+before the scenario's leak began), 1 when FDIR missed, mislocated or raised a false alarm, 2 for
+bad input (scenario, parameters, arguments), 4 for a device problem (including a device link
+lost and not restored by the end of the run: the verdict, prefixed "STALE DATA", was made on
+stale data).
 """
-
-_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str) -> float:
-    """``3600``, ``90s``, ``90m``, ``2h``, ``1h30m``, ``1d`` -> seconds (> 0).
+    """``3600``, ``90s``, ``90m``, ``2h``, ``1h30m``, ``1d`` -> seconds (> 0); the one duration
+    syntax (:mod:`hullwatch.tools.timeparse`). Raises InputError naming ``--until``."""
+    return timeparse.parse_duration(text, "--until")
 
-    Raises InputError naming what was expected."""
-    s = text.strip().lower()
+
+def _tm_url(text: str) -> tuple[str, int]:
+    """argparse ``type=`` for ``--tm``: ``udp://HOST:PORT`` with a host that resolves."""
+    parts = urlsplit(text)
     try:
-        value = float(s)
+        port = parts.port
     except ValueError:
-        parts = re.findall(r"(\d+(?:\.\d*)?)\s*(min|s|m|h|d)", s)
-        if not parts or "".join(n + u for n, u in parts) != s.replace(" ", ""):
-            raise InputError(f"--until {text!r}: expected a duration such as 3600, 90s, 90m, 2h or 1h30m") from None
-        value = sum(float(n) * _UNITS[u] for n, u in parts)
-    if not value > 0:
-        raise InputError(f"--until {text!r}: expected a duration > 0")
-    return value
+        port = None
+    if parts.scheme != "udp" or not parts.hostname or not port:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected udp://HOST:PORT, e.g. udp://127.0.0.1:10025")
+    try:
+        socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: cannot resolve host {parts.hostname!r} "
+                                         f"({getattr(exc, 'strerror', None) or exc})") from None
+    return text  # type: ignore[return-value]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,16 +76,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--scenario", metavar="NAME|PATH", default=None,
                    help="scenario preset or TOML file (default: soyuz-ms09 on sim://)")
-    p.add_argument("--device", metavar="URL", default="sim://",
-                   help="device URL: sim:// (default), serial:///dev/ttyACM0 or any pyserial URL "
-                   "(with --scenario: hardware in the loop), replay://CAPTURE")
-    p.add_argument("--until", metavar="DURATION", default=None,
-                   help="mission time to stop at: 3600, 90m, 2h... (default: the scenario's duration)")
+    add_device_argument(p, default="sim://",
+                        help="device URL: sim:// (default), serial:///dev/ttyACM0 or any pyserial URL "
+                        "(with --scenario: hardware in the loop), replay://CAPTURE (alias: --port)")
+    p.add_argument("--until", metavar="DURATION", default=None, type=duration_arg,
+                   help="mission time to stop at: 3600, 90m, 2h, 1h30m... (default and most: the scenario's duration)")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default: the scenario's)")
-    p.add_argument("--capture", metavar="FILE", default=None,
-                   help="capture file (default: <scenario>-seed<N>.tm in the current directory)")
-    p.add_argument("--plot", metavar="PNG", default=None,
-                   help="write a PNG of pressure per module with the events marked")
+    cap = p.add_mutually_exclusive_group()
+    cap.add_argument("--capture", metavar="FILE", default=None,
+                     help="capture file (default: <scenario>-seed<N>.tm, or the next free numbered name)")
+    cap.add_argument("--no-capture", action="store_true", help="write no capture")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --capture FILE")
+    p.add_argument("--plot", metavar="IMAGE", default=None, type=plot_path_arg,
+                   help="write a plot of the run (.png, .pdf, .svg...): the whole run, and a zoom on the events")
     p.add_argument("--fdir", metavar="PARAMS.toml", default=None,
                    help="FDIR parameter table laid over the defaults (docs/fdir.md)")
     p.add_argument("--mode", choices=("active", "passive", "off"), default="active",
@@ -75,21 +97,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pace.add_argument("--realtime", action="store_true", help="run in real time (wall clock)")
     pace.add_argument("--speed", type=float, metavar="N", default=None,
                       help="run on a wall clock N times faster than real time")
-    p.add_argument("--tm", metavar="udp://HOST:PORT", default=None, help="also send telemetry over UDP")
-    p.add_argument("--quiet", action="store_true", help="print only the verdict")
+    p.add_argument("--tm", metavar="udp://HOST:PORT", default=None, type=_tm_url, help="also send telemetry over UDP")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict and the capture")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
+    add_progress_argument(p)
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ...firmware.fdir.params import load_params
-    from ..closed_loop.runner import default_capture_name, run_scenario
+    from ...firmware.fdir.params import default_params, load_params
+    from ..closed_loop.runner import RunInterrupted, default_capture_name, run_scenario
     from ..closed_loop.timeline import Timeline
 
-    until = parse_duration(args.until) if args.until is not None else None
+    until = args.until
     if args.speed is not None and not args.speed > 0:
         raise InputError(f"--speed {args.speed:g}: expected a number > 0")
-    params = load_params(args.fdir) if args.fdir else None  # bad table: ParameterError, exit 2
+    with naming("--fdir"):
+        params = load_params(args.fdir) if args.fdir else None  # bad table: ParameterError, exit 2
+    if args.plot and args.no_capture:
+        raise InputError("--plot needs the run's capture (the pressures come from it); drop --no-capture")
+    if args.capture is not None:
+        output_path(args.capture, args.capture, args.force)  # refuse an existing file before the run
     device_url = args.device
     scenario = args.scenario
     is_sim = device_url.lower().startswith("sim://")
@@ -97,17 +125,28 @@ def handler(args: argparse.Namespace) -> int:
         target = device_url[len("sim://"):].partition("?")[0]
         if scenario is None and not target:
             scenario = "soyuz-ms09"
-    device = _open_device(device_url, scenario, args.seed, is_sim)
+    if isinstance(scenario, str):
+        from ...sim.scenario import load_scenario
+
+        with naming("--scenario"):
+            load_scenario(scenario)  # a missing or malformed scenario is about --scenario, not the device
+    with naming("--device"):
+        device = _open_device(device_url, scenario, args.seed, is_sim)
     try:
         name = getattr(getattr(device, "scenario", None), "name", None) or device.info.name
         seed = getattr(device, "seed", None)
-        capture = args.capture or default_capture_name(name, seed)
+        capture = None if args.no_capture else output_path(args.capture, default_capture_name(name, seed), args.force)
         layout = device.layout
         total_volume = sum(m.volume_m3 for m in layout.modules)
         leaks = [(lk.module, lk.start_s, lk.diameter_m, lk.cd)
                  for lk in getattr(getattr(device, "scenario", None), "leaks", ())]
         out = sys.stdout
-        duration = until if until is not None else getattr(getattr(device, "scenario", None), "duration_s", None)
+        end = getattr(getattr(device, "scenario", None), "duration_s", None)
+        if until is not None and end is not None and until > end:
+            print(f"hullwatch run: note: --until {args.until:g} s is past the end of scenario {name} "
+                  f"({hours_minutes(end)}); stopping at its end", file=sys.stderr)
+            until = end
+        duration = until if until is not None else end
         if not args.quiet:
             seed_text = f" (seed {seed})" if seed is not None else ""
             span = f", {duration / 3600:.2f} h of mission time" if duration else ""
@@ -115,10 +154,13 @@ def handler(args: argparse.Namespace) -> int:
             out.write(f"hullwatch run: {name}{seed_text} on {device.info.kind}://{device.info.name}"
                       f"{span}{pace}, FDIR {args.mode}\n")
             out.flush()
+        fdir_cd = (params or default_params()).isolation.discharge_coefficient
         timeline = (Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose,
-                             module_names=[m.name for m in device.layout.modules])
+                             module_names=[m.name for m in layout.modules], fdir_cd=fdir_cd,
+                             module_volumes={m.name: m.volume_m3 for m in layout.modules})
                     if not args.quiet else None)
-        progress = _progress_bar(duration) if not args.quiet and sys.stderr.isatty() else None
+        paced = bool(args.realtime or args.speed) or not getattr(device.clock, "virtual", False)
+        progress = _progress_bar(duration) if not args.no_progress and sys.stderr.isatty() else None
         try:
             result = run_scenario(
                 device, until=until, fdir_params=params, mode=FdirMode[args.mode.upper()],
@@ -126,25 +168,63 @@ def handler(args: argparse.Namespace) -> int:
                 clock="wall" if (args.realtime or args.speed) else None,
                 speed=args.speed if args.speed else (1.0 if args.realtime else None),
                 on_event=timeline.event if timeline else None,
-                on_progress=progress.update if progress else None)
+                on_progress=progress.update if progress else None,
+                progress_every_s=1.0 if paced else 60.0)
+        except RunInterrupted as stop:
+            if progress:
+                progress.close()
+                progress = None
+            r = stop.result
+            out.flush()
+            print(f"hullwatch run: interrupted (Ctrl-C) at mission time {_clock(r.end_s)} "
+                  f"after {len(r.events)} events", file=sys.stderr)
+            if capture:
+                print(f"capture: {file_kept_text(capture)} kept: intact, every packet in it whole up to "
+                      f"mission time {_clock(r.end_s)}", file=sys.stderr)
+            return 130
         finally:
             if progress:
                 progress.close()
         if timeline:
             timeline.finish(result)
+        out.write(f"verdict: {result.verdict}\n")
+        if capture:
+            stats = "" if args.quiet else (f", {result.cycles} cycles, {result.simulated_s / 3600:.2f} h in "
+                                           f"{result.wall_s:.1f} s wall, {result.speedup:.0f}x real time")
+            out.write(f"capture: {capture} ({_size(capture)}{stats})\n")
+        else:
+            out.write("capture: none (--no-capture)\n")
+        out.flush()
         if args.plot:
             from ..closed_loop.run_plot import plot_run
 
             plot_run(result, capture, args.plot)
-        out.write(f"verdict: {result.verdict}\n")
-        if not args.quiet:
-            out.write(f"capture: {capture} ({result.cycles} cycles, {result.simulated_s / 3600:.2f} h "
-                      f"in {result.wall_s:.1f} s wall, {result.speedup:.0f}x real time)\n")
-            if args.plot:
-                out.write(f"plot: {args.plot}\n")
+            out.write(f"plot: {file_kept_text(args.plot)}\n")
+        if result.stale_data:
+            # README: a board that is not answering is a device problem, whatever FDIR concluded.
+            sys.stderr.write(f"hullwatch: error: {device_url}: the device link was lost and not "
+                             "restored by the end of the run; the verdict was made on stale data\n")
+            return EXIT_DEVICE
         return EXIT_VERDICT if result.correct is False else EXIT_OK
     finally:
         device.close()
+
+
+def _size(path: str) -> str:
+    try:
+        return size_text(os.path.getsize(path))
+    except OSError:
+        return "not written"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    """What a Ctrl-C before the run started leaves (the CLI prints it)."""
+    return "stopped before the run started; nothing written"
 
 
 def _open_device(url: str, scenario: str | None, seed: int | None, is_sim: bool):
@@ -159,18 +239,20 @@ def _open_device(url: str, scenario: str | None, seed: int | None, is_sim: bool)
 
 
 class _Progress:
-    """A tqdm bar in mission minutes on stderr (terminal only)."""
+    """A tqdm bar of mission time on stderr (terminal only): minutes done of the run's minutes,
+    the rate and the wall time left."""
 
     def __init__(self, total_s: float | None) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=round(total_s / 60.0, 1) if total_s else None, unit="min", file=sys.stderr,
-                        leave=False, desc="mission time", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} min")
-        self.done = 0.0
+        total = total_s / 60.0 if total_s else None
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} min [{elapsed}<{remaining}]" if total \
+            else "{desc}: {n:.0f} min [{elapsed}]"
+        self.bar = tqdm(total=total, unit="min", file=sys.stderr, leave=False, desc="mission time",
+                        bar_format=fmt, mininterval=0.5)
 
     def update(self, done_s: float, total_s: float) -> None:
-        self.bar.update(round(done_s / 60.0 - self.done, 1))
-        self.done = done_s / 60.0
+        self.bar.update(done_s / 60.0 - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

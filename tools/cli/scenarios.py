@@ -14,6 +14,7 @@ from ...sim.scenario import (
     preset_names,
     preset_text,
 )
+from ..units import kg_day
 
 EXAMPLES = """\
 examples:
@@ -91,7 +92,8 @@ def summary_lines(sc: Scenario) -> list[str]:
     mods = {m.name: m for m in sc.modules}
     lines.append(f"modules ({len(sc.modules)}, {sc.total_volume_m3:g} m3 free volume):")
     for m in sc.modules:
-        lines.append(f"  {m.name:<14} {m.volume_m3:8.1f} m3  {m.pressure_pa / MMHG_PA:6.1f} mmHg"
+        lines.append(f"  {m.name:<14} {m.volume_m3:8.1f} m3  {m.pressure_pa / 1000:6.1f} kPa "
+                     f"({m.pressure_pa / MMHG_PA:5.1f} mmHg)"
                      f"  {m.temperature_k:6.2f} K  sensors {m.pressure_sensors} p, "
                      f"{m.temperature_sensors} t"
                      + (f"  swing +-{m.amplitude_k:g} K" if m.amplitude_k is not None else "")
@@ -111,7 +113,7 @@ def summary_lines(sc: Scenario) -> list[str]:
         events = ", ".join(f"{s:g} s for {d:g} s" for s, d in r.events) or "none"
         added = sum(d for _, d in r.events) * flow
         lines.append(f"repress {r.id} -> {r.module}: tank {r.tank_pressure_pa / 1e6:g} MPa, "
-                     f"d {r.diameter_m * 1000:g} mm, {flow * 1000:.3g} g/s when open; events: "
+                     f"d {r.diameter_m * 1000:g} mm, {kg_day(flow)} when open; events: "
                      f"{events}" + (f" (~{added:.3g} kg)" if r.events else ""))
     for lk in sc.leaks:
         m = mods[lk.module]
@@ -121,8 +123,8 @@ def summary_lines(sc: Scenario) -> list[str]:
         rate = pressure_rate(flow, vol, m.temperature_k)
         end = "" if math.isinf(lk.duration_s) else f" until {lk.start_s + lk.duration_s:g} s"
         lines.append(f"leak in {lk.module}: d {lk.diameter_m * 1000:g} mm, Cd {lk.cd:g}, from "
-                     f"{lk.start_s:g} s{end}: {flow * 1000:.3g} g/s ({flow * 86400:.3g} kg/day); "
-                     f"its {vol:g} m3 segment falls {rate:.3g} Pa/s "
+                     f"{lk.start_s:g} s{end}: {kg_day(flow)}; "
+                     f"its {vol:g} m3 segment falls {rate * 3600 / 1000:.3g} kPa/h "
                      f"({rate * 3600 / MMHG_PA:.3g} mmHg/h)")
     if not sc.leaks:
         lines.append("leaks: none")

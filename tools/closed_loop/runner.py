@@ -27,6 +27,7 @@ from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
 from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
 from ..errors import InputError
+from ..units import equivalent_diameter, hours_minutes, millimetres
 
 #: Mission seconds between two progress callbacks.
 PROGRESS_EVERY_S = 60.0
@@ -88,6 +89,8 @@ class RunResult:
     verdict: str = ""
     correct: bool | None = None
     simulated_s: float = 0.0
+    #: mission time the run reached (s since mission time 0); a paced run starts a little after 0
+    end_s: float = 0.0
     wall_s: float = 0.0
     cycles: int = 0
     overruns: int = 0
@@ -95,6 +98,10 @@ class RunResult:
     mean_cycle_time_s: float = 0.0
     capture: str | None = None
     health: dict[str, Any] = field(default_factory=dict)
+    #: the device link was down at the end of the run (lost and not restored): the decisions
+    #: were made on stale data; ``link_lost_at`` is when it went (mission s, None if unknown)
+    stale_data: bool = False
+    link_lost_at: float | None = None
 
     @property
     def leak_starts(self) -> list[float]:
@@ -113,6 +120,15 @@ class RunResult:
 
     def named(self, name: str) -> list[RunEvent]:
         return [e for e in self.events if e.name == name]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during :func:`run_scenario`. ``result`` holds what the run did
+    up to there (events, cycles, ``simulated_s``); the capture was closed, every packet in it whole."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(f"interrupted at mission time {result.simulated_s:.1f} s")
+        self.result = result
 
 
 class PacedClock(Clock):
@@ -244,7 +260,8 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
                  sinks: list[Sink] | None = None,
                  on_event: Callable[[RunEvent], None] | None = None,
                  on_progress: Callable[[float, float], None] | None = None,
-                 progress: Callable[[float, float], None] | None = None) -> RunResult:
+                 progress: Callable[[float, float], None] | None = None,
+                 progress_every_s: float = PROGRESS_EVERY_S) -> RunResult:
     """Run the flight software in closed loop on a device until mission time ``until``.
 
     Args:
@@ -263,7 +280,10 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
             ``speed``: pace the device by a wall clock (``speed`` times real time); or a Clock.
         sinks: further telemetry sinks.
         on_event: called with each :class:`RunEvent` as it happens.
-        on_progress / progress: ``(mission_time_done, until)`` every 60 s of mission time.
+        on_progress / progress: ``(mission_time_done, until)`` every ``progress_every_s`` of
+            mission time (default 60 s; a paced run wants 1 s).
+
+    Ctrl-C raises :class:`RunInterrupted` (a KeyboardInterrupt) carrying the partial result.
 
     Raises:
         InputError: bad arguments (mode, tm URL, no ``until`` for an open-ended device).
@@ -303,27 +323,40 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         flight = FlightSoftware(device, params, fdir_mode, all_sinks, on_event=record, clock=loop_clock)
         wall0 = time.perf_counter()
         t_start = loop_clock.now()
+        step = max(float(progress_every_s), 1e-3)
+        interrupted = False
         try:
             t = t_start
             while t < until - 1e-9:
-                t = min(until, t + PROGRESS_EVERY_S) if progress_cb is not None else until
+                t = min(until, t + step) if progress_cb is not None else until
                 flight.run(t)
                 if progress_cb is not None:
                     progress_cb(t - t_start, until - t_start)
                 if getattr(device, "exhausted", False):
                     break
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             flight.close()
         result.wall_s = time.perf_counter() - wall0
         ex = flight.executive
-        result.simulated_s = ex.cycles * ex.period
+        # mission time reached: a paced loop that fell behind skips deadlines (counted, not run)
+        result.simulated_s = (ex.cycles + getattr(ex, "skipped", 0)) * ex.period
+        t0 = getattr(ex, "t0", 0.0)
+        result.end_s = (t0 if t0 == t0 else 0.0) + result.simulated_s  # t0 is NaN if no cycle ran
         result.cycles = ex.cycles
         result.overruns = ex.overruns
         result.max_cycle_time_s = ex.max_cycle_time_s
         result.mean_cycle_time_s = ex.mean_cycle_time_s
         result.valves_commanded = flight.fdir.valves.commands
         result.health = flight.health()
+        if not getattr(device, "link_up", True):
+            result.stale_data = True
+            lost = [e.t for e in result.events if e.name == "LINK_LOST"]
+            result.link_lost_at = lost[-1] if lost else None
         _summarise(result, flight)
+        if interrupted:
+            raise RunInterrupted(result)
         return result
     finally:
         if opened:
@@ -372,6 +405,10 @@ def _summarise(result: RunResult, flight: FlightSoftware) -> None:
             result.located_module not in result.sealed_modules:
         result.located_module = result.sealed_modules[0]
     result.verdict, result.correct = _verdict(result)
+    if result.stale_data:
+        when = f" at {_fmt_dt(result.link_lost_at)}" if result.link_lost_at is not None else ""
+        result.verdict = (f"STALE DATA: the device link was lost{when} and not restored by the end "
+                          f"of the run; made on stale data: {result.verdict}")
 
 
 def _fmt_dt(seconds: float) -> str:
@@ -403,6 +440,25 @@ def smallest_sealable(scenario: Any, leak_modules: set[str]) -> set[str]:
     return seen
 
 
+def _fdir_cd(r: RunResult) -> float:
+    return float(r.health.get("params", {}).get("isolation", {}).get("discharge_coefficient", 0.7))
+
+
+def _hole_text(r: RunResult) -> str:
+    """``hole ~1.40 mm at Cd 0.7 (truth 2.00 mm at Cd 0.35 = 1.41 mm at Cd 0.7)``: the estimate and
+    the scenario's hole at the same discharge coefficient, so the two numbers compare."""
+    cd = _fdir_cd(r)
+    text = f"hole ~{millimetres(r.hole_diameter_m or 0.0)} at Cd {cd:g}"
+    truth = [lk for lk in r.leaks if lk.module in set(r.sealed_modules or [r.located_module])] or r.leaks
+    if len(truth) == 1:
+        lk = truth[0]
+        text += f" (truth {millimetres(lk.diameter_m)} at Cd {lk.cd:g}"
+        if abs(lk.cd - cd) > 1e-9:
+            text += f" = {millimetres(equivalent_diameter(lk.diameter_m, lk.cd, cd))} at Cd {cd:g}"
+        text += ")"
+    return text
+
+
 def _verdict(r: RunResult) -> tuple[str, bool | None]:
     leak_modules = {lk.module for lk in r.leaks}
     known = r.scenario is not None
@@ -414,9 +470,21 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{_fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
         return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
+    if known and r.leak_start is not None and r.leak_start >= r.end_s - 1e-9:
+        # The run ended before the scenario's leak began: nothing to detect yet. Only a leak event
+        # (a false alarm) makes this wrong.
+        where = ", ".join(sorted(leak_modules))
+        if false_alarms:
+            return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
+                    f"{_mission_text(false_alarms[0].t)} mission time, before the scenario's leak "
+                    f"(in {where} at {_mission_text(r.leak_start)})", False)
+        return (f"no leak yet (scenario leak at {_mission_text(r.leak_start)} mission time in {where}; the "
+                f"run ended at {_mission_text(r.end_s)}); nothing raised", None)
     if r.confirmed is None and r.detected is None:
         if known:
-            return f"MISSED: no leak detected in {hours:.1f} h (leak in {', '.join(sorted(leak_modules))})", False
+            since = r.end_s - (r.leak_start or 0.0)
+            return (f"MISSED: no leak detected in the {hours_minutes(since)} after the leak began "
+                    f"(leak in {', '.join(sorted(leak_modules))})", False)
         return f"NOMINAL: no leak event in {hours:.1f} h of mission time", None
     base = r.leak_start if r.leak_start is not None else 0.0
     parts = []
@@ -431,10 +499,9 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
     else:
         parts.append(f"LEAK SUSPECTED at {_fmt_dt(r.detected - base)}, not confirmed")
     if r.hole_diameter_m:
-        parts.append(f"hole ~{r.hole_diameter_m * 1000:.2f} mm at Cd "
-                     f"{r.health.get('params', {}).get('isolation', {}).get('discharge_coefficient', 0.7):g}")
+        parts.append(_hole_text(r))
     if r.reserve_time_s:
-        parts.append(f"reserve {r.reserve_time_s / 3600:.1f} h")
+        parts.append(f"reserve {hours_minutes(r.reserve_time_s)}")
     correct: bool | None = None
     if known:
         if false_alarms:
@@ -457,6 +524,12 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
             correct = r.confirmed is not None and r.valves_commanded == 0
             parts.append("(correct)" if correct else "(not confirmed)")
     return "; ".join(parts), correct
+
+
+def _mission_text(seconds: float) -> str:
+    """Mission time as ``H:MM:SS``."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def default_capture_name(scenario: str | None, seed: int | None) -> str:

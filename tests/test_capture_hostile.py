@@ -1,0 +1,149 @@
+"""Captures never stop a tool part way: any legal packet is replayed, a time jump is skipped with
+a warning, and errors name the file and the byte offset."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+
+from hullwatch.tools.ground import iter_capture
+from hullwatch.firmware.telemetry.packets import LayoutReport, RawSamples, crc16
+from hullwatch.tools.cli import main
+from hullwatch.tools.captures.replay import MAX_DATAGRAM, ReplayStats, Schedule
+from hullwatch.tools.closed_loop.runner import run_scenario
+
+CUC_AT = 6 + 7  # primary header, then version, service, subtype, msg counter, dest id
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cap") / "run.tm"
+    run_scenario("sim://soyuz-ms09", until=20.0, capture=str(path))
+    return path
+
+
+def packets_of(path: Path) -> list[tuple[int, bytes, object]]:
+    data = path.read_bytes()
+    out = []
+    for cap in iter_capture(str(path)):
+        length = 7 + struct.unpack_from(">H", data, cap.offset + 4)[0]
+        out.append((cap.offset, data[cap.offset:cap.offset + length], cap.packet.data))
+    return out
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + struct.pack(">H", crc16(body))
+
+
+def retimed(packet: bytes, seconds: int) -> bytes:
+    body = bytearray(packet[:-2])
+    struct.pack_into(">I", body, CUC_AT, seconds)
+    return with_crc(bytes(body))
+
+
+def test_schedule_skips_time_jumps() -> None:
+    stats = ReplayStats()
+    s = Schedule(None, stats)
+    assert s.advance(100.0, 0) == 0.0
+    assert s.advance(101.0, 10) == 1.0
+    assert s.advance(101.0 + 86400 * 32, 20) == 1.0  # a jump: not waited for
+    assert s.advance(102.0, 30) == 1.0  # back: no gap either
+    assert s.advance(103.0, 40) == 2.0
+    assert stats.time_jumps == 1 and stats.first_jump_offset == 20
+
+
+def far_future(capture: Path, tmp_path: Path) -> tuple[Path, int]:
+    """The capture with one raw-samples packet in the middle stamped 2100-01-01 (CRC valid)."""
+    pkts = packets_of(capture)
+    raws = [i for i, (_, _, d) in enumerate(pkts) if isinstance(d, RawSamples)]
+    victim = raws[len(raws) // 2]
+    out = tmp_path / "jump.tm"
+    parts = [p for _, p, _ in pkts]
+    parts[victim] = retimed(parts[victim], 4102444800)
+    out.write_bytes(b"".join(parts))
+    return out, pkts[victim][0]
+
+
+def test_replay_does_not_stall_on_a_far_future_stamp(capture: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path, offset = far_future(capture, tmp_path)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(main(
+        ["replay", str(path), "--to", f"udp://127.0.0.1:{port}", "--speed", "1000", "--no-progress"])))
+    runner.start()
+    runner.join(timeout=60)
+    sink.close()
+    assert not runner.is_alive(), "paced replay stalled on the time jump"
+    assert result == [0]
+    err = capsys.readouterr().err
+    assert "1 time jumps over 3600 s skipped" in err and f"byte offset {offset}" in err
+
+
+def test_rerun_ignores_a_far_future_stamp(capture: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = far_future(capture, tmp_path)
+    assert main(["rerun", str(path), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "no difference" in out and "1 raw samples" in err
+
+
+def test_a_legal_65542_byte_packet_is_replayed(capture: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    pkts = [p for _, p, _ in packets_of(capture)]
+    head = bytearray(pkts[1][:6 + 13])
+    struct.pack_into(">H", head, 4, 65535)  # the largest data field: 65542 bytes in all
+    big = with_crc(bytes(head) + bytes(65536 - 13 - 2))
+    assert len(big) == 65542
+    path = tmp_path / "big.tm"
+    path.write_bytes(b"".join(pkts[:5]) + big + b"".join(pkts[5:]))
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(2.0)
+    port = sink.getsockname()[1]
+    got = bytearray()
+    count = [0]
+
+    def receive() -> None:
+        try:
+            while True:
+                got.extend(sink.recv(1 << 17))
+                count[0] += 1
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    code = main(["replay", str(path), "--to", f"udp://127.0.0.1:{port}", "--fast", "--no-progress"])
+    reader.join(timeout=10)
+    sink.close()
+    assert code == 0
+    assert "split over consecutive datagrams" in capsys.readouterr().err
+    assert count[0] == len(pkts) + 2  # the big one took two datagrams
+    assert bytes(got) == path.read_bytes()
+    assert MAX_DATAGRAM < 65542
+
+
+def test_plot_names_file_and_offset_of_a_bad_layout_report(capture: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    pkts = packets_of(capture)
+    i = next(k for k, (_, _, d) in enumerate(pkts) if isinstance(d, LayoutReport))
+    offset, packet, _ = pkts[i]
+    # The layout JSON (a u16 length, then text) follows the SID and the epoch: break its text.
+    start = 6 + 13 + 2 + 8 + 2
+    body = bytearray(packet[:-2])
+    body[start:start + 1] = b"["
+    parts = [p for _, p, _ in pkts]
+    parts[i] = with_crc(bytes(body))
+    path = tmp_path / "badlayout.tm"
+    path.write_bytes(b"".join(parts))
+    assert main(["plot", str(path), "-o", str(tmp_path / "x.png"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "badlayout.tm" in err and f"byte offset {offset}" in err
