@@ -47,6 +47,9 @@ _MS_NOMINAL, _MS_SUSPECTED, _MS_LEAKING, _MS_ISOLATING, _MS_SEALED, _MS_DEGRADED
     int(ModuleStatus.NO_DATA))
 _SENSOR_OK = int(SensorHealth.OK)
 _FAILED_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
+#: A thermometer pair's difference bank needs this many samples (one per housekeeping period)
+#: before its slope and noise are trusted.
+_MIN_D_SAMPLES = 10
 
 
 class Fdir:
@@ -402,16 +405,16 @@ class Fdir:
             if pairs[m] is None:
                 continue
             bank = self.dbanks[m]
+            if bank.k < _MIN_D_SAMPLES:
+                continue  # (a pair just formed: its noise is not known yet)
             w = nd if bank.k >= nd else bank.k
-            if w < 2:
-                continue
             a = abs(bank.slope(w))
             sd_d = bank.sigma() * slope_sd_factor(w, bank.f)
             if a <= sd_d:
                 continue
             tm = T[m]
             k = scale * P[mp] * v / (2.0 * tm * tm)
-            if a > zs * sd_d:
+            if a > zs * sd_d and k * a > dead:
                 hi = slope + k * a
                 # (A gain is implausible only beyond the noise of both slopes.)
                 gain_limit = dead + zs * math.sqrt(sd * sd + k * k * sd_d * sd_d)
@@ -423,20 +426,27 @@ class Fdir:
         return best if best is not None else slope + doubt
 
     def _update_diverging(self) -> None:
-        """Modules whose thermometer pair certainly diverges over the last 10 minutes (at most):
-        their segments' windows are judged on every evaluation, not only when Y's own evidence
-        passes the suspect threshold (a cold-drifting thermometer can hide a leak)."""
+        """Modules whose thermometer pair certainly diverges over the last 10 minutes (at most),
+        fast enough to move their segment's inventory by more than its dead band: their
+        segments' windows are judged on every evaluation, not only when Y's own evidence passes
+        the suspect threshold (a cold-drifting thermometer can hide a leak)."""
         mask = 0
         zs = self.z_suspect
         n_max = self._n_arbitrate // self.thermo.block_n
+        P = self.sensors.pressure
+        T = self.thermo.temperature
+        seg_of = self.topology.seg_of
         for m, pr in enumerate(self._dpair):
             if pr is None:
                 continue
             bank = self.dbanks[m]
             w = bank.k if bank.k < n_max else n_max
-            if w < 10:
+            if w < _MIN_D_SAMPLES:
                 continue
-            if abs(bank.slope(w)) > zs * bank.sigma() * slope_sd_factor(w, bank.f):
+            a = abs(bank.slope(w))
+            s = seg_of[m]
+            k = self.seg_scale[s] * P[m] * self.volume[m] / (2.0 * T[m] * T[m])
+            if a > zs * bank.sigma() * slope_sd_factor(w, bank.f) and k * a > self.slot_dead[self.seg_slot[s]]:
                 mask |= 1 << m
         self._div_mask = mask
 
@@ -463,8 +473,10 @@ class Fdir:
         that became unobservable (or observable again), start or stop temperature estimates and
         rebuild the inventory terms. A change of observability restarts the tests of the
         segments concerned (the substituted pressure may step the inventory by a few Pa, which is
-        not gas), and so does a failed thermometer (the history holds what it did); a recovered
-        one does not, since the temperature stage hands over bumplessly."""
+        not gas), and so does a thermometer failed or recovered (the history holds what a failed
+        one did; a recovered one's bias is re-taken from noisy samples). The temperature stage's
+        bumpless hand-over keeps the module temperature continuous meanwhile, and a channel
+        that keeps jumping is not recovered, so this cannot repeat faster than ``recover_s``."""
         self._seen_p_changes = self.sensors.changed
         self._seen_t_changes = self.thermo.changed
         n_voting = self.sensors.n_voting
@@ -493,9 +505,11 @@ class Fdir:
                 self._dpair[m] = pr
                 self.dbanks[m].reset(0.0)
                 retemp = True
-            if thermo.n_trusted[m] < self._t_trusted[m]:
-                # A thermometer was failed: the segment's history holds what it did (a drift
-                # read as gas lost or gained), which the doubt no longer offsets: start afresh.
+            if thermo.n_trusted[m] != self._t_trusted[m]:
+                # A thermometer was failed (the segment's history holds what it did, a drift
+                # read as gas lost or gained, which the doubt no longer offsets) or came back
+                # (its bias is re-taken from noisy samples; a step of a few millikelvin in a
+                # large module is a step of a Pa in the inventory): start afresh.
                 touched |= 1 << m
             self._t_trusted[m] = thermo.n_trusted[m]
             estimated = thermo.n_trusted[m] == 0 and bool(thermo.groups[m])
@@ -567,7 +581,17 @@ class Fdir:
             k = self.seg_scale[s] * P[m] * self.volume[m] / (2.0 * tm * tm)
             s_y = bank.slope(n * blk)
             s_d = db.slope(n)
-            bad = pr[0] if abs(s_y + k * s_d) < abs(s_y - k * s_d) else pr[1]
+            only_second = s_y + k * s_d  # pr[0] left out
+            only_first = s_y - k * s_d  # pr[1] left out
+            sd = math.sqrt((bank.sigma() * slope_sd_factor(n * blk, self.plan.rate_hz)) ** 2
+                           + (k * db.sigma() * slope_sd_factor(n, db.f)) ** 2)
+            gain = self.slot_dead[slot] + self.z_suspect * sd
+            if only_second > gain >= only_first:
+                bad = pr[1]  # with pr[1] alone gas would appear: pr[1] lies
+            elif only_first > gain >= only_second:
+                bad = pr[0]
+            else:
+                bad = pr[0] if abs(only_second) < abs(only_first) else pr[1]
             thermo.fail(bad, t, _FAILED_DISAGREE, thermo.last(bad))
 
     def _rebuild_terms(self) -> None:
