@@ -36,3 +36,12 @@ class ParameterError(FirmwareError, ValueError):
         super().__init__(where + message)
         self.source = source
         self.key = key
+
+
+class CommandLinkError(FirmwareError):
+    """The telecommand link cannot be opened. ``bad_url`` is True when the URL itself is wrong
+    (bad input), False when the address cannot be bound (in use, not local)."""
+
+    def __init__(self, message: str, bad_url: bool = False) -> None:
+        super().__init__(message)
+        self.bad_url = bad_url

@@ -9,32 +9,32 @@ Rate groups (on the device's clock, see :mod:`.executive`):
   temperature, inventory, leak rate, status; valves; mode; executive cycle statistics), and the
   layout report at start and every 60 s of mission time.
 
-Telecommands (:meth:`FlightSoftware.telecommand`) go through a bounded queue and are applied at the
-start of the next cycle: valve command, FDIR mode, acknowledge, load FDIR parameters (validated
-before activation; a bad table is refused and the old one stays).
+Telecommands go through a bounded queue and are checked, applied and verified (service 1) at the
+start of the next cycle by :class:`~hullwatch.firmware.commanding.Commanding`: from a link
+(:meth:`FlightSoftware.submit`, thread-safe, whole TC packets), in process
+(:meth:`FlightSoftware.telecommand`) or from a stored sequence (:meth:`FlightSoftware.schedule`).
+docs/commanding.md lists the services.
 """
 
 from __future__ import annotations
 
-import binascii
-import tomllib
 from collections import deque
 from typing import Any, Callable, Iterable
 
 from ..hal.clock import Clock
 from ..hal.interfaces import Device
-from .errors import ParameterError
+from .commanding.queue import COMMAND_QUEUE, Refusal
+from .commanding.service import SOURCE_IN_PROCESS, Commanding, Receipt
+from .errors import TelemetryError
 from .executive import Executive, RateGroup
 from .fdir.core import Fdir
 from .fdir.events import EventRecord
-from .fdir.params import FdirParams, default_params, describe, params_from_dict
+from .fdir.params import FdirParams, default_params, describe
 from .telemetry import packets as P
 from .telemetry.emitter import TelemetryEmitter
 from .telemetry.sinks import Sink
 from .types import EventId, FdirMode, Severity
 
-#: Telecommands waiting for the next cycle; more are refused (counted).
-COMMAND_QUEUE = 16
 #: Event subjects are at most this many ASCII characters on the wire.
 SUBJECT_MAX = 16
 
@@ -71,12 +71,18 @@ class FlightSoftware:
         self.hk_every = max(1, round(ex.housekeeping_period_s / ex.period_s))
         self.executive = Executive(clock or device.clock, ex.period_s, [
             RateGroup("fdir", 1, self._cycle),
-            RateGroup("housekeeping", self.hk_every, self._housekeeping),
+            # Every cycle, so that a telecommand can change the housekeeping period at run
+            # time; the group itself skips the cycles that are not due (k % hk_every).
+            RateGroup("housekeeping", 1, self._housekeeping),
         ], on_overrun=self._overrun)
         self.host_timing = (not self.executive.virtual) if host_timing is None else host_timing
-        self._commands: deque[Any] = deque()
-        self.commands_refused = 0
-        self.commands_applied = 0
+        #: report switches and periods (service 3) and disabled event ids (service 5)
+        self.hk_enabled = True
+        self.raw_enabled = True
+        self.raw_every = 1
+        self._events_off: set[int] = set()
+        self.commanding = Commanding(self)
+        self._direct_params: deque[FdirParams] = deque(maxlen=COMMAND_QUEUE)
         self._last_overrun_event = -float("inf")
         self.layout_period_s = ex.layout_period_s
         self._next_layout = -float("inf")
@@ -100,25 +106,96 @@ class FlightSoftware:
     def close(self) -> None:
         self.tm.close()
 
-    def telecommand(self, command: Any) -> bool:
-        """Queue a telecommand (ValveCommand, SetFdirMode, Acknowledge, LoadFdirParams, or a
-        ready :class:`FdirParams`). False if the bounded queue is full (counted)."""
-        if len(self._commands) >= COMMAND_QUEUE:
-            self.commands_refused += 1
-            return False
-        self._commands.append(command)
-        return True
+    def telecommand(self, command: Any) -> Receipt | bool:
+        """Send a telecommand in process: any telecommand dataclass of
+        :mod:`hullwatch.firmware.telemetry` (ValveCommand, SetFdirMode, Acknowledge,
+        LoadFdirParams, AreYouAlive, EnableHousekeeping, SetParameter, ...).
+
+        It is encoded as a TC packet (APID 100, source id 1, this flight software's own sequence
+        count), recorded and verified exactly as one from the link: checked and applied at the
+        start of the next cycle, with its service 1 reports in telemetry. Returns a
+        :class:`~hullwatch.firmware.commanding.Receipt`, true when the command passes the
+        acceptance checks now; a refused one (a bad valve index, a full queue...) is false and
+        its 1/2 report goes out at the next cycle. Thread-safe; called from another thread while
+        the loop runs, the verdict is that of the state at the call (the loop checks again when
+        it applies the command, and its reports are what counts).
+
+        A ready :class:`FdirParams` object (no packet form) is activated at the next cycle
+        without verification reports; returns False if too many wait.
+        """
+        if isinstance(command, FdirParams):
+            if len(self._direct_params) >= COMMAND_QUEUE:
+                return False
+            self._direct_params.append(command)
+            return True
+        cmd = self.commanding
+        try:
+            raw = cmd.encode(command, SOURCE_IN_PROCESS)
+        except TelemetryError as exc:
+            word = cmd.refuse_unencodable(command, exc)
+            return Receipt(word, False, int(P.VerificationError.BAD_ARGUMENT), str(exc))
+        word = int.from_bytes(raw[:4], "big")
+        code, detail = cmd.precheck(raw)
+        if not cmd.queue.offer(raw):
+            return Receipt(word, False, int(P.VerificationError.QUEUE_FULL), "telecommand queue full", raw)
+        return Receipt(word, code == 0, code, detail, raw)
+
+    def submit(self, packet: bytes) -> bool:
+        """Queue one whole TC packet as received from a link. Thread-safe. False when the queue
+        is full (a 1/2 QUEUE_FULL report follows)."""
+        return self.commanding.queue.offer(bytes(packet))
+
+    def schedule(self, at_s: float, command: Any, source_id: int = SOURCE_IN_PROCESS) -> None:
+        """Apply ``command`` (a telecommand dataclass, or a whole TC packet as bytes) at the
+        first cycle due at or after mission time ``at_s``, through the same queue and checks.
+        Raises TelemetryError when a dataclass cannot be encoded."""
+        raw = bytes(command) if isinstance(command, (bytes, bytearray, memoryview)) \
+            else self.commanding.encode(command, source_id)
+        self.commanding.schedule(at_s, raw)
+
+    # -- report switches (service 3 and 5) ---------------------------------------------------
+
+    def set_report_enabled(self, sid: int, on: bool) -> None:
+        """Enable or disable the periodic report with structure id ``sid`` (1 or 2)."""
+        if sid == P.SID_HOUSEKEEPING:
+            self.hk_enabled = on
+        elif sid == P.SID_RAW_SAMPLES:
+            self.raw_enabled = on
+
+    def set_report_every(self, sid: int, cycles: int) -> None:
+        """Send the report with structure id ``sid`` every ``cycles`` executive cycles."""
+        if sid == P.SID_HOUSEKEEPING:
+            self.hk_every = max(1, int(cycles))
+        elif sid == P.SID_RAW_SAMPLES:
+            self.raw_every = max(1, int(cycles))
+
+    def set_event_enabled(self, event_id: int, on: bool) -> None:
+        """Enable or disable the telemetry report of ``event_id`` (FDIR still acts on it)."""
+        if on:
+            self._events_off.discard(int(event_id))
+        else:
+            self._events_off.add(int(event_id))
+
+    def event_enabled(self, event_id: int) -> bool:
+        return int(event_id) not in self._events_off
 
     # -- rate groups ------------------------------------------------------------------------
 
     def _cycle(self, k: int, t: float) -> None:
-        if self._commands:
-            self._apply_commands(t)
+        cmd = self.commanding
+        if cmd.due(t):
+            cmd.service(t)
+        if self._direct_params:
+            while self._direct_params:
+                self.activate_params(self._direct_params.popleft(), t, 0)
         frame = self.frame
         self.device.read(frame)
+        if cmd.n_pending:
+            cmd.check_valves(frame, t)
         fdir = self.fdir
         fdir.step(frame, self.device.link_up)
-        self.tm.emit_raw(frame, k, frame.t)
+        if self.raw_enabled and (self.raw_every == 1 or k % self.raw_every == 0):
+            self.tm.emit_raw(frame, k, frame.t)
         if fdir.events._count:
             self._drain_events()
 
@@ -130,15 +207,32 @@ class FlightSoftware:
             if rec is None:
                 return
             t, eid, sev, subject, v1, v2, v3 = rec
-            self.tm.emit_event(P.Event(EventId(eid), _ascii(subject), (v1, v2, v3), Severity(sev)), t)
+            if not self._events_off or eid not in self._events_off:
+                self.tm.emit_event(P.Event(EventId(eid), _ascii(subject), (v1, v2, v3), Severity(sev)), t)
             if on_event is not None:
                 on_event(rec)
 
     def _housekeeping(self, k: int, t: float) -> None:
+        if k % self.hk_every:
+            return
         tm_t = self.frame.t
         if tm_t >= self._next_layout:
             self.tm.emit_layout(None, tm_t)
             self._next_layout = tm_t + self.layout_period_s
+        if not self.hk_enabled:
+            if self.fdir.events._count:
+                self._drain_events()
+            return
+        self._emit_housekeeping(k, tm_t)
+
+    def report_now(self, sid: int, t: float) -> None:
+        """Send the report with structure id ``sid`` (1 housekeeping, 3 layout) now (TC 3/27)."""
+        if sid == P.SID_LAYOUT:
+            self.tm.emit_layout(None, t)
+        elif sid == P.SID_HOUSEKEEPING:
+            self._emit_housekeeping(self.executive.cycles, t)
+
+    def _emit_housekeeping(self, k: int, tm_t: float) -> None:
         fdir = self.fdir
         ex = self.executive
         # Flat value lists sized at start-up, filled in place (no report objects per packet).
@@ -174,38 +268,17 @@ class FlightSoftware:
             self._last_overrun_event = t
             self.fdir.events.push(t, EventId.CYCLE_OVERRUN, "executive", took, self.executive.period, float(count))
 
-    # -- telecommands -----------------------------------------------------------------------
+    # -- parameters ----------------------------------------------------------------------------
 
-    def _apply_commands(self, t: float) -> None:
-        while self._commands:
-            cmd = self._commands.popleft()
-            self.commands_applied += 1
-            if isinstance(cmd, P.ValveCommand):
-                if 0 <= cmd.valve < len(self.layout.valves):
-                    self.fdir.valves.commanded(cmd.valve, bool(cmd.open), t)
-                    self.device.command_valve(cmd.valve, bool(cmd.open))
-                else:
-                    self.commands_refused += 1
-            elif isinstance(cmd, P.SetFdirMode):
-                self.fdir.set_mode(FdirMode(int(cmd.mode)), t)
-            elif isinstance(cmd, P.Acknowledge):
-                self.fdir.acknowledge(t)
-            elif isinstance(cmd, P.LoadFdirParams):
-                try:
-                    params = params_from_dict(tomllib.loads(cmd.toml_text), "telecommand")
-                except (ParameterError, tomllib.TOMLDecodeError):
-                    self.commands_refused += 1
-                    continue
-                self._activate(params, t, binascii.crc_hqx(cmd.toml_text.encode(), 0xFFFF))
-            elif isinstance(cmd, FdirParams):
-                self._activate(cmd, t, 0)
-            else:
-                self.commands_refused += 1
-
-    def _activate(self, params: FdirParams, t: float, crc: int) -> None:
+    def activate_params(self, params: FdirParams, t: float, crc: int) -> None:
+        """Make ``params`` (validated) the active table at mission time ``t``: FDIR restarts its
+        detectors (``PARAMS_LOADED`` with ``crc``); housekeeping and layout periods follow it."""
         self.params = params
         self.fdir.load_params(params, t, crc)
         self.layout_period_s = params.executive.layout_period_s
+        self.hk_every = max(1, round(params.executive.housekeeping_period_s / self.executive.period))
+
+    _activate = activate_params
 
     # -- summary ----------------------------------------------------------------------------
 
@@ -219,7 +292,7 @@ class FlightSoftware:
             "fdir": self.fdir.health(),
             "telemetry": self.tm.health(),
             "device": self.device.health(),
-            "telecommands": {"applied": self.commands_applied, "refused": self.commands_refused},
+            "telecommands": self.commanding.health(),
             "params": describe(self.params),
         }
 

@@ -82,3 +82,4 @@ class EventId(enum.IntEnum):
     CONFIG_LOADED = 33
     MODE_CHANGED = 34
     PARAMS_LOADED = 35
+    TELECOMMANDS_LOST = 40  #: telecommands dropped unread (queue and refusal ring full, or the OS)

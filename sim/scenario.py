@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ScenarioError
-from .scenario_bounds import check_bounds
+from .scenario_bounds import MAX_MODULES, MAX_SENSORS_PER_MODULE, check_bounds
 
 INF = math.inf
 
@@ -584,7 +584,16 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
             m["pressure_sensors"] = sensors.pressure_per_module
         if m["temperature_sensors"] is None:
             m["temperature_sensors"] = sensors.temperature_per_module
+        # Counts are bounded here, before channels are made for them (a count of 10**9 would
+        # exhaust memory long before check_bounds sees it at the end).
+        for kind in ("pressure_sensors", "temperature_sensors"):
+            if not 0 <= m[kind] <= MAX_SENSORS_PER_MODULE:
+                key = f"modules[{i}].{kind}" if data["modules"][i].get(kind) is not None else \
+                    f"sensors.{kind.split('_')[0]}_per_module"
+                raise ck.fail(key, f"expected an integer in [0, {MAX_SENSORS_PER_MODULE}], got {m[kind]!r}")
         modules.append(ModuleSpec(**m))
+        if len(modules) > MAX_MODULES:
+            raise ck.fail("modules", f"expected at most {MAX_MODULES} [[modules]] tables")
     if not modules:
         raise ck.fail("modules", "expected at least one [[modules]] table")
 

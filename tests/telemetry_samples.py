@@ -57,7 +57,17 @@ def sample_data(layout: Layout | None = None) -> list:
         P.LoadFdirParams('[leak]\nalpha = 1e-3\nname = "é"\n'),
         P.AreYouAlive(),
         P.AliveReport(),
-        *(P.VerificationReport(stage, P.APID_COMMAND, 16383, 4 if stage in (2, 8) else 0)
+        P.EnableHousekeeping([1, 2]),
+        P.DisableHousekeeping([2]),
+        P.OneShotHousekeeping([1, 3]),
+        P.SetHousekeepingPeriod([(1, 5000), (2, 200)]),
+        P.EnableEvents([int(EventId.LEAK_SUSPECTED), int(EventId.CYCLE_OVERRUN)]),
+        P.DisableEvents([int(EventId.CYCLE_OVERRUN)]),
+        P.ReportParameter(0, "leak.miss_prob"),
+        P.SetParameter(12, "", [0.25]),
+        P.ParameterReport(23, "leak.windows_s", [2.0, 4.0, 8.0]),
+        *(P.VerificationReport(stage, P.APID_COMMAND, 16383, 4 if stage in (2, 4, 8) else 0,
+                               "leak.miss_prob: expected a number" if stage in (2, 4, 8) else "")
           for stage in P.VerificationStage),
     ]
 

@@ -29,6 +29,12 @@ CASES = {
     "alive_report": P.make_packet(P.AliveReport(), seq=3, time_utc=T),
     "verification_acceptance_success": P.make_packet(P.VerificationReport(P.VerificationStage.ACCEPTANCE_SUCCESS, 100, 9), seq=4, time_utc=T),
     "verification_completion_failure": P.make_packet(P.VerificationReport(P.VerificationStage.COMPLETION_FAILURE, 100, 12, 4), seq=7, time_utc=T),
+    "verification_start_failure": P.make_packet(P.VerificationReport(P.VerificationStage.START_FAILURE, 100, 13, 4, "bad"), seq=9, time_utc=T),
+    "enable_housekeeping": P.make_packet(P.EnableHousekeeping([1, 2]), seq=14),
+    "set_housekeeping_period": P.make_packet(P.SetHousekeepingPeriod([(1, 5000)]), seq=15),
+    "disable_events": P.make_packet(P.DisableEvents([30]), seq=16),
+    "report_parameter": P.make_packet(P.ReportParameter(0, "leak.miss_prob"), seq=17),
+    "parameter_report": P.make_packet(P.ParameterReport(23, "leak.windows_s", [2.0, 4.0]), seq=8, time_utc=T),
 }
 
 GOLDEN = {
@@ -44,7 +50,13 @@ GOLDEN = {
     "are_you_alive": "1864c00d00062011010000ace7",
     "alive_report": "0864c003000e201102000000005b86fb4080003f0f",
     "verification_acceptance_success": "0864c0040012200101000000005b86fb4080001864c0093185",
-    "verification_completion_failure": "0864c0070014200108000000005b86fb4080001864c00c0004c0cd",
+    "verification_completion_failure": "0864c0070015200108000000005b86fb4080001864c00c000400c1ba",
+    "verification_start_failure": "0864c0090018200104000000005b86fb4080001864c00d00040362616423fd",
+    "enable_housekeeping": "1864c00e000b2003050000020001000259a8",
+    "set_housekeeping_period": "1864c00f000d20031f0000010001000013885147",
+    "disable_events": "1864c0100009200506000001001e5d02",
+    "report_parameter": "1864c0110017201401000000000e6c65616b2e6d6973735f70726f62c1e8",
+    "parameter_report": "0864c0080030201402000000005b86fb40800000170e6c65616b2e77696e646f77735f7302400000000000000040100000000000006cfd",
 }
 
 

@@ -1,7 +1,8 @@
 """Telemetry and telecommand packets (CCSDS Space Packets + PUS-C), emitter, sinks.
 
 - packets.py: the construct declarations (single source), report/command dataclasses,
-  :func:`encode`, :func:`decode`.
+  :func:`encode`, :func:`decode`; headers.py holds the framing (primary and secondary headers,
+  CRC), tc_packets.py the telecommand and verification layouts.
 - fastcodec.py: struct codecs derived from those declarations (per-cycle raw samples, bulk).
 - events.py: meaning and units of each event's values.
 - emitter.py: :class:`TelemetryEmitter`, what the executive calls each cycle.
@@ -41,6 +42,10 @@ from .packets import (
     Acknowledge,
     AliveReport,
     AreYouAlive,
+    DisableEvents,
+    DisableHousekeeping,
+    EnableEvents,
+    EnableHousekeeping,
     Event,
     Housekeeping,
     LayoutReport,
@@ -49,8 +54,13 @@ from .packets import (
     Packet,
     PacketDef,
     PacketType,
+    OneShotHousekeeping,
+    ParameterReport,
     RawSamples,
+    ReportParameter,
     SetFdirMode,
+    SetHousekeepingPeriod,
+    SetParameter,
     ValveCommand,
     ValveHk,
     VerificationError,
@@ -73,7 +83,8 @@ __all__ = [
     "PACKET_DEFS", "Acknowledge", "AliveReport", "AreYouAlive", "Event", "Housekeeping", "LayoutReport",
     "LoadFdirParams", "ModuleHk", "Packet", "PacketDef", "PacketType", "RawSamples", "SetFdirMode",
     "ValveCommand", "ValveHk", "VerificationError", "VerificationReport", "VerificationStage", "crc16",
-    "decode", "encode", "make_packet", "CallbackSink", "CaptureSink", "ListSink", "Sink", "UdpSink",
+    "decode", "encode", "make_packet", "DisableEvents", "DisableHousekeeping", "EnableEvents",
+    "EnableHousekeeping", "OneShotHousekeeping", "ParameterReport", "ReportParameter", "SetHousekeepingPeriod", "SetParameter", "CallbackSink", "CaptureSink", "ListSink", "Sink", "UdpSink",
 ]
 
 # -- deprecated aliases of what moved to the ground package --------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 from ...hal.interfaces import Frame, Layout
 from ..errors import TelemetryError
 from . import packets as P
-from .fastcodec import MessageCounters, SequenceCounters, fast_encode
+from .fastcodec import MessageCounters, SequenceCounters, build_tm, fast_encode
 from .layoutjson import layout_to_json
 from .rawencode import HousekeepingEncoder, RawSampleEncoder
 from .sinks import Sink
@@ -109,6 +109,30 @@ class TelemetryEmitter:
             return self._encode_error(type(data).__name__, exc)
         self.seq.next(pdef.apid)  # consumed only by a packet actually sent: no gaps in the count
         return self._send(raw)
+
+    def emit_body(self, apid: int, service: int, subtype: int, body: bytes, t_mission: float) -> bytes:
+        """A TM packet around application data ``body`` already built (the verification
+        reports' fast path, :mod:`hullwatch.firmware.commanding.reports`), with the next
+        sequence and message counters."""
+        try:
+            packet = build_tm(apid, self.seq.peek(apid), service, subtype, self.msg.next(service, subtype),
+                              self.dest_id, self.epoch_utc + t_mission, body)
+        except TelemetryError as exc:
+            return self._encode_error(f"TM {service}/{subtype}", exc)
+        self.seq.next(apid)
+        return self._send(packet)
+
+    def record_telecommand(self, packet: bytes) -> None:
+        """Write a received telecommand packet to the sinks that keep telecommands (those with a
+        true ``records_telecommands`` attribute: capture files), so a capture holds the commands
+        in the order they were applied."""
+        for sink in self.sinks:
+            if getattr(sink, "records_telecommands", False):
+                try:
+                    sink.write(packet)
+                except Exception as exc:  # noqa: BLE001 - a third-party sink must not stop the loop
+                    self.sink_errors += 1
+                    self.last_error = f"sink {type(sink).__name__}: {exc}"
 
     def emit_hk(self, hk: P.Housekeeping, t_mission: float) -> bytes:
         return self.emit(hk, t_mission)

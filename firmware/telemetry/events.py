@@ -147,4 +147,10 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
              "an FDIR parameter table was validated and activated",
              (_v("parameter_count", "", "number of parameters in the table"),
               _v("crc16", "", "CRC-16/CCITT-FALSE of the TOML text"), _UNUSED)),
+    EventDef(EventId.TELECOMMANDS_LOST, Severity.LOW, "tc-link",
+             "telecommands were dropped without a verification report of their own: the queue and "
+             "its refusal ring were full, or the operating system dropped datagrams before the link "
+             "read them (raised at most once a cycle)",
+             (_v("count", "", "telecommands lost since the last report"),
+              _v("total", "", "telecommands lost since start"), _UNUSED)),
 )}

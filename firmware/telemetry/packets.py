@@ -26,10 +26,10 @@ Packet on the wire (CCSDS 133.0-B-2, ECSS-E-ST-70-41C), all fields big-endian::
     application data (see the *_BODY declarations)
     u16 packet error control: CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over all bytes before it
 
-Services: 3/25 housekeeping reports, discriminated by the SID (first u16 of the
-application data: 1 housekeeping, 2 raw samples, 3 layout); 5/1..4 events, subtype = severity;
-8/1 perform a function (telecommands, discriminated by the function id, first u16); 1/1, 1/2, 1/7,
-1/8 request verification; 17/1, 17/2 are-you-alive.
+Services: 3/25 housekeeping reports, discriminated by the SID (first u16 of the application
+data: 1 housekeeping, 2 raw samples, 3 layout); 5/1..4 events, subtype = severity. Telecommands
+and their reports (services 1, 3/5, 3/6, 3/31, 5/5, 5/6, 8/1, 17, 20) are declared in
+:mod:`.tc_packets` and listed in the same table; docs/commanding.md gives their layouts.
 
 Raises: :class:`~hullwatch.firmware.errors.TelemetryError` when a packet cannot be built,
 :class:`~hullwatch.firmware.errors.PacketDecodeError` (with the byte offset) when bytes are not a
@@ -38,127 +38,29 @@ valid packet.
 
 from __future__ import annotations
 
-import binascii
-import enum
 from dataclasses import dataclass, field as dc_field
 from typing import Any, Callable
 
 import construct as cs
-import crcmod.predefined
 from construct import this
 
 from ..errors import PacketDecodeError, TelemetryError
-from ..types import EventId, FdirMode, Severity
+from ..types import EventId, Severity
 from .fields import field
-
-# ----------------------------------------------------------------------------------------------
-# Constants
-
-
-class PacketType(enum.IntEnum):
-    TM = 0
-    TC = 1
-
-
-PACKET_VERSION = 0
-PUS_VERSION = 2
-SEQ_UNSEGMENTED = 3
-SEQ_COUNT_MODULO = 1 << 14
-
-#: APIDs. Commands to the flight software and their verification/alive reports use APID_COMMAND.
-APID_COMMAND = 100
-APID_HOUSEKEEPING = 101  #: housekeeping summary (SID 1) and layout report (SID 3)
-APID_RAW = 102  #: raw sensor samples (SID 2), one packet every cycle
-APID_EVENT = 103  #: FDIR and executive events
-
-SID_HOUSEKEEPING = 1
-SID_RAW_SAMPLES = 2
-SID_LAYOUT = 3
-
-FUNCTION_VALVE_COMMAND = 1
-FUNCTION_SET_FDIR_MODE = 2
-FUNCTION_ACKNOWLEDGE = 3
-FUNCTION_LOAD_FDIR_PARAMS = 4
-
-PRIMARY_HEADER_SIZE = 6
-TM_SECONDARY_HEADER_SIZE = 13
-TC_SECONDARY_HEADER_SIZE = 5
-PEC_SIZE = 2
-MIN_TM_SIZE = PRIMARY_HEADER_SIZE + TM_SECONDARY_HEADER_SIZE + PEC_SIZE
-MIN_TC_SIZE = PRIMARY_HEADER_SIZE + TC_SECONDARY_HEADER_SIZE + PEC_SIZE
-MAX_PACKET_SIZE = PRIMARY_HEADER_SIZE + 65536
-SUBJECT_SIZE = 16
-
-_SECONDARY_SIZE = {PacketType.TM: TM_SECONDARY_HEADER_SIZE, PacketType.TC: TC_SECONDARY_HEADER_SIZE}
-
-#: crcmod's CRC-16/CCITT-FALSE, used by the construct declaration. The hot paths use
-#: ``binascii.crc_hqx(buf, 0xFFFF)``, the same CRC in C (tests prove they agree).
-crc16_ccitt_false: Callable[[bytes], int] = crcmod.predefined.mkCrcFun("crc-ccitt-false")
-
-
-def crc16(buf: bytes | bytearray | memoryview) -> int:
-    """CRC-16/CCITT-FALSE of ``buf`` (poly 0x1021, init 0xFFFF, no reflection, no final xor)."""
-    return binascii.crc_hqx(buf, 0xFFFF)
-
-
-# ----------------------------------------------------------------------------------------------
-# Headers
-
-
-def _data_length(ctx: Any) -> int:
-    # Building: ctx holds the caller's dicts, so index rather than use attributes.
-    return _SECONDARY_SIZE[ctx["packet_id"]["packet_type"]] + len(ctx._["data"]) + PEC_SIZE - 1
-
-
-PRIMARY_HEADER = cs.Struct(
-    field("packet_id", cs.BitStruct(
-        field("version", cs.Const(PACKET_VERSION, cs.BitsInteger(3)), doc="packet version number, 0"),
-        field("packet_type", cs.BitsInteger(1), doc="0 TM, 1 TC"),
-        field("sec_hdr_flag", cs.Const(1, cs.BitsInteger(1)), doc="secondary header present, always 1"),
-        field("apid", cs.BitsInteger(11), doc="application process id"),
-    ), doc="packet identification"),
-    field("seq_ctrl", cs.BitStruct(
-        field("seq_flags", cs.BitsInteger(2), doc="3: unsegmented"),
-        field("seq_count", cs.BitsInteger(14), doc="per-APID sequence count, wraps at 16384"),
-    ), doc="packet sequence control"),
-    field("data_length", cs.Rebuild(cs.Int16ub, _data_length),
-          doc="octets in the packet data field (secondary header, data, CRC) minus 1"),
-)
-
-TM_SECONDARY_HEADER = cs.Struct(
-    field("version_status", cs.BitStruct(
-        field("pus_version", cs.Const(PUS_VERSION, cs.BitsInteger(4)), doc="PUS version number, 2 (PUS-C)"),
-        field("time_ref_status", cs.BitsInteger(4), doc="spacecraft time reference status"),
-    )),
-    field("service", cs.Int8ub, doc="service type"),
-    field("subtype", cs.Int8ub, doc="message subtype"),
-    field("msg_counter", cs.Int16ub, doc="message type counter, per service/subtype, wraps"),
-    field("dest_id", cs.Int16ub, doc="destination id"),
-    field("cuc_seconds", cs.Int32ub, "s", "CUC coarse time: seconds since 1970-01-01T00:00:00Z"),
-    field("cuc_fraction", cs.Int16ub, "1/65536 s", "CUC fine time"),
-)
-
-TC_SECONDARY_HEADER = cs.Struct(
-    field("version_ack", cs.BitStruct(
-        field("pus_version", cs.Const(PUS_VERSION, cs.BitsInteger(4)), doc="PUS version number, 2 (PUS-C)"),
-        field("ack_flags", cs.BitsInteger(4), doc="acknowledgement flags: 8 acceptance, 1 completion"),
-    )),
-    field("service", cs.Int8ub, doc="service type"),
-    field("subtype", cs.Int8ub, doc="message subtype"),
-    field("source_id", cs.Int16ub, doc="source id"),
-)
-
-FRAME = cs.Struct(
-    "frame" / cs.RawCopy(cs.Struct(
-        "primary" / PRIMARY_HEADER,
-        "secondary" / cs.Switch(this.primary.packet_id.packet_type, {
-            PacketType.TM: TM_SECONDARY_HEADER, PacketType.TC: TC_SECONDARY_HEADER,
-        }),
-        "data" / cs.Bytes(lambda ctx: ctx.primary.data_length + 1 - PEC_SIZE
-                          - _SECONDARY_SIZE[ctx.primary.packet_id.packet_type]),
-    )),
-    "pec" / cs.Checksum(cs.Int16ub, crc16_ccitt_false, this.frame.data),
-)
+from .headers import (  # noqa: F401 - re-exported: callers import packets
+    PacketType, PACKET_VERSION, PUS_VERSION, SEQ_UNSEGMENTED, SEQ_COUNT_MODULO, APID_HOUSEKEEPING,
+    APID_RAW, APID_EVENT, SID_HOUSEKEEPING, SID_RAW_SAMPLES, SID_LAYOUT, PRIMARY_HEADER_SIZE,
+    TM_SECONDARY_HEADER_SIZE, TC_SECONDARY_HEADER_SIZE, PEC_SIZE, MIN_TM_SIZE, MIN_TC_SIZE,
+    MAX_PACKET_SIZE, SUBJECT_SIZE, _SECONDARY_SIZE, crc16_ccitt_false, crc16, PRIMARY_HEADER,
+    TM_SECONDARY_HEADER, TC_SECONDARY_HEADER, FRAME)
+from .tc_packets import (  # noqa: F401 - re-exported: packets is the one place callers import from
+    ACKNOWLEDGE_BODY, APID_COMMAND, COMMAND_ROWS, EMPTY_BODY, EVENT_IDS_BODY, FUNCTION_ACKNOWLEDGE,
+    FUNCTION_LOAD_FDIR_PARAMS, FUNCTION_SET_FDIR_MODE, FUNCTION_VALVE_COMMAND, HK_INTERVALS_BODY,
+    HK_SIDS_BODY, LOAD_FDIR_PARAMS_BODY, PARAM_REF_BODY, PARAM_VALUE_BODY, REQUEST_ID,
+    SET_FDIR_MODE_BODY, VALVE_COMMAND_BODY, VERIFY_FAILURE_BODY, VERIFY_SUCCESS_BODY, Acknowledge,
+    AliveReport, AreYouAlive, DisableEvents, DisableHousekeeping, EnableEvents, EnableHousekeeping,
+    LoadFdirParams, OneShotHousekeeping, ParameterReport, ReportParameter, SetFdirMode, SetHousekeepingPeriod,
+    SetParameter, ValveCommand, VerificationError, VerificationReport, VerificationStage, request_word)
 
 # ----------------------------------------------------------------------------------------------
 # Application data: declarations
@@ -166,10 +68,6 @@ FRAME = cs.Struct(
 
 def _sid(value: int) -> cs.Renamed:
     return field("sid", cs.Const(value, cs.Int16ub), doc=f"housekeeping structure id, {value}")
-
-
-def _function(value: int) -> cs.Renamed:
-    return field("function_id", cs.Const(value, cs.Int16ub), doc=f"function id, {value}")
 
 
 RAW_SAMPLES_BODY = cs.Struct(
@@ -234,53 +132,6 @@ EVENT_BODY = cs.Struct(
     field("event_id", cs.Int16ub, doc="EventId code"),
     field("subject", cs.PaddedString(SUBJECT_SIZE, "ascii"), doc="module, sensor or valve id"),
     field("values", cs.Array(3, cs.Float64b), "see event table", "meaning per event id"),
-    cs.Terminated,
-)
-
-VALVE_COMMAND_BODY = cs.Struct(
-    _function(FUNCTION_VALVE_COMMAND),
-    field("valve", cs.Int8ub, doc="valve index, layout order"),
-    field("open", cs.Int8ub, doc="1 open, 0 close"),
-    cs.Terminated,
-)
-
-SET_FDIR_MODE_BODY = cs.Struct(
-    _function(FUNCTION_SET_FDIR_MODE),
-    field("mode", cs.Int8ub, doc="FdirMode code"),
-    cs.Terminated,
-)
-
-ACKNOWLEDGE_BODY = cs.Struct(
-    _function(FUNCTION_ACKNOWLEDGE),
-    field("event_id", cs.Int16ub, doc="EventId acknowledged, 0 = all"),
-    cs.Terminated,
-)
-
-LOAD_FDIR_PARAMS_BODY = cs.Struct(
-    _function(FUNCTION_LOAD_FDIR_PARAMS),
-    field("toml_text", cs.PascalString(cs.Int16ub, "utf8"), doc="FDIR parameter table, TOML"),
-    cs.Terminated,
-)
-
-EMPTY_BODY = cs.Struct(cs.Terminated)
-
-REQUEST_ID = cs.BitStruct(
-    field("version", cs.BitsInteger(3), doc="packet version of the request"),
-    field("packet_type", cs.BitsInteger(1), doc="1 (TC)"),
-    field("sec_hdr_flag", cs.BitsInteger(1), doc="secondary header flag of the request"),
-    field("apid", cs.BitsInteger(11), doc="APID of the request"),
-    field("seq_flags", cs.BitsInteger(2), doc="sequence flags of the request"),
-    field("seq_count", cs.BitsInteger(14), doc="sequence count of the request"),
-)
-
-VERIFY_SUCCESS_BODY = cs.Struct(
-    field("request_id", REQUEST_ID, doc="the first 4 bytes of the request's primary header"),
-    cs.Terminated,
-)
-
-VERIFY_FAILURE_BODY = cs.Struct(
-    field("request_id", REQUEST_ID, doc="the first 4 bytes of the request's primary header"),
-    field("error_code", cs.Int16ub, doc="VerificationError code"),
     cs.Terminated,
 )
 
@@ -355,76 +206,6 @@ class LayoutReport:
 
     epoch_utc: float
     layout_json: str
-
-
-@dataclass(slots=True)
-class ValveCommand:
-    """TC 8/1 function 1: command valve ``valve`` (layout index) open or closed."""
-
-    valve: int
-    open: bool
-
-
-@dataclass(slots=True)
-class SetFdirMode:
-    """TC 8/1 function 2."""
-
-    mode: FdirMode
-
-
-@dataclass(slots=True)
-class Acknowledge:
-    """TC 8/1 function 3: acknowledge an event (0 = all events)."""
-
-    event_id: int = 0
-
-
-@dataclass(slots=True)
-class LoadFdirParams:
-    """TC 8/1 function 4: a new FDIR parameter table, validated before it is activated."""
-
-    toml_text: str
-
-
-@dataclass(slots=True)
-class AreYouAlive:
-    """TC 17/1."""
-
-
-@dataclass(slots=True)
-class AliveReport:
-    """TM 17/2, the answer to :class:`AreYouAlive`."""
-
-
-class VerificationStage(enum.IntEnum):
-    """Service 1 subtypes used."""
-
-    ACCEPTANCE_SUCCESS = 1
-    ACCEPTANCE_FAILURE = 2
-    COMPLETION_SUCCESS = 7
-    COMPLETION_FAILURE = 8
-
-
-class VerificationError(enum.IntEnum):
-    """Failure codes carried by 1/2 and 1/8 reports."""
-
-    NONE = 0
-    BAD_CRC = 1
-    UNKNOWN_COMMAND = 2
-    BAD_ARGUMENT = 3
-    PARAMETERS_INVALID = 4
-    NOT_ALLOWED_IN_MODE = 5
-    EXECUTION_FAILED = 6
-
-
-@dataclass(slots=True)
-class VerificationReport:
-    """TM service 1: the stage reached by the telecommand (apid, seq) and, for failures, why."""
-
-    stage: VerificationStage
-    request_apid: int
-    request_seq: int
-    error_code: int = 0
 
 
 @dataclass(slots=True)
@@ -513,19 +294,6 @@ def _event_from(c: Any, subtype: int) -> Event:
     return Event(event_id, c.subject, (c["values"][0], c["values"][1], c["values"][2]), Severity(subtype))
 
 
-def _verify_to(d: VerificationReport) -> dict:
-    return {
-        "request_id": {"version": PACKET_VERSION, "packet_type": PacketType.TC, "sec_hdr_flag": 1,
-                       "apid": d.request_apid, "seq_flags": SEQ_UNSEGMENTED, "seq_count": d.request_seq},
-        "error_code": int(d.error_code),
-    }
-
-
-def _verify_from(c: Any, subtype: int) -> VerificationReport:
-    return VerificationReport(VerificationStage(subtype), c.request_id.apid, c.request_id.seq_count,
-                              c.get("error_code", 0))
-
-
 # ----------------------------------------------------------------------------------------------
 # The packet definitions: the table encode, decode and the dictionary work from
 
@@ -549,37 +317,12 @@ class PacketDef:
     periodic: str = dc_field(default="")
 
 
-def _plain(cls: type, names: tuple[str, ...]) -> tuple[Callable, Callable]:
-    def to(d: Any) -> dict:
-        return {n: (int(getattr(d, n)) if isinstance(getattr(d, n), (bool, enum.IntEnum)) else getattr(d, n))
-                for n in names}
-
-    def from_(c: Any, subtype: int) -> Any:
-        return cls(*(c[n] for n in names))
-
-    return to, from_
+def _layout_to(d: LayoutReport) -> dict:
+    return {"epoch_utc": d.epoch_utc, "layout_json": d.layout_json}
 
 
-_valve_to, _valve_from_plain = _plain(ValveCommand, ("valve", "open"))
-_mode_to, _mode_from_plain = _plain(SetFdirMode, ("mode",))
-_ack_to, _ack_from = _plain(Acknowledge, ("event_id",))
-_params_to, _params_from = _plain(LoadFdirParams, ("toml_text",))
-_layout_to, _layout_from = _plain(LayoutReport, ("epoch_utc", "layout_json"))
-
-
-def _valve_from(c: Any, subtype: int) -> ValveCommand:
-    return ValveCommand(c.valve, bool(c.open))
-
-
-def _mode_from(c: Any, subtype: int) -> SetFdirMode:
-    try:
-        return SetFdirMode(FdirMode(c.mode))
-    except ValueError as exc:
-        raise TelemetryError(f"unknown FDIR mode {c.mode}") from exc
-
-
-def _empty(cls: type) -> tuple[Callable, Callable]:
-    return (lambda d: {}), (lambda c, subtype: cls())
+def _layout_from(c: Any, subtype: int) -> LayoutReport:
+    return LayoutReport(c.epoch_utc, c.layout_json)
 
 
 TM, TC = PacketType.TM, PacketType.TC
@@ -601,24 +344,8 @@ PACKET_DEFS: tuple[PacketDef, ...] = (
                 Event, _event_to, _event_from,
                 f"event report, severity {sev.name.lower()}", "on event")
       for sev in Severity),
-    PacketDef("valve_command", APID_COMMAND, TC, 8, 1, FUNCTION_VALVE_COMMAND, VALVE_COMMAND_BODY,
-              ValveCommand, _valve_to, _valve_from, "command a valve open or closed"),
-    PacketDef("set_fdir_mode", APID_COMMAND, TC, 8, 1, FUNCTION_SET_FDIR_MODE, SET_FDIR_MODE_BODY,
-              SetFdirMode, _mode_to, _mode_from, "set FDIR mode (off, passive, active)"),
-    PacketDef("acknowledge", APID_COMMAND, TC, 8, 1, FUNCTION_ACKNOWLEDGE, ACKNOWLEDGE_BODY,
-              Acknowledge, _ack_to, _ack_from, "acknowledge an event (0 = all)"),
-    PacketDef("load_fdir_params", APID_COMMAND, TC, 8, 1, FUNCTION_LOAD_FDIR_PARAMS,
-              LOAD_FDIR_PARAMS_BODY, LoadFdirParams, _params_to, _params_from,
-              "load an FDIR parameter table (TOML), validated before activation"),
-    PacketDef("are_you_alive", APID_COMMAND, TC, 17, 1, None, EMPTY_BODY,
-              AreYouAlive, *_empty(AreYouAlive), "connection test request"),
-    PacketDef("alive_report", APID_COMMAND, TM, 17, 2, None, EMPTY_BODY,
-              AliveReport, *_empty(AliveReport), "connection test report", "on request"),
-    *(PacketDef(f"verification_{stage.name.lower()}", APID_COMMAND, TM, 1, int(stage), None,
-                VERIFY_FAILURE_BODY if stage.name.endswith("FAILURE") else VERIFY_SUCCESS_BODY,
-                VerificationReport, _verify_to, _verify_from,
-                f"request verification: {stage.name.lower().replace('_', ' ')}", "on request")
-      for stage in VerificationStage),
+    *(PacketDef(name, apid, PacketType(ptype), service, subtype, key, body, cls, to, from_, doc, periodic)
+      for name, apid, ptype, service, subtype, key, body, cls, to, from_, doc, periodic in COMMAND_ROWS),
 )
 
 _BY_TYPE: dict[tuple[int, int, int], list[PacketDef]] = {}

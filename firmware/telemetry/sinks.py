@@ -42,8 +42,11 @@ class CaptureSink(_Counting):
 
     Unbuffered: every packet is one ``write`` system call, so a crash of the process loses at most
     the packet being written (the OS holds what was written). Opening raises OSError (before the
-    loop starts); writing never raises.
+    loop starts); writing never raises. A capture also keeps the telecommands the flight software
+    applied (``records_telecommands``).
     """
+
+    records_telecommands = True
 
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         super().__init__()
@@ -87,11 +90,13 @@ class UdpSink(_Counting):
 
 
 class CallbackSink(_Counting):
-    """Calls ``fn(packet)`` for each packet; an exception from ``fn`` is counted, not raised."""
+    """Calls ``fn(packet)`` for each packet; an exception from ``fn`` is counted, not raised.
+    With ``telecommands=True`` it also gets the telecommands applied, as a capture does."""
 
-    def __init__(self, fn: Callable[[bytes], object]) -> None:
+    def __init__(self, fn: Callable[[bytes], object], telecommands: bool = False) -> None:
         super().__init__()
         self._fn = fn
+        self.records_telecommands = telecommands
 
     def write(self, packet: bytes) -> None:
         try:

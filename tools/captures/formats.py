@@ -24,6 +24,7 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.events import EVENT_DEFS
 from ...firmware.types import FdirMode, IsolationState, ModuleStatus, ValveHealth
 from ...hal.interfaces import Layout, SampleStatus
+from ..commanding.describe import COMMAND_CLASSES, describe_command
 from ..units import field_label, kg_day, subject_text, value_text
 
 COMMON = ["offset", "utc", "time_utc_s", "t_s", "packet", "apid", "type", "service", "subtype", "seq",
@@ -58,6 +59,13 @@ def enum_name(cls: Any, value: int) -> str:
         return cls(value).name
     except ValueError:
         return str(value)
+
+
+#: telecommands and reports without columns of their own: their description goes in ``command``
+OTHER_COMMAND_KINDS = frozenset({
+    "enable_housekeeping", "disable_housekeeping", "one_shot_housekeeping", "set_housekeeping_period",
+    "enable_events", "disable_events", "report_parameter", "set_parameter", "parameter_report",
+    "are_you_alive", "alive_report"})
 
 
 class RowBuilder:
@@ -128,8 +136,10 @@ class RowBuilder:
         if kinds & {"valve_command", "set_fdir_mode", "acknowledge", "load_fdir_params"}:
             add([("function", TEXT), ("valve", INT), ("open", INT), ("fdir_mode", TEXT), ("event_id", INT),
                  ("toml_text", TEXT)])
+        if kinds & OTHER_COMMAND_KINDS:
+            add([("command", TEXT)])
         if any(k.startswith("verification_") for k in kinds):
-            add([("request_apid", INT), ("request_seq", INT), ("error_code", TEXT)])
+            add([("request_apid", INT), ("request_seq", INT), ("error_code", TEXT), ("error_detail", TEXT)])
         if "unknown" in kinds:
             add([("data_hex", TEXT)])
         self.columns = cols
@@ -219,6 +229,9 @@ class RowBuilder:
         elif isinstance(d, P.VerificationReport):
             row[ix["request_apid"]], row[ix["request_seq"]] = d.request_apid, d.request_seq
             row[ix["error_code"]] = enum_name(P.VerificationError, d.error_code)
+            row[ix["error_detail"]] = d.detail
+        elif isinstance(d, COMMAND_CLASSES) and "command" in ix:
+            row[ix["command"]] = describe_command(d)
         elif isinstance(d, (bytes, bytearray)) and "data_hex" in ix:
             row[ix["data_hex"]] = bytes(d).hex()
         return row
@@ -322,19 +335,8 @@ def summary(packet: P.Packet, name: str, layout: Layout | None) -> str:
         except (ValueError, KeyError, TypeError):
             shape = "unreadable layout JSON"
         return f"layout: {shape}; epoch {iso_utc(d.epoch_utc)}"
-    if isinstance(d, P.ValveCommand):
-        return f"command valve {d.valve} {'open' if d.open else 'closed'}"
-    if isinstance(d, P.SetFdirMode):
-        return f"set FDIR mode {enum_name(FdirMode, d.mode)}"
-    if isinstance(d, P.Acknowledge):
-        return f"acknowledge event {d.event_id or 'all'}"
-    if isinstance(d, P.LoadFdirParams):
-        return f"load FDIR parameters ({len(d.toml_text)} characters)"
-    if isinstance(d, P.VerificationReport):
-        error = f", error {enum_name(P.VerificationError, d.error_code)}" if d.error_code else ""
-        return f"{d.stage.name.lower().replace('_', ' ')} of TC apid {d.request_apid} seq {d.request_seq}{error}"
-    if isinstance(d, (P.AreYouAlive, P.AliveReport)):
-        return name.replace("_", " ")
+    if isinstance(d, COMMAND_CLASSES):
+        return describe_command(d, [v.id for v in layout.valves] if layout is not None else None)
     return f"{len(d)} bytes: {bytes(d[:16]).hex()}{'...' if len(d) > 16 else ''}"
 
 

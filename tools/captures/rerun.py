@@ -26,12 +26,13 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT, Housekeeping,
-                                           LayoutReport)
+from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT, Event,
+                                           Housekeeping, LayoutReport)
 from ...firmware.telemetry.events import EVENT_DEFS
 from ...firmware.types import EventId, FdirMode
 from ...hal.errors import DeviceOpenError
 from ..closed_loop.runner import run_scenario
+from ..commanding.recorded import recorded_commands
 from ..errors import InputError
 from ..ground.capture import iter_packet_batches
 from ..units import field_label as _label
@@ -39,7 +40,7 @@ from ..units import subject_text, value_text
 from .replay_device import ReplayDevice, mission_time
 
 #: Event names whose occurrence depends on the host (timing, link), not on the recorded samples.
-HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED"})
+HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED", "TELECOMMANDS_LOST"})
 
 #: recorded events kept in memory at most (a capture's events are few; every list is bounded)
 MAX_EVENTS = 200_000
@@ -86,6 +87,7 @@ class RerunReport:
     mode: str = ""  #: FDIR mode of the re-run
     module_names: list[str] = field(default_factory=list)  #: layout order, to name segment subjects
     time_jumps: int = 0  #: raw samples dropped for a corrupt time stamp (replay_device)
+    commands: int = 0  #: recorded telecommands applied again
 
     @property
     def identical(self) -> bool:
@@ -235,7 +237,8 @@ def rerun_capture(
         fdir_params: FDIR parameters for the re-run (a path to a TOML file, or what
             ``run_scenario`` accepts); None: the defaults, as the recording used.
         mode: FDIR mode for the re-run (an ``FdirMode`` or its name); None: the mode recorded in
-            the capture's first housekeeping packet (active if there is none).
+            the capture's first housekeeping packet, or the old mode of a ``MODE_CHANGED`` before
+            it (active if there is neither).
         progress: ``progress(mission_time_done, mission_time_total)``, every 60 s of mission time.
         capture: also write the re-run's telemetry to this capture file (to plot or decode it).
 
@@ -257,24 +260,27 @@ def rerun_capture(
         if mode is None:
             mode = FdirMode.ACTIVE
     with device:
+        # The telecommands the recording applied, at the cycles that applied them.
+        commands = recorded_commands(path, device.epoch_utc)
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
-                      capture=capture)
+                      capture=capture, commands=commands)
         skipped = device.health().get("skipped_bytes", 0)
         jumps = device.health().get("time_jumps", 0)
         start, end = device.start_time, device.end_time
         names = [m.name for m in device.layout.modules]
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
-    rerun = list(getattr(result, "events", ()))
+    # Events whose report was disabled by telecommand (service 5) are not in the capture either.
+    rerun = [e for e in getattr(result, "events", ()) if getattr(e, "reported", True)]
     diffs, n_rec, n_new, ignored = diff_events(
         recorded, rerun, time_tolerance_s=time_tolerance_s, compare_all=compare_all,
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower(), names, jumps)
+                       getattr(mode, "name", str(mode)).lower(), names, jumps, len(commands))
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,
-         progress: Any, capture: Any = None) -> Any:
+         progress: Any, capture: Any = None, commands: Any = None) -> Any:
     # ``until`` is left to the runner: a replay device's end time plus half a period, so the
     # last recorded cycle runs too.
     kwargs: dict[str, Any] = {"mode": mode}
@@ -284,19 +290,27 @@ def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mod
         kwargs["on_progress"] = progress
     if capture is not None:
         kwargs["capture"] = capture
+    if commands:
+        kwargs["commands"] = commands
     return run_scenario(device, **kwargs)
 
 
 def recorded_mode(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> Any:
-    """The FDIR mode in the capture's first housekeeping packet (an ``FdirMode``), or None if
-    there is none in its first ``max_bytes``."""
+    """The FDIR mode the recording started in (an ``FdirMode``): the mode in the capture's first
+    housekeeping packet, or, when a telecommand changed the mode before that packet, the old mode
+    of that ``MODE_CHANGED`` event. None if there is neither in its first ``max_bytes``."""
     for batch in iter_packet_batches(os.fspath(path)):
-        for _i, packet in batch.packets(batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_HOUSEKEEPING)):
-            if isinstance(packet.data, Housekeeping):
-                try:
-                    return FdirMode(packet.data.mode)
-                except ValueError:
-                    return None
+        wanted = np.union1d(batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_HOUSEKEEPING),
+                            batch.select(apid=APID_EVENT, service=5))
+        for _i, packet in batch.packets(wanted):
+            d = packet.data
+            try:
+                if isinstance(d, Housekeeping):
+                    return FdirMode(d.mode)
+                if isinstance(d, Event) and d.event_id == EventId.MODE_CHANGED:
+                    return FdirMode(int(d.values[0]))
+            except ValueError:
+                return None
         if batch.base + len(batch.buffer) >= max_bytes:
             break
     return None

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "flash": "hullwatch.tools.cli.flash",
     "campaign": "hullwatch.tools.cli.campaign",
     "example": "hullwatch.tools.cli.example",
+    "command": "hullwatch.tools.cli.command",
 }
 
 

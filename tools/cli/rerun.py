@@ -108,6 +108,8 @@ def handler(args: argparse.Namespace) -> int:
           f"{report.end_time:.1f} s, {params}, mode {report.mode}")
     ignored = f" ({report.ignored} host events not compared)" if report.ignored else ""
     print(f"events: {report.recorded} recorded, {report.rerun} in the re-run{ignored}")
+    if report.commands:
+        print(f"telecommands: {report.commands} recorded, applied again at their recorded cycles")
     if report.identical:
         print("no difference: the re-run raised the same events at the same mission times")
     else:

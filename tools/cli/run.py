@@ -26,6 +26,8 @@ examples:
   hullwatch run --fdir my-params.toml           another FDIR parameter table (see docs/fdir.md)
   hullwatch run --realtime --tm udp://127.0.0.1:10025   real time, telemetry to a ground system
   hullwatch run --device serial:///dev/ttyACM0 --scenario soyuz-ms09   hardware in the loop
+  hullwatch run --realtime --tc udp://127.0.0.1:10024 --tm udp://127.0.0.1:10025   commandable
+  hullwatch run --commands close-hatch.toml     a stored, time-tagged command sequence
 
 The capture defaults to <scenario>-seed<N>.tm in the current directory; when that file exists the
 next free name is taken (<scenario>-seed<N>-2.tm, ...). A --capture FILE that exists is refused
@@ -98,6 +100,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pace.add_argument("--speed", type=float, metavar="N", default=None,
                       help="run on a wall clock N times faster than real time")
     p.add_argument("--tm", metavar="udp://HOST:PORT", default=None, type=_tm_url, help="also send telemetry over UDP")
+    p.add_argument("--tc", metavar="udp://HOST:PORT", nargs="?", const="udp://127.0.0.1:10024", default=None,
+                   help="receive telecommands over UDP (alone: udp://127.0.0.1:10024; udp://:PORT listens "
+                   "on 127.0.0.1); see docs/commanding.md")
+    p.add_argument("--commands", metavar="FILE.toml", default=None,
+                   help="stored sequence of time-tagged commands ([[commands]] at_s, command, ...)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict and the capture")
     p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
     add_progress_argument(p)
@@ -108,6 +115,7 @@ def handler(args: argparse.Namespace) -> int:
     from ...firmware.fdir.params import default_params, load_params
     from ..closed_loop.runner import RunInterrupted, default_capture_name, run_scenario
     from ..closed_loop.timeline import Timeline
+    from ..commanding.console import CommandConsole
 
     until = args.until
     if args.speed is not None and not args.speed > 0:
@@ -153,7 +161,18 @@ def handler(args: argparse.Namespace) -> int:
             pace = " in real time" if args.realtime else f" at {args.speed:g}x real time" if args.speed else ""
             out.write(f"hullwatch run: {name}{seed_text} on {device.info.kind}://{device.info.name}"
                       f"{span}{pace}, FDIR {args.mode}\n")
+            if args.tc:
+                virtual = getattr(device.clock, "virtual", False) and not (args.realtime or args.speed)
+                note = " (virtual time, as fast as it runs: add --realtime to command it by hand)" if virtual else ""
+                if not args.tm:
+                    note += "; the reports go to the capture only (add --tm udp://HOST:PORT for a ground client)"
+                out.write(f"telecommands: listening on {args.tc}{note}\n")
             out.flush()
+        commands = None
+        if args.commands:
+            from ..commanding.sequence import load_sequence
+
+            commands = load_sequence(args.commands, [v.id for v in layout.valves])
         fdir_cd = (params or default_params()).isolation.discharge_coefficient
         timeline = (Timeline(out, device.epoch_utc, leaks, total_volume, verbose=args.verbose,
                              module_names=[m.name for m in layout.modules], fdir_cd=fdir_cd,
@@ -164,7 +183,9 @@ def handler(args: argparse.Namespace) -> int:
         try:
             result = run_scenario(
                 device, until=until, fdir_params=params, mode=FdirMode[args.mode.upper()],
-                capture=capture, tm_url=args.tm,
+                capture=capture, tm_url=args.tm, tc_url=args.tc, commands=commands,
+                sinks=[CommandConsole(timeline.note, device.epoch_utc, [v.id for v in layout.valves])]
+                if timeline and (args.tc or commands) else None,
                 clock="wall" if (args.realtime or args.speed) else None,
                 speed=args.speed if args.speed else (1.0 if args.realtime else None),
                 on_event=timeline.event if timeline else None,

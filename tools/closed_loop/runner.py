@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from ...firmware.commanding.service import SOURCE_SEQUENCE
+from ...firmware.commanding.udp_link import UdpTcLink
+from ...firmware.errors import CommandLinkError, TelemetryError
 from ...firmware.fdir.params import FdirParams, default_params, load_params, params_from_dict
 from ...firmware.flight import FlightSoftware
 from ...firmware.telemetry.sinks import CaptureSink, Sink, UdpSink
@@ -26,7 +29,7 @@ from ...hal import open as open_device
 from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
 from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
-from ..errors import InputError
+from ..errors import DeviceProblem, InputError
 from ..units import equivalent_diameter, hours_minutes, millimetres
 
 #: Mission seconds between two progress callbacks.
@@ -47,6 +50,9 @@ class RunEvent:
     values: tuple[float, float, float]
     severity: str
     utc: float
+    #: False when its telemetry report was disabled (service 5) at the time: FDIR acted on it,
+    #: the ground did not see it
+    reported: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +267,9 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
                  on_event: Callable[[RunEvent], None] | None = None,
                  on_progress: Callable[[float, float], None] | None = None,
                  progress: Callable[[float, float], None] | None = None,
-                 progress_every_s: float = PROGRESS_EVERY_S) -> RunResult:
+                 progress_every_s: float = PROGRESS_EVERY_S,
+                 tc_url: str | None = None, commands: Any = None,
+                 on_start: Callable[[FlightSoftware], None] | None = None) -> RunResult:
     """Run the flight software in closed loop on a device until mission time ``until``.
 
     Args:
@@ -282,11 +290,19 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         on_event: called with each :class:`RunEvent` as it happens.
         on_progress / progress: ``(mission_time_done, until)`` every ``progress_every_s`` of
             mission time (default 60 s; a paced run wants 1 s).
+        tc_url: receive telecommands on ``udp://HOST:PORT`` (``udp://:PORT``: 127.0.0.1) for
+            the length of the run (docs/commanding.md).
+        commands: a stored sequence: ``(at_s, command)`` pairs or objects with ``at_s`` and
+            ``command`` (a telecommand dataclass, or a whole TC packet as bytes, e.g. one
+            recorded in a capture), applied at the first cycle due at or after ``at_s``.
+        on_start: called with the FlightSoftware before the first cycle (to keep a handle).
 
     Ctrl-C raises :class:`RunInterrupted` (a KeyboardInterrupt) carrying the partial result.
 
     Raises:
-        InputError: bad arguments (mode, tm URL, no ``until`` for an open-ended device).
+        InputError: bad arguments (mode, tm or tc URL, no ``until`` for an open-ended device,
+            a command that cannot be encoded).
+        DeviceProblem: the TC link's address cannot be bound (in use).
         ParameterError: a bad parameter table (names file and key).
         ScenarioError, HalError: from opening the device.
     """
@@ -313,7 +329,8 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
 
         def record(rec: tuple[float, int, int, str, float, float, float]) -> None:
             t, eid, sev, subject, v1, v2, v3 = rec
-            ev = RunEvent(t, EventId(eid).name, subject, (v1, v2, v3), Severity(sev).name, epoch + t)
+            ev = RunEvent(t, EventId(eid).name, subject, (v1, v2, v3), Severity(sev).name, epoch + t,
+                          flight.event_enabled(eid))
             result.events.append(ev)
             if on_event is not None:
                 on_event(ev)
@@ -321,6 +338,14 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         loop_clock = _choose_clock(device, clock, speed)
         all_sinks = _sinks(capture, tm_url, list(sinks or ()))
         flight = FlightSoftware(device, params, fdir_mode, all_sinks, on_event=record, clock=loop_clock)
+        try:
+            _schedule(flight, commands)
+            link = _open_link(tc_url, flight, tm_url)
+        except BaseException:
+            flight.close()
+            raise
+        if on_start is not None:
+            on_start(flight)
         wall0 = time.perf_counter()
         t_start = loop_clock.now()
         step = max(float(progress_every_s), 1e-3)
@@ -337,6 +362,8 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            if link is not None:
+                link.close()
             flight.close()
         result.wall_s = time.perf_counter() - wall0
         ex = flight.executive
@@ -361,6 +388,34 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
     finally:
         if opened:
             device.close()
+
+
+def _schedule(flight: FlightSoftware, commands: Any) -> None:
+    for entry in commands or ():
+        at_s, command = (entry.at_s, entry.command) if hasattr(entry, "at_s") else entry
+        try:
+            flight.schedule(float(at_s), command, SOURCE_SEQUENCE)
+        except TelemetryError as exc:
+            raise InputError(f"commands: at {at_s} s: {exc}") from exc
+
+
+def _open_link(tc_url: str | None, flight: FlightSoftware, tm_url: str | None) -> UdpTcLink | None:
+    if not tc_url:
+        return None
+    if tm_url:
+        tc, tm = urlsplit(tc_url), urlsplit(tm_url)
+        if tc.port is not None and tc.port == tm.port and (tc.hostname or "127.0.0.1") == (tm.hostname or "127.0.0.1"):
+            # Telemetry sent to our own TC socket would come back as telecommands, refused, reported...
+            raise InputError(f"--tc {tc_url} and --tm {tm_url}: the same address; telemetry would come "
+                             "back in as telecommands")
+    try:
+        link = UdpTcLink(tc_url, flight.commanding.queue)
+    except CommandLinkError as exc:
+        if exc.bad_url:
+            raise InputError(str(exc)) from exc
+        raise DeviceProblem(str(exc)) from exc
+    flight.commanding.pollers.append(link.poll)
+    return link
 
 
 def _choose_clock(device: Device, clock: Clock | str | None, speed: float | None) -> Clock:

@@ -200,6 +200,11 @@ class Timeline:
         self._line(ev.t, describe(ev, self.total_volume, self.module_names, self._valves_closed,
                                   self.module_volumes))
 
+    def note(self, t: float, text: str) -> None:
+        """A line that is not an FDIR event (a telecommand's outcome) at mission time ``t``."""
+        self._leaks_before(t)
+        self._line(t, text)
+
     def finish(self, result: RunResult) -> None:
         """Add the leak starts the run reached after the last event; a leak scheduled after the
         end of the run is not shown (it never happened; the verdict says so)."""

@@ -18,6 +18,8 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.events import EVENT_DEFS
 from ...firmware.telemetry.fields import describe, subfields
 from ...hal.interfaces import SampleStatus
+from ...firmware.commanding.parameters import PARAMETER_IDS
+from ...firmware.fdir.params import default_params, describe as describe_params, units as param_units
 
 DICTIONARY_FORMAT = 1
 
@@ -44,6 +46,18 @@ def fields_of(struct: cs.Construct) -> list[dict[str, Any]]:
 
 def _enum(cls: type[enum.IntEnum]) -> dict[str, int]:
     return {m.name: int(m) for m in cls}
+
+
+def _parameters() -> list[dict[str, Any]]:
+    """Every FDIR parameter with its service 20 id, unit and default value."""
+    unit = param_units()
+    out = []
+    for section, table in describe_params(default_params()).items():
+        for key, value in table.items():
+            name = f"{section}.{key}"
+            out.append({"id": PARAMETER_IDS.get(name), "name": name, "unit": unit.get(name, ""),
+                        "default": list(value) if isinstance(value, tuple) else value})
+    return out
 
 
 def build_dictionary() -> dict[str, Any]:
@@ -83,6 +97,7 @@ def build_dictionary() -> dict[str, Any]:
         },
         "packets": packets,
         "events": events,
+        "parameters": _parameters(),
         "enums": {cls.__name__: _enum(cls) for cls in (
             types.FdirMode, types.ModuleStatus, types.SensorHealth, types.ValveHealth,
             types.IsolationState, types.Severity, types.EventId, SampleStatus, P.PacketType,
