@@ -4,7 +4,7 @@ Each case is a real closed-loop run of ``nominal-24h`` cut to a short duration (
 simulated), run through :func:`hullwatch.tools.campaign.executor.run_campaign` exactly as
 ``hullwatch campaign`` does (scenario files, JSON lines, progress). Every executor is warmed up
 first (one case per worker: process start and imports are not campaign throughput), then timed on
-``--cases`` cases, best of ``--repeat`` runs. Target (issue 8): >= 1.8x speed-up from 1 to 2 workers with both executors.
+``--cases`` cases, best of ``--repeat`` runs. Target: >= 1.8x speed-up from 1 to 2 workers with both executors.
 
     python bench/campaign.py [--cases 12] [--sim-s 600] [--repeat 2]
 

@@ -1,5 +1,5 @@
 """Closed-loop benchmark: speed, detection latency against the statistical floor, time to seal,
-wall-clock timing. Prints each figure beside its target (issue 4); asserts nothing.
+wall-clock timing. Prints each figure beside its target; asserts nothing.
 
     python bench/closed_loop.py            # all four parts, brief
     python bench/closed_loop.py --long     # (d) over 10 minutes instead of 60 s
@@ -8,7 +8,7 @@ wall-clock timing. Prints each figure beside its target (issue 4); asserts nothi
 (a) simulated seconds per wall second for the whole loop (plant, sensors, FDIR, telemetry into a
     capture file) on soyuz-ms09, and the cost of each part per cycle;
 (b) detection latency (leak start -> confirmed) for 1, 2, 5 and 10 mm holes (Cd 0.7) in several
-    modules, as a ratio to DESIGN.md's floor T = (12 k^2 sigma^2 / (f s^2))^(1/3) computed from the
+    modules, as a ratio to the statistical floor (docs/architecture.md) T = (12 k^2 sigma^2 / (f s^2))^(1/3) computed from the
     scenario's pressure sensor noise, the leak's station-wide dP/dt and FDIR's alpha and beta;
 (c) time from confirmation to sealed, for the same runs;
 (d) wall-clock mode at 10 Hz and 100 Hz: lateness of cycle starts against their deadlines (median,

@@ -1,6 +1,6 @@
 """Benchmark: flashing a 4 KiB configuration image over a pseudo-terminal.
 
-Prints, beside the targets (issue 6):
+Prints, beside the targets:
 
 * seconds to flash and verify a 4 KiB image (IDENTIFY, FLASH_INFO, FLASH_BEGIN, 1 KiB
   FLASH_WRITE blocks, verify, FLASH_COMMIT, IDENTIFY to confirm) against ``hullwatch board --pty``

@@ -1,13 +1,13 @@
 """Benchmark: plant-plus-sensor steps per second on soyuz-ms09, and the plant alone.
 
-Prints, beside the targets (issue 3; DESIGN.md "Measured on these machines"):
+Prints, beside the targets (docs/architecture.md, "Reference figures"):
 
 * plant + sensors: one 0.1 s cycle as the executive drives it (``clock.sleep_until`` then
   ``read(frame)``) on ``sim://soyuz-ms09`` (6 modules, 18 pressure, 12 temperature and 1 flow
   channels). Target: >= 50,000 steps/s on one core (20 us per step; the closed-loop budget
   allots ~12 us of a 33 us cycle to the plant and sensors).
 * plant alone at a 0.1 s step: simulated seconds per wall second, and the cost of one step
-  (DESIGN.md's reference: a 6-module step in plain Python ~4 us).
+  (the reference in docs/architecture.md: a 6-module step in plain Python ~4 us).
 * the same cycle with every hatch closed (six pressure nodes and orifice flow between them
   through a few small valves), the costliest configuration.
 
@@ -25,7 +25,7 @@ from hullwatch.sim.device import SimDevice
 from hullwatch.sim.scenario import preset_dict, scenario_from_dict
 
 TARGET_STEPS_PER_S = 50_000
-DESIGN_STEP_US = 4.0
+REFERENCE_STEP_US = 4.0
 
 
 def _best(fn, repeats: int = 3) -> float:
@@ -93,8 +93,8 @@ def main() -> None:
           f"{'OK' if steps >= TARGET_STEPS_PER_S else 'BELOW TARGET'}")
     print(f"  = {steps * 0.1:10,.0f} simulated s per wall s  ({steps * 0.1:,.0f}x real time)")
     print(f"plant alone      {plant:10,.0f} steps/s  ({1e6 / plant:5.1f} us/step)   "
-          f"{plant * 0.1:,.0f} simulated s per wall s; DESIGN reference ~{DESIGN_STEP_US:g} us/step: "
-          f"{(1e6 / plant) / DESIGN_STEP_US:.2f}x")
+          f"{plant * 0.1:,.0f} simulated s per wall s; reference ~{REFERENCE_STEP_US:g} us/step: "
+          f"{(1e6 / plant) / REFERENCE_STEP_US:.2f}x")
     print(f"split station    {split:10,.0f} steps/s  ({1e6 / split:5.1f} us/step)   "
           "(every hatch closed, 6 nodes, 3 small valves open)")
 

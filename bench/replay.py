@@ -9,12 +9,15 @@ on (CRCs recomputed) so that the capture covers one continuous stretch of missio
 counts and cycle numbers repeat, which none of the measured paths cares about. Then each job
 runs in a fresh process so that its peak memory (``ru_maxrss``) is its own:
 
-- decode: the telemetry bulk reader (``iter_packet_batches``: framing, every CRC checked, header
+- decode: the ground bulk reader (``iter_packet_batches``: framing, every CRC checked, header
   columns vectorised), packets/s, in one process; decode2 with ``workers=2``. Target >=
   1,000,000 packets/s.
 - export: ``hullwatch decode CAPTURE --format csv -o /dev/null`` (one row per packet, the raw
-  samples one column per sensor), rows/s, ``--workers 1``; export2 with ``--workers 2`` (the
-  default on a 2-core machine for a capture this big). Target >= 200,000 rows/s.
+  samples one column per sensor, Arrow columns written by pyarrow), rows/s, ``--workers 1``;
+  export2 with ``--workers 2`` (the capture framed in two processes; the default on a 2-core
+  machine for a capture this big). Target >= 200,000 rows/s on one core.
+- parquet: ``hullwatch decode CAPTURE --format parquet -o FILE``, rows/s, one process (the file is
+  deleted after). Target: more than CSV.
 - plot: ``hullwatch plot CAPTURE -o PNG``, MB/s of capture.
 - replay: ``hullwatch replay CAPTURE --to udp://127.0.0.1:PORT --fast``, packets/s.
 - rerun (not in the default set: about 10,000 cycles/s, so minutes per GB): the flight software
@@ -40,6 +43,7 @@ import time
 
 TARGET_DECODE = 1_000_000
 TARGET_EXPORT = 200_000
+TARGET_PARQUET = TARGET_EXPORT  # "more than CSV": compared in the printout
 TARGET_MEMORY_MB = 200.0
 
 
@@ -58,8 +62,8 @@ def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tu
     """Write a capture of about ``size_mb`` MB to ``path``; return (packets, mission seconds)."""
     import numpy as np
 
-    from hullwatch.firmware.telemetry.capture import iter_packet_batches
-    from hullwatch.firmware.telemetry.fastcodec import _TM_FIELDS
+    from hullwatch.tools.ground.capture import iter_packet_batches
+    from hullwatch.firmware.telemetry.fastcodec import TM_HEADER_FIELDS
     from hullwatch.firmware.telemetry.fields import field_offsets
 
     block_path = os.path.join(workdir, "block.tm")
@@ -75,7 +79,7 @@ def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tu
     starts = np.asarray(starts_l, np.int64)
     ends = starts + np.asarray(lengths_l, np.int64)
     assert ends[-1] == len(block), "the recorded block must be whole packets"
-    secs_off = field_offsets(_TM_FIELDS)["secondary.cuc_seconds"]
+    secs_off = field_offsets(TM_HEADER_FIELDS)["secondary.cuc_seconds"]
     idx = starts[:, None] + secs_off + np.arange(4)
     base = np.frombuffer(block, np.uint8)
     secs0 = base[idx].astype(np.uint32) @ np.array([1 << 24, 1 << 16, 1 << 8, 1], np.uint32)
@@ -117,7 +121,7 @@ def _cpu() -> float:
 
 
 def _decode(path: str, workers: int) -> dict:
-    from hullwatch.firmware.telemetry.capture import iter_packet_batches
+    from hullwatch.tools.ground.capture import iter_packet_batches
 
     n = 0
     t0, c0 = time.perf_counter(), _cpu()
@@ -135,12 +139,17 @@ def job_decode2(path: str) -> dict:
     return _decode(path, 2)
 
 
-def _export(path: str, workers: int) -> dict:
+def _export(path: str, workers: int, fmt: str = "csv") -> dict:
     from hullwatch.tools.cli import main
 
+    out = os.devnull if fmt == "csv" else path + ".parquet"
     t0, c0 = time.perf_counter(), _cpu()
-    code = main(["decode", path, "--format", "csv", "-o", os.devnull, "--no-progress", "--workers", str(workers)])
-    return {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "exit": code}
+    code = main(["decode", path, "--format", fmt, "-o", out, "--no-progress", "--workers", str(workers)])
+    result = {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "exit": code}
+    if out != os.devnull:
+        result["out_mb"] = os.path.getsize(out) / 1e6
+        os.unlink(out)
+    return result
 
 
 def job_export(path: str) -> dict:
@@ -149,6 +158,10 @@ def job_export(path: str) -> dict:
 
 def job_export2(path: str) -> dict:
     return _export(path, 2)
+
+
+def job_parquet(path: str) -> dict:
+    return _export(path, 1, "parquet")
 
 
 def job_plot(path: str) -> dict:
@@ -188,7 +201,7 @@ def job_rerun(path: str) -> dict:
 
 
 JOBS = {"decode": job_decode, "decode2": job_decode2, "export": job_export, "export2": job_export2,
-        "plot": job_plot, "replay": job_replay, "rerun": job_rerun}
+        "parquet": job_parquet, "plot": job_plot, "replay": job_replay, "rerun": job_rerun}
 
 
 def run_job(name: str, path: str) -> dict:
@@ -209,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-mb", type=float, default=1000.0, help="capture size in MB (default 1000)")
     ap.add_argument("--block-s", type=float, default=600.0,
                     help="mission seconds of the recorded block that is repeated (default 600)")
-    ap.add_argument("--only", default="decode,decode2,export,export2,plot,replay",
+    ap.add_argument("--only", default="decode,decode2,export,export2,parquet,plot,replay",
                     help="jobs to run, comma-separated (decode2/export2: two processes)")
     ap.add_argument("--keep", action="store_true", help="keep the capture file")
     ap.add_argument("--job", nargs=2, metavar=("NAME", "CAPTURE"), help=argparse.SUPPRESS)
@@ -251,12 +264,15 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"decode found {r['count']} packets, the capture holds {packets}")
                 print(f"{name:8s} {rate:>16,.0f} packets/s {f'>= {TARGET_DECODE:,} {_verdict(rate >= TARGET_DECODE)}':>22s} {mem}"
                       f"   {r['count'] / r['cpu']:,.0f}")
-            elif name in ("export", "export2"):
+            elif name in ("export", "export2", "parquet"):
                 if r["exit"] != 0:
-                    raise SystemExit(f"hullwatch decode --format csv exited {r['exit']}")
+                    raise SystemExit(f"hullwatch decode --format {'parquet' if name == 'parquet' else 'csv'} "
+                                     f"exited {r['exit']}")
                 rate = packets / r["seconds"]
-                print(f"{name:8s} {rate:>16,.0f} rows/s    {f'>= {TARGET_EXPORT:,} {_verdict(rate >= TARGET_EXPORT)}':>22s} {mem}"
-                      f"   {packets / r['cpu']:,.0f}")
+                target = TARGET_PARQUET if name == "parquet" else TARGET_EXPORT
+                extra = f" ({r['out_mb']:,.0f} MB file)" if "out_mb" in r else ""
+                print(f"{name:8s} {rate:>16,.0f} rows/s    {f'>= {target:,} {_verdict(rate >= target)}':>22s} {mem}"
+                      f"   {packets / r['cpu']:,.0f}{extra}")
             elif name == "plot":
                 rate = size / 1e6 / r["seconds"]
                 print(f"{name:8s} {rate:>16,.1f} MB/s       {'-':>22s} {mem}   "

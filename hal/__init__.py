@@ -6,7 +6,8 @@
     dev = hal.open("/dev/ttyACM0")
     dev = hal.open("spy:///dev/ttyACM0")
 
-hal imports nothing else of hullwatch; backends elsewhere are named as import strings.
+hal imports nothing else of hullwatch; other backends register their URL schemes as entry points
+(group ``hullwatch.devices``, see :mod:`hullwatch.hal.registry`).
 """
 
 from .clock import Clock, VirtualClock, WallClock

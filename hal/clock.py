@@ -1,4 +1,4 @@
-"""Clocks. All time in the flight software comes from an injected clock (DESIGN.md).
+"""Clocks. All time in the flight software comes from an injected clock (docs/architecture.md).
 
 ``now()`` is mission time in seconds. ``sleep_until(t)`` returns once mission time has reached
 ``t`` (absolute deadlines, never ``sleep(period)``: python-can's periodic sender is the model).

@@ -58,7 +58,7 @@ MAX_IMAGE_SIZE = 64 * 1024  #: no board slot is larger; decode refuses anything 
 
 COUNTS_MIN = 0
 COUNTS_MAX = (1 << 24) - 1  #: 24-bit ADC (BMP388/MS5611 class sensors deliver 24-bit raw values)
-REFERENCE_TEMPERATURE_K = 295.0  #: temp_coeff is per kelvin away from this (cabin gas, DESIGN.md)
+REFERENCE_TEMPERATURE_K = 295.0  #: temp_coeff is per kelvin away from this (cabin gas; docs/architecture.md, "Defaults")
 
 MAX_ID_LENGTH = 63
 MAX_TABLE_ENTRIES = 255  #: table counts are u8

@@ -5,7 +5,7 @@ module, and carries its :class:`~hullwatch.hal.clock.Clock`. The static shape of
 channels exist, which module each belongs to, which valves join which modules) is its
 :class:`Layout`, fixed when the device is opened. The per-cycle path moves data through a
 :class:`Frame`: flat lists sized once from the layout and filled in place each cycle, so nothing
-grows in the loop (embedded style, DESIGN.md).
+grows in the loop (docs/architecture.md, "Embedded style").
 
 Units throughout are SI: pressure in Pa, temperature in K, mass flow in kg/s, time in seconds,
 volume in m^3, valve position as a fraction 0.0 (closed) .. 1.0 (open).

@@ -53,7 +53,7 @@ def open_port(url: str, *, baudrate: int = DEFAULT_BAUD, timeout: float | None =
         DeviceOpenError: any other failure (busy, not a serial port, bad URL option), with a
             hint where one helps; the pyserial error is chained.
     """
-    import serial
+    import serial  # deferred: pyserial is only needed once a serial port is opened
 
     install_serial_handlers()
     target = port_url(url)

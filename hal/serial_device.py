@@ -9,7 +9,7 @@ layout is the board's configuration. Options (keyword arguments of :func:`open_u
 * ``timeout_s``: response timeout per attempt (default 0.05 s).
 * ``baudrate``: for real UARTs (default 115200; USB CDC ignores it).
 
-The per-cycle methods never raise (DESIGN.md, "I/O faults never raise out of the flight loop"):
+The per-cycle methods never raise (docs/architecture.md, "Embedded style"):
 
 * :meth:`SerialBoardDevice.read` asks for one SAMPLES (``READ_ATTEMPTS`` attempts). A failed
   cycle leaves every value and time as it was and marks it STALE. After ``LINK_LOST_AFTER``
@@ -34,7 +34,7 @@ from typing import Any, Callable
 from . import wire
 from .board_link import BoardDescription, BoardLink, PortFailure
 from .clock import Clock, WallClock
-from .errors import DeviceOpenError, HalError, LinkError, LinkTimeout, ProtocolError
+from .errors import DeviceOpenError, DeviceUrlError, HalError, LinkError, LinkTimeout, ProtocolError
 from .interfaces import ChannelKind, Device, DeviceInfo, Frame, SampleStatus
 from .ports import DEFAULT_BAUD, port_url
 
@@ -318,7 +318,7 @@ class SerialBoardDevice(Device):
         self.stats["reconnects"] += 1
         return True
 
-    # -- HIL (used by hullwatch.tools.board.hil_device) --------------------------------------------
+    # -- HIL (used by the hardware-in-the-loop device of the tools) --------------------------------------------
 
     def hil_enter(self, enable: bool = True) -> None:
         """Enter (or leave) HIL mode. Raises NakError (HIL_NOT_ALLOWED...), ProtocolError when
@@ -404,8 +404,6 @@ def open_url(url: str, **options: Any) -> SerialBoardDevice:
     allowed = {"clock", "timeout_s", "baudrate", "link_factory"}
     unknown = set(options) - allowed
     if unknown:
-        from .errors import DeviceUrlError
-
         raise DeviceUrlError(f"{url!r}: unknown option(s) {', '.join(sorted(unknown))}; expected "
                              + ", ".join(sorted(allowed)))
     return SerialBoardDevice(url, **options)

@@ -26,12 +26,14 @@ Raises:
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import fields
 from typing import Any
 
 import construct as cs
 
+from .codec import compile_fields, compile_struct, field_offsets, flatten
 from .errors import ProtocolError
 from .framing import MAX_PAYLOAD, FrameReader, RawFrame, crc16, encode_frame
 # wire is the public face of the protocol: the enumerations and the message dataclasses live in
@@ -46,13 +48,14 @@ from .wire_messages import (  # noqa: F401 - re-exported
     StreamSamples, StreamSamplesReply, ValveEntry, ValveState, ValveStimulus, ValvesReply,
 )
 from .wire_types import (  # noqa: F401 - re-exported
-    AGE_NEVER, BoardFlags, FEEDBACK_RELEASE, FEEDBACK_SCALE, HIL_STEP_MINOR, MAX_BLOCK, MsgType,
-    NO_MODULE, NO_SLOT, NakCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, ResetKind, SampleState,
-    SlotState, VALVE_STIMULUS_MINOR, ValveCommand, reply_type,
+    AGE_NEVER, BoardFlags, FEEDBACK_RELEASE, FEEDBACK_SCALE, FLASH_NAK_BASE, HIL_STEP_MINOR, MAX_BLOCK,
+    MsgType, NO_MODULE, NO_SLOT, FlashRefusal, NakCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, ResetKind,
+    SampleState, SlotState, VALVE_STIMULUS_MINOR, ValveCommand, nak_code_of, reply_type,
 )
 
 __all__ = [
-    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "MAX_PAYLOAD", "MAX_BLOCK", "MsgType", "NakCode",
+    "PROTOCOL_MAJOR", "PROTOCOL_MINOR", "MAX_PAYLOAD", "MAX_BLOCK", "MsgType", "NakCode", "FlashRefusal",
+    "FLASH_NAK_BASE", "nak_code_of",
     "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind", "NO_SLOT", "NO_MODULE",
     "AGE_NEVER", "FEEDBACK_SCALE", "Message", "encode", "decode", "encode_payload", "decode_payload",
     "encode_fast", "decode_fast", "FrameReader", "RawFrame", "crc16", "encode_frame",
@@ -333,25 +336,41 @@ def decode(msg_type: int, payload: bytes) -> Message:
 
 
 # --------------------------------------------------------------------------------------------
-# Fast path (struct) for the per-cycle messages. Derived from the declarations above; tests
-# check byte-for-byte agreement with construct for every field and edge value.
+# Fast path (struct) for the per-cycle messages. The struct layouts are compiled from the
+# declarations above (hal/codec.py); tests check byte-for-byte agreement with construct for every
+# field and edge value.
 
-_S_SAMPLES_HEAD = struct.Struct(">QBB")
-_S_CHANNEL = struct.Struct(">ifIB")
-_S_VALVE = struct.Struct(">BHB")
-_S_INJECT_HEAD = struct.Struct(">QBB")
-_S_INJECT_REPLY = struct.Struct(">QB")
-_S_CACHE: dict[str, struct.Struct] = {}
+_SAMPLES = DECLARATIONS[MsgType.SAMPLES]
+_INJECT = DECLARATIONS[MsgType.HIL_INJECT]
+#: board_time_us, flags, channel count: the SAMPLES / STREAM_FRAME fields before the channels
+_S_SAMPLES_HEAD = compile_fields(flatten(_SAMPLES, {"channels": 0, "valves": 0})[:3])
+_S_CHANNEL = compile_struct(_ChannelSample)
+_S_VALVE = compile_struct(_ValveState)
+#: time_us, first, value count: the HIL_INJECT fields before the values
+_S_INJECT_HEAD = compile_fields(flatten(cs.Struct(*_INJECT.subcons[:3]), {"values": 0})[:3])
+_S_INJECT_REPLY = compile_struct(DECLARATIONS[MsgType.HIL_INJECT_REPLY])
+_INJECT_VALUES = _INJECT.subcons[2]  #: the PrefixedArray of f32 values
 
 
-def _struct(fmt: str) -> struct.Struct:
-    """A compiled struct for ``fmt``, kept (per-cycle formats repeat: the counts are fixed)."""
-    st = _S_CACHE.get(fmt)
-    if st is None:
-        if len(_S_CACHE) > 256:
-            _S_CACHE.clear()
-        st = _S_CACHE[fmt] = struct.Struct(fmt)
-    return st
+@functools.lru_cache(maxsize=256)  # per-cycle: the counts are those of the layout
+def _inject_struct(n_values: int, n_valves: int | None) -> struct.Struct:
+    """HIL_INJECT with ``n_values`` values and (1.1) a valve block of ``n_valves`` feedbacks."""
+    fields = flatten(cs.Struct(*_INJECT.subcons[:3]), {"values": n_values})
+    if n_valves is not None:
+        fields += flatten(_ValveStimulus, {"feedback": n_valves})
+    return compile_fields(fields)
+
+
+@functools.lru_cache(maxsize=256)
+def _values_struct(n: int) -> struct.Struct:
+    """``n`` HIL_INJECT values alone (their items, no count)."""
+    return compile_fields(flatten(_INJECT_VALUES, {"values": n})[1:])
+
+
+@functools.lru_cache(maxsize=256)
+def _feedback_struct(n: int) -> struct.Struct:
+    """``n`` valve feedbacks of a ValveStimulus alone (their items, no count)."""
+    return compile_fields(flatten(_ValveStimulus, {"feedback": n})[2:])
 
 
 def _encode_samples_fast(msg: Samples | StreamFrame) -> bytes:
@@ -391,18 +410,18 @@ def _encode_inject_fast(msg: HilInject) -> bytes:
     n = len(msg.values)
     v = msg.valves
     if v is None:
-        return _struct(f">QBB{n}f").pack(msg.time_us, msg.first, n, *msg.values)
+        return _inject_struct(n, None).pack(msg.time_us, msg.first, n, *msg.values)
     nv = len(v.feedback)
-    return _struct(f">QBB{n}fBB{nv}H").pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
+    return _inject_struct(n, nv).pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
 
 
 def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
-        off = _S_INJECT_HEAD.size + 4 * n
+        off = _S_INJECT_HEAD.size + _values_struct(n).size
         if len(payload) < off:
             raise struct.error(f"{n} values need {off} bytes, got {len(payload)}")
-        values = _struct(f">{n}f").unpack_from(payload, _S_INJECT_HEAD.size)
+        values = _values_struct(n).unpack_from(payload, _S_INJECT_HEAD.size)
         valves = None
         if len(payload) > off:  # the 1.1 valve block
             end = off + 2 + 2 * payload[off + 1] if len(payload) >= off + 2 else off + 2
@@ -413,7 +432,7 @@ def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
             if len(payload) > end:
                 raise struct.error(f"{len(payload) - end} unexpected trailing bytes at payload offset {end}")
             nv = payload[off + 1]
-            valves = ValveStimulus(payload[off], _struct(f">{nv}H").unpack_from(payload, off + 2))
+            valves = ValveStimulus(payload[off], _feedback_struct(nv).unpack_from(payload, off + 2))
     except struct.error as exc:
         raise ProtocolError(f"{cls.TYPE.name}: malformed payload of {len(payload)} bytes: {exc}") from exc
     return cls(t, first, values, valves)
@@ -466,6 +485,15 @@ _FAST_DECODERS: dict[int, Any] = {
 }
 
 
+#: the columns SamplesCodec moves by slice, in the declarations' order (checked at import)
+_CHANNEL_COLUMNS = ("raw", "value", "age_us", "status")
+_VALVE_COLUMNS = ("commanded", "feedback", "status")
+if tuple(f.path for f in flatten(_ChannelSample)) != _CHANNEL_COLUMNS \
+        or tuple(f.path for f in flatten(_ValveState)) != _VALVE_COLUMNS:
+    raise TypeError("SamplesCodec's columns no longer match _ChannelSample / _ValveState")
+_CHANNEL_FIELDS = len(_CHANNEL_COLUMNS)
+
+
 class SamplesCodec:
     """Columnar pack/unpack of SAMPLES and STREAM_FRAME payloads for fixed channel and valve
     counts: one precompiled ``struct`` call each way, columns moved by slice assignment. The
@@ -476,23 +504,28 @@ class SamplesCodec:
     per channel; ``commanded``, ``feedback``, ``v_status`` per valve.
     """
 
-    __slots__ = ("n_channels", "n_valves", "_struct", "_flat", "size")
+    __slots__ = ("n_channels", "n_valves", "_struct", "_flat", "size", "_valves_at", "_count_at")
 
     def __init__(self, n_channels: int, n_valves: int) -> None:
         self.n_channels = n_channels
         self.n_valves = n_valves
-        self._struct = struct.Struct(">QBB" + "ifIB" * n_channels + "B" + "BHB" * n_valves)
+        fields = flatten(_SAMPLES, {"channels": n_channels, "valves": n_valves})
+        self._struct = compile_fields(fields)
         self.size = self._struct.size
-        self._flat: list[Any] = [0] * (3 + 4 * n_channels + 1 + 3 * n_valves)
+        self._flat: list[Any] = [0] * len(fields)
+        #: index of the valve count among the flat values; byte offsets of the two counts
+        self._valves_at = 3 + _CHANNEL_FIELDS * n_channels
+        offsets = field_offsets(fields)
+        self._count_at = (offsets["channels.count"], offsets["valves.count"])
         self._flat[2] = n_channels
-        self._flat[3 + 4 * n_channels] = n_valves
+        self._flat[self._valves_at] = n_valves
 
     def pack(self, board_time_us: int, flags: int, raw: list[int], value: Any, age_us: list[int],
              status: list[int], commanded: list[int], feedback: list[int], v_status: list[int]) -> bytes:
         flat = self._flat
         flat[0] = board_time_us
         flat[1] = flags
-        end = 3 + 4 * self.n_channels
+        end = self._valves_at
         flat[3:end:4] = raw
         flat[4:end:4] = value
         flat[5:end:4] = age_us
@@ -507,13 +540,13 @@ class SamplesCodec:
         """(board_time_us, flags, raw, value, age_us, status, commanded, feedback, v_status).
 
         Raises ProtocolError when the payload is not a SAMPLES payload of these counts."""
-        if len(payload) != self.size or payload[9] != self.n_channels \
-                or payload[10 + 13 * self.n_channels] != self.n_valves:
+        if len(payload) != self.size or payload[self._count_at[0]] != self.n_channels \
+                or payload[self._count_at[1]] != self.n_valves:
             raise ProtocolError(
                 f"SAMPLES: expected {self.n_channels} channels and {self.n_valves} valves "
                 f"({self.size} bytes), got {len(payload)} bytes")
         flat = self._struct.unpack(payload)
-        end = 3 + 4 * self.n_channels
+        end = self._valves_at
         v0 = end + 1
         return (flat[0], flat[1], flat[3:end:4], flat[4:end:4], flat[5:end:4], flat[6:end:4],
                 flat[v0::3], flat[v0 + 1::3], flat[v0 + 2::3])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["PROTOCOL_MAJOR", "PROTOCOL_MINOR", "VALVE_STIMULUS_MINOR", "HIL_STEP_MINOR", "MAX_BLOCK", "NO_SLOT", "NO_MODULE", "AGE_NEVER", "FEEDBACK_SCALE", "FEEDBACK_RELEASE", "MsgType", "reply_type", "NakCode", "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind"]
+__all__ = ["PROTOCOL_MAJOR", "PROTOCOL_MINOR", "VALVE_STIMULUS_MINOR", "HIL_STEP_MINOR", "MAX_BLOCK", "NO_SLOT", "NO_MODULE", "AGE_NEVER", "FEEDBACK_SCALE", "FEEDBACK_RELEASE", "MsgType", "reply_type", "NakCode", "FlashRefusal", "FLASH_NAK_BASE", "nak_code_of", "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind"]
 
 #: Protocol version this host and the emulator speak. Majors must match; minors only add
 #: (docs/protocol.md, "Version negotiation" and "Version history").
@@ -87,30 +87,51 @@ def reply_type(request_type: int) -> int:
     return request_type | 0x80
 
 
-class NakCode(enum.IntEnum):
-    """Why the board refused a request (NAK ``code``)."""
+class FlashRefusal(enum.IntEnum):
+    """Why the board's flash layer refused a flash request. On the wire it is the NAK code
+    ``FLASH_NAK_BASE + value`` (:class:`NakCode` ``FLASH_<name>``), with a reason text."""
 
-    UNKNOWN_TYPE = 0x01  #: the board does not know this message type
-    BAD_LENGTH = 0x02  #: payload too short/long for the type
-    BAD_ARGUMENT = 0x03  #: a field is out of range (index, rate, slot...)
-    BUSY = 0x04  #: the board cannot serve it now; retry later
-    VERSION = 0x05  #: the host's protocol major is not supported
-    HIL_NOT_ALLOWED = 0x10  #: the active configuration does not allow HIL
-    NOT_IN_HIL = 0x11  #: HIL_INJECT outside HIL mode
-    NO_CONFIG = 0x12  #: no valid configuration image: sensors and valves are disabled
-    # Flash refusals: 0x20 + hullwatch.sim.board_flash.FlashRefusal (the board's flash layer).
-    FLASH_NO_SESSION = 0x21  #: FLASH_WRITE/FLASH_COMMIT without FLASH_BEGIN
-    FLASH_BAD_LENGTH = 0x22  #: image empty or larger than a slot; block empty or > block_size
-    FLASH_OUT_OF_ORDER = 0x23  #: a block starts past the bytes written so far (a gap)
-    FLASH_OUT_OF_RANGE = 0x24  #: a block or read runs past the image length or the slot
-    FLASH_INCOMPLETE = 0x25  #: commit before every byte of the image was written
-    FLASH_CRC_MISMATCH = 0x26  #: stored bytes' CRC-32 differs from the one declared at FLASH_BEGIN
-    FLASH_INVALID_IMAGE = 0x27  #: the image does not decode or validate (text names the field)
-    FLASH_TAG_MISSING = 0x28  #: the board holds a key and the image carries no HMAC tag
-    FLASH_TAG_MISMATCH = 0x29  #: the HMAC tag does not match the board's key
-    FLASH_STALE_GENERATION = 0x2A  #: the image's generation is not above the active one
-    FLASH_BAD_SLOT = 0x2B  #: a slot number other than 0 (A) or 1 (B)
-    INTERNAL = 0x7F  #: board firmware fault
+    NO_SESSION = 1  #: FLASH_WRITE/FLASH_COMMIT without FLASH_BEGIN
+    BAD_LENGTH = 2  #: image empty or larger than a slot; block/read empty or > block_size
+    OUT_OF_ORDER = 3  #: a block starts past the bytes written so far (a gap)
+    OUT_OF_RANGE = 4  #: a block or read runs past the image length or the slot
+    INCOMPLETE = 5  #: commit before every byte of the image was written
+    CRC_MISMATCH = 6  #: stored bytes' CRC-32 differs from the one declared at FLASH_BEGIN
+    INVALID_IMAGE = 7  #: the image does not decode or validate (text names the field)
+    TAG_MISSING = 8  #: the board holds a key and the image carries no HMAC tag
+    TAG_MISMATCH = 9  #: the HMAC tag does not match the board's key
+    STALE_GENERATION = 10  #: the image's generation is not above the active one
+    BAD_SLOT = 11  #: a slot number other than 0 (A) or 1 (B)
+
+
+#: NAK code of FlashRefusal value 0; FLASH_NAK_BASE + refusal is the code on the wire
+FLASH_NAK_BASE = 0x20
+
+#: NAK codes other than the flash refusals: name, value, meaning
+_NAK_CODES: tuple[tuple[str, int, str], ...] = (
+    ("UNKNOWN_TYPE", 0x01, "the board does not know this message type"),
+    ("BAD_LENGTH", 0x02, "payload too short/long for the type"),
+    ("BAD_ARGUMENT", 0x03, "a field is out of range (index, rate, slot...)"),
+    ("BUSY", 0x04, "the board cannot serve it now; retry later"),
+    ("VERSION", 0x05, "the host's protocol major is not supported"),
+    ("HIL_NOT_ALLOWED", 0x10, "the active configuration does not allow HIL"),
+    ("NOT_IN_HIL", 0x11, "HIL_INJECT outside HIL mode"),
+    ("NO_CONFIG", 0x12, "no valid configuration image: sensors and valves are disabled"),
+    ("INTERNAL", 0x7F, "board firmware fault"),
+)
+
+#: Why the board refused a request (NAK ``code``): the codes of :data:`_NAK_CODES`, and
+#: ``FLASH_<name>`` = ``FLASH_NAK_BASE + FlashRefusal.<name>`` for every flash refusal (defined
+#: once, in :class:`FlashRefusal`).
+NakCode = enum.IntEnum("NakCode", [(name, value) for name, value, _ in _NAK_CODES]
+                       + [(f"FLASH_{r.name}", FLASH_NAK_BASE + r) for r in FlashRefusal],
+                       module=__name__)
+NakCode.__doc__ = "Why the board refused a request (NAK ``code``); FLASH_* = FLASH_NAK_BASE + FlashRefusal."
+
+
+def nak_code_of(refusal: FlashRefusal) -> "NakCode":
+    """The NAK code the board answers a flash refusal with."""
+    return NakCode(FLASH_NAK_BASE + refusal)
 
 
 class BoardFlags(enum.IntFlag):

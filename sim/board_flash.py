@@ -46,7 +46,6 @@ handler in the emulator swallows it); a fresh BoardFlash on the same file is the
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import zlib
 from dataclasses import dataclass
@@ -73,7 +72,7 @@ from ..hal.config_image import (
     validate_config,
 )
 from ..hal.interfaces import ChannelKind
-from ..hal.wire import NakCode, SlotState
+from ..hal.wire import FlashRefusal, NakCode, SlotState, nak_code_of  # FlashRefusal: re-exported, defined with the NAK codes
 from .errors import SimError
 
 if TYPE_CHECKING:
@@ -126,23 +125,6 @@ class PowerCut(BaseException):
     emulator's request handlers (which catch Exception to send NAKs) cannot swallow it."""
 
 
-class FlashRefusal(enum.IntEnum):
-    """Why the board refused a flash request. On the wire the NAK code is ``0x20 + value``
-    (:class:`~hullwatch.hal.wire.NakCode` ``FLASH_*``), with a reason text."""
-
-    NO_SESSION = 1  #: write/commit without FLASH_BEGIN
-    BAD_LENGTH = 2  #: image empty or larger than a slot; block/read empty or too long
-    OUT_OF_ORDER = 3  #: a block starts past the bytes written so far (a gap)
-    OUT_OF_RANGE = 4  #: a block or read runs past the image length or the slot
-    INCOMPLETE = 5  #: commit before every byte of the image was written
-    CRC_MISMATCH = 6  #: the stored image's CRC is not the one declared at FLASH_BEGIN
-    INVALID_IMAGE = 7  #: the image does not decode or validate (the reason names the field)
-    TAG_MISSING = 8  #: the board holds a key and the image carries no HMAC tag
-    TAG_MISMATCH = 9  #: the HMAC tag does not match the board's key
-    STALE_GENERATION = 10  #: the image's generation is not above the active one
-    BAD_SLOT = 11  #: a slot number other than 0 (A) or 1 (B)
-
-
 class FlashRefused(SimError):
     """The board refuses a flash request; the emulator answers with a NAK (:attr:`nak_code`,
     ``reason``). A refused request never changes the active image."""
@@ -154,7 +136,7 @@ class FlashRefused(SimError):
 
     @property
     def nak_code(self) -> NakCode:
-        return NakCode(0x20 + self.code)
+        return nak_code_of(self.code)
 
 
 # --------------------------------------------------------------------------------------------

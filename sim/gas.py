@@ -1,6 +1,6 @@
 """Gas laws for cabin air: ideal gas, orifice flow (choked and subsonic), analytic blowdown.
 
-Air is one ideal gas with gamma 1.4 and R 287.05 J/(kg K) (DESIGN.md, "Defaults drawn from the
+Air is one ideal gas with gamma 1.4 and R 287.05 J/(kg K) (docs/architecture.md, "Defaults drawn from the
 record"). Units: Pa, K, kg, kg/s, m, m^2, m^3, s.
 """
 

@@ -4,7 +4,7 @@ State is the gas mass of each module (kg). Each module's gas temperature follows
 model (an orbital sine plus a slow drift, both per module); pressure follows from the ideal gas
 law, P = m R T / V.
 
-Integration, stable and conservative at any step (DESIGN.md: explicit Euler at 0.1 s diverges
+Integration, stable and conservative at any step (docs/architecture.md, "Reference figures": explicit Euler at 0.1 s diverges
 across an open hatch):
 
 * Modules joined by fully open large openings (hatches; anything of diameter >= LUMP_DIAMETER_M)

@@ -10,9 +10,10 @@ import random
 import numpy as np
 import pytest
 
-from hullwatch.firmware.telemetry import ListSink, TelemetryEmitter, bulk, encode, fast_decode
+from hullwatch.firmware.telemetry import ListSink, TelemetryEmitter, encode, fast_decode
+from hullwatch.tools.ground import bulk
 from hullwatch.firmware.telemetry import packets as P
-from hullwatch.firmware.telemetry.capture import PacketBatch, Skip, _Framer, _windows, iter_packet_batches
+from hullwatch.tools.ground.capture import PacketBatch, Skip, Framer, frame_windows, iter_packet_batches
 
 from telemetry_samples import EPOCH, sample_data, sample_packets, soyuz_layout
 
@@ -141,7 +142,7 @@ def _damage(data: bytes, rng: random.Random) -> bytes:
 def _frame_all(source, bulk_mode: bool, chunk: int) -> tuple[list[tuple[int, int]], list[Skip]]:
     packets: list[tuple[int, int]] = []
     skips: list[Skip] = []
-    for _buf, base, starts, lengths, found in _windows(source, True, chunk, None, bulk=bulk_mode):
+    for _buf, base, starts, lengths, found in frame_windows(source, True, chunk, None, bulk=bulk_mode):
         packets += [(base + s, n) for s, n in zip(starts.tolist(), lengths.tolist())]
         skips += found
     return packets, skips
@@ -238,7 +239,7 @@ def test_batches_are_the_same_packets_whatever_the_window(tmp_path):
 def test_the_bulk_framer_can_be_told_to_go_byte_by_byte():
     data = b"".join(_stream(300))
     for bulk_mode in (True, False):
-        framer = _Framer(True, bulk=bulk_mode)
+        framer = Framer(True, bulk=bulk_mode)
         starts, lengths, used = framer.frame(data, 0, True, [])
         assert used == len(data) and int(lengths.sum()) == len(data)
 

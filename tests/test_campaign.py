@@ -214,7 +214,7 @@ def test_case_scenario_file_replays(spec_dir: Path) -> None:
 
 
 def test_floor_matches_design_example() -> None:
-    # DESIGN.md: 2 mm hole in 900 m3 -> about 0.049 Pa/s; sigma 3 Pa, 10 Hz, alpha 1e-3, 99 %: about 50 s
+    # the statistical floor (docs/architecture.md): 2 mm hole in 900 m3 -> about 0.049 Pa/s; sigma 3 Pa, 10 Hz, alpha 1e-3, 99 %: about 50 s
     scen = {"modules": [{"name": "m", "volume_m3": 900.0, "pressure_pa": 101325.0, "temperature_k": 295.0}]}
     s = campaign_case.leak_slope(scen, {"module": "m", "diameter_m": 2e-3, "cd": 0.7})
     assert s == pytest.approx(0.049, rel=0.02)

@@ -290,7 +290,7 @@ def test_robustness_targets_met_and_missed(tmp_path: Path):
     # nominal seal; false seal with a fault; open-station 18/20 < 95 %; estimates p95 and
     # latency ratio of one case in twenty are within their limits, the latency median is not
     assert [t["met"] for t in s["targets"]] == [False, False, False, True, True, False, True], s["targets"]
-    # the same records under the acceptance profile: its own (issue 8) targets
+    # the same records under the acceptance profile: its own targets
     s = write_campaign(tmp_path / "acc", good, targets="acceptance")
     assert s["target_profile"] == "acceptance" and len(s["targets"]) == 5
 

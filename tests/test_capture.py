@@ -13,17 +13,14 @@ from hullwatch.firmware.telemetry import (
     CaptureSink,
     CaptureWriter,
     ListSink,
-    Skip,
     TelemetryEmitter,
     UdpSink,
     decode,
     encode,
     fast_decode,
-    iter_capture,
-    iter_packet_batches,
-    iter_raw_packets,
 )
 from hullwatch.firmware.telemetry import packets as P
+from hullwatch.tools.ground import Skip, iter_capture, iter_packet_batches, iter_raw_packets
 
 from telemetry_samples import EPOCH, sample_packets, soyuz_layout
 
@@ -234,3 +231,28 @@ def test_parallel_framing_matches_sequential_on_a_damaged_capture(tmp_path):
     assert reference == ([c.offset for c in iter_capture(path)], _read(bytes(data))[1])
     for segment in (3000, 4096, 65536):
         assert read(workers=2, chunk_size=segment) == reference, segment
+
+
+def test_the_batch_api_selects_and_decodes_only_what_is_asked():
+    raw = encode(sample_packets()[3])
+    body = raw[:19] + (999).to_bytes(2, "big") + raw[21:-2]  # an event with an unknown id, valid CRC
+    bad = body + P.crc16(body).to_bytes(2, "big")
+    data = b"".join(_stream(30)) + bad
+    expected = [c for c in iter_capture(data)]
+    (batch,) = list(iter_packet_batches(data))
+    raw_idx = batch.select(apid=P.APID_RAW, service=3, key=P.SID_RAW_SAMPLES)
+    assert [(batch.offset(i), p) for i, p in batch.packets(raw_idx)] == [
+        (c.offset, c.packet) for c in expected if isinstance(c.packet.data, P.RawSamples)]
+    assert len(raw_idx) > 30  # the stream's 30, and sample_packets' one
+    events = batch.select(apid=P.APID_EVENT, service=5)
+    skips = []
+    decoded = list(batch.packets(events, skips.append))
+    # the good events, each at its offset as the streaming reader gives it; the bad one reported
+    assert [(batch.offset(i), p) for i, p in decoded] == [
+        (c.offset, c.packet) for c in expected if c.packet.apid == P.APID_EVENT]
+    assert len(skips) == 1 and skips[0].offset == len(data) - len(bad) and "999" in skips[0].reason
+    assert batch.raw(int(events[-1])) == bad
+    telecommands = batch.select(telecommands=True)
+    assert {batch.offset(i) for i in telecommands} == {
+        c.offset for c in expected if c.packet.packet_type == P.PacketType.TC}
+    assert batch.headers() is batch.headers()  # computed once per batch

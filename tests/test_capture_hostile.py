@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hullwatch.firmware.telemetry.capture import iter_capture
+from hullwatch.tools.ground import iter_capture
 from hullwatch.firmware.telemetry.packets import LayoutReport, RawSamples, crc16
 from hullwatch.tools.cli import main
 from hullwatch.tools.captures.replay import MAX_DATAGRAM, ReplayStats, Schedule

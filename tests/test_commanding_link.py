@@ -98,7 +98,7 @@ def test_parameter_report_and_refused_value(live):
 
 
 def test_commands_over_the_link_are_in_the_capture_and_rerun_without_difference(tmp_path):
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
     from hullwatch.tools.captures.rerun import rerun_capture
 
     cap = tmp_path / "live.tm"

@@ -98,8 +98,8 @@ def test_csv_housekeeping_and_events_have_units_in_names(capture, capsys):
     code, out, _ = run(["decode", capture, "--format", "csv", "--apid", "101", "--apid", "103"], capsys)
     rows = list(csv.DictReader(io.StringIO(out)))
     hk = [r for r in rows if r["packet"] == "housekeeping"]
-    assert len(hk) == 20 and hk[0]["soyuz-om.pressure_pa"] == "101325.0" and hk[0]["mode"] == "ACTIVE"
-    assert hk[0]["soyuz-dm.leak_rate_kg_s"] == "1e-05" and hk[0]["soyuz-dm.status"] == "SUSPECTED"
+    assert len(hk) == 20 and float(hk[0]["soyuz-om.pressure_pa"]) == 101325.0 and hk[0]["mode"] == "ACTIVE"
+    assert float(hk[0]["soyuz-dm.leak_rate_kg_s"]) == 1e-05 and hk[0]["soyuz-dm.status"] == "SUSPECTED"
     events = [r for r in rows if r["packet"] == "event_high"]
     assert [e["event"] for e in events] == ["LEAK_CONFIRMED", "LEAK_LOCATED"]
     assert "hole_diameter_m=0.002" in events[1]["values"]
@@ -113,7 +113,7 @@ def test_jsonl_names_event_values(capture, capsys):
 
 
 def test_damaged_capture_decodes_the_rest_and_exits_3(capture, capsys, tmp_path):
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     data = bytearray(capture.read_bytes())
     boundary = [c.offset for c in iter_capture(capture) if c.offset > 30000][0]

@@ -40,7 +40,7 @@ def test_thresholds_and_floor():
     zs, zc = thresholds(p)
     assert zs == pytest.approx(5.199, abs=1e-3)
     assert zc == pytest.approx(5.199 + 2.326, abs=1e-3)
-    # DESIGN.md: 2 mm hole in 900 m3, s = 0.049 Pa/s, sigma 3 Pa, 10 Hz, alpha 1e-3, beta 1 %: ~50 s
+    # the statistical floor (docs/architecture.md): 2 mm hole in 900 m3, s = 0.049 Pa/s, sigma 3 Pa, 10 Hz, alpha 1e-3, beta 1 %: ~50 s
     assert statistical_floor_s(0.049, 3.0, 10.0, 1e-3, 0.01) == pytest.approx(50.0, rel=0.05)
 
 

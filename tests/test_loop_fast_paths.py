@@ -24,7 +24,7 @@ def _capture(url: str, until: float) -> list[bytes]:
 def test_a_capture_starts_with_the_layout_report_then_repeats_it_every_minute(tmp_path):
     cap = tmp_path / "ms09.tm"
     run_scenario("sim://soyuz-ms09", until=130.0, capture=cap)
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     packets = [p.packet for p in iter_capture(cap)]
     assert isinstance(packets[0].data, P.LayoutReport)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hullwatch.tools.captures.plot import BinnedSeries, _pack_badges, collect, parse_time
+from hullwatch.tools.captures.plot import BinnedSeries, collect, parse_time
+from hullwatch.tools.captures.plot_render import pack_badges
 from hullwatch.tools.cli import main
 from hullwatch.tools.errors import InputError
 
@@ -77,7 +78,7 @@ def test_cli_output_without_suffix_gets_png(ms09: Path, tmp_path: Path,
 
 
 def test_cli_capture_without_layout(ms09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     bad = tmp_path / "nolayout.tm"
     bad.write_bytes(b"".join(p.raw for p in iter_capture(ms09) if p.packet.name != "layout"))
@@ -175,7 +176,7 @@ def test_collect_memory_does_not_grow_with_the_capture() -> None:
 ])
 def test_event_badges_never_overlap(fracs: list[float]) -> None:
     width = 0.021
-    placed = _pack_badges(sorted(fracs), width)
+    placed = pack_badges(sorted(fracs), width)
     assert len(placed) == len(fracs)
     for row in {r for _, r in placed}:
         xs = sorted(x for x, r in placed if r == row)
@@ -186,7 +187,7 @@ def test_event_badges_never_overlap(fracs: list[float]) -> None:
 def test_fast_collect_agrees_with_packet_by_packet(ms09: Path) -> None:
     """The numpy housekeeping columns (derived from the declaration) give the same series as
     decoding every packet through the telemetry decoder."""
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
     from hullwatch.tools.captures.plot import collect_capture
 
     slow = collect(((p.offset, p.packet) for p in iter_capture(ms09)), modules=["usos", "soyuz-om"],

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hullwatch.firmware.errors import FirmwareError
-from hullwatch.firmware.telemetry.capture import iter_capture
+from hullwatch.tools.ground import iter_capture
 from hullwatch.firmware.telemetry.packets import crc16 as tm_crc16
 from hullwatch.firmware.telemetry.packets import decode as tm_decode
 from hullwatch.hal import wire

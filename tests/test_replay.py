@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hullwatch.firmware.telemetry import CaptureWriter, iter_capture
+from hullwatch.firmware.telemetry import CaptureWriter
+from hullwatch.tools.ground import iter_capture
 from hullwatch.firmware.telemetry.packets import (
     Event,
     EventId,

@@ -116,7 +116,7 @@ def test_bad_urls(url: str, error: type, words: str) -> None:
 def test_capture_without_layout_report_is_refused(tmp_path: Path) -> None:
     cap = tmp_path / "run.tm"
     record_sim(cap, 5)
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     raw_only = b"".join(p.raw for p in iter_capture(cap) if p.packet.name == "raw_samples")
     bad = tmp_path / "nolayout.tm"
@@ -142,7 +142,7 @@ def test_paced_reader_stays_in_step_across_a_gap(tmp_path: Path) -> None:
     cap = tmp_path / "run.tm"
     frames = record_sim(cap, 40)
     data = bytearray(cap.read_bytes())
-    from hullwatch.firmware.telemetry import iter_capture
+    from hullwatch.tools.ground import iter_capture
 
     victim = [p for p in iter_capture(bytes(data)) if p.packet.name == "raw_samples"][20]
     data[victim.offset + 40] ^= 0x01

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hullwatch.firmware.telemetry import iter_capture
+from hullwatch.tools.ground import iter_capture
 from hullwatch.tools.cli import main
 from hullwatch.tools.captures.rerun import EventRecord, diff_events
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hullwatch.firmware.telemetry.capture import iter_capture
+from hullwatch.tools.ground.capture import iter_capture
 from hullwatch.firmware.telemetry.packets import Event, Housekeeping, LayoutReport, RawSamples
 from hullwatch.tools.cli import main
 from hullwatch.tools.cli.run import parse_duration

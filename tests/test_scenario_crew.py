@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from hullwatch.firmware.telemetry.capture import iter_capture
 from hullwatch.sim.device import SimDevice
 from hullwatch.sim.errors import ScenarioError
 from hullwatch.sim.gas import R_AIR
@@ -18,6 +17,7 @@ from hullwatch.sim.plant import DAY_S, Plant
 from hullwatch.sim.scenario import CREW_FIELDS, REQUIRED, load_scenario, preset_dict, scenario_from_dict
 from hullwatch.sim.sensors import SensorBank
 from hullwatch.tools.cli import main
+from hullwatch.tools.ground import iter_capture
 
 QUIET = {"amplitude_k": 0.0, "drift_amplitude_k": 0.0}
 NEW_PRESETS = ["thermistor-drift", "temperature-step", "blind-module", "prk-open-slow", "tiangong",

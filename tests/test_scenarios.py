@@ -85,7 +85,10 @@ def test_campaigns_can_edit_a_preset_dict():
     sc = scenario_from_dict(data, "campaign case 3")
     assert sc.leaks[0].diameter_m == 0.004 and sc.seed == 99
     assert load_scenario("soyuz-ms09").leaks[0].diameter_m == 0.002  # preset untouched
-    assert preset_dict("soyuz-ms09") == preset_dict("soyuz-ms09")
+    fresh = preset_dict("soyuz-ms09")  # each call a new copy: the edits above are not in it
+    assert fresh is not data and fresh["leaks"][0]["diameter_m"] == 0.002 and fresh["seed"] != 99
+    fresh["modules"].clear()
+    assert preset_dict("soyuz-ms09")["modules"] and load_scenario("soyuz-ms09").modules
 
 
 @pytest.mark.parametrize("edit, key, expected", [

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_at_most_twelve_modules_at_the_top_of_tools() -> None:
 
 
 def test_every_concern_is_a_package() -> None:
-    for name in ("cli", "captures", "board", "campaign", "closed_loop"):
+    for name in ("cli", "captures", "board", "campaign", "closed_loop", "ground"):
         assert (TOOLS / name / "__init__.py").is_file(), name
 
 
@@ -66,3 +67,53 @@ def test_pytest_plugin_entry_point_names_the_new_module() -> None:
 
     (ep,) = [ep for ep in entry_points(group="pytest11") if ep.name == "hullwatch"]
     assert ep.value == "hullwatch.tools.board.pytest_plugin"
+
+
+GROUND_NAMES = ("iter_capture", "iter_packet_batches", "iter_raw_packets", "PacketBatch", "Skip", "CapturedPacket")
+
+
+@pytest.mark.parametrize("name", GROUND_NAMES)
+def test_capture_readers_moved_to_ground_keep_their_old_name(name: str) -> None:
+    import hullwatch.firmware.telemetry as telemetry
+    import hullwatch.tools.ground as ground
+
+    with pytest.warns(DeprecationWarning, match=f"telemetry.{name} is deprecated.*hullwatch.tools.ground"):
+        old = getattr(telemetry, name)
+    assert old is getattr(ground, name)
+
+
+@pytest.mark.parametrize("leaf", ["capture", "bulk", "dictionary"])
+def test_ground_modules_keep_their_old_module_path(leaf: str) -> None:
+    code = (
+        "import importlib, warnings\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    old = importlib.import_module('hullwatch.firmware.telemetry.{leaf}')\n"
+        f"assert old is importlib.import_module('hullwatch.tools.ground.{leaf}')\n"
+        "assert any(issubclass(w.category, DeprecationWarning) for w in caught)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_telemetry_name_is_still_an_attribute_error() -> None:
+    import hullwatch.firmware.telemetry as telemetry
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        telemetry.no_such_name  # noqa: B018
+
+
+def test_the_repository_refers_to_its_own_docs_only() -> None:
+    """docs/architecture.md is the reference: no file points to a design note outside the
+    repository, nor to issue numbers. (firmware/fdir/ is left to its own rewrite.)"""
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if (path.suffix not in (".py", ".md", ".toml") or rel.parts[0] in (".venv", "build", ".git")
+                or rel.parts[:2] == ("firmware", "fdir") or path.name == "test_tools_layout.py"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if "DESIGN.md" in text or re.search(r"\(issue \d+", text):
+            offenders.append(str(rel))
+    assert offenders == []

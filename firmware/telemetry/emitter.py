@@ -18,7 +18,7 @@ from .layoutjson import layout_to_json
 from .rawencode import HousekeepingEncoder, RawSampleEncoder
 from .sinks import Sink
 
-#: mission seconds between two layout reports (DESIGN.md: "repeated every 60 s")
+#: mission seconds between two layout reports (docs/architecture.md, Telemetry: "repeated every 60 s")
 LAYOUT_PERIOD_S = 60.0
 
 

@@ -1,7 +1,7 @@
 """Fast codecs derived from the construct declarations in packets.py.
 
 construct costs about 100 us per packet; the per-cycle raw-samples packet and bulk decoding need
-1-2 us (DESIGN.md). The ``struct`` formats used here are computed from the declarations by
+1-2 us (docs/architecture.md, "Reference figures"). The ``struct`` formats used here are computed from the declarations by
 :func:`~hullwatch.firmware.telemetry.fields.flatten`, never typed a second time, and tests prove
 that these codecs and :func:`~hullwatch.firmware.telemetry.packets.decode`/``encode`` agree
 byte for byte on every packet type. The CRC is ``binascii.crc_hqx(buf, 0xFFFF)``, the same
@@ -45,6 +45,8 @@ def _pack_bits(spec: dict[str, tuple[int, int, Any]], **values: int) -> int:
 
 _TM_FIELDS = flatten(_TM_HEADERS)
 _TC_FIELDS = flatten(_TC_HEADERS)
+TM_HEADER_FIELDS = _TM_FIELDS  #: the flattened primary + TM secondary header (ground readers use it)
+TC_HEADER_FIELDS = _TC_FIELDS  #: the flattened primary + TC secondary header
 TM_HEADER = struct.Struct(struct_format(_TM_FIELDS))  #: primary + TM secondary header, 19 bytes
 TC_HEADER = struct.Struct(struct_format(_TC_FIELDS))  #: primary + TC secondary header, 11 bytes
 _PACKET_ID = _bits(_TM_FIELDS, "primary.packet_id")

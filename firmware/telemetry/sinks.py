@@ -2,7 +2,7 @@
 
 A sink takes whole packets (bytes). Sinks are called from the flight loop, so ``write`` never
 raises: a failure is counted in ``errors`` (and the last one kept in ``last_error``) and the loop
-goes on (DESIGN.md: nothing in the loop raises).
+goes on (docs/architecture.md, "Embedded style": nothing in the loop raises).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import socket
 from typing import Callable, Protocol, runtime_checkable
+
+from . import packets as P
 
 
 @runtime_checkable
@@ -126,3 +128,30 @@ class ListSink(_Counting):
 
     def close(self) -> None:
         pass
+
+
+class CaptureWriter:
+    """Writes packets to a capture file, each with one unbuffered ``write``, so a crash loses at
+    most the packet being written. Raises OSError (the ground-side writer; the flight loop uses
+    :class:`~hullwatch.firmware.telemetry.sinks.CaptureSink`, which counts errors instead)."""
+
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._file = open(self.path, "ab" if append else "wb", buffering=0)
+        self.packets = 0
+
+    def write(self, packet: bytes | P.Packet) -> None:
+        raw = P.encode(packet) if isinstance(packet, P.Packet) else packet
+        view = memoryview(raw)
+        while view:
+            view = view[self._file.write(view):]
+        self.packets += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "CaptureWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

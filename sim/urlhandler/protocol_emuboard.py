@@ -32,7 +32,8 @@ real serial device runs byte for byte against the emulator at in-process speed. 
 also be driven by tests through :func:`link` (``link("noisy").faults.burst(200)``,
 ``.unplug()``, ``.plug()``, ``.unplug_until(t, clock)``).
 
-The handler is registered with pyserial by hullwatch.hal.registry (``protocol_handler_packages``).
+The handler is registered in the ``hullwatch.serial_handlers`` entry-point group (pyproject.toml);
+hullwatch.hal.registry adds its package to pyserial's ``protocol_handler_packages``.
 """
 
 from __future__ import annotations

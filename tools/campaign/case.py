@@ -8,7 +8,7 @@ truth it knows (:func:`measure`):
 
 - ``detected``: a leak was confirmed (or rapid depressurisation raised) at or after the leak start;
   ``latency_s`` from the leak start to that event.
-- ``floor_s``: the statistical floor for detecting the leak's slope (DESIGN.md):
+- ``floor_s``: the statistical floor for detecting the leak's slope (docs/architecture.md):
   ``T = (12 k^2 sigma^2 / (f s^2))^(1/3)``, ``k = z(1-alpha) + z(1-beta)``; ``s`` is the
   station's dP/dt from the choked-orifice flow of the hole into the connected volume, ``sigma``
   the scenario's pressure sensor noise, ``f`` the FDIR cycle rate, alpha and beta the FDIR's
@@ -38,12 +38,11 @@ from statistics import NormalDist
 from typing import Any
 
 from .faults import blind_dropouts, fault_types, module_sensors
-from .spec import get_dotted
 
 GAMMA = 1.4
 R_AIR = 287.05  # J/(kg K)
 MMHG = 133.322387415  # Pa
-RESERVE_FLOOR_PA = 520 * MMHG  # physiological floor for the reserve time (DESIGN.md)
+RESERVE_FLOOR_PA = 520 * MMHG  # physiological floor for the reserve time (docs/architecture.md, "Defaults")
 DEFAULT_RATE_HZ = 10.0
 DEFAULT_SIGMA_PA = 3.0
 
@@ -273,7 +272,7 @@ def leak_slope(scenario: dict[str, Any], leak: dict[str, Any], modules: list[dic
 
 
 def detection_floor_s(slope_pa_s: float, sigma_pa: float, rate_hz: float, alpha: float, beta: float) -> float:
-    """DESIGN.md's statistical floor: the window over which a slope ``slope_pa_s`` in white noise
+    """The statistical floor (docs/architecture.md): the window over which a slope ``slope_pa_s`` in white noise
     ``sigma_pa`` sampled at ``rate_hz`` is detected with false-alarm ``alpha`` and miss ``beta``."""
     k = NormalDist().inv_cdf(1.0 - alpha) + NormalDist().inv_cdf(1.0 - beta)
     return (12.0 * k * k * sigma_pa * sigma_pa / (rate_hz * slope_pa_s * slope_pa_s)) ** (1.0 / 3.0)

@@ -29,7 +29,7 @@ from .executor import MANIFEST_FILE, RESULTS_FILE, read_records
 from .targets import target as _target
 from ..errors import InputError
 
-#: Acceptance targets (issue 8): detection and correct isolation for every hole >= 1 mm,
+#: Acceptance targets (docs/detection.md): detection and correct isolation for every hole >= 1 mm,
 #: zero false alarms over >= 100 nominal days, median latency <= 2x the floor.
 TARGET_PD = 0.99
 TARGET_MIN_DIAMETER_MM = 1.0
@@ -296,7 +296,7 @@ def render_markdown(s: dict[str, Any]) -> str:
         lines.append(f"| {t['target']} | {t.get('shown') or _fmt(t['value'])} | {status} |")
     lines += ["", "## Detection and isolation by hole diameter",
               "", "Probabilities with exact (Clopper-Pearson) 95 % intervals; latency from the leak start "
-              "to the confirmed alarm; ratio = latency / statistical floor (DESIGN.md).", "",
+              "to the confirmed alarm; ratio = latency / statistical floor (docs/architecture.md).", "",
               "| hole mm | cases | P(detect) | P(correct isolation) | isolated with a sensor fault "
               "| latency p50 / p90 / p99 s | ratio p50 / p90 / p99 | floor p50 s |",
               "|---|---|---|---|---|---|---|---|"]

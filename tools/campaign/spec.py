@@ -54,6 +54,7 @@ from typing import Any, Iterator, Mapping, cast
 import numpy as np
 
 from . import faults
+from .case import build_scenario_dict
 from .dist import (  # noqa: F401 (public names, also imported from here)
     Choice,
     Const,
@@ -408,7 +409,6 @@ def _trial_build(group: Group, source: str, where: str) -> None:
     fails at load time with its key, not in every worker."""
     from ...sim.errors import SimError
     from ...sim.scenario import scenario_from_dict
-    from .case import build_scenario_dict
 
     probe = Spec(name="probe", description="", seed=0, source=source, groups=(group,), fdir_params=None,
                  digest="")

@@ -1,6 +1,7 @@
-"""Rows and renderers for ``hullwatch decode``: a readable table, CSV and JSON lines.
+"""Rows and renderers for ``hullwatch decode``: a readable table, JSON lines, and the rows CSV and
+Parquet are made of (captures/table_export.py).
 
-CSV and JSON lines share one flat row per packet. Column names carry their unit as a suffix
+CSV, Parquet and JSON lines share one flat row per packet. Column names carry their unit as a suffix
 (``pressure_pa``, ``temperature_k``, ``leak_rate_kg_s``); per-sensor columns of raw-samples packets
 are named from the capture's layout report (``soyuz-om.p1_pa``, ``soyuz-om.p1_status``...), per
 module and per valve columns of housekeeping likewise (``soyuz-om.pressure_pa``, ``om-dm.fb``).
@@ -14,7 +15,6 @@ rounded to 0.1 ms), ``packet`` (kind name),
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import math
@@ -29,6 +29,9 @@ from ..units import field_label, kg_day, subject_text, value_text
 
 COMMON = ["offset", "utc", "time_utc_s", "t_s", "packet", "apid", "type", "service", "subtype", "seq",
           "msg_counter"]
+#: the value type of each column (:attr:`RowBuilder.types`): whole numbers, float64 or text
+INT, FLOAT, TEXT = "int", "float", "text"
+_COMMON_TYPES = [INT, TEXT, FLOAT, FLOAT, TEXT, INT, TEXT, INT, INT, INT, INT]
 _UNIT = {"PRESSURE": "pa", "TEMPERATURE": "k", "FLOW": "kg_s"}
 
 
@@ -50,7 +53,8 @@ def iso_utc(t: float) -> str:
     return f"{text}.{milli:03d}Z"
 
 
-def _enum_name(cls: Any, value: int) -> str:
+def enum_name(cls: Any, value: int) -> str:
+    """The member name of ``value`` in the IntEnum ``cls``, or the number as text if it has none."""
     try:
         return cls(value).name
     except ValueError:
@@ -65,7 +69,9 @@ OTHER_COMMAND_KINDS = frozenset({
 
 
 class RowBuilder:
-    """Flat rows (lists in :attr:`columns` order) for the packet kinds in ``kinds``.
+    """Flat rows (lists in :attr:`columns` order, ``""`` for an empty cell) for the packet kinds in
+    ``kinds``; :attr:`types` gives each column's value type (:data:`INT`, :data:`FLOAT`, :data:`TEXT`)
+    and :attr:`starts` where each per-channel block of columns begins.
 
     ``layout`` names the per-channel columns; ``counts`` (n_pressure, n_temperature, n_flow,
     n_valves, n_modules) sizes numbered ones when there is no layout. A raw-samples or
@@ -92,42 +98,52 @@ class RowBuilder:
             m_ids = [f"module{i}" for i in range(n_m)]
         self.counts = (len(p_ids), len(t_ids), len(f_ids), len(v_ids), len(m_ids))
         cols = list(COMMON)
+        types = list(_COMMON_TYPES)
+        #: first column of each per-channel block: "pressure", "temperature", "flow" (value and
+        #: status per channel), "valves" (cmd and fb per valve), "valve_status", "modules" (five
+        #: per module), "valve_health"; only the blocks of the kinds asked for
+        self.starts: dict[str, int] = {}
 
-        def block(ids: list[str], suffixes: tuple[str, ...]) -> int:
-            start = len(cols)
-            for cid in ids:
-                cols.extend(f"{cid}{s}" for s in suffixes)
-            return start
+        def add(named: list[tuple[str, str]]) -> None:
+            cols.extend(name for name, _ in named)
+            types.extend(kind for _, kind in named)
+
+        def block(key: str, ids: list[str], suffixes: tuple[tuple[str, str], ...]) -> None:
+            self.starts[key] = len(cols)
+            add([(f"{cid}{s}", kind) for cid in ids for s, kind in suffixes])
 
         if "raw_samples" in kinds or "housekeeping" in kinds:
-            cols.append("cycle")
+            add([("cycle", INT)])
         if "raw_samples" in kinds:
-            self._p = block(p_ids, ("_pa", "_status"))
-            self._t = block(t_ids, ("_k", "_status"))
-            self._f = block(f_ids, ("_kg_s", "_status"))
+            block("pressure", p_ids, (("_pa", FLOAT), ("_status", TEXT)))
+            block("temperature", t_ids, (("_k", FLOAT), ("_status", TEXT)))
+            block("flow", f_ids, (("_kg_s", FLOAT), ("_status", TEXT)))
         if "raw_samples" in kinds or "housekeeping" in kinds:
-            self._v = block(v_ids, (".cmd", ".fb"))
+            block("valves", v_ids, ((".cmd", INT), (".fb", FLOAT)))
         if "raw_samples" in kinds:
-            self._vs = block(v_ids, (".status",))
+            block("valve_status", v_ids, ((".status", TEXT),))
         if "housekeeping" in kinds:
-            cols.extend(["mode", "isolation_state", "cycle_time_us", "max_cycle_time_us", "overruns", "link_up",
-                         "link_errors", "sensors_failed"])
-            self._m = block(m_ids, (".pressure_pa", ".temperature_k", ".inventory_mol", ".leak_rate_kg_s",
-                                    ".status"))
-            self._vh = block(v_ids, (".health",))
+            add([("mode", TEXT), ("isolation_state", TEXT), ("cycle_time_us", INT), ("max_cycle_time_us", INT),
+                 ("overruns", INT), ("link_up", INT), ("link_errors", INT), ("sensors_failed", INT)])
+            block("modules", m_ids, ((".pressure_pa", FLOAT), (".temperature_k", FLOAT), (".inventory_mol", FLOAT),
+                                     (".leak_rate_kg_s", FLOAT), (".status", TEXT)))
+            block("valve_health", v_ids, ((".health", TEXT),))
         if any(k.startswith("event_") for k in kinds):
-            cols.extend(["event", "severity", "subject", "value1", "value2", "value3", "values"])
+            add([("event", TEXT), ("severity", TEXT), ("subject", TEXT), ("value1", FLOAT), ("value2", FLOAT),
+                 ("value3", FLOAT), ("values", TEXT)])
         if "layout" in kinds:
-            cols.extend(["epoch_utc_s", "layout_json"])
+            add([("epoch_utc_s", FLOAT), ("layout_json", TEXT)])
         if kinds & {"valve_command", "set_fdir_mode", "acknowledge", "load_fdir_params"}:
-            cols.extend(["function", "valve", "open", "fdir_mode", "event_id", "toml_text"])
+            add([("function", TEXT), ("valve", INT), ("open", INT), ("fdir_mode", TEXT), ("event_id", INT),
+                 ("toml_text", TEXT)])
         if kinds & OTHER_COMMAND_KINDS:
-            cols.append("command")
+            add([("command", TEXT)])
         if any(k.startswith("verification_") for k in kinds):
-            cols.extend(["request_apid", "request_seq", "error_code", "error_detail"])
+            add([("request_apid", INT), ("request_seq", INT), ("error_code", TEXT), ("error_detail", TEXT)])
         if "unknown" in kinds:
-            cols.append("data_hex")
+            add([("data_hex", TEXT)])
         self.columns = cols
+        self.types = types
         self.index = {name: i for i, name in enumerate(cols)}
         self.mismatches = 0  #: packets whose channel counts did not fit the columns (left empty)
         self.first_mismatch = ""
@@ -160,17 +176,18 @@ class RowBuilder:
                 self._mismatch(f"raw samples at offset {offset} have {shape} channels (pressure, temperature, "
                                f"flow, valves); the layout report has {self.counts[:4]}")
                 return row
-            p, t, f, v, vs = self._p, self._t, self._f, self._v, self._vs
+            st = self.starts
+            p, t, f, v, vs = st["pressure"], st["temperature"], st["flow"], st["valves"], st["valve_status"]
             n_p, n_t, n_f, n_v = self.counts[:4]
             row[p:p + 2 * n_p:2] = d.pressure
-            row[p + 1:p + 2 * n_p:2] = [_enum_name(SampleStatus, s) for s in d.pressure_status]
+            row[p + 1:p + 2 * n_p:2] = [enum_name(SampleStatus, s) for s in d.pressure_status]
             row[t:t + 2 * n_t:2] = d.temperature
-            row[t + 1:t + 2 * n_t:2] = [_enum_name(SampleStatus, s) for s in d.temperature_status]
+            row[t + 1:t + 2 * n_t:2] = [enum_name(SampleStatus, s) for s in d.temperature_status]
             row[f:f + 2 * n_f:2] = d.flow
-            row[f + 1:f + 2 * n_f:2] = [_enum_name(SampleStatus, s) for s in d.flow_status]
+            row[f + 1:f + 2 * n_f:2] = [enum_name(SampleStatus, s) for s in d.flow_status]
             row[v:v + 2 * n_v:2] = d.valve_cmd
             row[v + 1:v + 2 * n_v:2] = d.valve_fb
-            row[vs:vs + n_v] = [_enum_name(SampleStatus, s) for s in d.valve_status]
+            row[vs:vs + n_v] = [enum_name(SampleStatus, s) for s in d.valve_status]
         elif isinstance(d, P.Housekeeping):
             row[ix["cycle"]] = d.cycle
             if (len(d.modules), len(d.valves)) != (self.counts[4], self.counts[3]):
@@ -179,19 +196,19 @@ class RowBuilder:
                 return row
             for key in ("cycle_time_us", "max_cycle_time_us", "overruns", "link_errors", "sensors_failed"):
                 row[ix[key]] = getattr(d, key)
-            row[ix["mode"]] = _enum_name(FdirMode, d.mode)
-            row[ix["isolation_state"]] = _enum_name(IsolationState, d.isolation_state)
+            row[ix["mode"]] = enum_name(FdirMode, d.mode)
+            row[ix["isolation_state"]] = enum_name(IsolationState, d.isolation_state)
             row[ix["link_up"]] = int(d.link_up)
-            m = self._m
+            m = self.starts["modules"]
             for i, mod in enumerate(d.modules):
                 j = m + 5 * i
                 row[j:j + 5] = (mod.pressure_pa, mod.temperature_k, mod.inventory_mol, mod.leak_rate_kg_s,
-                                _enum_name(ModuleStatus, mod.status))
-            v, vh = self._v, self._vh
+                                enum_name(ModuleStatus, mod.status))
+            v, vh = self.starts["valves"], self.starts["valve_health"]
             for i, valve in enumerate(d.valves):
                 row[v + 2 * i] = valve.cmd
                 row[v + 2 * i + 1] = valve.fb
-                row[vh + i] = _enum_name(ValveHealth, valve.health)
+                row[vh + i] = enum_name(ValveHealth, valve.health)
         elif isinstance(d, P.Event):
             row[ix["event"]] = d.event_id.name
             row[ix["severity"]] = d.severity.name
@@ -204,14 +221,14 @@ class RowBuilder:
         elif isinstance(d, P.ValveCommand):
             row[ix["function"]], row[ix["valve"]], row[ix["open"]] = name, d.valve, int(d.open)
         elif isinstance(d, P.SetFdirMode):
-            row[ix["function"]], row[ix["fdir_mode"]] = name, _enum_name(FdirMode, d.mode)
+            row[ix["function"]], row[ix["fdir_mode"]] = name, enum_name(FdirMode, d.mode)
         elif isinstance(d, P.Acknowledge):
             row[ix["function"]], row[ix["event_id"]] = name, d.event_id
         elif isinstance(d, P.LoadFdirParams):
             row[ix["function"]], row[ix["toml_text"]] = name, d.toml_text
         elif isinstance(d, P.VerificationReport):
             row[ix["request_apid"]], row[ix["request_seq"]] = d.request_apid, d.request_seq
-            row[ix["error_code"]] = _enum_name(P.VerificationError, d.error_code)
+            row[ix["error_code"]] = enum_name(P.VerificationError, d.error_code)
             row[ix["error_detail"]] = d.detail
         elif isinstance(d, COMMAND_CLASSES) and "command" in ix:
             row[ix["command"]] = describe_command(d)
@@ -302,8 +319,8 @@ def summary(packet: P.Packet, name: str, layout: Layout | None) -> str:
         names = [m.name for m in layout.modules] if layout and len(layout.modules) == len(d.modules) else [
             f"m{i}" for i in range(len(d.modules))]
         mods = "; ".join(f"{n} {m.pressure_pa / 1000:.3f} kPa {m.temperature_k:.2f} K {kg_day(m.leak_rate_kg_s)} "
-                         f"{_enum_name(ModuleStatus, m.status)}" for n, m in zip(names, d.modules))
-        return (f"{_enum_name(FdirMode, d.mode)} {_enum_name(IsolationState, d.isolation_state)}, cycle {d.cycle}, "
+                         f"{enum_name(ModuleStatus, m.status)}" for n, m in zip(names, d.modules))
+        return (f"{enum_name(FdirMode, d.mode)} {enum_name(IsolationState, d.isolation_state)}, cycle {d.cycle}, "
                 f"{d.cycle_time_us} us (max {d.max_cycle_time_us}), overruns {d.overruns}, "
                 f"link {'up' if d.link_up else 'DOWN'}, {d.sensors_failed} sensors failed | {mods}")
     if isinstance(d, P.Event):
@@ -337,21 +354,6 @@ class TableWriter:
         self.out.write(f"{offset:>10}  {iso_utc(packet.time_utc) if tm else '(telecommand)':24}  {t:>10}  "
                        f"{packet.apid:>4}  {packet.seq:>5}  {f'{packet.service}/{packet.subtype}':>5}  "
                        f"{name:<16}  {summary(packet, name, layout)}\n")
-        self.rows += 1
-
-    def close(self) -> None:
-        pass
-
-
-class CsvWriter:
-    def __init__(self, out: IO[str], rows: RowBuilder) -> None:
-        self.rows_builder = rows
-        self._writer = csv.writer(out, lineterminator="\n")
-        self._writer.writerow(rows.columns)
-        self.rows = 0
-
-    def write(self, offset: int, packet: P.Packet, t_mission: float | None, name: str, layout: Layout | None) -> None:
-        self._writer.writerow(self.rows_builder.build(offset, packet, t_mission, name))
         self.rows += 1
 
     def close(self) -> None:

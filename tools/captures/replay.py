@@ -27,7 +27,9 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from urllib.parse import urlsplit
 
 from ...hal.clock import Clock, WallClock
+from ...hal.registry import install_serial_handlers
 from ..errors import DeviceProblem, InputError
+from ..ground.capture import iter_packet_batches
 
 #: ``progress(done_bytes, total_bytes)``; called at most every ``progress_every`` packets.
 ProgressCallback = Callable[[int, int], None]
@@ -106,9 +108,7 @@ class SerialSink:
     """Packets written back to back to a pyserial port (any pyserial URL or a port path)."""
 
     def __init__(self, url: str) -> None:
-        import serial
-
-        from ...hal.registry import install_serial_handlers
+        import serial  # deferred: pyserial is only needed for a serial sink
 
         install_serial_handlers()
         target = url[len("serial://"):] if url.startswith("serial://") else url
@@ -119,7 +119,7 @@ class SerialSink:
         self.url = url
 
     def send(self, packet: bytes) -> None:
-        import serial
+        import serial  # deferred, as in __init__ (already loaded by then)
 
         try:
             self._port.write(packet)
@@ -321,11 +321,9 @@ def timed_packets(path: str, *, on_skip: Callable[[Any], None] | None = None
                   ) -> Iterator[tuple[float | None, int, bytes]]:
     """Yield ``(utc_time_s or None, end_offset, raw_bytes)`` for every intact packet of a capture.
 
-    Uses the telemetry bulk reader (CRC checked, header fields vectorised); a telecommand packet
+    Uses the ground bulk reader (CRC checked, header fields vectorised); a telecommand packet
     has no time stamp: its time is that of the telemetry packet before it (None at the start).
     """
-    from ...firmware.telemetry.capture import iter_packet_batches
-
     last_t: float | None = None
     for batch in iter_packet_batches(path, on_skip=on_skip):
         headers = batch.headers()

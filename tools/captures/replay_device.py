@@ -48,9 +48,14 @@ import math
 import os
 from typing import Any, Iterator
 
+from ...firmware.errors import TelemetryError
+from ...firmware.telemetry.layoutjson import layout_from_json
+from ...firmware.telemetry.packets import (APID_HOUSEKEEPING, APID_RAW, SID_LAYOUT, SID_RAW_SAMPLES, LayoutReport,
+                                           RawSamples)
 from ...hal.clock import Clock
 from ...hal.errors import DeviceNotFound, DeviceOpenError, DeviceUrlError
 from ...hal.interfaces import Device, DeviceInfo, Frame, Layout, SampleStatus
+from ..ground.capture import iter_capture, iter_packet_batches
 
 #: A raw sample whose time stamp is further than this from the one before it (s), and that the
 #: sample after it does not confirm, carries a corrupt (if CRC-valid) time stamp: it is dropped.
@@ -130,28 +135,16 @@ def find_layout_report(path: str, max_bytes: int = 64 << 20) -> Any:
     Raises DeviceOpenError when there is none, when the first one's layout JSON is unusable
     (naming its byte offset), or the file cannot be read.
     """
-    from ...firmware.errors import TelemetryError
-    from ...firmware.telemetry.capture import iter_packet_batches
-    from ...firmware.telemetry.fastcodec import fast_decode
-    from ...firmware.telemetry.layoutjson import layout_from_json
-    from ...firmware.telemetry.packets import APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
-
     try:
         for batch in iter_packet_batches(path):
-            h = batch.headers()
-            idx = ((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_LAYOUT) & (h["service"] == 3)).nonzero()[0]
-            for i in idx.tolist():
-                start = int(batch.starts[i])
-                try:
-                    packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
-                except ValueError:
-                    continue  # undecodable: the next report will do
+            # an undecodable report is left out: the next one will do
+            for i, packet in batch.packets(batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_LAYOUT)):
                 if isinstance(packet.data, LayoutReport):
                     try:
                         layout_from_json(packet.data.layout_json)
                     except TelemetryError as exc:
                         raise DeviceOpenError(f"replay://{path}: the layout report at byte offset "
-                                              f"{batch.base + start} is unusable: {exc}") from exc
+                                              f"{batch.offset(i)} is unusable: {exc}") from exc
                     return packet.data
             if batch.base + len(batch.buffer) >= max_bytes:
                 break
@@ -179,10 +172,6 @@ class ReplayDevice(Device):
     """
 
     def __init__(self, path: str) -> None:
-        from ...firmware.errors import TelemetryError
-        from ...firmware.telemetry.layoutjson import layout_from_json
-        from ...firmware.telemetry.packets import RawSamples
-
         self.path = path
         if not os.path.exists(path):
             raise DeviceNotFound(f"replay://{path}: no such capture file")
@@ -248,8 +237,6 @@ class ReplayDevice(Device):
         self._skipped_bytes += skip.length
 
     def _iter_packets(self) -> Iterator[Any]:
-        from ...firmware.telemetry.capture import iter_capture
-
         return iter_capture(self.path, on_skip=self._on_skip)
 
     def _counts_match(self, data: Any) -> bool:
@@ -288,8 +275,6 @@ class ReplayDevice(Device):
 
     def _next_raw(self) -> tuple[float, Any] | None:
         """The next raw sample of this station's layout in file order, or None at the end."""
-        from ...firmware.telemetry.packets import LayoutReport, RawSamples
-
         if self._pushback is not None:
             sample, self._pushback = self._pushback, None
             return sample
@@ -339,10 +324,6 @@ class ReplayDevice(Device):
     def _find_end_time(self) -> float:
         """Mission time of the last raw sample, from the last ~1 MB of the file (the reader
         resynchronises on the first whole packet of the tail)."""
-        from ...firmware.telemetry.capture import iter_packet_batches
-        from ...firmware.telemetry.fastcodec import fast_decode
-        from ...firmware.telemetry.packets import APID_RAW, SID_RAW_SAMPLES
-
         size = os.path.getsize(self.path)
         tail = 1 << 20
         while True:
@@ -350,12 +331,10 @@ class ReplayDevice(Device):
             with open(self.path, "rb") as f:
                 f.seek(max(0, size - tail))
                 for batch in iter_packet_batches(f):
-                    h = batch.headers()
-                    idx = ((h["apid"] == APID_RAW) & (h["key"] == SID_RAW_SAMPLES) & (h["service"] == 3)).nonzero()[0]
-                    if len(idx):
-                        i = int(idx[-1])
-                        start = int(batch.starts[i])
-                        last = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+                    idx = batch.select(apid=APID_RAW, service=3, key=SID_RAW_SAMPLES)
+                    for _i, packet in batch.packets(idx[::-1]):
+                        last = packet
+                        break
             if last is not None:
                 return self._time_of(last.time_utc - self.epoch_utc, last.data)
             if tail >= size:

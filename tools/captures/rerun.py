@@ -24,10 +24,20 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
+
+from ...firmware.telemetry.packets import (APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, SID_LAYOUT, Event,
+                                           Housekeeping, LayoutReport)
+from ...firmware.telemetry.events import EVENT_DEFS
+from ...firmware.types import EventId, FdirMode
+from ...hal.errors import DeviceOpenError
+from ..closed_loop.runner import run_scenario
 from ..commanding.recorded import recorded_commands
 from ..errors import InputError
+from ..ground.capture import iter_packet_batches
 from ..units import field_label as _label
 from ..units import subject_text, value_text
+from .replay_device import ReplayDevice, mission_time
 
 #: Event names whose occurrence depends on the host (timing, link), not on the recorded samples.
 HOST_EVENTS = frozenset({"CYCLE_OVERRUN", "LINK_LOST", "LINK_RESTORED", "CONFIG_LOADED", "TELECOMMANDS_LOST"})
@@ -115,22 +125,14 @@ def recorded_events(path: str | os.PathLike[str], *, on_skip: Callable[[Any], No
     """The event packets of a capture, in file order, with mission times from the first layout
     report's epoch; and that epoch (None if the capture has none). Streams the file and decodes
     only event and layout packets. Raises InputError when there are more than MAX_EVENTS."""
-    from ...firmware.telemetry.capture import iter_packet_batches
-    from ...firmware.telemetry.fastcodec import fast_decode
-    from ...firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_LAYOUT, LayoutReport
-    from .replay_device import mission_time
-
     epoch: float | None = None
     pending: list[tuple[float, Any]] = []
     out: list[EventRecord] = []
     for batch in iter_packet_batches(os.fspath(path), on_skip=on_skip):
-        h = batch.headers()
-        wanted = (h["apid"] == APID_EVENT) & (h["service"] == 5)
+        wanted = batch.select(apid=APID_EVENT, service=5)
         if epoch is None:
-            wanted |= (h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_LAYOUT)
-        for i in wanted.nonzero()[0].tolist():
-            start = int(batch.starts[i])
-            packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
+            wanted = np.union1d(wanted, batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_LAYOUT))
+        for _i, packet in batch.packets(wanted, on_skip):
             if isinstance(packet.data, LayoutReport):
                 if epoch is None:
                     epoch = packet.data.epoch_utc
@@ -244,10 +246,6 @@ def rerun_capture(
         InputError: the capture has no layout report or raw samples; DeviceOpenError (hal) when
         it cannot be opened; FirmwareError (ParameterError) for bad parameters.
     """
-    from ...hal.errors import DeviceOpenError
-    from .replay_device import ReplayDevice
-    from ..closed_loop.runner import run_scenario
-
     path = os.fspath(path)
     if capture is not None and os.path.exists(capture) and os.path.samefile(capture, path):
         raise InputError(f"{os.fspath(capture)}: is the capture being re-run; write the re-run elsewhere")
@@ -260,8 +258,6 @@ def rerun_capture(
     if mode is None:
         mode = recorded_mode(path)
         if mode is None:
-            from ...firmware.types import FdirMode
-
             mode = FdirMode.ACTIVE
     with device:
         # The telecommands the recording applied, at the cycles that applied them.
@@ -303,21 +299,10 @@ def recorded_mode(path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> An
     """The FDIR mode the recording started in (an ``FdirMode``): the mode in the capture's first
     housekeeping packet, or, when a telecommand changed the mode before that packet, the old mode
     of that ``MODE_CHANGED`` event. None if there is neither in its first ``max_bytes``."""
-    from ...firmware.telemetry.capture import iter_packet_batches
-    from ...firmware.telemetry.fastcodec import fast_decode
-    from ...firmware.telemetry.packets import APID_EVENT, APID_HOUSEKEEPING, SID_HOUSEKEEPING, Event, Housekeeping
-    from ...firmware.types import EventId, FdirMode
-
     for batch in iter_packet_batches(os.fspath(path)):
-        h = batch.headers()
-        idx = (((h["apid"] == APID_HOUSEKEEPING) & (h["key"] == SID_HOUSEKEEPING) & (h["service"] == 3))
-               | ((h["apid"] == APID_EVENT) & (h["service"] == 5))).nonzero()[0]
-        for i in idx.tolist():
-            start = int(batch.starts[i])
-            try:
-                packet = fast_decode(batch.buffer[start:start + int(batch.lengths[i])], verify_crc=False)
-            except ValueError:
-                continue
+        wanted = np.union1d(batch.select(apid=APID_HOUSEKEEPING, service=3, key=SID_HOUSEKEEPING),
+                            batch.select(apid=APID_EVENT, service=5))
+        for _i, packet in batch.packets(wanted):
             d = packet.data
             try:
                 if isinstance(d, Housekeeping):
@@ -340,9 +325,6 @@ def _fmt_t(t: float) -> str:
 
 
 def _value_defs(name: str) -> tuple[Any, ...]:
-    from ...firmware.telemetry.events import EVENT_DEFS
-    from ...firmware.types import EventId
-
     try:
         return EVENT_DEFS[EventId[name]].values
     except KeyError:

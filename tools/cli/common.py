@@ -84,7 +84,7 @@ def check_capture_content(path: str) -> str | None:
     error), else None. Raises :class:`InputError` (exit 2) when the first
     :data:`SNIFF_BYTES` bytes hold no intact packet: a text file, an image, the wrong file.
     A real capture damaged further on passes here and is reported as damaged (exit 3)."""
-    from ...firmware.telemetry.capture import iter_raw_packets
+    from ..ground.capture import iter_raw_packets
 
     check_capture_path(path)
     size = os.path.getsize(path)

@@ -18,6 +18,7 @@ examples:
   hullwatch decode run.tm --service 5 --since 600      # every event after 10 minutes of mission time
   hullwatch decode run.tm --format csv -o raw.csv --service 3,25 --apid 102   # raw samples, one column per sensor
   hullwatch decode run.tm --format jsonl --since 2018-08-29T20:30:00Z --until 2018-08-29T21:00:00Z
+  hullwatch decode run.tm --format parquet -o run.parquet   # the same rows, typed columns
 
 Times (--since/--until) are mission time, in seconds or with units (600, 15m, 1h30m; 0 = the
 epoch in the capture's layout report; without one, the first packet), or ISO 8601 UTC. CSV and JSON-lines columns carry their units in their
@@ -31,7 +32,7 @@ each skipped byte range is listed on stderr).
 
 #: above this size a progress bar is shown (on a terminal only)
 PROGRESS_MIN_BYTES = 16 << 20
-#: above this size CSV export runs in several processes by default
+#: above this size CSV/Parquet export frames the capture in several processes by default
 PARALLEL_MIN_BYTES = 32 << 20
 
 
@@ -64,14 +65,15 @@ def _apid(text: str) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "decode",
-        help="print or export the packets of a telemetry capture (table, CSV, JSON lines)",
+        help="print or export the packets of a telemetry capture (table, CSV, JSON lines, Parquet)",
         description="Decode a telemetry capture (.tm): a readable table by default, or one row per "
-        "packet as CSV or JSON lines. Damaged stretches are skipped and listed on stderr (exit 3).",
+        "packet as CSV, JSON lines or Parquet. Damaged stretches are skipped and listed on stderr (exit 3).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("capture", metavar="CAPTURE", help="telemetry capture file (.tm)")
-    p.add_argument("--format", choices=("table", "csv", "jsonl"), default="table", help="output format (default table)")
+    p.add_argument("--format", choices=("table", "csv", "jsonl", "parquet"), default="table",
+                   help="output format (default table); parquet needs -o FILE")
     p.add_argument("--apid", type=_apid, action="append", metavar="N", help="only this APID (repeatable)")
     p.add_argument("--service", type=_service, action="append", metavar="S[,SUBTYPE]",
                    help="only this PUS service, or service and subtype (repeatable)")
@@ -82,7 +84,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="processes for --format csv (default: one per core, up to 4, for a capture over "
+                   help="processes framing and checking the capture for --format csv/parquet (default: one "
+                   "per core, up to 4, for a capture over "
                    f"{PARALLEL_MIN_BYTES >> 20} MB, else 1)")
     p.set_defaults(func=handler)
 
@@ -105,7 +108,7 @@ def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float 
     """The first layout report (before the first raw or housekeeping packet), the channel counts
     of the first raw-samples/housekeeping packets, the layout's epoch, and the first TM time."""
     from ...firmware.telemetry import packets as P
-    from ...firmware.telemetry.capture import iter_capture
+    from ..ground.capture import iter_capture
     from ...firmware.telemetry.layoutjson import layout_from_json
 
     layout = None
@@ -137,26 +140,15 @@ def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float 
     return layout, tuple(counts), epoch, first_time  # type: ignore[return-value]
 
 
-#: ``--format csv`` through the bulk exporter (decode_csv.py); tests turn it off to compare with
-#: the row-by-row path, which gives the same bytes
-FAST_CSV = True
-
-
 def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
-    """The row-by-row path: every packet decoded, filtered and written by decode_format."""
-    from ...firmware.telemetry.capture import iter_capture
+    """Table and JSON lines: every packet decoded, filtered and written by captures.formats."""
+    from ..ground.capture import iter_capture
     from ..captures import formats as F
 
     out: IO[str]
-    out = open(args.output, "w", newline="" if args.format == "csv" else None, encoding="utf-8") if args.output \
-        else sys.stdout
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        if args.format == "table":
-            writer: Any = F.TableWriter(out)
-        elif args.format == "csv":
-            writer = F.CsvWriter(out, rows)
-        else:
-            writer = F.JsonlWriter(out, rows)
+        writer: Any = F.TableWriter(out) if args.format == "table" else F.JsonlWriter(out, rows)
         for offset, _raw, packet in iter_capture(path, on_skip=on_skip, on_progress=bar.update if bar else None):
             accepted, t_mission = selector.accept(packet)
             if accepted:
@@ -169,40 +161,33 @@ def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, 
             out.flush()
 
 
-def _export_csv(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
-    """CSV through the bulk exporter: the same bytes as :func:`_decode_rows`, in bulk."""
-    from ..captures.csv_export import CsvExporter, export_parallel
+def _export_table(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
+    """CSV and Parquet: the rows as Arrow columns (captures.table_export), to a file or stdout."""
+    from ..captures.table_export import export_csv, export_parquet
 
     workers = args.workers
     if workers <= 0:
         workers = min(os.cpu_count() or 1, 4) if os.path.getsize(path) >= PARALLEL_MIN_BYTES else 1
-    progress = bar.update if bar else None
-
-    def export(write: Any, encoding: str) -> None:
-        exporter = CsvExporter(rows, selector, write, encoding, on_skip)
-        exporter.header()
-        if workers > 1:
-            export_parallel(path, rows, selector, write, encoding, on_skip, workers, on_progress=progress)
-        else:
-            exporter.run(path, progress)
-
+    export = export_csv if args.format == "csv" else export_parquet
+    options = {"workers": workers, "on_progress": bar.update if bar else None}
     if args.output:
         with open(args.output, "wb") as f:
-            export(f.write, "utf-8")
+            export(path, f, rows, selector, on_skip, **options)
         return
-    stdout = sys.stdout
-    binary = getattr(stdout, "buffer", None)
-    encoding = getattr(stdout, "encoding", None) or "utf-8"
+    binary = getattr(sys.stdout, "buffer", None)
+    if args.format == "parquet" and (binary is None or sys.stdout.isatty()):
+        raise InputError("--format parquet is binary: give -o FILE (or redirect standard output to a file)")
+    sys.stdout.flush()
     if binary is not None:
-        stdout.flush()
-        write = binary.write
-    else:  # a text-only stream (some test harnesses)
-        def write(data: bytes) -> None:
-            stdout.write(data.decode(encoding))
-    export(write, encoding)
-    if binary is not None:
+        export(path, binary, rows, selector, on_skip, **options)
         binary.flush()
-    stdout.flush()
+        return
+    # a text-only standard output (some test harnesses): CSV is UTF-8 text
+    import io
+
+    buffer = io.BytesIO()
+    export(path, buffer, rows, selector, on_skip, **options)
+    sys.stdout.write(buffer.getvalue().decode("utf-8"))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -245,8 +230,8 @@ def handler(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=size, unit="B", unit_scale=True, desc="decode", file=sys.stderr, leave=False)
     try:
-        if args.format == "csv" and FAST_CSV:
-            _export_csv(args, path, rows, selector, on_skip, bar)
+        if args.format in ("csv", "parquet"):
+            _export_table(args, path, rows, selector, on_skip, bar)
         else:
             _decode_rows(args, path, rows, selector, on_skip, bar)
     finally:

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ...firmware.telemetry.dictionary import build_dictionary
+    from ..ground.dictionary import build_dictionary
 
     text = json.dumps(build_dictionary(), indent=None if args.compact else 2, ensure_ascii=False)
     if args.output:

@@ -275,14 +275,13 @@ def on_interrupt(args: argparse.Namespace) -> str:
 
 def _open_device(url: str, scenario: str | None, seed: int | None, is_sim: bool):
     from ...hal import open as open_device
-    from ..closed_loop.runner import _open
+    from ..closed_loop.runner import open_run_device
 
     if is_sim and scenario is not None:
         from ...sim.scenario import load_scenario
 
         return open_device("sim://", scenario=load_scenario(scenario), **({"seed": seed} if seed is not None else {}))
-    device, _ = _open(url, scenario, seed)
-    return device
+    return open_run_device(url, scenario, seed)
 
 
 class _Progress:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import textwrap
 
-from ...firmware.telemetry.capture import iter_capture
 from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.telemetry.packets import Housekeeping, LayoutReport
+from ..ground.capture import iter_capture
 from ..units import MMHG_PA
 from .runner import RunResult
 
@@ -122,10 +122,10 @@ def plot_run(result: RunResult, capture: str | os.PathLike[str], out: str | os.P
 
     Raises OSError if the image cannot be written.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib costs ~0.3 s to import; only --plot needs it
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    from matplotlib.figure import Figure  # deferred as above; no pyplot: no global state, no GUI backend
 
     names, times, rows = read_pressures(capture)
     window = zoom_window(result)

@@ -28,6 +28,7 @@ from ...firmware.types import EventId, FdirMode, Severity
 from ...hal import open as open_device
 from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
+from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
 from ..errors import DeviceProblem, InputError
 from ..units import equivalent_diameter, hours_minutes, millimetres
 
@@ -198,8 +199,6 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
         options["seed"] = seed
     if url.lower().startswith("sim://"):
         if scenario is not None:
-            from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
-
             if isinstance(scenario, Mapping):
                 scenario = scenario_from_dict(dict(scenario), "<scenario>")
             elif not isinstance(scenario, Scenario):
@@ -218,8 +217,20 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
     return open_device(url, **options), True
 
 
+def open_run_device(device_url: str, scenario: Any = None, seed: int | None = None) -> Device:
+    """Open the device :func:`run_scenario` would run on for ``device_url``: ``sim://`` (with
+    ``scenario``, a name, path, mapping or Scenario, if given; ``sim://`` alone is soyuz-ms09), a
+    board URL with a scenario (the HIL device: the board stimulated by the simulated plant), or any
+    other device URL. The caller closes it.
+
+    Raises what :func:`hullwatch.hal.open` and the scenario loader raise, and InputError when a
+    board with a scenario is asked for and the HIL device is not available.
+    """
+    return _open(device_url, scenario, seed)[0]
+
+
 def _hil_opener() -> Callable[..., Device] | None:
-    try:
+    try:  # deferred: the HIL device (pyserial, the board link) only for a board with a scenario
         from ..board import hil_device as hil
     except ImportError:
         return None

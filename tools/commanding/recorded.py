@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from ...firmware.telemetry.capture import iter_packet_batches
+from ..ground.capture import iter_packet_batches
 from ..errors import InputError
 
 #: how much earlier than its acceptance report's time stamp a recorded command is re-applied (s)

@@ -26,10 +26,11 @@ import binascii
 import threading
 from typing import Any
 
+import construct as cs
 import numpy as np
 
-from . import packets as P
-from .fields import FlatField, flatten
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.fields import FlatField, flatten
 
 _POLY = 0x1021
 #: below this many packets of one length, ``binascii.crc_hqx`` per packet is cheaper than the tables
@@ -333,8 +334,6 @@ def dtype_of(fields: list[FlatField]) -> np.dtype:
 
 
 def _packet_fields(body: Any, counts: dict[str, int]) -> list[FlatField]:
-    import construct as cs
-
     decl = cs.Struct("primary" / P.PRIMARY_HEADER, "secondary" / P.TM_SECONDARY_HEADER,
                      "data" / body, "pec" / cs.Int16ub)
     return flatten(decl, counts)

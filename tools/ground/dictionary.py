@@ -13,13 +13,13 @@ from typing import Any
 
 import construct as cs
 
+from ...firmware import types
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.events import EVENT_DEFS
+from ...firmware.telemetry.fields import describe, subfields
 from ...hal.interfaces import SampleStatus
-from .. import types
-from ..commanding.parameters import PARAMETER_IDS
-from ..fdir.params import default_params, describe as describe_params, units as param_units
-from . import packets as P
-from .events import EVENT_DEFS
-from .fields import describe, subfields
+from ...firmware.commanding.parameters import PARAMETER_IDS
+from ...firmware.fdir.params import default_params, describe as describe_params, units as param_units
 
 DICTIONARY_FORMAT = 1
 

@@ -1,4 +1,5 @@
-"""Capture files (``.tm``): packets back to back, exactly as on the link; and their readers.
+"""Reading capture files (``.tm``: packets back to back, exactly as on the link; written by
+:class:`~hullwatch.firmware.telemetry.sinks.CaptureWriter` and ``CaptureSink``).
 
 Reading is streaming (fixed-size chunks: constant memory whatever the file size) and
 self-resynchronising. The framing rule, applied at each candidate position:
@@ -20,21 +21,24 @@ from __future__ import annotations
 
 import binascii
 import io
+import multiprocessing
 import os
-import struct
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator, NamedTuple
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..errors import PacketDecodeError
+from ...firmware.errors import PacketDecodeError
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.fastcodec import TC_HEADER_FIELDS, TM_HEADER_FIELDS, fast_decode
+from ...firmware.telemetry.fields import field_offsets
+from ...hal.codec import compile_fields
+from ...firmware.telemetry.sinks import CaptureWriter  # noqa: F401 - the former telemetry.capture held it
 from . import bulk as _bulk
-from . import packets as P
-from .fastcodec import _TC_FIELDS, _TM_FIELDS, fast_decode
-from .fields import field_offsets
 
 CHUNK_SIZE = 1 << 20
-_PLAUSIBLE = struct.Struct(">HHHB")  # packet id, sequence control, data length, PUS version byte
+#: packet id, sequence control, data length, and the secondary header's first byte (PUS version)
+_PLAUSIBLE = compile_fields(TM_HEADER_FIELDS[:4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,33 +65,6 @@ SkipCallback = Callable[[Skip], None]
 ProgressCallback = Callable[[int], None]
 
 
-class CaptureWriter:
-    """Writes packets to a capture file, each with one unbuffered ``write``, so a crash loses at
-    most the packet being written. Raises OSError (the ground-side writer; the flight loop uses
-    :class:`~hullwatch.firmware.telemetry.sinks.CaptureSink`, which counts errors instead)."""
-
-    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
-        self.path = os.fspath(path)
-        self._file = open(self.path, "ab" if append else "wb", buffering=0)
-        self.packets = 0
-
-    def write(self, packet: bytes | P.Packet) -> None:
-        raw = P.encode(packet) if isinstance(packet, P.Packet) else packet
-        view = memoryview(raw)
-        while view:
-            view = view[self._file.write(view):]
-        self.packets += 1
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "CaptureWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _plausible_at(buf: bytes, pos: int) -> bool:
     """Rule 1 of the framing at ``buf[pos:]`` (7 bytes must be there)."""
     w0, w1, dl, pus = _PLAUSIBLE.unpack_from(buf, pos)
@@ -95,7 +72,7 @@ def _plausible_at(buf: bytes, pos: int) -> bool:
             and dl + 7 >= (P.MIN_TC_SIZE if w0 & 0x1000 else P.MIN_TM_SIZE))
 
 
-class _Framer:
+class Framer:
     """Finds packets in successive windows of a byte stream (the resync rule in the module doc).
 
     State carried between windows: a skipped range still open at the end of a window.
@@ -222,14 +199,15 @@ def _open(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, bool]:
     return source, False
 
 
-def _windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_size: int,
-             on_progress: ProgressCallback | None, bulk: bool = True
-             ) -> Iterator[tuple[bytes, int, np.ndarray, np.ndarray, list[Skip]]]:
-    """(window, file offset of window, packet starts in window, lengths, skips) per chunk read;
-    starts and lengths are int64 arrays."""
+def frame_windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, chunk_size: int,
+                  on_progress: ProgressCallback | None, bulk: bool = True
+                  ) -> Iterator[tuple[bytes, int, np.ndarray, np.ndarray, list[Skip]]]:
+    """The framing layer under the readers: ``(window, file offset of window, packet starts in
+    window, lengths, skips)`` per chunk of about ``chunk_size`` bytes read; starts and lengths are
+    int64 arrays. ``bulk`` False applies the framing rule byte by byte only (:class:`Framer`)."""
     f, owned = _open(source)
     try:
-        framer = _Framer(verify_crc, bulk)
+        framer = Framer(verify_crc, bulk)
         # A file of our own is re-read from the first unconsumed byte rather than having the
         # unconsumed tail (at most a packet) joined to the next chunk: the join copied the window.
         reread = owned and f.seekable()
@@ -270,7 +248,7 @@ def iter_capture(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: Ski
     file order, before the packets that follow them). ``on_progress(n)`` is called with the number
     of bytes read after each chunk. Raises OSError if the file cannot be opened or read.
     """
-    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
+    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, on_progress):
         pending = iter(skips)
         skip = next(pending, None)
         for start, length in zip(starts.tolist(), lengths.tolist()):
@@ -295,7 +273,7 @@ def iter_capture(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: Ski
 def iter_raw_packets(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip: SkipCallback | None = None,
                      verify_crc: bool = True, *, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[int, bytes]]:
     """``(file offset, packet bytes)`` of every packet that frames and checks, without decoding."""
-    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, None):
+    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, None):
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
@@ -306,8 +284,8 @@ def iter_raw_packets(source: str | os.PathLike[str] | BinaryIO | bytes, on_skip:
 # ----------------------------------------------------------------------------------------------
 # Bulk path: numpy header columns for a whole window at once
 
-_TM_OFF = field_offsets(_TM_FIELDS)
-_TC_OFF = field_offsets(_TC_FIELDS)
+_TM_OFF = field_offsets(TM_HEADER_FIELDS)
+_TC_OFF = field_offsets(TC_HEADER_FIELDS)
 
 #: columns of :meth:`PacketBatch.headers`
 HEADER_DTYPE = np.dtype([
@@ -320,20 +298,64 @@ HEADER_DTYPE = np.dtype([
 @dataclass(slots=True)
 class PacketBatch:
     """The packets found in one window of a capture: ``buffer[starts[i]:starts[i]+lengths[i]]``
-    is packet i, at file offset ``base + starts[i]``. CRCs were checked if asked."""
+    is packet i, at file offset ``base + starts[i]``. CRCs were checked if asked.
+
+    The one batch API of every capture reader: :meth:`headers` (every header field as numpy
+    columns), :meth:`select` (which packets are of a kind), :meth:`raw` and :meth:`packets`
+    (decode only those)."""
 
     buffer: bytes
     base: int
     starts: np.ndarray  #: int64
     lengths: np.ndarray  #: int32
+    _headers: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.starts)
 
+    def select(self, *, apid: int | None = None, service: int | None = None, subtype: int | None = None,
+               key: int | None = None, telecommands: bool = False) -> np.ndarray:
+        """Indices (file order) of the packets whose headers match every field given: telemetry
+        packets (telecommands instead if ``telecommands``) of this APID, service, subtype and
+        key (SID or function id: the first u16 of the application data)."""
+        h = self.headers()
+        ok = h["packet_type"] == (1 if telecommands else 0)
+        for name, value in (("apid", apid), ("service", service), ("subtype", subtype), ("key", key)):
+            if value is not None:
+                ok &= h[name] == value
+        return np.flatnonzero(ok)
+
+    def offset(self, i: int) -> int:
+        """File offset of packet ``i``."""
+        return self.base + int(self.starts[i])
+
+    def raw(self, i: int) -> bytes:
+        """The bytes of packet ``i``."""
+        start = int(self.starts[i])
+        return self.buffer[start:start + int(self.lengths[i])]
+
+    def packets(self, indices: Iterable[int], on_skip: SkipCallback | None = None) -> Iterator[tuple[int, P.Packet]]:
+        """``(index, decoded packet)`` for each index, in the order given. A packet that frames and
+        checks but whose application data does not decode is left out, reported to ``on_skip``
+        as a :class:`Skip` if given."""
+        for i in indices:
+            i = int(i)
+            try:
+                yield i, fast_decode(self.raw(i), verify_crc=False)
+            except PacketDecodeError as exc:
+                if on_skip is not None:
+                    on_skip(Skip(self.offset(i), int(self.lengths[i]), f"undecodable packet: {exc}"))
+
     def headers(self) -> np.ndarray:
-        """Header fields of every packet as a structured array (:data:`HEADER_DTYPE`), vectorised.
-        ``key`` is the first u16 of the application data (SID / function id), -1 if none. TC
-        packets have time_utc 0 and msg_counter 0; dest_id holds their source id."""
+        """Header fields of every packet as a structured array (:data:`HEADER_DTYPE`), vectorised
+        (computed once per batch). ``key`` is the first u16 of the application data (SID /
+        function id), -1 if none. TC packets have time_utc 0 and msg_counter 0; dest_id holds
+        their source id."""
+        if self._headers is None:
+            self._headers = self._compute_headers()
+        return self._headers
+
+    def _compute_headers(self) -> np.ndarray:
         width = P.PRIMARY_HEADER_SIZE + P.TM_SECONDARY_HEADER_SIZE + 2  # headers and key of a TM packet
         a = np.frombuffer(self.buffer, np.uint8)
         s = self.starts
@@ -395,7 +417,7 @@ def iter_packet_batches(source: str | os.PathLike[str] | BinaryIO | bytes, on_sk
     if workers > 1 and isinstance(source, (str, os.PathLike)):
         yield from _parallel_batches(os.fspath(source), on_skip, verify_crc, chunk_size, on_progress, workers)
         return
-    for buf, base, starts, lengths, skips in _windows(source, verify_crc, chunk_size, on_progress):
+    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, on_progress):
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
@@ -423,7 +445,7 @@ def _frame_segment(path: str, start: int, limit: int, size: int, verify_crc: boo
         buf = f.read(limit - start + P.MAX_PACKET_SIZE)
     final = start + len(buf) >= size
     skips: list[Skip] = []
-    framer = _Framer(verify_crc)
+    framer = Framer(verify_crc)
     starts, lengths, used = framer.frame(buf, start, final, skips, None if limit >= size else limit - start)
     return _Segment(start, starts + start, lengths.astype(np.int32), skips, start + used)
 
@@ -447,8 +469,6 @@ def _splice(seg: _Segment, expected: int) -> _Segment | None:
 
 def _parallel_batches(path: str, on_skip: SkipCallback | None, verify_crc: bool, segment_size: int,
                       on_progress: ProgressCallback | None, workers: int) -> Iterator[PacketBatch]:
-    import multiprocessing
-
     size = os.path.getsize(path)
     bounds = list(range(0, size, segment_size)) or [0]
     tasks = [(path, b, min(b + segment_size, size), size, verify_crc) for b in bounds]
