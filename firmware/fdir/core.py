@@ -93,6 +93,7 @@ class Fdir:
         #: their temperature from the segment mates' mean when the last channel was lost
         self._t_estimated: list[int] = []
         self._t_trusted = [len(g) for g in self.thermo.groups]
+        self._t_learning = True
         self._t_offset = [0.0] * self.n_modules
         #: modules that may hold crew away from the oxygen generator: cut off by a seal, or on
         #: either side of a hatch the crew moved (their segment gets the split allowance)
@@ -497,6 +498,11 @@ class Fdir:
         P = self.sensors.pressure
         touched = 0
         retemp = False
+        if self._t_learning and not thermo.learning:
+            # The unit biases were just learned: every pair's difference stepped by them.
+            self._t_learning = False
+            for bank in self.dbanks:
+                bank.reset(0.0)
         p_health = self.sensors.health
         for m in range(self.n_modules):
             # Unobservable once every pressure sensor has *failed* (a sample or two missing, a
