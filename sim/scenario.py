@@ -283,7 +283,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
                 raise ck.fail(key, f"expected an integer in [0, {MAX_SENSORS_PER_MODULE}], got {m[kind]!r}")
         modules.append(ModuleSpec(**m))
         if len(modules) > MAX_MODULES:
-            raise ck.fail("modules", f"expected at most {MAX_MODULES} [[modules]] tables")
+            raise ck.fail("modules", f"expected at most {MAX_MODULES} modules ([[modules]] tables)")
     if not modules:
         raise ck.fail("modules", "expected at least one [[modules]] table")
 
