@@ -409,7 +409,6 @@ class Fdir:
         blk = self.thermo.block_n
         nd = n // blk if n >= 2 * blk else 2
         P = self.sensors.pressure
-        T = self.thermo.temperature
         scale = self.seg_scale[seg]
         pairs = self._dpair
         zs = self.z_suspect
@@ -426,8 +425,7 @@ class Fdir:
             sd_d = bank.sigma() * slope_sd_factor(w, bank.f)
             if a <= sd_d:
                 continue
-            tm = T[m]
-            k = scale * P[mp] * v / (2.0 * tm * tm)
+            k = self._pair_gain(scale, P[mp], m)
             if a > zs * sd_d and k * a > dead:
                 hi = slope + k * a
                 # (A gain is implausible only beyond the noise of both slopes.)
@@ -439,6 +437,13 @@ class Fdir:
                 doubt = k * (a - sd_d)
         return best if best is not None else slope + doubt
 
+    def _pair_gain(self, scale: float, pressure: float, m: int) -> float:
+        """k of module ``m``'s thermometer pair, Pa per K: how far the segment's inventory moves
+        per kelvin of the pair's difference d when one channel is left out,
+        ``(T_ref / V_seg) P V_m / (2 T^2)`` with ``scale`` = T_ref / V_seg."""
+        tm = self.thermo.temperature[m]
+        return scale * pressure * self.volume[m] / (2.0 * tm * tm)
+
     def _update_diverging(self) -> None:
         """Modules whose thermometer pair certainly diverges over the last 10 minutes (at most),
         fast enough to move their segment's inventory by more than its dead band: their
@@ -448,7 +453,6 @@ class Fdir:
         zs = self.z_suspect
         n_max = self._n_arbitrate // self.thermo.block_n
         P = self.sensors.pressure
-        T = self.thermo.temperature
         seg_of = self.topology.seg_of
         for m, pr in enumerate(self._dpair):
             if pr is None:
@@ -459,7 +463,7 @@ class Fdir:
                 continue
             a = abs(bank.slope(w))
             s = seg_of[m]
-            k = self.seg_scale[s] * P[m] * self.volume[m] / (2.0 * T[m] * T[m])
+            k = self._pair_gain(self.seg_scale[s], P[m], m)
             if a > zs * bank.sigma() * slope_sd_factor(w, bank.f) and k * a > self.slot_dead[self.seg_slot[s]]:
                 mask |= 1 << m
         self._div_mask = mask
@@ -578,7 +582,6 @@ class Fdir:
         meanwhile."""
         thermo = self.thermo
         P = self.sensors.pressure
-        T = thermo.temperature
         n_max = self._n_arbitrate
         for m in range(self.n_modules):
             if not thermo.disagreeing(m):
@@ -596,8 +599,7 @@ class Fdir:
             pr = thermo.pair[m]
             if pr is None:
                 continue
-            tm = T[m]
-            k = self.seg_scale[s] * P[m] * self.volume[m] / (2.0 * tm * tm)
+            k = self._pair_gain(self.seg_scale[s], P[m], m)
             s_y = bank.slope(n * blk)
             s_d = db.slope(n)
             only_second = s_y + k * s_d  # pr[0] left out
