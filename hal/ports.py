@@ -14,6 +14,8 @@ import errno
 import sys
 from typing import Any
 
+import serial
+
 from .errors import DeviceNotFound, DeviceOpenError, DevicePermissionError, DeviceUrlError
 from .registry import install_serial_handlers
 
@@ -53,8 +55,6 @@ def open_port(url: str, *, baudrate: int = DEFAULT_BAUD, timeout: float | None =
         DeviceOpenError: any other failure (busy, not a serial port, bad URL option), with a
             hint where one helps; the pyserial error is chained.
     """
-    import serial  # deferred: pyserial is only needed once a serial port is opened
-
     install_serial_handlers()
     target = port_url(url)
     try:

@@ -29,6 +29,8 @@ import importlib.util
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import serial
+
 from .errors import DeviceOpenError, DeviceUrlError, UnknownSchemeError
 from .interfaces import Device
 
@@ -81,9 +83,7 @@ def serial_handlers() -> dict[str, str]:
 
 def install_serial_handlers() -> None:
     """Let pyserial's ``serial_for_url`` find the registered URL handlers (idempotent; imports
-    pyserial, none of the handlers)."""
-    import serial  # deferred: pyserial is only needed once a serial URL is opened
-
+    none of the handlers)."""
     for module in serial_handlers().values():
         package = module.rpartition(".")[0]
         if package not in serial.protocol_handler_packages:

@@ -38,6 +38,7 @@ hullwatch.hal.registry adds its package to pyserial's ``protocol_handler_package
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -51,8 +52,9 @@ from ...hal.keyfile import read_key_file
 from ...hal.errors import HalError
 from ...hal.wire import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from ..board_emulator import BoardEmulator, hardware_for_scenario, open_flash
-from ..board_flash import DEFAULT_BOARD_ID
+from ..board_flash import DEFAULT_BOARD_ID, config_for_scenario
 from ..errors import SimError
+from ..scenario import load_scenario
 
 _BOARDS: dict[str, "EmulatedLink"] = {}
 _LOCK = threading.Lock()
@@ -148,8 +150,6 @@ def _binomial(rng: random.Random, n: int, p: float) -> int:
         return n
     if n * p < 30:
         # Poisson approximation by inversion: fine for the rare faults this is for.
-        import math
-
         L = math.exp(-n * p)
         k, prod = 0, rng.random()
         while prod > L:
@@ -181,9 +181,6 @@ def forget(name: str) -> None:
 
 
 def _make_link(options: dict[str, str]) -> EmulatedLink:
-    from ..board_flash import config_for_scenario
-    from ..scenario import load_scenario
-
     board_id = options.get("board_id", DEFAULT_BOARD_ID)
     try:
         scenario = load_scenario(options.get("scenario", "soyuz-ms09"))

@@ -28,8 +28,9 @@ from typing import Callable
 from ...hal import wire
 from ...hal.board_check import check_flash_info
 from ...hal.board_link import BoardDescription, BoardLink
-from ...hal.config_image import (BoardConfig, crc32, decode_image, encode_image, generation_after,
-                                generation_newer, image_crc)
+from ...hal.config_image import (BoardConfig, ChannelConfig, ModuleConfig, ValveConfig, crc32, decode_image,
+                                encode_image, generation_after, generation_newer, image_crc)
+from ...hal.interfaces import ChannelKind, ValveKind
 from ...hal.keyfile import read_key_file
 from ...hal.errors import ConfigImageError, LinkError, LinkTimeout, NakError, ProtocolError
 from ..errors import DeviceProblem, InputError
@@ -343,9 +344,6 @@ def load_key(path: str) -> bytes:
 def config_from_description(description: BoardDescription, identity: wire.IdentifyReply) -> BoardConfig:
     """The configuration a board reports through DESCRIBE_* (calibration as the wire's float32),
     as a BoardConfig for display. Not validated: it shows what the board runs."""
-    from ...hal.config_image import ChannelConfig, ModuleConfig, ValveConfig
-    from ...hal.interfaces import ChannelKind, ValveKind
-
     names = [m.name for m in description.modules]
 
     def name(i: int) -> str:

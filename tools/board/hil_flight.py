@@ -35,6 +35,7 @@ from ...firmware.flight import FlightSoftware
 from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.sinks import CallbackSink, CaptureSink, Sink
 from ...firmware.types import EventId, FdirMode, ModuleStatus, Severity
+from . import hil_commands
 from .hil_report import DEFAULT_WALL_TIMEOUT_S
 from .hil_history import RAW_HISTORY_PACKETS, SeenEvent, TelemetryHistory, TmPacket, TmSample, mission_time
 
@@ -283,9 +284,7 @@ class FlightUnderTest:
         """Send ``command`` through the telecommand path and run until its final service 1 report;
         assert it completed (or, with ``error``, failed with that code, at ``stage`` if given).
         Returns a CommandOutcome (see hullwatch.tools.board.hil_commands)."""
-        from .hil_commands import send_and_assert_command  # the commands module imports this one
-
-        return send_and_assert_command(self, command, within_s, error=error, stage=stage)
+        return hil_commands.send_and_assert_command(self, command, within_s, error=error, stage=stage)
 
     def wait_for(self, predicate: Callable[[Any], bool], within_s: float,
                  what: str = "no match") -> Any:

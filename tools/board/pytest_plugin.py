@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
-# Light imports only: the flight software loads when a hil fixture is first used.
+# Light imports only: pytest loads this plugin in every session (entry point), so the board, the
+# plant and the flight software load inside the fixtures, when a hil test first uses them.
+from ...hal.errors import HalError
+from ...sim.errors import SimError
+from ..errors import DeviceProblem, ToolError
+from .hil_check import BoardMismatch
 from .hil_report import (DEFAULT_WALL_TIMEOUT_S, SLOW_CYCLES_PER_S, HilRecord, estimated_cycles_per_s,
                          summary_lines, write_report)
 
@@ -155,9 +160,7 @@ def _timeout_marker(marker: pytest.Mark) -> float:
 
 @pytest.fixture(scope="session")
 def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HilBoard]:
-    from ...hal.errors import HalError
-    from ..errors import ToolError
-    from .hil_board import HilBoard
+    from .hil_board import HilBoard  # deferred: the emulator and serial link (see the imports above)
 
     config = request.config
     url = config.getoption("--hil-device")
@@ -193,7 +196,7 @@ def board(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 
 def _emuboard_unnamed(url: str) -> bool:
-    from ...sim.urlhandler.protocol_emuboard import parse_url
+    from ...sim.urlhandler.protocol_emuboard import parse_url  # deferred: the board emulator (see the imports above)
 
     return not parse_url(url)[0]
 
@@ -205,8 +208,7 @@ def _emuboard_unnamed(url: str) -> bool:
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest) -> Any:
     """The test's scenario; ``scenario.seed`` is the seed its plant runs with."""
-    from ...sim.errors import SimError
-    from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
+    from ...sim.scenario import Scenario, load_scenario, scenario_from_dict  # deferred: see the imports above
 
     marker = request.node.get_closest_marker("scenario")
     source, seed = _scenario_marker(marker) if marker else (None, None)
@@ -237,7 +239,7 @@ def scenario(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def plant(scenario: Any) -> Iterator[Any]:
     """The plant of ``scenario`` (seed ``scenario.seed``)."""
-    from ...sim.device import open_url
+    from ...sim.device import open_url  # deferred: the plant needs numpy (see the imports above)
 
     with open_url("sim://", scenario=scenario) as device:
         yield device
@@ -248,10 +250,8 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
                tmp_path: Any) -> Iterator[Any]:
     """The HIL device: ``board`` stimulated by ``plant``; refused (test error naming every
     difference) when the board's configuration does not fit the scenario."""
+    # deferred: the serial link, the HIL device and the relay load with the first hil test (see the imports above)
     from ...hal.serial_device import open_url as open_board
-    from ...hal.errors import HalError
-    from ..errors import DeviceProblem
-    from .hil_check import BoardMismatch
     from .hil_device import HilDevice
     from .hil_relay import PtyRelay
 
@@ -308,7 +308,7 @@ def link_faults(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard
     if relay is not None:
         yield relay.faults  # the relay is the test's own: it goes with the test
         return
-    from ...sim.urlhandler.protocol_emuboard import link
+    from ...sim.urlhandler.protocol_emuboard import link  # deferred: the board emulator (see the imports above)
 
     faults = link(board.emuboard).faults
     noise, drop = faults.noise, faults.drop
@@ -324,7 +324,7 @@ def link_faults(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard
 def flight(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard, scenario: Any,
            tmp_path: Any) -> Iterator[FlightUnderTest]:
     """The flight software on the HIL device; its capture is ``tmp_path/<test name>.tm``."""
-    from .hil_flight import FlightUnderTest
+    from .hil_flight import FlightUnderTest  # deferred: the flight software (see the imports above)
 
     marker = request.node.get_closest_marker("hil_timeout")
     wall = _timeout_marker(marker) if marker else request.config.getoption("--hil-timeout")

@@ -38,6 +38,11 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+from ...firmware.fdir.params import default_params, load_params, params_from_dict
+from ...sim import scenario as sc
+from ...sim.device import SimDevice
+from ...sim.scenario import scenario_from_dict
+from ..closed_loop.runner import RunEvent, run_scenario
 from .faults import blind_dropouts, fault_types, module_sensors
 
 GAMMA = 1.4
@@ -61,10 +66,6 @@ ESTIMATE_DELAY_S = 600.0
 
 def base_scenario_dict(ref: str) -> dict[str, Any]:
     """The scenario dict of a preset name or a scenario file path."""
-    import tomllib
-
-    from ...sim import scenario as sc
-
     if ref in sc.preset_names():
         return sc.preset_dict(ref)
     with open(ref, "rb") as fh:
@@ -174,8 +175,6 @@ def case_fdir_dict(case: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
 def case_params(case: dict[str, Any]) -> Any:
     """The case's validated FDIR table (:class:`FdirParams`): see :func:`case_fdir_dict`.
     Raises ParameterError for an invalid one."""
-    from ...firmware.fdir.params import default_params, load_params, params_from_dict
-
     merged = case_fdir_dict(case)
     if merged is not None:
         return params_from_dict(merged, f"{case.get('fdir_params') or 'defaults'} + {case['group']}.fdir")
@@ -322,10 +321,6 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Run one case through the real closed loop and measure it (see the module doc).
 
     Raises whatever the loop raises (the executor records it as a failed case)."""
-    from ...sim.device import SimDevice
-    from ...sim.scenario import scenario_from_dict
-    from ..closed_loop.runner import RunEvent, run_scenario
-
     data = build_scenario_dict(case)
     scenario = scenario_from_dict(data, f"{case.get('campaign', 'campaign')}:{case['id']}")
     params = case_params(case)

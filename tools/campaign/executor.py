@@ -26,17 +26,21 @@ import abc
 import concurrent.futures as cf
 import ctypes
 import json
+import logging
 import os
+import subprocess
 import threading
 import time
 import traceback
 import zlib
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from . import case as campaign_case
 from .spec import Spec, case_id, iter_cases
 from ..errors import InputError
 
@@ -223,6 +227,7 @@ def _distributed() -> tuple[Any, Any]:
     """``(Client, LocalCluster)`` from distributed, imported on first use on purpose: dask is an
     optional extra that only campaigns on Dask need. Raises CampaignError naming the pip install."""
     try:
+        # deferred: distributed is the optional [dask] extra, and it costs seconds to import
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise CampaignError(f"{DASK_EXTRA_HINT} ({exc})") from exc
@@ -236,8 +241,6 @@ class DaskPool(CaseExecutor):
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None, *,
                  processes: bool = True, connect_timeout_s: float = 10.0) -> None:
-        import logging
-
         Client, LocalCluster = _distributed()
 
         self._cluster = None
@@ -261,12 +264,13 @@ class DaskPool(CaseExecutor):
         return self._client.submit(fn, *args, key=key, pure=False)
 
     def wait_any(self, futures: Iterable[Any]) -> list[Any]:
-        from distributed import wait
+        from distributed import wait  # deferred: the optional [dask] extra (see _distributed)
 
         done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
         return list(done)
 
     def result(self, future: Any) -> Any:
+        # deferred: the optional [dask] extra (see _distributed)
         from distributed import CancelledError
         from distributed.scheduler import KilledWorker
 
@@ -349,9 +353,6 @@ def _drop_partial_line(path: Path) -> None:
 def code_identity() -> str:
     """The hullwatch version, and the git commit of the source tree when it is a checkout
     (``+dirty`` with uncommitted changes): which flight software produced the results."""
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         ident = f"hullwatch {version('hullwatch')}"
     except PackageNotFoundError:
@@ -432,8 +433,6 @@ def run_campaign(spec: Spec, directory: str | Path, executor: CaseExecutor, *,
     ``retry_failed`` runs again the cases recorded as failed. ``case_ids`` runs only those cases
     (e.g. :func:`sample_case_ids`); the run's total is then their number. Interrupting (Ctrl-C)
     keeps every record written so far."""
-    from . import case as campaign_case
-
     fn: CaseFn = case_fn or campaign_case.run_case
     directory = Path(directory)
     _check_manifest(directory, spec)

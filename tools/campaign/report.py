@@ -353,9 +353,11 @@ def write_plots(summary: dict[str, Any], records: list[dict[str, Any]], director
     """detection.png and latency.png (none when there are no leak cases)."""
     if not summary["by_diameter"]:
         return []
+    # deferred: matplotlib costs about 0.2 s to import, and only the plots need it
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display; chosen before pyplot is imported
+    # deferred with matplotlib, after its backend is chosen
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 

@@ -55,6 +55,10 @@ import numpy as np
 
 from ...firmware.errors import ParameterError
 from ...firmware.fdir.params import params_from_dict
+from ...sim import scenario as sc
+from ...sim.errors import SimError
+from ...sim.gas import hole_diameter
+from ...sim.scenario import scenario_from_dict
 from . import faults
 from .case import build_scenario_dict
 from .dist import (  # noqa: F401 (public names, also imported from here)
@@ -250,9 +254,6 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 
 def _base_scenario(ref: str, base_dir: Path | None, source: str, where: str) -> tuple[str, dict]:
     """Resolve a group's base scenario to (preset name or absolute path, scenario dict)."""
-    from ...sim import scenario as sc
-    from ...sim.errors import SimError
-
     try:
         if ref in sc.preset_names():
             return ref, sc.preset_dict(ref)
@@ -401,8 +402,6 @@ def _module_info(base: Mapping[str, Any]) -> tuple[tuple[str, int, int, float, f
 def _scenario_key_numeric(base: Mapping[str, Any], key: str) -> bool | None:
     """Whether a ``vary`` key holds a number (True/False), or None when the key exists neither in
     the base scenario nor in the scenario format (a key the base leaves at its default)."""
-    from ...sim import scenario as sc
-
     try:
         current = get_dotted(base, key)
         return isinstance(current, (int, float)) and not isinstance(current, bool)
@@ -431,9 +430,6 @@ def _scenario_key_numeric(base: Mapping[str, Any], key: str) -> bool | None:
 def _trial_build(group: Group, source: str, where: str) -> None:
     """Build and validate the first case's scenario now, so a spec that makes invalid scenarios
     fails at load time with its key, not in every worker."""
-    from ...sim.errors import SimError
-    from ...sim.scenario import scenario_from_dict
-
     probe = Spec(name="probe", description="", seed=0, source=source, groups=(group,), fdir_params=None,
                  digest="")
     case = draw_case(probe, group, 0)
@@ -551,8 +547,6 @@ def draw_case(spec: Spec, group: Group, index: int) -> dict[str, Any]:
         module = value("leak.module")
         cd = float(value("leak.cd"))
         if "leak.rate_kg_day" in group.params:
-            from ...sim.gas import hole_diameter
-
             rate = float(value("leak.rate_kg_day"))
             _, _, _, p_pa, t_k = info.get(module, (module, 3, 2, 101325.0, 295.0))
             diameter = hole_diameter(rate / 86400.0, cd, p_pa, t_k)
