@@ -15,6 +15,8 @@ import sys
 from importlib import metadata
 from typing import Sequence
 
+from ...firmware.errors import FirmwareError
+from ...sim.errors import SimError
 from ..errors import EXIT_BAD_INPUT, EXIT_DEVICE, ToolError
 
 #: verb -> module. Order is the order of ``hullwatch --help``.
@@ -125,9 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    from ...firmware.errors import FirmwareError
+    # deferred: hal's package (registry, pyserial) is only needed once a verb runs, not for --help
     from ...hal.errors import DeviceOpenError, HalError, LinkError
-    from ...sim.errors import SimError
 
     try:
         return int(args.func(args) or 0)

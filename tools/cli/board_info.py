@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
 
 def info_lines(info: Any) -> list[str]:
     """The board-info text of a :class:`~hullwatch.tools.board.flashing.BoardInfo`."""
+    # deferred: the wire codecs (construct) cost `hullwatch --help` and every other verb ~50 ms (the CLI loads each verb's module)
     from ...hal import wire
     from ...hal.config_image import summary_lines
     from ..board.flashing import config_from_description
@@ -66,6 +67,7 @@ def info_lines(info: Any) -> list[str]:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the board link and its codecs (construct), as in info_lines
     from ...hal.board_link import BoardLink
     from ..board.flashing import read_board_info
 

@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the packet codecs (construct) cost `hullwatch --help` and every other verb ~50 ms (the CLI
+    # loads each verb's module to build its parser)
     from ...firmware.telemetry import packets as P
     from ..commanding.client import CommandClient, Stage, read_text
     from ..commanding.describe import describe_command, stage_text

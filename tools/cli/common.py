@@ -59,7 +59,7 @@ def plot_path_arg(text: str) -> str:
     root, ext = os.path.splitext(text)
     if not ext:
         return text + ".png"
-    # matplotlib is imported here on purpose (0.5 s): only when an image path is given
+    # deferred: matplotlib costs about 0.3 s to import; only a verb given an image path needs it
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = sorted(FigureCanvasBase.get_supported_filetypes())
@@ -84,6 +84,7 @@ def check_capture_content(path: str) -> str | None:
     error), else None. Raises :class:`InputError` (exit 2) when the first
     :data:`SNIFF_BYTES` bytes hold no intact packet: a text file, an image, the wrong file.
     A real capture damaged further on passes here and is reported as damaged (exit 3)."""
+    # deferred: the capture reader loads numpy and the packet codecs (~0.15 s); --help does without
     from ..ground.capture import iter_raw_packets
 
     check_capture_path(path)
@@ -178,7 +179,7 @@ class ByteProgress:
         self.bar: Any = None
         self.callback: Callable[[int, int], None] | None = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
+            from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
 
             self.bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=desc,
                             file=sys.stderr, leave=False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from typing import IO, Any
 
+from ...firmware.types import EventId
 from .common import check_capture_content, check_capture_path, file_kept_text
 from ..errors import EXIT_DAMAGED, EXIT_OK, InputError
 from ..timeparse import time_arg
@@ -93,8 +95,6 @@ def register(subparsers: Any) -> None:
 def _event_ids(names: list[str] | None) -> set[int] | None:
     if not names:
         return None
-    from ...firmware.types import EventId
-
     ids = set()
     for name in names:
         key = name.strip().upper()
@@ -107,9 +107,11 @@ def _event_ids(names: list[str] | None) -> set[int] | None:
 def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float | None, float | None]:
     """The first layout report (before the first raw or housekeeping packet), the channel counts
     of the first raw-samples/housekeeping packets, the layout's epoch, and the first TM time."""
+    # deferred: the capture reader loads numpy and the packet codecs (~0.15 s), which `hullwatch --help`
+    # and the other verbs do without (the CLI loads each verb's module to build its parser)
     from ...firmware.telemetry import packets as P
-    from ..ground.capture import iter_capture
     from ...firmware.telemetry.layoutjson import layout_from_json
+    from ..ground.capture import iter_capture
 
     layout = None
     epoch = first_time = None
@@ -142,8 +144,9 @@ def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float 
 
 def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
     """Table and JSON lines: every packet decoded, filtered and written by captures.formats."""
-    from ..ground.capture import iter_capture
+    # deferred: as in _scan_layout
     from ..captures import formats as F
+    from ..ground.capture import iter_capture
 
     out: IO[str]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -163,7 +166,7 @@ def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, 
 
 def _export_table(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
     """CSV and Parquet: the rows as Arrow columns (captures.table_export), to a file or stdout."""
-    from ..captures.table_export import export_csv, export_parquet
+    from ..captures.table_export import export_csv, export_parquet  # deferred: pyarrow (~0.1 s), only for csv/parquet
 
     workers = args.workers
     if workers <= 0:
@@ -183,14 +186,13 @@ def _export_table(args: argparse.Namespace, path: str, rows: Any, selector: Any,
         binary.flush()
         return
     # a text-only standard output (some test harnesses): CSV is UTF-8 text
-    import io
-
     buffer = io.BytesIO()
     export(path, buffer, rows, selector, on_skip, **options)
     sys.stdout.write(buffer.getvalue().decode("utf-8"))
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: as in _scan_layout
     from ...firmware.telemetry import packets as P
     from ..captures import formats as F
 
@@ -226,7 +228,7 @@ def handler(args: argparse.Namespace) -> int:
     bar = None
     size = os.path.getsize(path)
     if not args.no_progress and sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES:
-        from tqdm import tqdm
+        from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
 
         bar = tqdm(total=size, unit="B", unit_scale=True, desc="decode", file=sys.stderr, leave=False)
     try:

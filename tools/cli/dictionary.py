@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the dictionary export loads numpy and the packet codecs (~0.15 s); --help does without
     from ..ground.dictionary import build_dictionary
 
     text = json.dumps(build_dictionary(), indent=None if args.compact else 2, ensure_ascii=False)

@@ -53,6 +53,8 @@ def register(subparsers: Any) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[Any, bytes | None]:
     """(config, image bytes for an image file / None for a TOML source)."""
+    # deferred: the image codec (construct) costs `hullwatch --help` and every other verb ~50 ms (the CLI
+    # loads each verb's module to build its parser)
     from ...hal.config_image import ConfigImageError, decode_image, load_config
 
     path = Path(args.config)
@@ -73,7 +75,7 @@ def _progress_bar() -> tuple[Any, Any]:
     """(callback, closer): a tqdm bar per phase on a terminal, nothing otherwise."""
     if not sys.stderr.isatty():
         return None, lambda: None
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
 
     bars: dict[str, Any] = {}
 
@@ -92,6 +94,7 @@ def _progress_bar() -> tuple[Any, Any]:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: as in _load
     from ...hal.board_link import BoardLink
     from ...hal.config_image import decode_image, encode_image, image_crc, summary_lines
     from ...hal.keyfile import key_file_exposure

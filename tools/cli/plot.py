@@ -61,6 +61,8 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the plotter loads numpy and the capture reader (~0.15 s; matplotlib when it draws),
+    # which `hullwatch --help` and the other verbs do without
     from ..captures.plot import plot_capture
 
     path = args.capture

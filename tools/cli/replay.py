@@ -77,6 +77,8 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the replayer loads numpy and the capture reader (~0.15 s), which `hullwatch --help` and
+    # the other verbs do without (the CLI loads each verb's module to build its parser)
     from ..captures.replay import MAX_DATAGRAM, open_sink, replay_capture
 
     path = args.capture

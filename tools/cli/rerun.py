@@ -62,6 +62,8 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the rerun loads numpy, the capture reader and the flight software (~0.2 s), which
+    # `hullwatch --help` and the other verbs do without
     from ..captures.rerun import format_diff, rerun_capture
 
     path = args.capture
@@ -82,7 +84,7 @@ def handler(args: argparse.Namespace) -> int:
     bar = None
     progress = None
     if sys.stderr.isatty() and not args.no_progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
 
         bar = tqdm(total=1.0, unit="s", desc="rerun", file=sys.stderr, leave=False,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s mission time [{elapsed}<{remaining}]")

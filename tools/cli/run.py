@@ -9,6 +9,7 @@ import sys
 from urllib.parse import urlsplit
 
 from ...firmware.types import FdirMode
+from ...sim.scenario import load_scenario
 from .. import timeparse
 from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
 from ..timeparse import duration_arg
@@ -118,6 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    # deferred: the flight software and its codecs (~0.1 s) would cost `hullwatch --help` and every other
+    # verb (the CLI loads each verb's module to build its parser)
     from ...firmware.fdir.params import default_params, load_params
     from ..closed_loop.runner import RunInterrupted, default_capture_name, run_scenario
     from ..closed_loop.timeline import Timeline
@@ -140,8 +143,6 @@ def handler(args: argparse.Namespace) -> int:
         if scenario is None and not target:
             scenario = "soyuz-ms09"
     if isinstance(scenario, str):
-        from ...sim.scenario import load_scenario
-
         with naming("--scenario"):
             load_scenario(scenario)  # a missing or malformed scenario is about --scenario, not the device
     with naming("--device"):
@@ -177,7 +178,7 @@ def handler(args: argparse.Namespace) -> int:
             out.flush()
         commands = None
         if args.commands:
-            from ..commanding.sequence import load_sequence
+            from ..commanding.sequence import load_sequence  # deferred: telecommand codecs, as in handler
 
             commands = load_sequence(args.commands, [v.id for v in layout.valves])
         if args.monitor is not None:
@@ -236,7 +237,7 @@ def handler(args: argparse.Namespace) -> int:
             out.write("capture: none (--no-capture)\n")
         out.flush()
         if args.plot:
-            from ..closed_loop.run_plot import plot_run
+            from ..closed_loop.run_plot import plot_run  # deferred: numpy and matplotlib, only for --plot
 
             plot_run(result, capture, args.plot)
             out.write(f"plot: {file_kept_text(args.plot)}\n")
@@ -274,12 +275,11 @@ def on_interrupt(args: argparse.Namespace) -> str:
 
 
 def _open_device(url: str, scenario: str | None, seed: int | None, is_sim: bool):
+    # deferred: hal's package and the closed loop, as in handler
     from ...hal import open as open_device
     from ..closed_loop.runner import open_run_device
 
     if is_sim and scenario is not None:
-        from ...sim.scenario import load_scenario
-
         return open_device("sim://", scenario=load_scenario(scenario), **({"seed": seed} if seed is not None else {}))
     return open_run_device(url, scenario, seed)
 
@@ -289,7 +289,7 @@ class _Progress:
     the rate and the wall time left."""
 
     def __init__(self, total_s: float | None) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
 
         total = total_s / 60.0 if total_s else None
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} min [{elapsed}<{remaining}]" if total \

@@ -29,6 +29,7 @@ from ...hal import open as open_device
 from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
 from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
+from ..board.hil_device import open_hil_device
 from ..errors import DeviceProblem, InputError
 from ..units import equivalent_diameter, hours_minutes, millimetres
 
@@ -209,11 +210,7 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
         return open_device(url, **options), True
     if scenario is not None:
         # A board (or any non-sim device) with a scenario: hardware in the loop.
-        hil = _hil_opener()
-        if hil is None:
-            raise InputError(f"{url}: a scenario with a board device needs the HIL device "
-                             "(hullwatch.tools.board.hil_device), which is not in this tree")
-        return hil(url, scenario=scenario, seed=seed), True
+        return open_hil_device(url, scenario=scenario, seed=seed), True
     return open_device(url, **options), True
 
 
@@ -223,18 +220,10 @@ def open_run_device(device_url: str, scenario: Any = None, seed: int | None = No
     board URL with a scenario (the HIL device: the board stimulated by the simulated plant), or any
     other device URL. The caller closes it.
 
-    Raises what :func:`hullwatch.hal.open` and the scenario loader raise, and InputError when a
-    board with a scenario is asked for and the HIL device is not available.
+    Raises what :func:`hullwatch.hal.open`, the scenario loader and
+    :func:`hullwatch.tools.board.hil_device.open_hil_device` raise.
     """
     return _open(device_url, scenario, seed)[0]
-
-
-def _hil_opener() -> Callable[..., Device] | None:
-    try:  # deferred: the HIL device (pyserial, the board link) only for a board with a scenario
-        from ..board import hil_device as hil
-    except ImportError:
-        return None
-    return getattr(hil, "open_hil_device", None)
 
 
 def _sinks(capture: str | os.PathLike[str] | None, tm_url: str | None, extra: list[Sink]) -> list[Sink]:
