@@ -3,6 +3,8 @@
 Each verb lives in its own module ``hullwatch.tools.cli.<verb>`` exposing
 ``register(subparsers) -> None`` (adds its parser, sets ``func``) and a handler
 ``func(args) -> int``. The library never prints; only these handlers and this module do.
+A command imports only its own verb's module (which imports what the verb needs at its top);
+``hullwatch --help`` imports none, its list comes from :data:`SUMMARIES`.
 Only here are exceptions turned into exit statuses and one-line messages (no tracebacks).
 """
 
@@ -13,7 +15,7 @@ import difflib
 import importlib
 import sys
 from importlib import metadata
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ...firmware.errors import FirmwareError
 from ...sim.errors import SimError
@@ -35,6 +37,25 @@ COMMANDS: dict[str, str] = {
     "campaign": "hullwatch.tools.cli.campaign",
     "example": "hullwatch.tools.cli.example",
     "command": "hullwatch.tools.cli.command",
+}
+
+#: verb -> its line in ``hullwatch --help``. Each verb's parser takes its help from here, so the
+#: listing is made without importing any verb module (see :func:`build_parser`).
+SUMMARIES: dict[str, str] = {
+    "run": "run the flight software in closed loop (default: soyuz-ms09 on the simulated station)",
+    "scenarios": "list the built-in scenarios, or summarise one",
+    "decode": "print or export the packets of a telemetry capture (table, CSV, JSON lines, Parquet)",
+    "dictionary": "print every telemetry/telecommand packet and event definition as JSON",
+    "replay": "re-emit a capture's packets with their recorded timing to UDP or a serial port",
+    "rerun": "re-run the flight software on a capture's samples and list where its events differ",
+    "plot": "plot pressure, temperature, inventory and leak rate per module from a capture",
+    "monitor": "live web page: station diagram, plots, events, FDIR, sensors, valves, link health",
+    "board": "run the USB sensor board emulator on a pseudo-terminal or a serial port",
+    "board-info": "print the board's id, versions, flash slots and configuration tables",
+    "flash": "validate a board configuration (TOML) and flash it to the USB sensor board",
+    "campaign": "run a Monte Carlo campaign of the closed loop (local pool or Dask); 'campaign report DIR'",
+    "example": "print a shipped example file: the board configuration, the FDIR defaults",
+    "command": "send a telecommand over UDP and print its verification (docs/commanding.md)",
 }
 
 
@@ -77,7 +98,11 @@ def version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verbs: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``hullwatch`` parser. ``verbs``: the verbs whose modules are imported and whose parsers
+    are complete (default: all of them); every other verb is listed by name and summary only,
+    which is all the top-level ``--help`` and the "invalid choice" hint need."""
+    wanted = set(COMMANDS) if verbs is None else set(verbs)
     parser = Parser(
         prog="hullwatch",
         description="Spacecraft cabin leak detection: flight software, simulated station, "
@@ -87,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hullwatch {version()}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     for verb, module_name in COMMANDS.items():
+        if verb not in wanted:
+            sub.add_parser(verb, help=SUMMARIES[verb])
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -118,8 +146,17 @@ def _subparser(parser: argparse.ArgumentParser, verb: str | None) -> argparse.Ar
     return parser
 
 
+def _verb(argv: Sequence[str]) -> list[str]:
+    """The verb a command line names (its first word that is not an option), as a list of at
+    most one: the only verb module :func:`main` imports."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return [first] if first in COMMANDS else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_verb(argv))
     args, extras = parser.parse_known_args(argv)  # usage errors: SystemExit(2), as argparse does
     if extras:
         # an unknown option belongs to the verb: show the verb's usage, with a did-you-mean
@@ -127,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    # deferred: hal's package (registry, pyserial) is only needed once a verb runs, not for --help
+    # deferred: hal's package (entry-point registry, pyserial) is for the verbs, not for `hullwatch --help`
     from ...hal.errors import DeviceOpenError, HalError, LinkError
 
     try:

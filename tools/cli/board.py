@@ -7,8 +7,16 @@ import signal
 import sys
 from typing import Any
 
+from ...hal import wire
+from ...hal.keyfile import key_file_exposure
+from ...hal.ports import open_port
+from ...sim.board_emulator import (BoardEmulator, EmulatorError, hardware_for_scenario, make_pty, open_flash,
+                                   serve_fd, serve_port)
+from ...sim.board_flash import DEFAULT_BOARD_ID, config_for_scenario
 from ...sim.scenario import load_scenario
+from ..board.flashing import load_key
 from ..errors import InputError
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -33,7 +41,7 @@ the board.
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "board",
-        help="run the USB sensor board emulator on a pseudo-terminal or a serial port",
+        help=SUMMARIES["board"],
         description="Run the board emulator: the board side of the wire protocol "
         "(docs/protocol.md), with its configuration flash in a file, calibration, valves with "
         "actuation time and HIL stimulation. Serves until Ctrl-C.",
@@ -62,15 +70,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the emulator and the wire codecs (construct) cost `hullwatch --help` and every other verb
-    # ~50 ms (the CLI loads each verb's module to build its parser)
-    from ...sim.board_emulator import (
-        BoardEmulator, EmulatorError, hardware_for_scenario, make_pty, open_flash, serve_fd, serve_port)
-    from ...sim.board_flash import DEFAULT_BOARD_ID, config_for_scenario
-    from ...hal import wire
-    from ...hal.keyfile import key_file_exposure
-    from ..board.flashing import load_key
-
     if args.baud is not None and args.baud <= 0:
         raise InputError(f"--baud: expected a positive baud rate, got {args.baud}")
     board_id = args.board_id or DEFAULT_BOARD_ID
@@ -113,8 +112,6 @@ def handler(args: argparse.Namespace) -> int:
             print(f"  flash: {args.flash or '(in RAM)'} ({config_text}); Ctrl-C to stop", flush=True)
             serve_fd(board, master, stop=lambda: stopping[0], baud=args.baud)
         else:
-            from ...hal.ports import open_port  # deferred: hal's package and pyserial, only for a serial port
-
             port = open_port(args.device, timeout=0.05)
             print(f"hullwatch board: emulated board {board_id} serving on {args.device}", flush=True)
             print(f"  flash: {args.flash or '(in RAM)'} ({config_text}); Ctrl-C to stop", flush=True)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ...hal import wire
+from ...hal.board_link import BoardLink
+from ...hal.config_image import summary_lines
+from ..board.flashing import config_from_description, read_board_info
 from .common import add_device_argument, naming
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -18,7 +23,7 @@ examples:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "board-info",
-        help="print the board's id, versions, flash slots and configuration tables",
+        help=SUMMARIES["board-info"],
         description="Identify the board and print its id, firmware and protocol versions, both "
         "configuration slots (state, generation, size, image CRC), the active slot, and the "
         "module, channel and valve tables it runs.",
@@ -31,11 +36,6 @@ def register(subparsers: Any) -> None:
 
 def info_lines(info: Any) -> list[str]:
     """The board-info text of a :class:`~hullwatch.tools.board.flashing.BoardInfo`."""
-    # deferred: the wire codecs (construct) cost `hullwatch --help` and every other verb ~50 ms (the CLI loads each verb's module)
-    from ...hal import wire
-    from ...hal.config_image import summary_lines
-    from ..board.flashing import config_from_description
-
     ident, flash = info.identity, info.flash
     flags = [f.name for f in wire.BoardFlags if ident.flags & f] or ["none"]
     out = [
@@ -67,10 +67,6 @@ def info_lines(info: Any) -> list[str]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the board link and its codecs (construct), as in info_lines
-    from ...hal.board_link import BoardLink
-    from ..board.flashing import read_board_info
-
     with naming("--device"):
         link = BoardLink.open(args.device)
     try:

@@ -7,9 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from ...sim.scenario import load_scenario
+from ..campaign.executor import (RESULTS_FILE, DaskPool, LocalPool, Progress, read_records, run_campaign,
+                                 sample_case_ids)
+from ..campaign.report import write_report
+from ..campaign.spec import builtin_spec_names, case_id, load_spec
 from ..errors import EXIT_OK, EXIT_VERDICT, InputError
 from ..units import hours_minutes
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -33,7 +40,7 @@ Spec format: docs/detection.md.
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "campaign",
-        help="run a Monte Carlo campaign of the closed loop (local pool or Dask); 'campaign report DIR'",
+        help=SUMMARIES["campaign"],
         description="Draw the cases of a campaign spec, run each through the closed loop (flight "
         "software against the simulated station), record the outcome per case and write the "
         "report (cases.csv, summary.md/json, detection.png, latency.png) in DIR.",
@@ -65,10 +72,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the campaign package loads numpy and the closed loop (~0.2 s), which `hullwatch --help`
-    # and the other verbs do without (the CLI loads each verb's module to build its parser)
-    from ..campaign.spec import builtin_spec_names, load_spec
-
     if args.list:
         for name in builtin_spec_names():
             spec = load_spec(name)
@@ -93,8 +96,6 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _executor(args: argparse.Namespace) -> Any:
-    from ..campaign.executor import DaskPool, LocalPool  # deferred: as in handler
-
     if args.scheduler:
         return DaskPool(scheduler=args.scheduler)
     if args.dask_local:
@@ -103,8 +104,6 @@ def _executor(args: argparse.Namespace) -> Any:
 
 
 def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
-    from ..campaign.executor import Progress, run_campaign, sample_case_ids  # deferred: as in handler
-
     bar = None
 
     def on_progress(p: Progress) -> None:
@@ -112,8 +111,6 @@ def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
         if args.no_progress:
             return
         if bar is None:
-            from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
-
             bar = tqdm(total=p.total, initial=p.done, unit="case", dynamic_ncols=True,
                        desc=spec.name, file=sys.stderr)
         else:
@@ -149,10 +146,6 @@ WORKER_SPEEDUP = (1000.0, 3000.0)
 def _estimate(spec: Any, out: Path, workers: int, case_ids: Any = None) -> str | None:
     """``mission time ...; expect about 18-54 min`` for the cases not yet recorded, or None when
     that cannot be known (a scenario that does not load is reported by the run itself)."""
-    # deferred: as in handler
-    from ..campaign.executor import read_records
-    from ..campaign.spec import case_id
-
     done = set(read_records(out)) if out.is_dir() else set()
     wanted = set(case_ids) if case_ids is not None else None  # --sample/--groups: only those
     mission = 0.0
@@ -175,8 +168,6 @@ def _estimate(spec: Any, out: Path, workers: int, case_ids: Any = None) -> str |
 
 
 def _report(directory: Path, check: bool) -> int:
-    from ..campaign.report import write_report  # deferred: as in handler
-
     files = write_report(directory)
     s = files.summary
     print(f"report: {files.summary_md}, {files.csv}" + "".join(f", {p}" for p in files.plots))
@@ -193,8 +184,6 @@ def on_interrupt(args: argparse.Namespace) -> str:
     """What Ctrl-C leaves: every case recorded so far; the same command resumes."""
     if not args.output or args.spec == "report":
         return "nothing written"
-    from ..campaign.executor import RESULTS_FILE, read_records  # deferred: as in handler
-
     done = len(read_records(args.output)) if Path(args.output).is_dir() else 0
     return (f"{done} cases recorded in {Path(args.output) / RESULTS_FILE} (each line whole); "
             "run the same command again to go on from there")

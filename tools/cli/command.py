@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ...firmware.telemetry import packets as P
+from ..commanding.client import CommandClient, Stage, read_text
+from ..commanding.describe import describe_command, stage_text
+from ..commanding.verbs import VerbError, from_words
 from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
+from . import SUMMARIES
 
 EXAMPLES = """\
 verbs:
@@ -33,7 +38,7 @@ within the timeout (or the telemetry address cannot be bound).
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "command", help="send a telecommand over UDP and print its verification (docs/commanding.md)",
+        "command", help=SUMMARIES["command"],
         description="Send one telecommand to a flight software listening with `hullwatch run --tc` "
         "and print each service 1 verification stage with its round-trip time.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,13 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the packet codecs (construct) cost `hullwatch --help` and every other verb ~50 ms (the CLI
-    # loads each verb's module to build its parser)
-    from ...firmware.telemetry import packets as P
-    from ..commanding.client import CommandClient, Stage, read_text
-    from ..commanding.describe import describe_command, stage_text
-    from ..commanding.verbs import VerbError, from_words
-
     if not args.timeout > 0:
         raise InputError(f"--timeout {args.timeout:g}: expected a number of seconds > 0")
     out = sys.stdout

@@ -14,6 +14,8 @@ import sys
 import threading
 from typing import Any, Callable, Iterator
 
+from tqdm import tqdm
+
 from ..errors import InputError
 from ..units import size_text
 
@@ -84,7 +86,8 @@ def check_capture_content(path: str) -> str | None:
     error), else None. Raises :class:`InputError` (exit 2) when the first
     :data:`SNIFF_BYTES` bytes hold no intact packet: a text file, an image, the wrong file.
     A real capture damaged further on passes here and is reported as damaged (exit 3)."""
-    # deferred: the capture reader loads numpy and the packet codecs (~0.15 s); --help does without
+    # deferred: the capture reader loads numpy (~0.1 s), which flash and board-info (also users of
+    # this module) do without
     from ..ground.capture import iter_raw_packets
 
     check_capture_path(path)
@@ -179,8 +182,6 @@ class ByteProgress:
         self.bar: Any = None
         self.callback: Callable[[int, int], None] | None = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
-
             self.bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=desc,
                             file=sys.stderr, leave=False)
             self.callback = self._update

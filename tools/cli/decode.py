@@ -8,10 +8,17 @@ import os
 import sys
 from typing import IO, Any
 
+from tqdm import tqdm
+
+from ...firmware.telemetry import packets as P
+from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.types import EventId
+from ..captures import formats as F
+from ..ground.capture import iter_capture
 from .common import check_capture_content, check_capture_path, file_kept_text
 from ..errors import EXIT_DAMAGED, EXIT_OK, InputError
 from ..timeparse import time_arg
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -67,7 +74,7 @@ def _apid(text: str) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "decode",
-        help="print or export the packets of a telemetry capture (table, CSV, JSON lines, Parquet)",
+        help=SUMMARIES["decode"],
         description="Decode a telemetry capture (.tm): a readable table by default, or one row per "
         "packet as CSV, JSON lines or Parquet. Damaged stretches are skipped and listed on stderr (exit 3).",
         epilog=EXAMPLES,
@@ -107,12 +114,6 @@ def _event_ids(names: list[str] | None) -> set[int] | None:
 def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float | None, float | None]:
     """The first layout report (before the first raw or housekeeping packet), the channel counts
     of the first raw-samples/housekeeping packets, the layout's epoch, and the first TM time."""
-    # deferred: the capture reader loads numpy and the packet codecs (~0.15 s), which `hullwatch --help`
-    # and the other verbs do without (the CLI loads each verb's module to build its parser)
-    from ...firmware.telemetry import packets as P
-    from ...firmware.telemetry.layoutjson import layout_from_json
-    from ..ground.capture import iter_capture
-
     layout = None
     epoch = first_time = None
     counts = [0, 0, 0, 0, 0]
@@ -144,10 +145,6 @@ def _scan_layout(path: str) -> tuple[Any, tuple[int, int, int, int, int], float 
 
 def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
     """Table and JSON lines: every packet decoded, filtered and written by captures.formats."""
-    # deferred: as in _scan_layout
-    from ..captures import formats as F
-    from ..ground.capture import iter_capture
-
     out: IO[str]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -166,7 +163,8 @@ def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, 
 
 def _export_table(args: argparse.Namespace, path: str, rows: Any, selector: Any, on_skip: Any, bar: Any) -> None:
     """CSV and Parquet: the rows as Arrow columns (captures.table_export), to a file or stdout."""
-    from ..captures.table_export import export_csv, export_parquet  # deferred: pyarrow (~0.1 s), only for csv/parquet
+    # deferred: pyarrow costs about 0.1 s to import, and only --format csv/parquet needs it
+    from ..captures.table_export import export_csv, export_parquet
 
     workers = args.workers
     if workers <= 0:
@@ -192,10 +190,6 @@ def _export_table(args: argparse.Namespace, path: str, rows: Any, selector: Any,
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: as in _scan_layout
-    from ...firmware.telemetry import packets as P
-    from ..captures import formats as F
-
     path = args.capture
     check_capture_path(path)
     with open(path, "rb"):  # unreadable: PermissionError, turned into one line by the CLI
@@ -228,8 +222,6 @@ def handler(args: argparse.Namespace) -> int:
     bar = None
     size = os.path.getsize(path)
     if not args.no_progress and sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES:
-        from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
-
         bar = tqdm(total=size, unit="B", unit_scale=True, desc="decode", file=sys.stderr, leave=False)
     try:
         if args.format in ("csv", "parquet"):

@@ -7,6 +7,9 @@ import json
 import sys
 from typing import Any
 
+from ..ground.dictionary import build_dictionary
+from . import SUMMARIES
+
 EXAMPLES = """\
 examples:
   hullwatch dictionary                      # the whole dictionary, JSON on standard output
@@ -23,7 +26,7 @@ severity, the names and units of their three values) and every enumeration on th
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "dictionary",
-        help="print every telemetry/telecommand packet and event definition as JSON",
+        help=SUMMARIES["dictionary"],
         description="Print the telemetry dictionary as JSON: headers, packets with their fields, types "
         "and units, events with the names and units of their values, enumerations.",
         epilog=EXAMPLES,
@@ -35,9 +38,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the dictionary export loads numpy and the packet codecs (~0.15 s); --help does without
-    from ..ground.dictionary import build_dictionary
-
     text = json.dumps(build_dictionary(), indent=None if args.compact else 2, ensure_ascii=False)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import EXIT_OK, InputError
 from .common import file_kept_text, output_path
+from . import SUMMARIES
 
 #: name -> (package, resource, what it is)
 EXAMPLES_SHIPPED: dict[str, tuple[str, str, str]] = {
@@ -45,7 +46,7 @@ def example_text(name: str) -> str:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "example",
-        help="print a shipped example file: the board configuration, the FDIR defaults",
+        help=SUMMARIES["example"],
         description="Print an example file shipped with hullwatch (to standard output, or to a "
         "file with -o), to edit and use: the board configuration for hullwatch flash, the FDIR "
         "parameter defaults for hullwatch run --fdir. Without NAME, list them.",

@@ -7,8 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from ...hal.board_link import BoardLink
+from ...hal.config_image import (ConfigImageError, decode_image, encode_image, image_crc, load_config,
+                                summary_lines)
+from ...hal.keyfile import key_file_exposure
+from ..board import flashing
 from .common import add_device_argument, naming
 from ..errors import InputError
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -29,7 +37,7 @@ key file, 4 when the board refuses or does not answer.
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "flash",
-        help="validate a board configuration (TOML) and flash it to the USB sensor board",
+        help=SUMMARIES["flash"],
         description="Validate CONFIG (a TOML source, or an image file from --save-image), "
         "identify the board, write the image to its inactive slot in blocks with retries, verify "
         "it, commit it and confirm that the board runs the new generation.",
@@ -53,10 +61,6 @@ def register(subparsers: Any) -> None:
 
 def _load(args: argparse.Namespace) -> tuple[Any, bytes | None]:
     """(config, image bytes for an image file / None for a TOML source)."""
-    # deferred: the image codec (construct) costs `hullwatch --help` and every other verb ~50 ms (the CLI
-    # loads each verb's module to build its parser)
-    from ...hal.config_image import ConfigImageError, decode_image, load_config
-
     path = Path(args.config)
     if path.suffix.lower() == ".toml":
         return load_config(path), None
@@ -75,8 +79,6 @@ def _progress_bar() -> tuple[Any, Any]:
     """(callback, closer): a tqdm bar per phase on a terminal, nothing otherwise."""
     if not sys.stderr.isatty():
         return None, lambda: None
-    from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
-
     bars: dict[str, Any] = {}
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -94,12 +96,6 @@ def _progress_bar() -> tuple[Any, Any]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: as in _load
-    from ...hal.board_link import BoardLink
-    from ...hal.config_image import decode_image, encode_image, image_crc, summary_lines
-    from ...hal.keyfile import key_file_exposure
-    from ..board import flashing
-
     config, image = _load(args)
     key = flashing.load_key(args.key) if args.key else None
     if args.key:

@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from ..errors import EXIT_DAMAGED, EXIT_OK, InputError
+from ..monitor import DEFAULT_HTTP, open_monitor
 from .common import SkipReporter, check_capture_path, wait_for_interrupt
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -27,7 +29,7 @@ was damaged (the rest was shown).
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "monitor",
-        help="live web page: station diagram, plots, events, FDIR, sensors, valves, link health",
+        help=SUMMARIES["monitor"],
         description="Serve a live web page of the station as telemetry arrives: the station "
         "diagram with each module's state, plots of pressure, inventory, leak rate, test "
         "statistic and temperature over a chosen window, the event log, FDIR, sensor, valve "
@@ -53,9 +55,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the web server (tornado, numpy; ~0.2 s) loads only for this verb, not for --help
-    from ..monitor import DEFAULT_HTTP, open_monitor
-
     if (args.capture is None) == (args.tm is None):
         raise InputError("monitor: give a CAPTURE file or --tm udp://HOST:PORT (one of them)")
     if args.follow and args.capture is None:

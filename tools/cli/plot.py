@@ -6,9 +6,11 @@ import argparse
 import sys
 from typing import Any
 
+from ..captures.plot import plot_capture
 from .common import ByteProgress, SkipReporter, add_progress_argument, check_capture_content, plot_path_arg
 from ..errors import EXIT_DAMAGED, EXIT_OK, InputError
 from ..timeparse import time_arg
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -39,7 +41,7 @@ def _time_text(text: str) -> str:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "plot",
-        help="plot pressure, temperature, inventory and leak rate per module from a capture",
+        help=SUMMARIES["plot"],
         description="Plot a telemetry capture's housekeeping per module over mission time, with "
         "its events marked, into a PNG (or any format matplotlib knows by the suffix).",
         epilog=EXAMPLES,
@@ -61,10 +63,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the plotter loads numpy and the capture reader (~0.15 s; matplotlib when it draws),
-    # which `hullwatch --help` and the other verbs do without
-    from ..captures.plot import plot_capture
-
     path = args.capture
     empty = check_capture_content(path)  # not a capture: InputError, exit 2
     if empty:  # a warning, not an error: there is nothing wrong with the file, only nothing in it

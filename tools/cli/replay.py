@@ -7,10 +7,12 @@ import sys
 import time
 from typing import Any
 
+from ..captures.replay import MAX_DATAGRAM, open_sink, replay_capture
 from .common import (ByteProgress, SkipReporter, add_device_argument, add_progress_argument,
                      check_capture_content, naming)
 from ..errors import EXIT_DAMAGED, EXIT_OK
 from ..timeparse import duration_arg
+from . import SUMMARIES
 
 #: Default of --max-jump, s (hullwatch.tools.replayer.MAX_TIME_JUMP_S; the replayer module is
 #: imported by the handler only, to keep `hullwatch --help` light).
@@ -51,7 +53,7 @@ def _non_negative(text: str) -> float:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "replay",
-        help="re-emit a capture's packets with their recorded timing to UDP or a serial port",
+        help=SUMMARIES["replay"],
         description="Re-emit the packets of a telemetry capture, exactly as recorded, with their "
         "recorded timing (from each packet's CUC time), to udp://HOST:PORT or any pyserial port "
         "URL. Exit status: 0 done, 2 bad input, 3 the capture was damaged (the rest was sent), "
@@ -77,10 +79,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the replayer loads numpy and the capture reader (~0.15 s), which `hullwatch --help` and
-    # the other verbs do without (the CLI loads each verb's module to build its parser)
-    from ..captures.replay import MAX_DATAGRAM, open_sink, replay_capture
-
     path = args.capture
     empty = check_capture_content(path)  # not a capture: InputError, exit 2
     if empty:

@@ -7,9 +7,13 @@ import os
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
+from ..captures.rerun import format_diff, rerun_capture
 from .common import SkipReporter, add_progress_argument, check_capture_content, file_kept_text, output_path
 from ..errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
 from ..units import plural
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -38,7 +42,7 @@ difference was found.
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "rerun",
-        help="re-run the flight software on a capture's samples and list where its events differ",
+        help=SUMMARIES["rerun"],
         description="Run the flight software on the sensor samples and valve states recorded in a "
         "capture (through the replay:// device), with the recorded or other FDIR parameters, and "
         "compare the events it raises with the recorded event packets.",
@@ -62,10 +66,6 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the rerun loads numpy, the capture reader and the flight software (~0.2 s), which
-    # `hullwatch --help` and the other verbs do without
-    from ..captures.rerun import format_diff, rerun_capture
-
     path = args.capture
     empty = check_capture_content(path)  # not a capture: InputError, exit 2
     if empty:  # a warning, not an error: nothing recorded, nothing to compare
@@ -84,8 +84,6 @@ def handler(args: argparse.Namespace) -> int:
     bar = None
     progress = None
     if sys.stderr.isatty() and not args.no_progress:
-        from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
-
         bar = tqdm(total=1.0, unit="s", desc="rerun", file=sys.stderr, leave=False,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s mission time [{elapsed}<{remaining}]")
 

@@ -8,14 +8,24 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
+from tqdm import tqdm
+
+from ...firmware.fdir.params import default_params, load_params
 from ...firmware.types import FdirMode
+from ...hal import open as open_device
 from ...sim.scenario import load_scenario
 from .. import timeparse
+from ..closed_loop.run_plot import plot_run
+from ..closed_loop.runner import RunInterrupted, default_capture_name, open_run_device, run_scenario
+from ..closed_loop.timeline import Timeline
+from ..commanding.console import CommandConsole
+from ..commanding.sequence import load_sequence
 from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
 from ..timeparse import duration_arg
 from ..units import hours_minutes, size_text
 from .common import (add_device_argument, add_progress_argument, file_kept_text, naming, output_path,
                      plot_path_arg, wait_for_interrupt)
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -72,7 +82,7 @@ def _tm_url(text: str) -> tuple[str, int]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
-        help="run the flight software in closed loop (default: soyuz-ms09 on the simulated station)",
+        help=SUMMARIES["run"],
         description="Run the flight software (executive, FDIR, telemetry) against a simulated "
         "station or a USB sensor board, print the timeline of what FDIR saw and did, end with a "
         "one-line verdict and write a telemetry capture.",
@@ -119,13 +129,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    # deferred: the flight software and its codecs (~0.1 s) would cost `hullwatch --help` and every other
-    # verb (the CLI loads each verb's module to build its parser)
-    from ...firmware.fdir.params import default_params, load_params
-    from ..closed_loop.runner import RunInterrupted, default_capture_name, run_scenario
-    from ..closed_loop.timeline import Timeline
-    from ..commanding.console import CommandConsole
-
     until = args.until
     if args.speed is not None and not args.speed > 0:
         raise InputError(f"--speed {args.speed:g}: expected a number > 0")
@@ -178,11 +181,10 @@ def handler(args: argparse.Namespace) -> int:
             out.flush()
         commands = None
         if args.commands:
-            from ..commanding.sequence import load_sequence  # deferred: telecommand codecs, as in handler
-
             commands = load_sequence(args.commands, [v.id for v in layout.valves])
         if args.monitor is not None:
-            from ..monitor import open_monitor  # deferred: the web server loads only when asked for
+            # deferred: the web server (tornado; ~0.2 s) loads only when --monitor asks for it
+            from ..monitor import open_monitor
 
             # with a TC link (--tc) the page commands this run through it, as any ground tool would
             monitor = open_monitor(args.monitor, feed=True, source_name=f"hullwatch run {name}",
@@ -237,8 +239,6 @@ def handler(args: argparse.Namespace) -> int:
             out.write("capture: none (--no-capture)\n")
         out.flush()
         if args.plot:
-            from ..closed_loop.run_plot import plot_run  # deferred: numpy and matplotlib, only for --plot
-
             plot_run(result, capture, args.plot)
             out.write(f"plot: {file_kept_text(args.plot)}\n")
         if monitor is not None:
@@ -275,10 +275,6 @@ def on_interrupt(args: argparse.Namespace) -> str:
 
 
 def _open_device(url: str, scenario: str | None, seed: int | None, is_sim: bool):
-    # deferred: hal's package and the closed loop, as in handler
-    from ...hal import open as open_device
-    from ..closed_loop.runner import open_run_device
-
     if is_sim and scenario is not None:
         return open_device("sim://", scenario=load_scenario(scenario), **({"seed": seed} if seed is not None else {}))
     return open_run_device(url, scenario, seed)
@@ -289,8 +285,6 @@ class _Progress:
     the rate and the wall time left."""
 
     def __init__(self, total_s: float | None) -> None:
-        from tqdm import tqdm  # deferred: tqdm (~7 ms) only for a progress bar on a terminal
-
         total = total_s / 60.0 if total_s else None
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} min [{elapsed}<{remaining}]" if total \
             else "{desc}: {n:.0f} min [{elapsed}]"

@@ -15,6 +15,7 @@ from ...sim.scenario import (
     preset_text,
 )
 from ..units import kg_day
+from . import SUMMARIES
 
 EXAMPLES = """\
 examples:
@@ -28,7 +29,7 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "scenarios",
-        help="list the built-in scenarios, or summarise one",
+        help=SUMMARIES["scenarios"],
         description="List the built-in scenario presets, or validate and summarise a preset or "
         "a scenario TOML file (the keys are documented in docs/scenarios.md).",
         epilog=EXAMPLES,
