@@ -207,3 +207,44 @@ def test_every_pending_entry_still_names_a_file() -> None:
     files = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py") if ".venv" not in p.parts]
     stale = [pattern for pattern in PENDING if not any(fnmatch.fnmatch(f, pattern) for f in files)]
     assert stale == []
+
+
+# --------------------------------------------------------------------------------------------
+# The command line imports only what the command needs
+
+
+LOADED = """
+import contextlib, io, json, sys
+from hullwatch.tools.cli import COMMANDS, main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main({argv!r})
+verbs = sorted(v for v, m in COMMANDS.items() if m in sys.modules)
+print(json.dumps([verbs, sorted(x for x in ("numpy", "construct", "matplotlib", "pyarrow") if x in sys.modules)]))
+"""
+
+
+def _loaded_by(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(verb modules, heavy libraries) imported by ``hullwatch ARGV`` in a fresh interpreter."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", LOADED.format(argv=argv)], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    verbs, libraries = json.loads(result.stdout.strip().splitlines()[-1])
+    return verbs, libraries
+
+
+def test_help_imports_no_verb_module_and_a_command_only_its_own() -> None:
+    assert _loaded_by(["--help"]) == ([], [])
+    assert _loaded_by(["scenarios"]) == (["scenarios"], [])
+    verbs, libraries = _loaded_by(["decode", "--help"])
+    assert verbs == ["decode"] and "pyarrow" not in libraries  # pyarrow: only for csv/parquet
+
+
+def test_the_verb_list_needs_no_verb_module_and_reads_as_the_complete_parser() -> None:
+    from hullwatch.tools.cli import COMMANDS, SUMMARIES, build_parser
+
+    assert list(SUMMARIES) == list(COMMANDS)
+    assert build_parser([]).format_help() == build_parser().format_help()

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ...firmware.telemetry import Skip
 from ..errors import InputError
+from ..ground.capture import Skip
 from .commands import Commander
 from .server import DEFAULT_HTTP, MonitorServer, parse_hostport
 from .sources import CaptureSource, FeedSink, UdpSource, parse_udp_url

@@ -16,8 +16,8 @@ import threading
 from typing import Callable
 from urllib.parse import urlsplit
 
-from ...firmware.telemetry import Skip, iter_raw_packets
 from ..errors import InputError
+from ..ground.capture import Skip, iter_raw_packets
 from .state import MonitorState
 
 #: receive buffer asked of the kernel for the UDP socket: bursts of a fast replay wait there while
