@@ -116,8 +116,8 @@ def subject_text(subject: str, module_names: list[str] | None) -> str:
         return subject
     if not module_names:
         return subject
-    # deferred: the package import of firmware.fdir loads the whole FDIR (0.2 s), which every other
-    # unit here, and a CLI that prints no event (`hullwatch --help`), does without
+    # The package import of firmware.fdir loads the whole FDIR (0.2 s), which every other unit here,
+    # and a CLI that prints no event, does without: deferred
     from ..firmware.fdir.topology import segment_modules
 
     mods = segment_modules(subject, module_names)

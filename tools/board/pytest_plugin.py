@@ -250,10 +250,10 @@ def hil_device(request: pytest.FixtureRequest, board: HilBoard, plant: Any,
                tmp_path: Any) -> Iterator[Any]:
     """The HIL device: ``board`` stimulated by ``plant``; refused (test error naming every
     difference) when the board's configuration does not fit the scenario."""
-    # deferred: the serial link, the HIL device and the relay load with the first hil test (see the imports above)
+    # deferred: the serial link, the HIL device and the relay load with the first hil test (see above)
     from ...hal.serial_device import open_url as open_board
-    from .hil_device import HilDevice
-    from .hil_relay import PtyRelay
+    from .hil_device import HilDevice  # deferred: as the serial link
+    from .hil_relay import PtyRelay  # deferred: as the serial link
 
     if not board.powered:
         board.power_on()  # an earlier test left it off

@@ -272,7 +272,7 @@ class DaskPool(CaseExecutor):
     def result(self, future: Any) -> Any:
         # deferred: the optional [dask] extra (see _distributed)
         from distributed import CancelledError
-        from distributed.scheduler import KilledWorker
+        from distributed.scheduler import KilledWorker  # deferred: the [dask] extra, as above
 
         try:
             return future.result()

@@ -359,7 +359,7 @@ def write_plots(summary: dict[str, Any], records: list[dict[str, Any]], director
     matplotlib.use("Agg")  # no display; chosen before pyplot is imported
     # deferred with matplotlib, after its backend is chosen
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    import matplotlib.ticker  # deferred: as pyplot
 
     bins = summary["by_diameter"]
     x = [b["diameter_value_mm"] for b in bins]

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ...sim.scenario import load_scenario
 from ..campaign.executor import (RESULTS_FILE, DaskPool, LocalPool, Progress, read_records, run_campaign,
                                  sample_case_ids)
@@ -17,6 +15,7 @@ from ..campaign.spec import builtin_spec_names, case_id, load_spec
 from ..errors import EXIT_OK, EXIT_VERDICT, InputError
 from ..units import hours_minutes
 from . import SUMMARIES
+from .common import progress_bar
 
 EXAMPLES = """\
 examples:
@@ -111,8 +110,7 @@ def _run(spec: Any, out: Path, args: argparse.Namespace) -> int:
         if args.no_progress:
             return
         if bar is None:
-            bar = tqdm(total=p.total, initial=p.done, unit="case", dynamic_ncols=True,
-                       desc=spec.name, file=sys.stderr)
+            bar = progress_bar(total=p.total, initial=p.done, unit="case", dynamic_ncols=True, desc=spec.name)
         else:
             bar.update(1)
         bar.set_postfix_str(f"failed {p.failed}", refresh=False)

@@ -14,8 +14,6 @@ import sys
 import threading
 from typing import Any, Callable, Iterator
 
-from tqdm import tqdm
-
 from ..errors import InputError
 from ..units import size_text
 
@@ -86,8 +84,8 @@ def check_capture_content(path: str) -> str | None:
     error), else None. Raises :class:`InputError` (exit 2) when the first
     :data:`SNIFF_BYTES` bytes hold no intact packet: a text file, an image, the wrong file.
     A real capture damaged further on passes here and is reported as damaged (exit 3)."""
-    # deferred: the capture reader loads numpy (~0.1 s), which flash and board-info (also users of
-    # this module) do without
+    # Flash and board-info use this module too, and do without numpy (~0.1 s), which the reader loads:
+    # deferred
     from ..ground.capture import iter_raw_packets
 
     check_capture_path(path)
@@ -170,6 +168,14 @@ class SkipReporter:
         return self.damaged
 
 
+def progress_bar(**options: Any) -> Any:
+    """A tqdm progress bar on stderr; ``options`` are tqdm's (``total``, ``unit``, ``desc``...)."""
+    # deferred: tqdm loads multiprocessing and logging (~10 ms); only a terminal ever shows a bar
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, **options)
+
+
 class ByteProgress:
     """A tqdm bar over a file's bytes on stderr, only when stderr is a terminal.
 
@@ -182,8 +188,8 @@ class ByteProgress:
         self.bar: Any = None
         self.callback: Callable[[int, int], None] | None = None
         if enabled and sys.stderr.isatty():
-            self.bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc=desc,
-                            file=sys.stderr, leave=False)
+            self.bar = progress_bar(total=os.path.getsize(path), unit="B", unit_scale=True, desc=desc,
+                                    leave=False)
             self.callback = self._update
 
     def _update(self, done: int, total: int) -> None:

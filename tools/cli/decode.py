@@ -8,14 +8,12 @@ import os
 import sys
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.types import EventId
 from ..captures import formats as F
 from ..ground.capture import iter_capture
-from .common import check_capture_content, check_capture_path, file_kept_text
+from .common import check_capture_content, check_capture_path, file_kept_text, progress_bar
 from ..errors import EXIT_DAMAGED, EXIT_OK, InputError
 from ..timeparse import time_arg
 from . import SUMMARIES
@@ -222,7 +220,7 @@ def handler(args: argparse.Namespace) -> int:
     bar = None
     size = os.path.getsize(path)
     if not args.no_progress and sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES:
-        bar = tqdm(total=size, unit="B", unit_scale=True, desc="decode", file=sys.stderr, leave=False)
+        bar = progress_bar(total=size, unit="B", unit_scale=True, desc="decode", leave=False)
     try:
         if args.format in ("csv", "parquet"):
             _export_table(args, path, rows, selector, on_skip, bar)

@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ...hal.board_link import BoardLink
 from ...hal.config_image import (ConfigImageError, decode_image, encode_image, image_crc, load_config,
                                 summary_lines)
 from ...hal.keyfile import key_file_exposure
 from ..board import flashing
-from .common import add_device_argument, naming
+from .common import add_device_argument, naming, progress_bar
 from ..errors import InputError
 from . import SUMMARIES
 
@@ -84,8 +82,7 @@ def _progress_bar() -> tuple[Any, Any]:
     def progress(phase: str, done: int, total: int) -> None:
         bar = bars.get(phase)
         if bar is None:
-            bar = bars[phase] = tqdm(total=total, unit="B", unit_scale=True, desc=phase,
-                                     file=sys.stderr, leave=True)
+            bar = bars[phase] = progress_bar(total=total, unit="B", unit_scale=True, desc=phase, leave=True)
         bar.update(done - bar.n)
 
     def close() -> None:

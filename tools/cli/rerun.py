@@ -7,10 +7,9 @@ import os
 import sys
 from typing import Any
 
-from tqdm import tqdm
-
 from ..captures.rerun import format_diff, rerun_capture
-from .common import SkipReporter, add_progress_argument, check_capture_content, file_kept_text, output_path
+from .common import (SkipReporter, add_progress_argument, check_capture_content, file_kept_text, output_path,
+                     progress_bar)
 from ..errors import EXIT_DAMAGED, EXIT_OK, EXIT_VERDICT, InputError
 from ..units import plural
 from . import SUMMARIES
@@ -84,8 +83,8 @@ def handler(args: argparse.Namespace) -> int:
     bar = None
     progress = None
     if sys.stderr.isatty() and not args.no_progress:
-        bar = tqdm(total=1.0, unit="s", desc="rerun", file=sys.stderr, leave=False,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s mission time [{elapsed}<{remaining}]")
+        bar = progress_bar(total=1.0, unit="s", desc="rerun", leave=False,
+                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s mission time [{elapsed}<{remaining}]")
 
         def progress(done: float, total: float) -> None:
             bar.total = total

@@ -8,14 +8,11 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-from tqdm import tqdm
-
 from ...firmware.fdir.params import default_params, load_params
 from ...firmware.types import FdirMode
 from ...hal import open as open_device
 from ...sim.scenario import load_scenario
 from .. import timeparse
-from ..closed_loop.run_plot import plot_run
 from ..closed_loop.runner import RunInterrupted, default_capture_name, open_run_device, run_scenario
 from ..closed_loop.timeline import Timeline
 from ..commanding.console import CommandConsole
@@ -24,7 +21,7 @@ from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_VERDICT, InputError
 from ..timeparse import duration_arg
 from ..units import hours_minutes, size_text
 from .common import (add_device_argument, add_progress_argument, file_kept_text, naming, output_path,
-                     plot_path_arg, wait_for_interrupt)
+                     plot_path_arg, progress_bar, wait_for_interrupt)
 from . import SUMMARIES
 
 EXAMPLES = """\
@@ -239,6 +236,9 @@ def handler(args: argparse.Namespace) -> int:
             out.write("capture: none (--no-capture)\n")
         out.flush()
         if args.plot:
+            # deferred: only --plot reads the capture back (the ground capture reader, then matplotlib)
+            from ..closed_loop.run_plot import plot_run
+
             plot_run(result, capture, args.plot)
             out.write(f"plot: {file_kept_text(args.plot)}\n")
         if monitor is not None:
@@ -288,8 +288,8 @@ class _Progress:
         total = total_s / 60.0 if total_s else None
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} min [{elapsed}<{remaining}]" if total \
             else "{desc}: {n:.0f} min [{elapsed}]"
-        self.bar = tqdm(total=total, unit="min", file=sys.stderr, leave=False, desc="mission time",
-                        bar_format=fmt, mininterval=0.5)
+        self.bar = progress_bar(total=total, unit="min", leave=False, desc="mission time", bar_format=fmt,
+                                mininterval=0.5)
 
     def update(self, done_s: float, total_s: float) -> None:
         self.bar.update(done_s / 60.0 - self.bar.n)

@@ -29,7 +29,6 @@ from ...hal import open as open_device
 from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
 from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
-from ..board.hil_device import open_hil_device
 from ..errors import DeviceProblem, InputError
 from ..units import equivalent_diameter, hours_minutes, millimetres
 
@@ -210,6 +209,10 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
         return open_device(url, **options), True
     if scenario is not None:
         # A board (or any non-sim device) with a scenario: hardware in the loop.
+        # The HIL device brings the board link and its codecs (~25 ms at start-up), which a run on
+        # the simulated station and every campaign worker do without: deferred
+        from ..board.hil_device import open_hil_device
+
         return open_hil_device(url, scenario=scenario, seed=seed), True
     return open_device(url, **options), True
 
