@@ -116,8 +116,7 @@ def subject_text(subject: str, module_names: list[str] | None) -> str:
         return subject
     if not module_names:
         return subject
-    # The package import of firmware.fdir loads the whole FDIR (0.2 s), which every other unit here,
-    # and a CLI that prints no event, does without: deferred
+    # deferred: importing firmware.fdir loads the whole FDIR (0.2 s); the other units do without
     from ..firmware.fdir.topology import segment_modules
 
     mods = segment_modules(subject, module_names)

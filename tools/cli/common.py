@@ -84,8 +84,7 @@ def check_capture_content(path: str) -> str | None:
     error), else None. Raises :class:`InputError` (exit 2) when the first
     :data:`SNIFF_BYTES` bytes hold no intact packet: a text file, an image, the wrong file.
     A real capture damaged further on passes here and is reported as damaged (exit 3)."""
-    # Flash and board-info use this module too, and do without numpy (~0.1 s), which the reader loads:
-    # deferred
+    # deferred: the reader loads numpy (~0.1 s); flash and board-info use this module without it
     from ..ground.capture import iter_raw_packets
 
     check_capture_path(path)

@@ -209,8 +209,7 @@ def _open(device_or_url: Device | str, scenario: Any, seed: int | None) -> tuple
         return open_device(url, **options), True
     if scenario is not None:
         # A board (or any non-sim device) with a scenario: hardware in the loop.
-        # The HIL device brings the board link and its codecs (~25 ms at start-up), which a run on
-        # the simulated station and every campaign worker do without: deferred
+        # deferred: the board link and codecs (~25 ms); sim runs and campaign workers do without
         from ..board.hil_device import open_hil_device
 
         return open_hil_device(url, scenario=scenario, seed=seed), True
