@@ -248,6 +248,19 @@ def test_open_prk_slow_leak_is_found_and_located_through_the_cli(tmp_path):
 
 
 @pytest.mark.slow
+def test_prk_open_hunt_is_located_by_the_commanded_schedule_through_the_cli(tmp_path):
+    # The crew stays in Zvezda (the generator's module), so FDIR may close the hatches itself.
+    fdir = tmp_path / "fdir.toml"
+    fdir.write_text("[slowleak]\nlocate = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "hullwatch.tools", "run", "--scenario", "prk-open-hunt",
+                           "--until", "5h", "--fdir", str(fdir), "--no-capture", "--no-progress"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    verdict = next(line for line in proc.stdout.splitlines() if line.startswith("verdict:"))
+    assert "LEAK SEALED in prk" in verdict and "(correct)" in verdict, proc.stdout
+
+
+@pytest.mark.slow
 def test_nominal_day_raises_no_slow_alarm():
     from hullwatch.tools.closed_loop.runner import run_scenario
 
