@@ -75,13 +75,22 @@ def test_bounded_swing_stays_inside_the_band_and_needs_it():
 
 
 def test_band_allows_crew_use_where_crew_may_be_cut_off():
-    # The crew closes b-c (a valve move FDIR did not command): a-b is apart from the main
-    # (largest) segment and may hold crew away from the generator. The slow test allows their
-    # oxygen use there, by the fast test's rule (leak.split_allowance_kg_s).
+    # The crew closes b-c (a valve move FDIR did not command): c, the largest module, is now
+    # apart from the main segment (the generator's, a: BASE) and may hold crew away from the
+    # generator. The slow test allows their oxygen use there, by the fast test's rule
+    # (leak.split_allowance_kg_s).
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
     p = params(leak={"split_allowance_kg_s": 5e-5})
     fdir, _ = run(station, p, 60.0)
     assert fdir.slow.segment_band(fdir.slot_of_module(0)) == 0.0
+    station.cmd[1] = 0
+    fdir, events = run(station, p, 30.0, fdir=fdir)
+    assert fdir.slow.segment_band(fdir.slot_of_module(2)) == pytest.approx(5e-5, rel=1e-9)
+    assert fdir.slow.segment_band(fdir.slot_of_module(0)) == 0.0
+    # With no generator module named, the main segment is the largest: then a-b gets it.
+    p = params(leak={"split_allowance_kg_s": 5e-5}, slowleak={"generator_module": ""})
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
+    fdir, _ = run(station, p, 60.0)
     station.cmd[1] = 0
     fdir, events = run(station, p, 30.0, fdir=fdir)
     assert fdir.slow.segment_band(fdir.slot_of_module(0)) == pytest.approx(5e-5, rel=1e-9)
