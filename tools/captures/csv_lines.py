@@ -1,0 +1,222 @@
+"""CSV text of a window of rows (:class:`~hullwatch.tools.captures.table_parts.Window`), made by
+Arrow's compute kernels, byte for byte what ``pyarrow.csv.write_csv`` writes for the same table
+with :data:`CSV_OPTIONS` (a test holds it to that on real captures).
+
+The format (RFC 4180, ``\\n`` line ends, UTF-8): a header line of the column names; a line per
+row; text cells in double quotes with a quote inside doubled; numbers bare, as Arrow casts them
+to text (integers in decimal; floats as the shortest text that reads back to the same float64,
+``nan``, ``inf``, ``-0``); an empty cell as nothing between two commas.
+
+Why not hand the table to ``pyarrow.csv.write_csv``: the writer works cell by cell, and an empty
+cell of a numeric column costs it as much as a short number (about 12 ns, a null cast to text
+and then skipped). A raw-samples row leaves about 90 of the 157 columns of a full export empty,
+a housekeeping row about 100, so a third of the writer's time went on nothing. Here each
+:class:`Part` (rows of one kind) is rendered with only its own columns: the cells every row of
+the part shares (its empty columns, the quotes and commas between cells, columns whose value is
+the same in every row) are one text constant, and the columns that vary are cast to text (the
+same cast the writer uses); ``binary_join_element_wise`` lays the pieces end to end into one line
+per row. The lines of the parts are put back in file order with one ``take``, and the data buffer
+of the resulting string array is the CSV text of the window, written without a copy.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from .table_parts import Cell, Part, Window
+
+#: the writer options this module matches: a header line, text cells in double quotes (quoting
+#: style "needed" quotes every text value), numbers bare, an empty cell empty
+CSV_OPTIONS = pacsv.WriteOptions(include_header=True, quoting_style="needed", batch_size=8192)
+
+
+def quote(text: str) -> str:
+    """A text cell: in double quotes, a quote inside doubled."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def header(schema: pa.Schema) -> bytes:
+    """The header line (column names, quoted), with its line end."""
+    return (",".join(quote(name) for name in schema.names) + "\n").encode("utf-8")
+
+
+def _escaped(strings: pa.Array) -> pa.Array:
+    """Text with each quote doubled (nulls stay null)."""
+    return pc.replace_substring(strings, '"', '""')
+
+
+def _scalar_text(cell: pa.Scalar, is_text: bool) -> str:
+    if not cell.is_valid:
+        return ""
+    if is_text:
+        return quote(cell.as_py())
+    return pc.cast(pa.array([cell.as_py()], cell.type), pa.string())[0].as_py()  # the writer's formatting
+
+
+#: scales tried for a float column whose values are whole multiples of 1/Q (quarter pascals,
+#: millikelvins...), smallest first
+SCALES = np.array([1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 100.0, 1e3, 1e4, 1e5, 1e6])
+_SAMPLE = 256
+
+
+def _scale_of(x: np.ndarray) -> float | None:
+    """The smallest scale Q of :data:`SCALES` for which most sampled values are whole multiples of
+    1/Q, or None."""
+    sample = x[:: max(1, len(x) // _SAMPLE)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.multiply.outer(SCALES, sample)
+        shares = (np.rint(scaled) / SCALES[:, None] == sample).mean(axis=1)
+    best = shares.max()
+    if best < 0.5:
+        return None
+    return float(SCALES[np.argmax(shares >= 0.95 * best)])
+
+
+def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+    """Float64 values as a small table of texts and an index per value, when that is cheaper than
+    casting every value: ``table.take(index)`` is exactly ``pc.cast(x, pa.string())``.
+
+    A sensor reading repeats: a window of 20,000 pressures quantised to 0.25 Pa holds a few hundred
+    distinct values. Values that are exactly ``k / Q`` for a scale ``Q`` (:func:`_scale_of`) and
+    whole k in a range of at most ``len(x) / 4`` become ``(k0..k1) / Q``, cast once; the rest
+    (NaN, -0.0, readings with float noise) are cast one by one and appended to the table. The
+    text of a value is always Arrow's cast of that very float64 (the test for ``k / Q`` compares
+    bits), so nothing depends on how Arrow formats. None when no scale fits or the range is wide.
+    """
+    n = len(x)
+    q = _scale_of(x) if n >= 64 else None
+    if q is None:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.rint(x * q)
+        exact = (k / q).view(np.int64) == x.view(np.int64)  # NaN fails; -0.0 below; inf: no range
+        first = int(np.argmax(exact))
+        if not exact[first]:
+            return None
+        k[~exact] = k[first]  # inside the range
+        k0, k1 = k.min(), k.max()
+    if not (abs(k0) < 2.0 ** 52 and abs(k1) < 2.0 ** 52) or k1 - k0 >= n // 4:
+        return None
+    k0, span = int(k0), int(k1 - k0) + 1
+    index = k.astype(np.int64)
+    index -= k0
+    zero = x == 0.0
+    if zero.any():  # -0.0 reads as k = 0 but its text is "-0"
+        exact &= ~(zero & np.signbit(x))
+    others = np.flatnonzero(~exact)
+    index[others] = span + np.arange(len(others))
+    table = pc.cast(pa.array(np.arange(k0, k1 + 1, dtype=np.int64) / q), pa.string())
+    if len(others):
+        table = pa.concat_arrays([table, pc.cast(pa.array(x[others]), pa.string())])
+    return table, index
+
+
+def _cell_text(cell: pa.Array, is_text: bool) -> tuple[pa.Array, np.ndarray | None]:
+    """A varying column as text, unquoted (the quotes are in the constants around it): either the
+    text of every row (index None) or a table of texts and each row's index into it."""
+    if isinstance(cell, pa.DictionaryArray) and not cell.null_count:
+        return _escaped(cell.dictionary), cell.indices.to_numpy()
+    if isinstance(cell, pa.DictionaryArray):
+        cell = cell.dictionary_decode()
+    if is_text:
+        return _escaped(cell), None
+    if pa.types.is_floating(cell.type) and not cell.null_count:
+        coded = coded_floats(cell.to_numpy())
+        if coded is not None:
+            return coded
+    return pc.cast(cell, pa.string()), None
+
+
+def part_lines(part: Part, schema: pa.Schema, text_columns: frozenset[str]) -> pa.Array:
+    """The CSV lines (each with its ``\\n``) of the rows of ``part``, in the part's order."""
+    # pieces laid end to end make a line: the text constant since the last varying column, and
+    # the varying columns as (table, index) or (text, None)
+    pieces: list[tuple[pa.Array, np.ndarray | None] | str] = []
+    constant: list[str] = []
+    for i, name in enumerate(schema.names):
+        if i:
+            constant.append(",")
+        cell: Cell | None = part.cells.get(name)
+        if cell is None:
+            continue
+        is_text = name in text_columns
+        if isinstance(cell, pa.Scalar):
+            constant.append(_scalar_text(cell, is_text))
+            continue
+        text, index = _cell_text(cell, is_text)
+        quoted = is_text and not text.null_count  # an empty text cell has no quotes
+        if is_text and not quoted:
+            text = pc.binary_join_element_wise('"', text, '"', "")
+        pieces.append("".join(constant) + ('"' if quoted else ""))
+        pieces.append((text, index))
+        constant = ['"'] if quoted else []
+    constant.append("\n")
+    pieces.append("".join(constant))
+    return _join(pieces, len(part))
+
+
+def _join(pieces: list[tuple[pa.Array, np.ndarray | None] | str], n: int) -> pa.Array:
+    """Lay the pieces end to end, one line per row. The constant after a column given as a table
+    is appended to the table's texts (once, not per row); the others are joined row by row."""
+    arrays: list[pa.Array | pa.Scalar] = []
+    pending = ""
+    for j, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            pending += piece
+            continue
+        if pending:
+            arrays.append(pa.scalar(pending))
+            pending = ""
+        text, index = piece
+        if index is not None:
+            after = pieces[j + 1]
+            assert isinstance(after, str)
+            if after:
+                text = pc.binary_join_element_wise(text, after, "")
+            pieces[j + 1] = ""
+            text = text.take(pa.array(index))
+        arrays.append(text)
+    if pending:
+        arrays.append(pa.scalar(pending))
+    if len(arrays) == 1:
+        only = arrays[0]
+        return pa.repeat(only, n) if isinstance(only, pa.Scalar) else only
+    # an empty number (a null in a varying column) is an empty cell
+    return pc.binary_join_element_wise(*arrays, "", null_handling="replace", null_replacement="")
+
+
+def window_lines(window: Window, schema: pa.Schema, text_columns: frozenset[str]) -> pa.Array:
+    """The CSV lines of the window's rows, in file order, as one string array."""
+    lines = [part_lines(p, schema, text_columns) for p in window.parts if len(p)]
+    if not lines:
+        return pa.array([], pa.string())
+    joined = lines[0] if len(lines) == 1 else pa.concat_arrays(lines)
+    inverse = window.order()
+    return joined if inverse is None else joined.take(pa.array(inverse))
+
+
+def write_lines(lines: pa.Array, out: IO[bytes]) -> None:
+    """Write the text of a string array of whole lines to ``out``, from Arrow's buffer (no copy)."""
+    if not len(lines):
+        return
+    _, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    out.write(memoryview(data)[int(bounds[0]):int(bounds[-1])])
+
+
+class CsvWriter:
+    """Writes windows of rows of ``schema`` to ``out`` as CSV: the header line first."""
+
+    def __init__(self, out: IO[bytes], schema: pa.Schema) -> None:
+        self.out = out
+        self.schema = schema
+        self.text_columns = frozenset(f.name for f in schema if pa.types.is_string(f.type))
+        out.write(header(schema))
+
+    def write(self, window: Window) -> None:
+        write_lines(window_lines(window, self.schema, self.text_columns), self.out)
