@@ -17,6 +17,7 @@ from typing import Union
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Cell = Union[pa.Array, pa.Scalar]
 
@@ -78,18 +79,87 @@ def dense(cell: Cell, n: int, type_: pa.DataType) -> pa.Array:
     return cell
 
 
-def assemble(window: Window, schema: pa.Schema) -> pa.Table:
+def _numeric_column(window: Window, name: str, type_: pa.DataType) -> pa.Array:
+    """A numeric column in file order: each part's values scattered to its rows with numpy."""
+    values = np.zeros(window.n, np.int64 if pa.types.is_integer(type_) else np.float64)
+    valid = np.zeros(window.n, bool) if any(name not in p.cells for p in window.parts) else None
+    for p in window.parts:
+        cell = p.cells.get(name)
+        if cell is None:
+            continue
+        if isinstance(cell, pa.Scalar):
+            values[p.rows] = cell.as_py()
+            if valid is not None:
+                valid[p.rows] = cell.is_valid
+            continue
+        values[p.rows] = cell.to_numpy(zero_copy_only=False)  # nulls read as NaN or 0, masked below
+        if cell.null_count:
+            if valid is None:
+                valid = np.ones(window.n, bool)
+            valid[p.rows] = cell.is_valid().to_numpy(zero_copy_only=False)
+        elif valid is not None:
+            valid[p.rows] = True
+    return pa.array(values, type_, mask=None if valid is None or valid.all() else ~valid)
+
+
+def _text_codes(window: Window, name: str) -> pa.DictionaryArray:
+    """A text column in file order as a dictionary array (codes scattered with numpy, each part's
+    names or values its own stretch of the dictionary; unused entries dropped)."""
+    codes = np.full(window.n, -1, np.int32)
+    entries: list[pa.Array] = []
+    size = 0
+    for p in window.parts:
+        cell = p.cells.get(name)
+        if cell is None:
+            continue
+        if isinstance(cell, pa.Scalar):
+            if cell.is_valid:
+                entries.append(pa.array([cell.as_py()], pa.string()))
+                codes[p.rows] = size
+                size += 1
+            continue
+        if not isinstance(cell, pa.DictionaryArray):
+            cell = pc.dictionary_encode(cell)
+        index = cell.indices.to_numpy(zero_copy_only=False)
+        codes[p.rows] = np.where(cell.indices.is_valid().to_numpy(zero_copy_only=False), index + size, -1) \
+            if cell.null_count else index + size
+        entries.append(cell.dictionary)
+        size += len(cell.dictionary)
+    valid = codes >= 0
+    dictionary = pa.concat_arrays(entries) if entries else pa.array([], pa.string())
+    if size > 16:  # an enum's table of 256 names: keep those in use
+        used = np.bincount(codes[valid], minlength=size) > 0
+        codes = np.where(valid, np.cumsum(used, dtype=np.int32)[np.maximum(codes, 0)] - 1, -1).astype(np.int32)
+        dictionary = dictionary.filter(pa.array(used))
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=None if valid.all() else ~valid), dictionary)
+
+
+def parquet_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema :func:`assemble` gives with ``codes``: every text column but ``utc`` (a different
+    text per row) as a dictionary of strings. Parquet stores them as UTF-8 strings either way."""
+    return pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), pa.string()))
+                      if pa.types.is_string(f.type) and f.name != "utc" else f for f in schema])
+
+
+def assemble(window: Window, schema: pa.Schema, codes: bool = False) -> pa.Table:
     """The window's rows as one table of ``schema``, in file order (every column, null where a
-    part leaves it empty)."""
+    part leaves it empty). With ``codes``, text columns are dictionary arrays
+    (:func:`parquet_schema`): the Parquet writer takes those without hashing every string."""
     inverse = window.order()
     indices = None if inverse is None else pa.array(inverse)
     columns = []
     for f in schema:
+        if not pa.types.is_string(f.type):
+            columns.append(_numeric_column(window, f.name, f.type))
+            continue
+        if codes and f.name != "utc":
+            columns.append(_text_codes(window, f.name))
+            continue
         chunks = [dense(p.cells[f.name], len(p), f.type) if f.name in p.cells else pa.nulls(len(p), f.type)
                   for p in window.parts]
         if not chunks:
             columns.append(pa.nulls(window.n, f.type))
             continue
-        column = pa.chunked_array(chunks, f.type)
+        column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
         columns.append(column if indices is None else column.take(indices))
-    return pa.table(columns, schema=schema)
+    return pa.table(columns, schema=parquet_schema(schema) if codes else schema)
