@@ -92,7 +92,7 @@ def _numeric_column(window: Window, name: str, type_: pa.DataType) -> pa.Array:
             if valid is not None:
                 valid[p.rows] = cell.is_valid
             continue
-        values[p.rows] = cell.to_numpy(zero_copy_only=False)  # nulls read as NaN or 0, masked below
+        values[p.rows] = (cell.fill_null(0) if cell.null_count else cell).to_numpy()  # nulls masked below
         if cell.null_count:
             if valid is None:
                 valid = np.ones(window.n, bool)
