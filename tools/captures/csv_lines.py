@@ -61,20 +61,24 @@ def _scalar_text(cell: pa.Scalar, is_text: bool) -> str:
 #: scales tried for a float column whose values are whole multiples of 1/Q (quarter pascals,
 #: millikelvins...), smallest first
 SCALES = np.array([1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 100.0, 1e3, 1e4, 1e5, 1e6])
-_SAMPLE = 256
+#: where the values looked at to choose a scale lie, as fractions of the column: spread at random
+#: (fixed), so that no period of the data lines up with them
+_SAMPLE_AT = np.random.default_rng(0).random(256)
 
 
-def _scale_of(x: np.ndarray) -> float | None:
+def _scale_of(x: np.ndarray) -> tuple[float, float] | None:
     """The smallest scale Q of :data:`SCALES` for which most sampled values are whole multiples of
-    1/Q, or None."""
-    sample = x[:: max(1, len(x) // _SAMPLE)]
+    1/Q, and the median of those multiples; None if there is no such scale."""
+    sample = x[(_SAMPLE_AT * len(x)).astype(np.int64)]
     with np.errstate(invalid="ignore", over="ignore"):
-        scaled = np.multiply.outer(SCALES, sample)
-        shares = (np.rint(scaled) / SCALES[:, None] == sample).mean(axis=1)
+        scaled = np.rint(np.multiply.outer(SCALES, sample))
+        exact = scaled / SCALES[:, None] == sample
+    shares = exact.mean(axis=1)
     best = shares.max()
     if best < 0.5:
         return None
-    return float(SCALES[np.argmax(shares >= 0.95 * best)])
+    i = int(np.argmax(shares >= 0.95 * best))
+    return float(SCALES[i]), float(np.median(scaled[i][exact[i]]))
 
 
 def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
@@ -82,33 +86,37 @@ def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
     casting every value: ``table.take(index)`` is exactly ``pc.cast(x, pa.string())``.
 
     A sensor reading repeats: a window of 20,000 pressures quantised to 0.25 Pa holds a few hundred
-    distinct values. Values that are exactly ``k / Q`` for a scale ``Q`` (:func:`_scale_of`) and
-    whole k in a range of at most ``len(x) / 4`` become ``(k0..k1) / Q``, cast once; the rest
-    (NaN, -0.0, readings with float noise) are cast one by one and appended to the table. The
-    text of a value is always Arrow's cast of that very float64 (the test for ``k / Q`` compares
-    bits), so nothing depends on how Arrow formats. None when no scale fits or the range is wide.
+    distinct values. Values that are exactly ``k / Q`` for a scale ``Q`` (:func:`_scale_of`) with
+    whole k within ``len(x) / 8`` of the median k become the table ``(k0..k1) / Q``, cast once;
+    the rest (NaN, -0.0, outliers, readings with float noise) are cast one by one and appended to
+    the table. The text of a value is always Arrow's cast of that very float64 (the test for
+    ``k / Q`` compares bits), so nothing depends on how Arrow formats. None when no scale fits
+    or too few values would come from the table.
     """
     n = len(x)
-    q = _scale_of(x) if n >= 64 else None
-    if q is None:
+    found = _scale_of(x) if n >= 64 else None
+    if found is None:
         return None
+    q, middle = found
+    reach = n // 8
     with np.errstate(invalid="ignore", over="ignore"):
         k = np.rint(x * q)
-        exact = (k / q).view(np.int64) == x.view(np.int64)  # NaN fails; -0.0 below; inf: no range
-        first = int(np.argmax(exact))
-        if not exact[first]:
-            return None
-        k[~exact] = k[first]  # inside the range
-        k0, k1 = k.min(), k.max()
-    if not (abs(k0) < 2.0 ** 52 and abs(k1) < 2.0 ** 52) or k1 - k0 >= n // 4:
+        # exactly k / Q (NaN fails; inf is out of reach; -0.0 is sorted out below), near the middle
+        inside = ((k / q).view(np.int64) == x.view(np.int64)) & (np.abs(k - middle) <= reach)
+    others = np.flatnonzero(~inside)
+    if len(others) > n // 2:
         return None
-    k0, span = int(k0), int(k1 - k0) + 1
+    k[others] = middle
+    zero = np.flatnonzero(x == 0.0)
+    if len(zero):  # -0.0 reads as k = 0 but its text is "-0"
+        negative = zero[np.signbit(x[zero])]
+        if len(negative):
+            k[negative] = middle
+            others = np.union1d(others, negative)
+    k0, k1 = int(k.min()), int(k.max())
     index = k.astype(np.int64)
     index -= k0
-    zero = x == 0.0
-    if zero.any():  # -0.0 reads as k = 0 but its text is "-0"
-        exact &= ~(zero & np.signbit(x))
-    others = np.flatnonzero(~exact)
+    span = k1 - k0 + 1
     index[others] = span + np.arange(len(others))
     table = pc.cast(pa.array(np.arange(k0, k1 + 1, dtype=np.int64) / q), pa.string())
     if len(others):
