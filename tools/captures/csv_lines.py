@@ -21,6 +21,8 @@ of the resulting string array is the CSV text of the window, written without a c
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import IO
 
 import numpy as np
@@ -55,7 +57,15 @@ def _scalar_text(cell: pa.Scalar, is_text: bool) -> str:
         return ""
     if is_text:
         return quote(cell.as_py())
-    return pc.cast(pa.array([cell.as_py()], cell.type), pa.string())[0].as_py()  # the writer's formatting
+    value = cell.as_py()
+    return _number_text(cell.type, value, math.copysign(1.0, value) if isinstance(value, float) else 1.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _number_text(type_: pa.DataType, value: float | int, sign: float) -> str:
+    """The writer's text of one number (a column every row of a part shares: valve states, APIDs);
+    ``sign`` keeps -0.0 and 0.0 (equal as keys) apart."""
+    return pc.cast(pa.array([value], type_), pa.string())[0].as_py()
 
 
 #: scales tried for a float column whose values are whole multiples of 1/Q (quarter pascals,
@@ -64,21 +74,22 @@ SCALES = np.array([1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 100.0, 1e3, 1e4, 1e5, 1e6])
 #: where the values looked at to choose a scale lie, as fractions of the column: spread at random
 #: (fixed), so that no period of the data lines up with them
 _SAMPLE_AT = np.random.default_rng(0).random(256)
+_SCALES_COLUMN = SCALES[:, None]
 
 
 def _scale_of(x: np.ndarray) -> tuple[float, float] | None:
     """The smallest scale Q of :data:`SCALES` for which most sampled values are whole multiples of
-    1/Q, and the median of those multiples; None if there is no such scale."""
+    1/Q, and the middle one of those multiples; None if there is no such scale."""
     sample = x[(_SAMPLE_AT * len(x)).astype(np.int64)]
-    with np.errstate(invalid="ignore", over="ignore"):
-        scaled = np.rint(np.multiply.outer(SCALES, sample))
-        exact = scaled / SCALES[:, None] == sample
-    shares = exact.mean(axis=1)
-    best = shares.max()
-    if best < 0.5:
+    scaled = np.rint(np.multiply.outer(SCALES, sample))
+    exact = scaled / _SCALES_COLUMN == sample
+    counts = exact.sum(axis=1)
+    best = counts.max()
+    if best < len(sample) // 2:
         return None
-    i = int(np.argmax(shares >= 0.95 * best))
-    return float(SCALES[i]), float(np.median(scaled[i][exact[i]]))
+    i = int(np.argmax(counts >= 0.95 * best))
+    multiples = np.sort(scaled[i][exact[i]])
+    return float(SCALES[i]), float(multiples[len(multiples) // 2])
 
 
 def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
@@ -94,7 +105,8 @@ def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
     or too few values would come from the table.
     """
     n = len(x)
-    found = _scale_of(x) if n >= 64 else None
+    with np.errstate(invalid="ignore", over="ignore"):
+        found = _scale_of(x) if n >= 64 else None
     if found is None:
         return None
     q, middle = found
@@ -198,23 +210,25 @@ def _join(pieces: list[tuple[pa.Array, np.ndarray | None] | str], n: int) -> pa.
     return pc.binary_join_element_wise(*arrays, "", null_handling="replace", null_replacement="")
 
 
-def window_lines(window: Window, schema: pa.Schema, text_columns: frozenset[str]) -> pa.Array:
-    """The CSV lines of the window's rows, in file order, as one string array."""
+def window_lines(window: Window, schema: pa.Schema, text_columns: frozenset[str]) -> pa.ChunkedArray:
+    """The CSV lines of the window's rows, in file order, as string arrays."""
     lines = [part_lines(p, schema, text_columns) for p in window.parts if len(p)]
     if not lines:
-        return pa.array([], pa.string())
-    joined = lines[0] if len(lines) == 1 else pa.concat_arrays(lines)
+        return pa.chunked_array([], pa.string())
     inverse = window.order()
-    return joined if inverse is None else joined.take(pa.array(inverse))
+    if inverse is None:
+        return pa.chunked_array(lines)
+    return pa.chunked_array(lines).take(pa.array(inverse))  # the parts are not laid end to end first
 
 
-def write_lines(lines: pa.Array, out: IO[bytes]) -> None:
-    """Write the text of a string array of whole lines to ``out``, from Arrow's buffer (no copy)."""
-    if not len(lines):
-        return
-    _, offsets, data = lines.buffers()
-    bounds = np.frombuffer(offsets, np.int32)[lines.offset:lines.offset + len(lines) + 1]
-    out.write(memoryview(data)[int(bounds[0]):int(bounds[-1])])
+def write_lines(lines: pa.Array | pa.ChunkedArray, out: IO[bytes]) -> None:
+    """Write the text of string arrays of whole lines to ``out``, from Arrow's buffers (no copy)."""
+    for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
+        if not len(chunk):
+            continue
+        _, offsets, data = chunk.buffers()
+        bounds = np.frombuffer(offsets, np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
+        out.write(memoryview(data)[int(bounds[0]):int(bounds[-1])])
 
 
 class CsvWriter:

@@ -40,9 +40,9 @@ __all__ = ["ARROW_TYPES", "CSV_OPTIONS", "ExportStats", "TableExporter", "export
 
 ARROW_TYPES: dict[str, pa.DataType] = {INT: pa.int64(), FLOAT: pa.float64(), TEXT: pa.string()}
 
-#: capture bytes per window: the rows of a window (about 20,000 raw-samples packets) are rendered
+#: capture bytes per window: the rows of a window (about 10,000 raw-samples packets) are rendered
 #: together, and a window is one Parquet row group
-WINDOW_BYTES = 8 << 20
+WINDOW_BYTES = 4 << 20
 
 
 def schema_of(rows: RowBuilder) -> pa.Schema:
