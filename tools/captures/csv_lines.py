@@ -105,35 +105,47 @@ def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
     or too few values would come from the table.
     """
     n = len(x)
-    with np.errstate(invalid="ignore", over="ignore"):
-        found = _scale_of(x) if n >= 64 else None
-    if found is None:
+    if n < 64:
         return None
-    q, middle = found
-    reach = n // 8
     with np.errstate(invalid="ignore", over="ignore"):
-        k = np.rint(x * q)
-        # exactly k / Q (NaN fails; inf is out of reach; -0.0 is sorted out below), near the middle
-        inside = ((k / q).view(np.int64) == x.view(np.int64)) & (np.abs(k - middle) <= reach)
-    others = np.flatnonzero(~inside)
-    if len(others) > n // 2:
+        found = _scale_of(x)
+        if found is None:
+            return None
+        q, middle = found
+        k = np.multiply(x, q)
+        np.rint(k, out=k)
+        # exactly k / Q: NaN fails, an infinity has no finite range, -0.0 is sorted out below
+        exact = np.divide(k, q) == x
+        k0, k1 = _range(k, exact)
+        if not k1 - k0 < n // 4:  # outliers: keep the values near the middle
+            exact &= np.abs(k - middle) <= n // 8
+            k0, k1 = _range(k, exact)
+    if not (k1 - k0 < n // 4 and -2.0 ** 52 < k0 and k1 < 2.0 ** 52):
         return None
-    k[others] = middle
-    zero = np.flatnonzero(x == 0.0)
-    if len(zero):  # -0.0 reads as k = 0 but its text is "-0"
+    held = int(np.count_nonzero(exact))
+    if held < n // 2:
+        return None
+    others = np.flatnonzero(~exact) if held < n else np.zeros(0, np.int64)
+    if k0 <= 0.0 <= k1:  # -0.0 reads as k = 0 but its text is "-0"
+        zero = np.flatnonzero(x == 0.0)
         negative = zero[np.signbit(x[zero])]
         if len(negative):
-            k[negative] = middle
             others = np.union1d(others, negative)
-    k0, k1 = int(k.min()), int(k.max())
+    span = int(k1 - k0) + 1
+    np.subtract(k, k0, out=k)
+    if len(others):
+        k[others] = 0.0
     index = k.astype(np.int64)
-    index -= k0
-    span = k1 - k0 + 1
     index[others] = span + np.arange(len(others))
-    table = pc.cast(pa.array(np.arange(k0, k1 + 1, dtype=np.int64) / q), pa.string())
+    table = pc.cast(pa.array(np.arange(int(k0), int(k1) + 1, dtype=np.int64) / q), pa.string())
     if len(others):
         table = pa.concat_arrays([table, pc.cast(pa.array(x[others]), pa.string())])
     return table, index
+
+
+def _range(k: np.ndarray, where: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest of ``k[where]`` (inf, -inf if none)."""
+    return float(np.min(k, where=where, initial=np.inf)), float(np.max(k, where=where, initial=-np.inf))
 
 
 def _cell_text(cell: pa.Array, is_text: bool) -> tuple[pa.Array, np.ndarray | None]:
