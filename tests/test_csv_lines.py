@@ -207,3 +207,24 @@ def test_text_cells_are_quoted_and_empty_ones_are_not():
     back = list(csv.reader(io.StringIO(buf.getvalue().decode())))[1:]
     assert back == [['say "hi"', "", "1.5", "K"], ["", "", "", "K"], ["a,b", "", "-0", "K"],
                     ["line\nbreak", "", "nan", "K"], ["", "", "2", "K"]]
+
+
+@pytest.mark.parametrize("which", ["real_capture", "odd_capture"])
+def test_pyarrows_csv_reader_gives_back_the_parquet_table(which, request, tmp_path):
+    """Read with the documented options, the CSV is the Parquet table, every float by its bits."""
+    path = request.getfixturevalue(which)
+    text, table = _export(path, tmp_path)
+    options = pacsv.ConvertOptions(column_types=dict(zip(table.column_names, table.schema.types)), null_values=[""],
+                                   strings_can_be_null=True, quoted_strings_can_be_null=False)
+    back = pacsv.read_csv(io.BytesIO(text), convert_options=options)
+    assert back.schema == table.schema and back.num_rows == table.num_rows
+    for name in table.column_names:
+        a, b = back.column(name).combine_chunks(), table.column(name).combine_chunks()
+        if pa.types.is_floating(a.type):
+            assert a.is_valid().equals(b.is_valid()), name
+            bits_a = np.asarray(a.fill_null(0.0).to_numpy()).view(np.int64)
+            bits_b = np.asarray(b.fill_null(0.0).to_numpy()).view(np.int64)
+            nan = np.isnan(a.fill_null(0.0).to_numpy())
+            assert (nan == np.isnan(b.fill_null(0.0).to_numpy())).all() and (bits_a[~nan] == bits_b[~nan]).all(), name
+        else:
+            assert a.equals(b), name
