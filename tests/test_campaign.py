@@ -213,6 +213,43 @@ def test_case_scenario_file_replays(spec_dir: Path) -> None:
     assert f"--seed {case['seed']}" in path.read_text()
 
 
+def test_group_fdir_parameters_reach_the_case_and_its_replay_file(spec_dir: Path) -> None:
+    (spec_dir / "params.toml").write_text("[slowleak]\nwatch_min_s = 900.0\n[leak]\nclear_s = 50.0\n")
+    text = SPEC.format(cases=1).replace('timeout_s = 20\n', 'timeout_s = 20\nfdir_params = "params.toml"\n')
+    text = text.replace('[groups.vary]', '[groups.fdir.slowleak]\nlocate = 2\n[groups.fdir.leak]\n'
+                                         'clear_s = 60.0\n[groups.vary]')
+    (spec_dir / "spec.toml").write_text(text)
+    spec = load_spec(spec_dir / "spec.toml")
+    leak_case = next(c for c in iter_cases(spec) if c["group"] == "leak")
+    nom_case = next(c for c in iter_cases(spec) if c["group"] == "nom")
+    # The group's keys win, the file's other keys stay, the other group keeps the file alone.
+    p = campaign_case.case_params(leak_case)
+    assert (p.slowleak.locate, p.slowleak.watch_min_s, p.leak.clear_s) == (2, 900.0, 60.0)
+    q = campaign_case.case_params(nom_case)
+    assert (q.slowleak.locate, q.slowleak.watch_min_s, q.leak.clear_s) == (1, 900.0, 50.0)
+    # The replay files: the scenario names the case's FDIR table, which loads to the same table.
+    path = campaign_case.write_case_scenario(leak_case, spec_dir / "case.toml")
+    fdir_file = spec_dir / "case.fdir.toml"
+    assert f"--fdir {fdir_file.name}" in path.read_text()
+    from hullwatch.firmware.fdir.params import load_params
+    assert load_params(fdir_file) == load_params(fdir_file) and load_params(fdir_file).slowleak == p.slowleak
+    assert load_params(fdir_file).leak == p.leak
+
+
+@pytest.mark.parametrize("table, key", [
+    ('[groups.fdir.slowleak]\nlocate = 7\n', "slowleak.locate"),
+    ('[groups.fdir.nosuch]\nx = 1\n', "nosuch"),
+    ('[groups.fdir]\nlocate = 2\n', "groups[0].fdir"),
+])
+def test_group_fdir_errors_name_the_group_and_parameter(spec_dir: Path, table: str, key: str) -> None:
+    text = SPEC.format(cases=1).replace('[groups.vary]', table + '[groups.vary]')
+    (spec_dir / "spec.toml").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(spec_dir / "spec.toml")
+    msg = str(info.value)
+    assert "spec.toml" in msg and "groups[0].fdir" in msg and key in msg
+
+
 def test_floor_matches_design_example() -> None:
     # the statistical floor (docs/architecture.md): 2 mm hole in 900 m3 -> about 0.049 Pa/s; sigma 3 Pa, 10 Hz, alpha 1e-3, 99 %: about 50 s
     scen = {"modules": [{"name": "m", "volume_m3": 900.0, "pressure_pa": 101325.0, "temperature_k": 295.0}]}

@@ -143,6 +143,27 @@ def test_commanded_schedule_descends_to_the_leaking_module_and_seals_it():
     assert of(events, "ESTIMATE_UPDATED")
 
 
+def test_module_found_by_elimination_stays_cut_off_and_its_estimates_follow():
+    # The leak is in a, the root (the generator's module): the only split, a-b, shows the
+    # branch b-c healthy, which leaves a alone. The hatch just shown healthy bounds a: it must
+    # stay closed (reopening it would join a to the branch it was told apart from, and the
+    # "sealed" module would still be open to the station).
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=_crew_in_a)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 3000.0)
+    assert ("LEAK_LOCATED", "a") in names(events) and ("SEGMENT_SEALED", "a") in names(events)
+    assert station.cmd == [0, 1]  # a-b closed, b-c open
+    assert fdir.topology.segment_of_mask(0b001) >= 0  # a is a segment of its own
+    # Found by elimination, LEAK_LOCATED reports the detector's whole-rate estimate (not the
+    # lower bound the schedule decides on), and the estimates after sealing converge on the leak.
+    located = of(events, "LEAK_LOCATED")[0]
+    assert located[6] == pytest.approx(5e-6, rel=0.35)
+    updates = of(events, "ESTIMATE_UPDATED")
+    assert updates
+    last_hole_m = updates[-1][4]
+    true_hole_m = math.sqrt(4.0 / math.pi * 5e-6 / (0.7 * 101300.0 * math.sqrt(1.4 / (R * T)) * (2 / 2.4) ** 3))
+    assert last_hole_m == pytest.approx(true_hole_m, rel=0.1)
+
+
 def test_advisory_schedule_commands_nothing_and_follows_the_crew():
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"c": hole(5e-6)}, net=_crew_in_a)
     index = {"a-b": 0, "b-c": 1}

@@ -29,22 +29,20 @@ Everything is sized at start-up: one tracked estimate per module at most.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from ..types import EventId
 from .physics import hole_diameter_m, reserve_time_s
+from .port import SegmentHost
 
-if TYPE_CHECKING:
-    from .core import Fdir
 
 
 class Estimator:
     """Tracks sealed segments (``start``) and reports their estimates (``step``, at housekeeping
     rate)."""
 
-    def __init__(self, fdir: "Fdir") -> None:
-        self.fdir = fdir
-        n = fdir.n_modules
+    def __init__(self, host: SegmentHost) -> None:
+        self.host = host
+        n = host.n_modules
         self.masks = [0] * n  # tracked sealed segments (module masks); 0 = free entry
         self.t_sealed = [0.0] * n
         self.t_next = [0.0] * n
@@ -58,7 +56,7 @@ class Estimator:
             if m == mask or m == 0:
                 self.masks[i] = mask
                 self.t_sealed[i] = t
-                self.t_next[i] = t + self.fdir.params.estimate.period_s
+                self.t_next[i] = t + self.host.params.estimate.period_s
                 self.last[i] = None
                 return
 
@@ -76,7 +74,7 @@ class Estimator:
         """(hole m, reserve s, hole rel. 1-sigma, reserve rel. 1-sigma) of the sealed segment
         ``mask`` from the samples so far, or None while it is not measurable (not a segment of
         its own, too few samples, or not losing gas)."""
-        f = self.fdir
+        f = self.host
         seg = f.topology.segment_of_mask(mask)
         if seg < 0:
             return None
@@ -94,8 +92,8 @@ class Estimator:
         p = f.params
         members = f.slot_members[slot]
         vol = f.slot_volume[slot]
-        P = f.sensors.pressure
-        T = f.thermo.temperature
+        P = f.pressure
+        T = f.temperature
         pres = sum(P[m] * f.volume[m] for m in members) / vol
         temp = sum(T[m] * f.volume[m] for m in members) / vol
         inv_tau = -slope / mean
@@ -108,7 +106,7 @@ class Estimator:
         return hole, reserve, 0.5 * rel_rate, rel_rate
 
     def _update(self, i: int, mask: int, t: float) -> None:
-        f = self.fdir
+        f = self.host
         p = f.params.estimate
         # Due at sealing + n * period_s (reported on the first housekeeping tick at or after).
         self.t_next[i] += p.period_s

@@ -28,15 +28,13 @@ If every candidate segment is shown healthy (reason 3), or none can be called le
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from ..types import EventId, IsolationState
 from .machines import ISOLATION_TRANSITIONS, check
 from .params import FdirParams
 from .physics import hole_diameter_m, reserve_time_s
+from .port import SegmentHost
 
-if TYPE_CHECKING:
-    from .core import Fdir
 
 _I = IsolationState
 # Plain ints for the per-cycle checks (an IntEnum member look-up costs more than the compare).
@@ -47,8 +45,8 @@ _SEALED, _FAILED = int(_I.SEALED), int(_I.FAILED)
 class Isolator:
     """The isolation state machine. ``candidates`` is the module mask under investigation."""
 
-    def __init__(self, fdir: "Fdir") -> None:
-        self.fdir = fdir
+    def __init__(self, host: SegmentHost) -> None:
+        self.host = host
         self.state = _I.IDLE
         self.candidates = 0
         self.closed: list[int] = []  # valves this isolation commanded closed
@@ -84,16 +82,16 @@ class Isolator:
             v3: float = 0.0) -> None:
         ok, event = check(ISOLATION_TRANSITIONS, self.state, new)
         if not ok:
-            self.fdir.transition_errors += 1
+            self.host.transition_error()
             return
         self.state = new
         self.t_state = t
         if event is not None:
-            self.fdir.events.push(t, event, subject, v1, v2, v3)
+            self.host.events.push(t, event, subject, v1, v2, v3)
 
     def request(self, slot: int, rate: float, t: float) -> None:
         """A leak was confirmed in segment ``slot``: start isolating it if allowed."""
-        f = self.fdir
+        f = self.host
         if self.state in (_I.SPLITTING, _I.OBSERVING, _I.LOCATED):
             return
         if self.attempts >= f.params.isolation.max_attempts:
@@ -115,7 +113,7 @@ class Isolator:
             self._start_observing(t, 1)
             return
         to_close = [i for i in topo.inner_valves(mask)
-                    if not f.valve_failed(i) and f._fb_prev[i] > f.params.valves.open_threshold]
+                    if not f.valve_failed(i) and f.valve_open(i)]
         self._go(_I.SPLITTING, t, subject, float(len(members)), float(len(to_close)), self.rate)
         self.closed = []
         for i in to_close:
@@ -137,7 +135,7 @@ class Isolator:
     def segments_changed(self, t: float) -> None:
         if self.state == _I.OBSERVING:
             # A valve moved mid-observation (late or failed): decide on the new segments.
-            self.t_observe = t + self.fdir.params.leak.transient_mask_s
+            self.t_observe = t + self.host.params.leak.transient_mask_s
 
     # -- per cycle (ACTIVE mode) --------------------------------------------------------------
 
@@ -145,34 +143,33 @@ class Isolator:
         st = self.state
         if st == _IDLE or st == _SEALED or st == _FAILED:
             return
-        f = self.fdir
+        f = self.host
         if st == _SPLITTING:
-            valves = f.valves
-            if all(valves.settled(i) for i in self.closed):
+            if all(f.valve_settled(i) for i in self.closed):
                 segs = [s for s in range(f.topology.n_segments)
                         if f.topology.masks[s] & ~self.candidates == 0]
                 self._start_observing(t, len(segs))
         elif st == _OBSERVING:
             self._observe(t)
         elif st == _LOCATED:
-            if all(f.valves.settled(i) for i in self.reopen):
+            if all(f.valve_settled(i) for i in self.reopen):
                 self._seal(t)
 
     def _start_observing(self, t: float, n_segments: int) -> None:
         """Split complete: every candidate segment's test restarts now, so the slope since the
         restart measures each segment on its own."""
-        f = self.fdir
+        f = self.host
         self.step_no += 1
         self._go(_I.OBSERVING, t, f.mask_subject(self.candidates),
                  float(n_segments), float(self.step_no), self.rate)
         hold = f.params.leak.transient_mask_s
         for s in range(f.topology.n_segments):
             if f.topology.masks[s] & ~self.candidates == 0:
-                f._reset_slot(f.seg_slot[s], t, hold)
+                f.restart_segment(f.seg_slot[s], t, hold)
         self.t_observe = t + hold
 
     def _observe(self, t: float) -> None:
-        f = self.fdir
+        f = self.host
         p = f.params
         if t < self.t_observe + p.isolation.observe_min_s:
             return
@@ -219,7 +216,7 @@ class Isolator:
             self._fail(t, 2.0)
 
     def _locate(self, leaking: list[tuple[int, float, float]], t: float) -> None:
-        f = self.fdir
+        f = self.host
         p = f.params
         mask = 0
         best = max(leaking, key=lambda item: item[1])
@@ -227,8 +224,8 @@ class Isolator:
             mask |= f.slot_mask[slot]
         slot, rate, slope = best
         members = f.slot_members[slot]
-        pres = sum(f.sensors.pressure[m] * f.volume[m] for m in members) / f.slot_volume[slot]
-        temp = sum(f.thermo.temperature[m] * f.volume[m] for m in members) / f.slot_volume[slot]
+        pres = sum(f.pressure[m] * f.volume[m] for m in members) / f.slot_volume[slot]
+        temp = sum(f.temperature[m] * f.volume[m] for m in members) / f.slot_volume[slot]
         d = _hole(rate, pres, temp, p)
         reserve = _reserve(pres, slope, p.isolation.reserve_floor_pa)
         self._finish_locate(mask, d, reserve, rate, t)
@@ -236,7 +233,7 @@ class Isolator:
     def _finish_locate(self, mask: int, d: float, reserve: float, rate: float, t: float) -> None:
         """LEAK_LOCATED in the module set ``mask``; reopen every valve this isolation closed
         except those on its boundary."""
-        f = self.fdir
+        f = self.host
         self.leaking_mask = mask
         self.result_hole_m = d
         self.result_reserve_s = reserve
@@ -256,12 +253,12 @@ class Isolator:
     def _locate_blind(self, mask: int, t: float) -> None:
         """Locate the leak in the unobservable modules ``mask`` by elimination: the confirmed
         rate is theirs; their pressure is the last one voted."""
-        f = self.fdir
+        f = self.host
         p = f.params
         members = [m for m in range(f.n_modules) if mask >> m & 1]
         vol = sum(f.volume[m] for m in members)
-        pres = sum(f.sensors.pressure[m] * f.volume[m] for m in members) / vol
-        temp = sum(f.thermo.temperature[m] * f.volume[m] for m in members) / vol
+        pres = sum(f.pressure[m] * f.volume[m] for m in members) / vol
+        temp = sum(f.temperature[m] * f.volume[m] for m in members) / vol
         rate = self.rate
         slope = -rate * f.r_gas * temp / vol
         d = _hole(rate, pres, temp, p)
@@ -269,21 +266,19 @@ class Isolator:
         self._finish_locate(mask, d, reserve, rate, t)
 
     def _seal(self, t: float) -> None:
-        f = self.fdir
+        f = self.host
         mask = self.leaking_mask
-        f.sealed_mask |= mask
+        f.seal(mask, t)  # (dead bands follow; the estimates keep converging: fdir/estimate.py)
         vol = sum(f.volume[m] for m in range(f.n_modules) if mask >> m & 1)
         self._go(_I.SEALED, t, f.mask_subject(mask), float(_popcount(mask)), vol, self.result_rate)
         self._report_cut_off(mask, t)
         self.candidates = 0
-        f._rebuild_terms()  # (the sealed and cut-off sets changed: dead bands too)
-        f.estimator.start(mask, t)  # estimates keep converging (fdir/estimate.py)
 
     def _report_cut_off(self, sealed: int, t: float) -> None:
         """Healthy candidate modules that sealing left apart from the main segment (the one
         with the most volume) were reached only through the sealed modules (a hub): report
         exactly which (SEGMENT_CUT_OFF)."""
-        f = self.fdir
+        f = self.host
         topo = f.topology
         open_segments = [mk for mk in topo.masks if mk & ~f.sealed_mask]
         if len(open_segments) < 2:
@@ -294,12 +289,12 @@ class Isolator:
             if mk != main and mk & self.candidates & ~sealed == mk:
                 cut |= mk
         if cut:
-            f.crew_mask |= cut
+            f.cut_off(cut)
             vol = sum(f.volume[m] for m in range(f.n_modules) if cut >> m & 1)
             f.events.push(t, EventId.SEGMENT_CUT_OFF, f.mask_subject(cut), float(_popcount(cut)), vol, 0.0)
 
     def _fail(self, t: float, reason: float) -> None:
-        f = self.fdir
+        f = self.host
         self._go(_I.FAILED, t, f.mask_subject(self.candidates),
                  float(_popcount(self.candidates & ~self.cleared)), reason, self.rate)
         for i in self.closed:

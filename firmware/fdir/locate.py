@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import TYPE_CHECKING
 
 from ..types import EventId
 from .leak import statistical_floor_s
 from .physics import hole_diameter_m, reserve_time_s
+from .port import SegmentHost
 
-if TYPE_CHECKING:
-    from .core import Fdir
 
 
 class LocateState(enum.IntEnum):
@@ -92,13 +90,14 @@ REASON_NOT_MOVED = 5.0
 class SlowLocator:
     """The slow-leak location schedule of one :class:`Fdir` (one schedule at a time)."""
 
-    def __init__(self, fdir: "Fdir") -> None:
-        self.fdir = fdir
+    def __init__(self, host: SegmentHost) -> None:
+        self.host = host
         self.state = int(_L.IDLE)
         self.owned = 0  # modules the schedule works on (the confirmed segment)
         self.candidates = 0
         self.root = -1
         self.rate = 0.0
+        self.estimate = 0.0  # the detector's whole-rate estimate at the request, kg/s
         self.valve = -1  # the hatch of the current step
         self.branch = 0  # candidate modules it cuts off
         self.branch_seg = 0  # the whole segment it cuts off (with modules cleared earlier)
@@ -131,10 +130,10 @@ class SlowLocator:
 
     def _go(self, new: LocateState, t: float, subject: str = "", v1: float = 0.0, v2: float = 0.0,
             v3: float = 0.0) -> bool:
-        f = self.fdir
+        f = self.host
         key = (self.state, int(new))
         if key not in LOCATE_TRANSITIONS:
-            f.transition_errors += 1
+            f.transition_error()
             return False
         self.state = int(new)
         self.t_state = t
@@ -143,11 +142,14 @@ class SlowLocator:
             f.events.push(t, event, subject, v1, v2, v3)
         return True
 
-    def request(self, slot: int, rate: float, t: float) -> None:
-        """A slow leak was confirmed in ``slot`` (hook from the slow detector)."""
-        f = self.fdir
+    def request(self, slot: int, rate: float, t: float, estimate: float | None = None) -> None:
+        """A slow leak was confirmed in ``slot`` (hook from the slow detector): ``rate`` is the
+        confirmed rate beyond its band (kg/s, a lower bound of the leak: the schedule's
+        decisions use it), ``estimate`` the detector's estimate of the whole rate (kg/s; what
+        ``LEAK_LOCATED`` reports for a module found by elimination; default ``rate``)."""
+        f = self.host
         p = f.params.slowleak
-        if p.locate == 0 or self.busy or f.isolator.busy or f.mode == 0:
+        if p.locate == 0 or self.busy or f.isolating or f.mode == 0:
             return
         if self.attempts >= f.params.isolation.max_attempts:
             return
@@ -156,10 +158,11 @@ class SlowLocator:
         mask = f.slot_mask[slot]
         self.owned = self.candidates = mask
         self.rate = max(rate, 0.0)
+        self.estimate = max(self.rate, estimate if estimate is not None else 0.0)
         self.step_no = 0
         self.result = None
         self.closed = []
-        gen = f.slow.generator
+        gen = f.generator_module
         members = [m for m in range(f.n_modules) if mask >> m & 1]
         self.root = gen if gen >= 0 and mask >> gen & 1 else max(members, key=lambda m: f.volume[m])
         if len(members) == 1:
@@ -175,16 +178,15 @@ class SlowLocator:
     def segments_changed(self, t: float) -> None:
         """Hook in ``Fdir._remap``: a hatch moved; a watch restarts after the transient."""
         if self.state == _L.WATCHING:
-            self.t_watch = t + self.fdir.params.leak.transient_mask_s
+            self.t_watch = t + self.host.params.leak.transient_mask_s
 
     # -- planning ---------------------------------------------------------------------------
 
     def _reach(self, start: int, valve: int) -> int:
         """Modules joined to ``start`` by open hatches other than ``valve`` (a module mask)."""
-        f = self.fdir
-        open_thr = f.params.valves.open_threshold
+        f = self.host
         edges = [(a, b) for i, (a, b) in enumerate(f.topology.ends)
-                 if i != valve and b >= 0 and f._fb_prev[i] > open_thr]
+                 if i != valve and b >= 0 and f.valve_open(i)]
         seen = 1 << start
         todo = [start]
         while todo:
@@ -207,13 +209,12 @@ class SlowLocator:
         return rest, self._reach(_first(rest), valve)
 
     def _next_step(self, t: float, started: bool = True) -> None:
-        f = self.fdir
+        f = self.host
         c = self.candidates
         n_c = _popcount(c)
         best, best_branch, best_seg, best_cost = -1, 0, 0, n_c + 1.0
-        open_thr = f.params.valves.open_threshold
         for i in f.topology.inner_valves(c):
-            if f.valve_failed(i) or f._fb_prev[i] <= open_thr:
+            if f.valve_failed(i) or not f.valve_open(i):
                 continue
             branch, seg = self._branch(i)
             if not branch:
@@ -238,7 +239,7 @@ class SlowLocator:
 
     def _move(self, valve: int, open_: bool, t: float) -> None:
         """Advise (and in commanded mode command) one hatch."""
-        f = self.fdir
+        f = self.host
         if open_:
             if valve in self.closed:
                 self.closed.remove(valve)
@@ -252,7 +253,7 @@ class SlowLocator:
     def _watch_time(self, branch: int) -> float:
         """Statistical floor of the segment ``branch`` for the share of the confirmed rate that separates a
         leaking branch from a healthy one, clamped to [watch_min_s, watch_max_s]."""
-        f = self.fdir
+        f = self.host
         p = f.params
         frac = p.isolation.healthy_fraction
         v_b = sum(f.volume[m] for m in range(f.n_modules) if branch >> m & 1)
@@ -274,7 +275,7 @@ class SlowLocator:
     def step(self, t: float) -> None:
         """Advance the schedule (called once per housekeeping period)."""
         st = self.state
-        if st != _L.IDLE and st != _L.SEALED and st != _L.FAILED and self.fdir.isolator.busy:
+        if st != _L.IDLE and st != _L.SEALED and st != _L.FAILED and self.host.isolating:
             self._superseded(t)
         elif st == _L.MOVING:
             self._moving(t)
@@ -284,8 +285,8 @@ class SlowLocator:
             self._sealing(t)
 
     def _moving(self, t: float) -> None:
-        f = self.fdir
-        if f._fb_prev[self.valve] <= f.params.valves.open_threshold:
+        f = self.host
+        if not f.valve_open(self.valve):
             self.state, self.t_state = int(_L.WATCHING), t
             self.t_watch = t + f.params.leak.transient_mask_s
         elif f.valve_failed(self.valve):
@@ -294,7 +295,7 @@ class SlowLocator:
             self._fail(t, REASON_NOT_MOVED)
 
     def _watching(self, t: float) -> None:
-        f = self.fdir
+        f = self.host
         p = f.params
         if t < self.t_watch + p.isolation.observe_min_s:
             return
@@ -325,7 +326,7 @@ class SlowLocator:
             self._fail(t, REASON_UNDECIDED)
 
     def _decided(self, leaking: bool, rate: float, t: float) -> None:
-        f = self.fdir
+        f = self.host
         valve = self.valve
         if leaking:
             self.candidates = self.branch
@@ -336,10 +337,11 @@ class SlowLocator:
         n_c = _popcount(self.candidates)
         subject = f.mask_subject(self.candidates)
         if n_c == 1:
+            # Found: a leaking branch, or by elimination the one module left on the root side
+            # (then the hatch just shown healthy bounds it: it stays closed, or reopening it
+            # would join the module to the healthy branch it has just been told apart from).
             self._go(_L.SEALING, t, subject, 2.0, float(self.step_no), rate)
-            if not leaking:
-                self._move(valve, True, t)
-            self._locate_found(_first(self.candidates), rate if leaking else self.rate, t)
+            self._locate_found(_first(self.candidates), rate if leaking else self.estimate, t)
             return
         self._go(_L.MOVING, t, subject, 2.0, float(self.step_no), rate)
         if not leaking:
@@ -349,14 +351,14 @@ class SlowLocator:
     def _locate(self, module: int, rate: float, t: float) -> None:
         """The confirmed segment is already a single module."""
         self.candidates = 1 << module
-        self._go(_L.SEALING, t, self.fdir.module_names[module], 1.0, 0.0, rate)
+        self._go(_L.SEALING, t, self.host.module_names[module], 1.0, 0.0, rate)
         self._locate_found(module, rate, t)
 
     def _locate_found(self, module: int, rate: float, t: float) -> None:
-        f = self.fdir
+        f = self.host
         p = f.params
-        pres = f.sensors.pressure[module]
-        temp = f.thermo.temperature[module]
+        pres = f.pressure[module]
+        temp = f.temperature[module]
         hole = hole_diameter_m(rate, pres, temp, p.isolation.discharge_coefficient, p.physics.gamma,
                                p.physics.gas_constant_j_kg_k)
         dpdt = -rate * f.r_gas * temp / f.volume[module]
@@ -366,9 +368,8 @@ class SlowLocator:
         self.result = (name, hole, reserve, rate)
         f.events.push(t, EventId.LEAK_LOCATED, name, hole, reserve, rate)
         self.rate = rate
-        open_thr = p.valves.open_threshold
         boundary = f.topology.boundary_valves(1 << module)
-        self.to_close = [i for i in boundary if f._fb_prev[i] > open_thr]
+        self.to_close = [i for i in boundary if f.valve_open(i)]
         self.step_no += 1
         self.watch_s = 0.0
         for i in self.to_close:
@@ -379,14 +380,12 @@ class SlowLocator:
             self._move(i, True, t)
 
     def _sealing(self, t: float) -> None:
-        f = self.fdir
-        open_thr = f.params.valves.open_threshold
-        if all(f._fb_prev[i] <= open_thr or f.valve_failed(i) for i in self.to_close):
+        f = self.host
+        if all(not f.valve_open(i) or f.valve_failed(i) for i in self.to_close):
             module = _first(self.candidates)
-            f.sealed_mask |= self.candidates
+            f.seal(self.candidates, t)
             self._go(_L.SEALED, t, f.module_names[module], 1.0, f.volume[module], self.rate)
             self.owned = self.candidates = 0
-            f.estimator.start(1 << module, t)
         elif t - self.t_state > f.params.slowleak.act_timeout_s:
             self._fail(t, REASON_NOT_MOVED)
 
@@ -399,7 +398,7 @@ class SlowLocator:
         self.owned = self.candidates = 0
 
     def _fail(self, t: float, reason: float) -> None:
-        f = self.fdir
+        f = self.host
         self._go(_L.FAILED, t, f.mask_subject(self.candidates), float(_popcount(self.candidates)),
                  reason, self.rate)
         self.owned = self.candidates = 0

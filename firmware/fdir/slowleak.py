@@ -142,7 +142,7 @@ class SlowLeakDetector:
         """The thermometers' 1 s block is done (hook in ``Fdir.step``): average each module's
         pair difference (K) into its slow bank."""
         f = self.fdir
-        pairs = f._dpair
+        pairs = f.pairs.pair
         diff = f.thermo.diff
         for m in range(f.n_modules):
             pr = pairs[m]
@@ -270,7 +270,7 @@ class SlowLeakDetector:
         if event is not None:
             f.events.push(t, event, f.segment_subject(slot), rate, z, f.slot_volume[slot])
         if new == _CONFIRMED:
-            f.locator.request(slot, self.excess[slot], t)
+            f.locator.request(slot, self.excess[slot], t, rate)
 
     # -- queries ------------------------------------------------------------------------------
 

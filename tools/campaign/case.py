@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import math
 import re
+import tomllib
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -156,10 +157,45 @@ def case_summary(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def case_fdir_dict(case: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The case's FDIR parameters as a parameter-file table: the spec's ``fdir_params`` file
+    with the group's ``fdir`` table laid over it; None when the group has none (the file, or the
+    defaults, apply as they are). Raises OSError or tomllib.TOMLDecodeError for an unreadable
+    file."""
+    over = case.get("fdir") or {}
+    if not over:
+        return None
+    base: dict[str, Any] = {}
+    if case.get("fdir_params"):
+        base = tomllib.loads(Path(case["fdir_params"]).read_text(encoding="utf-8"))
+    return {sec: {**base.get(sec, {}), **over.get(sec, {})} for sec in sorted(set(base) | set(over))}
+
+
+def case_params(case: dict[str, Any]) -> Any:
+    """The case's validated FDIR table (:class:`FdirParams`): see :func:`case_fdir_dict`.
+    Raises ParameterError for an invalid one."""
+    from ...firmware.fdir.params import default_params, load_params, params_from_dict
+
+    merged = case_fdir_dict(case)
+    if merged is not None:
+        return params_from_dict(merged, f"{case.get('fdir_params') or 'defaults'} + {case['group']}.fdir")
+    return load_params(case["fdir_params"]) if case.get("fdir_params") else default_params()
+
+
 def write_case_scenario(case: dict[str, Any], path: str | Path) -> Path:
-    """Write the case's scenario as TOML (replay: ``hullwatch run --scenario PATH --seed S``)."""
+    """Write the case's scenario as TOML (replay: ``hullwatch run --scenario PATH --seed S``),
+    and beside it, when the group sets FDIR parameters, its table as ``<stem>.fdir.toml``
+    (``--fdir``)."""
     path = Path(path)
     fdir = f" --fdir {case['fdir_params']}" if case.get("fdir_params") else ""
+    merged = case_fdir_dict(case)
+    if merged is not None:
+        fdir_path = path.with_name(f"{path.stem}.fdir.toml")
+        tmp = fdir_path.with_suffix(".tmp")
+        tmp.write_text(f"# FDIR parameters of {case.get('campaign', '')} case {case['id']}\n"
+                       + dumps_toml(merged), encoding="utf-8")
+        tmp.replace(fdir_path)
+        fdir = f" --fdir {fdir_path.name}"
     text = (f"# {case.get('campaign', '')} case {case['id']}: replay with\n"
             f"#   hullwatch run --scenario {path.name} --seed {case['seed']}{fdir}\n")
     text += dumps_toml(build_scenario_dict(case))
@@ -286,14 +322,13 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Run one case through the real closed loop and measure it (see the module doc).
 
     Raises whatever the loop raises (the executor records it as a failed case)."""
-    from ...firmware.fdir.params import default_params, load_params
     from ...sim.device import SimDevice
     from ...sim.scenario import scenario_from_dict
     from ..closed_loop.runner import RunEvent, run_scenario
 
     data = build_scenario_dict(case)
     scenario = scenario_from_dict(data, f"{case.get('campaign', 'campaign')}:{case['id']}")
-    params = load_params(case["fdir_params"]) if case.get("fdir_params") else default_params()
+    params = case_params(case)
     device = SimDevice(scenario)
     located_truth: list[Any] = []
     estimate_truth: dict[tuple[str, float], Any] = {}

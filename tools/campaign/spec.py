@@ -53,6 +53,8 @@ from typing import Any, Iterator, Mapping, cast
 
 import numpy as np
 
+from ...firmware.errors import ParameterError
+from ...firmware.fdir.params import params_from_dict
 from . import faults
 from .case import build_scenario_dict
 from .dist import (  # noqa: F401 (public names, also imported from here)
@@ -103,6 +105,9 @@ class Group:
     module_info: tuple[tuple[str, int, int, float, float], ...] = ()
     #: connection ids of the base scenario that are open at the start
     open_valves: tuple[str, ...] = ()
+    #: FDIR parameters of this group's cases, in the parameter file's format ({section: {key:
+    #: value}}), laid over the spec's ``fdir_params`` file (or the defaults)
+    fdir: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def grid_size(self) -> int:
@@ -170,7 +175,7 @@ def spec_from_text(text: str, source: str, base_dir: Path | None = None) -> Spec
 
 _TOP_KEYS = {"name", "description", "seed", "timeout_s", "fdir_params", "groups", "targets"}
 _GROUP_KEYS = {"name", "scenario", "cases", "duration_s", "timeout_s", "leak", "sensor_fault",
-               "valve_fault", "blind_module", "hatch_ops", "vary"}
+               "valve_fault", "blind_module", "hatch_ops", "vary", "fdir"}
 _LEAK_KEYS = {"diameter_mm", "rate_kg_day", "module", "cd", "start_s"}
 _VF_KEYS = {"count", "probability", "valve", "kinds", "start_s"}
 
@@ -340,6 +345,7 @@ def _parse_group(g: Mapping[str, Any], where: str, source: str, base_dir: Path |
                             "(docs/scenarios.md)", source, f"{where}.vary.{key}")
         add(f"vary.{key}", raw, number=numeric)
 
+    fdir = _group_fdir(g, where, source)
     grid_keys = tuple(k for k, d in params.items() if d.grid is not None)
     per_item = ("sensor_fault.", "valve_fault.", "blind_module.", "hatch_ops.")
     bad = next((k for k in grid_keys if k.startswith(per_item) and not k.endswith(".count")), None)
@@ -352,9 +358,27 @@ def _parse_group(g: Mapping[str, Any], where: str, source: str, base_dir: Path |
                   has_blind_module=bm is not None, has_hatch_ops=ho is not None,
                   module_info=_module_info(base),
                   open_valves=tuple(str(c["id"]) for c in base.get("connections", [])
-                                    if isinstance(c, dict) and "id" in c and c.get("open", True)))
+                                    if isinstance(c, dict) and "id" in c and c.get("open", True)),
+                  fdir=fdir)
     _trial_build(group, source, where)
     return group
+
+
+def _group_fdir(g: Mapping[str, Any], where: str, source: str) -> dict[str, dict[str, Any]]:
+    """The group's ``fdir`` table (FDIR parameters in the parameter file's format), checked
+    now against the parameter rules (laid over the defaults; the spec's file is checked with
+    it when a case runs)."""
+    raw = g.get("fdir")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise SpecError("expected a table of parameter sections, e.g. [groups.fdir.slowleak]",
+                        source, f"{where}.fdir")
+    try:
+        params_from_dict(raw, f"{source} ({where}.fdir)")
+    except ParameterError as exc:
+        raise SpecError(f"invalid FDIR parameter: {exc}", source, f"{where}.fdir") from exc
+    return {str(k): dict(v) for k, v in raw.items()}
 
 
 def _sub_table(g: Mapping[str, Any], key: str, allowed: set[str], where: str, source: str) -> Any:
@@ -478,7 +502,8 @@ def draw_case(spec: Spec, group: Group, index: int) -> dict[str, Any]:
     """The parameters of case ``index`` of ``group``: a plain, JSON-serialisable dict.
 
     Keys: ``id``, ``group``, ``index``, ``campaign``, ``scenario`` (preset name or path),
-    ``seed``, ``duration_s`` (None: the scenario's), ``timeout_s``, ``fdir_params``, ``leak``
+    ``seed``, ``duration_s`` (None: the scenario's), ``timeout_s``, ``fdir_params``, ``fdir``
+    (None, or the group's FDIR parameters laid over ``fdir_params``), ``leak``
     (None, or module, diameter_m, cd, start_s), ``sensor_faults`` and ``valve_faults`` (None: keep
     the base scenario's; else lists in the scenario format), ``blind_modules`` (None, or a list
     of module and start_s), ``hatch_ops`` (None, or crew hatch operations in the scenario
@@ -513,6 +538,7 @@ def draw_case(spec: Spec, group: Group, index: int) -> dict[str, Any]:
         "duration_s": group.duration_s,
         "timeout_s": group.timeout_s,
         "fdir_params": spec.fdir_params,
+        "fdir": {k: dict(v) for k, v in group.fdir.items()} or None,
         "leak": None,
         "sensor_faults": None,
         "valve_faults": None,
