@@ -77,22 +77,25 @@ _SAMPLE_AT = np.random.default_rng(0).random(256)
 _SCALES_COLUMN = SCALES[:, None]
 
 
-def _scale_of(x: np.ndarray) -> tuple[float, float] | None:
+def _scale_of(x: np.ndarray, hint: float | None = None) -> tuple[float, float] | None:
     """The smallest scale Q of :data:`SCALES` for which most sampled values are whole multiples of
-    1/Q, and the middle one of those multiples; None if there is no such scale."""
+    1/Q, and the middle one of those multiples; None if there is no such scale. ``hint`` (the
+    scale of the same column in the window before) is tried alone first."""
     sample = x[(_SAMPLE_AT * len(x)).astype(np.int64)]
-    scaled = np.rint(np.multiply.outer(SCALES, sample))
-    exact = scaled / _SCALES_COLUMN == sample
+    scales = _SCALES_COLUMN if hint is None else np.array([[hint]])
+    scaled = np.rint(scales * sample)
+    exact = scaled / scales == sample
     counts = exact.sum(axis=1)
     best = counts.max()
     if best < len(sample) // 2:
-        return None
+        return None if hint is None else _scale_of(x)
     i = int(np.argmax(counts >= 0.95 * best))
     multiples = np.sort(scaled[i][exact[i]])
-    return float(SCALES[i]), float(multiples[len(multiples) // 2])
+    return float(scales[i, 0]), float(multiples[len(multiples) // 2])
 
 
-def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+def coded_floats(x: np.ndarray, scales: dict[str, float] | None = None, name: str = ""
+                 ) -> tuple[pa.Array, np.ndarray] | None:
     """Float64 values as a small table of texts and an index per value, when that is cheaper than
     casting every value: ``table.take(index)`` is exactly ``pc.cast(x, pa.string())``.
 
@@ -102,16 +105,19 @@ def coded_floats(x: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
     the rest (NaN, -0.0, outliers, readings with float noise) are cast one by one and appended to
     the table. The text of a value is always Arrow's cast of that very float64 (the test for
     ``k / Q`` compares bits), so nothing depends on how Arrow formats. None when no scale fits
-    or too few values would come from the table.
+    or too few values would come from the table. ``scales`` remembers the scale found for each
+    column ``name`` from one window to the next (choosing it is most of the fixed cost).
     """
     n = len(x)
     if n < 64:
         return None
     with np.errstate(invalid="ignore", over="ignore"):
-        found = _scale_of(x)
+        found = _scale_of(x, None if scales is None else scales.get(name))
         if found is None:
             return None
         q, middle = found
+        if scales is not None:
+            scales[name] = q
         k = np.multiply(x, q)
         np.rint(k, out=k)
         # exactly k / Q: NaN fails, an infinity has no finite range, -0.0 is sorted out below
@@ -148,7 +154,8 @@ def _range(k: np.ndarray, where: np.ndarray) -> tuple[float, float]:
     return float(np.min(k, where=where, initial=np.inf)), float(np.max(k, where=where, initial=-np.inf))
 
 
-def _cell_text(cell: pa.Array, is_text: bool) -> tuple[pa.Array, np.ndarray | None]:
+def _cell_text(cell: pa.Array, is_text: bool, scales: dict[str, float], name: str
+               ) -> tuple[pa.Array, np.ndarray | None]:
     """A varying column as text, unquoted (the quotes are in the constants around it): either the
     text of every row (index None) or a table of texts and each row's index into it."""
     if isinstance(cell, pa.DictionaryArray) and not cell.null_count:
@@ -158,14 +165,17 @@ def _cell_text(cell: pa.Array, is_text: bool) -> tuple[pa.Array, np.ndarray | No
     if is_text:
         return _escaped(cell), None
     if pa.types.is_floating(cell.type) and not cell.null_count:
-        coded = coded_floats(cell.to_numpy())
+        coded = coded_floats(cell.to_numpy(), scales, name)
         if coded is not None:
             return coded
     return pc.cast(cell, pa.string()), None
 
 
-def part_lines(part: Part, schema: pa.Schema, text_columns: frozenset[str]) -> pa.Array:
-    """The CSV lines (each with its ``\\n``) of the rows of ``part``, in the part's order."""
+def part_lines(part: Part, schema: pa.Schema, text_columns: frozenset[str],
+               scales: dict[str, float] | None = None) -> pa.Array:
+    """The CSV lines (each with its ``\\n``) of the rows of ``part``, in the part's order.
+    ``scales``: see :func:`coded_floats`."""
+    scales = {} if scales is None else scales
     # pieces laid end to end make a line: the text constant since the last varying column, and
     # the varying columns as (table, index) or (text, None)
     pieces: list[tuple[pa.Array, np.ndarray | None] | str] = []
@@ -180,7 +190,7 @@ def part_lines(part: Part, schema: pa.Schema, text_columns: frozenset[str]) -> p
         if isinstance(cell, pa.Scalar):
             constant.append(_scalar_text(cell, is_text))
             continue
-        text, index = _cell_text(cell, is_text)
+        text, index = _cell_text(cell, is_text, scales, name)
         quoted = is_text and not text.null_count  # an empty text cell has no quotes
         if is_text and not quoted:
             text = pc.binary_join_element_wise('"', text, '"', "")
@@ -222,9 +232,11 @@ def _join(pieces: list[tuple[pa.Array, np.ndarray | None] | str], n: int) -> pa.
     return pc.binary_join_element_wise(*arrays, "", null_handling="replace", null_replacement="")
 
 
-def window_lines(window: Window, schema: pa.Schema, text_columns: frozenset[str]) -> pa.ChunkedArray:
-    """The CSV lines of the window's rows, in file order, as string arrays."""
-    lines = [part_lines(p, schema, text_columns) for p in window.parts if len(p)]
+def window_lines(window: Window, schema: pa.Schema, text_columns: frozenset[str],
+                 scales: dict[str, float] | None = None) -> pa.ChunkedArray:
+    """The CSV lines of the window's rows, in file order, as string arrays. ``scales``: see
+    :func:`coded_floats`."""
+    lines = [part_lines(p, schema, text_columns, scales) for p in window.parts if len(p)]
     if not lines:
         return pa.chunked_array([], pa.string())
     inverse = window.order()
@@ -250,7 +262,8 @@ class CsvWriter:
         self.out = out
         self.schema = schema
         self.text_columns = frozenset(f.name for f in schema if pa.types.is_string(f.type))
+        self._scales: dict[str, float] = {}
         out.write(header(schema))
 
     def write(self, window: Window) -> None:
-        write_lines(window_lines(window, self.schema, self.text_columns), self.out)
+        write_lines(window_lines(window, self.schema, self.text_columns, self._scales), self.out)
