@@ -199,11 +199,9 @@ class TableExporter:
         """The rows made by RowBuilder (``""``: an empty cell) as a part."""
         indices = sorted(built)
         part = Part(position[indices])
-        for j, field in enumerate(self.schema):
-            values = [built[i][j] for i in indices]
-            if all(v == "" for v in values):
+        for field, kind, values in zip(self.schema, self.rows.types, zip(*(built[i] for i in indices))):
+            if values.count("") == len(values):
                 continue
-            kind = self.rows.types[j]
             convert = int if kind == INT else float if kind == FLOAT else str
             part.cells[field.name] = pa.array([None if v == "" else convert(v) for v in values], field.type)
         return part
