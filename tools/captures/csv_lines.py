@@ -77,21 +77,15 @@ _SAMPLE_AT = np.random.default_rng(0).random(256)
 _SCALES_COLUMN = SCALES[:, None]
 
 
-def _scale_of(x: np.ndarray, hint: float | None = None) -> tuple[float, float] | None:
+def _scale_of(x: np.ndarray) -> float | None:
     """The smallest scale Q of :data:`SCALES` for which most sampled values are whole multiples of
-    1/Q, and the middle one of those multiples; None if there is no such scale. ``hint`` (the
-    scale of the same column in the window before) is tried alone first."""
+    1/Q; None if there is none."""
     sample = x[(_SAMPLE_AT * len(x)).astype(np.int64)]
-    scales = _SCALES_COLUMN if hint is None else np.array([[hint]])
-    scaled = np.rint(scales * sample)
-    exact = scaled / scales == sample
-    counts = exact.sum(axis=1)
+    counts = (np.rint(_SCALES_COLUMN * sample) / _SCALES_COLUMN == sample).sum(axis=1)
     best = counts.max()
     if best < len(sample) // 2:
-        return None if hint is None else _scale_of(x)
-    i = int(np.argmax(counts >= 0.95 * best))
-    multiples = np.sort(scaled[i][exact[i]])
-    return float(scales[i, 0]), float(multiples[len(multiples) // 2])
+        return None
+    return float(SCALES[int(np.argmax(counts >= 0.95 * best))])
 
 
 def coded_floats(x: np.ndarray, scales: dict[str, float] | None = None, name: str = ""
@@ -99,38 +93,34 @@ def coded_floats(x: np.ndarray, scales: dict[str, float] | None = None, name: st
     """Float64 values as a small table of texts and an index per value, when that is cheaper than
     casting every value: ``table.take(index)`` is exactly ``pc.cast(x, pa.string())``.
 
-    A sensor reading repeats: a window of 20,000 pressures quantised to 0.25 Pa holds a few hundred
+    A sensor reading repeats: a window of 10,000 pressures quantised to 0.25 Pa holds a few hundred
     distinct values. Values that are exactly ``k / Q`` for a scale ``Q`` (:func:`_scale_of`) with
-    whole k within ``len(x) / 8`` of the median k become the table ``(k0..k1) / Q``, cast once;
-    the rest (NaN, -0.0, outliers, readings with float noise) are cast one by one and appended to
-    the table. The text of a value is always Arrow's cast of that very float64 (the test for
-    ``k / Q`` compares bits), so nothing depends on how Arrow formats. None when no scale fits
-    or too few values would come from the table. ``scales`` remembers the scale found for each
-    column ``name`` from one window to the next (choosing it is most of the fixed cost).
+    whole k in a range narrower than ``len(x) / 4`` (else: within ``len(x) / 8`` of the median k)
+    become the table ``(k0..k1) / Q``, cast once; the rest (NaN, -0.0, outliers, readings with
+    float noise) are cast one by one and appended to the table. The text of a value is always
+    Arrow's cast of that very float64 (the test for ``k / Q`` compares values, -0.0 apart), so
+    nothing depends on how Arrow formats. None when no scale fits or fewer than half the values
+    would come from the table. ``scales`` remembers the scale found for each column ``name`` from
+    one window to the next (choosing it is much of the fixed cost).
     """
     n = len(x)
     if n < 64:
         return None
+    hint = None if scales is None else scales.get(name)
     with np.errstate(invalid="ignore", over="ignore"):
-        found = _scale_of(x, None if scales is None else scales.get(name))
-        if found is None:
+        q = hint if hint is not None else _scale_of(x)
+        if q is None:
             return None
-        q, middle = found
-        if scales is not None:
-            scales[name] = q
-        k = np.multiply(x, q)
-        np.rint(k, out=k)
-        # exactly k / Q: NaN fails, an infinity has no finite range, -0.0 is sorted out below
-        exact = np.divide(k, q) == x
-        k0, k1 = _range(k, exact)
-        if not k1 - k0 < n // 4:  # outliers: keep the values near the middle
-            exact &= np.abs(k - middle) <= n // 8
-            k0, k1 = _range(k, exact)
-    if not (k1 - k0 < n // 4 and -2.0 ** 52 < k0 and k1 < 2.0 ** 52):
+        found = _multiples(x, q)
+        if found is None and hint is not None:
+            q = _scale_of(x)
+            found = None if q is None else _multiples(x, q)
+    if found is None:
         return None
+    if scales is not None:
+        scales[name] = q
+    k, exact, k0, k1 = found
     held = int(np.count_nonzero(exact))
-    if held < n // 2:
-        return None
     others = np.flatnonzero(~exact) if held < n else np.zeros(0, np.int64)
     if k0 <= 0.0 <= k1:  # -0.0 reads as k = 0 but its text is "-0"
         zero = np.flatnonzero(x == 0.0)
@@ -149,9 +139,35 @@ def coded_floats(x: np.ndarray, scales: dict[str, float] | None = None, name: st
     return table, index
 
 
-def _range(k: np.ndarray, where: np.ndarray) -> tuple[float, float]:
-    """Smallest and largest of ``k[where]`` (inf, -inf if none)."""
-    return float(np.min(k, where=where, initial=np.inf)), float(np.max(k, where=where, initial=-np.inf))
+def _multiples(x: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """``k = rint(x * q)``, where ``x == k / q`` (and k in the range kept), and that range; None
+    if fewer than half the values are kept or the range is wide."""
+    n = len(x)
+    k = np.multiply(x, q)
+    np.rint(k, out=k)
+    exact = np.divide(k, q) == x  # NaN fails; an infinity makes the range wide
+    held = int(np.count_nonzero(exact))
+    if held < n // 2:
+        return None
+    k0, k1 = _range(k, exact, held)
+    if not k1 - k0 < n // 4:  # outliers: keep the values near the median
+        middle = float(np.median(k[exact][:: max(1, held // 256)]))
+        exact &= np.abs(k - middle) <= n // 8
+        held = int(np.count_nonzero(exact))
+        if held < n // 2:
+            return None
+        k0, k1 = _range(k, exact, held)
+    if not (k1 - k0 < n // 4 and -2.0 ** 52 < k0 and k1 < 2.0 ** 52):
+        return None
+    return k, exact, k0, k1
+
+
+def _range(k: np.ndarray, where: np.ndarray, held: int) -> tuple[float, float]:
+    """Smallest and largest of ``k[where]`` (``held`` of them, at least one)."""
+    if held == len(k):
+        return float(k.min()), float(k.max())
+    chosen = k[where]
+    return float(chosen.min()), float(chosen.max())
 
 
 def _cell_text(cell: pa.Array, is_text: bool, scales: dict[str, float], name: str
