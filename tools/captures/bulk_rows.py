@@ -44,7 +44,9 @@ def _second_millis() -> pa.StringArray:
     """``SS.mmmZ`` for each millisecond of a minute (index = second * 1000 + millisecond), made on
     first use."""
     if not _SECOND_MILLIS:
-        _SECOND_MILLIS.append(pa.array([f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]))
+        seconds = pa.array([f"{s:02d}." for s in range(60)]).take(pa.array(np.repeat(np.arange(60), 1000)))
+        millis = pa.array([f"{ms:03d}Z" for ms in range(1000)]).take(pa.array(np.tile(np.arange(1000), 60)))
+        _SECOND_MILLIS.append(pc.binary_join_element_wise(seconds, millis, ""))
     return _SECOND_MILLIS[0]
 
 
