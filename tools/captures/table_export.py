@@ -20,6 +20,7 @@ capture's size.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterator
@@ -242,15 +243,29 @@ class TableExporter:
         return ok
 
 
+@contextlib.contextmanager
+def _system_allocator() -> Iterator[None]:
+    """Arrow buffers from the C library's allocator for the duration: pyarrow's default pool
+    (mimalloc) kept about 40 MB more resident for the same windows, which took the peak memory
+    of a CSV export past 200 MB. Each buffer remembers its pool, so switching is safe."""
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def export_csv(path: str | os.PathLike[str], out: IO[bytes], rows: RowBuilder, selector: Selector,
                on_skip: Callable[[Skip], None] | None = None, *, workers: int = 1,
                on_progress: Callable[[int], None] | None = None) -> ExportStats:
     """Write the rows of the capture at ``path`` to ``out`` (binary) as CSV (csv_lines: a header
     line, then a line per row; an empty field is an empty cell). Raises OSError from ``out``."""
     exporter = TableExporter(rows, selector, on_skip)
-    writer = CsvWriter(out, exporter.schema)
-    for window in exporter.windows(path, workers=workers, on_progress=on_progress):
-        writer.write(window)
+    with _system_allocator():
+        writer = CsvWriter(out, exporter.schema)
+        for window in exporter.windows(path, workers=workers, on_progress=on_progress):
+            writer.write(window)
     return exporter.stats
 
 
@@ -261,7 +276,7 @@ def export_parquet(path: str | os.PathLike[str], out: str | os.PathLike[str] | I
     a row group per window of the capture (:data:`WINDOW_BYTES`). Raises OSError."""
     exporter = TableExporter(rows, selector, on_skip)
     schema = exporter.schema
-    with pq.ParquetWriter(out, parquet_schema(schema), **parquet_options(schema)) as writer:
+    with _system_allocator(), pq.ParquetWriter(out, parquet_schema(schema), **parquet_options(schema)) as writer:
         for window in exporter.windows(path, workers=workers, on_progress=on_progress):
             writer.write_table(assemble(window, schema, codes=True))
     return exporter.stats
