@@ -204,6 +204,24 @@ def test_crew_oxygen_use_in_a_cut_off_branch_is_not_the_leak():
     assert ("LEAK_LOCATED", "c") in names(events)
 
 
+def test_crew_cut_off_from_the_generator_in_the_largest_segment_is_not_a_leak():
+    # The crew closes b-c for an hour and half of it stays in c, the largest module: c loses
+    # their oxygen use (3e-5 kg/s, 2.6 kg/day: far above the slow test's floor) and a, with
+    # the generator, gains it. The segment apart from the generator's gets the split
+    # allowance, however large it is: no alarm, nothing sealed.
+    def crew(t: float) -> list[float]:
+        station.cmd[1] = 0 if 600.0 <= t < 4200.0 else 1  # (the crew moves the hatch)
+        cut = station.pos[1] <= 0.02
+        return [3e-5, 0.0, -3e-5] if cut else [0.0, 0.0, 0.0]
+
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 700.0], net=crew)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 6000.0)
+    seq = [n for n, _ in names(events)]
+    assert fdir.crew_mask == 0b110  # the hatch was seen moved by someone else: crew on both sides
+    assert not {"LEAK_SUSPECTED", "LEAK_CONFIRMED", "SEGMENT_SEALED", "ISOLATION_STARTED"} & set(seq), seq
+    assert fdir.sealed_mask == 0 and station.commands == []
+
+
 def test_parameters_are_checked():
     with pytest.raises(ParameterError, match="slowleak.decimation_s"):
         params(slowleak={"decimation_s": 10.05})
@@ -227,6 +245,19 @@ def test_open_prk_slow_leak_is_found_and_located_through_the_cli(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "prk" in proc.stdout and "SEALED" in proc.stdout.upper()
+
+
+@pytest.mark.slow
+def test_prk_open_hunt_is_located_by_the_commanded_schedule_through_the_cli(tmp_path):
+    # The crew stays in Zvezda (the generator's module), so FDIR may close the hatches itself.
+    fdir = tmp_path / "fdir.toml"
+    fdir.write_text("[slowleak]\nlocate = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "hullwatch.tools", "run", "--scenario", "prk-open-hunt",
+                           "--until", "5h", "--fdir", str(fdir), "--no-capture", "--no-progress"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    verdict = next(line for line in proc.stdout.splitlines() if line.startswith("verdict:"))
+    assert "LEAK SEALED in prk" in verdict and "(correct)" in verdict, proc.stdout
 
 
 @pytest.mark.slow
