@@ -14,9 +14,13 @@ a housekeeping row about 100, so a third of the writer's time went on nothing. H
 :class:`Part` (rows of one kind) is rendered with only its own columns: the cells every row of
 the part shares (its empty columns, the quotes and commas between cells, columns whose value is
 the same in every row) are one text constant, and the columns that vary are cast to text (the
-same cast the writer uses); ``binary_join_element_wise`` lays the pieces end to end into one line
-per row. The lines of the parts are put back in file order with one ``take``, and the data buffer
-of the resulting string array is the CSV text of the window, written without a copy.
+same cast the writer uses, one cast per number type for the whole part). A column of readings
+that repeat (a quiet module's pressures: a few hundred multiples of 0.25 Pa in a window) is
+cast as a small table of its distinct values (:func:`coded_values`) with the constant after it
+appended to each entry, and its rows picked from the table. ``binary_join_element_wise`` lays
+the pieces end to end into one line per row. The lines of the parts are put back in file order
+with one ``take``, and the data buffers of the resulting string arrays are the CSV text of the
+window, written without a copy.
 """
 
 from __future__ import annotations
