@@ -81,7 +81,7 @@ def dense(cell: Cell, n: int, type_: pa.DataType) -> pa.Array:
 
 def _numeric_column(window: Window, name: str, type_: pa.DataType) -> pa.Array:
     """A numeric column in file order: each part's values scattered to its rows with numpy."""
-    values = np.zeros(window.n, np.int64 if pa.types.is_integer(type_) else np.float64)
+    values = np.empty(window.n, np.int64 if pa.types.is_integer(type_) else np.float64)  # rows left: masked
     valid = np.zeros(window.n, bool) if any(name not in p.cells for p in window.parts) else None
     for p in window.parts:
         cell = p.cells.get(name)
