@@ -75,13 +75,22 @@ def test_bounded_swing_stays_inside_the_band_and_needs_it():
 
 
 def test_band_allows_crew_use_where_crew_may_be_cut_off():
-    # The crew closes b-c (a valve move FDIR did not command): a-b is apart from the main
-    # (largest) segment and may hold crew away from the generator. The slow test allows their
-    # oxygen use there, by the fast test's rule (leak.split_allowance_kg_s).
+    # The crew closes b-c (a valve move FDIR did not command): c, the largest module, is now
+    # apart from the main segment (the generator's, a: BASE) and may hold crew away from the
+    # generator. The slow test allows their oxygen use there, by the fast test's rule
+    # (leak.split_allowance_kg_s).
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
     p = params(leak={"split_allowance_kg_s": 5e-5})
     fdir, _ = run(station, p, 60.0)
     assert fdir.slow.segment_band(fdir.slot_of_module(0)) == 0.0
+    station.cmd[1] = 0
+    fdir, events = run(station, p, 30.0, fdir=fdir)
+    assert fdir.slow.segment_band(fdir.slot_of_module(2)) == pytest.approx(5e-5, rel=1e-9)
+    assert fdir.slow.segment_band(fdir.slot_of_module(0)) == 0.0
+    # With no generator module named, the main segment is the largest: then a-b gets it.
+    p = params(leak={"split_allowance_kg_s": 5e-5}, slowleak={"generator_module": ""})
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0])
+    fdir, _ = run(station, p, 60.0)
     station.cmd[1] = 0
     fdir, events = run(station, p, 30.0, fdir=fdir)
     assert fdir.slow.segment_band(fdir.slot_of_module(0)) == pytest.approx(5e-5, rel=1e-9)
@@ -143,6 +152,27 @@ def test_commanded_schedule_descends_to_the_leaking_module_and_seals_it():
     assert of(events, "ESTIMATE_UPDATED")
 
 
+def test_module_found_by_elimination_stays_cut_off_and_its_estimates_follow():
+    # The leak is in a, the root (the generator's module): the only split, a-b, shows the
+    # branch b-c healthy, which leaves a alone. The hatch just shown healthy bounds a: it must
+    # stay closed (reopening it would join a to the branch it was told apart from, and the
+    # "sealed" module would still be open to the station).
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=_crew_in_a)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 3000.0)
+    assert ("LEAK_LOCATED", "a") in names(events) and ("SEGMENT_SEALED", "a") in names(events)
+    assert station.cmd == [0, 1]  # a-b closed, b-c open
+    assert fdir.topology.segment_of_mask(0b001) >= 0  # a is a segment of its own
+    # Found by elimination, LEAK_LOCATED reports the detector's whole-rate estimate (not the
+    # lower bound the schedule decides on), and the estimates after sealing converge on the leak.
+    located = of(events, "LEAK_LOCATED")[0]
+    assert located[6] == pytest.approx(5e-6, rel=0.35)
+    updates = of(events, "ESTIMATE_UPDATED")
+    assert updates
+    last_hole_m = updates[-1][4]
+    true_hole_m = math.sqrt(4.0 / math.pi * 5e-6 / (0.7 * 101300.0 * math.sqrt(1.4 / (R * T)) * (2 / 2.4) ** 3))
+    assert last_hole_m == pytest.approx(true_hole_m, rel=0.1)
+
+
 def test_advisory_schedule_commands_nothing_and_follows_the_crew():
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"c": hole(5e-6)}, net=_crew_in_a)
     index = {"a-b": 0, "b-c": 1}
@@ -183,6 +213,24 @@ def test_crew_oxygen_use_in_a_cut_off_branch_is_not_the_leak():
     assert ("LEAK_LOCATED", "c") in names(events)
 
 
+def test_crew_cut_off_from_the_generator_in_the_largest_segment_is_not_a_leak():
+    # The crew closes b-c for an hour and half of it stays in c, the largest module: c loses
+    # their oxygen use (3e-5 kg/s, 2.6 kg/day: far above the slow test's floor) and a, with
+    # the generator, gains it. The segment apart from the generator's gets the split
+    # allowance, however large it is: no alarm, nothing sealed.
+    def crew(t: float) -> list[float]:
+        station.cmd[1] = 0 if 600.0 <= t < 4200.0 else 1  # (the crew moves the hatch)
+        cut = station.pos[1] <= 0.02
+        return [3e-5, 0.0, -3e-5] if cut else [0.0, 0.0, 0.0]
+
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 700.0], net=crew)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 6000.0)
+    seq = [n for n, _ in names(events)]
+    assert fdir.crew_mask == 0b110  # the hatch was seen moved by someone else: crew on both sides
+    assert not {"LEAK_SUSPECTED", "LEAK_CONFIRMED", "SEGMENT_SEALED", "ISOLATION_STARTED"} & set(seq), seq
+    assert fdir.sealed_mask == 0 and station.commands == []
+
+
 def test_parameters_are_checked():
     with pytest.raises(ParameterError, match="slowleak.decimation_s"):
         params(slowleak={"decimation_s": 10.05})
@@ -206,6 +254,19 @@ def test_open_prk_slow_leak_is_found_and_located_through_the_cli(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "prk" in proc.stdout and "SEALED" in proc.stdout.upper()
+
+
+@pytest.mark.slow
+def test_prk_open_hunt_is_located_by_the_commanded_schedule_through_the_cli(tmp_path):
+    # The crew stays in Zvezda (the generator's module), so FDIR may close the hatches itself.
+    fdir = tmp_path / "fdir.toml"
+    fdir.write_text("[slowleak]\nlocate = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "hullwatch.tools", "run", "--scenario", "prk-open-hunt",
+                           "--until", "5h", "--fdir", str(fdir), "--no-capture", "--no-progress"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    verdict = next(line for line in proc.stdout.splitlines() if line.startswith("verdict:"))
+    assert "LEAK SEALED in prk" in verdict and "(correct)" in verdict, proc.stdout
 
 
 @pytest.mark.slow

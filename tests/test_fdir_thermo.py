@@ -137,3 +137,20 @@ def test_no_trusted_channel_holds_the_last_temperature() -> None:
     b.step(5.0)
     assert sorted(b.failed()) == [("b.t1", 2), ("b.t2", 2)]
     assert b.stage.n_trusted[1] == 0 and b.stage.temperature[1] == held
+
+
+def test_usual_and_checked_cycles_vote_alike() -> None:
+    # One vote for both paths: module a's temperature must not depend on whether this cycle
+    # took the usual path (every reading fresh) or the checked one (b.t2 stale this cycle).
+    b = Bench()
+    b.step(120.0)  # biases learned
+    frame = b.frame
+    readings = list(frame.temperature)
+    b.stage.step(frame, b.t + 0.1, True)
+    usual = list(b.stage.temperature)
+    frame.temperature_status[3] = 1  # b.t2 stale: the checked path
+    b.stage.step(frame, b.t + 0.2, True)
+    assert frame.temperature == readings
+    assert b.stage.temperature[0] == usual[0]  # bit for bit
+    # b now votes on b.t1 alone: its reading less its own bias.
+    assert b.stage.temperature[1] == readings[2] - b.stage.bias[2]

@@ -20,8 +20,8 @@ from hullwatch.tools.cli import main
 from hullwatch.tools.ground import iter_capture
 
 QUIET = {"amplitude_k": 0.0, "drift_amplitude_k": 0.0}
-NEW_PRESETS = ["thermistor-drift", "temperature-step", "blind-module", "prk-open-slow", "tiangong",
-               "tiangong-hub-leak", "tiangong-nominal-24h"]
+NEW_PRESETS = ["thermistor-drift", "temperature-step", "blind-module", "prk-open-slow", "prk-open-hunt",
+               "tiangong", "tiangong-hub-leak", "tiangong-nominal-24h"]
 
 
 def two_rooms(**extra):

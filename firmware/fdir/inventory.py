@@ -54,6 +54,7 @@ class InventoryTerms:
     _t_learning: bool
     _t_offset: list[float]
     restart_segment: Callable[[int, float, float], None]  #: the core's (fdir/port.py)
+    generator_module: int  #: the oxygen generator's module index, or -1 (the core's)
 
     def _sensors_changed(self, t: float) -> None:
         """A module's voting pressure sensors or trusted thermometers changed: report modules
@@ -144,8 +145,14 @@ class InventoryTerms:
         temperature trust (see :meth:`_segment_dead_band`)."""
         topo = self.topology
         vol = self.volume
-        seg_vol = [sum(vol[m] for m in members) for members in topo.members]
-        main = max(range(topo.n_segments), key=lambda s: seg_vol[s]) if topo.n_segments else -1
+        # The main segment is the oxygen generator's (slowleak.generator_module), else the
+        # largest: crew cut off from it by a hatch they moved uses oxygen nothing replaces.
+        gen = self.generator_module
+        if gen >= 0:
+            main = topo.seg_of[gen]
+        else:
+            seg_vol = [sum(vol[m] for m in members) for members in topo.members]
+            main = max(range(topo.n_segments), key=lambda s: seg_vol[s]) if topo.n_segments else -1
         for s, members in enumerate(topo.members):
             obs = [m for m in members if self.observable[m]]
             self.seg_blind[s] = not obs
@@ -161,9 +168,10 @@ class InventoryTerms:
     def _segment_dead_band(self, members: list[int], crew: bool) -> float:
         """Dead band of a segment's leak test, Pa/s: the table's; plus ``split_allowance_kg_s``
         for a segment that may hold crew away from the oxygen generator (any open segment once
-        something is sealed; before that, a segment apart from the main one, the largest, on
-        either side of a hatch the crew moved): their oxygen use is a real loss there, not a
-        leak; plus, for each module whose
+        something is sealed; before that, a segment apart from the main one, the oxygen
+        generator's (``slowleak.generator_module``; the largest when none is named), holding
+        modules on either side of a hatch the crew moved): their oxygen use is a real loss
+        there, not a leak; plus, for each module whose
         temperature is estimated, the inventory drift ``temperature_estimate_rate_k_s`` of
         error would make."""
         seg_v = sum(self.volume[m] for m in members)

@@ -97,6 +97,7 @@ class SlowLocator:
         self.candidates = 0
         self.root = -1
         self.rate = 0.0
+        self.estimate = 0.0  # the detector's whole-rate estimate at the request, kg/s
         self.valve = -1  # the hatch of the current step
         self.branch = 0  # candidate modules it cuts off
         self.branch_seg = 0  # the whole segment it cuts off (with modules cleared earlier)
@@ -141,8 +142,11 @@ class SlowLocator:
             f.events.push(t, event, subject, v1, v2, v3)
         return True
 
-    def request(self, slot: int, rate: float, t: float) -> None:
-        """A slow leak was confirmed in ``slot`` (hook from the slow detector)."""
+    def request(self, slot: int, rate: float, t: float, estimate: float | None = None) -> None:
+        """A slow leak was confirmed in ``slot`` (hook from the slow detector): ``rate`` is the
+        confirmed rate beyond its band (kg/s, a lower bound of the leak: the schedule's
+        decisions use it), ``estimate`` the detector's estimate of the whole rate (kg/s; what
+        ``LEAK_LOCATED`` reports for a module found by elimination; default ``rate``)."""
         f = self.host
         p = f.params.slowleak
         if p.locate == 0 or self.busy or f.isolating or f.mode == 0:
@@ -154,6 +158,7 @@ class SlowLocator:
         mask = f.slot_mask[slot]
         self.owned = self.candidates = mask
         self.rate = max(rate, 0.0)
+        self.estimate = max(self.rate, estimate if estimate is not None else 0.0)
         self.step_no = 0
         self.result = None
         self.closed = []
@@ -332,10 +337,11 @@ class SlowLocator:
         n_c = _popcount(self.candidates)
         subject = f.mask_subject(self.candidates)
         if n_c == 1:
+            # Found: a leaking branch, or by elimination the one module left on the root side
+            # (then the hatch just shown healthy bounds it: it stays closed, or reopening it
+            # would join the module to the healthy branch it has just been told apart from).
             self._go(_L.SEALING, t, subject, 2.0, float(self.step_no), rate)
-            if not leaking:
-                self._move(valve, True, t)
-            self._locate_found(_first(self.candidates), rate if leaking else self.rate, t)
+            self._locate_found(_first(self.candidates), rate if leaking else self.estimate, t)
             return
         self._go(_L.MOVING, t, subject, 2.0, float(self.step_no), rate)
         if not leaking:

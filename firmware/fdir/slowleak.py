@@ -270,7 +270,7 @@ class SlowLeakDetector:
         if event is not None:
             f.events.push(t, event, f.segment_subject(slot), rate, z, f.slot_volume[slot])
         if new == _CONFIRMED:
-            f.locator.request(slot, self.excess[slot], t)
+            f.locator.request(slot, self.excess[slot], t, rate)
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -53,6 +53,33 @@ _RATE = int(SensorHealth.FAILED_RATE)
 _DISAGREE = int(SensorHealth.FAILED_DISAGREE)
 
 
+def vote_rows(channels: list[int], bias: list[float]) -> tuple[int, int, float] | tuple[tuple[int, ...], float] | None:
+    """The voting row of a module whose usable channels are ``channels``: ``(i, j, mean bias)``
+    for one or two channels (one: ``i == j``), ``(channels, mean bias)`` for more, None for none.
+    :func:`vote` turns rows into temperatures."""
+    if not channels:
+        return None
+    if len(channels) <= 2:
+        i, j = channels[0], channels[-1]
+        return (i, j, 0.5 * (bias[i] + bias[j]))
+    return (tuple(channels), sum(bias[c] for c in channels) / len(channels))
+
+
+def vote(tv: list[float], rows: list[tuple[int, int, int, float]],
+         rows_n: list[tuple[int, tuple[int, ...], float]], out: list[float]) -> None:
+    """The temperature vote, the one implementation of it: each module's temperature is the
+    mean of its usable channels' readings less their mean learned bias, K. ``rows`` hold
+    ``(module, i, j, mean bias)`` for one or two channels (``(x + x) * 0.5`` is ``x`` exactly, and
+    ``(a + b) * 0.5`` is the mean of two), ``rows_n`` ``(module, channels, mean bias)`` for more.
+    Modules without a row keep their value. Used by the usual cycle with the healthy channels'
+    rows (made when the set changes) and by a cycle with stale, out-of-range or jumping
+    readings with the rows of that cycle's usable channels."""
+    for m, i, j, off in rows:
+        out[m] = (tv[i] + tv[j]) * 0.5 - off
+    for m, chans, off in rows_n:
+        out[m] = sum(tv[c] for c in chans) / len(chans) - off
+
+
 class TemperatureStage:
     """Checks, votes and fails gas temperature channels. See the module docstring."""
 
@@ -183,10 +210,7 @@ class TemperatureStage:
                 self._dirty = False
             self._acc = list(map(add, self._acc, tv))
             self._all += 1
-            for m, i, j, off in self._rows2:
-                out[m] = (tv[i] + tv[j]) * 0.5 - off
-            for m, i, off in self._rows1:
-                out[m] = tv[i] - off
+            vote(tv, self._rows, self._rows_n, out)
         else:
             self._slow_cycle(tv, ts, t, manage)
         self._k += 1
@@ -235,17 +259,8 @@ class TemperatureStage:
                     self.clean_since[i] = t  # still jumping: not clean enough to recover
                 continue
             use[i] = health[i] == _OK
-        bias = self.bias
-        out = self.temperature
-        for m, g in enumerate(self.groups):
-            a = 0.0
-            n = 0
-            for i in g:
-                if use[i]:
-                    a += tv[i] - bias[i]
-                    n += 1
-            if n:
-                out[m] = a / n
+        rows, rows_n = self._make_rows(use)
+        vote(tv, rows, rows_n, self.temperature)
 
     def _end_block(self, t: float, manage: bool) -> None:
         acc = self._acc
@@ -274,20 +289,23 @@ class TemperatureStage:
             self._learn(t)
 
     def _rebuild_rows(self) -> None:
-        """Per-cycle voting rows: modules with two or one healthy channels and their mean bias."""
-        rows2 = []
-        rows1 = []
+        """The usual cycle's voting rows (:func:`vote`), from the healthy channels."""
+        self._rows, self._rows_n = self._make_rows([h == _OK for h in self.health])
+
+    def _make_rows(self, usable: list[bool]) -> tuple[list[tuple[int, int, int, float]],
+                                                      list[tuple[int, tuple[int, ...], float]]]:
+        """Voting rows of the channels flagged ``usable`` (see :func:`vote_rows`)."""
+        rows: list[tuple[int, int, int, float]] = []
+        rows_n: list[tuple[int, tuple[int, ...], float]] = []
         for m, g in enumerate(self.groups):
-            ok = [i for i in g if self.health[i] == _OK]
-            if len(ok) == 2:
-                rows2.append((m, ok[0], ok[1], 0.5 * (self.bias[ok[0]] + self.bias[ok[1]])))
-            elif len(ok) == 1:
-                rows1.append((m, ok[0], self.bias[ok[0]]))
-            elif ok:
-                # (More than two: the generic slow path would be exact; keep the mean here too.)
-                rows2.append((m, ok[0], ok[1], 0.5 * (self.bias[ok[0]] + self.bias[ok[1]])))
-        self._rows2 = rows2
-        self._rows1 = rows1
+            row = vote_rows([i for i in g if usable[i]], self.bias)
+            if row is None:
+                continue
+            if len(row) == 3:
+                rows.append((m, *row))  # type: ignore[arg-type]
+            else:
+                rows_n.append((m, *row))  # type: ignore[arg-type]
+        return rows, rows_n
 
     def slow_checks(self, frame: Frame, t: float) -> None:
         """Stuck channels and recoveries (housekeeping rate, on the latest samples)."""
