@@ -116,3 +116,15 @@ def test_subprocess_no_traceback_on_bad_input(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "p.toml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_timeline_describes_slow_schedule_advice_and_estimates():
+    # Each event has its sentence (a describer that raises would drop the line from the run).
+    from hullwatch.tools.closed_loop.runner import RunEvent
+    from hullwatch.tools.closed_loop.timeline import describe
+
+    close = RunEvent(100.0, "LOCATE_ADVICE", "zarya-usos", (0.0, 5400.0, 2.0), "info", 0.0)
+    assert describe(close) == "slow-leak schedule step 2: close zarya-usos, watch the branch it cuts off for 1 h 30 min"
+    est = RunEvent(100.0, "ESTIMATE_UPDATED", "prk", (5.0e-4, 7200.0, 0.01), "info", 0.0)
+    text = describe(est)
+    assert text.startswith("estimate for prk: equivalent hole 0.500 mm (1-sigma 1 %)") and "2 h" in text

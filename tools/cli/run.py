@@ -120,7 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "up after the run until Ctrl-C; with --tc the page can command the run); see "
                    "hullwatch monitor")
     p.add_argument("--quiet", action="store_true", help="print only the verdict and the capture")
-    p.add_argument("--verbose", action="store_true", help="also show cycle overrun events")
+    p.add_argument("--verbose", action="store_true", help="also show cycle overrun events and every estimate update after sealing")
     add_progress_argument(p)
     p.set_defaults(func=handler)
 

@@ -17,7 +17,7 @@ from ..units import (equivalent_diameter, hours_minutes, kg_day, kpa_mmhg, milli
 from .runner import RunEvent, RunResult
 
 #: Events not shown unless ``verbose`` (frequent, and not part of the leak story).
-QUIET_EVENTS = frozenset({"CYCLE_OVERRUN"})
+QUIET_EVENTS = frozenset({"CYCLE_OVERRUN", "ESTIMATE_UPDATED"})  # (shown with --verbose: an update every 10 s after sealing)
 
 
 def utc_text(utc: float) -> str:
@@ -131,11 +131,11 @@ def describe(ev: RunEvent, total_volume_m3: float | None = None, module_names: l
     if n == "LOCATE_ADVICE":
         if v1:
             return f"slow-leak schedule step {v3:.0f}: reopen {subj}"
-        watch = f", watch the branch it cuts off for {_dur(v2)}" if v2 else ""
+        watch = f", watch the branch it cuts off for {hours_minutes(v2)}" if v2 else ""
         return f"slow-leak schedule step {v3:.0f}: close {subj}{watch}"
     if n == "ESTIMATE_UPDATED":
         return (f"estimate for {subj}: equivalent hole {v1 * 1000:.3f} mm (1-sigma {v3 * 100:.2g} %); "
-                f"reserve {_dur(v2)} to 520 mmHg")
+                f"reserve {hours_minutes(v2)} to 520 mmHg")
     if n == "SENSOR_FAILED":
         how = {1: "out of range", 2: "stale", 3: "stuck", 4: "disagrees",
                5: "changes faster than gas can"}.get(int(v1), "?")
