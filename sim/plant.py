@@ -20,6 +20,10 @@ across an open hatch):
 Valves (hatches, equalisation valves and repress valves) are held as parallel lists indexed in
 device valve order: connections first, then repress valves. A command sets the target; the
 position travels at 1/actuation_s per second; faults can pin the target or freeze the feedback.
+A valve passes no gas until it has travelled SEAT_TRAVEL off its seat; beyond that its flow area
+grows linearly to the full area at 1.0. The position sensor reads the travel itself, so a flight
+software that counts a valve open above a feedback threshold below SEAT_TRAVEL sees every valve
+open no later than gas starts to flow through it, whatever the travel speed and cycle rate.
 """
 
 from __future__ import annotations
@@ -36,10 +40,18 @@ from .scenario import Scenario
 #: Fully open connections at least this wide are lumped (equalise well within one 0.1 s step:
 #: a 0.1 m opening moves ~5 kg/s at 100 Pa, a 6 m3 module holds ~7 kg).
 LUMP_DIAMETER_M = 0.1
+#: Travel (fraction of full stroke) before a valve or hatch lifts off its seal and passes gas.
+SEAT_TRAVEL = 0.05
 
 DAY_S = 86400.0
 _TWO_PI = 2.0 * math.pi
 _sin, _cos = math.sin, math.cos
+
+
+def seat_opening(x: float) -> float:
+    """The fraction of a valve's full flow area open at travel ``x`` (0..1): nothing until
+    :data:`SEAT_TRAVEL`, then linear to 1.0 fully open."""
+    return (x - SEAT_TRAVEL) / (1.0 - SEAT_TRAVEL) if x > SEAT_TRAVEL else 0.0
 
 
 class Plant:
@@ -123,6 +135,8 @@ class Plant:
         self.valve_position = list(init)
         self.valve_command = [int(x) for x in init]
         self.valve_feedback = list(init)
+        #: per valve, the fraction of its full flow area open now (0 until SEAT_TRAVEL)
+        self._v_open = [seat_opening(x) for x in init]
         self._v_target = list(init)
         self._v_stuck = [False] * nv
         self._v_frozen = [False] * nv
@@ -221,7 +235,7 @@ class Plant:
             return i
 
         for v in range(self.n_connections):
-            if self.valve_position[v] > 0.0:
+            if self._v_open[v] > 0.0:
                 parent[find(self._v_a[v])] = find(self._v_b[v])
         groups: dict[int, list[str]] = {}
         for i, name in enumerate(self.module_names):
@@ -371,7 +385,7 @@ class Plant:
         # Connections that carry orifice flow: not lumped, open at all, between different nodes.
         self._node_count = len(nodes)
         self._flow_valves = [v for v in range(self.n_connections)
-                             if self.valve_position[v] > 0.0
+                             if self._v_open[v] > 0.0
                              and self._node_of[self._v_a[v]] != self._node_of[self._v_b[v]]]
         self._flow_rows = [(v, self._v_a[v], self._v_b[v], self._node_of[self._v_a[v]],
                             self._node_of[self._v_b[v]], self._v_cda[v]) for v in self._flow_valves]
@@ -459,7 +473,7 @@ class Plant:
                     nm[k] += src[k] * h
             # Orifice flow between nodes, limited to what equalises the pair.
             if self._flow_rows:
-                pos = self.valve_position
+                pos = self._v_open
                 flow = self.connection_flow
                 for v, ia, ib, ka, kb, cda in self._flow_rows:
                     sa = ns[ka]
@@ -506,7 +520,7 @@ class Plant:
         """Repress inflow this step (kg/s in total); adds each supply to ``src_nodes``."""
         total = 0.0
         nc = self.n_connections
-        pos = self.valve_position
+        pos = self._v_open
         shut = True
         for k, (ptank, ttank) in enumerate(self._repress_tank):
             v = nc + k
@@ -537,14 +551,16 @@ class Plant:
                 x = min(target, x + step)
             else:
                 x = max(target, x - step)
-            was_open = pos[v] > 0.0
+            opening = self._v_open
+            was_open = opening[v] > 0.0
             pos[v] = x
+            opening[v] = seat_opening(x)
             if not self._v_frozen[v]:
                 self.valve_feedback[v] = x
             if v < self.n_connections:
                 if self._v_lumps[v] and before != (x >= 1.0):
                     rebuild = True
-                if was_open != (x > 0.0):
+                if was_open != (opening[v] > 0.0):
                     rebuild = True
             if x != target:
                 still.append(v)

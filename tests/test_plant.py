@@ -8,7 +8,7 @@ import math
 import pytest
 
 from hullwatch.sim.gas import CRITICAL_RATIO, orifice_flow
-from hullwatch.sim.plant import Plant
+from hullwatch.sim.plant import SEAT_TRAVEL, Plant
 from hullwatch.sim.scenario import load_scenario, preset_dict, scenario_from_dict
 
 GAMMA = 1.4
@@ -124,6 +124,23 @@ def test_an_opening_hatch_equalises_within_a_cycle_and_conserves_gas():
     assert plant.pressure[0] == pytest.approx(plant.pressure[1], abs=1e-9)
     assert plant.pressure[0] == pytest.approx((100000.0 * 10 + 90000.0 * 20) / 30, rel=1e-9)
     assert plant.total_mass() == pytest.approx(m0, rel=1e-12)
+
+
+def test_a_valve_passes_no_gas_until_it_is_off_its_seat():
+    """Below SEAT_TRAVEL of travel nothing flows, and the position feedback already reads the
+    travel: a flight software counting a valve open above a lower threshold never sees gas move
+    through a valve it counts closed."""
+    sc = station([{"name": "a", "volume_m3": 10.0, "pressure_pa": 100000.0},
+                  {"name": "b", "volume_m3": 20.0, "pressure_pa": 90000.0}],
+                 [{"id": "hatch", "modules": ["a", "b"], "open": False, "actuation_s": 10.0}])
+    plant = Plant(sc)
+    plant.command_valve(0, True)
+    seat_s = SEAT_TRAVEL * 10.0
+    plant.advance_to(seat_s - 0.05, max_step=0.01)
+    assert 0.02 < plant.valve_feedback[0] < SEAT_TRAVEL
+    assert plant.pressure[0] == 100000.0 and plant.pressure[1] == 90000.0
+    plant.advance_to(seat_s + 0.2, max_step=0.01)
+    assert plant.pressure[0] < 100000.0 and plant.pressure[1] > 90000.0
 
 
 def test_a_small_valve_equalises_monotonically_at_any_step():

@@ -143,11 +143,15 @@ class PairEvidence:
     def arbitrate(self, m: int, inventory: SlopeBank, rate_hz: float, n_cycles: int, min_cycles: int,
                   block_n: int, scale: float, dead: float, z: float, pressure: float,
                   temperature: float) -> int | None:
-        """The channel of module ``m``'s disagreeing pair to fail, or None (too little history).
-        ``inventory`` is its segment's slope bank (at ``rate_hz``), judged over the last
-        ``n_cycles`` at most and at least ``min_cycles``; the liar is the one whose exclusion leaves the segment's
-        inventory flatter: under a single fault with no leak, the one that makes gas appear or
-        vanish."""
+        """The channel of module ``m``'s disagreeing pair to fail, or None (too little history,
+        or evidence too weak to tell). ``inventory`` is its segment's slope bank (at
+        ``rate_hz``), judged over the last ``n_cycles`` at most and at least ``min_cycles``; the
+        liar is the one whose exclusion leaves the segment's inventory flatter: under a single
+        fault with no leak, the one that makes gas appear or vanish. The two hypotheses must
+        differ in flatness by more than the dead band plus ``z`` deviations: a small module in a
+        large segment moves its inventory less than the station's own oxygen balance does, and
+        a choice on that would be a coin toss that fails the healthy channel half the time.
+        Undecided, the pair stays, and its hypotheses keep judging the leak evidence."""
         pr = self.pair[m]
         db = self.banks[m]
         n = min(inventory.k, db.k * block_n, n_cycles) // block_n
@@ -165,4 +169,7 @@ class PairEvidence:
             return pr[1]  # with pr[1] alone gas would appear: pr[1] lies
         if only_first > gain >= only_second:
             return pr[0]
-        return pr[0] if abs(only_second) < abs(only_first) else pr[1]
+        margin = abs(only_second) - abs(only_first)
+        if abs(margin) <= gain:
+            return None
+        return pr[0] if margin < 0.0 else pr[1]
