@@ -166,6 +166,7 @@ def part_d(seconds: float) -> None:
         dev = hal.open("sim://soyuz-ms09")
         clock = PacedClock(dev.clock, 1.0)
         fs = FlightSoftware(dev, params, clock=clock)
+        cpu_max = _time_groups_cpu(fs)
         fs.run(clock.now() + seconds)
         late = [x * 1e3 for x in fs.executive.lateness()]
         fs.close()
@@ -175,7 +176,27 @@ def part_d(seconds: float) -> None:
         ex = fs.executive
         print(f"    {hz:4d} Hz: {ex.cycles} cycles, lateness median {statistics.median(late):.3f} ms, "
               f"p99 {pct(late, 0.99):.3f} ms, max {max(late):.3f} ms; drift start->end {drift:+.3f} ms; "
-              f"overruns {ex.overruns}, skipped {ex.skipped}   target p99 <= 1 ms, no cumulative drift")
+              f"overruns {ex.overruns}, skipped {ex.skipped}   target p99 <= 0.5 ms, max <= 2 ms (idle machine), "
+              f"no cumulative drift")
+        print(f"            longest rate-group run by CPU time {max(cpu_max) * 1e3:.3f} ms (what the "
+              f"software itself costs, whatever the load; load average now {os.getloadavg()[0]:.1f})")
+
+
+def _time_groups_cpu(fs: FlightSoftware) -> list[float]:
+    """Wrap each rate group of ``fs`` to record its longest run in thread CPU time (s); returns
+    the list the figures land in (one per cycle where it exceeded the previous maximum)."""
+    longest = [0.0]
+    for group in fs.executive.groups:
+        fn = group.fn
+
+        def timed(k: int, t: float, fn=fn) -> None:
+            c0 = time.thread_time()
+            fn(k, t)
+            d = time.thread_time() - c0
+            if d > longest[-1]:
+                longest.append(d)
+        group.fn = timed
+    return longest
 
 
 def main(argv: list[str] | None = None) -> int:

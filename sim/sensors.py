@@ -36,7 +36,7 @@ from hullwatch.hal.interfaces import SampleStatus
 from .plant import Plant
 from .scenario import Scenario
 
-_BLOCK = 1024
+_BLOCK = 256
 #: x + _ROUND - _ROUND rounds x to an integer (ties to even) for |x| < 2**51.
 _ROUND = 1.5 * 2.0 ** 52
 #: seconds between re-evaluations of the pressure sensors' temperature offsets

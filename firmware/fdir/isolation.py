@@ -52,6 +52,9 @@ class Isolator:
         self.closed: list[int] = []  # valves this isolation commanded closed
         self.reopen: list[int] = []
         self.rate = 0.0  # confirmed leak rate, kg/s
+        self.onset_rate = 0.0  # the same leak's rate from windows that lie after its onset, kg/s
+        self.req_slot = -1  # the slot whose confirmed leak this isolation investigates
+        self.req_mask = 0  # its modules when the isolation started
         self.t_state = 0.0
         self.t_observe = math.inf  # when observation may start deciding
         self.attempts = 0
@@ -103,6 +106,9 @@ class Isolator:
         self.attempts += 1
         self.candidates = mask
         self.rate = max(rate, 0.0)
+        self.req_slot = slot
+        self.req_mask = mask
+        self.onset_rate = max(self._onset_rate(slot), self.rate)
         self.cleared = 0
         self.leaking_mask = 0
         self.step_no = 0
@@ -145,6 +151,10 @@ class Isolator:
             return
         f = self.host
         if st == _SPLITTING:
+            if f.slot_mask[self.req_slot] == self.req_mask:
+                # Until the hatches close, the segment still holds the whole leak, and its
+                # windows after the onset grow: the elimination estimate keeps improving.
+                self.onset_rate = max(self._onset_rate(self.req_slot), self.rate)
             if all(f.valve_settled(i) for i in self.closed):
                 segs = [s for s in range(f.topology.n_segments)
                         if f.topology.masks[s] & ~self.candidates == 0]
@@ -250,16 +260,43 @@ class Isolator:
                 self.reopen.append(i)
                 f.events.push(t, EventId.VALVE_REOPENED, f.layout.valves[i].id, float(i), 0.0, 0.0)
 
+    def _onset_rate(self, slot: int) -> float:
+        """The loss rate (kg/s) of a confirmed leak in ``slot``, judged on the windows that lie
+        after its onset: the largest rate among the windows whose evidence alone reaches the
+        confirm threshold, taken again every cycle until the segment is split. The window that confirmed usually began before the leak did, and its
+        slope is then a fraction of the leak's; a shorter window that also confirms lies inside
+        the leak. Used where nothing better will come: a leak located by elimination cannot be
+        watched after sealing (its module has no pressure sensor)."""
+        f = self.host
+        bank = f.banks[slot]
+        plan = f.plan
+        k = bank.k
+        if k < 2:
+            return 0.0
+        sigma = bank.sigma()
+        dead = f.slot_dead[slot]
+        best = 0.0
+        for j, n in enumerate(plan.n):
+            if n > k:
+                continue
+            slope = bank.slope_scaled(n, plan.scale[j])
+            if (-slope - dead) >= f.z_confirm * sigma * plan.sdf[j]:
+                rate = -slope * f.slot_volume[slot] / (f.r_gas * f.t_ref)
+                if rate > best:
+                    best = rate
+        return best
+
     def _locate_blind(self, mask: int, t: float) -> None:
-        """Locate the leak in the unobservable modules ``mask`` by elimination: the confirmed
-        rate is theirs; their pressure is the last one voted."""
+        """Locate the leak in the unobservable modules ``mask`` by elimination: the leak's rate
+        from the windows after its onset (:meth:`_onset_rate`) is theirs; their pressure is the
+        last one voted."""
         f = self.host
         p = f.params
         members = [m for m in range(f.n_modules) if mask >> m & 1]
         vol = sum(f.volume[m] for m in members)
         pres = sum(f.pressure[m] * f.volume[m] for m in members) / vol
         temp = sum(f.temperature[m] * f.volume[m] for m in members) / vol
-        rate = self.rate
+        rate = self.onset_rate
         slope = -rate * f.r_gas * temp / vol
         d = _hole(rate, pres, temp, p)
         reserve = _reserve(pres, slope, p.isolation.reserve_floor_pa)
