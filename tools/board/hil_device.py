@@ -37,9 +37,12 @@ from typing import Any
 from ...hal.board_check import BoardDescriptionError
 from ...hal.errors import HalError, NakError
 from ...hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
-from ...hal.serial_device import SerialBoardDevice
 from ...hal import wire
+from ...hal.serial_device import SerialBoardDevice
+from ...hal.serial_device import open_url as open_board
 from ...hal.wire import NakCode, ReadValves, ValveCommand
+from ...sim.device import open_url as open_sim
+from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
 from ..errors import DeviceProblem, InputError
 from .hil_check import check_board
 
@@ -206,10 +209,6 @@ def open_hil_device(url: str, *, scenario: Any, seed: int | None = None, **board
         BoardMismatch (an InputError): the board's configuration does not fit the scenario.
         DeviceProblem: the board's configuration forbids HIL.
     """
-    from ...hal.serial_device import open_url as open_board
-    from ...sim.device import open_url as open_sim
-    from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
-
     if isinstance(scenario, dict):
         scenario = scenario_from_dict(dict(scenario), "<scenario>")
     elif not isinstance(scenario, Scenario):
