@@ -65,6 +65,8 @@ STREAM_BURST = 4
 
 
 _RELEASE = wire.FEEDBACK_RELEASE
+_HIL_STEP_REPLY = int(MsgType.HIL_STEP_REPLY)
+_VALVE_STIMULUS_MINOR = wire.VALVE_STIMULUS_MINOR
 _CONFIG_VALID = int(BoardFlags.CONFIG_VALID)
 _HIL_ALLOWED = int(BoardFlags.HIL_ALLOWED)
 _HIL_ACTIVE = int(BoardFlags.HIL_ACTIVE)
@@ -220,8 +222,8 @@ class BoardEmulator:
 
     def _dispatch(self, msg_type: int, seq: int, payload: bytes) -> bytes:
         self.counters["requests"] += 1
-        if msg_type != MsgType.IDENTIFY and self.host_major is not None \
-                and self.host_major != wire.PROTOCOL_MAJOR:
+        if self.host_major is not None and self.host_major != wire.PROTOCOL_MAJOR \
+                and msg_type != MsgType.IDENTIFY:
             # docs/protocol.md, "Version negotiation": a board that cannot serve the host's
             # major NAKs every other request with VERSION until an IDENTIFY of a major it serves.
             self.counters["version_naks"] += 1
@@ -450,47 +452,54 @@ class BoardEmulator:
         return wire.HilEnterReply(int(self._hil))
 
     def _hil_inject(self, m: wire.HilInject) -> wire.HilInjectReply:
-        self._require_config()
-        if not self._hil:
-            raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
-        n = len(self.channels)
-        if m.first + len(m.values) > n:
-            raise _Refuse(NakCode.BAD_ARGUMENT,
-                          f"channels {m.first}..{m.first + len(m.values) - 1}; the board has {n}")
-        if m.time_us < self._hil_time_us:
-            raise _Refuse(NakCode.BAD_ARGUMENT,
-                          f"stimulus time {m.time_us} us is before the board time {self._hil_time_us} us")
-        stim = m.valves
-        if stim is not None:
-            # Checked before anything changes: a refused inject stimulates nothing.
-            if self.protocol_minor < wire.VALVE_STIMULUS_MINOR:
-                raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(m.values) * 4 + 10} bytes expected "
-                              f"(protocol 1.{self.protocol_minor} has no valve block)")
-            nv = len(self.valves)
-            if stim.first + len(stim.feedback) > nv:
-                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(stim.feedback) - 1}"
-                              f"; the board has {nv}")
-            if stim.feedback and max(stim.feedback) > FEEDBACK_SCALE:  # a release, or a bad value
-                for k, fb in enumerate(stim.feedback):
-                    if fb > FEEDBACK_SCALE and fb != _RELEASE:
-                        raise _Refuse(NakCode.BAD_ARGUMENT,
-                                      f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
-                                      f"or {_RELEASE:#06x} (not stimulated)")
-            self._valves.stimulate(stim.first, stim.feedback)
-        t = m.time_us
-        self._hil_time_us = t
-        self._valves.advance(t)
-        self._channels.convert(m.values, m.first, t)
-        return wire.HilInjectReply(t, len(m.values))
-
+        self._stimulate(m)
+        return wire.HilInjectReply(m.time_us, len(m.values))
 
     def _hil_step(self, m: wire.HilStep) -> "_RawReply":
         """HIL_STEP (1.2): the HIL_INJECT, then the SAMPLES a READ_SAMPLES would get at once."""
         if self.protocol_minor < wire.HIL_STEP_MINOR:
             raise _Refuse(NakCode.UNKNOWN_TYPE, f"unknown message type {MsgType.HIL_STEP:#04x} "
                           f"(protocol 1.{self.protocol_minor})")
-        self._hil_inject(m)  # type: ignore[arg-type]  # the same fields and checks
-        return _RawReply(MsgType.HIL_STEP_REPLY, self._samples_payload())
+        self._stimulate(m)  # the same fields and checks as HIL_INJECT
+        return _RawReply(_HIL_STEP_REPLY, self._samples_payload())
+
+    def _stimulate(self, m: wire.HilInject | wire.HilStep) -> None:
+        """A HIL_INJECT's (or HIL_STEP's) stimulus, checked whole before anything changes (a
+        refused inject stimulates nothing): valve feedback stored, valves advanced and one
+        conversion of the stimulated channels at the stimulus time."""
+        self._require_config()
+        if not self._hil:
+            raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
+        values = m.values
+        n = self._channels.n
+        if m.first + len(values) > n:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"channels {m.first}..{m.first + len(values) - 1}; the board has {n}")
+        t = m.time_us
+        if t < self._hil_time_us:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"stimulus time {t} us is before the board time {self._hil_time_us} us")
+        stim = m.valves
+        valves = self._valves
+        if stim is not None:
+            feedback = stim.feedback
+            if self.protocol_minor < _VALVE_STIMULUS_MINOR:
+                raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(values) * 4 + 10} bytes expected "
+                              f"(protocol 1.{self.protocol_minor} has no valve block)")
+            nv = len(valves)
+            if stim.first + len(feedback) > nv:
+                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(feedback) - 1}"
+                              f"; the board has {nv}")
+            if feedback and max(feedback) > FEEDBACK_SCALE:  # a release, or a bad value
+                for k, fb in enumerate(feedback):
+                    if fb > FEEDBACK_SCALE and fb != _RELEASE:
+                        raise _Refuse(NakCode.BAD_ARGUMENT,
+                                      f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
+                                      f"or {_RELEASE:#06x} (not stimulated)")
+            valves.stimulate(stim.first, feedback)
+        self._hil_time_us = t
+        valves.advance(t)
+        self._channels.convert(values, m.first, t)
 
 
 class _RawReply:

@@ -146,7 +146,10 @@ class HilDevice(Device):
         if self._board_order is not None:
             flat = [flat[i] for i in self._board_order]
             status = [status[i] for i in self._board_order]
-        values = [v if s == _OK or s == _INVALID else _NAN for v, s in zip(flat, status)]
+        if status.count(_OK) + status.count(_INVALID) == len(status):
+            values = flat  # every sample delivered (the usual cycle): nothing to blank
+        else:
+            values = [v if s == _OK or s == _INVALID else _NAN for v, s in zip(flat, status)]
         # The plant's valve position sensors (a feedback_mismatch fault freezes them), not truth.
         valve_fb = self._valve_fb
         if valve_fb is not None:
