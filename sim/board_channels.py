@@ -112,9 +112,9 @@ class ChannelBank:
         a channel never converted reads NO_DATA (age AGE_NEVER), one converted since the last
         report its conversion's state, any other STALE. Marks every conversion reported."""
         never = AGE_NEVER
-        ages = [never if t < 0 else (now_us - t if now_us - t < never else never - 1)
+        ages = [never if t < 0 else (age if (age := now_us - t) < never else never - 1)
                 for t in self.time_us]
-        status = [_NO_DATA if t < 0 else (st if f or st == _NO_DATA else _STALE)
-                  for t, st, f in zip(self.time_us, self.state, self.fresh)]
+        # A channel never converted holds NO_DATA (time -1): it reads NO_DATA as it is.
+        status = [st if f or st == _NO_DATA else _STALE for st, f in zip(self.state, self.fresh)]
         self.fresh[:] = self._not_fresh
         return ages, status

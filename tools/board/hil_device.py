@@ -169,8 +169,10 @@ class HilDevice(Device):
             self._forward_valves(frame)
 
     def _forward_valves(self, frame: Frame) -> None:
-        plant = self.plant
         fwd = self._forwarded
+        if frame.valve_cmd == fwd:
+            return  # the usual cycle: the board's outputs are what the plant already has
+        plant = self.plant
         for i, cmd in enumerate(frame.valve_cmd):
             if cmd != fwd[i] and frame.valve_status[i] == _OK:
                 fwd[i] = cmd
