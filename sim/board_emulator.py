@@ -181,6 +181,11 @@ class BoardEmulator:
     def hil_active(self) -> bool:
         return self._hil
 
+    @property
+    def stream_rate_hz(self) -> int:
+        """The STREAM_FRAME rate in Hz, 0 when not streaming."""
+        return self._stream_rate
+
     def flags(self) -> int:
         """BoardFlags as a plain int (per cycle: no enum arithmetic)."""
         f = 0
