@@ -48,10 +48,10 @@ from ..hal.wire import (
 # The channels and valves, and the transports (pseudo-terminal, pyserial port), live in modules
 # of their own; their public names are re-exported here.
 from .board_channels import NOMINAL_INPUT, ChannelBank  # noqa: F401 - re-exported
-from .board_flash import BoardFlash, FlashFileError, FlashRefused, default_factory_config, file_size
-from .board_factory import DEFAULT_BOARD_ID
+from .board_factory import DEFAULT_BOARD_ID, default_factory_config
+from .board_flash import BoardFlash, FlashRefused, file_size
 from .board_serve import Pacer, PtyBoard, make_pty, serve_fd, serve_port  # noqa: F401 - re-exported
-from .board_storage import MemoryStorage
+from .board_storage import FlashFileError, MemoryStorage
 from .board_valves import TRAVEL_FRACTION, Valve, ValveBank  # noqa: F401 - re-exported
 from .errors import SimError
 
