@@ -243,7 +243,7 @@ class BoardLink:
         timeouts and errors."""
         if timeout_s is None:
             timeout_s = SLOW_TIMEOUT_S if msg_type in SLOW_REQUESTS else self.timeout_s
-        want = msg_type | 0x80  # wire.reply_type
+        want = wire.reply_type(msg_type)
         stats = self.stats
         stats["requests"] += 1
         longest = max(timeout_s, self.timeout_s)

@@ -41,6 +41,9 @@ slot is bootable with a higher generation and wins. The old slot is untouched ei
 Power cuts are modelled at the storage level: :class:`PowerCutStorage` lets a set number of
 bytes through and then "cuts the power" (raises :class:`PowerCut`, a BaseException so no
 handler in the emulator swallows it); a fresh BoardFlash on the same file is the reboot.
+
+The storages live in :mod:`hullwatch.sim.board_storage` and the factory configuration in
+:mod:`hullwatch.sim.board_factory`; both are re-exported here.
 """
 
 from __future__ import annotations
