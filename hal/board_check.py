@@ -5,7 +5,7 @@ no sense: an active slot 7, a channel kind 9, a module volume of -1e308, NaN val
 valves in a reply than it described. Left unchecked these crash a tool or, worse, silently
 disable detection (a NaN range makes every reading "valid"). The host therefore applies to an
 IDENTIFY_REPLY and to the DESCRIBE_* tables the same rules a configuration image must pass
-(:func:`hullwatch.hal.config_image.validate_config`), and refuses a board that breaks one with
+(:func:`hullwatch.hal.config_validate.validate_config`), and refuses a board that breaks one with
 :class:`BoardDescriptionError` naming the message, the entry and the field. The CLI maps it,
 as every :class:`~hullwatch.hal.errors.LinkError`, to exit status 4.
 """
@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING
 
 from . import wire
-from .config_image import (
+from .config_model import (
     GENERATION_MAX,
     SAMPLE_RATE_RANGE_HZ,
     BoardConfig,
@@ -24,9 +24,8 @@ from .config_image import (
     ConfigSourceError,
     ModuleConfig,
     ValveConfig,
-    samples_payload_size,
-    validate_config,
 )
+from .config_validate import samples_payload_size, validate_config
 from .errors import ProtocolError
 from .interfaces import ChannelKind, ValveKind
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from . import wire
 from .board_check import check_description, check_identity
 from .errors import LinkError, LinkTimeout, NakError, ProtocolError
-from .framing import MAX_WIRE_FRAME, FrameReader
+from .framing import MAX_WIRE_FRAME, FrameReader, encode_frame
 from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
 from .ports import DEFAULT_BAUD, open_port
 
@@ -42,6 +42,9 @@ RESET_SETTLE_S = 0.5
 ADAPTIVE_MIN_S = 0.002
 #: Round trips measured before the adaptive timeout is trusted (until then: the full timeout).
 ADAPTIVE_WARMUP = 8
+
+_STREAM_FRAME = int(wire.MsgType.STREAM_FRAME)
+_NAK = int(wire.MsgType.NAK)
 
 
 class PortFailure(LinkError):
@@ -230,67 +233,76 @@ class BoardLink:
             ProtocolError: the response has the wrong type or a malformed payload.
             PortFailure: the port failed (not retried here; reopen it).
         """
+        return self.exchange(msg.TYPE, wire.payload_of(msg), timeout_s=timeout_s, attempts=attempts,
+                             growth=growth)
+
+    def exchange(self, msg_type: int, payload: bytes, *, timeout_s: float | None = None,
+                 attempts: int = REQUEST_ATTEMPTS, growth: float = 1.0) -> bytes:
+        """:meth:`request_raw` of a request already encoded: type ``msg_type``, ``payload``
+        (e.g. :func:`~hullwatch.hal.wire.inject_payload`, the per-cycle path). Same attempts,
+        timeouts and errors."""
         if timeout_s is None:
-            timeout_s = SLOW_TIMEOUT_S if msg.TYPE in SLOW_REQUESTS else self.timeout_s
-        want = wire.reply_type(msg.TYPE)
-        self.stats["requests"] += 1
+            timeout_s = SLOW_TIMEOUT_S if msg_type in SLOW_REQUESTS else self.timeout_s
+        want = wire.reply_type(msg_type)
+        stats = self.stats
+        stats["requests"] += 1
         longest = max(timeout_s, self.timeout_s)
+        reader = self.reader
         seqs: list[int] = []
         damaged = False
         wait = timeout_s
         for attempt in range(attempts):
             if attempt:
-                self.stats["retries"] += 1
+                stats["retries"] += 1
                 # The last attempt waits the full timeout: a slow answer still makes it.
                 wait = longest if attempt == attempts - 1 else min(longest, wait * growth)
-            self._seq = (self._seq + 1) & 0xFF
-            seq = self._seq
+            self._seq = seq = (self._seq + 1) & 0xFF
             seqs.append(seq)
-            frame = wire.encode(msg, seq)
+            frame = encode_frame(msg_type, seq, payload)
             if self._flush_pending or attempt:
                 # A leading delimiter ends any partial frame the board holds (after a reopen, or
                 # a request whose delimiter the line lost).
                 frame = b"\x00" + frame
                 self._flush_pending = False
                 if damaged:
-                    self.reader.reset()  # our partial frame is the remains of a damaged one
+                    reader.reset()  # our partial frame is the remains of a damaged one
             self._write(frame)
             start = time.monotonic()
             deadline = start + wait
             # Worst case the response is the longest frame on a UART-speed link.
             cap = wait + 2 * self.wire_time(MAX_WIRE_FRAME)
-            errors_before = self.reader.errors
+            errors_before = reader.errors
             while True:
                 data = self._read_some()
                 now = time.monotonic()
                 if data:
-                    for f in self.reader.feed(data):
-                        if f.type == wire.MsgType.STREAM_FRAME:
+                    for f in reader.feed(data):
+                        if f.type == _STREAM_FRAME:
                             self._handle_stream(f)
                         elif f.type == want and f.seq in seqs:
                             if not attempt:
                                 self._measured(now - start)
                             return f.payload
-                        elif f.type == wire.MsgType.NAK and f.seq in seqs:
+                        elif f.type == _NAK and f.seq in seqs:
                             nak = wire.decode(f.type, f.payload)
-                            self.stats["naks"] += 1
+                            stats["naks"] += 1
                             raise NakError(nak.code, f"{nak.code_name}: {nak.text}",
-                                           wire.MsgType(msg.TYPE).name)
+                                           wire.MsgType(msg_type).name)
                         elif f.seq == seq and not f.type & 0x80:
-                            self.stats["echoes"] += 1  # our own request: the line echoes
+                            stats["echoes"] += 1  # our own request: the line echoes
                         elif f.seq == seq:
-                            raise ProtocolError(f"{wire.MsgType(msg.TYPE).name}: board answered "
+                            raise ProtocolError(f"{wire.MsgType(msg_type).name}: board answered "
                                                 f"with type {f.type:#04x}, expected {want:#04x} or NAK")
                         else:
-                            self.stats["stale_replies"] += 1
+                            stats["stale_replies"] += 1
                     deadline = max(deadline, now + wait)
-                    if self.reader.errors != errors_before:
+                    if reader.errors != errors_before:
                         damaged = True
                         break  # the response was damaged on the line: ask again now
                 if now >= deadline or now - start >= cap:
-                    self.stats["timeouts"] += 1
+                    stats["timeouts"] += 1
                     break
-        raise LinkTimeout(f"{self.url}: no valid response to {wire.MsgType(msg.TYPE).name} after "
+        raise LinkTimeout(f"{self.url}: no valid response to {wire.MsgType(msg_type).name} after "
                           f"{attempts} attempts ({timeout_s * 1e3:.0f} ms"
                           + (f" growing x{growth:g} per attempt)" if growth != 1.0 else " each)"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config_image import MAX_KEY_SIZE, MIN_KEY_SIZE
+from .config_model import MAX_KEY_SIZE, MIN_KEY_SIZE
 from .errors import ConfigImageError
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")

@@ -28,6 +28,7 @@ denied), LinkTimeout (nothing answered: "is this the board?"), ProtocolError (wr
 
 from __future__ import annotations
 
+import operator
 import time
 from typing import Any, Callable
 
@@ -59,7 +60,8 @@ _NO_DATA = int(SampleStatus.NO_DATA)
 _HIL_ACTIVE = int(wire.BoardFlags.HIL_ACTIVE)
 _AGE_NEVER = wire.AGE_NEVER
 _FB_SCALE = 1.0 / wire.FEEDBACK_SCALE
-_READ_SAMPLES = wire.ReadSamples()
+_READ_SAMPLES = int(wire.MsgType.READ_SAMPLES)
+_HIL_STEP = int(wire.MsgType.HIL_STEP)
 
 
 class SerialBoardDevice(Device):
@@ -111,13 +113,17 @@ class SerialBoardDevice(Device):
             kind = ChannelKind(c.kind)
             self._map.append((int(kind), counters[kind]))
             counters[kind] += 1
-        # Board channels of each kind: a slice when contiguous (the usual case), else indices.
-        self._slices: list[slice | list[int]] = []
+        # Board channels of each kind, as a picker of a board-order column: a slice when they
+        # are contiguous (the usual case), else their indices (two or more: one is a slice).
+        self._pick: list[Callable[[Any], Any]] = []
         for kind in ChannelKind:
             idx = [i for i, c in enumerate(self.description.channels) if c.kind == kind]
-            contiguous = idx == list(range(idx[0], idx[0] + len(idx))) if idx else True
-            self._slices.append(slice(idx[0], idx[-1] + 1) if idx and contiguous
-                                else (slice(0, 0) if not idx else idx))
+            if not idx:
+                self._pick.append(operator.itemgetter(slice(0, 0)))
+            elif idx == list(range(idx[0], idx[-1] + 1)):
+                self._pick.append(operator.itemgetter(slice(idx[0], idx[-1] + 1)))
+            else:
+                self._pick.append(operator.itemgetter(*idx))
         n_valves = len(self.layout.valves)
         self._codec = wire.SamplesCodec(len(self.description.channels), n_valves)
         self._pending: list[int | None] = [None] * n_valves  # command not yet acknowledged
@@ -144,21 +150,21 @@ class SerialBoardDevice(Device):
             self.stats["internal_errors"] += 1
             self._mark_stale(frame)
 
-    def _read(self, frame: Frame, request: wire.Message = _READ_SAMPLES) -> bool:
-        """One per-cycle exchange whose reply has the SAMPLES layout (READ_SAMPLES, HIL_STEP);
-        True when it was answered."""
+    def _read(self, frame: Frame, msg_type: int = _READ_SAMPLES, request: bytes = b"") -> bool:
+        """One per-cycle exchange whose reply has the SAMPLES layout (READ_SAMPLES, HIL_STEP
+        with its payload ``request``); True when it was answered."""
         self.stats["reads"] += 1
         frame.t = self.clock.now()
         if not self._up and not self._try_restore():
             self._mark_stale(frame)
             return False
-        if any(p is not None for p in self._pending):
+        if self._pending.count(None) != len(self._pending):
             self._flush_commands()
         try:
             link = self.link
-            payload = link.request_raw(request, attempts=READ_ATTEMPTS,  # type: ignore[union-attr]
-                                       timeout_s=link.adaptive_timeout(),  # type: ignore[union-attr]
-                                       growth=READ_TIMEOUT_GROWTH)
+            payload = link.exchange(msg_type, request, attempts=READ_ATTEMPTS,  # type: ignore[union-attr]
+                                    timeout_s=link.adaptive_timeout(),  # type: ignore[union-attr]
+                                    growth=READ_TIMEOUT_GROWTH)
             columns = self._codec.unpack(payload)
         except PortFailure:
             self.stats["failed_reads"] += 1
@@ -178,8 +184,8 @@ class SerialBoardDevice(Device):
 
     def _fill(self, frame: Frame, columns: tuple) -> None:
         board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
-        if max(status, default=0) > _NO_DATA or max(v_status, default=0) > _NO_DATA \
-                or max(feedback, default=0) > wire.FEEDBACK_SCALE:
+        if (status and max(status) > _NO_DATA) or (v_status and (
+                max(v_status) > _NO_DATA or max(feedback) > wire.FEEDBACK_SCALE)):
             status, feedback, v_status = self._sanitise(status, feedback, v_status)
         board_s = board_us * 1e-6
         if flags & _HIL_ACTIVE:
@@ -190,19 +196,16 @@ class SerialBoardDevice(Device):
             offset = self._time_offset
         base = board_s + offset
         times = [base - a * 1e-6 for a in age]
-        for kind, (values_out, status_out, time_out) in enumerate(
-                ((frame.pressure, frame.pressure_status, frame.pressure_time),
-                 (frame.temperature, frame.temperature_status, frame.temperature_time),
-                 (frame.flow, frame.flow_status, frame.flow_time))):
-            sl = self._slices[kind]
-            if isinstance(sl, slice):
-                values_out[:] = value[sl]
-                status_out[:] = status[sl]
-                time_out[:] = times[sl]
-            else:
-                values_out[:] = [value[i] for i in sl]
-                status_out[:] = [status[i] for i in sl]
-                time_out[:] = [times[i] for i in sl]
+        pressure, temperature, flow = self._pick
+        frame.pressure[:] = pressure(value)
+        frame.pressure_status[:] = pressure(status)
+        frame.pressure_time[:] = pressure(times)
+        frame.temperature[:] = temperature(value)
+        frame.temperature_status[:] = temperature(status)
+        frame.temperature_time[:] = temperature(times)
+        frame.flow[:] = flow(value)
+        frame.flow_status[:] = flow(status)
+        frame.flow_time[:] = flow(times)
         if _AGE_NEVER in age:
             # Never sampled: keep the frame's time, report NO_DATA (values are meaningless).
             for i, a in enumerate(age):
@@ -213,7 +216,9 @@ class SerialBoardDevice(Device):
         fb = [x * _FB_SCALE for x in feedback]
         frame.valve_fb[:] = fb
         frame.valve_status[:] = v_status
-        frame.valve_cmd[:] = [c if c <= 1 else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]  # NONE (or junk): the position
+        # NONE (or junk) commanded: the position says it.
+        frame.valve_cmd[:] = commanded if not commanded or max(commanded) <= 1 else \
+            [c if c <= 1 else (1 if f >= 0.5 else 0) for c, f in zip(commanded, fb)]
 
     def _sanitise(self, status: tuple, feedback: tuple, v_status: tuple) -> tuple[list, list, list]:
         """A board's per-cycle lies made harmless: a status byte outside SampleState reads
@@ -369,9 +374,8 @@ class SerialBoardDevice(Device):
             self.read(frame)
             return ok
         try:
-            valves = None if valve_positions is None else \
-                wire.ValveStimulus(0, wire.feedback_counts(valve_positions))
-            return self._read(frame, wire.HilStep(int(round(t * 1e6)), 0, tuple(values), valves))
+            feedback = None if valve_positions is None else wire.feedback_counts(valve_positions)
+            return self._read(frame, _HIL_STEP, wire.inject_payload(round(t * 1e6), 0, values, feedback))
         except Exception:  # the flight loop must never see an exception from here
             self.stats["internal_errors"] += 1
             self._mark_stale(frame)

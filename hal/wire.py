@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import fields
-from typing import Any
+from typing import Any, Sequence
 
 import construct as cs
 
@@ -58,6 +58,7 @@ __all__ = [
     "FLASH_NAK_BASE", "nak_code_of",
     "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind", "NO_SLOT", "NO_MODULE",
     "AGE_NEVER", "FEEDBACK_SCALE", "Message", "encode", "decode", "encode_payload", "decode_payload",
+    "payload_of", "inject_payload",
     "encode_fast", "decode_fast", "FrameReader", "RawFrame", "crc16", "encode_frame",
     "Identify", "IdentifyReply", "Ping", "PingReply", "Reset", "ResetReply",
     "DescribeModule", "ModuleEntry", "DescribeChannel", "ChannelEntry", "DescribeValve", "ValveEntry",
@@ -313,14 +314,22 @@ def decode_payload(msg_type: int, payload: bytes) -> Message:
     return _from_container(cls, container)
 
 
+def payload_of(msg: Message) -> bytes:
+    """The payload bytes of ``msg``: the fast path for per-cycle messages, construct otherwise.
+
+    Raises:
+        ProtocolError: as :func:`encode_payload` (construct path).
+    """
+    fast = _FAST_ENCODERS.get(msg.TYPE)
+    return fast(msg) if fast is not None else encode_payload(msg)
+
+
 def encode(msg: Message, seq: int) -> bytes:
     """The complete wire frame of ``msg`` with sequence number ``seq`` (0x00 delimiter included).
 
     Uses the fast path for per-cycle messages, construct otherwise.
     """
-    fast = _FAST_ENCODERS.get(msg.TYPE)
-    payload = fast(msg) if fast is not None else encode_payload(msg)
-    return encode_frame(msg.TYPE, seq & 0xFF, payload)
+    return encode_frame(msg.TYPE, seq & 0xFF, payload_of(msg))
 
 
 def decode(msg_type: int, payload: bytes) -> Message:
@@ -406,22 +415,39 @@ def _decode_samples_into(cls: type, payload: bytes) -> Any:
     return cls(t, flags, channels, valves)
 
 
+def inject_payload(time_us: int, first: int, values: Sequence[float],
+                   feedback: Sequence[int] | None = None, valve_first: int = 0) -> bytes:
+    """The payload of a HIL_INJECT or HIL_STEP (they share it) without building the message:
+    stimulus time ``time_us`` (us), ``values`` (SI, NaN = not stimulated) for the channels from
+    ``first``, and with ``feedback`` (u16, see :func:`feedback_counts`) the 1.1 valve block for
+    the valves from ``valve_first``. The per-cycle path of the serial device; the message
+    encoders use it too.
+
+    Raises:
+        struct.error: a value does not fit its field.
+    """
+    n = len(values)
+    if feedback is None:
+        return _inject_struct(n, None).pack(time_us, first, n, *values)
+    nv = len(feedback)
+    return _inject_struct(n, nv).pack(time_us, first, n, *values, valve_first, nv, *feedback)
+
+
 def _encode_inject_fast(msg: HilInject) -> bytes:
-    n = len(msg.values)
     v = msg.valves
     if v is None:
-        return _inject_struct(n, None).pack(msg.time_us, msg.first, n, *msg.values)
-    nv = len(v.feedback)
-    return _inject_struct(n, nv).pack(msg.time_us, msg.first, n, *msg.values, v.first, nv, *v.feedback)
+        return inject_payload(msg.time_us, msg.first, msg.values)
+    return inject_payload(msg.time_us, msg.first, msg.values, v.feedback, v.first)
 
 
 def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
-        off = _S_INJECT_HEAD.size + _values_struct(n).size
+        values_struct = _values_struct(n)
+        off = _S_INJECT_HEAD.size + values_struct.size
         if len(payload) < off:
             raise struct.error(f"{n} values need {off} bytes, got {len(payload)}")
-        values = _values_struct(n).unpack_from(payload, _S_INJECT_HEAD.size)
+        values = values_struct.unpack_from(payload, _S_INJECT_HEAD.size)
         valves = None
         if len(payload) > off:  # the 1.1 valve block
             end = off + 2 + 2 * payload[off + 1] if len(payload) >= off + 2 else off + 2

@@ -10,13 +10,15 @@ What it models:
 
 - configuration flash in a file (:mod:`hullwatch.sim.board_flash`; survives restarts), booted
   at power-on; every FLASH_* request is delegated to it and its refusals become NAKs;
-- sensor channels with the active image's calibration: a physical value becomes 24-bit ADC
-  counts by the inverse calibration (rounded, clamped) and counts become the reported value,
-  so quantisation and saturation are real; out of the valid range reads INVALID;
+- sensor channels with the active image's calibration (:mod:`hullwatch.sim.board_channels`): a
+  physical value becomes 24-bit ADC counts by the inverse calibration (rounded, clamped) and
+  counts become the reported value, so quantisation and saturation are real; out of the valid
+  range reads INVALID;
 - without HIL, quiet nominal inputs (101325 Pa, 295 K, no flow) converted at the configured
   sample rate on the board's own clock; in HIL mode the host's HIL_INJECT values, stamped with
   the stimulus time, which becomes the board time (lockstep with the host's plant);
-- valves that travel at a finite speed toward their command, with position feedback; in HIL mode
+- valves (:mod:`hullwatch.sim.board_valves`) that travel at a finite speed toward their
+  command, with position feedback; in HIL mode
   a valve's position sensor can be stimulated too (HIL_INJECT's valve block, protocol 1.1): the
   board then reports the stimulated position (the plant's valve, with its faults) instead of its
   own actuator model, until released or HIL ends;
@@ -28,49 +30,43 @@ What it models:
 from __future__ import annotations
 
 import time
-from array import array
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..hal import wire
-from ..hal.config_image import COUNTS_MAX, REFERENCE_TEMPERATURE_K, BoardConfig, ChannelConfig
+from ..hal.config_model import BoardConfig, ChannelConfig
 from ..hal.framing import MAX_WIRE_FRAME, FrameReader, encode_frame
-from ..hal.interfaces import ChannelKind, ValveKind
 from ..hal.wire import (
-    AGE_NEVER,
     FEEDBACK_SCALE,
     NO_MODULE,
     NO_SLOT,
     BoardFlags,
     MsgType,
     NakCode,
-    SampleState,
     ValveCommand,
 )
-from .board_flash import DEFAULT_BOARD_ID, BoardFlash, FlashRefused, file_size
-# The transports (pseudo-terminal, pyserial port) live in board_serve; re-exported here.
-from .board_serve import Pacer, PtyBoard, make_pty, serve_fd, serve_port  # noqa: F401
+# The channels and valves, and the transports (pseudo-terminal, pyserial port), live in modules
+# of their own; their public names are re-exported here.
+from .board_channels import NOMINAL_INPUT, ChannelBank  # noqa: F401 - re-exported
+from .board_factory import DEFAULT_BOARD_ID, default_factory_config
+from .board_flash import BoardFlash, FlashRefused, file_size
+from .board_serve import Pacer, PtyBoard, make_pty, serve_fd, serve_port  # noqa: F401 - re-exported
+from .board_storage import FlashFileError, MemoryStorage
+from .board_valves import TRAVEL_FRACTION, Valve, ValveBank  # noqa: F401 - re-exported
 from .errors import SimError
 
 FIRMWARE_VERSION = (1, 0, 0)
-#: Physical values the board's sensors see outside HIL mode (a quiet, nominal cabin).
-NOMINAL_INPUT = {ChannelKind.PRESSURE: 101_325.0, ChannelKind.TEMPERATURE: 295.0, ChannelKind.FLOW: 0.0}
 #: Largest received frame the board accepts (wire bytes, delimiter included): the documented
 #: limit. Longer frames, and frames that decode to a payload over MAX_PAYLOAD, are dropped and
 #: counted (docs/protocol.md, "Framing").
 RX_FRAME_LIMIT = MAX_WIRE_FRAME
-#: Valve travel time as a fraction of its actuation timeout when not given explicitly.
-TRAVEL_FRACTION = 0.5
 #: Most stream frames one :meth:`BoardEmulator.poll` produces (a host that stalls gets the latest).
 STREAM_BURST = 4
 
 
-_OK = int(SampleState.OK)
-_STALE = int(SampleState.STALE)
-_INVALID = int(SampleState.INVALID)
-_NO_DATA = int(SampleState.NO_DATA)
 _RELEASE = wire.FEEDBACK_RELEASE
+_HIL_STEP_REPLY = int(MsgType.HIL_STEP_REPLY)
+_VALVE_STIMULUS_MINOR = wire.VALVE_STIMULUS_MINOR
 _CONFIG_VALID = int(BoardFlags.CONFIG_VALID)
 _HIL_ALLOWED = int(BoardFlags.HIL_ALLOWED)
 _HIL_ACTIVE = int(BoardFlags.HIL_ACTIVE)
@@ -81,30 +77,6 @@ _FLASH_WRITING = int(BoardFlags.FLASH_WRITING)
 
 class EmulatorError(SimError):
     """The emulator cannot start (bad flash file, bad option)."""
-
-
-class MemoryStorage:
-    """A flash storage in RAM (a board whose flash is not kept in a file)."""
-
-    def __init__(self, size: int) -> None:
-        self._data = bytearray(b"\xff" * size)
-
-    def read(self, offset: int, length: int) -> bytes:
-        return bytes(self._data[offset:offset + length])
-
-    def write(self, offset: int, data: bytes) -> None:
-        self._data[offset:offset + len(data)] = data
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass(slots=True)
-class _Valve:
-    travel_s: float
-    commanded: int = ValveCommand.NONE
-    target: float = 0.0
-    position: float = 0.0
 
 
 class BoardEmulator:
@@ -185,38 +157,19 @@ class BoardEmulator:
         self._last_conversion = -1
         self.config: BoardConfig | None = self.flash.config
         cfg = self.config
-        old_valves = getattr(self, "valves", [])
-        self.channels: list[ChannelConfig] = []
-        self._setup_channels([])
-        self.valves: list[_Valve] = []
-        self._fb_stim: list[int] = []
-        self._valve_ok: list[int] = []
-        if cfg is None:
-            return
-        self.channels = list(cfg.channels)
-        self._setup_channels(self.channels)
-        self._module_index = {m.name: i for i, m in enumerate(cfg.modules)}
-        for i, v in enumerate(cfg.valves):
-            travel = self._valve_travel_s.get(v.id, TRAVEL_FRACTION * v.actuation_timeout_s)
-            valve = _Valve(travel_s=max(travel, 1e-6))
-            if not power_on and i < len(old_valves):
-                # A soft reset keeps the valves where they are (they are not de-energised).
-                old = old_valves[i]
-                valve.commanded, valve.target, valve.position = old.commanded, old.target, old.position
-            elif deenergise:
-                # Drivers off: a de-energised valve closes (docs/protocol.md, RESET), moving at
-                # its own speed from where it stands; a closed hatch stays closed.
-                valve.position = old_valves[i].position if i < len(old_valves) else 0.0
-                valve.target = 0.0
-            else:
-                is_open = (v.id in self._initial_open) if self._initial_open is not None \
-                    else v.kind != ValveKind.REPRESS
-                valve.position = valve.target = 1.0 if is_open else 0.0
-            self.valves.append(valve)
-        # Stimulated feedback per valve (wire units), FEEDBACK_RELEASE = the board's own sensing.
-        self._fb_stim = [_RELEASE] * len(self.valves)
-        self._valve_ok = [_OK] * len(self.valves)
-        self._valve_time_us = self.board_time_us()
+        previous = None if power_on and not deenergise else self._valves.valves
+        self.channels: list[ChannelConfig] = list(cfg.channels) if cfg else []
+        self._channels = ChannelBank(self.channels)
+        self._module_index = {m.name: i for i, m in enumerate(cfg.modules)} if cfg else {}
+        self._valves = ValveBank(cfg.valves if cfg else (), travel_s=self._valve_travel_s,
+                                 previous=previous, keep=not power_on,
+                                 initial_open=self._initial_open, time_us=self.board_time_us())
+        self._codec = wire.SamplesCodec(len(self.channels), len(self._valves))
+
+    @property
+    def valves(self) -> list[Valve]:
+        """The valve drivers, in board order."""
+        return self._valves.valves
 
     def board_time_us(self) -> int:
         """Board time in microseconds: the latest stimulus time in HIL mode, else since boot."""
@@ -227,6 +180,11 @@ class BoardEmulator:
     @property
     def hil_active(self) -> bool:
         return self._hil
+
+    @property
+    def stream_rate_hz(self) -> int:
+        """The STREAM_FRAME rate in Hz, 0 when not streaming."""
+        return self._stream_rate
 
     def flags(self) -> int:
         """BoardFlags as a plain int (per cycle: no enum arithmetic)."""
@@ -246,7 +204,7 @@ class BoardEmulator:
     def power_cycle(self) -> None:
         """As a power cut and restart: the flash is booted again, everything else is lost."""
         self._reader.reset()
-        self._advance_valves(self.board_time_us())
+        self._valves.advance(self.board_time_us())
         self.host_major = None
         self._boot(power_on=True, deenergise=True)
 
@@ -269,8 +227,8 @@ class BoardEmulator:
 
     def _dispatch(self, msg_type: int, seq: int, payload: bytes) -> bytes:
         self.counters["requests"] += 1
-        if msg_type != MsgType.IDENTIFY and self.host_major is not None \
-                and self.host_major != wire.PROTOCOL_MAJOR:
+        if self.host_major is not None and self.host_major != wire.PROTOCOL_MAJOR \
+                and msg_type != MsgType.IDENTIFY:
             # docs/protocol.md, "Version negotiation": a board that cannot serve the host's
             # major NAKs every other request with VERSION until an IDENTIFY of a major it serves.
             self.counters["version_naks"] += 1
@@ -328,66 +286,6 @@ class BoardEmulator:
 
     # -- sampling ---------------------------------------------------------------------------
 
-    def _setup_channels(self, channels: list[ChannelConfig]) -> None:
-        """Per-channel state as parallel lists (the per-cycle path works on columns)."""
-        n = len(channels)
-        first_temp: dict[str, int] = {}
-        for i, c in enumerate(channels):
-            if c.kind == ChannelKind.TEMPERATURE:
-                first_temp.setdefault(c.module, i)
-        self._kind = [int(c.kind) for c in channels]
-        self._nominal = [NOMINAL_INPUT[c.kind] for c in channels]
-        self._temp_of = [first_temp.get(c.module, -1) if c.kind != ChannelKind.TEMPERATURE else -1
-                         for c in channels]
-        self._cal = [(c.offset, c.gain, c.temp_coeff, c.valid_min, c.valid_max) for c in channels]
-        self._raw = [0] * n
-        # binary32 storage: what the wire carries, so the INVALID check sees the host's value.
-        self._value = array("f", [0.0] * n)
-        self._time_us = [-1] * n
-        self._fresh = [False] * n
-        self._state = [int(SampleState.NO_DATA)] * n
-        self._age = [AGE_NEVER] * n
-        self._out_state = [int(SampleState.NO_DATA)] * n
-        # Temperature channels first: a pressure channel's tempco uses its module's temperature.
-        self._conversion_order = sorted(range(n), key=lambda i: self._kind[i] != ChannelKind.TEMPERATURE)
-        # Per channel, in conversion order: (index, offset, gain, tempco, its temperature
-        # channel, valid_min, valid_max): one tuple unpack per conversion on the per-cycle path.
-        self._plan = [(i, *self._cal[i][:3], self._temp_of[i], *self._cal[i][3:])
-                      for i in self._conversion_order]
-        self._codec = wire.SamplesCodec(n, len(self.config.valves) if self.config else 0)
-
-    def _convert(self, values: Any, first: int, t_us: int) -> None:
-        """One conversion at ``t_us`` of channels ``first .. first + len(values) - 1`` (temperature
-        channels first, so a pressure channel's tempco uses its module's new temperature):
-        physical value -> ADC counts by the inverse calibration (rounded, clamped) -> calibrated
-        value, INVALID outside the valid range. NaN means "not stimulated": no conversion, the
-        channel keeps its last sample. One loop over columns: the per-cycle path."""
-        state, raw_out, value_out = self._state, self._raw, self._value
-        times, fresh = self._time_us, self._fresh
-        last = first + len(values)
-        whole = first == 0 and last == len(state)
-        for i, offset, gain, tempco, ti, vmin, vmax in self._plan:
-            if whole:
-                physical = values[i]
-            elif first <= i < last:
-                physical = values[i - first]
-            else:
-                continue
-            if physical != physical:
-                continue  # NaN: not stimulated
-            times[i] = t_us
-            fresh[i] = True
-            drift = 0.0
-            if tempco and ti >= 0 and state[ti] == _OK:
-                drift = tempco * (value_out[ti] - REFERENCE_TEMPERATURE_K)
-            raw = (physical - offset - drift) / gain
-            # Round half to even is what an ADC model does not care about; round() is fine.
-            raw = COUNTS_MAX if raw >= COUNTS_MAX else (0 if raw <= 0 else int(round(raw)))
-            raw_out[i] = raw
-            value_out[i] = offset + gain * raw + drift
-            # The stored binary32 value (what the wire carries) decides INVALID.
-            state[i] = _OK if vmin <= value_out[i] <= vmax else _INVALID
-
     def _sample_real_inputs(self) -> None:
         """Outside HIL: convert the nominal inputs at every sample period that has passed."""
         rate = self.config.sample_rate_hz if self.config else 1
@@ -397,57 +295,20 @@ class BoardEmulator:
             return
         self._last_conversion = n
         at = n * 1_000_000 // rate
-        self._convert(self._nominal, 0, at)
-
-    def _advance_valves(self, t_us: int) -> None:
-        dt = (t_us - self._valve_time_us) / 1e6
-        if dt <= 0:
-            return
-        self._valve_time_us = t_us
-        for v in self.valves:
-            if v.position != v.target:
-                step = dt / v.travel_s
-                if v.position < v.target:
-                    v.position = min(v.target, v.position + step)
-                else:
-                    v.position = max(v.target, v.position - step)
-
-    def _feedback(self) -> list[int]:
-        """Each valve's reported position (wire units): the stimulated one in HIL where given,
-        else the actuator model's."""
-        return [int(round(v.position * FEEDBACK_SCALE)) if s == _RELEASE else s
-                for v, s in zip(self.valves, self._fb_stim)]
-
-    def _valve_state(self, i: int) -> wire.ValveState:
-        v = self.valves[i]
-        s = self._fb_stim[i]
-        fb = int(round(v.position * FEEDBACK_SCALE)) if s == _RELEASE else s
-        return wire.ValveState(int(v.commanded), fb, SampleState.OK)
+        channels = self._channels
+        channels.convert(channels.nominal, 0, at)
 
     def _samples_payload(self) -> bytes:
         """SAMPLES / STREAM_FRAME payload of the latest conversions; marks them reported."""
         if not self._hil:
             self._sample_real_inputs()
         now = self.board_time_us()
-        self._advance_valves(now)
-        age, out, state, fresh, times = self._age, self._out_state, self._state, self._fresh, self._time_us
-        for i, t in enumerate(times):
-            if t < 0:
-                age[i] = AGE_NEVER
-                out[i] = _NO_DATA
-            else:
-                a = now - t
-                age[i] = a if a < AGE_NEVER else AGE_NEVER - 1
-                st = state[i]
-                out[i] = st if fresh[i] or st == _NO_DATA else _STALE
-                fresh[i] = False
-        valves = self.valves
-        return self._codec.pack(
-            now, self.flags(), self._raw, self._value, age, out,
-            [v.commanded for v in valves],
-            self._feedback(),
-            self._valve_ok,
-        )
+        valves = self._valves
+        valves.advance(now)
+        channels = self._channels
+        age, status = channels.report(now)
+        return self._codec.pack(now, self.flags(), channels.raw, channels.value, age, status,
+                                valves.commanded(), valves.feedback(), valves.status)
 
     # -- request handlers (each returns the reply message or raises _Refuse/FlashRefused) -----
 
@@ -478,7 +339,7 @@ class BoardEmulator:
             raise _Refuse(NakCode.BAD_ARGUMENT, f"reset kind {m.kind}; expected 0 (soft) or 1 (boot)")
         self.flash.abort()
         # The reply goes out before the reset takes effect (it is already encoded by then).
-        self._advance_valves(self.board_time_us())  # where the valves stand at the reset
+        self._valves.advance(self.board_time_us())  # where the valves stand at the reset
         if m.kind == wire.ResetKind.BOOT:
             self.host_major = None  # all state is lost, the host's version included
             self._boot(power_on=True, deenergise=True)
@@ -528,16 +389,15 @@ class BoardEmulator:
             raise _Refuse(NakCode.BAD_ARGUMENT, f"valve {m.valve}; the board has {len(self.valves)}")
         if m.command not in (ValveCommand.CLOSE, ValveCommand.OPEN):
             raise _Refuse(NakCode.BAD_ARGUMENT, f"command {m.command}; expected 0 (close) or 1 (open)")
-        self._advance_valves(self.board_time_us())
-        v = self.valves[m.valve]
-        v.commanded = m.command
-        v.target = float(m.command)
-        return wire.CommandValveReply(m.valve, self._valve_state(m.valve))
+        self._valves.advance(self.board_time_us())
+        self._valves.command(m.valve, m.command)
+        return wire.CommandValveReply(m.valve, self._valves.state(m.valve))
 
     def _read_valves(self, m: wire.ReadValves) -> wire.ValvesReply:
         self._require_config()
-        self._advance_valves(self.board_time_us())
-        return wire.ValvesReply(tuple(self._valve_state(i) for i in range(len(self.valves))))
+        valves = self._valves
+        valves.advance(self.board_time_us())
+        return wire.ValvesReply(tuple(valves.state(i) for i in range(len(valves))))
 
     def _flash_info(self, m: wire.FlashInfo) -> wire.FlashInfoReply:
         info = self.flash.info()
@@ -584,63 +444,67 @@ class BoardEmulator:
             if not self._hil:
                 self._hil = True
                 self._hil_time_us = 0
-                self._valve_time_us = 0
-                self._fb_stim[:] = [_RELEASE] * len(self.valves)
-                n = len(self.channels)
-                self._time_us[:] = [-1] * n
-                self._fresh[:] = [False] * n
-                self._state[:] = [_NO_DATA] * n
+                self._valves.time_us = 0
+                self._valves.release()
+                self._channels.restart()
         elif self._hil:
             self._hil = False
-            self._fb_stim[:] = [_RELEASE] * len(self.valves)  # the real position sensors again
+            self._valves.release()  # the real position sensors again
             # The board clock goes on from the last stimulus time (it never jumps back).
             self._t0 = self._clock() - self._hil_time_us / 1e6
-            self._valve_time_us = self._hil_time_us
+            self._valves.time_us = self._hil_time_us
             self._last_conversion = -1
         return wire.HilEnterReply(int(self._hil))
 
     def _hil_inject(self, m: wire.HilInject) -> wire.HilInjectReply:
-        self._require_config()
-        if not self._hil:
-            raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
-        n = len(self.channels)
-        if m.first + len(m.values) > n:
-            raise _Refuse(NakCode.BAD_ARGUMENT,
-                          f"channels {m.first}..{m.first + len(m.values) - 1}; the board has {n}")
-        if m.time_us < self._hil_time_us:
-            raise _Refuse(NakCode.BAD_ARGUMENT,
-                          f"stimulus time {m.time_us} us is before the board time {self._hil_time_us} us")
-        stim = m.valves
-        if stim is not None:
-            # Checked before anything changes: a refused inject stimulates nothing.
-            if self.protocol_minor < wire.VALVE_STIMULUS_MINOR:
-                raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(m.values) * 4 + 10} bytes expected "
-                              f"(protocol 1.{self.protocol_minor} has no valve block)")
-            nv = len(self.valves)
-            if stim.first + len(stim.feedback) > nv:
-                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(stim.feedback) - 1}"
-                              f"; the board has {nv}")
-            if stim.feedback and max(stim.feedback) > FEEDBACK_SCALE:  # a release, or a bad value
-                for k, fb in enumerate(stim.feedback):
-                    if fb > FEEDBACK_SCALE and fb != _RELEASE:
-                        raise _Refuse(NakCode.BAD_ARGUMENT,
-                                      f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
-                                      f"or {_RELEASE:#06x} (not stimulated)")
-            self._fb_stim[stim.first:stim.first + len(stim.feedback)] = stim.feedback
-        t = m.time_us
-        self._hil_time_us = t
-        self._advance_valves(t)
-        self._convert(m.values, m.first, t)
-        return wire.HilInjectReply(t, len(m.values))
-
+        self._stimulate(m)
+        return wire.HilInjectReply(m.time_us, len(m.values))
 
     def _hil_step(self, m: wire.HilStep) -> "_RawReply":
         """HIL_STEP (1.2): the HIL_INJECT, then the SAMPLES a READ_SAMPLES would get at once."""
         if self.protocol_minor < wire.HIL_STEP_MINOR:
             raise _Refuse(NakCode.UNKNOWN_TYPE, f"unknown message type {MsgType.HIL_STEP:#04x} "
                           f"(protocol 1.{self.protocol_minor})")
-        self._hil_inject(m)  # type: ignore[arg-type]  # the same fields and checks
-        return _RawReply(MsgType.HIL_STEP_REPLY, self._samples_payload())
+        self._stimulate(m)  # the same fields and checks as HIL_INJECT
+        return _RawReply(_HIL_STEP_REPLY, self._samples_payload())
+
+    def _stimulate(self, m: wire.HilInject | wire.HilStep) -> None:
+        """A HIL_INJECT's (or HIL_STEP's) stimulus, checked whole before anything changes (a
+        refused inject stimulates nothing): valve feedback stored, valves advanced and one
+        conversion of the stimulated channels at the stimulus time."""
+        self._require_config()
+        if not self._hil:
+            raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
+        values = m.values
+        n = self._channels.n
+        if m.first + len(values) > n:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"channels {m.first}..{m.first + len(values) - 1}; the board has {n}")
+        t = m.time_us
+        if t < self._hil_time_us:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"stimulus time {t} us is before the board time {self._hil_time_us} us")
+        stim = m.valves
+        valves = self._valves
+        if stim is not None:
+            feedback = stim.feedback
+            if self.protocol_minor < _VALVE_STIMULUS_MINOR:
+                raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(values) * 4 + 10} bytes expected "
+                              f"(protocol 1.{self.protocol_minor} has no valve block)")
+            nv = len(valves)
+            if stim.first + len(feedback) > nv:
+                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(feedback) - 1}"
+                              f"; the board has {nv}")
+            if feedback and max(feedback) > FEEDBACK_SCALE:  # a release, or a bad value
+                for k, fb in enumerate(feedback):
+                    if fb > FEEDBACK_SCALE and fb != _RELEASE:
+                        raise _Refuse(NakCode.BAD_ARGUMENT,
+                                      f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
+                                      f"or {_RELEASE:#06x} (not stimulated)")
+            valves.stimulate(stim.first, feedback)
+        self._hil_time_us = t
+        valves.advance(t)
+        self._channels.convert(values, m.first, t)
 
 
 class _RawReply:
@@ -672,8 +536,6 @@ def open_flash(path: str | Path | None, *, board_id: str = DEFAULT_BOARD_ID,
     Raises:
         EmulatorError: the file is not a flash file or belongs to another board or key.
     """
-    from .board_flash import FlashFileError, default_factory_config
-
     try:
         if path is None:
             if config is None:

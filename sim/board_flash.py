@@ -41,44 +41,43 @@ slot is bootable with a higher generation and wins. The old slot is untouched ei
 Power cuts are modelled at the storage level: :class:`PowerCutStorage` lets a set number of
 bytes through and then "cuts the power" (raises :class:`PowerCut`, a BaseException so no
 handler in the emulator swallows it); a fresh BoardFlash on the same file is the reboot.
+
+The storages live in :mod:`hullwatch.sim.board_storage` and the factory configuration in
+:mod:`hullwatch.sim.board_factory`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import construct as cs
 
-from ..hal.config_image import MAX_KEY_SIZE as _IMAGE_MAX_KEY_SIZE
 from ..hal.config_image import (
-    BoardConfig,
-    generation_after,
-    generation_newer,
-    ChannelConfig,
-    ConfigImageError,
-    ImageTagError,
-    ModuleConfig,
-    ValveConfig,
     check_key,
     crc32,
     decode_image,
     encode_image,
+    generation_after,
+    generation_newer,
     image_crc,
-    validate_config,
 )
-from ..hal.interfaces import ChannelKind
+from ..hal.config_model import MAX_KEY_SIZE as _IMAGE_MAX_KEY_SIZE
+from ..hal.config_model import BoardConfig, ImageTagError
+from ..hal.errors import ConfigImageError
 from ..hal.wire import FlashRefusal, NakCode, SlotState, nak_code_of  # FlashRefusal: re-exported, defined with the NAK codes
+# The factory configuration and the storages live in their own modules; re-exported here.
+from .board_factory import (  # noqa: F401 - re-exported
+    DEFAULT_BOARD_ID, FLOW_CAL, PRESSURE_CAL, TEMPERATURE_CAL, config_for_scenario,
+    default_factory_config,
+)
+from .board_storage import (  # noqa: F401 - re-exported
+    ERASED, FileStorage, FlashFileError, FlashStorage, MemoryStorage, PowerCut, PowerCutStorage,
+)
 from .errors import SimError
 
-if TYPE_CHECKING:
-    from .scenario import Scenario
-
-DEFAULT_BOARD_ID = "hwb-emu-0001"  #: the emulator's default board (examples/board.toml targets it)
 DEFAULT_SLOT_SIZE = 16 * 1024  #: bytes per slot
 DEFAULT_BLOCK_SIZE = 1024  #: largest FLASH_WRITE / FLASH_READ block, bytes (hal.wire.MAX_BLOCK)
 MAX_KEY_SIZE = _IMAGE_MAX_KEY_SIZE  # bytes of key the superblock holds
@@ -88,7 +87,6 @@ HEADER_AREA = 32  #: bytes reserved per slot header
 SLOT_HEADER_SIZE = 20
 SLOT_HEADERS_AT = SUPERBLOCK_SIZE
 DATA_AT = SUPERBLOCK_SIZE + 2 * HEADER_AREA
-ERASED = 0xFF
 SLOT_NAMES = ("A", "B")
 
 _SUPERBLOCK = cs.Struct(
@@ -116,15 +114,6 @@ SLOT_HEADER = cs.Struct(
 _COMMIT_FIELDS_AT = 12
 
 
-class FlashFileError(SimError):
-    """The flash file is missing, not a flash file, or does not match what was asked for."""
-
-
-class PowerCut(BaseException):
-    """Raised by :class:`PowerCutStorage` when the modelled power fails. A BaseException so the
-    emulator's request handlers (which catch Exception to send NAKs) cannot swallow it."""
-
-
 class FlashRefused(SimError):
     """The board refuses a flash request; the emulator answers with a NAK (:attr:`nak_code`,
     ``reason``). A refused request never changes the active image."""
@@ -137,86 +126,6 @@ class FlashRefused(SimError):
     @property
     def nak_code(self) -> NakCode:
         return nak_code_of(self.code)
-
-
-# --------------------------------------------------------------------------------------------
-# Storage
-
-
-class FlashStorage(Protocol):
-    """Byte-addressed persistent storage. ``write`` may be cut short by a power failure."""
-
-    def read(self, offset: int, length: int) -> bytes: ...
-    def write(self, offset: int, data: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-class FileStorage:
-    """A flash file. Every write goes to the file at once (no caching), so a fresh instance on
-    the same path after a :class:`PowerCut` sees exactly the bytes that were written."""
-
-    def __init__(self, path: str | Path, create_size: int | None = None) -> None:
-        self.path = Path(path)
-        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create_size is not None else 0)
-        try:
-            self._fd = os.open(self.path, flags, 0o644)
-        except FileNotFoundError as exc:
-            raise FlashFileError(f"{self.path}: no such flash file") from exc
-        except FileExistsError as exc:
-            raise FlashFileError(f"{self.path}: exists already") from exc
-        if create_size is not None:
-            os.pwrite(self._fd, bytes([ERASED]) * create_size, 0)
-
-    def read(self, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, offset)
-        if len(data) != length:
-            raise FlashFileError(f"{self.path}: truncated; {length} bytes at offset {offset} "
-                                 f"expected, {len(data)} there")
-        return data
-
-    def write(self, offset: int, data: bytes) -> None:
-        os.pwrite(self._fd, data, offset)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-
-class PowerCutStorage:
-    """Wraps a storage; lets ``budget`` bytes of writes through, then cuts the power.
-
-    The write that exhausts the budget lands only its first bytes (a torn write) and raises
-    :class:`PowerCut`; every later write raises without writing. ``budget=None`` never cuts
-    (use it to record ``writes``, the (offset, length) of every write, to plan the cuts).
-    """
-
-    def __init__(self, inner: FlashStorage, budget: int | None = None) -> None:
-        self.inner = inner
-        self.budget = budget
-        self.written = 0
-        self.writes: list[tuple[int, int]] = []
-        self.cut = False
-
-    def read(self, offset: int, length: int) -> bytes:
-        return self.inner.read(offset, length)
-
-    def write(self, offset: int, data: bytes) -> None:
-        if self.cut:
-            raise PowerCut("power is off")
-        if self.budget is not None and self.written + len(data) > self.budget:
-            keep = self.budget - self.written
-            if keep > 0:
-                self.inner.write(offset, data[:keep])
-            self.written += keep
-            self.cut = True
-            raise PowerCut(f"power cut after {self.written} bytes written")
-        self.inner.write(offset, data)
-        self.written += len(data)
-        self.writes.append((offset, len(data)))
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,54 +508,3 @@ def _crc_matches(data: bytes, expected: int) -> bool:
 def file_size(slot_size: int = DEFAULT_SLOT_SIZE) -> int:
     """Size in bytes of a flash file with two slots of ``slot_size``."""
     return DATA_AT + 2 * slot_size
-
-
-# --------------------------------------------------------------------------------------------
-# Factory configuration from a scenario
-
-#: Nominal calibrations: ``value = offset + gain * counts`` over the 24-bit ADC range. Each
-#: covers the simulated device's valid range (hullwatch.sim.device) with room to spare.
-PRESSURE_CAL = dict(offset=0.0, gain=0.01, temp_coeff=0.0)  # 0 .. 167772 Pa, 0.01 Pa steps
-TEMPERATURE_CAL = dict(offset=200.0, gain=1e-5, temp_coeff=0.0)  # 200 .. 367.8 K
-FLOW_CAL = dict(offset=-0.1, gain=1e-7, temp_coeff=0.0)  # -0.1 .. 1.58 kg/s
-
-
-def config_for_scenario(scenario: "Scenario | str | Mapping[str, Any]",
-                        board_id: str = DEFAULT_BOARD_ID, *, sample_rate_hz: int = 10,
-                        oversampling: int = 16, hil_allowed: bool = True) -> BoardConfig:
-    """The configuration that wires a board to a scenario's station (a preset name, a path, a
-    scenario dict or a loaded :class:`~hullwatch.sim.scenario.Scenario`): the simulated device's layout exactly
-    (same channel and valve ids, order, valid ranges and actuation timeouts), with the nominal
-    calibrations above. Raises ScenarioError / ConfigSourceError when it cannot.
-    """
-    from .device import build_layout
-    from .scenario import load_scenario, scenario_from_dict
-
-    if isinstance(scenario, str):
-        scenario = load_scenario(scenario)
-    elif isinstance(scenario, Mapping):
-        scenario = scenario_from_dict(dict(scenario), source=str(scenario.get("name", "<dict>")))
-    layout = build_layout(scenario)
-    cal = {ChannelKind.PRESSURE: PRESSURE_CAL, ChannelKind.TEMPERATURE: TEMPERATURE_CAL,
-           ChannelKind.FLOW: FLOW_CAL}
-    channels = tuple(
-        ChannelConfig(c.id, c.kind, c.module, valid_min=c.valid_min, valid_max=c.valid_max,
-                      **cal[c.kind])
-        for c in layout.pressure + layout.temperature + layout.flow
-    )
-    config = BoardConfig(
-        board_id=board_id, generation=0, sample_rate_hz=sample_rate_hz, oversampling=oversampling,
-        hil_allowed=hil_allowed,
-        modules=tuple(ModuleConfig(m.name, m.volume_m3) for m in layout.modules),
-        channels=channels,
-        valves=tuple(ValveConfig(v.id, v.kind, v.module_a, v.module_b, v.actuation_timeout_s)
-                     for v in layout.valves),
-    )
-    validate_config(config, source=f"scenario {scenario.name}")
-    return config
-
-
-def default_factory_config(board_id: str = DEFAULT_BOARD_ID) -> BoardConfig:
-    """The configuration a new emulated board ships with: :func:`config_for_scenario` of the
-    soyuz-ms09 preset. examples/board.toml is the same configuration as a TOML source."""
-    return config_for_scenario("soyuz-ms09", board_id)

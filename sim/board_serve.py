@@ -67,8 +67,9 @@ def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda
 
     while not stop():
         timeout = poll_s
-        if board._stream_rate:
-            timeout = min(timeout, 0.5 / board._stream_rate)
+        rate = board.stream_rate_hz
+        if rate:
+            timeout = min(timeout, 0.5 / rate)
         try:
             ready, _, _ = select.select([fd], [], [], timeout)
         except (OSError, ValueError):

@@ -52,7 +52,7 @@ from ...hal.keyfile import read_key_file
 from ...hal.errors import HalError
 from ...hal.wire import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from ..board_emulator import BoardEmulator, hardware_for_scenario, open_flash
-from ..board_flash import DEFAULT_BOARD_ID, config_for_scenario
+from ..board_factory import DEFAULT_BOARD_ID, config_for_scenario
 from ..errors import SimError
 from ..scenario import load_scenario
 

@@ -28,8 +28,8 @@ from typing import Callable
 from ...hal import wire
 from ...hal.board_check import check_flash_info
 from ...hal.board_link import BoardDescription, BoardLink
-from ...hal.config_image import (BoardConfig, ChannelConfig, ModuleConfig, ValveConfig, crc32, decode_image,
-                                encode_image, generation_after, generation_newer, image_crc)
+from ...hal.config_image import crc32, decode_image, encode_image, generation_after, generation_newer, image_crc
+from ...hal.config_model import BoardConfig, ChannelConfig, ModuleConfig, ValveConfig
 from ...hal.interfaces import ChannelKind, ValveKind
 from ...hal.keyfile import read_key_file
 from ...hal.errors import ConfigImageError, LinkError, LinkTimeout, NakError, ProtocolError

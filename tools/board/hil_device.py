@@ -37,9 +37,12 @@ from typing import Any
 from ...hal.board_check import BoardDescriptionError
 from ...hal.errors import HalError, NakError
 from ...hal.interfaces import Device, DeviceInfo, Frame, SampleStatus
-from ...hal.serial_device import SerialBoardDevice
 from ...hal import wire
+from ...hal.serial_device import SerialBoardDevice
+from ...hal.serial_device import open_url as open_board
 from ...hal.wire import NakCode, ReadValves, ValveCommand
+from ...sim.device import open_url as open_sim
+from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
 from ..errors import DeviceProblem, InputError
 from .hil_check import check_board
 
@@ -143,7 +146,10 @@ class HilDevice(Device):
         if self._board_order is not None:
             flat = [flat[i] for i in self._board_order]
             status = [status[i] for i in self._board_order]
-        values = [v if s == _OK or s == _INVALID else _NAN for v, s in zip(flat, status)]
+        if status.count(_OK) + status.count(_INVALID) == len(status):
+            values = flat  # every sample delivered (the usual cycle): nothing to blank
+        else:
+            values = [v if s == _OK or s == _INVALID else _NAN for v, s in zip(flat, status)]
         # The plant's valve position sensors (a feedback_mismatch fault freezes them), not truth.
         valve_fb = self._valve_fb
         if valve_fb is not None:
@@ -163,8 +169,10 @@ class HilDevice(Device):
             self._forward_valves(frame)
 
     def _forward_valves(self, frame: Frame) -> None:
-        plant = self.plant
         fwd = self._forwarded
+        if frame.valve_cmd == fwd:
+            return  # the usual cycle: the board's outputs are what the plant already has
+        plant = self.plant
         for i, cmd in enumerate(frame.valve_cmd):
             if cmd != fwd[i] and frame.valve_status[i] == _OK:
                 fwd[i] = cmd
@@ -206,10 +214,6 @@ def open_hil_device(url: str, *, scenario: Any, seed: int | None = None, **board
         BoardMismatch (an InputError): the board's configuration does not fit the scenario.
         DeviceProblem: the board's configuration forbids HIL.
     """
-    from ...hal.serial_device import open_url as open_board
-    from ...sim.device import open_url as open_sim
-    from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
-
     if isinstance(scenario, dict):
         scenario = scenario_from_dict(dict(scenario), "<scenario>")
     elif not isinstance(scenario, Scenario):

@@ -10,9 +10,9 @@ from typing import Any
 from ...hal import wire
 from ...hal.keyfile import key_file_exposure
 from ...hal.ports import open_port
-from ...sim.board_emulator import (BoardEmulator, EmulatorError, hardware_for_scenario, make_pty, open_flash,
-                                   serve_fd, serve_port)
-from ...sim.board_flash import DEFAULT_BOARD_ID, config_for_scenario
+from ...sim.board_emulator import BoardEmulator, EmulatorError, hardware_for_scenario, open_flash
+from ...sim.board_factory import DEFAULT_BOARD_ID, config_for_scenario
+from ...sim.board_serve import make_pty, serve_fd, serve_port
 from ...sim.scenario import load_scenario
 from ..board.flashing import load_key
 from ..errors import InputError

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...hal import wire
 from ...hal.board_link import BoardLink
-from ...hal.config_image import summary_lines
+from ...hal.config_text import summary_lines
 from ..board.flashing import config_from_description, read_board_info
 from .common import add_device_argument, naming
 from . import SUMMARIES

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ...hal.board_link import BoardLink
-from ...hal.config_image import (ConfigImageError, decode_image, encode_image, image_crc, load_config,
-                                summary_lines)
+from ...hal.config_image import decode_image, encode_image, image_crc
+from ...hal.config_source import load_config
+from ...hal.config_text import summary_lines
+from ...hal.errors import ConfigImageError
 from ...hal.keyfile import key_file_exposure
 from ..board import flashing
 from .common import add_device_argument, naming, progress_bar
