@@ -58,6 +58,7 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     times, packet kind, APID...: what a reader filters row groups on), not for the per-sensor
     ones, where they cost a fifth of the writing time."""
     return {"use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)], "compression": "snappy",
+            "write_batch_size": 1 << 16,
             "store_schema": False,  # text columns are given as dictionaries; read back as strings
             "write_statistics": [name for name in COMMON if name in schema.names]}
 
@@ -96,9 +97,10 @@ class TableExporter:
         Raises OSError if the capture cannot be read."""
         for batch in iter_packet_batches(path, on_skip=self._hold, on_progress=on_progress,
                                          workers=workers, chunk_size=WINDOW_BYTES):
-            window = self.batch_window(batch)
-            if window.n:
-                yield window
+            window = [self.batch_window(batch)]
+            del batch  # the capture bytes are not needed while the window is written
+            if window[0].n:
+                yield window.pop()  # held by the caller alone, which may let go of it as it writes
             self._report()
         self._report()
 
@@ -266,6 +268,7 @@ def export_csv(path: str | os.PathLike[str], out: IO[bytes], rows: RowBuilder, s
         writer = CsvWriter(out, exporter.schema)
         for window in exporter.windows(path, workers=workers, on_progress=on_progress):
             writer.write(window)
+            del window
     return exporter.stats
 
 
@@ -278,5 +281,8 @@ def export_parquet(path: str | os.PathLike[str], out: str | os.PathLike[str] | I
     schema = exporter.schema
     with _system_allocator(), pq.ParquetWriter(out, parquet_schema(schema), **parquet_options(schema)) as writer:
         for window in exporter.windows(path, workers=workers, on_progress=on_progress):
-            writer.write_table(assemble(window, schema, codes=True))
+            table = assemble(window, schema, codes=True)
+            del window  # its parts: the table holds what is written
+            writer.write_table(table)
+            del table
     return exporter.stats

@@ -226,13 +226,16 @@ def frame_windows(source: str | os.PathLike[str] | BinaryIO, verify_crc: bool, c
             final = new <= 0
             skips: list[Skip] = []
             starts, lengths, used = framer.frame(buf, base, final, skips)
+            carry = b"" if final else buf[used:]
             if len(starts) or skips:
-                yield buf, base, starts, lengths, skips
+                # handed over, not kept: a consumer that lets go of the window frees it
+                held = [(buf, base, starts, lengths, skips)]
+                del buf
+                yield held.pop()
             if on_progress is not None and new > 0:
                 on_progress(new)
             if final:
                 return
-            carry = buf[used:]
             base += used
     finally:
         if owned:
@@ -417,12 +420,16 @@ def iter_packet_batches(source: str | os.PathLike[str] | BinaryIO | bytes, on_sk
     if workers > 1 and isinstance(source, (str, os.PathLike)):
         yield from _parallel_batches(os.fspath(source), on_skip, verify_crc, chunk_size, on_progress, workers)
         return
-    for buf, base, starts, lengths, skips in frame_windows(source, verify_crc, chunk_size, on_progress):
+    for window in frame_windows(source, verify_crc, chunk_size, on_progress):
+        buf, base, starts, lengths, skips = window
+        del window
         if on_skip is not None:
             for skip in skips:
                 on_skip(skip)
         if len(starts):
-            yield PacketBatch(buf, base, starts, lengths.astype(np.int32))
+            batch = [PacketBatch(buf, base, starts, lengths.astype(np.int32))]
+            del buf
+            yield batch.pop()  # not kept here: the consumer's letting go frees the window
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,8 +507,9 @@ def _parallel_batches(path: str, on_skip: SkipCallback | None, verify_crc: bool,
                     pending = None
                 first = int(spliced.starts[0])
                 f.seek(first)
-                buf = f.read(int(spliced.starts[-1]) + int(spliced.lengths[-1]) - first)
-                yield PacketBatch(buf, first, spliced.starts - first, spliced.lengths)
+                batch = [PacketBatch(f.read(int(spliced.starts[-1]) + int(spliced.lengths[-1]) - first), first,
+                                     spliced.starts - first, spliced.lengths)]
+                yield batch.pop()  # not kept here: the consumer's letting go frees the window
             expected = spliced.end
             if on_progress is not None:
                 on_progress(task[2] - task[1])
