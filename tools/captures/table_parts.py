@@ -186,7 +186,8 @@ def _text_codes(window: Window, name: str, validity: _Validity | None = None) ->
                 filled.append(i)
             continue
         filled.append(i)
-        if not isinstance(cell, pa.DictionaryArray):
+        table = isinstance(cell, pa.DictionaryArray)  # an enum's names (else: the part's own values)
+        if not table:
             cell = pc.dictionary_encode(cell)
         dictionary = cell.dictionary
         indices = cell.indices
@@ -194,7 +195,7 @@ def _text_codes(window: Window, name: str, validity: _Validity | None = None) ->
             invalid.append(p.rows[~indices.is_valid().to_numpy(zero_copy_only=False)])
             indices = indices.fill_null(0)
         index = indices.to_numpy()
-        if len(dictionary) > 16:  # an enum's table of 256 names: keep those in use
+        if table and len(dictionary) > 16:  # an enum's table of 256 names: keep those in use
             used = np.bincount(index, minlength=len(dictionary)) > 0
             renumber = np.cumsum(used, dtype=np.int32) - 1
             codes[p.rows] = renumber[index] + size

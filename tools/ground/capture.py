@@ -484,8 +484,8 @@ def _in_order(pool: multiprocessing.pool.Pool, tasks: list[tuple[str, int, int, 
     are asked for: ``Pool.imap`` frames them all as fast as the workers go, and when the consumer
     is slower (an export), their packet tables pile up in the parent (12 bytes a packet, 30 MB a
     GB of capture). The workers are given half of ``ahead`` at a time, so that each frames a few
-    segments in a row (one at a time, woken for each, they spent a fifth more CPU time on cold
-    caches)."""
+    segments in a row (given one at a time as the reader took one, they used 10-20 % more CPU
+    time)."""
     waiting: collections.deque[tuple[tuple[str, int, int, int, bool], multiprocessing.pool.AsyncResult]] = \
         collections.deque()
     pending = iter(tasks)
