@@ -33,6 +33,10 @@ import threading
 import time
 import urllib.request
 
+import tornado.websocket
+
+from hullwatch.tools.ground import iter_raw_packets
+
 TARGET_RATE = 20_000
 TARGET_CPU = 0.10
 HULLWATCH = [sys.executable, "-m", "hullwatch.tools"]
@@ -70,8 +74,6 @@ class Monitor:
 
     async def _watch(self) -> None:
         """A page: the live feed read as it comes."""
-        import tornado.websocket
-
         ws = await tornado.websocket.websocket_connect(self.url.replace("http://", "ws://") + "ws")
         await ws.write_message(json.dumps({"window_s": 900, "points": 1500}))
         while not self._stop.is_set():
@@ -95,8 +97,6 @@ class Monitor:
 
 
 def make_capture(path: str, seconds: float) -> list[bytes]:
-    from hullwatch.firmware.telemetry import iter_raw_packets
-
     subprocess.run([*HULLWATCH, "run", "--until", str(seconds), "--capture", path, "--quiet"], check=True,
                    capture_output=True)
     return [raw for _, raw in iter_raw_packets(path)]
@@ -104,8 +104,6 @@ def make_capture(path: str, seconds: float) -> list[bytes]:
 
 def sender(path: str, host: str, port: int, rate: float, seconds: float) -> None:
     """(In a child process) send the capture's packets at ``rate`` per second, in 1 ms slices."""
-    from hullwatch.firmware.telemetry import iter_raw_packets
-
     packets = [raw for _, raw in iter_raw_packets(path)]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     total = int(rate * seconds)

@@ -43,6 +43,18 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
+import hullwatch.tools.cli.decode  # noqa: F401 - the verb's module, loaded before an export's clock starts
+from hullwatch.firmware.telemetry.fastcodec import TM_HEADER_FIELDS
+from hullwatch.firmware.telemetry.fields import field_offsets
+from hullwatch.tools.captures.plot import plot_capture
+from hullwatch.tools.captures.replay import open_sink, replay_capture
+from hullwatch.tools.captures.rerun import rerun_capture
+from hullwatch.tools.cli import main as hullwatch_main
+from hullwatch.tools.closed_loop.runner import run_scenario
+from hullwatch.tools.ground.capture import iter_packet_batches
+
 TARGET_DECODE = 1_000_000
 TARGET_EXPORT = 200_000
 TARGET_PARQUET = TARGET_EXPORT  # "more than CSV": the CSV figure of the same run when there is one
@@ -55,19 +67,11 @@ TARGET_MEMORY_MB = 200.0
 
 def record_block(path: str, seconds: float) -> None:
     """A real closed-loop capture of soyuz-ms09 (seed 7): the leak, its detection and isolation."""
-    from hullwatch.tools.closed_loop.runner import run_scenario
-
     run_scenario("sim://soyuz-ms09?seed=7", until=seconds, capture=path)
 
 
 def build_capture(path: str, size_mb: float, block_s: float, workdir: str) -> tuple[int, float]:
     """Write a capture of about ``size_mb`` MB to ``path``; return (packets, mission seconds)."""
-    import numpy as np
-
-    from hullwatch.tools.ground.capture import iter_packet_batches
-    from hullwatch.firmware.telemetry.fastcodec import TM_HEADER_FIELDS
-    from hullwatch.firmware.telemetry.fields import field_offsets
-
     block_path = os.path.join(workdir, "block.tm")
     record_block(block_path, block_s)
     with open(block_path, "rb") as f:
@@ -123,8 +127,6 @@ def _cpu() -> float:
 
 
 def _decode(path: str, workers: int) -> dict:
-    from hullwatch.tools.ground.capture import iter_packet_batches
-
     n = 0
     t0, c0 = time.perf_counter(), _cpu()
     for batch in iter_packet_batches(path, workers=workers):  # frames, checks every CRC, header columns
@@ -143,14 +145,13 @@ def job_decode2(path: str) -> dict:
 
 def _export(path: str, workers: int, fmt: str = "csv") -> dict:
     # the modules the verb loads (pyarrow, the ground reader: a constant 0.2-0.4 s of start-up,
-    # not a rate) are imported before the clock starts
+    # not a rate) are imported before the clock starts.
+    # deferred: pyarrow (40 MB resident) is for the export jobs only; each job's peak is its figure
     import hullwatch.tools.captures.table_export  # noqa: F401
-    import hullwatch.tools.cli.decode  # noqa: F401
-    from hullwatch.tools.cli import main
 
     out = os.devnull if fmt == "csv" else path + ".parquet"
     t0, c0 = time.perf_counter(), _cpu()
-    code = main(["decode", path, "--format", fmt, "-o", out, "--no-progress", "--workers", str(workers)])
+    code = hullwatch_main(["decode", path, "--format", fmt, "-o", out, "--no-progress", "--workers", str(workers)])
     result = {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "exit": code}
     if out != os.devnull:
         result["out_mb"] = os.path.getsize(out) / 1e6
@@ -171,8 +172,6 @@ def job_parquet(path: str) -> dict:
 
 
 def job_plot(path: str) -> dict:
-    from hullwatch.tools.captures.plot import plot_capture
-
     png = path + ".png"
     t0 = time.perf_counter()
     data = plot_capture(path, png)
@@ -183,8 +182,6 @@ def job_plot(path: str) -> dict:
 
 
 def job_replay(path: str) -> dict:
-    from hullwatch.tools.captures.replay import open_sink, replay_capture
-
     # a socket that is never read: datagrams to it are dropped by the kernel once its buffer is
     # full, which is what a busy ground station does too; the sender is what is measured
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -199,8 +196,6 @@ def job_replay(path: str) -> dict:
 
 
 def job_rerun(path: str) -> dict:
-    from hullwatch.tools.captures.rerun import rerun_capture
-
     t0 = time.perf_counter()
     report = rerun_capture(path)
     return {"count": report.cycles, "seconds": time.perf_counter() - t0, "diffs": len(report.diffs)}

@@ -18,7 +18,9 @@ import tempfile
 import time
 import warnings
 
-from hullwatch.firmware.telemetry import RawSampleEncoder
+from spacepackets.ecss import PusTm
+
+from hullwatch.firmware.telemetry import CaptureSink, RawSampleEncoder, TelemetryEmitter
 from hullwatch.tools.ground import iter_packet_batches
 from hullwatch.firmware.telemetry import packets as P
 from hullwatch.hal.interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
@@ -52,8 +54,6 @@ def _best_rate(fn, n: int, repeats: int) -> float:
 
 
 def bench_encode(seconds: float) -> tuple[float, float, int]:
-    from spacepackets.ecss import PusTm
-
     layout = soyuz_like_layout()
     enc = RawSampleEncoder(layout)
     frame = layout.new_frame()
@@ -88,8 +88,6 @@ def bench_encode(seconds: float) -> tuple[float, float, int]:
 
 def make_capture(path: str, megabytes: int) -> int:
     """A realistic capture: raw samples every cycle, housekeeping at 1 Hz, layout every 60 s."""
-    from hullwatch.firmware.telemetry import CaptureSink, TelemetryEmitter
-
     layout = soyuz_like_layout()
     sink = CaptureSink(path)
     em = TelemetryEmitter([], layout, EPOCH)
@@ -133,8 +131,6 @@ def _cpu() -> float:
 
 def bench_decode(path: str, spacepackets_sample: int, workers: int) -> tuple[float, float, float, float, int]:
     """(ours packets/s wall, ours per CPU second, theirs wall, theirs per CPU second, count)."""
-    from spacepackets.ecss import PusTm
-
     def ours() -> int:
         n = 0
         for batch in iter_packet_batches(path, workers=workers):  # frames, checks every CRC

@@ -234,3 +234,35 @@ def test_parquet_to_a_terminal_is_refused(captures, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
     assert main(["decode", str(clean), "--format", "parquet"]) == EXIT_BAD_INPUT
     assert "give -o FILE" in capsys.readouterr().err
+
+
+def test_assemble_puts_every_part_in_its_rows():
+    # three kinds of rows interleaved; each column filled by an array, a constant, or nothing in
+    # each part, with empty cells of a part's own; the reference is built row by row
+    from hullwatch.tools.captures.table_parts import Part, Window, assemble, enum_names
+
+    names = pa.array([f"NAME{i}" for i in range(256)])
+    a = Part(np.array([0, 1, 3, 4, 6, 7]), {
+        "x": pa.array([1.5, -0.0, math.nan, 2.0, 3.0, 4.0]), "k": pa.scalar(7, pa.int64()),
+        "zero": pa.scalar(0.0), "negzero": pa.scalar(-0.0), "s": enum_names(np.array([3, 3, 200, 3, 9, 200], np.uint8), names),
+        "same": pa.scalar("OK")})
+    b = Part(np.array([2, 8]), {"x": pa.scalar(-0.0), "k": pa.array([None, 5], pa.int64()),
+                                "negzero": pa.scalar(-0.0), "zero": pa.scalar(0.0), "s": pa.scalar("B"), "same": pa.scalar("OK")})
+    c = Part(np.array([5]), {"s": pa.array([None], pa.string()), "same": pa.scalar(None, pa.string())})
+    window = Window(9, [a, b, c])
+    schema = pa.schema([("x", pa.float64()), ("k", pa.int64()), ("zero", pa.float64()), ("negzero", pa.float64()),
+                        ("s", pa.string()), ("same", pa.string()), ("none", pa.float64())])
+    expected: dict[str, list] = {name: [None] * 9 for name in schema.names}
+    for part in (a, b, c):
+        for name, cell in part.cells.items():
+            values = cell.to_pylist() if isinstance(cell, pa.Array) else [cell.as_py()] * len(part)
+            for row, value in zip(part.rows.tolist(), values):
+                expected[name][row] = value
+    for codes in (False, True):
+        table = assemble(window, schema, codes=codes)
+        got = {name: col.cast(schema.field(name).type).to_pylist() for name, col in zip(table.column_names, table.columns)}
+        for name in schema.names:
+            assert len(got[name]) == 9 and all(
+                (x is None and y is None) or _same(x, y) for x, y in zip(got[name], expected[name])), (codes, name)
+        if codes:  # an enum's table is cut to the names in use
+            assert len(table.column("s").chunk(0).dictionary) <= 5

@@ -42,8 +42,14 @@ __all__ = ["ARROW_TYPES", "CSV_OPTIONS", "ExportStats", "TableExporter", "export
 ARROW_TYPES: dict[str, pa.DataType] = {INT: pa.int64(), FLOAT: pa.float64(), TEXT: pa.string()}
 
 #: capture bytes per window: the rows of a window (about 10,000 raw-samples packets) are rendered
-#: together, and a window is one Parquet row group
+#: together
 WINDOW_BYTES = 4 << 20
+#: windows per Parquet row group (8 MB of capture, about 22,000 rows). The writer keeps about
+#: 1 KB of metadata per column chunk until it closes the file (170 KB per row group of 157
+#: columns): with a row group per window that was 43 MB more memory per GB of capture, and it
+#: grows with the capture; two windows' tables held (compact: parts let go of, constant columns
+#: shared) cost less than the metadata they save at 1 GB
+ROW_GROUP_WINDOWS = 2
 
 
 def schema_of(rows: RowBuilder) -> pa.Schema:
@@ -52,12 +58,26 @@ def schema_of(rows: RowBuilder) -> pa.Schema:
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """``pyarrow.parquet.ParquetWriter`` options: dictionary encoding for the text columns only
-    (statuses and names repeat; sensor readings do not, and trying a dictionary on them costs
-    time for nothing); Snappy compression; min/max statistics for the common columns (offset,
-    times, packet kind, APID...: what a reader filters row groups on), not for the per-sensor
-    ones, where they cost a fifth of the writing time."""
+    """``pyarrow.parquet.ParquetWriter`` options, chosen for the CPU time per row with a file any
+    Parquet reader takes (measured on a real capture, 157 columns; docs/telemetry.md):
+
+    - Snappy compression, PLAIN floats: what every reader reads. BYTE_STREAM_SPLIT would write
+      the floats a fifth faster, LZ4_RAW a few percent faster, ZSTD half the file for more CPU
+      time, but older readers refuse them; readings quantised to 0.25 Pa compress to a quarter,
+      so no compression would make the file four times larger.
+    - Dictionary encoding for the text columns only, given as dictionary arrays (statuses and
+      names repeat; the writer hashes no string). Numbers stay PLAIN: a dictionary of the
+      readings was slower to write, even given ready-made.
+    - min/max statistics for the common columns (offset, times, packet kind, APID...: what a
+      reader filters row groups on), not for the per-sensor ones, where they cost a fifth of the
+      writing time.
+    - 64k values per write batch (the default 1,024 costs a few percent more in calls).
+    - Version 1 data pages (the default): what every reader reads.
+    - The writer runs in the calling thread: columns written in parallel use more CPU time in all,
+      and the export's figure is rows per CPU second.
+    """
     return {"use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)], "compression": "snappy",
+            "write_batch_size": 1 << 16, "data_page_version": "1.0",
             "store_schema": False,  # text columns are given as dictionaries; read back as strings
             "write_statistics": [name for name in COMMON if name in schema.names]}
 
@@ -96,9 +116,10 @@ class TableExporter:
         Raises OSError if the capture cannot be read."""
         for batch in iter_packet_batches(path, on_skip=self._hold, on_progress=on_progress,
                                          workers=workers, chunk_size=WINDOW_BYTES):
-            window = self.batch_window(batch)
-            if window.n:
-                yield window
+            window = [self.batch_window(batch)]
+            del batch  # the capture bytes are not needed while the window is written
+            if window[0].n:
+                yield window.pop()  # held by the caller alone, which may let go of it as it writes
             self._report()
         self._report()
 
@@ -266,6 +287,7 @@ def export_csv(path: str | os.PathLike[str], out: IO[bytes], rows: RowBuilder, s
         writer = CsvWriter(out, exporter.schema)
         for window in exporter.windows(path, workers=workers, on_progress=on_progress):
             writer.write(window)
+            del window
     return exporter.stats
 
 
@@ -273,10 +295,19 @@ def export_parquet(path: str | os.PathLike[str], out: str | os.PathLike[str] | I
                    selector: Selector, on_skip: Callable[[Skip], None] | None = None, *, workers: int = 1,
                    on_progress: Callable[[int], None] | None = None) -> ExportStats:
     """Write the rows of the capture at ``path`` to ``out`` (a path or a binary file) as Parquet,
-    a row group per window of the capture (:data:`WINDOW_BYTES`). Raises OSError."""
+    a row group per :data:`ROW_GROUP_WINDOWS` windows of the capture (:data:`WINDOW_BYTES`).
+    Raises OSError."""
     exporter = TableExporter(rows, selector, on_skip)
     schema = exporter.schema
     with _system_allocator(), pq.ParquetWriter(out, parquet_schema(schema), **parquet_options(schema)) as writer:
+        held: list[pa.Table] = []
         for window in exporter.windows(path, workers=workers, on_progress=on_progress):
-            writer.write_table(assemble(window, schema, codes=True))
+            held.append(assemble(window, schema, codes=True))
+            del window  # its parts: the tables hold what is written
+            if len(held) == ROW_GROUP_WINDOWS:
+                writer.write_table(pa.concat_tables(held), row_group_size=1 << 40)  # one row group
+                held.clear()
+        if held:
+            writer.write_table(pa.concat_tables(held), row_group_size=1 << 40)
+            held.clear()
     return exporter.stats

@@ -13,7 +13,7 @@ where every row of the part holds the same value, one Arrow scalar (a raw-sample
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import pyarrow as pa
@@ -79,36 +79,102 @@ def dense(cell: Cell, n: int, type_: pa.DataType) -> pa.Array:
     return cell
 
 
-def _numeric_column(window: Window, name: str, type_: pa.DataType) -> pa.Array:
-    """A numeric column in file order: each part's values scattered to its rows with numpy."""
+class _Validity:
+    """The validity bitmaps of a window's columns, by the parts that fill them: every column a
+    kind of row fills alone (the sensor readings of the raw samples, the estimates of
+    housekeeping) has the same one, so it is packed once per window, not once per column."""
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self._bitmaps: dict[tuple[int, ...], tuple[pa.Buffer | None, int]] = {}
+
+    def of(self, filled: tuple[int, ...]) -> tuple[pa.Buffer | None, int]:
+        """(bitmap, null count) of a column filled in the rows of the parts ``filled`` (indices
+        in :attr:`Window.parts`) and empty elsewhere; no bitmap when no row is empty."""
+        found = self._bitmaps.get(filled)
+        if found is None:
+            parts = self.window.parts
+            valid_rows = sum(len(parts[i]) for i in filled)
+            if valid_rows == self.window.n:
+                found = (None, 0)
+            else:
+                valid = np.zeros(self.window.n, bool)
+                for i in filled:
+                    valid[parts[i].rows] = True
+                found = (_bitmap(valid), self.window.n - valid_rows)
+            self._bitmaps[filled] = found
+        return found
+
+
+def _bitmap(valid: np.ndarray) -> pa.Buffer:
+    """An Arrow validity bitmap (least significant bit first) of a bool array."""
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def _numeric_column(window: Window, name: str, type_: pa.DataType, validity: _Validity | None = None) -> pa.Array:
+    """A numeric column in file order: each part's values scattered to its rows with numpy, the
+    result wrapped as an Arrow array without a copy."""
+    parts = window.parts
+    present = [(i, p.cells[name]) for i, p in enumerate(parts) if name in p.cells]
+    if len(present) == 1 and len(parts[present[0][0]]) == window.n and isinstance(present[0][1], pa.Array):
+        return present[0][1]  # one part holds every row: its column as it is
     values = np.empty(window.n, np.int64 if pa.types.is_integer(type_) else np.float64)  # rows left: masked
-    valid = np.zeros(window.n, bool) if any(name not in p.cells for p in window.parts) else None
-    for p in window.parts:
-        cell = p.cells.get(name)
-        if cell is None:
-            continue
+    filled: list[int] = []
+    invalid: list[np.ndarray] = []  # rows of the parts' own empty cells
+    for i, cell in present:
+        rows = parts[i].rows
         if isinstance(cell, pa.Scalar):
-            values[p.rows] = cell.as_py()
-            if valid is not None:
-                valid[p.rows] = cell.is_valid
+            if cell.is_valid:
+                values[rows] = cell.as_py()
+                filled.append(i)
             continue
-        values[p.rows] = (cell.fill_null(0) if cell.null_count else cell).to_numpy()  # nulls masked below
+        filled.append(i)
         if cell.null_count:
-            if valid is None:
-                valid = np.ones(window.n, bool)
-            valid[p.rows] = cell.is_valid().to_numpy(zero_copy_only=False)
-        elif valid is not None:
-            valid[p.rows] = True
-    return pa.array(values, type_, mask=None if valid is None or valid.all() else ~valid)
+            values[rows] = cell.fill_null(0).to_numpy()
+            invalid.append(rows[~cell.is_valid().to_numpy(zero_copy_only=False)])
+        else:
+            values[rows] = cell.to_numpy()
+    if validity is None:
+        validity = _Validity(window)
+    bitmap, nulls = validity.of(tuple(filled))
+    if invalid:
+        valid = np.ones(window.n, bool) if bitmap is None else \
+            np.unpackbits(np.frombuffer(bitmap, np.uint8), count=window.n, bitorder="little").astype(bool)
+        for rows in invalid:
+            valid[rows] = False
+        bitmap, nulls = _bitmap(valid), int(window.n - np.count_nonzero(valid))
+    return pa.Array.from_buffers(type_, window.n, [bitmap, pa.py_buffer(values)], null_count=nulls)
 
 
-def _text_codes(window: Window, name: str) -> pa.DictionaryArray:
-    """A text column in file order as a dictionary array (codes scattered with numpy, each part's
-    names or values its own stretch of the dictionary; unused entries dropped)."""
-    codes = np.full(window.n, -1, np.int32)
+#: (dictionary, which entries are used) -> those entries: the enum tables of a kind of row are the
+#: same objects from one window to the next, and their columns use the same few names
+_USED_ENTRIES: dict[tuple[int, bytes], tuple[pa.Array, pa.Array]] = {}
+
+
+def _used_entries(dictionary: pa.Array, used: np.ndarray) -> pa.Array:
+    """The entries of ``dictionary`` where ``used`` is True (remembered; see :data:`_USED_ENTRIES`)."""
+    key = (id(dictionary), used.tobytes())
+    found = _USED_ENTRIES.get(key)
+    if found is not None and found[0] is dictionary:  # the held reference keeps the id unique
+        return found[1]
+    if len(_USED_ENTRIES) >= 1024:
+        _USED_ENTRIES.clear()
+    entries = dictionary.filter(pa.array(used))
+    _USED_ENTRIES[key] = (dictionary, entries)
+    return entries
+
+
+def _text_codes(window: Window, name: str, validity: _Validity | None = None) -> pa.DictionaryArray:
+    """A text column in file order as a dictionary array: codes scattered with numpy, each part's
+    names or values its own stretch of the dictionary. A part's enum table (256 names) is cut to
+    the names its rows use, so the dictionary stays small."""
+    parts = window.parts
+    codes = np.zeros(window.n, np.int32)  # rows left: masked (and 0, a valid index, under the mask)
     entries: list[pa.Array] = []
+    filled: list[int] = []
+    invalid: list[np.ndarray] = []
     size = 0
-    for p in window.parts:
+    for i, p in enumerate(parts):
         cell = p.cells.get(name)
         if cell is None:
             continue
@@ -117,21 +183,39 @@ def _text_codes(window: Window, name: str) -> pa.DictionaryArray:
                 entries.append(pa.array([cell.as_py()], pa.string()))
                 codes[p.rows] = size
                 size += 1
+                filled.append(i)
             continue
-        if not isinstance(cell, pa.DictionaryArray):
+        filled.append(i)
+        table = isinstance(cell, pa.DictionaryArray)  # an enum's names (else: the part's own values)
+        if not table:
             cell = pc.dictionary_encode(cell)
-        index = cell.indices.to_numpy(zero_copy_only=False)
-        codes[p.rows] = np.where(cell.indices.is_valid().to_numpy(zero_copy_only=False), index + size, -1) \
-            if cell.null_count else index + size
-        entries.append(cell.dictionary)
-        size += len(cell.dictionary)
-    valid = codes >= 0
-    dictionary = pa.concat_arrays(entries) if entries else pa.array([], pa.string())
-    if size > 16:  # an enum's table of 256 names: keep those in use
-        used = np.bincount(codes[valid], minlength=size) > 0
-        codes = np.where(valid, np.cumsum(used, dtype=np.int32)[np.maximum(codes, 0)] - 1, -1).astype(np.int32)
-        dictionary = dictionary.filter(pa.array(used))
-    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=None if valid.all() else ~valid), dictionary)
+        dictionary = cell.dictionary
+        indices = cell.indices
+        if cell.null_count:
+            invalid.append(p.rows[~indices.is_valid().to_numpy(zero_copy_only=False)])
+            indices = indices.fill_null(0)
+        index = indices.to_numpy()
+        if table and len(dictionary) > 16:  # an enum's table of 256 names: keep those in use
+            used = np.bincount(index, minlength=len(dictionary)) > 0
+            renumber = np.cumsum(used, dtype=np.int32) - 1
+            codes[p.rows] = renumber[index] + size
+            dictionary = _used_entries(dictionary, used)
+        else:
+            codes[p.rows] = index.astype(np.int32) + size if size else index
+        entries.append(dictionary)
+        size += len(dictionary)
+    if validity is None:
+        validity = _Validity(window)
+    bitmap, nulls = validity.of(tuple(filled))
+    if invalid:
+        valid = np.ones(window.n, bool) if bitmap is None else \
+            np.unpackbits(np.frombuffer(bitmap, np.uint8), count=window.n, bitorder="little").astype(bool)
+        for rows in invalid:
+            valid[rows] = False
+        bitmap, nulls = _bitmap(valid), int(window.n - np.count_nonzero(valid))
+    dictionary = pa.concat_arrays(entries) if len(entries) > 1 else entries[0] if entries else pa.array([], pa.string())
+    indices = pa.Array.from_buffers(pa.int32(), window.n, [bitmap, pa.py_buffer(codes)], null_count=nulls)
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 def parquet_schema(schema: pa.Schema) -> pa.Schema:
@@ -147,19 +231,46 @@ def assemble(window: Window, schema: pa.Schema, codes: bool = False) -> pa.Table
     (:func:`parquet_schema`): the Parquet writer takes those without hashing every string."""
     inverse = window.order()
     indices = None if inverse is None else pa.array(inverse)
+    validity = _Validity(window)
     columns = []
+    #: columns made of constants (a quiet window's statuses and valve states), by their constants:
+    #: arrays are immutable, so columns with the same constants in the same parts share one
+    shared: dict[tuple[Any, ...], pa.Array] = {}
     for f in schema:
-        if not pa.types.is_string(f.type):
-            columns.append(_numeric_column(window, f.name, f.type))
-            continue
-        if codes and f.name != "utc":
-            columns.append(_text_codes(window, f.name))
-            continue
-        chunks = [dense(p.cells[f.name], len(p), f.type) if f.name in p.cells else pa.nulls(len(p), f.type)
-                  for p in window.parts]
-        if not chunks:
-            columns.append(pa.nulls(window.n, f.type))
-            continue
-        column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
-        columns.append(column if indices is None else column.take(indices))
+        key = _constants_key(window, f.name, f.type)
+        column = shared.get(key) if key is not None else None
+        if column is None:
+            column = _column(window, f, codes, validity, indices)
+            if key is not None:
+                shared[key] = column
+        columns.append(column)
     return pa.table(columns, schema=parquet_schema(schema) if codes else schema)
+
+
+def _constants_key(window: Window, name: str, type_: pa.DataType) -> tuple[Any, ...] | None:
+    """What a column is made of when each part leaves it empty or holds one constant in it
+    (floats by their bits, so 0.0 and -0.0 stay apart); None when a part holds an array."""
+    key: list[Any] = [type_]
+    for i, p in enumerate(window.parts):
+        cell = p.cells.get(name)
+        if cell is None:
+            continue
+        if not isinstance(cell, pa.Scalar):
+            return None
+        value = cell.as_py()
+        key.append((i, value.hex() if isinstance(value, float) else value))  # None: an empty constant
+    return tuple(key)
+
+
+def _column(window: Window, f: pa.Field, codes: bool, validity: _Validity, indices: pa.Array | None) -> pa.Array:
+    """Column ``f`` of the window in file order (see :func:`assemble`)."""
+    if not pa.types.is_string(f.type):
+        return _numeric_column(window, f.name, f.type, validity)
+    if codes and f.name != "utc":
+        return _text_codes(window, f.name, validity)
+    chunks = [dense(p.cells[f.name], len(p), f.type) if f.name in p.cells else pa.nulls(len(p), f.type)
+              for p in window.parts]
+    if not chunks:
+        return pa.nulls(window.n, f.type)
+    column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    return column if indices is None else column.take(indices)
