@@ -134,6 +134,14 @@ def _numeric_column(window: Window, name: str, type_: pa.DataType, validity: _Va
             invalid.append(rows[~cell.is_valid().to_numpy(zero_copy_only=False)])
         else:
             values[rows] = cell.to_numpy()
+    bitmap, nulls = _column_validity(window, validity, filled, invalid)
+    return pa.Array.from_buffers(type_, window.n, [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
+def _column_validity(window: Any, validity: Any, filled: list[int], invalid: list[Any]) -> tuple[Any, int]:
+    """The validity bitmap and null count of a column filled from the parts ``filled``: the
+    window's (``validity``, or a new :class:`_Validity`) with the rows of ``invalid`` (row-index
+    arrays of null cells) cleared as well."""
     if validity is None:
         validity = _Validity(window)
     bitmap, nulls = validity.of(tuple(filled))
@@ -143,7 +151,7 @@ def _numeric_column(window: Window, name: str, type_: pa.DataType, validity: _Va
         for rows in invalid:
             valid[rows] = False
         bitmap, nulls = _bitmap(valid), int(window.n - np.count_nonzero(valid))
-    return pa.Array.from_buffers(type_, window.n, [bitmap, pa.py_buffer(values)], null_count=nulls)
+    return bitmap, nulls
 
 
 #: (dictionary, which entries are used) -> those entries: the enum tables of a kind of row are the
@@ -204,15 +212,7 @@ def _text_codes(window: Window, name: str, validity: _Validity | None = None) ->
             codes[p.rows] = index.astype(np.int32) + size if size else index
         entries.append(dictionary)
         size += len(dictionary)
-    if validity is None:
-        validity = _Validity(window)
-    bitmap, nulls = validity.of(tuple(filled))
-    if invalid:
-        valid = np.ones(window.n, bool) if bitmap is None else \
-            np.unpackbits(np.frombuffer(bitmap, np.uint8), count=window.n, bitorder="little").astype(bool)
-        for rows in invalid:
-            valid[rows] = False
-        bitmap, nulls = _bitmap(valid), int(window.n - np.count_nonzero(valid))
+    bitmap, nulls = _column_validity(window, validity, filled, invalid)
     dictionary = pa.concat_arrays(entries) if len(entries) > 1 else entries[0] if entries else pa.array([], pa.string())
     indices = pa.Array.from_buffers(pa.int32(), window.n, [bitmap, pa.py_buffer(codes)], null_count=nulls)
     return pa.DictionaryArray.from_arrays(indices, dictionary)
