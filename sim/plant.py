@@ -543,6 +543,7 @@ class Plant:
         rebuild = False
         still = []
         pos = self.valve_position
+        opening = self._v_open
         for v in self._moving:
             x, target = pos[v], self._v_target[v]
             before = x >= 1.0
@@ -551,7 +552,6 @@ class Plant:
                 x = min(target, x + step)
             else:
                 x = max(target, x - step)
-            opening = self._v_open
             was_open = opening[v] > 0.0
             pos[v] = x
             opening[v] = seat_opening(x)
