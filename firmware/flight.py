@@ -104,7 +104,10 @@ class FlightSoftware:
         self.executive.stop()
 
     def close(self) -> None:
+        """Close the telemetry sinks and hand the heap back to the collector (see
+        :meth:`Executive.close`). Idempotent."""
         self.tm.close()
+        self.executive.close()
 
     def telecommand(self, command: Any) -> Receipt | bool:
         """Send a telecommand in process: any telecommand dataclass of

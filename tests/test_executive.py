@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -122,6 +123,24 @@ def test_non_virtual_clock_records_lateness():
     ex = Executive(NeverVirtual(), 0.5, [RateGroup("g", 1, lambda k, t: None)])
     ex.run(2.0)
     assert ex.cycles == 4 and ex.lateness() == [0.0] * 4
+
+
+def test_a_wall_clock_run_freezes_the_start_up_heap_and_close_gives_it_back():
+    # A full collection in a cycle scans every start-up object: milliseconds, a missed 100 Hz
+    # deadline. The wall-clock executive freezes the heap before its first deadline.
+    gc.unfreeze()
+    seen = []
+    ex = Executive(NeverVirtual(), 0.5, [RateGroup("g", 1, lambda k, t: seen.append(gc.get_freeze_count()))])
+    ex.run(1.0)
+    ex.run(2.0)  # a second call does not collect again
+    assert seen and min(seen) > 1000
+    ex.close()
+    assert gc.get_freeze_count() == 0
+    ex.close()  # idempotent
+
+    lockstep = Executive(VirtualClock(), 0.1, [RateGroup("g", 1, lambda k, t: seen.append(gc.get_freeze_count()))])
+    lockstep.run(0.5)
+    assert seen[-1] == 0  # no deadline to miss: the collector is left alone
 
 
 def test_flight_loop_survives_a_device_that_raises_and_nan_readings():
