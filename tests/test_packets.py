@@ -65,6 +65,20 @@ def test_crcmod_c_extension_in_use_and_agrees_with_binascii():
     assert P.crc16(b"123456789") == 0x29B1  # the CRC-16/CCITT-FALSE check value
 
 
+def test_the_packet_crc_agrees_with_binascii_on_every_buffer_kind_and_alignment():
+    # The encoders pass bytes, the readers memoryview slices at any offset, the monitor bytearrays.
+    rng = random.Random(2)
+    data = bytes(rng.randrange(256) for _ in range(70_000))
+    view = memoryview(data)
+    for n in (0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 368, 1111, 65_542):
+        for start in (0, 1, 3, 5):
+            chunk = data[start:start + n]
+            expected = binascii.crc_hqx(chunk, 0xFFFF)
+            assert P.crc16(chunk) == P.crc16(view[start:start + n]) == P.crc16(bytearray(chunk)) == expected
+    packet = P.encode(P.Packet(200, 1, P.PacketType.TM, 128, 7, 1.0e9, 0, 0, b"\x01\x02\x03"))
+    assert P.crc16(packet) == 0  # the CRC field closes the CRC over the packet
+
+
 def test_raw_sample_encoder_matches_construct_for_the_same_frame():
     layout = soyuz_layout()
     enc = RawSampleEncoder(layout, dest_id=3)

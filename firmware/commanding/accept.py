@@ -20,7 +20,6 @@ the mode) are made by :mod:`.service` after these.
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +75,7 @@ def parse(raw: bytes | bytearray | memoryview) -> Request:
         raise Rejection(_E.WRONG_LENGTH, f"bytes 4-5: length field gives {total} bytes, received {n}")
     if total < P.MIN_TC_SIZE:
         raise Rejection(_E.WRONG_LENGTH, f"bytes 4-5: {total} bytes, below the smallest telecommand ({P.MIN_TC_SIZE})")
-    crc = binascii.crc_hqx(buf[:-2], 0xFFFF)
+    crc = P.crc16(buf[:-2])
     if crc != int.from_bytes(buf[-2:], "big"):
         raise Rejection(_E.BAD_CRC, f"byte {n - 2}: CRC {buf[-2:].hex()}, computed {crc:04x}")
     apid = word >> 16 & 0x7FF

@@ -20,7 +20,6 @@ raise ``TELECOMMANDS_LOST``. Nothing here raises into the loop.
 
 from __future__ import annotations
 
-import binascii
 import bisect
 import itertools
 import threading
@@ -249,7 +248,7 @@ class Commanding:
         elif isinstance(c, P.Acknowledge):
             host.fdir.acknowledge(t)
         elif isinstance(c, P.LoadFdirParams):
-            crc = binascii.crc_hqx(c.toml_text.encode("utf-8"), 0xFFFF)
+            crc = P.crc16(c.toml_text.encode("utf-8"))
             try:
                 params = params_from_dict(tomllib.loads(c.toml_text), LOAD_SOURCE)
             except tomllib.TOMLDecodeError as exc:
@@ -350,7 +349,7 @@ def _recordable(raw: bytes) -> bool:
     if n < P.MIN_TC_SIZE:
         return False
     return (raw[0] & 0xF8 == 0x18 and raw[2] >> 6 == 3 and raw[6] >> 4 == 2
-            and ((raw[4] << 8) | raw[5]) + 7 == n and binascii.crc_hqx(raw, 0xFFFF) == 0)
+            and ((raw[4] << 8) | raw[5]) + 7 == n and P.crc16(raw) == 0)
 
 
 class Receipt:

@@ -4,13 +4,12 @@ construct costs about 100 us per packet; the per-cycle raw-samples packet and bu
 1-2 us (docs/architecture.md, "Reference figures"). The ``struct`` formats used here are computed from the declarations by
 :func:`~hullwatch.firmware.telemetry.fields.flatten`, never typed a second time, and tests prove
 that these codecs and :func:`~hullwatch.firmware.telemetry.packets.decode`/``encode`` agree
-byte for byte on every packet type. The CRC is ``binascii.crc_hqx(buf, 0xFFFF)``, the same
-CRC-16/CCITT-FALSE in C (crcmod may silently fall back to pure Python).
+byte for byte on every packet type. The CRC is :data:`packets.crc16` (CRC-16/CCITT-FALSE in C,
+anycrc; crcmod, the declaration's, may silently fall back to pure Python).
 """
 
 from __future__ import annotations
 
-import binascii
 import struct
 from typing import Any
 
@@ -275,7 +274,7 @@ def build_tm(apid: int, seq: int, service: int, subtype: int, msg_counter: int, 
     except struct.error as exc:
         raise TelemetryError(f"TM {service}/{subtype} apid {apid} seq {seq}: {exc}") from exc
     packet = head + body
-    return packet + binascii.crc_hqx(packet, 0xFFFF).to_bytes(2, "big")
+    return packet + P.crc16(packet).to_bytes(2, "big")
 
 
 def fast_decode(buf: bytes | bytearray | memoryview, verify_crc: bool = True) -> P.Packet:
@@ -286,10 +285,10 @@ def fast_decode(buf: bytes | bytearray | memoryview, verify_crc: bool = True) ->
     total = P.check_header(buf)
     if total != len(buf):
         raise PacketDecodeError(f"length field says {total} bytes, the buffer holds {len(buf)}", 4)
-    if verify_crc and binascii.crc_hqx(buf, 0xFFFF):
+    if verify_crc and P.crc16(buf):
         got = int.from_bytes(buf[-2:], "big")
         raise PacketDecodeError(f"CRC mismatch: packet says {got:#06x}, computed "
-                                f"{binascii.crc_hqx(buf[:-2], 0xFFFF):#06x}", total - 2)
+                                f"{P.crc16(buf[:-2]):#06x}", total - 2)
     end = total - P.PEC_SIZE
     w0 = (buf[0] << 8) | buf[1]
     if (w0 >> _TYPE_SHIFT) & _TYPE_MASK == P.PacketType.TM:

@@ -6,7 +6,7 @@ straight from flat value lists the flight software keeps. Both pack the whole pa
 header, PUS-C TM secondary header, application data) with one precompiled ``struct.Struct``
 whose format is derived from the construct declarations in packets.py by
 :func:`~hullwatch.firmware.telemetry.fields.flatten` (never typed by hand), then append the
-CRC-16/CCITT-FALSE from ``binascii.crc_hqx`` (C; crcmod may fall back to pure Python). The
+CRC-16/CCITT-FALSE from :data:`packets.crc16` (anycrc, C). The
 value order each encoder passes is checked against the declaration's field paths when it is
 built, so a change to a declaration fails loudly at start-up instead of writing wrong bytes, and
 tests prove byte equality with :func:`packets.encode` (construct).
@@ -21,7 +21,6 @@ advance them only for a packet actually encoded (no gaps in the sequence count).
 
 from __future__ import annotations
 
-import binascii
 import struct
 from typing import Any, Callable, Sequence
 
@@ -127,7 +126,7 @@ class RawSampleEncoder:
         # status arrays are turned into bytes only when they change, which is rare.
         tpl = self._tpl
         pack = tpl.struct.pack
-        crc_hqx = binascii.crc_hqx
+        crc16 = P.crc16
         seq_counts = self._seq._counts
         msg_counts = self._msg._counts
         apid = self.apid
@@ -160,7 +159,7 @@ class RawSampleEncoder:
                 raise TelemetryError(f"raw samples, cycle {cycle}, time {time_utc}: {exc}") from exc
             seq_counts[apid] = (seq + 1) & 0x3FFF
             msg_counts[msg_key] = (counter + 1) & 0xFFFF
-            return body + crc_hqx(body, 0xFFFF).to_bytes(2, "big")
+            return body + crc16(body).to_bytes(2, "big")
 
         return encode
 
@@ -202,7 +201,7 @@ class HousekeepingEncoder:
     def _make_encoder(self) -> Callable[[Sequence[int], Sequence[Any], Sequence[Any], float], bytes]:
         tpl = self._tpl
         pack = tpl.struct.pack
-        crc_hqx = binascii.crc_hqx
+        crc16 = P.crc16
         seq_counts = self._seq._counts
         msg_counts = self._msg._counts
         apid = self.apid
@@ -227,7 +226,7 @@ class HousekeepingEncoder:
                 raise TelemetryError(f"housekeeping, time {time_utc}: cannot encode: {exc}") from exc
             seq_counts[apid] = (seq + 1) & 0x3FFF
             msg_counts[msg_key] = (counter + 1) & 0xFFFF
-            return body + crc_hqx(body, 0xFFFF).to_bytes(2, "big")
+            return body + crc16(body).to_bytes(2, "big")
 
         return encode
 

@@ -2,7 +2,7 @@
 raw-samples / housekeeping packets decoded into columns.
 
 Reading a capture costs the CRC: ``binascii.crc_hqx`` runs at ~300 MB/s, 1.3 us for a 380-byte
-raw-samples packet, so a per-packet loop tops out near 700k packets/s. Here packets of equal length
+raw-samples packet, and :data:`packets.crc16` (anycrc) 0.34 us. Here packets of equal length
 are gathered into a ``(K, L)`` byte matrix and checked together (:func:`crc_ok_rows`), and the
 framing walks the length fields and confirms a repeating pattern of lengths with one numpy
 comparison (:class:`LengthWalker`) instead of one Python step per packet. capture.py uses both and
@@ -22,7 +22,6 @@ the last remaining word is 0. Tables (64k entries each) are built on first use, 
 
 from __future__ import annotations
 
-import binascii
 import threading
 from typing import Any
 
@@ -33,7 +32,7 @@ from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.fields import FlatField, flatten
 
 _POLY = 0x1021
-#: below this many packets of one length, ``binascii.crc_hqx`` per packet is cheaper than the tables
+#: below this many packets of one length, :data:`packets.crc16` per packet is cheaper than the tables
 MIN_VECTOR_GROUP = 24
 
 _tables: dict[str, Any] = {}
@@ -162,7 +161,7 @@ def gather_rows(a: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
 def crc_ok(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """True for each packet ``a[starts[i]:starts[i]+lengths[i]]`` whose CRC checks. Packets are
     grouped by length; large groups go through :func:`crc_ok_rows`, small ones through
-    ``binascii.crc_hqx``."""
+    :data:`packets.crc16`."""
     ok = np.zeros(len(starts), bool)
     if not len(starts):
         return ok
@@ -176,11 +175,11 @@ def crc_ok(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray
             small.extend(members.tolist())
     if small:
         view = memoryview(a)
-        crc = binascii.crc_hqx
+        crc = P.crc16
         st = starts.tolist()
         ln = lengths.tolist()
         for i in small:
-            ok[i] = not crc(view[st[i]:st[i] + ln[i]], 0xFFFF)
+            ok[i] = not crc(view[st[i]:st[i] + ln[i]])
     return ok
 
 

@@ -19,7 +19,6 @@ reported as a Skip too (its length is known, so reading resumes after it).
 
 from __future__ import annotations
 
-import binascii
 import collections
 import io
 import itertools
@@ -145,7 +144,7 @@ class Framer:
         window is exhausted first, ``(bytes consumed, True)``."""
         n = len(buf)
         unpack = _PLAUSIBLE.unpack_from
-        crc = binascii.crc_hqx
+        crc = P.crc16
         verify = self.verify_crc
         view = memoryview(buf)
         skip_start = self.skip_start
@@ -161,7 +160,7 @@ class Framer:
                     if not final:
                         break
                     why = f"truncated packet: its header says {total} bytes, {n - pos} left in the file"
-                elif not verify or not crc(view[pos:end], 0xFFFF):
+                elif not verify or not crc(view[pos:end]):
                     if skip_start is not None:
                         skips.append(Skip(skip_start, base + pos - skip_start, reason))
                         skip_start = None

@@ -12,7 +12,6 @@ server reads snapshots.
 
 from __future__ import annotations
 
-import binascii
 import threading
 import time
 from typing import Any
@@ -31,6 +30,7 @@ from ...firmware.telemetry import (
     VerificationReport,
     SensorHealth,
     ValveHealth,
+    crc16,
     fast_decode,
     layout_from_json,
 )
@@ -108,7 +108,7 @@ class MonitorState:
                     return
                 buf = data if (pos == 0 and total == n) else data[pos:pos + total]
                 pos += total
-                if binascii.crc_hqx(buf, 0xFFFF):
+                if crc16(buf):
                     self.link.crc_errors += 1
                     continue
                 # CCSDS primary header: 11-bit APID in bytes 0-1, 14-bit sequence count in 2-3
