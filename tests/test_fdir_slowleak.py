@@ -209,7 +209,7 @@ def test_crew_oxygen_use_in_a_cut_off_branch_is_not_the_leak():
     # Without the allowance (the procedure says the crew stays on the generator's side, and
     # here it did not) the branch's oxygen use is taken for the leak: the rule matters.
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=crew_in_c)
-    fdir, events = run(station, params(slowleak={"locate": 2}), 1600.0)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 2400.0)
     assert ("LEAK_LOCATED", "c") in names(events)
 
 
@@ -274,7 +274,7 @@ def test_open_prk_slow_leak_is_found_and_located_through_the_cli(tmp_path):
     fdir = tmp_path / "fdir.toml"
     fdir.write_text("[slowleak]\nlocate = 2\n")
     proc = subprocess.run([sys.executable, "-m", "hullwatch.tools", "run", "--scenario",
-                           str(DATA / "slowleak-prk-open.toml"), "--until", "6600", "--fdir", str(fdir)],
+                           str(DATA / "slowleak-prk-open.toml"), "--until", "3h", "--fdir", str(fdir)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "prk" in proc.stdout and "SEALED" in proc.stdout.upper()
