@@ -255,6 +255,20 @@ def test_a_branch_swinging_by_itself_is_not_taken_for_the_leak():
     assert station.cmd == [1, 1]
 
 
+def test_the_schedules_lower_bound_of_the_leak_grows_across_the_splits():
+    # Confirmed with 2.7e-6 kg/s beyond the band for a 5e-6 kg/s leak in a: while the branch b-c
+    # is watched (a-b closed), the modules' summed inventory goes on feeding the detector's
+    # windows, and L rises towards the leak without passing it (it is a lower bound).
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=_crew_in_a)
+    p = params(slowleak={"locate": 2})
+    fdir, events = run(station, p, 700.0)
+    l0 = of(events, "ISOLATION_STARTED")[0][6]
+    fdir, events = run(station, p, 1200.0, fdir=fdir)
+    assert fdir.locator.state == 2 and station.cmd == [0, 1], names(events)  # still watching b-c
+    assert 1.2 * l0 < fdir.locator.rate < 5e-6 * 1.02
+    assert fdir.locator.rate == fdir.locator.bound.value
+
+
 def test_parameters_are_checked():
     with pytest.raises(ParameterError, match="slowleak.decimation_s"):
         params(slowleak={"decimation_s": 10.05})

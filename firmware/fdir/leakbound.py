@@ -19,6 +19,8 @@ beyond its band, less what one thermometer could explain, among the windows whos
 reaches the confirm threshold. It never falls. While a module of the set shares a segment with
 a module outside it (a hatch someone opened), gas may cross the set's boundary: the bound stops
 taking samples (it keeps its value) until the set is closed again, and then restarts its series.
+It also restarts its series when a module's voting pressure sensors or trusted thermometers
+change, as the detector's own tests do: the history holds what a failed channel did.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class LeakBound:
         self.acc = 0.0
         self.cnt = 0
         self.closed = True
+        self.seen = (f.sensors.changed, f.thermo.changed)
 
     def _inventory(self) -> float:
         """The set's gas as a pressure at the reference temperature over its volume, Pa."""
@@ -87,10 +90,16 @@ class LeakBound:
             self.acc = 0.0
             self.cnt = 0
             return
-        if not self.closed:
-            # Gas may have crossed the boundary meanwhile: a new series from here.
+        f = self.fdir
+        seen = (f.sensors.changed, f.thermo.changed)
+        if not self.closed or seen != self.seen:
+            # Gas may have crossed the boundary meanwhile, or a channel left or joined the
+            # inventory: a new series from here.
             self.closed = True
+            self.seen = seen
             self.bank.k = -1
+            self.acc = 0.0
+            self.cnt = 0
         self.acc += self._inventory() + self.offset
         self.cnt += 1
         if self.cnt < self.ticks:
