@@ -209,7 +209,7 @@ def test_crew_oxygen_use_in_a_cut_off_branch_is_not_the_leak():
     # Without the allowance (the procedure says the crew stays on the generator's side, and
     # here it did not) the branch's oxygen use is taken for the leak: the rule matters.
     station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=crew_in_c)
-    fdir, events = run(station, params(slowleak={"locate": 2}), 1600.0)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 2400.0)
     assert ("LEAK_LOCATED", "c") in names(events)
 
 
@@ -231,6 +231,44 @@ def test_crew_cut_off_from_the_generator_in_the_largest_segment_is_not_a_leak():
     assert fdir.sealed_mask == 0 and station.commands == []
 
 
+def test_a_branch_swinging_by_itself_is_not_taken_for_the_leak():
+    # The leak is in a (the root). c's inventory swings by +-6e-4 kg (0.5 Pa over the 105 m3
+    # branch b-c, the bounded excursion slowleak.branch_excursion_pa allows) with a 30 min
+    # period, against a: invisible while the station is one segment, like the pressure sensors'
+    # temperature offsets of a module swinging with the orbit. Once a-b closes, the branch shows
+    # the swing as a loss of up to 2e-6 kg/s for its first 15 minutes, more than half the
+    # confirmed rate beyond its band (1.35e-6 kg/s): judged on white noise alone it was called
+    # leaking, c (swinging back) healthy, and b sealed by elimination. The swing is bounded:
+    # over T it can show at most 3 M / T, and the verdict must allow that.
+    def swing(t: float) -> list[float]:
+        x = 6e-4 * 2 * math.pi / 1800.0 * math.cos(2 * math.pi * t / 1800.0 + 4.8)
+        return [-x, 0.0, x]
+
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(3e-6)}, net=swing,
+                           noise_pa=0.1)
+    fdir, events = run(station, params(slowleak={"locate": 2}), 2600.0)
+    assert of(events, "ISOLATION_STARTED"), names(events)
+    assert not of(events, "LEAK_LOCATED") and fdir.sealed_mask == 0, names(events)
+    # Undecided at watch_max_s: reported (reason 4), and the hatch it closed is open again.
+    failed = of(events, "ISOLATION_FAILED")
+    assert failed and failed[0][5] == 4.0, names(events)
+    assert station.cmd == [1, 1]
+
+
+def test_the_schedules_lower_bound_of_the_leak_grows_across_the_splits():
+    # Confirmed with 2.7e-6 kg/s beyond the band for a 5e-6 kg/s leak in a: while the branch b-c
+    # is watched (a-b closed), the modules' summed inventory goes on feeding the detector's
+    # windows, and L rises towards the leak without passing it (it is a lower bound).
+    station = ChainStation(["a", "b", "c"], [50.0, 5.0, 100.0], holes={"a": hole(5e-6)}, net=_crew_in_a)
+    p = params(slowleak={"locate": 2})
+    fdir, events = run(station, p, 700.0)
+    l0 = of(events, "ISOLATION_STARTED")[0][6]
+    fdir, events = run(station, p, 1200.0, fdir=fdir)
+    assert fdir.locator.state == 2 and station.cmd == [0, 1], names(events)  # still watching b-c
+    assert 1.2 * l0 < fdir.locator.rate < 5e-6 * 1.02
+    assert fdir.locator.rate == fdir.locator.bound.value
+
+
 def test_parameters_are_checked():
     with pytest.raises(ParameterError, match="slowleak.decimation_s"):
         params(slowleak={"decimation_s": 10.05})
@@ -250,7 +288,7 @@ def test_open_prk_slow_leak_is_found_and_located_through_the_cli(tmp_path):
     fdir = tmp_path / "fdir.toml"
     fdir.write_text("[slowleak]\nlocate = 2\n")
     proc = subprocess.run([sys.executable, "-m", "hullwatch.tools", "run", "--scenario",
-                           str(DATA / "slowleak-prk-open.toml"), "--until", "6600", "--fdir", str(fdir)],
+                           str(DATA / "slowleak-prk-open.toml"), "--until", "3h", "--fdir", str(fdir)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "prk" in proc.stdout and "SEALED" in proc.stdout.upper()

@@ -86,6 +86,7 @@ PARAMETER_IDS: dict[str, int] = {
     "estimate.confidence_z": 66,
     "estimate.min_s": 67,
     "estimate.max_s": 68,
+    "slowleak.branch_excursion_pa": 69,
 }
 
 PARAMETER_NAMES: dict[int, str] = {v: k for k, v in PARAMETER_IDS.items()}

@@ -289,6 +289,9 @@ class Fdir(InventoryTerms, FdirReport):
         self.rapid_raised[slot] = False
         self.slow.reset(slot)
 
+    def thermometer_doubt(self, slot: int, window_s: float) -> float:
+        return self.slow.doubt(slot, max(2, int(window_s / self.params.slowleak.decimation_s)))
+
     def seal(self, mask: int, t: float) -> None:
         self.sealed_mask |= mask
         self._rebuild_terms()  # (the sealed set changed: dead bands too)

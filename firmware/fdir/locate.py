@@ -15,13 +15,20 @@ C's largest module. Each step:
    cut off from the generator is a real net loss of up to 0.84 kg/day per person: judged on the
    generator's side it would look like a leak, so the schedule never judges that side.)
 2. WATCHING, from ``transient_mask_s`` after the hatch reads closed: B's inventory slope since
-   then (its fast slope bank, every sample) gives B's loss rate ``r`` and its 1-sigma ``sd``.
-   With L the confirmed rate beyond its dead band (a lower bound of the leak: the rate itself
-   may hold a nominal swing), h = ``isolation.healthy_fraction`` and k = z(1-alpha) + z(1-beta):
-   B is *leaking* when ``r - k sd >= h L``, *healthy* when ``r + k sd < h L``. The advised watch
-   time is B's statistical floor for the slope ``min(h, 1-h) L R T_ref / V_B`` at B's expected
-   noise (the candidate segment's noise level scaled to B's modules), clamped to
-   ``[watch_min_s, watch_max_s]``. Undecided at ``watch_max_s``: FAILED (reason 4).
+   then (its fast slope bank, every sample) gives B's loss rate ``r`` and its 1-sigma ``sd``
+   (white noise). What a leak-free B can show by itself is not white: the pressure sensors'
+   temperature offsets swing its inventory with the orbit (bounded by
+   ``slowleak.branch_excursion_pa``, M) and one thermometer may drift, so B's band over the
+   span T of the slope is ``b = (3 M / T + doubt) V_B / (R T_ref)``. With L the confirmed rate
+   beyond its dead band (a lower bound of the leak), h = ``isolation.healthy_fraction`` and
+   k = z(1-alpha) + z(1-beta): B is *leaking* when ``r - k sd - b >= h L``, *healthy* when
+   ``r + k sd + b < h L``. L is not frozen at the alarm: it follows the confirmed segment's
+   whole inventory across the splits (:mod:`.leakbound`), and a leaking verdict raises it to
+   ``r - k sd - b``, B's own clean measure of the leak. The advised watch time is B's
+   statistical floor for the slope ``s = min(h, 1-h) L R T_ref / V_B`` at B's expected noise
+   (the candidate segment's noise level scaled to B's modules), or ``3 M / s`` if longer,
+   clamped to ``[watch_min_s, watch_max_s]``. Undecided at ``watch_max_s``: FAILED (reason 4),
+   and the hatches the schedule closed are reopened: not located rather than located wrong.
 3. ``ISOLATION_STEP`` (2 segments, step, B's rate; subject: a module still candidate): leaking -> C := B (the hatch
    stays closed; B's root is the hatch's far end); healthy -> C := C - B and the hatch is
    reopened (``LOCATE_ADVICE`` action 1; commanded or advised).
@@ -46,6 +53,7 @@ import math
 
 from ..types import EventId
 from .leak import statistical_floor_s
+from .leakbound import LeakBound
 from .physics import hole_diameter_m, reserve_time_s
 from .port import SegmentHost
 
@@ -98,6 +106,7 @@ class SlowLocator:
         self.root = -1
         self.rate = 0.0
         self.estimate = 0.0  # the detector's whole-rate estimate at the request, kg/s
+        self.bound: LeakBound | None = None  # the confirmed segment's rate beyond its band, kept up
         self.valve = -1  # the hatch of the current step
         self.branch = 0  # candidate modules it cuts off
         self.branch_seg = 0  # the whole segment it cuts off (with modules cleared earlier)
@@ -142,11 +151,14 @@ class SlowLocator:
             f.events.push(t, event, subject, v1, v2, v3)
         return True
 
-    def request(self, slot: int, rate: float, t: float, estimate: float | None = None) -> None:
+    def request(self, slot: int, rate: float, t: float, estimate: float | None = None,
+                bound: LeakBound | None = None) -> None:
         """A slow leak was confirmed in ``slot`` (hook from the slow detector): ``rate`` is the
         confirmed rate beyond its band (kg/s, a lower bound of the leak: the schedule's
         decisions use it), ``estimate`` the detector's estimate of the whole rate (kg/s; what
-        ``LEAK_LOCATED`` reports for a module found by elimination; default ``rate``)."""
+        ``LEAK_LOCATED`` reports for a module found by elimination; default ``rate``), ``bound``
+        the slot's rate beyond its band kept up to date across the splits (:mod:`.leakbound`;
+        the schedule's L follows it up)."""
         f = self.host
         p = f.params.slowleak
         if p.locate == 0 or self.busy or f.isolating or f.mode == 0:
@@ -159,6 +171,7 @@ class SlowLocator:
         self.owned = self.candidates = mask
         self.rate = max(rate, 0.0)
         self.estimate = max(self.rate, estimate if estimate is not None else 0.0)
+        self.bound = bound
         self.step_no = 0
         self.result = None
         self.closed = []
@@ -268,6 +281,8 @@ class SlowLocator:
         if slope <= 0.0:
             return sl.watch_max_s
         floor = statistical_floor_s(slope, sigma, f.plan.rate_hz, p.leak.false_alarm_prob, p.leak.miss_prob)
+        # ... and the watch over which the branch's bounded excursion (3 M / T) falls below it.
+        floor = max(floor, 3.0 * sl.branch_excursion_pa / slope)
         return min(sl.watch_max_s, max(sl.watch_min_s, floor))
 
     # -- per housekeeping tick ----------------------------------------------------------------
@@ -277,7 +292,13 @@ class SlowLocator:
         st = self.state
         if st != _L.IDLE and st != _L.SEALED and st != _L.FAILED and self.host.isolating:
             self._superseded(t)
-        elif st == _L.MOVING:
+            return
+        bound = self.bound
+        if bound is not None and (st == _L.MOVING or st == _L.WATCHING):
+            bound.tick()
+            if bound.value > self.rate:
+                self.rate = bound.value
+        if st == _L.MOVING:
             self._moving(t)
         elif st == _L.WATCHING:
             self._watching(t)
@@ -316,11 +337,19 @@ class SlowLocator:
         sd = bank.sigma() * math.sqrt(12.0 / (k * (k * k - 1.0))) * f.plan.rate_hz * to_kg
         kz = f.z_confirm
         rate -= p.slowleak.branch_crew_kg_s  # crew O2 use the procedure allows in the branch
+        # What the branch can show with no leak, which white noise does not cover: the pressure
+        # sensors' temperature offsets swing its inventory by up to branch_excursion_pa over an
+        # orbit (a least-squares rate of up to 3 M / T over T), and one thermometer may drift.
+        span = k / f.plan.rate_hz
+        band = (3.0 * p.slowleak.branch_excursion_pa / span + f.thermometer_doubt(slot, span)) * to_kg
         h = p.isolation.healthy_fraction * self.rate
         watched = t - self.t_watch
-        if rate - kz * sd >= h and watched >= p.slowleak.watch_min_s:
+        low = rate - kz * sd - band
+        if low >= h and watched >= p.slowleak.watch_min_s:
+            # The branch's own rate is a clean lower bound of the leak: decide on it from here.
+            self.rate = max(self.rate, low)
             self._decided(True, rate, t)
-        elif rate + kz * sd < h and watched >= p.slowleak.watch_min_s:
+        elif rate + kz * sd + band < h and watched >= p.slowleak.watch_min_s:
             self._decided(False, rate, t)
         elif watched > p.slowleak.watch_max_s:
             self._fail(t, REASON_UNDECIDED)
@@ -396,12 +425,21 @@ class SlowLocator:
         if key in LOCATE_TRANSITIONS:
             self.state, self.t_state = int(_L.IDLE), t
         self.owned = self.candidates = 0
+        self.bound = None
 
     def _fail(self, t: float, reason: float) -> None:
+        """The schedule ends unlocated; the hatches it had closed are reopened (advised, or
+        commanded): the station is left as the schedule found it."""
         f = self.host
+        searching = self.state == _L.MOVING or self.state == _L.WATCHING
         self._go(_L.FAILED, t, f.mask_subject(self.candidates), float(_popcount(self.candidates)),
                  reason, self.rate)
+        if searching:
+            self.watch_s = 0.0
+            for i in [v for v in self.closed if not f.valve_open(v) and not f.valve_failed(v)]:
+                self._move(i, True, t)
         self.owned = self.candidates = 0
+        self.bound = None
 
 
 def _first(mask: int) -> int:

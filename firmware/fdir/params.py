@@ -118,6 +118,7 @@ class SlowLeakParams:
     excursion_kg: float = _p(0.0, 1000.0, unit="kg")
     generator_module: str = _p()
     branch_crew_kg_s: float = _p(0.0, 1.0, unit="kg/s")
+    branch_excursion_pa: float = _p(0.0, 1e4, unit="Pa")
     noise_min_pa: float = _p(0.0, 1e4, lo_open=True, unit="Pa")
     clear_s: float = _p(0.0, 7 * 86400.0, unit="s")
     locate: int = _p(0, 2)

@@ -90,6 +90,10 @@ class SegmentHost(Protocol):
     def segment_subject(self, slot: int) -> str:
         """The event subject naming a slot's segment."""
 
+    def thermometer_doubt(self, slot: int, window_s: float) -> float:
+        """How much of a slot's inventory slope over the last ``window_s`` (Pa/s) one
+        thermometer could explain (the slow detector's doubt, docs/fdir.md, stage 1b)."""
+
     # -- requests ------------------------------------------------------------------------------
     def command_valve(self, i: int, open_: bool, t: float) -> bool:
         """Command valve ``i`` if the mode allows it (ACTIVE); True if sent."""

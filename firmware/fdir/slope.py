@@ -62,6 +62,15 @@ class SlopeBank:
         self.m1 = 0.0
         self.m2 = 0.0
 
+    def copy(self) -> "SlopeBank":
+        """An independent bank holding the same samples (it goes on from where this one is)."""
+        other = SlopeBank.__new__(SlopeBank)
+        for name in self.__slots__:
+            setattr(other, name, getattr(self, name))
+        other.r0 = list(self.r0)
+        other.r1 = list(self.r1)
+        return other
+
     def push(self, y: float) -> None:
         k = self.k
         yq = int((y - self.y0) * Q)

@@ -28,7 +28,9 @@ pair's difference over the same window, is taken off first, as in the fast test)
 ``z >= z(1-alpha)`` SUSPECTED, ``z >= z(1-alpha) + z(1-beta)`` CONFIRMED, raised as the usual
 ``LEAK_SUSPECTED`` / ``LEAK_CONFIRMED`` events (values: rate kg/s, z, segment volume m3). A
 confirmed slow leak is handed to the location schedule (:mod:`.locate`) with its rate beyond the
-band (``rate_T - band_T``), a lower bound of the leak that no nominal swing inflates. The slow state clears
+band (``rate_T - band_T``), a lower bound of the leak that no nominal swing inflates, and a
+:class:`~.leakbound.LeakBound` that keeps that bound up to date while the schedule splits the
+segment (at the alarm it is often a tiny share of the leak). The slow state clears
 (``LEAK_CLEARED``) when its statistic stays below the suspect threshold for ``clear_s``.
 
 Per cycle the detector costs one call per segment (an add and a count); the slopes run once per
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .leakbound import LeakBound
 from .machines import LEAK_TRANSITIONS, LeakState, check
 from .params import FdirParams
 from .slope import SlopeBank, slope_scale, slope_sd_factor
@@ -67,7 +70,7 @@ class SlowLeakDetector:
         self.n_min = self.win_n[0]
         self.win_scale = [slope_scale(n, self.rate_hz) for n in self.win_n]
         self.win_sdf = [slope_sd_factor(n, self.rate_hz) for n in self.win_n]
-        self.win_band = [self._band(n / self.rate_hz) for n in self.win_n]
+        self.win_band = [self.band(n / self.rate_hz) for n in self.win_n]
         self.banks = [SlopeBank(self.n_max, self.rate_hz, p.windows_s[0], p.noise_min_pa)
                       for _ in range(n_slots)]
         self.acc = [0.0] * n_slots
@@ -94,7 +97,7 @@ class SlowLeakDetector:
         self.d_banks = [SlopeBank(self.n_max, self.rate_hz, p.windows_s[0], 1e-6)
                         for _ in range(fdir.n_modules)]
 
-    def _band(self, window_s: float) -> float:
+    def band(self, window_s: float) -> float:
         """The nominal systematic rate (kg/s) over a window of ``window_s``, before per-segment terms."""
         p = self.params
         return p.floor_kg_s + min(p.swing_kg_s, 3.0 * p.excursion_kg / window_s)
@@ -173,11 +176,17 @@ class SlowLeakDetector:
         one standard deviation of its noise (the fast test's rule: a thermometer going wrong
         makes it significant; the pair's own noise would otherwise tax every test)."""
         f = self.fdir
+        return self.doubt_of(f.slot_members[slot], f.slot_volume[slot], n)
+
+    def doubt_of(self, members: list[int], volume: float, n: int) -> float:
+        """:meth:`doubt` for the modules ``members`` of total volume ``volume`` (m3), whichever
+        segments they are in (Pa/s of their summed inventory, over ``n`` decimated samples)."""
+        f = self.fdir
         P = f.sensors.pressure
         T = f.thermo.temperature
-        scale = f.t_ref / f.slot_volume[slot]
+        scale = f.t_ref / volume
         worst = 0.0
-        for m in f.slot_members[slot]:
+        for m in members:
             bank = self.d_banks[m]
             if self.d_pair[m] is None or bank.k < 2:
                 continue
@@ -230,7 +239,7 @@ class SlowLeakDetector:
         if k < self.n_max and k not in self.win_n:
             # The growing window: everything since the reset, until the longest window fills.
             sd = sigma * slope_sd_factor(k, self.rate_hz)
-            band = self._band(k / self.rate_hz) + seg_band
+            band = self.band(k / self.rate_hz) + seg_band
             z, rate = self._judge(bank.slope_all(), sd, band, to_kg)
             if z >= zs:
                 z -= self.doubt(slot, k) / sd
@@ -270,7 +279,7 @@ class SlowLeakDetector:
         if event is not None:
             f.events.push(t, event, f.segment_subject(slot), rate, z, f.slot_volume[slot])
         if new == _CONFIRMED:
-            f.locator.request(slot, self.excess[slot], t, rate)
+            f.locator.request(slot, self.excess[slot], t, rate, LeakBound(self, slot, self.excess[slot]))
 
     # -- queries ------------------------------------------------------------------------------
 
