@@ -59,7 +59,8 @@ _INVALID = int(SampleStatus.INVALID)
 _NO_DATA = int(SampleStatus.NO_DATA)
 _HIL_ACTIVE = int(wire.BoardFlags.HIL_ACTIVE)
 _AGE_NEVER = wire.AGE_NEVER
-_FB_SCALE = 1.0 / wire.FEEDBACK_SCALE
+_FB_MAX = wire.FEEDBACK_SCALE
+_FB_SCALE = 1.0 / _FB_MAX
 _READ_SAMPLES = int(wire.MsgType.READ_SAMPLES)
 _HIL_STEP = int(wire.MsgType.HIL_STEP)
 
@@ -185,7 +186,7 @@ class SerialBoardDevice(Device):
     def _fill(self, frame: Frame, columns: tuple) -> None:
         board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
         if (status and max(status) > _NO_DATA) or (v_status and (
-                max(v_status) > _NO_DATA or max(feedback) > wire.FEEDBACK_SCALE)):
+                max(v_status) > _NO_DATA or max(feedback) > _FB_MAX)):
             status, feedback, v_status = self._sanitise(status, feedback, v_status)
         board_s = board_us * 1e-6
         if flags & _HIL_ACTIVE:
@@ -195,7 +196,11 @@ class SerialBoardDevice(Device):
                 self._time_offset = frame.t - board_s
             offset = self._time_offset
         base = board_s + offset
-        times = [base - a * 1e-6 for a in age]
+        a0 = age[0] if age else 0
+        if age.count(a0) == len(age):
+            times = [base - a0 * 1e-6] * len(age)  # one conversion time (a HIL cycle, a sample tick)
+        else:
+            times = [base - a * 1e-6 for a in age]
         pressure, temperature, flow = self._pick
         frame.pressure[:] = pressure(value)
         frame.pressure_status[:] = pressure(status)
