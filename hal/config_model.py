@@ -111,24 +111,32 @@ class ModuleConfig:
 
 
 def adc_counts(values: Sequence[float], offsets: Sequence[float], gains: Sequence[float],
-               drifts: Sequence[float]) -> list[int]:
+               drifts: Sequence[float] | None = None) -> list[int]:
     """The ADC counts of sensors reading ``values``: the inverse calibration
     ``(value - offset - drift) / gain``, rounded and clamped to COUNTS_MIN .. COUNTS_MAX (+inf
     reads COUNTS_MAX, -inf and NaN COUNTS_MIN). Columns, one entry per channel in the same order;
-    ``drifts`` are the channels' :meth:`ChannelConfig.drift` at their sensor temperature. The one
-    implementation of the conversion: :meth:`ChannelConfig.counts_for` is its one-channel form,
-    the board emulator converts a whole cycle with one call."""
+    ``drifts`` are the channels' :meth:`ChannelConfig.drift` at their sensor temperature (None:
+    no temperature term). The one implementation of the conversion:
+    :meth:`ChannelConfig.counts_for` is its one-channel form, the board emulator converts a whole
+    cycle with one call."""
     # Float bounds: a float-to-float comparison is cheaper than float-to-int (same results:
     # both bounds are exact floats).
+    if drifts is None:
+        return [round(r) if _COUNTS_MIN_F < (r := (x - o) / g) < _COUNTS_MAX_F
+                else (COUNTS_MAX if r >= _COUNTS_MAX_F else COUNTS_MIN)
+                for x, o, g in zip(values, offsets, gains)]
     return [round(r) if _COUNTS_MIN_F < (r := (x - o - d) / g) < _COUNTS_MAX_F
             else (COUNTS_MAX if r >= _COUNTS_MAX_F else COUNTS_MIN)
             for x, o, g, d in zip(values, offsets, gains, drifts)]
 
 
 def calibrated_values(counts: Sequence[int], offsets: Sequence[float], gains: Sequence[float],
-                      drifts: Sequence[float]) -> list[float]:
+                      drifts: Sequence[float] | None = None) -> list[float]:
     """The calibration ``offset + gain * counts + drift`` of each channel (columns as in
-    :func:`adc_counts`; :meth:`ChannelConfig.calibrate` is its one-channel form)."""
+    :func:`adc_counts`, ``drifts`` None: no temperature term; :meth:`ChannelConfig.calibrate`
+    is its one-channel form)."""
+    if drifts is None:
+        return [o + g * c for c, o, g in zip(counts, offsets, gains)]
     return [o + g * c + d for c, o, g, d in zip(counts, offsets, gains, drifts)]
 
 

@@ -40,8 +40,8 @@ class ChannelBank:
     channel reads outside HIL mode.
     """
 
-    __slots__ = ("n", "nominal", "raw", "value", "time_us", "state", "fresh", "_offset", "_gain",
-                 "_vmin", "_vmax", "_zero", "_plain", "_compensated", "_never", "_no_data",
+    __slots__ = ("n", "nominal", "raw", "value", "time_us", "state", "fresh", "_offset", "_offset_plain", "_gain",
+                 "_vmin", "_vmax", "_plain", "_compensated", "_never", "_no_data",
                  "_not_fresh", "_all_fresh")
 
     def __init__(self, channels: Sequence[ChannelConfig]) -> None:
@@ -64,10 +64,14 @@ class ChannelBank:
         # The calibration as columns (board order): a cycle converts every channel with one
         # adc_counts / calibrated_values call instead of a Python loop per channel.
         self._offset = [c.offset for c in channels]
+        # The same offsets with -0.0 read as 0.0, for conversions without a temperature term:
+        # offset + gain * counts then equals offset + gain * counts + 0.0 bit for bit (the sum
+        # with a zero drift), and the counts are unchanged (only a -0.0 input differs, and it
+        # reads COUNTS_MIN either way). Plain and compensated channels give the same bytes.
+        self._offset_plain = [c.offset + 0.0 for c in channels]
         self._gain = [c.gain for c in channels]
         self._vmin = [c.valid_min for c in channels]
         self._vmax = [c.valid_max for c in channels]
-        self._zero = [0.0] * n
         # A pressure or flow channel with a tempco is compensated with its module's temperature
         # (the first temperature channel of the module), so it converts after the temperature
         # channels: (index, config, temperature channel). A zero tempco, or no temperature
@@ -97,11 +101,11 @@ class ChannelBank:
         if total == total and not self._compensated:
             # The usual cycle: every channel stimulated (a NaN makes the sum NaN), none
             # compensated: whole columns, no gathering.
-            self._store(None, values, self._zero, t_us)
+            self._store(None, values, None, t_us)
             return
         plain = [i for i in self._plain if values[i] == values[i]]
         if plain:
-            self._store(plain, [values[i] for i in plain], self._zero, t_us)
+            self._store(plain, [values[i] for i in plain], None, t_us)
         if self._compensated:
             # After the temperature channels: the drift uses the module temperature as just
             # converted (or as last converted when its channel was not stimulated this time).
@@ -111,13 +115,15 @@ class ChannelBank:
                 self._store([i for i, _, _ in comp], [values[i] for i, _, _ in comp],
                             [c.drift(value[ti]) if state[ti] == _OK else 0.0 for _, c, ti in comp], t_us)
 
-    def _store(self, idx: list[int] | None, xs: Sequence[float], drifts: Sequence[float], t_us: int) -> None:
-        """Convert ``xs`` (no NaN) for channels ``idx`` (None: every channel, in order) and
-        store counts, binary32 value, state and time."""
+    def _store(self, idx: list[int] | None, xs: Sequence[float], drifts: Sequence[float] | None,
+               t_us: int) -> None:
+        """Convert ``xs`` (no NaN) for channels ``idx`` (None: every channel, in order) with
+        ``drifts`` (None: no temperature term) and store counts, binary32 value, state and time."""
+        all_offsets = self._offset if drifts is not None else self._offset_plain
         if idx is None:
-            offsets, gains, vmin, vmax = self._offset, self._gain, self._vmin, self._vmax
+            offsets, gains, vmin, vmax = all_offsets, self._gain, self._vmin, self._vmax
         else:
-            offsets = [self._offset[i] for i in idx]
+            offsets = [all_offsets[i] for i in idx]
             gains = [self._gain[i] for i in idx]
             vmin = [self._vmin[i] for i in idx]
             vmax = [self._vmax[i] for i in idx]
