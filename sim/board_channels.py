@@ -132,11 +132,12 @@ class ChannelBank:
         value32 = array("f", calibrated_values(counts, offsets, gains, drifts))
         state = [_OK if lo <= v <= hi else _INVALID for v, lo, hi in zip(value32, vmin, vmax)]
         if idx is None:
-            self.raw[:] = counts
-            self.value[:] = value32
-            self.state[:] = state
-            self.time_us[:] = [t_us] * self.n
-            self.fresh[:] = self._all_fresh
+            # Every column new (the lists are the bank's own: nothing else holds them).
+            self.raw = counts
+            self.value = value32
+            self.state = state
+            self.time_us = [t_us] * self.n
+            self.fresh = self._all_fresh[:]
             return
         raw_out, value_out, state_out, times, fresh = self.raw, self.value, self.state, self.time_us, self.fresh
         for k, i in enumerate(idx):
