@@ -63,6 +63,8 @@ _FB_MAX = wire.FEEDBACK_SCALE
 _FB_SCALE = 1.0 / _FB_MAX
 _READ_SAMPLES = int(wire.MsgType.READ_SAMPLES)
 _HIL_STEP = int(wire.MsgType.HIL_STEP)
+_HIL_INJECT = int(wire.MsgType.HIL_INJECT)
+_HIL_INJECT_REPLY = int(wire.MsgType.HIL_INJECT_REPLY)
 
 
 class SerialBoardDevice(Device):
@@ -351,12 +353,14 @@ class SerialBoardDevice(Device):
         if not self._up or self.link is None:
             return False
         try:
-            valves = None
+            feedback = None
             if valve_positions is not None and \
                     self.description.identity.protocol_minor >= wire.VALVE_STIMULUS_MINOR:
-                valves = wire.ValveStimulus(0, wire.feedback_counts(valve_positions))
-            self.link.request(wire.HilInject(int(round(t * 1e6)), 0, tuple(values), valves),
-                              attempts=READ_ATTEMPTS)
+                feedback = wire.feedback_counts(valve_positions)
+            # The per-cycle path: the payload packed straight from the columns (no message).
+            reply = self.link.exchange(_HIL_INJECT, wire.inject_payload(round(t * 1e6), 0, values, feedback),
+                                       attempts=READ_ATTEMPTS)
+            wire.decode(_HIL_INJECT_REPLY, reply)  # a malformed reply is a ProtocolError
             return True
         except PortFailure:
             self._lose(close=True)
