@@ -247,6 +247,8 @@ class BoardLink:
         stats = self.stats
         stats["requests"] += 1
         longest = max(timeout_s, self.timeout_s)
+        # Worst case the response is the longest frame on a UART-speed link.
+        slack = 2 * self.wire_time(MAX_WIRE_FRAME)
         reader = self.reader
         seqs: list[int] = []
         damaged = False
@@ -269,8 +271,7 @@ class BoardLink:
             self._write(frame)
             start = time.monotonic()
             deadline = start + wait
-            # Worst case the response is the longest frame on a UART-speed link.
-            cap = wait + 2 * self.wire_time(MAX_WIRE_FRAME)
+            cap = wait + slack
             errors_before = reader.errors
             while True:
                 data = self._read_some()

@@ -17,8 +17,8 @@ themselves have ``temp_coeff`` 0).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
+from typing import Sequence
 
 from .errors import ConfigImageError
 from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
@@ -34,6 +34,7 @@ MAX_IMAGE_SIZE = 64 * 1024  #: no board slot is larger; decode refuses anything 
 
 COUNTS_MIN = 0
 COUNTS_MAX = (1 << 24) - 1  #: 24-bit ADC (BMP388/MS5611 class sensors deliver 24-bit raw values)
+_COUNTS_MIN_F, _COUNTS_MAX_F = float(COUNTS_MIN), float(COUNTS_MAX)
 REFERENCE_TEMPERATURE_K = 295.0  #: temp_coeff is per kelvin away from this (cabin gas; docs/architecture.md, "Defaults")
 
 MAX_ID_LENGTH = 63
@@ -109,6 +110,36 @@ class ModuleConfig:
     volume_m3: float
 
 
+def adc_counts(values: Sequence[float], offsets: Sequence[float], gains: Sequence[float],
+               drifts: Sequence[float] | None = None) -> list[int]:
+    """The ADC counts of sensors reading ``values``: the inverse calibration
+    ``(value - offset - drift) / gain``, rounded and clamped to COUNTS_MIN .. COUNTS_MAX (+inf
+    reads COUNTS_MAX, -inf and NaN COUNTS_MIN). Columns, one entry per channel in the same order;
+    ``drifts`` are the channels' :meth:`ChannelConfig.drift` at their sensor temperature (None:
+    no temperature term). The one implementation of the conversion:
+    :meth:`ChannelConfig.counts_for` is its one-channel form, the board emulator converts a whole
+    cycle with one call."""
+    # Float bounds: a float-to-float comparison is cheaper than float-to-int (same results:
+    # both bounds are exact floats).
+    if drifts is None:
+        return [round(r) if _COUNTS_MIN_F < (r := (x - o) / g) < _COUNTS_MAX_F
+                else (COUNTS_MAX if r >= _COUNTS_MAX_F else COUNTS_MIN)
+                for x, o, g in zip(values, offsets, gains)]
+    return [round(r) if _COUNTS_MIN_F < (r := (x - o - d) / g) < _COUNTS_MAX_F
+            else (COUNTS_MAX if r >= _COUNTS_MAX_F else COUNTS_MIN)
+            for x, o, g, d in zip(values, offsets, gains, drifts)]
+
+
+def calibrated_values(counts: Sequence[int], offsets: Sequence[float], gains: Sequence[float],
+                      drifts: Sequence[float] | None = None) -> list[float]:
+    """The calibration ``offset + gain * counts + drift`` of each channel (columns as in
+    :func:`adc_counts`, ``drifts`` None: no temperature term; :meth:`ChannelConfig.calibrate`
+    is its one-channel form)."""
+    if drifts is None:
+        return [o + g * c for c, o, g in zip(counts, offsets, gains)]
+    return [o + g * c + d for c, o, g, d in zip(counts, offsets, gains, drifts)]
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
     """One sensor channel with its calibration and valid range (SI units of its kind).
@@ -125,20 +156,20 @@ class ChannelConfig:
     valid_min: float
     valid_max: float
 
+    def drift(self, temperature_k: float) -> float:
+        """The temperature term of the calibration at sensor temperature ``temperature_k`` (K),
+        in the kind's unit."""
+        return self.temp_coeff * (temperature_k - REFERENCE_TEMPERATURE_K)
+
     def calibrate(self, counts: int, temperature_k: float = REFERENCE_TEMPERATURE_K) -> float:
         """Physical value for raw ADC ``counts`` at sensor temperature ``temperature_k``."""
-        return (self.offset + self.gain * counts
-                + self.temp_coeff * (temperature_k - REFERENCE_TEMPERATURE_K))
+        return calibrated_values([counts], [self.offset], [self.gain], [self.drift(temperature_k)])[0]
 
     def counts_for(self, value: float, temperature_k: float = REFERENCE_TEMPERATURE_K) -> int:
         """The ADC counts a sensor reading ``value`` produces: the inverse of :meth:`calibrate`,
         rounded and clamped to the ADC's range (how the emulator turns a stimulated physical
-        value into counts)."""
-        raw = (value - self.offset
-               - self.temp_coeff * (temperature_k - REFERENCE_TEMPERATURE_K)) / self.gain
-        if not math.isfinite(raw):
-            return COUNTS_MAX if raw > 0 else COUNTS_MIN
-        return min(COUNTS_MAX, max(COUNTS_MIN, round(raw)))
+        value into counts; NaN reads COUNTS_MIN)."""
+        return adc_counts([value], [self.offset], [self.gain], [self.drift(temperature_k)])[0]
 
     def counts_span(self) -> tuple[float, float]:
         """The physical values the ADC range can express at the reference temperature."""

@@ -18,7 +18,7 @@ dropped, and never raises on noise.
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cobs import cobs
 
@@ -52,9 +52,9 @@ def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
     return cobs.encode(body + bytes((crc >> 8, crc & 0xFF))) + DELIMITER
 
 
-@dataclass(frozen=True, slots=True)
-class RawFrame:
-    """A frame that passed COBS and CRC checks. ``payload`` excludes type, seq and CRC."""
+class RawFrame(NamedTuple):
+    """A frame that passed COBS and CRC checks. ``payload`` excludes type, seq and CRC.
+    (A named tuple: immutable, and built every cycle at half the cost of a frozen dataclass.)"""
 
     type: int
     seq: int
@@ -114,6 +114,11 @@ class FrameReader:
     def feed(self, data: bytes) -> list[RawFrame]:
         """Add ``data``; return the good frames it completed, in order."""
         out: list[RawFrame] = []
+        last = len(data) - 1
+        if 0 < last <= self._max_encoded and not self._buf and not self._skipping and data.find(0) == last:
+            # The usual read: exactly one frame and its delimiter.
+            self._take(data[:last], out)
+            return out
         start = 0
         n = len(data)
         buf = self._buf

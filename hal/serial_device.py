@@ -59,9 +59,12 @@ _INVALID = int(SampleStatus.INVALID)
 _NO_DATA = int(SampleStatus.NO_DATA)
 _HIL_ACTIVE = int(wire.BoardFlags.HIL_ACTIVE)
 _AGE_NEVER = wire.AGE_NEVER
-_FB_SCALE = 1.0 / wire.FEEDBACK_SCALE
+_FB_MAX = wire.FEEDBACK_SCALE
+_FB_SCALE = 1.0 / _FB_MAX
 _READ_SAMPLES = int(wire.MsgType.READ_SAMPLES)
 _HIL_STEP = int(wire.MsgType.HIL_STEP)
+_HIL_INJECT = int(wire.MsgType.HIL_INJECT)
+_HIL_INJECT_REPLY = int(wire.MsgType.HIL_INJECT_REPLY)
 
 
 class SerialBoardDevice(Device):
@@ -185,7 +188,7 @@ class SerialBoardDevice(Device):
     def _fill(self, frame: Frame, columns: tuple) -> None:
         board_us, flags, _raw, value, age, status, commanded, feedback, v_status = columns
         if (status and max(status) > _NO_DATA) or (v_status and (
-                max(v_status) > _NO_DATA or max(feedback) > wire.FEEDBACK_SCALE)):
+                max(v_status) > _NO_DATA or max(feedback) > _FB_MAX)):
             status, feedback, v_status = self._sanitise(status, feedback, v_status)
         board_s = board_us * 1e-6
         if flags & _HIL_ACTIVE:
@@ -195,7 +198,11 @@ class SerialBoardDevice(Device):
                 self._time_offset = frame.t - board_s
             offset = self._time_offset
         base = board_s + offset
-        times = [base - a * 1e-6 for a in age]
+        a0 = age[0] if age else 0
+        if age.count(a0) == len(age):
+            times = [base - a0 * 1e-6] * len(age)  # one conversion time (a HIL cycle, a sample tick)
+        else:
+            times = [base - a * 1e-6 for a in age]
         pressure, temperature, flow = self._pick
         frame.pressure[:] = pressure(value)
         frame.pressure_status[:] = pressure(status)
@@ -346,12 +353,14 @@ class SerialBoardDevice(Device):
         if not self._up or self.link is None:
             return False
         try:
-            valves = None
+            feedback = None
             if valve_positions is not None and \
                     self.description.identity.protocol_minor >= wire.VALVE_STIMULUS_MINOR:
-                valves = wire.ValveStimulus(0, wire.feedback_counts(valve_positions))
-            self.link.request(wire.HilInject(int(round(t * 1e6)), 0, tuple(values), valves),
-                              attempts=READ_ATTEMPTS)
+                feedback = wire.feedback_counts(valve_positions)
+            # The per-cycle path: the payload packed straight from the columns (no message).
+            reply = self.link.exchange(_HIL_INJECT, wire.inject_payload(round(t * 1e6), 0, values, feedback),
+                                       attempts=READ_ATTEMPTS)
+            wire.decode(_HIL_INJECT_REPLY, reply)  # a malformed reply is a ProtocolError
             return True
         except PortFailure:
             self._lose(close=True)

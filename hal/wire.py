@@ -58,7 +58,7 @@ __all__ = [
     "FLASH_NAK_BASE", "nak_code_of",
     "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind", "NO_SLOT", "NO_MODULE",
     "AGE_NEVER", "FEEDBACK_SCALE", "Message", "encode", "decode", "encode_payload", "decode_payload",
-    "payload_of", "inject_payload",
+    "payload_of", "inject_payload", "inject_fields",
     "encode_fast", "decode_fast", "FrameReader", "RawFrame", "crc16", "encode_frame",
     "Identify", "IdentifyReply", "Ping", "PingReply", "Reset", "ResetReply",
     "DescribeModule", "ModuleEntry", "DescribeChannel", "ChannelEntry", "DescribeValve", "ValveEntry",
@@ -357,6 +357,7 @@ _S_CHANNEL = compile_struct(_ChannelSample)
 _S_VALVE = compile_struct(_ValveState)
 #: time_us, first, value count: the HIL_INJECT fields before the values
 _S_INJECT_HEAD = compile_fields(flatten(cs.Struct(*_INJECT.subcons[:3]), {"values": 0})[:3])
+_INJECT_HEAD_SIZE = _S_INJECT_HEAD.size
 _S_INJECT_REPLY = compile_struct(DECLARATIONS[MsgType.HIL_INJECT_REPLY])
 _INJECT_VALUES = _INJECT.subcons[2]  #: the PrefixedArray of f32 values
 
@@ -440,28 +441,42 @@ def _encode_inject_fast(msg: HilInject) -> bytes:
     return inject_payload(msg.time_us, msg.first, msg.values, v.feedback, v.first)
 
 
-def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
+def inject_fields(payload: bytes, msg_type: int = MsgType.HIL_INJECT
+                  ) -> tuple[int, int, tuple[float, ...], int, tuple[int, ...] | None]:
+    """The fields of a HIL_INJECT or HIL_STEP payload without building the message: (time_us,
+    first, values, valve_first, feedback), ``feedback`` None (and ``valve_first`` 0) for the
+    1.0 form without a valve block. The inverse of :func:`inject_payload`; the per-cycle path
+    of the board emulator, and what :func:`decode` builds the message from.
+
+    Raises:
+        ProtocolError: truncated payload, bad valve block or trailing bytes (names ``msg_type``).
+    """
     try:
         t, first, n = _S_INJECT_HEAD.unpack_from(payload, 0)
         values_struct = _values_struct(n)
-        off = _S_INJECT_HEAD.size + values_struct.size
-        if len(payload) < off:
-            raise struct.error(f"{n} values need {off} bytes, got {len(payload)}")
-        values = values_struct.unpack_from(payload, _S_INJECT_HEAD.size)
-        valves = None
-        if len(payload) > off:  # the 1.1 valve block
-            end = off + 2 + 2 * payload[off + 1] if len(payload) >= off + 2 else off + 2
-            if len(payload) < end:
-                raise struct.error(f"valve block at payload offset {off}: expected valve_first u8, "
-                                   f"valve_count u8 and valve_count x u16 ({end - off} bytes), got "
-                                   f"{len(payload) - off} bytes")
-            if len(payload) > end:
-                raise struct.error(f"{len(payload) - end} unexpected trailing bytes at payload offset {end}")
-            nv = payload[off + 1]
-            valves = ValveStimulus(payload[off], _feedback_struct(nv).unpack_from(payload, off + 2))
+        off = _INJECT_HEAD_SIZE + values_struct.size
+        size = len(payload)
+        if size < off:
+            raise struct.error(f"{n} values need {off} bytes, got {size}")
+        values = values_struct.unpack_from(payload, _INJECT_HEAD_SIZE)
+        if size == off:
+            return t, first, values, 0, None
+        # the 1.1 valve block
+        end = off + 2 + 2 * payload[off + 1] if size >= off + 2 else off + 2
+        if size < end:
+            raise struct.error(f"valve block at payload offset {off}: expected valve_first u8, "
+                               f"valve_count u8 and valve_count x u16 ({end - off} bytes), got "
+                               f"{size - off} bytes")
+        if size > end:
+            raise struct.error(f"{size - end} unexpected trailing bytes at payload offset {end}")
+        return t, first, values, payload[off], _feedback_struct(payload[off + 1]).unpack_from(payload, off + 2)
     except struct.error as exc:
-        raise ProtocolError(f"{cls.TYPE.name}: malformed payload of {len(payload)} bytes: {exc}") from exc
-    return cls(t, first, values, valves)
+        raise ProtocolError(f"{MsgType(msg_type).name}: malformed payload of {len(payload)} bytes: {exc}") from exc
+
+
+def _decode_inject_fast(payload: bytes, cls: type = HilInject) -> Any:
+    t, first, values, valve_first, feedback = inject_fields(payload, cls.TYPE)
+    return cls(t, first, values, None if feedback is None else ValveStimulus(valve_first, feedback))
 
 
 def feedback_counts(positions: Any) -> tuple[int, ...]:

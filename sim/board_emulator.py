@@ -65,7 +65,11 @@ STREAM_BURST = 4
 
 
 _RELEASE = wire.FEEDBACK_RELEASE
+_HIL_STEP = int(MsgType.HIL_STEP)
 _HIL_STEP_REPLY = int(MsgType.HIL_STEP_REPLY)
+#: a HIL_INJECT's or HIL_STEP's fields (wire.inject_fields): time_us, first, values, valve_first,
+#: feedback (None without a valve block)
+_Stimulus = tuple[int, int, tuple[float, ...], int, "tuple[int, ...] | None"]
 _VALVE_STIMULUS_MINOR = wire.VALVE_STIMULUS_MINOR
 _CONFIG_VALID = int(BoardFlags.CONFIG_VALID)
 _HIL_ALLOWED = int(BoardFlags.HIL_ALLOWED)
@@ -137,6 +141,12 @@ class BoardEmulator:
             MsgType.HIL_ENTER: self._hil_enter,
             MsgType.HIL_INJECT: self._hil_inject,
             MsgType.HIL_STEP: self._hil_step,
+        }
+        # The request each handler gets: the message dataclass (wire.decode), except for the
+        # per-cycle stimuli, whose handlers take the payload's fields (wire.inject_fields).
+        self._decoders: dict[int, Callable[[bytes], Any]] = {
+            MsgType.HIL_INJECT: wire.inject_fields,
+            MsgType.HIL_STEP: lambda payload: wire.inject_fields(payload, _HIL_STEP),
         }
         self._boot(power_on=True)
 
@@ -240,7 +250,8 @@ class BoardEmulator:
         if handler is None:
             return self._nak(seq, msg_type, NakCode.UNKNOWN_TYPE, f"unknown message type {msg_type:#04x}")
         try:
-            request = wire.decode(msg_type, payload)
+            decoder = self._decoders.get(msg_type)
+            request = wire.decode(msg_type, payload) if decoder is None else decoder(payload)
         except Exception as exc:  # ProtocolError, or anything a malformed payload provokes
             return self._nak(seq, msg_type, NakCode.BAD_LENGTH, str(exc)[:200])
         try:
@@ -456,55 +467,53 @@ class BoardEmulator:
             self._last_conversion = -1
         return wire.HilEnterReply(int(self._hil))
 
-    def _hil_inject(self, m: wire.HilInject) -> wire.HilInjectReply:
-        self._stimulate(m)
-        return wire.HilInjectReply(m.time_us, len(m.values))
+    def _hil_inject(self, m: _Stimulus) -> wire.HilInjectReply:
+        self._stimulate(*m)
+        return wire.HilInjectReply(m[0], len(m[2]))
 
-    def _hil_step(self, m: wire.HilStep) -> "_RawReply":
+    def _hil_step(self, m: _Stimulus) -> "_RawReply":
         """HIL_STEP (1.2): the HIL_INJECT, then the SAMPLES a READ_SAMPLES would get at once."""
         if self.protocol_minor < wire.HIL_STEP_MINOR:
             raise _Refuse(NakCode.UNKNOWN_TYPE, f"unknown message type {MsgType.HIL_STEP:#04x} "
                           f"(protocol 1.{self.protocol_minor})")
-        self._stimulate(m)  # the same fields and checks as HIL_INJECT
+        self._stimulate(*m)  # the same fields and checks as HIL_INJECT
         return _RawReply(_HIL_STEP_REPLY, self._samples_payload())
 
-    def _stimulate(self, m: wire.HilInject | wire.HilStep) -> None:
-        """A HIL_INJECT's (or HIL_STEP's) stimulus, checked whole before anything changes (a
-        refused inject stimulates nothing): valve feedback stored, valves advanced and one
-        conversion of the stimulated channels at the stimulus time."""
+    def _stimulate(self, t: int, first: int, values: tuple[float, ...], valve_first: int,
+                   feedback: tuple[int, ...] | None) -> None:
+        """A HIL_INJECT's (or HIL_STEP's) stimulus (the fields of wire.inject_fields), checked
+        whole before anything changes (a refused inject stimulates nothing): valve feedback
+        stored, valves advanced and one conversion of the stimulated channels at the stimulus
+        time."""
         self._require_config()
         if not self._hil:
             raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
-        values = m.values
         n = self._channels.n
-        if m.first + len(values) > n:
+        if first + len(values) > n:
             raise _Refuse(NakCode.BAD_ARGUMENT,
-                          f"channels {m.first}..{m.first + len(values) - 1}; the board has {n}")
-        t = m.time_us
+                          f"channels {first}..{first + len(values) - 1}; the board has {n}")
         if t < self._hil_time_us:
             raise _Refuse(NakCode.BAD_ARGUMENT,
                           f"stimulus time {t} us is before the board time {self._hil_time_us} us")
-        stim = m.valves
         valves = self._valves
-        if stim is not None:
-            feedback = stim.feedback
+        if feedback is not None:
             if self.protocol_minor < _VALVE_STIMULUS_MINOR:
                 raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(values) * 4 + 10} bytes expected "
                               f"(protocol 1.{self.protocol_minor} has no valve block)")
             nv = len(valves)
-            if stim.first + len(feedback) > nv:
-                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {stim.first}..{stim.first + len(feedback) - 1}"
+            if valve_first + len(feedback) > nv:
+                raise _Refuse(NakCode.BAD_ARGUMENT, f"valves {valve_first}..{valve_first + len(feedback) - 1}"
                               f"; the board has {nv}")
             if feedback and max(feedback) > FEEDBACK_SCALE:  # a release, or a bad value
                 for k, fb in enumerate(feedback):
                     if fb > FEEDBACK_SCALE and fb != _RELEASE:
                         raise _Refuse(NakCode.BAD_ARGUMENT,
-                                      f"valve {stim.first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
+                                      f"valve {valve_first + k} feedback {fb}; expected 0..{FEEDBACK_SCALE} "
                                       f"or {_RELEASE:#06x} (not stimulated)")
-            valves.stimulate(stim.first, feedback)
+            valves.stimulate(valve_first, feedback)
         self._hil_time_us = t
         valves.advance(t)
-        self._channels.convert(values, m.first, t)
+        self._channels.convert(values, first, t)
 
 
 class _RawReply:

@@ -49,7 +49,7 @@ class ValveBank:
         time_us: the board time now.
     """
 
-    __slots__ = ("valves", "stimulus", "status", "time_us", "_released")
+    __slots__ = ("valves", "stimulus", "status", "time_us", "_released", "_settled")
 
     def __init__(self, configs: Sequence[ValveConfig], *, travel_s: dict[str, float],
                  previous: Sequence[Valve] | None, keep: bool, initial_open: set[str] | None,
@@ -78,6 +78,8 @@ class ValveBank:
         #: SampleState of each valve's feedback reading
         self.status = [_OK] * n
         self.time_us = time_us
+        #: every valve stands at its target (advance has nothing to move until a command)
+        self._settled = all(v.position == v.target for v in self.valves)
 
     def __len__(self) -> int:
         return len(self.valves)
@@ -88,6 +90,9 @@ class ValveBank:
         if dt <= 0:
             return
         self.time_us = t_us
+        if self._settled:
+            return  # the usual cycle: nothing is moving
+        settled = True
         for v in self.valves:
             if v.position != v.target:
                 step = dt / v.travel_s
@@ -95,12 +100,15 @@ class ValveBank:
                     v.position = min(v.target, v.position + step)
                 else:
                     v.position = max(v.target, v.position - step)
+                settled = settled and v.position == v.target
+        self._settled = settled
 
     def command(self, index: int, command: int) -> None:
         """Drive valve ``index`` toward ``command`` (ValveCommand.CLOSE or OPEN)."""
         v = self.valves[index]
         v.commanded = command
         v.target = float(command)
+        self._settled = self._settled and v.position == v.target
 
     def release(self) -> None:
         """Every valve's own position sensor again (HIL entry and exit)."""
@@ -118,8 +126,11 @@ class ValveBank:
     def feedback(self) -> list[int]:
         """Each valve's reported position (wire units): the stimulated one where given, else
         the actuator model's."""
+        stimulus = self.stimulus
+        if FEEDBACK_RELEASE not in stimulus:
+            return stimulus[:]  # every position sensor stimulated (a HIL cycle)
         return [round(v.position * FEEDBACK_SCALE) if s == FEEDBACK_RELEASE else s
-                for v, s in zip(self.valves, self.stimulus)]
+                for v, s in zip(self.valves, stimulus)]
 
     def state(self, index: int) -> ValveState:
         """Valve ``index`` as COMMAND_VALVE_REPLY and VALVES_REPLY carry it."""

@@ -274,17 +274,18 @@ class Serial(SerialBase):
         return self._link.faults
 
     def _check(self) -> EmulatedLink:
-        if not self.is_open or self._link is None:
+        lk = self._link
+        if lk is None or not self.is_open:
             raise PortNotOpenError()
-        if self._link.faults.unplugged:
+        faults = lk.faults
+        if faults._unplugged and faults.unplugged:  # per read: the property only when unplugged
             raise SerialException("device reports readiness to read but returned no data "
                                   "(device disconnected or multiple access on port?)")
-        return self._link
+        return lk
 
     def _pull(self, lk: EmulatedLink) -> None:
-        garbage = lk.faults.take_garbage()
-        if garbage:
-            self._rx += garbage
+        if lk.faults._pending_garbage:
+            self._rx += lk.faults.take_garbage()
         out = lk.board.poll()
         if out:
             self._rx += lk.faults.apply(out)
@@ -297,19 +298,27 @@ class Serial(SerialBase):
 
     def read(self, size: int = 1) -> bytes:
         lk = self._check()
-        self._pull(lk)
-        if not self._rx and self._timeout != 0:
-            # Only stream frames can still arrive: wait for them up to the timeout.
-            deadline = None if self._timeout is None else time.monotonic() + self._timeout
-            while not self._rx:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                time.sleep(0.001 if remaining is None else min(0.001, remaining))
-                lk = self._check()
-                self._pull(lk)
-        data = bytes(self._rx[:size])
-        del self._rx[:size]
+        rx = self._rx
+        # Bytes already waiting (the host read in_waiting first) are answered without a pull:
+        # what it would add comes after them and waits for the next read.
+        if len(rx) < size:
+            self._pull(lk)
+            if not rx and self._timeout != 0:
+                # Only stream frames can still arrive: wait for them up to the timeout.
+                deadline = None if self._timeout is None else time.monotonic() + self._timeout
+                while not rx:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    time.sleep(0.001 if remaining is None else min(0.001, remaining))
+                    lk = self._check()
+                    self._pull(lk)
+        if len(rx) <= size:
+            data = bytes(rx)
+            rx.clear()
+        else:
+            data = bytes(rx[:size])
+            del rx[:size]
         return data
 
     def write(self, data: bytes) -> int:
