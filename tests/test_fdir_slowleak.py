@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from fdir_fakes import ChainStation, names, of, run
+from hullwatch import hal
 from hullwatch.firmware.errors import ParameterError
+from hullwatch.firmware.fdir.leakbound import LeakBound
 from hullwatch.firmware.fdir.params import params_from_dict
+from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.firmware.types import EventId, FdirMode
 
 DATA = Path(__file__).parent / "data"
@@ -316,3 +319,20 @@ def test_nominal_day_raises_no_slow_alarm():
                                                   "LOCATE_ADVICE")]
     # The slow test judged the whole day (one decimated sample a minute after its first hour).
     assert r.health["fdir"]["slow_samples"] > 1200
+
+
+def test_the_leak_bound_counts_a_blind_module_with_its_segment_mates_pressure():
+    # Zarya's three pressure sensors drop out at 300 s (the blind-module preset): its held
+    # pressure is no longer its gas. The bound's inventory must be the detector's own series,
+    # so at the hand-over it continues that series without a step (no offset to paper over).
+    dev = hal.open("sim://blind-module")
+    flight = FlightSoftware(dev)
+    flight.run(900.0)
+    fdir = flight.fdir
+    zarya = fdir.layout.module_index("zarya")
+    assert not fdir.observable[zarya]
+    slot = fdir.slot_of_module(zarya)
+    bound = LeakBound(fdir.slow, slot, 0.0)
+    assert bound.offset == pytest.approx(0.0, abs=1e-6)  # Pa
+    flight.close()
+    dev.close()

@@ -61,16 +61,23 @@ class LeakBound:
         self.seen = (f.sensors.changed, f.thermo.changed)
 
     def _inventory(self) -> float:
-        """The set's gas as a pressure at the reference temperature over its volume, Pa."""
+        """The set's gas as a pressure at the reference temperature over its volume, Pa: the
+        fast detector's inventory terms of the segments that make up the set (called only while
+        no segment straddles its boundary), so a blind module counts with its segment mates'
+        pressure exactly as in the detector's own series."""
         f = self.fdir
         P = f.sensors.pressure
         T = f.thermo.temperature
         Q = f.added_kg
-        V = f.volume
         rg = f.r_gas
+        mask = self.mask
+        topo = f.topology
+        terms = f._seg_terms
         acc = 0.0
-        for m in self.members:
-            acc += P[m] * V[m] / T[m] - rg * Q[m]
+        for s in range(topo.n_segments):
+            if topo.masks[s] & mask:
+                for mp, m, v in terms[s]:
+                    acc += P[mp] * v / T[m] - rg * Q[m]
         return acc * f.t_ref / self.volume
 
     def _set_closed(self) -> bool:
