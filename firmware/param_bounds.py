@@ -3,7 +3,7 @@ sense together. Each key's own range is checked where it is declared (fdir/param
 module adds, before a table is activated (as a cFS table validation function would):
 
 * **Cost.** The leak detector holds, per series, the samples of its longest window (or of the
-  rapid-depress and warm-up windows) at the FDIR rate, and evaluates each window on a fixed
+  rapid-depress and warm-up windows, or of the slow test's decimation interval) at the FDIR rate, and evaluates each window on a fixed
   schedule. A table that asks for ``period_s = 0.001`` and a one-day window would hold 86.4
   million samples per series and build a schedule of billions of entries (gigabytes before the
   first cycle). Limits: MAX_SAMPLES_HELD samples per series, MAX_WINDOWS windows, and a
@@ -62,7 +62,8 @@ def check_table(p: Any, source: str) -> None:
     if len(leak.windows_s) > MAX_WINDOWS:
         raise fail("leak.windows_s", f"at most {MAX_WINDOWS} windows, got {len(leak.windows_s)}")
     for key, seconds in (("leak.windows_s", max(leak.windows_s)), ("leak.rapid_window_s", leak.rapid_window_s),
-                         ("leak.warmup_s", leak.warmup_s)):
+                         ("leak.warmup_s", leak.warmup_s),
+                         ("slowleak.decimation_s", p.slowleak.decimation_s)):
         held = round(seconds / dt)
         if held > MAX_SAMPLES_HELD:
             raise fail(key, f"{seconds:g} s at executive.period_s = {dt:g} s holds {held:,} samples per "

@@ -67,9 +67,8 @@ class TimeTable:
         self._times: list[float] = []
         self._next = 0
         self._backoff = 0  #: scalar steps left before the grid is looked for again
-        empty = memoryview(b"").cast("d")
-        self._temp = empty
-        self._cap = empty
+        self._temp: list[list[float]] = []  #: per row, per module (K)
+        self._cap: list[list[float]] = []  #: per row, per module (kg/Pa)
         self._use: list[float] = []
         self._gen: list[float] = []
 
@@ -78,9 +77,8 @@ class TimeTable:
         i = self._next
         if i < len(self._times) and self._times[i] == t:
             self._next = i + 1
-            n = self.n
-            a = i * n
-            return (self._temp[a:a + n].tolist(), self._cap[a:a + n].tolist(),
+            # (Rows are handed out once each; the plant replaces its lists, never writes them.)
+            return (self._temp[i], self._cap[i],
                     self._use[i] if self._use else 0.0, self._gen[i] if self._gen else 0.0)
         return None
 
@@ -130,8 +128,9 @@ class TimeTable:
             return
         self._times = t_list
         self._next = 0
-        self._temp = memoryview(np.ascontiguousarray(temp).reshape(-1))
-        self._cap = memoryview(np.ascontiguousarray(cap).reshape(-1))
+        # Lists of row lists (converted once per table): a row is one index away per step.
+        self._temp = temp.tolist()
+        self._cap = cap.tolist()
         self._use = use
         self._gen = gen
         self.period = period

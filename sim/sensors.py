@@ -143,10 +143,9 @@ class SensorBank:
         # prediction; otherwise the scalar path runs.
         self._tpre_times: list[float] = []  #: grid time of each tabulated row
         self._tpre_first = 0  #: noise row of tabulated row 0
-        self._tpre_temp = empty  #: predicted plant temperatures, rows x modules
-        self._tpre_vals = empty  #: temperature channel samples, rows x channels
+        self._tpre_temp: list[list[float]] = []  #: predicted plant temperatures, per row per module
+        self._tpre_vals: list[list[float]] = []  #: temperature channel samples, per row per channel
         self._tpre_tries = 0  #: tabulation attempts in this noise block (bounded)
-        self._nm = len(scenario.modules)
         # Quantisation: x * iq + r - r rounds x / q to an integer (ties to even), times q gives
         # the output. For a power-of-two quantum (0.25 Pa) x + R - R with R = r * q gives the
         # same result in two operations instead of four (scaling by a power of two is exact).
@@ -225,9 +224,9 @@ class SensorBank:
         else:
             self.p_value = [press[m] + o + z for (m, o), z in zip(self._p_rows, zp)]
         j = k - self._tpre_first
-        if 0 <= j < len(self._tpre_times) and self._tpre_times[j] == t and \
-                self._tpre_temp[j * self._nm:(j + 1) * self._nm].tolist() == temp:
-            self.t_value = self._tpre_vals[j * n_t:(j + 1) * n_t].tolist()
+        if 0 <= j < len(self._tpre_times) and self._tpre_times[j] == t and self._tpre_temp[j] == temp:
+            # (Each row is used once: the faults may write into it as into a fresh list.)
+            self.t_value = self._tpre_vals[j]
         else:
             zt = self._mv_t[k * n_t:k * n_t + n_t]
             q = self._tq
@@ -274,8 +273,9 @@ class SensorBank:
             x = ((x * self._itq + _ROUND) - _ROUND) * q  # the scalar path's operations
         self._tpre_first = k
         self._tpre_times = times
-        self._tpre_temp = memoryview(np.ascontiguousarray(temps).reshape(-1))
-        self._tpre_vals = memoryview(np.ascontiguousarray(x).reshape(-1))
+        # Lists of row lists: a row is then one index away in the per-cycle path.
+        self._tpre_temp = temps.tolist()
+        self._tpre_vals = x.tolist()
 
     def _note_produced(self) -> None:
         """Remember which channels have produced a sample (a dropout before that is NO_DATA)."""

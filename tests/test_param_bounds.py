@@ -18,6 +18,10 @@ from hullwatch.tools.cli import main
      "86,400,000 samples"),
     ({"executive": {"period_s": 0.001}, "leak": {"windows_s": [2.0, 4.0], "rapid_window_s": 2.0, "warmup_s": 3600.0}},
      "leak.warmup_s", "samples per series"),
+    # (the fast series also holds one slow-test decimation interval: its mean is the slow sample)
+    ({"executive": {"period_s": 0.001}, "leak": {"windows_s": [2.0, 4.0], "rapid_window_s": 2.0, "warmup_s": 10.0},
+      "slowleak": {"decimation_s": 3600.0, "windows_s": [14400.0, 28800.0]}},
+     "slowleak.decimation_s", "3,600,000 samples"),
     ({"leak": {"windows_s": [2.0, 2.2, 2.6, 3.4, 5.8, 7.0, 9.4, 11.0, 13.4, 17.0, 19.4, 23.0, 29.8]}},
      "leak.windows_s", "evaluation schedule"),
     ({"leak": {"windows_s": [float(i + 2) for i in range(40)]}}, "leak.windows_s", "at most 32 windows"),

@@ -316,9 +316,10 @@ class Fdir(InventoryTerms, FdirReport):
         self._rebuild_terms()
 
     def _detect(self, t: float) -> None:
-        # Everything the loop reads is bound to a local first: this runs every cycle for every
-        # segment. None of these bindings changes during the loop (transitions write into the
-        # lists in place; segments and the sealed mask change only outside _detect).
+        # Everything the loop reads on every cycle is bound to a local first: this runs every
+        # cycle for every segment (what only evidence of a leak reads is looked up there). None
+        # of these bindings changes during the loop (transitions write into the lists in place;
+        # segments and the sealed mask change only outside _detect).
         P = self.sensors.pressure
         T = self.thermo.temperature
         Q = self.added_kg
@@ -331,7 +332,6 @@ class Fdir(InventoryTerms, FdirReport):
         plan = self.plan
         n_rapid = plan.n_rapid
         n_warm = plan.n_warm
-        sdf_rapid = plan.sdf_rapid
         scale_rapid = plan.scale_rapid
         scale = plan.scale
         schedule = plan.schedule
@@ -339,7 +339,6 @@ class Fdir(InventoryTerms, FdirReport):
         ns = plan.n
         sdf = plan.sdf
         z_suspect = self.z_suspect
-        z_confirm = self.z_confirm
         rapid = self.rapid
         sealed = self.sealed_mask
         seg_slot = self.seg_slot
@@ -349,9 +348,8 @@ class Fdir(InventoryTerms, FdirReport):
         pending = self.pending_reset
         banks = self.banks
         state = self.state
-        t_above = self.t_above
-        zbest = self.zbest
-        slow_push = self.slow.push
+        slow = self.slow
+        decim = slow.decim
         for s in range(topo.n_segments):
             slot = seg_slot[s]
             if t < hold_until[slot] or blind[s]:
@@ -367,8 +365,9 @@ class Fdir(InventoryTerms, FdirReport):
                 pending[slot] = False
                 bank.reset(y)
             bank.push(y)
-            slow_push(slot, y, t)
             k = bank.k
+            if k % decim == 0:  # the slow test's decimated sample: the mean of the last decim
+                slow.sample(slot, bank.mean(decim), t)
             sr = None
             # The rapid test runs every other sample: 0.1 s more latency at most, half the cost.
             if k >= n_rapid and not k & 1:
@@ -378,7 +377,7 @@ class Fdir(InventoryTerms, FdirReport):
                 # And two raw pressure sensors of one module must agree: a thermometer step or
                 # one failing pressure sensor moves the inventory, never the gas.
                 if sr <= -rapid and not self.rapid_raised[slot] and \
-                        -sr >= z_suspect * bank.sigma() * sdf_rapid and self._raw_rapid(s):
+                        -sr >= z_suspect * bank.sigma() * plan.sdf_rapid and self._raw_rapid(s):
                     self._rapid(slot, s, sr, y, t)
             if k < n_warm or sealed and masks[s] & ~sealed == 0:
                 # Warming up, or the sealed leak itself: its slope feeds housekeeping, not tests.
@@ -403,16 +402,16 @@ class Fdir(InventoryTerms, FdirReport):
                     z = (-slope - dead_band) / sd
                     if z < z_suspect:
                         continue
-                    t_above[slot] = t
-                    if z > zbest[slot]:
-                        zbest[slot] = z
+                    self.t_above[slot] = t
+                    if z > self.zbest[slot]:
+                        self.zbest[slot] = z
                     st = state[slot]
-                    if z >= z_confirm:
+                    if z >= self.z_confirm:
                         if st != _CONFIRMED:
                             self._leak_transition(slot, s, _CONFIRMED, slope, z, t)
                     elif st == _NOMINAL:
                         self._leak_transition(slot, s, _SUSPECTED, slope, z, t)
-            if state[slot] != _NOMINAL and t - t_above[slot] > self.params.leak.clear_s:
+            if state[slot] != _NOMINAL and t - self.t_above[slot] > self.params.leak.clear_s:
                 self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, ns[-1])), 0.0, t)
 
     # -- single-fault robustness ------------------------------------------------------------

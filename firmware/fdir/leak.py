@@ -77,7 +77,10 @@ class WindowPlan:
         self.sdf_rapid = slope_sd_factor(self.n_rapid, self.rate_hz)
         self.scale_rapid = slope_scale(self.n_rapid, self.rate_hz)
         self.n_warm = max(2, round(params.leak.warmup_s / dt))
-        self.max_n = max(self.n + [self.n_rapid])
+        # The fast series also gives the slow test its decimated means (fdir/slowleak.py), so it
+        # holds at least one decimation interval.
+        self.n_decim = max(1, round(params.slowleak.decimation_s / dt))
+        self.max_n = max(self.n + [self.n_rapid, self.n_decim])
 
     def new_bank(self, params: FdirParams) -> SlopeBank:
         return SlopeBank(self.max_n, self.rate_hz, params.leak.noise_tau_s, params.leak.noise_min_pa)

@@ -73,8 +73,6 @@ class SlowLeakDetector:
         self.win_band = [self.band(n / self.rate_hz) for n in self.win_n]
         self.banks = [SlopeBank(self.n_max, self.rate_hz, p.windows_s[0], p.noise_min_pa)
                       for _ in range(n_slots)]
-        self.acc = [0.0] * n_slots
-        self.cnt = [0] * n_slots
         self.mask = [0] * n_slots
         self.state = [_NOMINAL] * n_slots
         self.t_above = [0.0] * n_slots
@@ -121,25 +119,11 @@ class SlowLeakDetector:
         """The fast slot restarted (hook in ``Fdir._reset_slot``): restart the slow one. A slot
         that now holds another segment also forgets its slow leak state."""
         self.banks[slot].k = -1  # the next decimated sample resets the bank at its own level
-        self.acc[slot] = 0.0
-        self.cnt[slot] = 0
         mask = self.fdir.slot_mask[slot]
         if mask != self.mask[slot]:
             self.mask[slot] = mask
             self.state[slot] = _NOMINAL
             self.z[slot] = 0.0
-
-    def push(self, slot: int, y: float, t: float) -> None:
-        """One inventory sample of the slot (Pa; hook in ``Fdir._detect``, every cycle)."""
-        c = self.cnt[slot] + 1
-        self.acc[slot] += y
-        if c < self.decim:
-            self.cnt[slot] = c
-            return
-        self.cnt[slot] = 0
-        mean = self.acc[slot] / c
-        self.acc[slot] = 0.0
-        self._sample(slot, mean, t)
 
     def block(self) -> None:
         """The thermometers' 1 s block is done (hook in ``Fdir.step``): average each module's
@@ -202,7 +186,12 @@ class SlowLeakDetector:
 
     # -- the test (once per decimated sample) ----------------------------------------------
 
-    def _sample(self, slot: int, y: float, t: float) -> None:
+    def sample(self, slot: int, y: float, t: float) -> None:
+        """One decimated inventory sample ``y`` of the slot at mission time ``t``: the mean (Pa)
+        of the fast inventory over the last :attr:`decim` cycles. Hook in ``Fdir._detect``,
+        called whenever the fast bank holds a multiple of ``decim`` samples since its reset;
+        the fast bank's running sums give the mean, so nothing is accumulated twice. Runs the
+        slow test."""
         bank = self.banks[slot]
         if bank.k < 0:
             bank.reset(y)
