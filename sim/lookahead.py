@@ -71,6 +71,9 @@ class TimeTable:
         self._cap: list[list[float]] = []  #: per row, per module (kg/Pa)
         self._use: list[float] = []
         self._gen: list[float] = []
+        self._cap_array = np.zeros((0, self.n))
+        self._node_key: tuple[int, ...] | None = None  #: the grouping _node_rows was made for
+        self._node_rows: list[list[float]] = []
 
     def row(self, t: float) -> tuple[list[float], list[float], float, float] | None:
         """The terms at ``t`` if the table holds ``t`` as its next row, else None."""
@@ -81,6 +84,19 @@ class TimeTable:
             return (self._temp[i], self._cap[i],
                     self._use[i] if self._use else 0.0, self._gen[i] if self._gen else 0.0)
         return None
+
+    def node_capacities(self, node_of: tuple[int, ...], n_nodes: int) -> list[float]:
+        """For the row :meth:`row` handed out last: the summed capacity (kg/Pa) of each pressure
+        node, module ``i`` being in node ``node_of[i]``; each sum taken in module order, as
+        ``ns[node_of[i]] += cap[i]`` would (the same IEEE additions). Tabulated for the whole
+        table once per grouping: a new grouping must come as a new tuple object."""
+        if node_of is not self._node_key:
+            sums = np.zeros((len(self._times), n_nodes))
+            for i, k in enumerate(node_of):
+                sums[:, k] = sums[:, k] + self._cap_array[:, i]
+            self._node_rows = sums.tolist()
+            self._node_key = node_of
+        return self._node_rows[self._next - 1]
 
     def missed(self, t: float, span: float) -> None:
         """The step to ``t`` (after a step of ``span`` s) used the scalar path: if ``t`` lies
@@ -131,6 +147,8 @@ class TimeTable:
         # Lists of row lists (converted once per table): a row is one index away per step.
         self._temp = temp.tolist()
         self._cap = cap.tolist()
+        self._cap_array = cap
+        self._node_key = None
         self._use = use
         self._gen = gen
         self.period = period

@@ -382,6 +382,7 @@ class Plant:
             nodes[roots[r]].append(i)
             self._node_of[i] = roots[r]
         self._nodes = nodes
+        self._node_key = tuple(self._node_of)  # a new object per grouping (lookahead node sums)
         # Connections that carry orifice flow: not lumped, open at all, between different nodes.
         self._node_count = len(nodes)
         self._flow_valves = [v for v in range(self.n_connections)
@@ -426,10 +427,12 @@ class Plant:
 
         # Open-loop terms (temperatures, capacities, crew factors): from the lookahead table
         # on the executive's grid, else from the formulas.
-        row = self._table.row(t)
-        if row is None:
+        tab = self._table
+        row = tab.row(t)
+        tabulated = row is not None
+        if not tabulated:
             row = self._time_terms(t)
-            self._table.missed(t, h)
+            tab.missed(t, h)
         temp, cap, use_f, gen = row
         self.temperature = temp
         self._cap = cap
@@ -455,9 +458,12 @@ class Plant:
         else:
             node_of = self._node_of
             nm = self._node_mass
-            ns = [0.0] * nn
-            for k, c in zip(node_of, cap):
-                ns[k] += c
+            if tabulated:
+                ns = tab.node_capacities(self._node_key, nn)
+            else:
+                ns = [0.0] * nn
+                for k, c in zip(node_of, cap):
+                    ns[k] += c
             for k in self._leaky_nodes:
                 nm[k], leaked = self._leak_node(k, nm[k], ns[k], h, t0, t)
                 self.leaked_kg += leaked

@@ -38,7 +38,7 @@ Embedded style: sized at construction; the per-cycle path allocates nothing and 
 
 from __future__ import annotations
 
-from operator import add, sub
+from operator import add, le
 
 from ...hal.interfaces import Frame, Layout
 from ..types import EventId, SensorHealth
@@ -120,8 +120,6 @@ class TemperatureStage:
         self.p = s
         self.lo = [max(c.valid_min, s.temperature_min_k) for c in self.layout.temperature]
         self.hi = [min(c.valid_max, s.temperature_max_k) for c in self.layout.temperature]
-        self._lo_all = max(self.lo, default=0.0)
-        self._hi_all = min(self.hi, default=0.0)
         nt = len(self.layout.temperature)
         # Readings are averaged over blocks of one housekeeping period (gas temperature cannot
         # change meaningfully faster, and a 1 s mean is three times less noisy than a sample);
@@ -141,6 +139,13 @@ class TemperatureStage:
         self._zero_f = [0.0] * nt
         self.mean = [float("nan")] * nt  #: each channel's mean over the last block, K (NaN: none fresh)
         self._ref = [float("nan")] * nt  # each channel's last block mean (NaN: none yet)
+        # The rate rule as a band per channel, rounded once per reference: a reading outside
+        # [ref - jump, ref + jump] moved faster than gas can. With the valid range, the band a
+        # reading of the usual cycle must fall in: [max(lo, ref - jump), min(hi, ref + jump)].
+        self._jlo = [float("nan")] * nt
+        self._jhi = [float("nan")] * nt
+        self._ok_lo = list(self.lo)
+        self._ok_hi = list(self.hi)
         self._ref_ok = False  # every reference is known (the fast path may compare with them)
         self._dirty = False  # some stale or range counter may be non-zero
         self._use = [False] * nt
@@ -198,11 +203,10 @@ class TemperatureStage:
         tv = frame.temperature
         ts = frame.temperature_status
         out = self.temperature
-        ref = self._ref
-        s = sum(tv)
-        if (self._ref_ok and ts == self._zero and s == s and self._lo_all <= min(tv) and max(tv) <= self._hi_all
-                and max(map(abs, map(sub, tv, ref)), default=0.0) <= self.jump):
-            # The usual cycle: every reading fresh, in range, and none moved faster than gas.
+        if (self._ref_ok and ts == self._zero and all(map(le, self._ok_lo, tv))
+                and all(map(le, tv, self._ok_hi))):
+            # The usual cycle: every reading fresh, in range, and none moved faster than gas
+            # (the per-channel checks of _slow_cycle, at once; a NaN fails the comparisons).
             if self._dirty:
                 # (Counters are consecutive counts: a clean cycle ends them.)
                 self.stale_cnt[:] = self._zero
@@ -224,10 +228,11 @@ class TemperatureStage:
         lo = self.lo
         hi = self.hi
         ref = self._ref
+        jlo = self._jlo
+        jhi = self._jhi
         acc = self._acc
         cnt = self._cnt
         use = self._use
-        jump = self.jump
         self._dirty = True
         for i, v in enumerate(tv):
             use[i] = False
@@ -251,8 +256,9 @@ class TemperatureStage:
             cnt[i] += 1
             r = ref[i]
             if r != r:
-                ref[i] = v  # the channel's first fresh reading: the reference for the next ones
-            elif v - r > jump or r - v > jump:
+                # the channel's first fresh reading: the reference for the next ones
+                self._set_ref(i, v)
+            elif not jlo[i] <= v <= jhi[i]:
                 if manage and health[i] == _OK:
                     self.fail(i, t, _RATE, v)
                 else:
@@ -275,6 +281,11 @@ class TemperatureStage:
             else:
                 mean[i] = float("nan")
         self._ref_ok = sum(ref) == sum(ref)
+        jump = self.jump
+        self._jlo = [r - jump for r in ref]  # the bands of _set_ref, for every channel at once
+        self._jhi = [r + jump for r in ref]
+        self._ok_lo = list(map(max, self.lo, self._jlo))
+        self._ok_hi = list(map(min, self.hi, self._jhi))
         self._acc = self._zero_f[:]
         cnt[:] = self._zero
         self._all = 0
@@ -287,6 +298,15 @@ class TemperatureStage:
                 diff[m] = (mean[i] - bias[i]) - (mean[j] - bias[j])
         if manage and self.learning:
             self._learn(t)
+
+    def _set_ref(self, i: int, value: float) -> None:
+        """Channel ``i``'s rate reference is now ``value`` (K): its band follows."""
+        self._ref[i] = value
+        jump = self.jump
+        lo = self._jlo[i] = value - jump
+        hi = self._jhi[i] = value + jump
+        self._ok_lo[i] = max(self.lo[i], lo)
+        self._ok_hi[i] = min(self.hi[i], hi)
 
     def _rebuild_rows(self) -> None:
         """The usual cycle's voting rows (:func:`vote`), from the healthy channels."""
