@@ -17,10 +17,16 @@ wall-clock timing. Prints each figure beside its target; asserts nothing.
 
 from __future__ import annotations
 
+import os
+
+# The loop makes no BLAS call, but numpy's OpenBLAS starts a worker pool at import that spins on
+# the other core for a while; its CPU time would be counted as the loop's. One thread: none.
+# (Set before numpy is first imported, below.)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import copy
 import math
-import os
 import statistics
 import sys
 import tempfile
