@@ -154,3 +154,22 @@ def test_usual_and_checked_cycles_vote_alike() -> None:
     assert b.stage.temperature[0] == usual[0]  # bit for bit
     # b now votes on b.t1 alone: its reading less its own bias.
     assert b.stage.temperature[1] == readings[2] - b.stage.bias[2]
+
+
+@pytest.mark.parametrize("checked", [False, True], ids=["usual-cycle", "checked-cycle"])
+def test_the_rate_band_edge_is_the_same_on_both_paths(checked: bool) -> None:
+    # A reading exactly at its last block mean + jump is gas; one ulp beyond is the sensor,
+    # whichever path the cycle takes (every reading fresh, or b.t2 stale this cycle).
+    import math
+
+    for beyond, expect in ((False, []), (True, [("a.t1", int(SensorHealth.FAILED_RATE))])):
+        b = Bench()
+        b.step(120.0)  # biases learned, references known
+        b.failed()
+        frame = b.frame
+        edge = b.stage.mean[0] + b.stage.jump
+        frame.temperature[0] = math.nextafter(edge, math.inf) if beyond else edge
+        if checked:
+            frame.temperature_status[3] = 1
+        b.stage.step(frame, b.t + 0.1, True)
+        assert b.failed() == expect
