@@ -3,6 +3,7 @@ for each reason; a module with no trusted channel keeps its last temperature."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -160,8 +161,6 @@ def test_usual_and_checked_cycles_vote_alike() -> None:
 def test_the_rate_band_edge_is_the_same_on_both_paths(checked: bool) -> None:
     # A reading exactly at its last block mean + jump is gas; one ulp beyond is the sensor,
     # whichever path the cycle takes (every reading fresh, or b.t2 stale this cycle).
-    import math
-
     for beyond, expect in ((False, []), (True, [("a.t1", int(SensorHealth.FAILED_RATE))])):
         b = Bench()
         b.step(120.0)  # biases learned, references known

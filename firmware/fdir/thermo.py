@@ -142,10 +142,7 @@ class TemperatureStage:
         # The rate rule as a band per channel, rounded once per reference: a reading outside
         # [ref - jump, ref + jump] moved faster than gas can. With the valid range, the band a
         # reading of the usual cycle must fall in: [max(lo, ref - jump), min(hi, ref + jump)].
-        self._jlo = [float("nan")] * nt
-        self._jhi = [float("nan")] * nt
-        self._ok_lo = list(self.lo)
-        self._ok_hi = list(self.hi)
+        self._rebuild_bands()
         self._ref_ok = False  # every reference is known (the fast path may compare with them)
         self._dirty = False  # some stale or range counter may be non-zero
         self._use = [False] * nt
@@ -256,8 +253,11 @@ class TemperatureStage:
             cnt[i] += 1
             r = ref[i]
             if r != r:
-                # the channel's first fresh reading: the reference for the next ones
-                self._set_ref(i, v)
+                # the channel's first fresh reading: the reference for the next ones (rare)
+                ref[i] = v
+                self._rebuild_bands()
+                jlo = self._jlo
+                jhi = self._jhi
             elif not jlo[i] <= v <= jhi[i]:
                 if manage and health[i] == _OK:
                     self.fail(i, t, _RATE, v)
@@ -281,11 +281,7 @@ class TemperatureStage:
             else:
                 mean[i] = float("nan")
         self._ref_ok = sum(ref) == sum(ref)
-        jump = self.jump
-        self._jlo = [r - jump for r in ref]  # the bands of _set_ref, for every channel at once
-        self._jhi = [r + jump for r in ref]
-        self._ok_lo = list(map(max, self.lo, self._jlo))
-        self._ok_hi = list(map(min, self.hi, self._jhi))
+        self._rebuild_bands()
         self._acc = self._zero_f[:]
         cnt[:] = self._zero
         self._all = 0
@@ -299,14 +295,15 @@ class TemperatureStage:
         if manage and self.learning:
             self._learn(t)
 
-    def _set_ref(self, i: int, value: float) -> None:
-        """Channel ``i``'s rate reference is now ``value`` (K): its band follows."""
-        self._ref[i] = value
+    def _rebuild_bands(self) -> None:
+        """Each channel's rate band from its reference (K), and the usual cycle's band with the
+        valid range. A channel with no reference yet (NaN) has a NaN band, which no reading is
+        inside; the usual cycle is not taken until every reference is known."""
         jump = self.jump
-        lo = self._jlo[i] = value - jump
-        hi = self._jhi[i] = value + jump
-        self._ok_lo[i] = max(self.lo[i], lo)
-        self._ok_hi[i] = min(self.hi[i], hi)
+        self._jlo = [r - jump for r in self._ref]
+        self._jhi = [r + jump for r in self._ref]
+        self._ok_lo = list(map(max, self.lo, self._jlo))
+        self._ok_hi = list(map(min, self.hi, self._jhi))
 
     def _rebuild_rows(self) -> None:
         """The usual cycle's voting rows (:func:`vote`), from the healthy channels."""
