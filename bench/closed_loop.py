@@ -37,7 +37,6 @@ from hullwatch.firmware.fdir.leak import statistical_floor_s
 from hullwatch.firmware.fdir.params import default_params, params_from_dict
 from hullwatch.firmware.flight import FlightSoftware
 from hullwatch.firmware.telemetry.sinks import CaptureSink
-from hullwatch.hal import compiled
 from hullwatch.sim.scenario import preset_dict, scenario_from_dict
 from hullwatch.tools.closed_loop.runner import PacedClock, run_scenario
 
@@ -213,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2, help="seeds per hole and module for (b), (c)")
     ap.add_argument("--speed-hours", type=float, default=2.0, help="mission hours for (a)")
     args = ap.parse_args(argv)
-    print(f"hullwatch closed-loop benchmark (Python {sys.version.split()[0]}, one core; {compiled.summary()})")
+    print(f"hullwatch closed-loop benchmark (Python {sys.version.split()[0]}, one core)")
     if "a" in args.parts:
         part_a(args.speed_hours * 3600.0)
     if "b" in args.parts or "c" in args.parts:

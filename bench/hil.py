@@ -38,7 +38,7 @@ import sys
 import time
 
 from hullwatch.firmware.flight import FlightSoftware
-from hullwatch.hal import compiled, wire
+from hullwatch.hal import wire
 from hullwatch.hal.board_link import BoardLink
 from hullwatch.sim.device import open_url as open_sim
 from hullwatch.tools.board.hil_device import open_hil_device, start_emulator
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per latency figure")
     args = ap.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-          f"({os.cpu_count()} cores); {compiled.summary()}")
+          f"({os.cpu_count()} cores)")
 
     with open_sim("sim://soyuz-ms09") as sim:
         sim_rate = loop_rate(sim, args.seconds)

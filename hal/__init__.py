@@ -10,12 +10,7 @@ hal imports nothing else of hullwatch; other backends register their URL schemes
 (group ``hullwatch.devices``, see :mod:`hullwatch.hal.registry`).
 """
 
-# First: the modules below may be compiled, and are used so only while they match their source.
-from .compiled import install as _install_compiled_guard
-
-_install_compiled_guard()
-
-from .clock import Clock, VirtualClock, WallClock  # noqa: E402 - after the guard, on purpose
+from .clock import Clock, VirtualClock, WallClock
 from .errors import (
     ConfigImageError,
     DeviceNotFound,

@@ -19,12 +19,6 @@ import sys
 import warnings
 from types import ModuleType
 
-from ..hal import compiled as _compiled
-
-# Before any module of this package loads: a compiled module is used only while it matches its
-# source (hal/compiled.py).
-_compiled.install()
-
 #: old module name (under hullwatch.tools) -> its new home (under hullwatch.tools)
 MOVED: dict[str, str] = {
     "runner": "closed_loop.runner",
