@@ -86,6 +86,26 @@ def test_run_ending_before_the_leak_is_no_leak_yet(tmp_path: Path, capsys: pytes
     assert "MISSED" not in out
 
 
+@pytest.mark.parametrize("miss_prob, code, verdict", [
+    # suspects at 2.3 sigma, confirms only at 9.4: a suspicion on noise, never an alarm
+    ("1e-12", 0, r"verdict: NOMINAL: no leak alarm in 0\.5 h of mission time; \d+ leak suspicions? "
+                 r"\(low severity, not an alarm\), the first at T\+\d+:\d\d \(correct: no leak\)"),
+    # confirms at 2.4 sigma: the same noise is now an alarm
+    ("0.45", 1, r"verdict: FALSE ALARM: leak confirmed at T\+\d+:\d\d with no leak in the scenario"),
+])
+def test_a_leak_suspicion_alone_is_not_a_false_alarm(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     miss_prob: str, code: int, verdict: str) -> None:
+    """LEAK_SUSPECTED is low severity and clears by itself: a leak-free run that raises one is
+    correct (exit 0) and its verdict counts it; a LEAK_CONFIRMED there is a false alarm (exit 1).
+    A touchy leak test (1 % false-alarm probability per window) makes noise cross the first
+    threshold within minutes; the miss probability sets how far the second one is."""
+    params = tmp_path / "touchy.toml"
+    params.write_text(f"[leak]\nfalse_alarm_prob = 0.01\nmiss_prob = {miss_prob}\n")
+    assert main(["run", "--scenario", "nominal-24h", "--until", "30m", "--fdir", str(params),
+                 "--no-capture"]) == code
+    assert re.search(verdict, capsys.readouterr().out)
+
+
 def test_missed_says_how_long_after_the_leak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--until", "400", "--mode", "off", "--capture", str(tmp_path / "o.tm")]) == 1
     assert "MISSED: no leak detected in the 1 min 40 s after the leak began (leak in soyuz-om)" in capsys.readouterr().out

@@ -37,6 +37,10 @@ PROGRESS_EVERY_S = 60.0
 
 #: Events that mean "a leak is suspected or confirmed".
 LEAK_EVENTS = ("LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS")
+#: The leak events that are alarms (high severity, docs/telemetry.md). LEAK_SUSPECTED is low
+#: severity and clears by itself: before a leak it is reported in the verdict, not counted as a
+#: false alarm (as the campaigns count it, docs/detection.md).
+ALARM_EVENTS = ("LEAK_CONFIRMED", "RAPID_DEPRESS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,24 +512,37 @@ def _hole_text(r: RunResult) -> str:
 def _verdict(r: RunResult) -> tuple[str, bool | None]:
     leak_modules = {lk.module for lk in r.leaks}
     known = r.scenario is not None
-    false_alarms = [e for e in r.events if e.name in LEAK_EVENTS and r.leak_start is not None and e.t < r.leak_start] \
-        if r.leaks else [e for e in r.events if e.name in LEAK_EVENTS]
+    if r.leaks:
+        def early(e: RunEvent) -> bool:
+            return r.leak_start is not None and e.t < r.leak_start
+    else:
+        def early(e: RunEvent) -> bool:
+            return True
+    false_alarms = [e for e in r.events if e.name in ALARM_EVENTS and early(e)]
+    suspicions = [e for e in r.events if e.name == "LEAK_SUSPECTED" and early(e)]
     hours = r.simulated_s / 3600.0
     if not r.leaks and known:
         if false_alarms:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{_fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
+        if suspicions:
+            n = len(suspicions)
+            return (f"NOMINAL: no leak alarm in {hours:.1f} h of mission time; {n} leak "
+                    f"suspicion{'s' if n > 1 else ''} (low severity, not an alarm), the first at "
+                    f"{_fmt_dt(suspicions[0].t)} (correct: no leak)", True)
         return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
     if known and r.leak_start is not None and r.leak_start >= r.end_s - 1e-9:
-        # The run ended before the scenario's leak began: nothing to detect yet. Only a leak event
+        # The run ended before the scenario's leak began: nothing to detect yet. Only an alarm
         # (a false alarm) makes this wrong.
         where = ", ".join(sorted(leak_modules))
         if false_alarms:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{_mission_text(false_alarms[0].t)} mission time, before the scenario's leak "
                     f"(in {where} at {_mission_text(r.leak_start)})", False)
+        raised = (f"no alarm ({len(suspicions)} low-severity leak suspicion"
+                  f"{'s' if len(suspicions) > 1 else ''})" if suspicions else "nothing raised")
         return (f"no leak yet (scenario leak at {_mission_text(r.leak_start)} mission time in {where}; the "
-                f"run ended at {_mission_text(r.end_s)}); nothing raised", None)
+                f"run ended at {_mission_text(r.end_s)}); {raised}", None)
     if r.confirmed is None and r.detected is None:
         if known:
             since = r.end_s - (r.leak_start or 0.0)
@@ -569,6 +586,9 @@ def _verdict(r: RunResult) -> tuple[str, bool | None]:
         else:
             correct = r.confirmed is not None and r.valves_commanded == 0
             parts.append("(correct)" if correct else "(not confirmed)")
+        if suspicions and not false_alarms:
+            n = len(suspicions)
+            parts.append(f"{n} leak suspicion{'s' if n > 1 else ''} before the leak (low severity, not an alarm)")
     return "; ".join(parts), correct
 
 
