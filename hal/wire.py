@@ -4,13 +4,11 @@ The byte-level reference is docs/protocol.md; this module is its executable form
 declared once with construct (the declaration and the oracle); callers see :func:`encode` /
 :func:`decode` and plain dataclasses, never construct containers. The per-cycle messages
 (:class:`ReadSamples`, :class:`Samples`, :class:`HilInject`, :class:`HilInjectReply`,
-:class:`HilStep`, :class:`HilStepReply`) also have a
-``struct`` fast path (:func:`encode_fast`, :func:`decode_fast`); tests/test_wire.py proves both
-paths agree byte for byte.
+:class:`HilStep`, :class:`HilStepReply`) also have a ``struct`` fast path (:func:`encode_fast`,
+:func:`decode_fast`); tests/test_wire.py proves both paths agree byte for byte.
 
-Conventions: all integers big-endian; floats IEEE-754 big-endian, binary32 in per-cycle messages and binary64 in the
-configuration tables; strings are a u8 length
-followed by UTF-8 (ASCII for ids). A response has type ``request | 0x80`` and the request's seq;
+Conventions: all integers big-endian; floats IEEE-754 big-endian, binary32 in per-cycle messages
+and binary64 in the configuration tables; strings are a u8 length followed by UTF-8 (ASCII for ids). A response has type ``request | 0x80`` and the request's seq;
 a refusal is :class:`Nak` (type 0xFF) with the request's seq.
 
 Usage::
@@ -345,9 +343,8 @@ def decode(msg_type: int, payload: bytes) -> Message:
 
 
 # --------------------------------------------------------------------------------------------
-# Fast path (struct) for the per-cycle messages. The struct layouts are compiled from the
-# declarations above (hal/codec.py); tests check byte-for-byte agreement with construct for every
-# field and edge value.
+# Fast path (struct) for the per-cycle messages, its layouts compiled from the declarations above
+# (hal/codec.py); tests check byte-for-byte agreement with construct for every field and edge.
 
 _SAMPLES = DECLARATIONS[MsgType.SAMPLES]
 _INJECT = DECLARATIONS[MsgType.HIL_INJECT]
@@ -524,7 +521,6 @@ _FAST_DECODERS: dict[int, Any] = {
     MsgType.HIL_STEP: lambda p: _decode_inject_fast(p, HilStep),
     MsgType.HIL_STEP_REPLY: lambda p: _decode_samples_into(HilStepReply, p),
 }
-
 
 #: the columns SamplesCodec moves by slice, in the declarations' order (checked at import)
 _CHANNEL_COLUMNS = ("raw", "value", "age_us", "status")

@@ -1,5 +1,6 @@
 """tools/ is organised in folders: few top-level modules, and the old module paths still import
-(with a DeprecationWarning) as the very same module objects as their new homes."""
+(with a DeprecationWarning) as the very same module objects as their new homes. No source file of
+the package is over 600 lines."""
 
 from __future__ import annotations
 
@@ -27,6 +28,28 @@ MOVED = {
 def test_at_most_twelve_modules_at_the_top_of_tools() -> None:
     top = sorted(p.name for p in TOOLS.glob("*.py"))
     assert len(top) <= 12, top
+
+
+#: the longest a source file of the package may be
+MAX_SOURCE_LINES = 600
+
+
+def too_long(root: Path) -> list[str]:
+    """``"<path>: <n> lines"`` for every ``.py`` under ``root`` longer than MAX_SOURCE_LINES."""
+    return [f"{p.relative_to(root)}: {n} lines" for p in sorted(root.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_SOURCE_LINES]
+
+
+def test_no_source_file_is_over_600_lines() -> None:
+    root = TOOLS.parent
+    assert not [x for folder in ("firmware", "hal", "sim", "tools") for x in too_long(root / folder)]
+
+
+def test_the_length_rule_catches_a_long_file(tmp_path: Path) -> None:
+    (tmp_path / "fits.py").write_text("x = 1\n" * MAX_SOURCE_LINES)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "long.py").write_text("x = 1\n" * (MAX_SOURCE_LINES + 1))
+    assert too_long(tmp_path) == ["pkg/long.py: 601 lines"]
 
 
 def test_every_concern_is_a_package() -> None:

@@ -19,7 +19,7 @@ from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.telemetry.packets import Housekeeping, LayoutReport
 from ..ground.capture import iter_capture
 from ..units import MMHG_PA
-from .runner import RunResult
+from .result import RunResult
 
 
 #: Events drawn as vertical lines, with their colour.

@@ -10,10 +10,8 @@ scheduled leak starts and a verdict that compares FDIR's decisions with the trut
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -30,106 +28,14 @@ from ...hal.clock import Clock, WallClock
 from ...hal.interfaces import Device
 from ...sim.scenario import Scenario, load_scenario, scenario_from_dict
 from ..errors import DeviceProblem, InputError
-from ..units import equivalent_diameter, hours_minutes, millimetres
+from .result import LeakTruth, RunEvent, RunResult
+from .verdict import fmt_dt, judge
 
 #: Mission seconds between two progress callbacks.
 PROGRESS_EVERY_S = 60.0
 
 #: Events that mean "a leak is suspected or confirmed".
 LEAK_EVENTS = ("LEAK_SUSPECTED", "LEAK_CONFIRMED", "RAPID_DEPRESS")
-#: The leak events that are alarms (high severity, docs/telemetry.md). LEAK_SUSPECTED is low
-#: severity and clears by itself: before a leak it is reported in the verdict, not counted as a
-#: false alarm (as the campaigns count it, docs/detection.md).
-ALARM_EVENTS = ("LEAK_CONFIRMED", "RAPID_DEPRESS")
-
-
-@dataclass(frozen=True, slots=True)
-class RunEvent:
-    """One FDIR/executive event. ``values`` are SI (their meaning per event: ``hullwatch
-    dictionary``); ``utc`` is the mission time as UTC seconds since 1970."""
-
-    t: float
-    name: str
-    subject: str
-    values: tuple[float, float, float]
-    severity: str
-    utc: float
-    #: False when its telemetry report was disabled (service 5) at the time: FDIR acted on it,
-    #: the ground did not see it
-    reported: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class LeakTruth:
-    module: str
-    start_s: float
-    diameter_m: float
-    cd: float
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What a run did. Times are mission seconds (None when it did not happen).
-
-    ``verdict`` is one line; ``correct`` is True/False when the device knows the truth (a sim
-    device), None otherwise.
-    """
-
-    device: str
-    scenario: str | None
-    seed: int | None
-    mode: str
-    epoch_utc: float
-    events: list[RunEvent] = field(default_factory=list)
-    leaks: list[LeakTruth] = field(default_factory=list)
-    leak_start: float | None = None
-    detected: float | None = None
-    confirmed: float | None = None
-    rapid: float | None = None
-    located: float | None = None
-    sealed: float | None = None
-    located_module: str | None = None
-    sealed_modules: list[str] = field(default_factory=list)
-    #: ground truth: the smallest set of modules a correct isolation seals (sim devices only)
-    must_seal: list[str] = field(default_factory=list)
-    hole_diameter_m: float | None = None
-    reserve_time_s: float | None = None
-    leak_rate_kg_s: float | None = None
-    valves_commanded: int = 0
-    verdict: str = ""
-    correct: bool | None = None
-    simulated_s: float = 0.0
-    #: mission time the run reached (s since mission time 0); a paced run starts a little after 0
-    end_s: float = 0.0
-    wall_s: float = 0.0
-    cycles: int = 0
-    overruns: int = 0
-    max_cycle_time_s: float = 0.0
-    mean_cycle_time_s: float = 0.0
-    capture: str | None = None
-    health: dict[str, Any] = field(default_factory=dict)
-    #: the device link was down at the end of the run (lost and not restored): the decisions
-    #: were made on stale data; ``link_lost_at`` is when it went (mission s, None if unknown)
-    stale_data: bool = False
-    link_lost_at: float | None = None
-
-    @property
-    def leak_starts(self) -> list[float]:
-        return [lk.start_s for lk in self.leaks]
-
-    @property
-    def speedup(self) -> float:
-        """Simulated seconds per wall second."""
-        return self.simulated_s / self.wall_s if self.wall_s > 0 else math.inf
-
-    def first(self, name: str) -> RunEvent | None:
-        for e in self.events:
-            if e.name == name:
-                return e
-        return None
-
-    def named(self, name: str) -> list[RunEvent]:
-        return [e for e in self.events if e.name == name]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -454,19 +360,11 @@ def _summarise(result: RunResult, flight: FlightSoftware) -> None:
     if result.located_module is not None and result.sealed_modules and \
             result.located_module not in result.sealed_modules:
         result.located_module = result.sealed_modules[0]
-    result.verdict, result.correct = _verdict(result)
+    result.verdict, result.correct = judge(result)
     if result.stale_data:
-        when = f" at {_fmt_dt(result.link_lost_at)}" if result.link_lost_at is not None else ""
+        when = f" at {fmt_dt(result.link_lost_at)}" if result.link_lost_at is not None else ""
         result.verdict = (f"STALE DATA: the device link was lost{when} and not restored by the end "
                           f"of the run; made on stale data: {result.verdict}")
-
-
-def _fmt_dt(seconds: float) -> str:
-    s = int(round(seconds))
-    h, rem = divmod(abs(s), 3600)
-    m, sec = divmod(rem, 60)
-    sign = "-" if s < 0 else "+"
-    return f"T{sign}{h}:{m:02d}:{sec:02d}" if h else f"T{sign}{m}:{sec:02d}"
 
 
 def smallest_sealable(scenario: Any, leak_modules: set[str]) -> set[str]:
@@ -488,114 +386,6 @@ def smallest_sealable(scenario: Any, leak_modules: set[str]) -> set[str]:
                 seen.add(other)
                 todo.append(other)
     return seen
-
-
-def _fdir_cd(r: RunResult) -> float:
-    return float(r.health.get("params", {}).get("isolation", {}).get("discharge_coefficient", 0.7))
-
-
-def _hole_text(r: RunResult) -> str:
-    """``hole ~1.40 mm at Cd 0.7 (truth 2.00 mm at Cd 0.35 = 1.41 mm at Cd 0.7)``: the estimate and
-    the scenario's hole at the same discharge coefficient, so the two numbers compare."""
-    cd = _fdir_cd(r)
-    text = f"hole ~{millimetres(r.hole_diameter_m or 0.0)} at Cd {cd:g}"
-    truth = [lk for lk in r.leaks if lk.module in set(r.sealed_modules or [r.located_module])] or r.leaks
-    if len(truth) == 1:
-        lk = truth[0]
-        text += f" (truth {millimetres(lk.diameter_m)} at Cd {lk.cd:g}"
-        if abs(lk.cd - cd) > 1e-9:
-            text += f" = {millimetres(equivalent_diameter(lk.diameter_m, lk.cd, cd))} at Cd {cd:g}"
-        text += ")"
-    return text
-
-
-def _verdict(r: RunResult) -> tuple[str, bool | None]:
-    leak_modules = {lk.module for lk in r.leaks}
-    known = r.scenario is not None
-    if r.leaks:
-        def early(e: RunEvent) -> bool:
-            return r.leak_start is not None and e.t < r.leak_start
-    else:
-        def early(e: RunEvent) -> bool:
-            return True
-    false_alarms = [e for e in r.events if e.name in ALARM_EVENTS and early(e)]
-    suspicions = [e for e in r.events if e.name == "LEAK_SUSPECTED" and early(e)]
-    hours = r.simulated_s / 3600.0
-    if not r.leaks and known:
-        if false_alarms:
-            return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
-                    f"{_fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
-        if suspicions:
-            n = len(suspicions)
-            return (f"NOMINAL: no leak alarm in {hours:.1f} h of mission time; {n} leak "
-                    f"suspicion{'s' if n > 1 else ''} (low severity, not an alarm), the first at "
-                    f"{_fmt_dt(suspicions[0].t)} (correct: no leak)", True)
-        return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
-    if known and r.leak_start is not None and r.leak_start >= r.end_s - 1e-9:
-        # The run ended before the scenario's leak began: nothing to detect yet. Only an alarm
-        # (a false alarm) makes this wrong.
-        where = ", ".join(sorted(leak_modules))
-        if false_alarms:
-            return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
-                    f"{_mission_text(false_alarms[0].t)} mission time, before the scenario's leak "
-                    f"(in {where} at {_mission_text(r.leak_start)})", False)
-        raised = (f"no alarm ({len(suspicions)} low-severity leak suspicion"
-                  f"{'s' if len(suspicions) > 1 else ''})" if suspicions else "nothing raised")
-        return (f"no leak yet (scenario leak at {_mission_text(r.leak_start)} mission time in {where}; the "
-                f"run ended at {_mission_text(r.end_s)}); {raised}", None)
-    if r.confirmed is None and r.detected is None:
-        if known:
-            since = r.end_s - (r.leak_start or 0.0)
-            return (f"MISSED: no leak detected in the {hours_minutes(since)} after the leak began "
-                    f"(leak in {', '.join(sorted(leak_modules))})", False)
-        return f"NOMINAL: no leak event in {hours:.1f} h of mission time", None
-    base = r.leak_start if r.leak_start is not None else 0.0
-    parts = []
-    if r.sealed is not None and r.sealed_modules:
-        sealed = "+".join(r.sealed_modules)
-        parts.append(f"LEAK SEALED in {sealed} at {_fmt_dt(r.sealed - base)}")
-    elif r.located is not None:
-        parts.append(f"LEAK LOCATED in {r.located_module} at {_fmt_dt(r.located - base)}")
-    elif r.confirmed is not None:
-        parts.append(f"LEAK CONFIRMED at {_fmt_dt(r.confirmed - base)}"
-                     + (" (passive: no valve commanded)" if r.mode == "passive" else ", not located"))
-    else:
-        parts.append(f"LEAK SUSPECTED at {_fmt_dt(r.detected - base)}, not confirmed")
-    if r.hole_diameter_m:
-        parts.append(_hole_text(r))
-    if r.reserve_time_s:
-        parts.append(f"reserve {hours_minutes(r.reserve_time_s)}")
-    correct: bool | None = None
-    if known:
-        if false_alarms:
-            correct = False
-            parts.append(f"but a false alarm at {_fmt_dt(false_alarms[0].t - base)}")
-        elif r.mode == "active" and r.sealed_modules:
-            sealed = set(r.sealed_modules)
-            correct = leak_modules <= sealed
-            if not correct:
-                parts.append(f"(WRONG: the leak is in {', '.join(sorted(leak_modules))})")
-            else:
-                extra = sealed - set(r.must_seal or leak_modules)
-                correct = not extra
-                parts.append("(correct)" if correct else
-                             f"(WRONG: also sealed {', '.join(sorted(extra))}, which could stay open)")
-        elif r.mode == "active":
-            correct = False
-            parts.append("(not sealed)")
-        else:
-            correct = r.confirmed is not None and r.valves_commanded == 0
-            parts.append("(correct)" if correct else "(not confirmed)")
-        if suspicions and not false_alarms:
-            n = len(suspicions)
-            parts.append(f"{n} leak suspicion{'s' if n > 1 else ''} before the leak (low severity, not an alarm)")
-    return "; ".join(parts), correct
-
-
-def _mission_text(seconds: float) -> str:
-    """Mission time as ``H:MM:SS``."""
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def default_capture_name(scenario: str | None, seed: int | None) -> str:

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from ..units import (equivalent_diameter, hours_minutes, kg_day, kpa_mmhg, millimetres, plural, pressure_rate,
                      subject_text)
-from .runner import RunEvent, RunResult
+from .result import RunEvent, RunResult
 
 #: Events not shown unless ``verbose`` (frequent, and not part of the leak story).
 QUIET_EVENTS = frozenset({"CYCLE_OVERRUN", "ESTIMATE_UPDATED"})  # (shown with --verbose: an update every 10 s after sealing)
