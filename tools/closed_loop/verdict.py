@@ -7,7 +7,7 @@ scenario without one; a LEAK_SUSPECTED there is counted in the verdict but is no
 
 from __future__ import annotations
 
-from ..units import equivalent_diameter, hours_minutes, millimetres
+from ..units import equivalent_diameter, hours_minutes, millimetres, plural
 from .result import RunEvent, RunResult
 
 #: The leak events that are alarms (high severity, docs/telemetry.md). LEAK_SUSPECTED is low
@@ -64,10 +64,9 @@ def judge(r: RunResult) -> tuple[str, bool | None]:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
         if suspicions:
-            n = len(suspicions)
-            return (f"NOMINAL: no leak alarm in {hours:.1f} h of mission time; {n} leak "
-                    f"suspicion{'s' if n > 1 else ''} (low severity, not an alarm), the first at "
-                    f"{fmt_dt(suspicions[0].t)} (correct: no leak)", True)
+            return (f"NOMINAL: no leak alarm in {hours:.1f} h of mission time; "
+                    f"{plural(len(suspicions), 'leak suspicion')} (low severity, not an alarm), the first "
+                    f"at {fmt_dt(suspicions[0].t)} (correct: no leak)", True)
         return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
     if known and r.leak_start is not None and r.leak_start >= r.end_s - 1e-9:
         # The run ended before the scenario's leak began: nothing to detect yet. Only an alarm
@@ -77,8 +76,8 @@ def judge(r: RunResult) -> tuple[str, bool | None]:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{mission_text(false_alarms[0].t)} mission time, before the scenario's leak "
                     f"(in {where} at {mission_text(r.leak_start)})", False)
-        raised = (f"no alarm ({len(suspicions)} low-severity leak suspicion"
-                  f"{'s' if len(suspicions) > 1 else ''})" if suspicions else "nothing raised")
+        raised = (f"no alarm ({plural(len(suspicions), 'low-severity leak suspicion')})"
+                  if suspicions else "nothing raised")
         return (f"no leak yet (scenario leak at {mission_text(r.leak_start)} mission time in {where}; the "
                 f"run ended at {mission_text(r.end_s)}); {raised}", None)
     if r.confirmed is None and r.detected is None:
@@ -125,8 +124,7 @@ def judge(r: RunResult) -> tuple[str, bool | None]:
             correct = r.confirmed is not None and r.valves_commanded == 0
             parts.append("(correct)" if correct else "(not confirmed)")
         if suspicions and not false_alarms:
-            n = len(suspicions)
-            parts.append(f"{n} leak suspicion{'s' if n > 1 else ''} before the leak (low severity, not an alarm)")
+            parts.append(f"{plural(len(suspicions), 'leak suspicion')} before the leak (low severity, not an alarm)")
     return "; ".join(parts), correct
 
 
