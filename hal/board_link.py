@@ -27,6 +27,7 @@ from .board_check import check_description, check_identity
 from .errors import LinkError, LinkTimeout, NakError, ProtocolError
 from .framing import MAX_WIRE_FRAME, FrameReader, encode_frame
 from .interfaces import ChannelInfo, ChannelKind, Layout, ModuleInfo, ValveInfo, ValveKind
+from .port_io import PortIO, port_io
 from .ports import DEFAULT_BAUD, open_port
 
 #: Attempts per request (first try included) before LinkTimeout.
@@ -108,7 +109,7 @@ class BoardLink:
 
     def __init__(self, port: Any, *, url: str = "", timeout_s: float = RESPONSE_TIMEOUT_S,
                  baudrate: int = DEFAULT_BAUD) -> None:
-        self.port = port
+        self.port = port  # and the way to move its bytes (the property below)
         self.url = url
         self.timeout_s = timeout_s
         self.baudrate = baudrate
@@ -135,6 +136,17 @@ class BoardLink:
         return cls(port, url=url, timeout_s=timeout_s, baudrate=baudrate)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> Any:
+        """The open pyserial port (None once closed). Setting it (a wrapper, a reopened port)
+        also picks how its bytes are moved (hal.port_io)."""
+        return self._port
+
+    @port.setter
+    def port(self, port: Any) -> None:
+        self._port = port
+        self._io: PortIO | None = None if port is None else port_io(port)
 
     def counters(self) -> dict[str, int]:
         return {**self.stats, **self.reader.counters()}
@@ -173,22 +185,21 @@ class BoardLink:
         return nbytes * 10.0 / self.baudrate
 
     def _write(self, data: bytes) -> None:
-        port = self.port
-        if port is None:
+        io = self._io
+        if io is None:
             raise PortFailure(f"{self.url}: port is closed")
         try:
-            port.write(data)
+            io.write(data)
         except Exception as exc:  # SerialException, OSError, PortNotOpenError, write timeout
             self.stats["port_errors"] += 1
             raise PortFailure(f"{self.url}: write failed: {exc}") from exc
 
     def _read_some(self) -> bytes:
-        port = self.port
-        if port is None:
+        io = self._io
+        if io is None:
             raise PortFailure(f"{self.url}: port is closed")
         try:
-            n = port.in_waiting
-            return port.read(n if n else 1)
+            return io.read_some()
         except Exception as exc:
             self.stats["port_errors"] += 1
             raise PortFailure(f"{self.url}: read failed: {exc}") from exc
