@@ -22,9 +22,10 @@ average: on a shared machine the wall figures follow the load); asserts nothing.
     exercise its fault says so.
 (3) Request round trips over the pty: PING, READ_SAMPLES, HIL_INJECT, HIL_STEP (median, p99).
 
-Usage: ``python bench/hil.py [--seconds S] [--relay-seconds S] [--requests N]`` (mission seconds
-per HIL run of (1), default 600, and of (2), default 3000; requests per latency figure, default
-2000).
+Usage: ``python bench/hil.py [--seconds S] [--repeats N] [--relay-seconds S] [--requests N]``
+(mission seconds per HIL run of (1), default 600, and of (2), default 3000; runs of each
+configuration of (1), default 5, interleaved, the median printed with the range; requests per
+latency figure, default 2000).
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ def loop_rate(device, seconds: float, other_pid: int | None = None) -> tuple[flo
     return n / wall, n / cpu if cpu > 0 else float("nan")
 
 
+def median_rate(rates: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median of the runs' (wall, per CPU s) figures, each taken on its own."""
+    return statistics.median(w for w, _ in rates), statistics.median(c for _, c in rates)
+
+
 def latency(link: BoardLink, msg: wire.Message, n: int) -> tuple[float, float]:
     samples = []
     for _ in range(n):
@@ -125,22 +131,29 @@ def main() -> None:
     ap.add_argument("--relay-seconds", type=float, default=3000.0,
                     help="mission seconds per run through the relay (long enough for its bursts and dead line)")
     ap.add_argument("--requests", type=int, default=2000, help="requests per latency figure")
+    ap.add_argument("--repeats", type=int, default=5, help="runs of each HIL configuration of (1), interleaved")
     args = ap.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} cores)")
 
-    with open_sim("sim://soyuz-ms09") as sim:
-        sim_rate = loop_rate(sim, args.seconds)
-    with open_hil_device("emuboard://bench", scenario="soyuz-ms09") as dev:
-        inproc = loop_rate(dev, args.seconds)
-    with open_hil_device("emuboard://bench11?protocol=1.1", scenario="soyuz-ms09") as dev:
-        inproc11 = loop_rate(dev, args.seconds)
-
-    with start_emulator() as board:
-        pid = board.process.pid if board.process else None
-        with open_hil_device(board.url, scenario="soyuz-ms09") as dev:
-            pty = loop_rate(dev, args.seconds, pid)
-            health = dev.health()
+    # Every configuration runs --repeats times, interleaved (sim, in process, pty, ...), and the
+    # median is printed with the range: on a shared machine one run can be slowed by another
+    # process for part of its second.
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ("sim", "inproc", "inproc11", "pty", "pty11")}
+    with start_emulator() as board, start_emulator("--protocol", "1.1") as board11:
+        for _ in range(args.repeats):
+            with open_sim("sim://soyuz-ms09") as sim:
+                runs["sim"].append(loop_rate(sim, args.seconds))
+            with open_hil_device("emuboard://bench", scenario="soyuz-ms09") as dev:
+                runs["inproc"].append(loop_rate(dev, args.seconds))
+            with open_hil_device("emuboard://bench11?protocol=1.1", scenario="soyuz-ms09") as dev:
+                runs["inproc11"].append(loop_rate(dev, args.seconds))
+            for key, b in (("pty", board), ("pty11", board11)):
+                pid = b.process.pid if b.process else None
+                with open_hil_device(b.url, scenario="soyuz-ms09") as dev:
+                    runs[key].append(loop_rate(dev, args.seconds, pid))
+                    if key == "pty":
+                        health = dev.health()
         link = BoardLink.open(board.url)
         link.identify()
         ping = latency(link, wire.Ping(b""), args.requests)
@@ -153,10 +166,8 @@ def main() -> None:
         step = latency(link, wire.HilStep(0, 0, values, stim), args.requests)
         link.request(wire.HilEnter(0))
         link.close()
-    with start_emulator("--protocol", "1.1") as board:
-        pid = board.process.pid if board.process else None
-        with open_hil_device(board.url, scenario="soyuz-ms09") as dev:
-            pty11 = loop_rate(dev, args.seconds, pid)
+    sim_rate, inproc, inproc11, pty, pty11 = (median_rate(runs[k]) for k in
+                                              ("sim", "inproc", "inproc11", "pty", "pty11"))
 
     with start_emulator("--scenario", "nominal-24h") as board:
         path = board.url[len("serial://"):]
@@ -164,7 +175,8 @@ def main() -> None:
         faulty = relay_run(path, args.relay_seconds, *FAULTS)
         dead = relay_run(path, args.relay_seconds, *FAULTS, "--dead-at", "2", "--dead-for", "3")
 
-    print(f"(1) HIL cycles/s, soyuz-ms09, {args.seconds:g} s of mission       wall        per CPU s")
+    print(f"(1) HIL cycles/s, soyuz-ms09, {args.seconds:g} s of mission, median of {args.repeats} interleaved runs"
+          "       wall        per CPU s")
     print(f"  pty, board in its own process (1.2)  {pty[0]:10,.0f} {pty[1]:14,.0f}   target >= {TARGET_PTY:,}"
           f" ({pty[0] / TARGET_PTY:.2f}x wall, {pty[1] / TARGET_PTY:.2f}x per CPU s)")
     print(f"  pty, 1.1 board (two exchanges)       {pty11[0]:10,.0f} {pty11[1]:14,.0f}")
@@ -173,6 +185,10 @@ def main() -> None:
           f"{inproc[1] / TARGET_IN_PROCESS:.2f}x per CPU s)")
     print(f"  emuboard:// in process (1.1, two ex.) {inproc11[0]:9,.0f} {inproc11[1]:14,.0f}")
     print(f"  sim:// (no board)                    {sim_rate[0]:10,.0f} {sim_rate[1]:14,.0f}")
+    for key, name in (("pty", "pty (1.2)"), ("inproc", "in process (1.2)"), ("sim", "sim://")):
+        walls = sorted(w for w, _ in runs[key])
+        cpus = sorted(c for _, c in runs[key])
+        print(f"  range, {name}: wall {walls[0]:,.0f}-{walls[-1]:,.0f}, per CPU s {cpus[0]:,.0f}-{cpus[-1]:,.0f}")
     print(f"  board path in process (1.2): {1e6 / inproc[1] - 1e6 / sim_rate[1]:.1f} us per cycle of CPU "
           f"(emuboard:// minus sim://); the target needs <= {1e6 / TARGET_IN_PROCESS - 1e6 / sim_rate[1]:.1f}")
     print(f"  pty link during the run: {health['requests']} requests, {health['timeouts']} timeouts, "
