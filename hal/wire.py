@@ -293,13 +293,12 @@ def decode_payload(msg_type: int, payload: bytes) -> Message:
     Raises:
         ProtocolError: unknown type, truncated payload or trailing bytes.
     """
+    if msg_type not in CLASSES:
+        raise ProtocolError(f"unknown message type {msg_type:#04x}")
+    decl, cls = DECLARATIONS[MsgType(msg_type)], CLASSES[msg_type]
     try:
-        decl = DECLARATIONS[MsgType(msg_type)]
-    except ValueError:
-        raise ProtocolError(f"unknown message type {msg_type:#04x}") from None
-    cls = CLASSES[msg_type]
-    try:
-        container = _strict(decl).parse(payload)
+        # IDENTIFY_REPLY only grows: a later 1.x board's appended fields are ignored (protocol.md).
+        container = (decl if msg_type == MsgType.IDENTIFY_REPLY else _strict(decl)).parse(payload)
     except cs.TerminatedError:
         used = len(decl.build(decl.parse(payload)))
         raise ProtocolError(

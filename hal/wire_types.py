@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["PROTOCOL_MAJOR", "PROTOCOL_MINOR", "VALVE_STIMULUS_MINOR", "HIL_STEP_MINOR", "MAX_BLOCK", "NO_SLOT", "NO_MODULE", "AGE_NEVER", "FEEDBACK_SCALE", "FEEDBACK_RELEASE", "MsgType", "reply_type", "NakCode", "FlashRefusal", "FLASH_NAK_BASE", "nak_code_of", "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind"]
+__all__ = ["PROTOCOL_MAJOR", "PROTOCOL_MINOR", "VALVE_STIMULUS_MINOR", "HIL_STEP_MINOR", "MAX_BLOCK", "NO_SLOT", "NO_MODULE", "AGE_NEVER", "FEEDBACK_SCALE", "FEEDBACK_RELEASE", "MAX_STIMULUS_US", "MsgType", "reply_type", "NakCode", "FlashRefusal", "FLASH_NAK_BASE", "nak_code_of", "BoardFlags", "SlotState", "SampleState", "ValveCommand", "ResetKind"]
 
 #: Protocol version this host and the emulator speak. Majors must match; minors only add
 #: (docs/protocol.md, "Version negotiation" and "Version history").
@@ -31,6 +31,9 @@ AGE_NEVER = 0xFFFFFFFF
 FEEDBACK_SCALE = 10000
 #: In a HIL_INJECT valve block: "not stimulated", the board's own position sensing reports again.
 FEEDBACK_RELEASE = 0xFFFF
+#: Latest HIL stimulus time a board accepts, us (2^63 - 1): its clock goes on from the stimulus
+#: time when HIL mode ends and must not overflow its u64 (a later time is NAKed BAD_ARGUMENT).
+MAX_STIMULUS_US = (1 << 63) - 1
 
 
 class MsgType(enum.IntEnum):

@@ -36,6 +36,7 @@ from typing import Any, Callable
 from ..hal import wire
 from ..hal.config_model import BoardConfig, ChannelConfig
 from ..hal.framing import MAX_WIRE_FRAME, FrameReader, encode_frame
+from ..hal.wire_types import MAX_STIMULUS_US
 from ..hal.wire import (
     FEEDBACK_SCALE,
     NO_MODULE,
@@ -284,7 +285,12 @@ class BoardEmulator:
         frames = []
         while now >= self._stream_due_us and len(frames) < STREAM_BURST:
             self._stream_due_us += period
-            frames.append(encode_frame(MsgType.STREAM_FRAME, self._stream_seq, self._samples_payload()))
+            try:
+                frames.append(encode_frame(MsgType.STREAM_FRAME, self._stream_seq, self._samples_payload()))
+            except Exception:  # a firmware fault: count it, stop streaming, keep serving requests
+                self.counters["internal_errors"] += 1
+                self._stream_rate = 0
+                break
             self._stream_seq = (self._stream_seq + 1) & 0xFF
             self.counters["stream_frames"] += 1
         if now >= self._stream_due_us:
@@ -390,6 +396,8 @@ class BoardEmulator:
     def _stream(self, m: wire.StreamSamples) -> wire.StreamSamplesReply:
         cfg = self._require_config()
         rate = min(m.rate_hz, cfg.sample_rate_hz)
+        if rate and not self._stream_rate:
+            self._stream_seq = 0  # a new stream counts from 0 (docs/protocol.md, "Framing")
         self._stream_rate = rate
         self._stream_due_us = self.board_time_us()
         return wire.StreamSamplesReply(rate)
@@ -447,6 +455,8 @@ class BoardEmulator:
 
     def _hil_enter(self, m: wire.HilEnter) -> wire.HilEnterReply:
         cfg = self._require_config()
+        if m.enable not in (0, 1):
+            raise _Refuse(NakCode.BAD_ARGUMENT, f"enable {m.enable}; expected 0 (leave) or 1 (enter)")
         if m.enable:
             if not cfg.hil_allowed:
                 raise _Refuse(NakCode.HIL_NOT_ALLOWED,
@@ -469,25 +479,26 @@ class BoardEmulator:
 
     def _hil_inject(self, m: _Stimulus) -> wire.HilInjectReply:
         self._stimulate(*m)
-        return wire.HilInjectReply(m[0], len(m[2]))
+        # accepted: the channels stimulated (a NaN value is "not stimulated this time")
+        return wire.HilInjectReply(m[0], sum(1 for v in m[2] if v == v))
 
     def _hil_step(self, m: _Stimulus) -> "_RawReply":
         """HIL_STEP (1.2): the HIL_INJECT, then the SAMPLES a READ_SAMPLES would get at once."""
         if self.protocol_minor < wire.HIL_STEP_MINOR:
             raise _Refuse(NakCode.UNKNOWN_TYPE, f"unknown message type {MsgType.HIL_STEP:#04x} "
                           f"(protocol 1.{self.protocol_minor})")
-        self._stimulate(*m)  # the same fields and checks as HIL_INJECT
+        self._stimulate(*m, name="HIL_STEP")  # the same fields and checks as HIL_INJECT
         return _RawReply(_HIL_STEP_REPLY, self._samples_payload())
 
     def _stimulate(self, t: int, first: int, values: tuple[float, ...], valve_first: int,
-                   feedback: tuple[int, ...] | None) -> None:
+                   feedback: tuple[int, ...] | None, name: str = "HIL_INJECT") -> None:
         """A HIL_INJECT's (or HIL_STEP's) stimulus (the fields of wire.inject_fields), checked
         whole before anything changes (a refused inject stimulates nothing): valve feedback
         stored, valves advanced and one conversion of the stimulated channels at the stimulus
         time."""
         self._require_config()
         if not self._hil:
-            raise _Refuse(NakCode.NOT_IN_HIL, "HIL_INJECT outside HIL mode; send HIL_ENTER first")
+            raise _Refuse(NakCode.NOT_IN_HIL, f"{name} outside HIL mode; send HIL_ENTER first")
         n = self._channels.n
         if first + len(values) > n:
             raise _Refuse(NakCode.BAD_ARGUMENT,
@@ -495,10 +506,13 @@ class BoardEmulator:
         if t < self._hil_time_us:
             raise _Refuse(NakCode.BAD_ARGUMENT,
                           f"stimulus time {t} us is before the board time {self._hil_time_us} us")
+        if t > MAX_STIMULUS_US:
+            raise _Refuse(NakCode.BAD_ARGUMENT,
+                          f"stimulus time {t} us; expected at most {MAX_STIMULUS_US} (2^63 - 1)")
         valves = self._valves
         if feedback is not None:
             if self.protocol_minor < _VALVE_STIMULUS_MINOR:
-                raise _Refuse(NakCode.BAD_LENGTH, f"HIL_INJECT: {len(values) * 4 + 10} bytes expected "
+                raise _Refuse(NakCode.BAD_LENGTH, f"{name}: {len(values) * 4 + 10} bytes expected "
                               f"(protocol 1.{self.protocol_minor} has no valve block)")
             nv = len(valves)
             if valve_first + len(feedback) > nv:

@@ -65,9 +65,9 @@ from ..hal.config_image import (
     image_crc,
 )
 from ..hal.config_model import MAX_KEY_SIZE as _IMAGE_MAX_KEY_SIZE
-from ..hal.config_model import BoardConfig, ImageTagError
+from ..hal.config_model import MIN_KEY_SIZE, BoardConfig, ImageTagError
 from ..hal.errors import ConfigImageError
-from ..hal.wire import FlashRefusal, NakCode, SlotState, nak_code_of  # FlashRefusal: re-exported, defined with the NAK codes
+from ..hal.wire import MAX_BLOCK, FlashRefusal, NakCode, SlotState, nak_code_of  # FlashRefusal: re-exported, defined with the NAK codes
 # The factory configuration and the storages live in their own modules; re-exported here.
 from .board_factory import (  # noqa: F401 - re-exported
     DEFAULT_BOARD_ID, FLOW_CAL, PRESSURE_CAL, TEMPERATURE_CAL, config_for_scenario,
@@ -81,6 +81,7 @@ from .errors import SimError
 DEFAULT_SLOT_SIZE = 16 * 1024  #: bytes per slot
 DEFAULT_BLOCK_SIZE = 1024  #: largest FLASH_WRITE / FLASH_READ block, bytes (hal.wire.MAX_BLOCK)
 MAX_KEY_SIZE = _IMAGE_MAX_KEY_SIZE  # bytes of key the superblock holds
+MAX_SLOT_SIZE = 1 << 20  #: largest slot a flash file may declare, bytes (images are far smaller)
 
 SUPERBLOCK_SIZE = 128
 HEADER_AREA = 32  #: bytes reserved per slot header
@@ -198,10 +199,24 @@ class BoardFlash:
             sb = _SUPERBLOCK.parse(raw)
         except cs.ConstructError as exc:
             raise FlashFileError(f"not a hullwatch board flash (superblock: {exc})") from exc
-        self.board_id: str = sb.body.value.board_id
-        self.slot_size: int = sb.body.value.slot_size
-        self.max_block: int = sb.body.value.block_size  #: largest write/read block, bytes
-        self._key: bytes | None = bytes(sb.body.value.key) or None
+        v = sb.body.value
+        # A superblock whose fields break the protocol's limits would have the board advertise
+        # them (IDENTIFY_REPLY, FLASH_INFO): refused like a bad magic or CRC.
+        if not 1 <= v.block_size <= MAX_BLOCK:
+            raise FlashFileError(f"superblock block_size {v.block_size}; expected 1 .. {MAX_BLOCK}")
+        if not v.block_size <= v.slot_size <= MAX_SLOT_SIZE:
+            raise FlashFileError(f"superblock slot_size {v.slot_size}; expected {v.block_size} "
+                                 f"(block_size) .. {MAX_SLOT_SIZE}")
+        if v.key and not MIN_KEY_SIZE <= len(v.key) <= MAX_KEY_SIZE:
+            raise FlashFileError(f"superblock key_length {len(v.key)}; expected 0 (no key) or "
+                                 f"{MIN_KEY_SIZE} .. {MAX_KEY_SIZE}")
+        if len(storage.read(file_size(v.slot_size) - 1, 1)) != 1:
+            raise FlashFileError(f"truncated: the superblock's two slots of {v.slot_size} bytes "
+                                 f"need {file_size(v.slot_size)} bytes")
+        self.board_id: str = v.board_id
+        self.slot_size: int = v.slot_size
+        self.max_block: int = v.block_size  #: largest write/read block, bytes
+        self._key: bytes | None = bytes(v.key) or None
         self._session: _Session | None = None
         self._status: list[SlotStatus] = [self._inspect(0), self._inspect(1)]
         self._active: int | None = self._select()
@@ -219,7 +234,7 @@ class BoardFlash:
             check_key(key)
             if len(key) > MAX_KEY_SIZE:
                 raise ConfigImageError(f"HMAC key is {len(key)} bytes; at most {MAX_KEY_SIZE}")
-        if not 1 <= block_size <= 0xFFFF or slot_size < block_size:
+        if not 1 <= block_size <= MAX_BLOCK or not block_size <= slot_size <= MAX_SLOT_SIZE:
             raise ValueError(f"bad geometry: slot_size {slot_size}, block_size {block_size}")
         storage.write(0, _SUPERBLOCK.build(dict(body=dict(value=dict(
             block_size=block_size, slot_size=slot_size, board_id=board_id, key=key or b"")))))
@@ -458,6 +473,9 @@ class BoardFlash:
         except ConfigImageError as exc:
             raise FlashRefused(FlashRefusal.INVALID_IMAGE, f"image invalid: {exc}") from exc
         generation = decoded.config.generation
+        if generation == 0:  # 0 only in a source not yet flashed (docs/config-image.md)
+            raise FlashRefused(FlashRefusal.INVALID_IMAGE,
+                               "image invalid: generation: expected 1 .. 4294967295, got 0")
         floor = self.active.generation if self.active else 0
         if not generation_newer(generation, floor):
             raise FlashRefused(FlashRefusal.STALE_GENERATION,

@@ -81,7 +81,7 @@ def test_calibration_is_applied_to_stimulated_values(host, config):
     values[1] = 200_000.0  # past the ADC's top (167772 Pa): saturates, and outside the valid range
     values[2] = float("nan")
     reply = host.ask(wire.HilInject(5_000_000, 0, tuple(values)))
-    assert reply == wire.HilInjectReply(5_000_000, 31)
+    assert reply == wire.HilInjectReply(5_000_000, 30)  # the NaN is not stimulated
     s = host.ask(wire.ReadSamples())
     p, t, f = s.channels[0], s.channels[18], s.channels[30]
     cal = config.channels[0]

@@ -166,6 +166,9 @@ def flash_image(link: BoardLink, image: bytes, *, force: bool = False, verify: s
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {VERIFY_MODES}, got {verify!r}")
     config = decode_image(image).config  # the host checks its own image first
+    if config.generation == 0:
+        raise InputError("the image has generation 0: an image to flash has 1 .. 4294967295 (0 "
+                         "only in a TOML source, which `hullwatch flash` gives the board's next)")
     started = time.perf_counter()
     if identity is None:
         identity = link.identify(attempts=CONTROL_ATTEMPTS)
