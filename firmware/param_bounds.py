@@ -3,11 +3,12 @@ sense together. Each key's own range is checked where it is declared (fdir/param
 module adds, before a table is activated (as a cFS table validation function would):
 
 * **Cost.** The leak detector holds, per series, the samples of its longest window (or of the
-  rapid-depress and warm-up windows, or of the slow test's decimation interval) at the FDIR rate, and evaluates each window on a fixed
-  schedule. A table that asks for ``period_s = 0.001`` and a one-day window would hold 86.4
-  million samples per series and build a schedule of billions of entries (gigabytes before the
-  first cycle). Limits: MAX_SAMPLES_HELD samples per series, MAX_WINDOWS windows, and a
-  schedule of at most MAX_SCHEDULE entries.
+  rapid-depress and warm-up windows, or of the slow test's decimation interval) at the FDIR rate,
+  and evaluates each window on a fixed schedule. A table that asks for ``period_s = 0.001`` and a
+  one-day window would hold 86.4 million samples per series (gigabytes before the first cycle).
+  Limits: MAX_SAMPLES_HELD samples per series and MAX_WINDOWS windows. The schedule needs no
+  limit of its own: window strides are powers of two (:func:`window_stride`), so it repeats after
+  the longest stride, a tenth of the samples held at most.
 * **Consistency.** ``isolation.observe_timeout_s`` at least ``isolation.observe_min_s`` (else
   isolation times out before it may decide); the sensor timers (``stale_fail_s``,
   ``stuck_fail_s``, ``disagree_fail_s``) at least one FDIR period (a timer shorter than a cycle fires on the first late sample); the rapid-depress
@@ -29,25 +30,14 @@ from .errors import ParameterError
 MAX_SAMPLES_HELD = 1 << 20
 #: Leak-test windows in a table.
 MAX_WINDOWS = 32
-#: Entries of the window evaluation schedule (the least common multiple of the windows' strides).
-MAX_SCHEDULE = 1 << 20
 
 
-def schedule_length(window_samples: list[int], limit: int = MAX_SCHEDULE) -> int:
-    """Length of the evaluation schedule of windows of these lengths (samples), as the leak
-    detector builds it (each window is evaluated every ``max(1, n // 10)`` samples; the schedule
-    repeats after the least common multiple of those strides). Stops counting past ``limit``
-    (returns ``limit + 1``)."""
-    period = 1
-    for n in window_samples:
-        stride = max(1, n // 10)
-        a, b = period, stride
-        while b:
-            a, b = b, a % b
-        period = period * stride // a
-        if period > limit:
-            return limit + 1
-    return period
+def window_stride(n: int) -> int:
+    """Samples between two evaluations of a leak window of ``n`` samples: a tenth of it (its
+    statistic moves little in that time), rounded down to a power of two and at least 1, so the
+    strides of any set of windows divide each other and their schedule repeats after the
+    longest stride, whatever the windows and the period."""
+    return 1 << (max(1, n // 10).bit_length() - 1)
 
 
 def check_table(p: Any, source: str) -> None:
@@ -68,12 +58,6 @@ def check_table(p: Any, source: str) -> None:
         if held > MAX_SAMPLES_HELD:
             raise fail(key, f"{seconds:g} s at executive.period_s = {dt:g} s holds {held:,} samples per "
                        f"series, more than {MAX_SAMPLES_HELD:,}; use a longer period or a shorter window")
-    samples = [max(2, round(w / dt)) for w in leak.windows_s]
-    if schedule_length(samples) > MAX_SCHEDULE:
-        raise fail("leak.windows_s", f"these windows at {dt:g} s per cycle need an evaluation schedule "
-                   f"of more than {MAX_SCHEDULE:,} entries (the least common multiple of every "
-                   "window's stride, a tenth of its length); use windows whose lengths divide each "
-                   "other, e.g. powers of two")
 
     if iso.observe_timeout_s < iso.observe_min_s:
         raise fail("isolation.observe_timeout_s", f"expected at least isolation.observe_min_s "

@@ -53,6 +53,8 @@ BOUNDS: dict[tuple[str | None, str], tuple[float, float, str]] = {
     ("modules", "volume_m3"): (0.01, 10_000.0, "m^3"),
     ("modules", "pressure_pa"): (0.0, 200_000.0, "Pa"),
     ("modules", "temperature_k"): (150.0, 400.0, "K"),
+    ("modules", "amplitude_k"): (0.0, 50.0, "K"),
+    ("modules", "sensor_offset_k"): (-50.0, 50.0, "K"),
     ("modules", "pressure_sensors"): (0, MAX_SENSORS_PER_MODULE, ""),
     ("modules", "temperature_sensors"): (0, MAX_SENSORS_PER_MODULE, ""),
     ("connections", "diameter_m"): (0.0, 2.0, "m"),
@@ -123,7 +125,7 @@ def check_bounds(s: "Scenario", source: str) -> None:
 
     def record(section: str, item: Any, key: str) -> None:
         for (sec, name) in BOUNDS:
-            if sec == section:
+            if sec == section and getattr(item, name) is not None:  # None: an optional key unset
                 bound(section, name, getattr(item, name), f"{key}.{name}")
 
     if not (0 < len(s.name) <= MAX_SCENARIO_NAME and s.name.isprintable() and s.name.strip()):
@@ -187,10 +189,11 @@ def check_bounds(s: "Scenario", source: str) -> None:
 
     # Cross-field checks.
     for i, m in enumerate(s.modules):
-        coldest = m.temperature_k - s.thermal.amplitude_k - s.thermal.drift_amplitude_k
+        amplitude = s.thermal.amplitude_k if m.amplitude_k is None else m.amplitude_k
+        coldest = m.temperature_k - amplitude - s.thermal.drift_amplitude_k
         if coldest < 150.0:
             raise fail(f"modules[{i}].temperature_k",
-                       f"with thermal swings of {s.thermal.amplitude_k:g} + "
+                       f"with thermal swings of {amplitude:g} + "
                        f"{s.thermal.drift_amplitude_k:g} K the gas would fall to {coldest:g} K, "
                        "below 150 K")
     for i, r in enumerate(s.repress):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hullwatch.firmware.errors import ParameterError
+from hullwatch.firmware.fdir.leak import WindowPlan
 from hullwatch.firmware.fdir.params import params_from_dict
-from hullwatch.firmware.param_bounds import MAX_SCHEDULE, schedule_length
 from hullwatch.tools.cli import main
 
 
@@ -22,8 +22,6 @@ from hullwatch.tools.cli import main
     ({"executive": {"period_s": 0.001}, "leak": {"windows_s": [2.0, 4.0], "rapid_window_s": 2.0, "warmup_s": 10.0},
       "slowleak": {"decimation_s": 3600.0, "windows_s": [14400.0, 28800.0]}},
      "slowleak.decimation_s", "3,600,000 samples"),
-    ({"leak": {"windows_s": [2.0, 2.2, 2.6, 3.4, 5.8, 7.0, 9.4, 11.0, 13.4, 17.0, 19.4, 23.0, 29.8]}},
-     "leak.windows_s", "evaluation schedule"),
     ({"leak": {"windows_s": [float(i + 2) for i in range(40)]}}, "leak.windows_s", "at most 32 windows"),
     ({"isolation": {"observe_min_s": 30.0, "observe_timeout_s": 20.0}}, "isolation.observe_timeout_s",
      "at least isolation.observe_min_s"),
@@ -38,9 +36,22 @@ def test_table_bounds(table: dict, key: str, text: str) -> None:
     assert info.value.key == key and text in str(info.value) and str(info.value).startswith("tuned.toml: ")
 
 
-def test_schedule_length() -> None:
-    assert schedule_length([20, 40, 80, 160]) == 16
-    assert schedule_length([10 * p for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)]) > MAX_SCHEDULE
+@pytest.mark.parametrize("table", [
+    {"executive": {"period_s": 0.5, "housekeeping_period_s": 1.0}},  # the default windows
+    {"executive": {"period_s": 0.25}},
+    {"leak": {"windows_s": [2.0, 2.2, 2.6, 3.4, 5.8, 7.0, 9.4, 11.0, 13.4, 17.0, 19.4, 23.0, 29.8]}},
+])
+def test_any_windows_at_any_period_have_a_short_schedule(table: dict) -> None:
+    """Strides are powers of two: the schedule repeats after the longest (it used to be the
+    least common multiple of tenths, which refused the default windows at 0.25 or 0.5 s)."""
+    plan = WindowPlan(params_from_dict(table, "tuned.toml"))
+    assert plan.period == max(plan.stride) <= max(plan.n) // 10
+    assert all(s & (s - 1) == 0 and s <= max(1, n // 10) for s, n in zip(plan.stride, plan.n))
+
+
+def test_the_default_windows_keep_their_strides() -> None:
+    plan = WindowPlan(params_from_dict({}, "defaults"))
+    assert plan.stride == [max(1, n // 10) for n in plan.n]  # 0.1 s: tenths are powers of two
 
 
 def test_defaults_and_a_100_hz_table_pass() -> None:

@@ -162,3 +162,11 @@ def test_presets_are_inside_the_bounds() -> None:
 
     for name in preset_names():
         load_scenario(name)
+
+
+def test_a_modules_own_amplitude_is_bounded_and_kept_above_150_k() -> None:
+    base = _base_for(None)
+    refused(edited("modules[0].amplitude_k", 1e300, base), "modules[0].amplitude_k")
+    refused(edited("modules[0].sensor_offset_k", -400.0, base), "modules[0].sensor_offset_k")
+    cold = edited("modules[0].temperature_k", 155.0, edited("modules[0].amplitude_k", 40.0, base))
+    refused(cold, "modules[0].temperature_k")

@@ -158,9 +158,11 @@ class Fdir(InventoryTerms, FdirReport):
         self.valves.set_params(params)
         self.topology.open_threshold = params.valves.open_threshold
         self.topology.open_bits = -1  # force a recompute on the next frame
-        # ... which step() only asks for when the feedback differs from the last frame's: forget
-        # it, or the fresh slots would stay unmapped (zero scale) until a valve moved.
+        # ... which step() otherwise asks for only when the feedback differs from the last
+        # frame's: the fresh slots would stay unmapped (zero scale, no test) until a valve moved,
+        # and for ever on a station without valves (its feedback, [], never differs).
         self._fb_prev = [-1.0] * len(self.layout.valves)
+        self._remap_due = True
 
     def load_params(self, params: FdirParams, t: float, crc16: int = 0) -> None:
         """Activate a validated table (telecommand). Detectors restart after a warm-up; sensor
@@ -228,7 +230,8 @@ class Fdir(InventoryTerms, FdirReport):
             self._bias_learning = False
             self._reset_all(t, self.params.leak.warmup_s)
         fb = frame.valve_fb
-        if fb != self._fb_prev:
+        if fb != self._fb_prev or self._remap_due:
+            self._remap_due = False
             self._fb_prev[:] = fb
             if self.topology.update(fb):
                 self._remap(t)

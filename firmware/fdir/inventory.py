@@ -77,10 +77,12 @@ class InventoryTerms:
             self._t_learning = False
             self.pairs.restart()
         p_health = self.sensors.health
+        beyond = self.sensors.beyond
         for m in range(self.n_modules):
             # Unobservable once every pressure sensor has *failed* (a sample or two missing, a
-            # link outage, the start-up before the first frame, only hold the last vote).
-            obs = any(p_health[c] == _SENSOR_OK for c in self._p_groups[m])
+            # link outage, the start-up before the first frame, only hold the last vote), or
+            # while the module is beyond its sensors' range (its pressure is not measured).
+            obs = not beyond[m] and any(p_health[c] == _SENSOR_OK for c in self._p_groups[m])
             if obs != self.observable[m]:
                 self.observable[m] = obs
                 touched |= 1 << m

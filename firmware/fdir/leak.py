@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from statistics import NormalDist
 
+from ..param_bounds import window_stride
 from .params import FdirParams
 from .slope import SlopeBank, slope_scale, slope_sd_factor
 
@@ -64,7 +65,7 @@ class WindowPlan:
         self.scale_sorted = [slope_scale(n, self.rate_hz) for n in self.n_sorted]
         self.sdf = [slope_sd_factor(n, self.rate_hz) for n in self.n]
         self.scale = [slope_scale(n, self.rate_hz) for n in self.n]  #: for SlopeBank.slope_scaled
-        self.stride = [max(1, n // 10) for n in self.n]
+        self.stride = [window_stride(n) for n in self.n]
         period = 1
         for s in self.stride:
             period = period * s // _gcd(period, s)

@@ -88,6 +88,7 @@ class SensorStage:
         self.n_voting = [0] * nm
         self.disagree2 = [False] * nm
         self.module_ok = [False] * nm  # all of the module's sensors healthy (fast path allowed)
+        self.beyond = [False] * nm  # most fresh readings beyond the range: pressure not measured
         self.dirty = [0] * nm  # some disagreement counter of the module is non-zero
         self.fast = [False] * nm  # module_ok and not dirty: the fast path may vote the module
         self.changed = 0
@@ -191,9 +192,11 @@ class SensorStage:
         range_cnt = self.range_cnt
         n = 0
         dirty = 0
-        # A whole module beyond the sensors' range (a sealed module blown down) is the module's
-        # state, not three sensor failures: range failures need a sensor in range to compare with.
-        # (Within disagree_pa of the limit counts as out: the module crosses it sensor by sensor.)
+        # A module beyond its sensors' range (a sealed module blown down, a module that starts
+        # depressurised) is the module's state, not sensor failures: range failures need a
+        # majority of fresh sensors in range to compare with. (Within disagree_pa of the limit
+        # counts as out: near it the readings are censored, the module crosses it sensor by
+        # sensor.) Its pressure is then not measured: no vote, and the module is unobservable.
         below = above = fresh = 0
         margin = self.thr
         for i in g:
@@ -203,7 +206,10 @@ class SensorStage:
                     below += 1
                 elif pv[i] > hi[i] - margin:
                     above += 1
-        module_out = fresh >= 2 and (below == fresh or above == fresh)
+        module_out = fresh >= 2 and (2 * below > fresh or 2 * above > fresh)
+        if module_out != self.beyond[m]:
+            self.beyond[m] = module_out
+            self.changed += 1
         for i in g:
             if ps[i]:
                 if manage and health[i] == _OK:
@@ -222,7 +228,7 @@ class SensorStage:
                         self._fail(i, t, int(SensorHealth.FAILED_RANGE), raw)
                 continue
             range_cnt[i] = 0
-            if health[i] != _OK:
+            if health[i] != _OK or module_out:
                 continue
             vals[n] = raw - bias[i]
             who[n] = i
@@ -240,6 +246,11 @@ class SensorStage:
             self.disagree2[m] = abs(vals[0] - vals[1]) > self.thr
         elif n == 1:
             vote = vals[0]
+            self.disagree2[m] = False
+        elif module_out:
+            # What the sensors read beyond the range (telemetry), not a vote: nothing tests it.
+            fresh_vals = sorted(pv[i] - bias[i] for i in g if not ps[i])
+            vote = fresh_vals[len(fresh_vals) // 2]
             self.disagree2[m] = False
         else:
             vote = self.pressure[m]
@@ -265,7 +276,8 @@ class SensorStage:
                     dis[i] -= 1
                 dirty |= dis[i]
         self.dirty[m] = 1 if dirty else 0
-        self.fast[m] = self.module_ok[m] and not dirty
+        # (beyond the range: the slow path until it is back, where beyond is cleared)
+        self.fast[m] = self.module_ok[m] and not dirty and not module_out
         # Recovery of failed sensors that look healthy against the vote of the others.
         if n:
             for i in g:
