@@ -163,6 +163,9 @@ def handler(args: argparse.Namespace) -> int:
                   f"({hours_minutes(end)}); stopping at its end", file=sys.stderr)
             until = end
         duration = until if until is not None else end
+        commands = None
+        if args.commands:  # (before the header: a bad file is refused before the run starts)
+            commands = load_sequence(args.commands, [v.id for v in layout.valves])
         if not args.quiet:
             seed_text = f" (seed {seed})" if seed is not None else ""
             span = f", {duration / 3600:.2f} h of mission time" if duration else ""
@@ -176,9 +179,6 @@ def handler(args: argparse.Namespace) -> int:
                     note += "; the reports go to the capture only (add --tm udp://HOST:PORT for a ground client)"
                 out.write(f"telecommands: listening on {args.tc}{note}\n")
             out.flush()
-        commands = None
-        if args.commands:
-            commands = load_sequence(args.commands, [v.id for v in layout.valves])
         if args.monitor is not None:
             # deferred: the web server (tornado; ~0.2 s) loads only when --monitor asks for it
             from ..monitor import open_monitor
