@@ -3,6 +3,8 @@ a warning, and errors name the file and the byte offset."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import socket
 import struct
 import threading
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hullwatch.tools.ground import iter_capture
-from hullwatch.firmware.telemetry.packets import LayoutReport, RawSamples, crc16
+from hullwatch.firmware.telemetry.packets import LayoutReport, RawSamples, crc16, encode, make_packet
 from hullwatch.tools.cli import main
 from hullwatch.tools.captures.replay import MAX_DATAGRAM, ReplayStats, Schedule
 from hullwatch.tools.closed_loop.runner import run_scenario
@@ -83,7 +85,8 @@ def test_replay_does_not_stall_on_a_far_future_stamp(capture: Path, tmp_path: Pa
     assert not runner.is_alive(), "paced replay stalled on the time jump"
     assert result == [0]
     err = capsys.readouterr().err
-    assert "1 time jumps over 3600 s skipped" in err and f"byte offset {offset}" in err
+    # (one packet off the timeline of its neighbours: a corrupt stamp, not a jump)
+    assert "1 packets stamped off the timeline" in err and f"byte offset {offset}" in err
 
 
 def test_rerun_ignores_a_far_future_stamp(capture: Path, tmp_path: Path,
@@ -147,3 +150,88 @@ def test_plot_names_file_and_offset_of_a_bad_layout_report(capture: Path, tmp_pa
     assert main(["plot", str(path), "-o", str(tmp_path / "x.png"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "badlayout.tm" in err and f"byte offset {offset}" in err
+
+
+def _rerun(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["rerun", str(path), "--no-progress"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _raw_indices(packets: list) -> list[int]:
+    return [i for i, (_o, _b, d) in enumerate(packets) if type(d).__name__ == "RawSamples"]
+
+
+@pytest.mark.parametrize("shift_s", [3000, 86_400, -1000, -100])
+@pytest.mark.parametrize("where", ["middle", "last"])
+def test_rerun_places_one_corrupt_stamp_by_its_cycle(capture: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     shift_s: int, where: str) -> None:
+    """One raw sample's stamp off by any amount, forward or back, in the middle or at the end:
+    the re-run covers the whole recording (no hang, no stale tail, no empty pass)."""
+    packets = packets_of(capture)
+    raws = _raw_indices(packets)
+    i = raws[len(raws) // 2] if where == "middle" else raws[-1]
+    secs = struct.unpack_from(">I", packets[i][1], CUC_AT)[0]
+    blobs = [b for _o, b, _d in packets]
+    blobs[i] = retimed(blobs[i], secs + shift_s)
+    bad = tmp_path / "one-stamp.tm"
+    bad.write_bytes(b"".join(blobs))
+    code, out, err = _rerun(bad, capsys)
+    _, base_out, _ = _rerun(capture, capsys)
+    assert code == 0 and "no difference" in out, out + err
+    assert re.search(r"(\d+) cycles", out).group(1) == re.search(r"(\d+) cycles", base_out).group(1)
+    assert "1 raw samples with a corrupt time stamp" in err
+
+
+def test_rerun_of_two_recordings_back_to_back_reruns_the_first(capture: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The same station recorded again a year later, appended: the re-run covers the first
+    recording, says so, and ends (it used to run a year of stale cycles)."""
+    packets = packets_of(capture)
+    later = [retimed(b, struct.unpack_from(">I", b, CUC_AT)[0] + 365 * 86_400) for _o, b, _d in packets]
+    both = tmp_path / "two.tm"
+    both.write_bytes(capture.read_bytes() + b"".join(later))
+    code, out, err = _rerun(both, capsys)
+    _, base_out, _ = _rerun(capture, capsys)
+    assert code == 0 and "no difference" in out
+    assert re.search(r"(\d+) cycles", out).group(1) == re.search(r"(\d+) cycles", base_out).group(1)
+    assert "another recording follows" in err
+
+
+def test_rerun_goes_on_past_a_different_layout_report(capture: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    packets = packets_of(capture)
+    raws = _raw_indices(packets)
+    layout_i = next(i for i, (_o, _b, d) in enumerate(packets) if type(d).__name__ == "LayoutReport")
+    report = packets[layout_i][2]
+    changed = make_packet(dataclasses.replace(report, layout_json=report.layout_json + "  "),
+                          time_utc=0.0)
+    changed_bytes = retimed(encode(changed), struct.unpack_from(">I", packets[raws[100]][1], CUC_AT)[0])
+    blobs = [b for _o, b, _d in packets]
+    blobs.insert(raws[100], changed_bytes)
+    bad = tmp_path / "layout.tm"
+    bad.write_bytes(b"".join(blobs))
+    code, out, err = _rerun(bad, capsys)
+    assert code == 0 and "no difference" in out, out + err
+    assert "1 layout reports differ from the first" in err
+
+
+@pytest.mark.parametrize("shift_s", [3000.0, -3000.0, 50.0])
+def test_schedule_does_not_pace_one_packet_off_the_timeline(shift_s: float) -> None:
+    """One stamp off by less than --max-jump, either way: its neighbours agree, so it is sent
+    with the packet before and the pacing goes on from them (it used to stall for the step)."""
+    stats = ReplayStats()
+    s = Schedule(None, stats)
+    times = [100.0, 100.1, 100.2 + shift_s, 100.3, 100.4]
+    due = [s.advance(t, 10 * i, times[i + 1] if i + 1 < len(times) else None) for i, t in enumerate(times)]
+    assert due == pytest.approx([0.0, 0.1, 0.1, 0.3, 0.4])
+    assert stats.bad_stamps == 1
+
+
+def test_schedule_still_waits_out_a_real_gap() -> None:
+    stats = ReplayStats()
+    s = Schedule(None, stats)
+    times = [100.0, 100.1, 400.0, 400.1]
+    due = [s.advance(t, 0, times[i + 1] if i + 1 < len(times) else None) for i, t in enumerate(times)]
+    assert due == pytest.approx([0.0, 0.1, 300.0, 300.1]) and stats.bad_stamps == 0

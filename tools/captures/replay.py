@@ -164,6 +164,15 @@ class ReplayStats:
     time_jumps: int = 0
     first_jump_s: float = 0.0
     first_jump_offset: int | None = None
+    #: packets whose stamp left the timeline of the packets around them (a corrupt, CRC-valid
+    #: stamp, either way, of any size): sent with the packet before, not paced
+    bad_stamps: int = 0
+    first_bad_offset: int | None = None  #: byte offset of the first of them
+
+
+#: A packet further than this (s) from the one before it, whose successor is back within it, has
+#: a corrupt stamp (Schedule).
+OUTLIER_GAP_S = 10.0
 
 
 class Schedule:
@@ -173,7 +182,9 @@ class Schedule:
     previous one, except that a gap longer than ``max_jump`` is a time jump and counts as no gap
     (counted in ``stats.time_jumps``), a gap longer than ``skip_gaps`` counts as ``skip_gaps``,
     and a recorded time going backwards (a new capture appended, a loop, the packet after a
-    jump) counts as no gap.
+    jump) counts as no gap. A packet more than OUTLIER_GAP_S off the previous one, either way,
+    whose successor is back within OUTLIER_GAP_S after the previous one, has a corrupt stamp:
+    it is due with the previous packet and the timeline stays (``stats.bad_stamps``).
     """
 
     def __init__(self, skip_gaps: float | None, stats: ReplayStats,
@@ -188,14 +199,23 @@ class Schedule:
         self._prev: float | None = None
         self.due = 0.0  #: replay-clock time (s of recorded time) at which the packet is due
 
-    def advance(self, recorded_t: float | None, offset: int | None = None) -> float:
+    def advance(self, recorded_t: float | None, offset: int | None = None,
+                next_t: float | None = None) -> float:
         """Return the due time of a packet recorded at ``recorded_t`` (s); ``None`` (a packet
         without a time stamp) is due with the packet before it. ``offset`` (the packet's byte
-        offset) is kept for the first time jump."""
+        offset) is kept for the first time jump; ``next_t`` is the next packet's recorded time
+        (None: unknown), which tells a corrupt stamp from a real jump."""
         if recorded_t is None:
             return self.due
         if self._prev is not None:
             gap = recorded_t - self._prev
+            if abs(gap) > OUTLIER_GAP_S and next_t is not None \
+                    and -OUTLIER_GAP_S <= next_t - self._prev <= OUTLIER_GAP_S:
+                st = self._stats
+                st.bad_stamps += 1
+                if st.first_bad_offset is None:
+                    st.first_bad_offset = offset
+                return self.due
             if gap < 0:
                 gap = 0.0
             elif self._max_jump is not None and gap > self._max_jump:
@@ -212,6 +232,18 @@ class Schedule:
             self.due += gap
         self._prev = recorded_t
         return self.due
+
+
+def _with_next_time(records: Iterable[tuple[float | None, int, bytes]]
+                    ) -> Iterator[tuple[tuple[float | None, int, bytes], float | None]]:
+    """Each record with the recorded time of the next one (None at the end)."""
+    it = iter(records)
+    prev = next(it, None)
+    for rec in it:
+        yield prev, rec[0]  # type: ignore[misc]
+        prev = rec
+    if prev is not None:
+        yield prev, None
 
 
 def replay_records(
@@ -261,10 +293,10 @@ def replay_records(
     while True:
         sent_this_pass = 0
         end = 0
-        for recorded_t, end, packet in passes():
+        for (recorded_t, end, packet), next_t in _with_next_time(passes()):
             if should_stop is not None and should_stop():
                 return stats
-            due = schedule.advance(recorded_t, end - len(packet))
+            due = schedule.advance(recorded_t, end - len(packet), next_t)
             if clock is not None:
                 clock.sleep_until(base + due)
             sink.send(packet)

@@ -13,7 +13,8 @@ from the first one.
 Each :meth:`~ReplayDevice.read` fills the frame from the next raw-sample packet (3/25 SID 2) in file
 order: pressure, temperature and flow values (float64, bit for bit as recorded) with their
 statuses, and valve commands, feedback and statuses. After the last packet the frame is filled
-with ``NO_DATA`` statuses and :attr:`~ReplayDevice.exhausted` is True.
+with ``NO_DATA`` statuses; :attr:`~ReplayDevice.exhausted` is True from the read that delivered the
+last sample (which also calls :attr:`~ReplayDevice.on_end`).
 
 Mission time. CUC time stamps are truncated to 1/65536 s, but the flight software must see the
 mission times it saw when recording, to the bit. The executive runs cycle ``k`` at
@@ -35,10 +36,15 @@ gap in the capture) the read returns the previous values with status STALE (coun
 the data are a recording.
 
 The capture is streamed (constant memory). Damaged stretches are skipped by the capture reader
-and counted in :meth:`health` (``skipped_ranges``, ``skipped_bytes``). A raw sample whose time
-stamp jumps more than ``MAX_TIME_JUMP_S`` from its neighbours on both sides (a corrupt but
-CRC-valid stamp) is dropped and counted (``time_jumps``); a jump that the following samples
-confirm (two recordings back to back) is followed.
+and counted in :meth:`health` (``skipped_ranges``, ``skipped_bytes``). Each raw sample carries
+its cycle counter, so once the period is known a sample's stamp must put it on the previous
+sample's timeline (within ``TIMEBASE_TOLERANCE_S``). One that does not, while the sample after
+it does, has a corrupt (if CRC-valid) stamp of whatever size: it is kept at the time its cycle
+gives and counted (``time_jumps``). One that the sample after it follows starts another timeline
+(two recordings back to back, a restarted flight software): the recording ends there
+(``timeline_ends``), as it does at samples of another station's layout. A layout report that
+differs from the first, while the samples still fit it, is counted (``layout_changes``) and the
+recording goes on.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from __future__ import annotations
 import collections
 import math
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ...firmware.errors import TelemetryError
 from ...firmware.telemetry.layoutjson import layout_from_json
@@ -60,6 +66,9 @@ from ..ground.capture import iter_capture, iter_packet_batches
 #: A raw sample whose time stamp is further than this from the one before it (s), and that the
 #: sample after it does not confirm, carries a corrupt (if CRC-valid) time stamp: it is dropped.
 MAX_TIME_JUMP_S = 3600.0
+#: Once the period is known: how far a sample's stamp may lie from where its cycle counter puts it
+#: on the previous sample's timeline (s; at least two periods): CUC truncation and late cycles.
+TIMEBASE_TOLERANCE_S = 1.0
 #: commands kept in :attr:`ReplayDevice.commands` (every queue is bounded)
 MAX_RECORDED_COMMANDS = 10_000
 _OK = int(SampleStatus.OK)
@@ -164,9 +173,13 @@ class ReplayDevice(Device):
         layout, epoch_utc: from the capture's first layout report.
         period_s: the recording's cycle period (s) inferred from its first two samples, or None.
         start_time: mission time of the first raw sample, s.
-        end_time: mission time of the last raw sample, s (found from the end of the file).
+        end_time: mission time of the last raw sample, s, estimated from the end of the file
+            (past the true end when another recording follows this one).
+        last_time: mission time of the last sample delivered (None before the first).
         samples: raw-sample packets delivered so far.
-        exhausted: True once a read found no more raw samples.
+        exhausted: True once the last raw sample of the recording has been delivered.
+        on_end: called once, by the read that delivers that last sample (the runner stops the
+            flight loop after that cycle).
         commands: ``(mission time, valve index, open)`` of every :meth:`command_valve` call (the
             first :data:`MAX_RECORDED_COMMANDS`).
     """
@@ -197,8 +210,10 @@ class ReplayDevice(Device):
         #: lookahead: (CUC mission time, RawSamples), at most two
         self._ahead: collections.deque[tuple[float, Any]] = collections.deque()
         self._pushback: tuple[float, Any] | None = None  # a sample read ahead to judge a jump
-        self._last_t: float | None = None  # CUC mission time of the last sample delivered
+        self._last_sample: tuple[float, Any] | None = None  # the last sample delivered
+        self.on_end: Callable[[], None] | None = None
         self._time_jumps = 0
+        self._timeline_ends = 0
         try:
             for cap in self._packets:
                 data = cap.packet.data
@@ -217,6 +232,7 @@ class ReplayDevice(Device):
         self.clock = ReplayClock(self.start_time)
         self.samples = 0
         self.exhausted = False
+        self.last_time: float | None = None  # mission time of the last sample delivered
         self.commands: collections.deque[tuple[float, int, bool]] = collections.deque(maxlen=MAX_RECORDED_COMMANDS)
         self._commands_total = 0
         self._tol = 0.5 * self.period_s if self.period_s else math.inf
@@ -256,15 +272,32 @@ class ReplayDevice(Device):
     def _fill(self) -> None:
         """Keep two samples in the lookahead (fewer at the end of the recording).
 
-        A sample whose time is more than MAX_TIME_JUMP_S away from the one before it is a time
-        jump: kept when the sample after it continues from it (a real jump, e.g. recordings back
-        to back), else dropped as a corrupt time stamp and counted in ``time_jumps``."""
+        Once the period is known, each sample is judged by its cycle counter: its stamp should
+        be the previous sample's plus the cycles between them times the period (within
+        :data:`TIMEBASE_TOLERANCE_S`). A sample off that timeline whose successor is back on it
+        carries a corrupt (if CRC-valid) stamp, of any size: it is kept, at the time its cycle
+        says, and counted in ``time_jumps``. A sample off the timeline whose successor follows it
+        starts another timeline (recordings back to back, a restarted flight software): the
+        recording ends there, as at another station's samples (counted in ``time_jumps``).
+        Before the period is known, a sample more than MAX_TIME_JUMP_S from the one before that
+        the sample after it does not confirm is dropped as a corrupt stamp."""
         while len(self._ahead) < 2:
             sample = self._next_raw()
             if sample is None:
                 return
-            ref = self._ahead[-1][0] if self._ahead else self._last_t
-            if ref is not None and abs(sample[0] - ref) > MAX_TIME_JUMP_S:
+            ref = self._ahead[-1] if self._ahead else self._last_sample
+            if ref is not None and self.period_s is not None:
+                if not self._continues(ref, sample):
+                    after = self._next_raw()
+                    if after is None or self._continues(ref, after):
+                        self._pushback = after
+                        self._time_jumps += 1  # placed by its cycle counter
+                        sample = (ref[0] + (sample[1].cycle - ref[1].cycle) * self.period_s, sample[1])
+                    else:
+                        self._timeline_ends += 1
+                        self._ended = True  # another timeline follows: this recording ends here
+                        return
+            elif ref is not None and abs(sample[0] - ref[0]) > MAX_TIME_JUMP_S:
                 after = self._next_raw()
                 if after is not None:
                     self._pushback = after
@@ -272,6 +305,13 @@ class ReplayDevice(Device):
                     self._time_jumps += 1
                     continue
             self._ahead.append(sample)
+
+    def _continues(self, ref: tuple[float, Any], sample: tuple[float, Any]) -> bool:
+        """``sample`` lies on ``ref``'s timeline: its stamp is ``ref``'s plus the cycles between
+        them times the period (both as (CUC mission time, RawSamples)), within the tolerance."""
+        dk = sample[1].cycle - ref[1].cycle
+        return dk > 0 and abs(sample[0] - ref[0] - dk * self.period_s) <= \
+            max(TIMEBASE_TOLERANCE_S, 2 * self.period_s)  # type: ignore[operator]
 
     def _next_raw(self) -> tuple[float, Any] | None:
         """The next raw sample of this station's layout in file order, or None at the end."""
@@ -290,9 +330,10 @@ class ReplayDevice(Device):
                         return None
                     return (cap.packet.time_utc - self.epoch_utc, data)
                 if isinstance(data, LayoutReport) and data.layout_json != self._layout_json:
+                    # A different report of a layout the samples still fit: counted, and the
+                    # recording goes on (the flight software's layout is the first one's).
                     self._layout_changes += 1
-                    self._ended = True
-                    return None
+                    self._layout_json = data.layout_json
         except OSError:
             self._skipped_ranges += 1
         self._ended = True
@@ -323,20 +364,25 @@ class ReplayDevice(Device):
 
     def _find_end_time(self) -> float:
         """Mission time of the last raw sample, from the last ~1 MB of the file (the reader
-        resynchronises on the first whole packet of the tail)."""
+        resynchronises on the first whole packet of the tail): the last one of this station
+        that lies on the timeline of the sample before it (a corrupt stamp at the end does not
+        move the end). An estimate when another recording follows this one: the device then
+        ends at the change of timeline (``exhausted``, ``on_end``)."""
         size = os.path.getsize(self.path)
         tail = 1 << 20
         while True:
-            last = None
+            found: list[tuple[float, Any]] = []
             with open(self.path, "rb") as f:
                 f.seek(max(0, size - tail))
                 for batch in iter_packet_batches(f):
                     idx = batch.select(apid=APID_RAW, service=3, key=SID_RAW_SAMPLES)
-                    for _i, packet in batch.packets(idx[::-1]):
-                        last = packet
-                        break
-            if last is not None:
-                return self._time_of(last.time_utc - self.epoch_utc, last.data)
+                    found += [(p.time_utc - self.epoch_utc, p.data) for _i, p in batch.packets(idx)
+                              if self._counts_match(p.data)]
+            if self.period_s is None and found:
+                return self._time_of(*found[-1])
+            for j in range(len(found) - 1, 0, -1):
+                if self._continues(found[j - 1], found[j]):
+                    return self._time_of(*found[j])
             if tail >= size:
                 return self._time_of(*self._ahead[-1])
             tail *= 8
@@ -375,8 +421,14 @@ class ReplayDevice(Device):
                 status = getattr(frame, name)
                 status[:] = [int(SampleStatus.STALE) if self._delivered else _NO_DATA] * len(status)
             return
-        self._last_t, s = ahead.popleft()
+        self._last_sample = ahead.popleft()
+        s = self._last_sample[1]
+        self.last_time = t
         self._fill()
+        if not ahead:  # the recording's last sample: the run ends after this cycle
+            self.exhausted = True
+            if self.on_end is not None:
+                self.on_end()
         clock._follow(t)
         self.samples += 1
         self._delivered = True
@@ -414,6 +466,7 @@ class ReplayDevice(Device):
             "skipped_bytes": self._skipped_bytes,
             "layout_changes": self._layout_changes,
             "time_jumps": self._time_jumps,
+            "timeline_ends": self._timeline_ends,
         }
 
     def _close(self) -> None:

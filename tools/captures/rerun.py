@@ -86,8 +86,10 @@ class RerunReport:
     result: Any = field(default=None, repr=False)  #: the runner's RunResult
     mode: str = ""  #: FDIR mode of the re-run
     module_names: list[str] = field(default_factory=list)  #: layout order, to name segment subjects
-    time_jumps: int = 0  #: raw samples dropped for a corrupt time stamp (replay_device)
+    time_jumps: int = 0  #: raw samples with a corrupt stamp, placed by their cycle counter
     commands: int = 0  #: recorded telecommands applied again
+    timeline_ends: int = 0  #: 1 when another timeline (recording) followed and was not re-run
+    layout_changes: int = 0  #: layout reports that differ from the first (the first one is used)
 
     @property
     def identical(self) -> bool:
@@ -265,8 +267,10 @@ def rerun_capture(
         result = _run(run_scenario, device, fdir_params=fdir_params, mode=mode, progress=progress,
                       capture=capture, commands=commands)
         skipped = device.health().get("skipped_bytes", 0)
-        jumps = device.health().get("time_jumps", 0)
-        start, end = device.start_time, device.end_time
+        health = device.health()
+        jumps = health.get("time_jumps", 0)
+        start = device.start_time
+        end = device.last_time if device.last_time is not None else device.end_time
         names = [m.name for m in device.layout.modules]
     recorded, _epoch = recorded_events(path, on_skip=on_skip)
     # Events whose report was disabled by telecommand (service 5) are not in the capture either.
@@ -276,7 +280,8 @@ def rerun_capture(
         since=start, until=end)
     cycles = int(getattr(result, "cycles", 0) or 0)
     return RerunReport(path, n_rec, n_new, diffs, ignored, cycles, start, end, skipped, result,
-                       getattr(mode, "name", str(mode)).lower(), names, jumps, len(commands))
+                       getattr(mode, "name", str(mode)).lower(), names, jumps, len(commands),
+                       health.get("timeline_ends", 0), health.get("layout_changes", 0))
 
 
 def _run(run_scenario: Callable[..., Any], device: Any, *, fdir_params: Any, mode: Any,

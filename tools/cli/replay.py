@@ -99,6 +99,10 @@ def handler(args: argparse.Namespace) -> int:
     if stats.gaps_skipped:
         note = (f" ({stats.gaps_skipped} gaps longer than {args.skip_gaps:g} s shortened, "
                 f"{stats.skipped_s:.1f} s cut)")
+    if stats.bad_stamps:
+        print(f"hullwatch: warning: {path}: {stats.bad_stamps} packets stamped off the timeline of "
+              "the packets around them (corrupt time stamps; the first at byte offset "
+              f"{stats.first_bad_offset}) were sent with the packet before, not paced", file=sys.stderr)
     if stats.time_jumps:
         print(f"hullwatch: warning: {path}: {stats.time_jumps} time jumps over {args.max_jump:g} s "
               f"skipped (the first, {stats.first_jump_s:+.6g} s, at the packet at byte offset "

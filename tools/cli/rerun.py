@@ -99,9 +99,15 @@ def handler(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if report.time_jumps:
-        print(f"hullwatch: warning: {path}: {report.time_jumps} raw samples with a time stamp "
-              "jumping more than 1 h from their neighbours were left out (corrupt time stamps)",
-              file=sys.stderr)
+        print(f"hullwatch: warning: {path}: {report.time_jumps} raw samples with a corrupt time "
+              "stamp (off the timeline of their cycle counters) were placed by their cycle "
+              "counter", file=sys.stderr)
+    if report.timeline_ends:
+        print(f"hullwatch: warning: {path}: another recording follows at mission time "
+              f"{report.end_time:.1f} s (a new timeline); only the first was re-run", file=sys.stderr)
+    if report.layout_changes:
+        print(f"hullwatch: warning: {path}: {report.layout_changes} layout reports differ from the "
+              "first; the re-run used the first", file=sys.stderr)
     params = args.fdir or "default parameters"
     print(f"rerun of {path}: {report.cycles} cycles, mission time {report.start_time:.1f} s .. "
           f"{report.end_time:.1f} s, {params}, mode {report.mode}")

@@ -10,6 +10,7 @@ scheduled leak starts and a verdict that compares FDIR's decisions with the trut
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -213,10 +214,16 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
     device, opened = _open(device_url_or_device, scenario, seed)
     try:
         name, dev_seed, leaks, duration = _truth(device)
-        if until is None:
-            until = duration if duration is not None else getattr(device, "end_time", None)
-            if until is not None and getattr(device, "end_time", None) is not None:
-                until = float(device.end_time) + params.executive.period_s / 2  # type: ignore[attr-defined]
+        # A recording (a replay device) ends the run when it ends (its on_end); its end_time is
+        # an estimate from the end of the file, for progress only.
+        recording = until is None and hasattr(device, "on_end")
+        progress_end = until
+        if recording:
+            until = math.inf
+            progress_end = max(float(device.end_time), float(device.start_time)) \
+                + params.executive.period_s / 2  # type: ignore[attr-defined]
+        elif until is None:
+            until = duration
         if until is None:
             raise InputError("until: this device has no natural end; give a duration")
         epoch = float(device.epoch_utc)
@@ -239,6 +246,10 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
         loop_clock = _choose_clock(device, clock, speed)
         all_sinks = _sinks(capture, tm_url, list(sinks or ()))
         flight = FlightSoftware(device, params, fdir_mode, all_sinks, on_event=record, clock=loop_clock)
+        if hasattr(device, "on_end"):  # a recording: the run ends with it, after that cycle
+            device.on_end = flight.stop
+        if progress_end is None:
+            progress_end = until
         try:
             _schedule(flight, commands)
             link = _open_link(tc_url, flight, tm_url)
@@ -257,7 +268,7 @@ def run_scenario(device_url_or_device: Device | str = "sim://soyuz-ms09", *, sce
                 t = min(until, t + step) if progress_cb is not None else until
                 flight.run(t)
                 if progress_cb is not None:
-                    progress_cb(t - t_start, until - t_start)
+                    progress_cb(t - t_start, max(progress_end, t) - t_start)
                 if getattr(device, "exhausted", False):
                     break
         except KeyboardInterrupt:
