@@ -118,12 +118,13 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
               _v("feedback", "", "measured position 0.0 .. 1.0"),
               _UNUSED)),
     EventDef(EventId.MODULE_UNOBSERVABLE, Severity.MEDIUM, "module",
-             "no pressure sensor of the module is usable: its pressure is unknown. It is never "
-             "taken as a leak; in a segment with observable modules its pressure is taken from "
+             "no pressure sensor of the module is usable, or most read beyond their range: its "
+             "pressure is not measured. It is never taken as a leak; in a segment with observable modules its pressure is taken from "
              "them, and alone it is left out of the leak tests (isolation may still locate a leak "
              "there by elimination)",
              (_v("pressure_sensors", "", "pressure sensors the module has"),
-              _v("held_pressure_pa", "Pa", "last voted pressure"), _UNUSED)),
+              _v("held_pressure_pa", "Pa", "last voted pressure, or the median of the readings "
+                 "beyond the range"), _UNUSED)),
     EventDef(EventId.MODULE_OBSERVABLE, Severity.INFO, "module",
              "a pressure sensor of an unobservable module is usable again",
              (_v("voting", "", "pressure sensors now voting"),

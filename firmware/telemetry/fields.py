@@ -49,8 +49,8 @@ def describe(con: cs.Construct) -> str:
         inner = con.subcon
         if isinstance(inner, cs.FixedSized):
             return f"{con.encoding}[{inner.length}] (NUL padded)"
-        if isinstance(inner, cs.Prefixed):
-            return f"{con.encoding} text, u16 byte length prefix"
+        if isinstance(inner, cs.Prefixed):  # the prefix's own width (u8 in 20/x, u16 elsewhere)
+            return f"{con.encoding} text, {describe(inner.lengthfield)} byte length prefix"
         return f"{con.encoding} text"
     if isinstance(con, cs.Adapter):
         return describe(con.subcon)

@@ -52,8 +52,8 @@ def _second_millis() -> pa.StringArray:
 
 def utc_text(t: np.ndarray) -> pa.Array:
     """``formats.iso_utc`` of each UTC time (``2018-08-29T20:00:00.500Z``), null where it is empty
-    (not finite or not after 1970)."""
-    valid = np.isfinite(t) & (t > 0)
+    (not finite or before 1970)."""
+    valid = np.isfinite(t) & (t >= 0)  # (CUC 0 is 1970-01-01T00:00:00.000Z, a time)
     ms = np.rint(np.where(valid, t, 0.0) * 1000.0).astype(np.int64)  # np.rint is half-even like round()
     minute, in_minute = np.divmod(ms, 60_000)
     # ten or more packets a second: format each distinct minute once (Arrow's strftime costs a

@@ -40,7 +40,7 @@ _SECOND_TEXT: dict[int, str] = {}
 
 def iso_utc(t: float) -> str:
     """``2018-08-29T20:00:00.500Z`` (millisecond resolution)."""
-    if not math.isfinite(t) or t <= 0:
+    if not math.isfinite(t) or t < 0:  # (CUC 0 is 1970-01-01T00:00:00.000Z, a time)
         return ""
     # CUC fractions are 1/65536 s: round, not truncate, to the millisecond shown
     ms = round(t * 1000.0)
