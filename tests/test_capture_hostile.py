@@ -235,3 +235,29 @@ def test_schedule_still_waits_out_a_real_gap() -> None:
     times = [100.0, 100.1, 400.0, 400.1]
     due = [s.advance(t, 0, times[i + 1] if i + 1 < len(times) else None) for i, t in enumerate(times)]
     assert due == pytest.approx([0.0, 0.1, 300.0, 300.1]) and stats.bad_stamps == 0
+
+
+def test_plot_leaves_out_one_housekeeping_stamp_far_off(capture: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    packets = packets_of(capture)
+    hks = [i for i, (_o, _b, d) in enumerate(packets) if type(d).__name__ == "Housekeeping"]
+    blobs = [b for _o, b, _d in packets]
+    i = hks[len(hks) // 2]
+    blobs[i] = retimed(blobs[i], struct.unpack_from(">I", blobs[i], CUC_AT)[0] + 10**9)
+    bad = tmp_path / "hk.tm"
+    bad.write_bytes(b"".join(blobs))
+    assert main(["plot", str(bad), "-o", str(tmp_path / "hk.png"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 housekeeping packets with a time stamp jumping" in err
+    span = re.search(r"mission time ([\d.]+) s \.\. ([\d.]+) s", out)
+    assert float(span.group(2)) < 60.0, out
+
+
+def test_plot_follows_two_recordings_back_to_back(capture: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    later = [retimed(b, struct.unpack_from(">I", b, CUC_AT)[0] + 86_400) for _o, b, _d in packets_of(capture)]
+    both = tmp_path / "two.tm"
+    both.write_bytes(capture.read_bytes() + b"".join(later))
+    assert main(["plot", str(both), "-o", str(tmp_path / "two.png"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "left out" not in err and float(re.search(r"\.\. ([\d.]+) s", out).group(1)) > 86_400

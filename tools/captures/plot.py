@@ -40,7 +40,7 @@ from ..ground.capture import iter_packet_batches
 from ..timeparse import parse_time  # noqa: F401 - the one time syntax; re-exported for callers
 from ..units import subject_text
 from .plot_render import KG_DAY_PER_KG_S, MMHG_PER_PA, pack_badges, render  # noqa: F401 - the plot API
-from .replay_device import find_layout_report
+from .replay_device import MAX_TIME_JUMP_S, find_layout_report
 
 #: the series kept per module, in this order (columns of the decimator)
 SERIES = ("pressure_pa", "temperature_k", "inventory_mol", "leak_rate_kg_s")
@@ -174,6 +174,9 @@ class PlotData:
     events_dropped: int = 0
     housekeeping: int = 0  #: housekeeping packets used
     source: str = ""
+    #: housekeeping packets left out: a stamp more than MAX_TIME_JUMP_S from the sample before it
+    #: that the sample after it does not confirm (a corrupt, CRC-valid stamp)
+    bad_stamps: int = 0
 
 
 class _Collector:
@@ -197,6 +200,9 @@ class _Collector:
         self.events: list[PlotEvent] = []
         self.dropped = 0
         self.hk_count = 0
+        self.bad_stamps = 0
+        self._hk_last_t: float | None = None  # the last housekeeping time kept
+        self._hk_held: tuple[np.ndarray, np.ndarray] | None = None  # a jump awaiting its successor
         self.lo_t: float | None = None
         self.hi_t: float | None = None
 
@@ -238,11 +244,41 @@ class _Collector:
                 row.extend((m.pressure_pa, m.temperature_k, m.inventory_mol, m.leak_rate_kg_s))
             else:
                 row.extend((math.nan,) * len(SERIES))
-        self.bins.add(t, row)  # type: ignore[union-attr]
-        self.hk_count += 1
+        self.housekeeping_block(np.array([t], np.float64), np.array([row], np.float64))
+
+    def _judge_stamps(self, t: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Leave out samples whose stamp jumps more than MAX_TIME_JUMP_S from the last kept one
+        when the sample after them does not confirm the jump (a corrupt stamp); a confirmed jump
+        (recordings back to back) is kept. A jump at the end of a block waits for the next."""
+        if self._hk_held is not None:
+            t = np.concatenate((self._hk_held[0], t))
+            rows = np.concatenate((self._hk_held[1], rows))
+            self._hk_held = None
+        if not len(t):
+            return t, rows
+        prev = np.concatenate(([t[0] if self._hk_last_t is None else self._hk_last_t], t[:-1]))
+        candidates = np.flatnonzero(np.abs(t - prev) > MAX_TIME_JUMP_S)
+        keep = np.ones(len(t), bool)
+        last = self._hk_last_t
+        for i in candidates:  # few: sequential, against the last time kept
+            ref = last if i == 0 else t[:i][keep[:i]][-1] if keep[:i].any() else last
+            if ref is None or abs(t[i] - ref) <= MAX_TIME_JUMP_S:
+                continue
+            if i == len(t) - 1:
+                self._hk_held = (t[i:].copy(), rows[i:].copy())
+                keep[i] = False
+            elif abs(t[i + 1] - t[i]) > MAX_TIME_JUMP_S:
+                keep[i] = False
+                self.bad_stamps += 1
+        if not keep.all():
+            t, rows = t[keep], rows[keep]
+        if len(t):
+            self._hk_last_t = float(t[-1])
+        return t, rows
 
     def housekeeping_block(self, t: np.ndarray, rows: np.ndarray) -> None:
         """Many housekeeping samples at once: ``rows`` (n, modules * 4) in :data:`SERIES` order."""
+        t, rows = self._judge_stamps(t, rows)
         keep = np.ones(len(t), bool)
         if self.lo_t is not None:
             keep &= t >= self.lo_t
@@ -284,6 +320,9 @@ class _Collector:
             self.event(t, data)
 
     def result(self) -> PlotData:
+        if self._hk_held is not None:  # a jump in the last sample, nothing after it: corrupt
+            self._hk_held = None
+            self.bad_stamps += 1
         if self.names is None or self.bins is None or self.epoch is None:
             raise InputError(f"{self.source}: no layout report in the capture; cannot plot it")
         if self.hk_count == 0:
@@ -296,7 +335,7 @@ class _Collector:
 
         self.events.sort(key=lambda e: e.t)
         return PlotData(self.epoch, self.names, t, split(mean), split(lo), split(hi), self.bins.width,
-                        self.events, self.dropped, self.hk_count, self.source)
+                        self.events, self.dropped, self.hk_count, self.source, self.bad_stamps)
 
 
 def collect(

@@ -84,6 +84,10 @@ def handler(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {len(data.modules)} modules, {data.housekeeping} housekeeping samples "
           f"({len(data.t)} points per series), {len(data.events) + data.events_dropped} events, "
           f"mission time {t0:.1f} s .. {t1:.1f} s")
+    if data.bad_stamps:
+        print(f"hullwatch: warning: {path}: {data.bad_stamps} housekeeping packets with a time stamp "
+              "jumping more than 1 h from their neighbours were left out (corrupt time stamps)",
+              file=sys.stderr)
     if skips.finish():
         return EXIT_DAMAGED
     return EXIT_OK
