@@ -114,7 +114,9 @@ class SerialSink:
         target = url[len("serial://"):] if url.startswith("serial://") else url
         try:
             self._port = serial.serial_for_url(target, baudrate=115200, write_timeout=5.0)
-        except (serial.SerialException, ValueError) as exc:
+        except ValueError as exc:  # an unknown scheme or a bad option: the URL, not the device
+            raise InputError(f"{url}: malformed URL: {exc}") from exc
+        except serial.SerialException as exc:
             raise DeviceProblem(f"{url}: cannot open port: {exc}") from exc
         self.url = url
 
