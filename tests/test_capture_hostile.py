@@ -4,6 +4,7 @@ a warning, and errors name the file and the byte offset."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import socket
 import struct
@@ -261,3 +262,23 @@ def test_plot_follows_two_recordings_back_to_back(capture: Path, tmp_path: Path,
     assert main(["plot", str(both), "-o", str(tmp_path / "two.png"), "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert "left out" not in err and float(re.search(r"\.\. ([\d.]+) s", out).group(1)) > 86_400
+
+
+def test_a_housekeeping_sid_on_another_apid_is_not_housekeeping(capture: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/telemetry.md defines SID 1 of 3/25 on APID 101 only: on APID 200 it is an unknown
+    packet (kept as bytes, exit 0), not housekeeping that then fails to decode."""
+    packets = packets_of(capture)
+    i = next(k for k, (_o, _b, d) in enumerate(packets) if type(d).__name__ == "Housekeeping")
+    body = bytearray(packets[i][1][:-2])
+    word = struct.unpack_from(">H", body, 0)[0]
+    struct.pack_into(">H", body, 0, (word & ~0x07FF) | 200)
+    blobs = [b for _o, b, _d in packets]
+    blobs[i] = with_crc(bytes(body))
+    path = tmp_path / "apid200.tm"
+    path.write_bytes(b"".join(blobs))
+    assert main(["decode", str(path), "--format", "jsonl"]) == 0
+    out = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.splitlines()]
+    odd = [r for r in rows if r["apid"] == 200]
+    assert len(odd) == 1 and odd[0]["packet"] != "housekeeping"

@@ -297,14 +297,15 @@ def fast_decode(buf: bytes | bytearray | memoryview, verify_crc: bool = True) ->
             raise PacketDecodeError(f"PUS version {(vs >> _PUS_SHIFT) & _PUS_MASK}, expected 2", 6)
         offset = TM_HEADER.size
         key = ((buf[offset] << 8) | buf[offset + 1]) if end - offset >= 2 else None
-        if service == 3 and subtype == 25 and key == P.SID_RAW_SAMPLES:
+        apid = (w0 >> _APID_SHIFT) & _APID_MASK
+        if service == 3 and subtype == 25 and key == P.SID_RAW_SAMPLES and apid == P.APID_RAW:
             data: Any = decode_raw_samples_body(buf, offset, end)
-        elif service == 3 and subtype == 25 and key == P.SID_HOUSEKEEPING:
+        elif service == 3 and subtype == 25 and key == P.SID_HOUSEKEEPING and apid == P.APID_HOUSEKEEPING:
             data = decode_housekeeping_body(buf, offset, end)
-        elif service == 5 and 1 <= subtype <= 4:
+        elif service == 5 and 1 <= subtype <= 4 and apid == P.APID_EVENT:
             data = decode_event_body(buf, offset, end, subtype)
         else:
-            data = _decode_body(buf, P.PacketType.TM, service, subtype, key, offset, end)
+            data = _decode_body(buf, P.PacketType.TM, service, subtype, key, offset, end, apid)
         return P.Packet((w0 >> _APID_SHIFT) & _APID_MASK, (w1 >> _SEQ_SHIFT) & _SEQ_MASK, P.PacketType.TM,
                         service, subtype, secs + frac / 65536.0, counter, dest, data,
                         (w1 >> _FLAGS_SHIFT) & _FLAGS_MASK, 0, (vs >> _TRS_SHIFT) & _TRS_MASK)
@@ -313,15 +314,16 @@ def fast_decode(buf: bytes | bytearray | memoryview, verify_crc: bool = True) ->
         raise PacketDecodeError(f"PUS version {(va >> _PUS_SHIFT) & _PUS_MASK}, expected 2", 6)
     offset = TC_HEADER.size
     key = ((buf[offset] << 8) | buf[offset + 1]) if end - offset >= 2 else None
-    data = _decode_body(buf, P.PacketType.TC, service, subtype, key, offset, end)
+    data = _decode_body(buf, P.PacketType.TC, service, subtype, key, offset, end,
+                        (w0 >> _APID_SHIFT) & _APID_MASK)
     return P.Packet((w0 >> _APID_SHIFT) & _APID_MASK, (w1 >> _SEQ_SHIFT) & _SEQ_MASK, P.PacketType.TC,
                     service, subtype, 0.0, 0, source, data, (w1 >> _FLAGS_SHIFT) & _FLAGS_MASK,
                     (va >> _ACK_SHIFT) & _ACK_MASK, 0)
 
 
 def _decode_body(buf: Any, ptype: P.PacketType, service: int, subtype: int, key: int | None,
-                 offset: int, end: int) -> Any:
-    pdef = P.find_definition(ptype, service, subtype, key)
+                 offset: int, end: int, apid: int) -> Any:
+    pdef = P.find_definition(ptype, service, subtype, key, apid)
     body = bytes(buf[offset:end])
     if pdef is None:
         return body

@@ -363,13 +363,16 @@ def _key_of(data: Any) -> int | None:
     return None
 
 
-def find_definition(packet_type: int, service: int, subtype: int, key: int | None = None) -> PacketDef | None:
-    """The definition of a packet kind, or None. ``key`` is the SID/function id where one applies."""
+def find_definition(packet_type: int, service: int, subtype: int, key: int | None = None,
+                    apid: int | None = None) -> PacketDef | None:
+    """The definition of a packet kind, or None. ``key`` is the SID/function id where one applies;
+    ``apid`` (None: any), when given, must be the kind's (a 3/25 SID 1 on another APID is not
+    housekeeping: every kind is defined on one APID, docs/telemetry.md)."""
     defs = _BY_TYPE.get((int(packet_type), service, subtype))
     if not defs:
         return None
     for pdef in defs:
-        if pdef.key is None or pdef.key == key:
+        if (pdef.key is None or pdef.key == key) and (apid is None or pdef.apid == apid):
             return pdef
     return None
 
@@ -504,7 +507,7 @@ def decode(buf: bytes | bytearray | memoryview) -> Packet:
     data_offset = PRIMARY_HEADER_SIZE + _SECONDARY_SIZE[ptype]
     body = frame.data
     key = int.from_bytes(body[:2], "big") if len(body) >= 2 else None
-    pdef = find_definition(ptype, sec.service, sec.subtype, key)
+    pdef = find_definition(ptype, sec.service, sec.subtype, key, frame.primary.packet_id.apid)
     if pdef is None:
         data: Any = body
     else:

@@ -98,6 +98,7 @@ class BulkKind:
 
     name = ""  #: the packet kind, as in the ``packet`` column
     sid = 0  #: the structure id (the key of :meth:`PacketBatch.headers`)
+    apid = 0  #: the APID the kind is defined on
 
     def __init__(self, rows: RowBuilder, dtype: np.dtype, counts: dict[str, int]) -> None:
         self.rows = rows
@@ -136,7 +137,7 @@ class BulkKind:
 
 
 class RawSamplesRows(BulkKind):
-    name, sid = "raw_samples", P.SID_RAW_SAMPLES
+    name, sid, apid = "raw_samples", P.SID_RAW_SAMPLES, P.APID_RAW
 
     def __init__(self, rows: RowBuilder) -> None:
         n_p, n_t, n_f, n_v = rows.counts[:4]
@@ -161,7 +162,7 @@ class RawSamplesRows(BulkKind):
 
 
 class HousekeepingRows(BulkKind):
-    name, sid = "housekeeping", P.SID_HOUSEKEEPING
+    name, sid, apid = "housekeeping", P.SID_HOUSEKEEPING, P.APID_HOUSEKEEPING
     _MODULE_FLOATS = ("pressure_pa", "temperature_k", "inventory_mol", "leak_rate_kg_s")
 
     def __init__(self, rows: RowBuilder) -> None:

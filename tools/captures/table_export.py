@@ -155,7 +155,8 @@ class TableExporter:
         kind = np.zeros(n, np.int8)  # 0: row by row, else 1 + index in self._bulk
         reports = tm & (h["service"] == 3) & (h["subtype"] == 25)
         for code, maker in enumerate(self._bulk, 1):
-            cand = np.flatnonzero(reports & (h["key"] == maker.sid) & (h["length"] == maker.size))
+            cand = np.flatnonzero(reports & (h["key"] == maker.sid) & (h["apid"] == maker.apid)
+                                  & (h["length"] == maker.size))
             if len(cand):
                 kind[cand[maker.matches(a, s[cand])]] = code
 
