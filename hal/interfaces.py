@@ -17,6 +17,7 @@ raise. A timeout, a bad CRC or a dead link becomes a sample whose status is not 
 from __future__ import annotations
 
 import abc
+import difflib
 import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,10 +92,14 @@ class Layout:
         raise KeyError(name)
 
     def valve_index(self, valve_id: str) -> int:
+        """Index of the valve ``valve_id``; KeyError naming the closest ids if there is none."""
         for i, v in enumerate(self.valves):
             if v.id == valve_id:
                 return i
-        raise KeyError(valve_id)
+        ids = [v.id for v in self.valves]
+        near = difflib.get_close_matches(str(valve_id), ids, n=3)
+        raise KeyError(f"no valve {valve_id!r}; " + (f"did you mean {', '.join(near)}?" if near else
+                                                     f"the valves are {', '.join(ids) or 'none'}"))
 
     def new_frame(self) -> "Frame":
         return Frame(len(self.pressure), len(self.temperature), len(self.flow), len(self.valves))

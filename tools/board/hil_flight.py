@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 import os
 import signal
 import threading
@@ -103,6 +104,7 @@ class FlightUnderTest:
         self.cycle_hooks: list[Callable[[], None]] = []
         self.wall_s = 0.0
         self.mission_s = 0.0
+        self._closed = False
         self._watch: Callable[[Any], bool] | None = None
         self._matched: Any = None
         self._watch_error: BaseException | None = None
@@ -144,13 +146,15 @@ class FlightUnderTest:
 
     def run_for(self, seconds: float) -> None:
         """Run the loop for ``seconds`` of mission time: afterwards ``now`` is exactly the
-        start plus ``seconds``. Raises ValueError for a negative time, WallClockTimeout."""
-        if seconds < 0:
-            raise ValueError(f"run_for: expected seconds >= 0, got {seconds}")
+        start plus ``seconds``. Raises ValueError for a time that is negative or not finite,
+        TypeError for one that is not a number, WallClockTimeout."""
+        seconds = _duration("run_for", "seconds", seconds)
         self._advance(self._clock.now() + seconds, None, f"run_for({seconds:g})")
 
     def run_until(self, t: float) -> None:
-        """Run the loop until mission time ``t`` (s); nothing if ``t`` has passed."""
+        """Run the loop until mission time ``t`` (s); nothing if ``t`` has passed. Raises as
+        :meth:`run_for` for a ``t`` that is not a finite number."""
+        t = _duration("run_until", "t", t, negative=True)
         if t > self._clock.now():
             self._advance(t, None, f"run_until({t:g})")
 
@@ -187,6 +191,7 @@ class FlightUnderTest:
         """Run ``during_s`` mission seconds and fail (AssertionError naming the event, the loop
         stopped at its cycle) if the event ``name`` (or any of several names) is emitted. With
         ``since`` the events already seen from then on count too."""
+        during_s = _duration("assert_no_event", "during_s", during_s)
         names = [name] if isinstance(name, (str, EventId)) else list(name)
         matchers = [_event_matcher(n, subject) for n in names]
 
@@ -210,7 +215,15 @@ class FlightUnderTest:
         """The events ``items`` (names, or ``(name, subject)`` pairs) in this order, others
         allowed between them, in the history since ``since`` (default everything kept), running
         up to ``within_s`` mission seconds for the rest. Returns the matched events."""
-        specs = [(i, None) if isinstance(i, (str, EventId)) else (i[0], i[1]) for i in items]
+        specs = []
+        for i in items:
+            if isinstance(i, (str, EventId)):
+                specs.append((i, None))
+            elif isinstance(i, tuple) and len(i) == 2:
+                specs.append((i[0], i[1]))
+            else:
+                raise ValueError(f"assert_event_sequence: expected event names or (name, subject) "
+                                 f"pairs, got {i!r}")
         if not specs:
             raise ValueError("assert_event_sequence: expected at least one event")
         matchers = [_event_matcher(n, s) for n, s in specs]
@@ -304,8 +317,7 @@ class FlightUnderTest:
         return [e for e in self.tm.events if e.t >= mission_time(since) and match(e)]
 
     def _wait(self, within_s: float, watch: Callable[[Any], bool], what: str) -> Any:
-        if within_s < 0:
-            raise ValueError(f"expected within_s >= 0, got {within_s}")
+        within_s = _duration("wait", "within_s", within_s)
         start = self.now
         hit = self._advance(self._clock.now() + within_s, watch, what)
         if hit is None:
@@ -317,6 +329,9 @@ class FlightUnderTest:
         """Run cycles with deadlines before ``until`` (s). With ``watch``, stop after the cycle
         in which it first returned True for a new event or packet and return that item;
         otherwise put the clock exactly on ``until`` and return None."""
+        if self._closed:
+            raise RuntimeError("this flight has ended (its test is over): use the flight fixture "
+                               "of the test that is running")
         budget = float("inf") if self.wall_timeout_s is None else self.wall_timeout_s - self.wall_s
         if budget <= 0:
             raise self._wall_failure(what)
@@ -333,13 +348,15 @@ class FlightUnderTest:
         finally:
             self._watch = None
             self.wall_s += time.perf_counter() - wall0
+            self.mission_s += self._clock.now() - t_start  # (what ran, also when it failed)
         if self._watch_error is not None:
             raise self._watch_error
         if self._wall_hit:
             raise self._wall_failure(what)
         if self._matched is None:
+            t_run = self._clock.now()
             self._settle(until)
-        self.mission_s += self._clock.now() - t_start
+            self.mission_s += self._clock.now() - t_run
         return self._matched
 
     def _settle(self, until: float) -> None:
@@ -398,7 +415,9 @@ class FlightUnderTest:
         return WallClockTimeout(text, self.now, self.tm, self.capture_path)
 
     def close(self) -> None:
-        """Close the telemetry sinks (the capture file). Idempotent."""
+        """Close the telemetry sinks (the capture file); the flight runs no more (RuntimeError).
+        Idempotent."""
+        self._closed = True
         self.software.close()
 
 
@@ -426,6 +445,17 @@ def _alarm(seconds: float) -> Iterator[None]:
         if old_delay:
             left = old_delay - (time.monotonic() - started)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), old_interval)
+
+
+def _duration(func: str, arg: str, value: Any, negative: bool = False) -> float:
+    """``value`` as a float of seconds: TypeError unless a real number, ValueError unless finite
+    (and >= 0 unless ``negative``), both naming ``func`` and ``arg``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{func}: expected {arg} as a number of seconds, got {value!r}")
+    if not math.isfinite(value) or (value < 0 and not negative):
+        raise ValueError(f"{func}: expected {arg} {'finite' if negative else '>= 0 and finite'}, "
+                         f"got {value!r}")
+    return float(value)
 
 
 def _event_matcher(name: str | EventId, subject: str | None) -> Callable[[SeenEvent], bool]:

@@ -306,18 +306,61 @@ def link_faults(request: pytest.FixtureRequest, hil_device: Any, board: HilBoard
     board gets its line back as it was after the test."""
     relay = request.node.stash.get(_RELAY, None)
     if relay is not None:
-        yield relay.faults  # the relay is the test's own: it goes with the test
+        handle = TestLinkFaults(relay.faults)  # the relay is the test's own: it goes with the test
+        try:
+            yield handle
+        finally:
+            handle.end()
         return
     from ...sim.urlhandler.protocol_emuboard import link  # deferred: the board emulator (see the imports above)
 
     faults = link(board.emuboard).faults
     noise, drop = faults.noise, faults.drop
+    handle = TestLinkFaults(faults)
     try:
-        yield faults
+        yield handle
     finally:
+        handle.end()
         faults.noise, faults.drop = noise, drop
         faults.plug()
         faults.take_garbage()
+
+
+class TestLinkFaults:
+    """What a test's ``link_faults`` is: the line's faults (``noise``, ``drop``, ``burst(n)``,
+    ``unplug()``, ``plug()``, ``unplug_until(t, clock)``) while the test runs, with its settings
+    checked (``noise`` and ``drop`` probabilities in 0..1, ``burst`` sizes >= 0: ValueError);
+    after the test, RuntimeError: a later test gets the line as it was."""
+
+    __test__ = False  # (not a pytest test class)
+
+    def __init__(self, faults: Any) -> None:
+        object.__setattr__(self, "_faults", faults)
+        object.__setattr__(self, "_open", True)
+
+    def end(self) -> None:
+        object.__setattr__(self, "_open", False)
+
+    def _live(self) -> Any:
+        if not self._open:
+            raise RuntimeError("link_faults of a test that has ended: use the link_faults fixture "
+                               "of the test that is running")
+        return self._faults
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._live(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        faults = self._live()
+        if name in ("noise", "drop") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                          or not 0.0 <= value <= 1.0):
+            raise ValueError(f"link_faults.{name}: expected a probability per byte in 0..1, got {value!r}")
+        setattr(faults, name, value)
+
+    def burst(self, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"link_faults.burst: expected a byte count >= 0, got {n!r}")
+        self._live().burst(n)
 
 
 @pytest.fixture
