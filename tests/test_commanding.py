@@ -397,3 +397,21 @@ def test_fuzzed_packets_each_get_one_acceptance_report_and_the_loop_goes_on(fs):
 def test_lists_longer_than_64_items_are_refused(fs):
     r = fs.telecommand(P.DisableEvents([1] * 65))
     assert not r and r.error == E.BAD_ARGUMENT and "at most 64" in r.detail
+
+
+def test_a_refused_tc_whose_data_does_not_decode_is_not_recorded(fs):
+    """A valve TC with open flag 2 (CRC right) is refused BAD_ARGUMENT and not written to the
+    telemetry: a capture reader could not decode it and would call the capture damaged."""
+    import binascii
+
+    raw = bytearray(P.encode(P.make_packet(P.ValveCommand(1, True), seq=77)))
+    raw[-3] = 2  # the open flag, the last data byte
+    raw[-2:] = binascii.crc_hqx(bytes(raw[:-2]), 0xFFFF).to_bytes(2, "big")
+    n0 = len(fs.sink.packets_list)
+    assert fs.commanding.queue.offer(bytes(raw))
+    fs.run(1.5)
+    new = fs.sink.packets_list[n0:]
+    decoded = [fast_decode(r) for r in new]  # every packet written decodes (nothing damaged)
+    assert not any(p.packet_type == P.PacketType.TC for p in decoded)
+    failures = [p for p in decoded if isinstance(p.data, P.VerificationReport) and p.data.request_seq == 77]
+    assert [(p.subtype, p.data.error_code) for p in failures] == [(2, E.BAD_ARGUMENT)]

@@ -32,6 +32,7 @@ from hullwatch.firmware.telemetry import (
     layout_to_json,
     make_packet,
 )
+from hullwatch.tools.errors import InputError
 from hullwatch.tools.monitor import open_monitor
 from hullwatch.tools.monitor.commands import REPORT_TIMEOUT_S, Commander
 
@@ -192,3 +193,42 @@ def test_page_commands_a_real_run_over_its_tc_link(tmp_path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("action, says", [
+    ({"command": "ack", "event": 1.5}, "event: expected an event id"),
+    ({"command": "ack", "event": True}, "event: expected an event id"),
+    ({"command": "ack", "event": -1}, "0..65535"),
+    ({"command": "ack", "event": 70000}, "0..65535"),
+    ({"command": "mode", "mode": "active", "pad": "x" * 5_000_000}, "pad: not a key"),
+])
+def test_a_malformed_action_is_refused_and_nothing_rides_along(action, says) -> None:
+    from hullwatch.tools.monitor.commands import build
+
+    with pytest.raises(InputError, match=says) as info:
+        build(action)
+    assert len(str(info.value)) < 200
+
+
+def test_recorded_telecommands_are_not_link_losses() -> None:
+    """A capture holds the TCs the flight software took, with their senders' sequence counts:
+    they are counted, but only telemetry counts are checked for gaps."""
+    from hullwatch.tools.monitor.link import LinkHealth
+
+    link = LinkHealth()
+    for seq in range(5):
+        link.packet(101, seq, 100, 0.0)
+        link.packet(100, 1000 + 7 * seq, 20, 0.0, telecommand=True)
+    link.packet(101, 9, 100, 0.0)
+    assert (link.sequence_gaps, link.packets_missing) == (1, 4)
+    assert link.to_dict(0.0)["packets_by_apid"] == {"100": 5, "101": 6}
+
+
+def test_http_port_0_takes_a_free_port_not_the_telemetry_ports() -> None:
+    from hullwatch.tools.monitor import open_monitor
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        udp_port = probe.getsockname()[1]
+    with open_monitor("127.0.0.1:0", tm=f"udp://127.0.0.1:{udp_port}") as mon:
+        assert mon.server.port != udp_port and mon.url.endswith(f":{mon.server.port}/")

@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import ParameterError, TelemetryError
 from ..fdir.params import FdirParams, params_from_dict
 from ..telemetry import packets as P
+from ..telemetry.fastcodec import fast_decode
 from ..telemetry.tc_packets import MAX_ITEMS, MAX_VALUES
 from ..types import EventId, FdirMode, IsolationState
 from . import parameters as params20
@@ -344,12 +345,20 @@ def _check_sids(sids: list[int]) -> None:
 
 
 def _recordable(raw: bytes) -> bool:
-    """A well-formed TC a capture reader will take back: header plausible, length and CRC right."""
+    """A TC a capture reader will take back: header plausible, length and CRC right, and its
+    application data decodable with the reader's own decoder (a refused ``open flag 2`` or an
+    unknown mode would otherwise count as a damaged stretch of the capture)."""
     n = len(raw)
     if n < P.MIN_TC_SIZE:
         return False
-    return (raw[0] & 0xF8 == 0x18 and raw[2] >> 6 == 3 and raw[6] >> 4 == 2
-            and ((raw[4] << 8) | raw[5]) + 7 == n and P.crc16(raw) == 0)
+    if not (raw[0] & 0xF8 == 0x18 and raw[2] >> 6 == 3 and raw[6] >> 4 == 2
+            and ((raw[4] << 8) | raw[5]) + 7 == n and P.crc16(raw) == 0):
+        return False
+    try:
+        fast_decode(raw, verify_crc=False)
+    except TelemetryError:
+        return False
+    return True
 
 
 class Receipt:

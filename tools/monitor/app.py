@@ -70,8 +70,8 @@ def open_monitor(http: str = DEFAULT_HTTP, *, tm: str | None = None, capture: st
     sink: FeedSink | None = None
     if udp is not None:
         source = UdpSource(state, *udp)  # bind first: a taken port fails before the page is up
-        host, port = source.address
-        state.source = source_name or f"udp://{host}:{port}"
+        udp_host, udp_port = source.address  # (not the page's address: that is --http's)
+        state.source = source_name or f"udp://{udp_host}:{udp_port}"
     server = MonitorServer(state, host, port)
     try:
         server.start()

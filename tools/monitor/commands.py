@@ -61,20 +61,27 @@ def _error_name(code: int) -> str:
 def build(action: dict[str, Any]) -> tuple[Any, str]:
     """The telecommand dataclass and a line describing it for an action from the page:
     ``{"command": "ack", "event": 0 | id | "NAME"}`` or ``{"command": "mode", "mode":
-    "active" | "passive" | "off"}``. Raises InputError naming the field that is wrong."""
+    "active" | "passive" | "off"}``, and no other key. Raises InputError naming the field that is
+    wrong."""
     kind = action.get("command")
+    allowed = {"ack": {"command", "event"}, "mode": {"command", "mode"}}.get(kind)
+    extra = sorted(set(action) - allowed) if allowed is not None else []
+    if extra:  # (the record keeps the action: nothing else may ride along in it)
+        raise InputError(f"{extra[0][:40]}: not a key of a \"{kind}\" action; expected "
+                         + ", ".join(sorted(allowed)))  # type: ignore[arg-type]
     if kind == "ack":
         event = action.get("event", 0)
         if isinstance(event, str) and not event.isdigit():
             try:
                 event_id = int(EventId[event.upper()])
             except KeyError:
-                raise InputError(f"event: no event named {event!r}") from None
+                raise InputError(f"event: no event named {event[:40]!r}") from None
+        elif isinstance(event, int) and not isinstance(event, bool) or isinstance(event, str):
+            event_id = int(event)
         else:
-            try:
-                event_id = int(event)
-            except (TypeError, ValueError):
-                raise InputError(f"event: expected an event id, a name or 0, got {event!r}") from None
+            raise InputError(f"event: expected an event id, a name or 0, got {str(event)[:40]}")
+        if not 0 <= event_id <= 0xFFFF:
+            raise InputError(f"event: expected an event id 0..65535 (0: all), got {event_id}")
         what = "all alarms" if event_id == 0 else (EventId(event_id).name if event_id in EventId._value2member_map_
                                                    else f"event {event_id}")
         return Acknowledge(event_id), f"acknowledge {what}"

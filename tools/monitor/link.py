@@ -1,9 +1,10 @@
 """Link health as the ground sees it: packets and bytes received, packets per second, sequence
 gaps per APID, CRC errors and malformed datagrams.
 
-A sequence gap is a packet whose 14-bit sequence count is not the previous count of its APID
-plus one (modulo 16384); ``packets_missing`` adds up how many counts each gap skipped. A sender
-that restarts (a new run) shows as one gap.
+A sequence gap is a telemetry packet whose 14-bit sequence count is not the previous count of its
+APID plus one (modulo 16384); ``packets_missing`` adds up how many counts each gap skipped. A
+sender that restarts (a new run) shows as one gap. Telecommands (a capture records those it took)
+carry their senders' counts, which say nothing of this link's losses: counted, not checked.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ class LinkHealth:
         self._per_apid: dict[int, int] = {}
         self._marks: deque[tuple[float, int]] = deque()  # (monotonic time, packets) samples
 
-    def packet(self, apid: int, seq: int, size: int, now: float) -> None:
-        """Count one good packet (CRC checked) of ``apid`` with sequence count ``seq``."""
+    def packet(self, apid: int, seq: int, size: int, now: float, telecommand: bool = False) -> None:
+        """Count one good packet (CRC checked) of ``apid`` with sequence count ``seq`` (a
+        ``telecommand``'s count is not checked for gaps)."""
         self.packets += 1
         self.bytes += size
         self._per_apid[apid] = self._per_apid.get(apid, 0) + 1
+        self.last_wall = now
+        if telecommand:
+            return
         last = self._last_seq.get(apid)
         if last is not None:
             skipped = (seq - last - 1) % SEQ_MODULO

@@ -114,7 +114,7 @@ class MonitorState:
                 # CCSDS primary header: 11-bit APID in bytes 0-1, 14-bit sequence count in 2-3
                 apid = ((b0 << 8) | data[pos - total + 1]) & 0x7FF
                 seq = ((data[pos - total + 2] << 8) | data[pos - total + 3]) & 0x3FFF
-                self.link.packet(apid, seq, total, now)
+                self.link.packet(apid, seq, total, now, telecommand=bool(b0 & 0x10))
                 if apid == APID_RAW:
                     self._raw = buf
                     continue
