@@ -232,3 +232,11 @@ def test_http_port_0_takes_a_free_port_not_the_telemetry_ports() -> None:
         udp_port = probe.getsockname()[1]
     with open_monitor("127.0.0.1:0", tm=f"udp://127.0.0.1:{udp_port}") as mon:
         assert mon.server.port != udp_port and mon.url.endswith(f":{mon.server.port}/")
+
+
+def test_a_bad_query_value_is_a_json_400_with_the_reason() -> None:
+    with open_monitor("127.0.0.1:0", feed=True) as mon:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(mon.url + "api/state?events=abc", timeout=10)
+        assert info.value.code == 400
+        assert json.loads(info.value.read()) == {"error": "events: expected an integer, got 'abc'"}

@@ -100,6 +100,15 @@ class _Base(tornado.web.RequestHandler):
     def initialize(self, monitor: "MonitorServer") -> None:
         self.monitor = monitor
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors in JSON too, with the reason (``{"error": "events: expected an integer,
+        got 'abc'"}``), not tornado's HTML page."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reason = exc.log_message if isinstance(exc, tornado.web.HTTPError) and exc.log_message \
+            else self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps({"error": reason}))
+
     def _int_arg(self, name: str, default: int) -> int:
         text = self.get_argument(name, None)
         if text is None:
@@ -193,11 +202,16 @@ class _Live(tornado.websocket.WebSocketHandler):
     def on_message(self, message: str | bytes) -> None:
         try:
             request = orjson.loads(message)
-            self.window_s = _window_arg(None if request.get("window_s") is None else str(request["window_s"]), None)
-            self.points = max(2, min(20000, int(request.get("points", DEFAULT_POINTS))))
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            self.write_message(orjson.dumps({"type": "error", "text": "expected {\"window_s\": seconds or null}"}))
+            window_s = _window_arg(None if request.get("window_s") is None else str(request["window_s"]), None)
+            points = request.get("points", DEFAULT_POINTS)
+            if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= 20000:
+                raise ValueError(f"points: expected an integer 2..20000, got {str(points)[:40]}")
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+            text = str(exc) if str(exc).startswith("points") else \
+                "expected {\"window_s\": seconds or null, \"points\": 2..20000}"
+            self.write_message(orjson.dumps({"type": "error", "text": text}))
             return
+        self.window_s, self.points = window_s, points
         self.send_series()
 
     def send_series(self) -> None:
