@@ -415,3 +415,16 @@ def test_a_refused_tc_whose_data_does_not_decode_is_not_recorded(fs):
     assert not any(p.packet_type == P.PacketType.TC for p in decoded)
     failures = [p for p in decoded if isinstance(p.data, P.VerificationReport) and p.data.request_seq == 77]
     assert [(p.subtype, p.data.error_code) for p in failures] == [(2, E.BAD_ARGUMENT)]
+
+
+def test_set_parameter_value_count_and_huge_integers(fs):
+    """Two values for a one-value parameter are a BAD_ARGUMENT at acceptance (docs/commanding.md's
+    error table); 1e300 for an integer parameter is refused with a short reason."""
+    receipt = fs.telecommand(P.SetParameter(0, "leak.miss_prob", [0.02, 0.03]))
+    assert not receipt and receipt.error == E.BAD_ARGUMENT and "takes one" in receipt.detail
+    receipt = fs.telecommand(P.SetParameter(0, "isolation.max_attempts", [1e300]))
+    assert receipt
+    fs.run(1.5)
+    failure = [p for p in reports(fs) if isinstance(p.data, P.VerificationReport)
+               and p.data.request_seq == receipt.seq and p.subtype == 4]
+    assert failure and len(failure[0].data.detail) < 200 and "1e+300" in failure[0].data.detail

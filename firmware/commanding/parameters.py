@@ -128,6 +128,12 @@ def value_of(params: FdirParams, name: str) -> list[float]:
     return [float(v) for v in value] if isinstance(value, (tuple, list)) else [float(value)]
 
 
+def takes_list(params: FdirParams, name: str) -> bool:
+    """Whether parameter ``name`` is a list (else it takes exactly one value)."""
+    section, _, key = name.partition(".")
+    return isinstance(describe(params)[section][key], (tuple, list))
+
+
 def with_value(params: FdirParams, name: str, values: list[float]) -> FdirParams:
     """A new validated table: ``params`` with parameter ``name`` set to ``values``.
 
@@ -144,7 +150,8 @@ def with_value(params: FdirParams, name: str, values: list[float]) -> FdirParams
         value = list(values)
     elif len(values) != 1:
         value = list(values)
-    elif isinstance(current, int) and not isinstance(current, bool) and float(values[0]).is_integer():
+    elif isinstance(current, int) and not isinstance(current, bool) and float(values[0]).is_integer() \
+            and abs(values[0]) < 2 ** 53:  # (past 2^53 it stays a float: its bound refuses it, briefly)
         value = int(values[0])
     else:
         value = values[0]

@@ -229,11 +229,14 @@ class Commanding:
                     raise Rejection(_E.BAD_ARGUMENT, f"unknown event id {e}")
         elif isinstance(c, (P.ReportParameter, P.SetParameter)):
             try:
-                params20.resolve(c.parameter_id, c.name, host.params)
+                _pid, name = params20.resolve(c.parameter_id, c.name, host.params)
             except params20.UnknownParameter as exc:
                 raise Rejection(_E.UNKNOWN_PARAMETER, str(exc)) from exc
-            if isinstance(c, P.SetParameter) and not 1 <= len(c.values) <= MAX_VALUES:
-                raise Rejection(_E.BAD_ARGUMENT, f"{len(c.values)} values; expected 1..{MAX_VALUES}")
+            if isinstance(c, P.SetParameter):
+                if not 1 <= len(c.values) <= MAX_VALUES:
+                    raise Rejection(_E.BAD_ARGUMENT, f"{len(c.values)} values; expected 1..{MAX_VALUES}")
+                if len(c.values) != 1 and not params20.takes_list(host.params, name):
+                    raise Rejection(_E.BAD_ARGUMENT, f"{name}: {len(c.values)} values; it takes one")
 
     # -- execution ---------------------------------------------------------------------------
 
