@@ -428,3 +428,20 @@ def test_set_parameter_value_count_and_huge_integers(fs):
     failure = [p for p in reports(fs) if isinstance(p.data, P.VerificationReport)
                and p.data.request_seq == receipt.seq and p.subtype == 4]
     assert failure and len(failure[0].data.detail) < 200 and "1e+300" in failure[0].data.detail
+
+
+def test_a_flood_of_refusals_is_reported_a_bounded_number_per_cycle():
+    from hullwatch.firmware.commanding.queue import REFUSALS_PER_CYCLE, TcQueue
+
+    q = TcQueue()
+    raw = P.encode(P.make_packet(P.AreYouAlive(), seq=1))
+    for _ in range(q.capacity + 1000):
+        q.offer(raw)
+    reported = 0
+    for _cycle in range(10):
+        items, refusals, lost = q.take()
+        assert len(refusals) <= REFUSALS_PER_CYCLE and lost == 0
+        reported += len(refusals)
+        if not q.pending:
+            break
+    assert reported == 1000 and not q.pending

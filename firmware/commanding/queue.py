@@ -22,6 +22,9 @@ from dataclasses import dataclass
 COMMAND_QUEUE = 64
 #: refusals waiting to be reported
 REFUSED_RING = 4096
+#: refusals reported per cycle at most (the rest wait in the ring for the next cycles): a flood
+#: costs a cycle a bounded number of reports, not thousands
+REFUSALS_PER_CYCLE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +104,14 @@ class TcQueue:
                 self.lost += n
                 self.pending = True
 
-    def take(self) -> tuple[list[bytes], list[Refusal], int]:
-        """Everything waiting: ``(packets, refusals, lost since the last take)``, oldest first."""
+    def take(self, max_refusals: int = REFUSALS_PER_CYCLE) -> tuple[list[bytes], list[Refusal], int]:
+        """What one cycle handles: ``(packets, refusals, lost since the last take)``, oldest
+        first: every queued packet, at most ``max_refusals`` refusals (the others wait)."""
         with self._lock:
             items, self._items = self._items, []
-            refusals, self._refusals = self._refusals, []
+            refusals, self._refusals = self._refusals[:max_refusals], self._refusals[max_refusals:]
             lost, self._lost = self._lost, 0
-            self.pending = False
+            self.pending = bool(self._refusals)
         return items, refusals, lost
 
     def health(self) -> dict[str, int]:
