@@ -128,3 +128,10 @@ def test_timeline_describes_slow_schedule_advice_and_estimates():
     est = RunEvent(100.0, "ESTIMATE_UPDATED", "prk", (5.0e-4, 7200.0, 0.01), "info", 0.0)
     text = describe(est)
     assert text.startswith("estimate for prk: equivalent hole 0.500 mm (1-sigma 1 %)") and "2 h" in text
+
+
+def test_a_short_runs_verdict_gives_its_span_in_minutes(capsys):
+    """Under 3 min of mission time the verdict says "1 min", not "0.0 h"."""
+    assert main(["run", "--scenario", "nominal-24h", "--until", "60", "--no-capture", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "no leak event in 1 min of mission time (correct: no leak)" in out

@@ -58,16 +58,17 @@ def judge(r: RunResult) -> tuple[str, bool | None]:
             return True
     false_alarms = [e for e in r.events if e.name in ALARM_EVENTS and early(e)]
     suspicions = [e for e in r.events if e.name == "LEAK_SUSPECTED" and early(e)]
-    hours = r.simulated_s / 3600.0
+    # "0.5 h of mission time"; a run shorter than 3 min in minutes and seconds ("2 min")
+    span = f"{r.simulated_s / 3600.0:.1f} h" if r.simulated_s >= 180.0 else hours_minutes(r.simulated_s)
     if not r.leaks and known:
         if false_alarms:
             return (f"FALSE ALARM: {false_alarms[0].name.lower().replace('_', ' ')} at "
                     f"{fmt_dt(false_alarms[0].t)} with no leak in the scenario", False)
         if suspicions:
-            return (f"NOMINAL: no leak alarm in {hours:.1f} h of mission time; "
+            return (f"NOMINAL: no leak alarm in {span} of mission time; "
                     f"{plural(len(suspicions), 'leak suspicion')} (low severity, not an alarm), the first "
                     f"at {fmt_dt(suspicions[0].t)} (correct: no leak)", True)
-        return f"NOMINAL: no leak event in {hours:.1f} h of mission time (correct: no leak)", True
+        return f"NOMINAL: no leak event in {span} of mission time (correct: no leak)", True
     if known and r.leak_start is not None and r.leak_start >= r.end_s - 1e-9:
         # The run ended before the scenario's leak began: nothing to detect yet. Only an alarm
         # (a false alarm) makes this wrong.
@@ -85,7 +86,7 @@ def judge(r: RunResult) -> tuple[str, bool | None]:
             since = r.end_s - (r.leak_start or 0.0)
             return (f"MISSED: no leak detected in the {hours_minutes(since)} after the leak began "
                     f"(leak in {', '.join(sorted(leak_modules))})", False)
-        return f"NOMINAL: no leak event in {hours:.1f} h of mission time", None
+        return f"NOMINAL: no leak event in {span} of mission time", None
     base = r.leak_start if r.leak_start is not None else 0.0
     parts = []
     if r.sealed is not None and r.sealed_modules:
