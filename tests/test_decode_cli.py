@@ -180,3 +180,17 @@ def test_console_script_in_a_subprocess(capture, tmp_path):
     result = subprocess.run([sys.executable, "-m", "hullwatch.tools", "decode", str(unreadable)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == EXIT_BAD_INPUT and "permission denied" in result.stderr
+
+
+def test_the_table_names_modules_from_the_latest_layout_report(tmp_path, capsys):
+    """Two stations' recordings back to back: each housekeeping line names its own modules."""
+    from hullwatch.tools.closed_loop.runner import run_scenario
+
+    first, second = tmp_path / "a.tm", tmp_path / "b.tm"
+    run_scenario("sim://soyuz-ms09", until=3.0, capture=str(first))
+    run_scenario("sim://tiangong-hub-leak", until=3.0, capture=str(second))
+    both = tmp_path / "both.tm"
+    both.write_bytes(first.read_bytes() + second.read_bytes())
+    assert main(["decode", str(both), "--apid", "101", "--no-progress"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "housekeeping" in line]
+    assert "zvezda" in lines[0] and "zvezda" not in lines[-1] and " m0 " not in lines[-1]

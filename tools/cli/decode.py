@@ -8,6 +8,7 @@ import os
 import sys
 from typing import IO, Any
 
+from ...firmware.errors import TelemetryError
 from ...firmware.telemetry import packets as P
 from ...firmware.telemetry.layoutjson import layout_from_json
 from ...firmware.types import EventId
@@ -146,11 +147,20 @@ def _decode_rows(args: argparse.Namespace, path: str, rows: Any, selector: Any, 
     out: IO[str]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        writer: Any = F.TableWriter(out) if args.format == "table" else F.JsonlWriter(out, rows)
+        table = args.format == "table"
+        writer: Any = F.TableWriter(out) if table else F.JsonlWriter(out, rows)
+        # The table names modules and valves from the latest layout report (recordings of two
+        # stations back to back); JSON lines keep the columns of the first.
+        layout = rows.layout
         for offset, _raw, packet in iter_capture(path, on_skip=on_skip, on_progress=bar.update if bar else None):
+            if table and isinstance(packet.data, P.LayoutReport):
+                try:
+                    layout = layout_from_json(packet.data.layout_json)
+                except TelemetryError:
+                    pass  # (an unreadable report: the names of the last good one)
             accepted, t_mission = selector.accept(packet)
             if accepted:
-                writer.write(offset, packet, t_mission, packet.name, rows.layout)
+                writer.write(offset, packet, t_mission, packet.name, layout if table else rows.layout)
         writer.close()
     finally:
         if out is not sys.stdout:
