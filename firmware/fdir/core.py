@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ...hal.interfaces import Frame, Layout
+from ...hal.interfaces import Frame, Layout, ValveKind
 from ..types import EventId, FdirMode, SensorHealth
 from .events import EventQueue
 from .estimate import Estimator
@@ -65,6 +65,12 @@ class Fdir(InventoryTerms, FdirReport):
         self.volume = [m.volume_m3 for m in layout.modules]
         self.n_modules = len(layout.modules)
         self.flow_module = [layout.module_index(c.module) for c in layout.flow]
+        # Each flow meter's repress valve ("<id>.flow" meters the valve "<id>"; -1: none known):
+        # gas enters only through an open valve, so a meter is believed only while its valve's
+        # feedback reads open. A biased or stuck meter on a closed supply is not gas added.
+        repress = {v.id: i for i, v in enumerate(layout.valves) if v.kind == ValveKind.REPRESS}
+        self.flow_valve = [repress.get(c.id[:-5] if c.id.endswith(".flow") else c.id, -1)
+                           for c in layout.flow]
         self.added_kg = [0.0] * self.n_modules
         self.cycle = 0
         self.errors = 0  # incremented by the executive when a step raised
@@ -247,8 +253,10 @@ class Fdir(InventoryTerms, FdirReport):
             fv = frame.flow
             added = self.added_kg
             dt = self.dt
+            thr = self.topology.open_threshold
             for j, m in enumerate(self.flow_module):
-                if not fs[j]:
+                v = self.flow_valve[j]
+                if not fs[j] and (v < 0 or fb[v] > thr):
                     added[m] += fv[j] * dt
         if not self._bias_learning:
             self._detect(t)

@@ -19,6 +19,8 @@ the valve's modules are marked in ``moved`` for the FDIR (crew may be on either 
 
 from __future__ import annotations
 
+import math
+
 from ...hal.interfaces import Frame, Layout, ValveKind
 from ..types import EventId, ValveHealth
 from .events import EventQueue
@@ -101,7 +103,9 @@ class ValveMonitor:
                 first = seen[i] < 0  # (the first frame: the initial state, nobody's move)
                 seen[i] = dev_cmd[i]
                 cmd[i] = 1.0 if dev_cmd[i] else 0.0
-                self.t_cmd[i] = t
+                # The initial state is nobody's command: a hatch the crew moves in the first
+                # seconds is their move, not a valve failing to follow a start-up command.
+                self.t_cmd[i] = -math.inf if first else t
                 if not first and dev_cmd[i] != self.own[i] and not self.is_repress[i] and len(self.moved) < len(cmd):
                     self.moved.append(i)
                 continue
