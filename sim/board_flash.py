@@ -202,11 +202,9 @@ class BoardFlash:
         v = sb.body.value
         # A superblock whose fields break the protocol's limits would have the board advertise
         # them (IDENTIFY_REPLY, FLASH_INFO): refused like a bad magic or CRC.
-        if not 1 <= v.block_size <= MAX_BLOCK:
-            raise FlashFileError(f"superblock block_size {v.block_size}; expected 1 .. {MAX_BLOCK}")
-        if not v.block_size <= v.slot_size <= MAX_SLOT_SIZE:
-            raise FlashFileError(f"superblock slot_size {v.slot_size}; expected {v.block_size} "
-                                 f"(block_size) .. {MAX_SLOT_SIZE}")
+        problem = _geometry_problem(v.block_size, v.slot_size)
+        if problem:
+            raise FlashFileError(f"superblock {problem}")
         if v.key and not MIN_KEY_SIZE <= len(v.key) <= MAX_KEY_SIZE:
             raise FlashFileError(f"superblock key_length {len(v.key)}; expected 0 (no key) or "
                                  f"{MIN_KEY_SIZE} .. {MAX_KEY_SIZE}")
@@ -234,8 +232,9 @@ class BoardFlash:
             check_key(key)
             if len(key) > MAX_KEY_SIZE:
                 raise ConfigImageError(f"HMAC key is {len(key)} bytes; at most {MAX_KEY_SIZE}")
-        if not 1 <= block_size <= MAX_BLOCK or not block_size <= slot_size <= MAX_SLOT_SIZE:
-            raise ValueError(f"bad geometry: slot_size {slot_size}, block_size {block_size}")
+        problem = _geometry_problem(block_size, slot_size)
+        if problem:  # (before anything is written)
+            raise ValueError(f"bad geometry: {problem}")
         storage.write(0, _SUPERBLOCK.build(dict(body=dict(value=dict(
             block_size=block_size, slot_size=slot_size, board_id=board_id, key=key or b"")))))
         storage.write(SLOT_HEADERS_AT, bytes([ERASED]) * (2 * HEADER_AREA))
@@ -521,6 +520,16 @@ def _crc_matches(data: bytes, expected: int) -> bool:
     so every byte, the last four included, is checked."""
     return (len(data) > 4 and image_crc(data) == expected
             and int.from_bytes(data[-4:], "little") == expected)
+
+
+def _geometry_problem(block_size: int, slot_size: int) -> str | None:
+    """What is wrong with a flash's block and slot sizes (bytes), or None: the one rule a
+    superblock made here and one read from a file are held to."""
+    if not 1 <= block_size <= MAX_BLOCK:
+        return f"block_size {block_size}; expected 1 .. {MAX_BLOCK}"
+    if not block_size <= slot_size <= MAX_SLOT_SIZE:
+        return f"slot_size {slot_size}; expected {block_size} (block_size) .. {MAX_SLOT_SIZE}"
+    return None
 
 
 def file_size(slot_size: int = DEFAULT_SLOT_SIZE) -> int:

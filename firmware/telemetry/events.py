@@ -119,9 +119,9 @@ EVENT_DEFS: dict[EventId, EventDef] = {d.event_id: d for d in (
               _UNUSED)),
     EventDef(EventId.MODULE_UNOBSERVABLE, Severity.MEDIUM, "module",
              "no pressure sensor of the module is usable, or most read beyond their range: its "
-             "pressure is not measured. It is never taken as a leak; in a segment with observable modules its pressure is taken from "
-             "them, and alone it is left out of the leak tests (isolation may still locate a leak "
-             "there by elimination)",
+             "pressure is not measured. It is never taken as a leak; in a segment with observable "
+             "modules its pressure is taken from them, and alone it is left out of the leak tests "
+             "(isolation may still locate a leak there by elimination)",
              (_v("pressure_sensors", "", "pressure sensors the module has"),
               _v("held_pressure_pa", "Pa", "last voted pressure, or the median of the readings "
                  "beyond the range"), _UNUSED)),
