@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import time
 from typing import Any, Protocol
 
@@ -30,6 +31,11 @@ from serial import SerialException, SerialTimeoutException
 READ_CHUNK = 4096
 #: Read wait when the port has no read timeout (None: pyserial would block), s.
 DEFAULT_POLL_S = 0.05
+#: How long :meth:`FdPortIO.read_some` polls the descriptor before it sleeps in ``select``, s.
+#: A board on a pty (the emulator in its own process) answers a HIL_STEP in 40-60 us; polling
+#: meets the reply on a running core instead of paying the wake-up of a sleeping process (about
+#: 15-30 us per direction). A slower board (USB, a UART) costs this much CPU per read, no more.
+SPIN_S = 150e-6
 
 
 class PortIO(Protocol):
@@ -65,17 +71,29 @@ class FdPortIO:
     after the port's write timeout a ``SerialTimeoutException``; an I/O error an ``OSError``.
     """
 
-    __slots__ = ("fd", "poll_s", "write_timeout_s")
+    __slots__ = ("fd", "poll_s", "write_timeout_s", "spin_s")
 
-    def __init__(self, port: Any) -> None:
+    def __init__(self, port: Any, spin_s: float = SPIN_S) -> None:
         self.fd: int = port.fd
         timeout = port.timeout
         self.poll_s: float = DEFAULT_POLL_S if timeout is None else timeout
         self.write_timeout_s: float | None = port.write_timeout
+        #: seconds a read polls before sleeping (at most the read timeout; 0: never)
+        self.spin_s: float = min(spin_s, self.poll_s)
 
     def read_some(self) -> bytes:
         fd = self.fd
-        ready, _, _ = select.select((fd,), (), (), self.poll_s)
+        # Polling holds the GIL: with another thread in the process (an in-process board, a
+        # monitor) it could starve the very thread that answers, so only a lone thread polls.
+        ready: Any = ()
+        if self.spin_s and threading.active_count() == 1:
+            # A zero-timeout select per turn (a tty read of nothing returns b"", as at EOF, so
+            # readiness is asked, not read).
+            until = time.perf_counter() + self.spin_s
+            while not (ready := select.select((fd,), (), (), 0)[0]) and time.perf_counter() < until:
+                pass
+        if not ready:
+            ready, _, _ = select.select((fd,), (), (), self.poll_s)
         if not ready:
             return b""
         try:

@@ -45,15 +45,27 @@ class Pacer:
                 time.sleep(delay)
 
 
+#: How long :func:`serve_fd` of ``hullwatch board --pty`` polls for the next request after a
+#: reply before it sleeps in ``select``, s (``--spin-us``). A HIL host sends its next HIL_STEP
+#: about one flight cycle (60-100 us of CPU) after the reply; polling catches it without the
+#: wake-up a sleeping process pays (about 15-30 us per direction on a pty).
+SERVE_SPIN_S = 200e-6
+
+
 def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda: False,
-             baud: int | None = None, poll_s: float = 0.05) -> None:
-    """Serve ``board`` on the file descriptor ``fd`` (a pty master) until ``stop()`` is true.
+             baud: int | None = None, poll_s: float = 0.05, spin_s: float = 0.0) -> None:
+    """Serve ``board`` on the file descriptor ``fd`` (a pty master) until
+    ``stop()`` is true.
 
     Reads whatever arrives, answers at once (or paced to ``baud``), sends stream frames as they
-    come due. An I/O error on the descriptor (the other side closed) is waited out, not raised:
-    a host may close and reopen its end.
+    come due. After each reply it polls ``fd`` for up to ``spin_s`` seconds (0: not at all)
+    before sleeping in ``select``: a busy core instead of a wake-up per request. Only for a
+    board in its own process: a polling thread would hold the GIL its host needs. An I/O error
+    on the descriptor (the other side closed) is waited out, not raised: a host may close and
+    reopen its end.
     """
     pacer = Pacer(baud)
+    spin_until = 0.0
 
     def write(data: bytes) -> None:
         view = memoryview(data)
@@ -70,10 +82,15 @@ def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda
         rate = board.stream_rate_hz
         if rate:
             timeout = min(timeout, 0.5 / rate)
-        try:
-            ready, _, _ = select.select([fd], [], [], timeout)
-        except (OSError, ValueError):
-            return
+        ready: Any = ()
+        if spin_until:
+            ready = _poll_readable(fd, spin_until)
+            spin_until = 0.0
+        if not ready:
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+            except (OSError, ValueError):
+                return
         out = b""
         if ready:
             try:
@@ -92,6 +109,22 @@ def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda
                 pacer.send(write, out)
             except OSError:
                 continue
+            if spin_s > 0:
+                spin_until = time.perf_counter() + spin_s
+
+
+def _poll_readable(fd: int, until: float) -> bool:
+    """True as soon as ``fd`` has bytes to read, False at ``until`` (perf_counter, s) without.
+    A zero-timeout ``select`` per turn: it costs a system call, not a sleep and a wake-up."""
+    sel = select.select
+    while True:
+        try:
+            if sel((fd,), (), (), 0)[0]:
+                return True
+        except (OSError, ValueError):
+            return True  # let the caller's read meet the error
+        if time.perf_counter() >= until:
+            return False
 
 
 def serve_port(board: BoardEmulator, port: Any, *, stop: Callable[[], bool] = lambda: False,

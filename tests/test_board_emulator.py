@@ -321,6 +321,36 @@ def test_pty_board_serves_the_serial_device():
                 link.close()
 
 
+def test_a_polling_board_answers_every_request_and_still_stops():
+    """serve_fd with spin_s (``hullwatch board --pty``'s default): requests right after a reply
+    and requests after a pause are answered alike, and stop() ends it."""
+    import threading
+
+    from hullwatch.sim.board_serve import make_pty, serve_fd
+
+    board = BoardEmulator(open_flash(None))
+    master, slave, path = make_pty()
+    stopping = [False]
+    server = threading.Thread(target=serve_fd, args=(board, master),
+                              kwargs={"stop": lambda: stopping[0], "poll_s": 0.02, "spin_s": 300e-6})
+    server.start()
+    try:
+        link = BoardLink.open(path)
+        link._io.spin_s = 0.0  # the host thread must not poll against a board thread
+        for i in range(50):
+            assert link.request(wire.Ping(bytes([i]))).data == bytes([i])
+            if i % 10 == 0:
+                time.sleep(0.01)  # past the board's poll: it sleeps, and still wakes
+        link.close()
+    finally:
+        stopping[0] = True
+        server.join(timeout=2.0)
+        os.close(master)
+        os.close(slave)
+    assert not server.is_alive()
+    assert board.counters["requests"] == 50
+
+
 def test_paced_board_behaves_like_a_uart():
     board = BoardEmulator(open_flash(None))
     with PtyBoard(board, baud=115_200) as pty:

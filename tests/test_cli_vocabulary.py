@@ -159,6 +159,8 @@ def test_display_units() -> None:
     (["run", "--device", "serial:///dev/ttyHULLWATCH-NONE", "--no-capture"],
      "--device serial:///dev/ttyHULLWATCH-NONE: no such serial port", 4),
     (["board-info", "--port", "/dev/ttyHULLWATCH-NONE"], "--device /dev/ttyHULLWATCH-NONE: no such serial port", 4),
+    (["board", "--pty", "--spin-us", "-5"], "--spin-us: expected 0 .. 1000000 microseconds, got -5.0", 2),
+    (["board", "--pty", "--spin-us", "nan"], "--spin-us: expected 0 .. 1000000 microseconds, got nan", 2),
 ])
 def test_errors_name_the_flag_and_the_value(argv: list[str], start: str, code: int,
                                             capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -116,3 +117,61 @@ def test_replacing_the_port_replaces_the_way_bytes_move(pty_port) -> None:
     assert isinstance(link._io, port_io.SerialApiIO)
     link.close()
     assert link._io is None and link.port is None
+
+
+class _CountingSelect:
+    """select.select that counts the zero-timeout calls (the polling turns of read_some)."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self._select = port_io.select.select
+
+    def __call__(self, r, w, x, timeout=None):
+        if timeout == 0:
+            self.polls += 1
+        return self._select(r, w, x, timeout)
+
+
+def test_a_lone_thread_polls_before_sleeping_and_a_reply_ends_the_poll(pty_port, monkeypatch) -> None:
+    master, port = pty_port
+    io = port_io.port_io(port)
+    assert io.spin_s == min(port_io.SPIN_S, io.poll_s) > 0
+    counting = _CountingSelect()
+    monkeypatch.setattr(port_io.select, "select", counting)
+    # An earlier test of the session may have left a daemon thread running: this process is
+    # taken as single-threaded (the next test proves the other branch with a real thread).
+    monkeypatch.setattr(port_io.threading, "active_count", lambda: 1)
+    t0 = time.perf_counter()
+    assert io.read_some() == b""  # nothing comes: polled for spin_s, then slept the rest
+    assert counting.polls > 0 and time.perf_counter() - t0 >= 0.0015
+    os.write(master, b"\x05reply\x00")
+    polls = counting.polls
+    assert io.read_some() == b"\x05reply\x00"
+    assert counting.polls == polls + 1  # ready on the first turn: no more polling than that
+
+
+def test_with_another_thread_in_the_process_a_read_never_polls(pty_port, monkeypatch) -> None:
+    """Polling holds the GIL: an in-process board thread would be starved of it."""
+    master, port = pty_port
+    io = port_io.port_io(port)
+    counting = _CountingSelect()
+    monkeypatch.setattr(port_io.select, "select", counting)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert io.read_some() == b""
+        os.write(master, b"\x05reply\x00")
+        assert io.read_some() == b"\x05reply\x00"
+    finally:
+        stop.set()
+        other.join()
+    assert counting.polls == 0
+
+
+def test_no_polling_when_asked_for_none(pty_port, monkeypatch) -> None:
+    _, port = pty_port
+    io = port_io.FdPortIO(port, spin_s=0.0)
+    counting = _CountingSelect()
+    monkeypatch.setattr(port_io.select, "select", counting)
+    assert io.read_some() == b"" and counting.polls == 0

@@ -12,7 +12,7 @@ from ...hal.keyfile import key_file_exposure
 from ...hal.ports import open_port
 from ...sim.board_emulator import BoardEmulator, EmulatorError, hardware_for_scenario, open_flash
 from ...sim.board_factory import DEFAULT_BOARD_ID, config_for_scenario
-from ...sim.board_serve import make_pty, serve_fd, serve_port
+from ...sim.board_serve import SERVE_SPIN_S, make_pty, serve_fd, serve_port
 from ...sim.scenario import load_scenario
 from ..board.flashing import load_key
 from ..errors import InputError
@@ -64,12 +64,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--protocol", metavar="1.N", default=None,
                    help="the protocol version the board speaks (default this build's, 1.2; 1.1 has "
                    "no HIL_STEP, 1.0 no HIL valve stimulus either)")
+    p.add_argument("--spin-us", type=float, default=SERVE_SPIN_S * 1e6, metavar="US",
+                   help="with --pty: after each reply, poll for the next request for US "
+                   f"microseconds before sleeping (default {SERVE_SPIN_S * 1e6:g}; 0: sleep at once). "
+                   "A fast host's next request then meets a running board, not a sleeping one")
     p.add_argument("--baud", type=int, default=None, metavar="N",
                    help="pace the board's output like a UART at N baud (a pty ignores baud)")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.spin_us <= 1e6:  # NaN fails too
+        raise InputError(f"--spin-us: expected 0 .. 1000000 microseconds, got {args.spin_us}")
     if args.baud is not None and args.baud <= 0:
         raise InputError(f"--baud: expected a positive baud rate, got {args.baud}")
     board_id = args.board_id or DEFAULT_BOARD_ID
@@ -110,7 +116,7 @@ def handler(args: argparse.Namespace) -> int:
             print(f"  connect with: hullwatch run --device serial://{path} --scenario {scenario.name}",
                   flush=True)
             print(f"  flash: {args.flash or '(in RAM)'} ({config_text}); Ctrl-C to stop", flush=True)
-            serve_fd(board, master, stop=lambda: stopping[0], baud=args.baud)
+            serve_fd(board, master, stop=lambda: stopping[0], baud=args.baud, spin_s=args.spin_us * 1e-6)
         else:
             port = open_port(args.device, timeout=0.05)
             print(f"hullwatch board: emulated board {board_id} serving on {args.device}", flush=True)
