@@ -138,6 +138,20 @@ def test_example_suite_table():
         assert (ROOT / "tests" / "hil" / name).exists(), name
 
 
+def test_polling_figures():
+    from hullwatch.hal import port_io
+    from hullwatch.sim.board_serve import SERVE_SPIN_S
+
+    assert port_io.SPIN_S == 150e-6 and SERVE_SPIN_S == 200e-6
+    assert cli.main(["board", "--pty", "--spin-us", "1000001"]) == 2
+    for phrase in ("for up to 150 us (`hal.port_io.SPIN_S`)", "for 200 us after each reply (`--spin-us`)",
+                   "`--spin-us 200`", "the default, 200,", "0 .. 1000000", "costs the host 150 us",
+                   "takes 15-30 us to run again"):
+        assert phrase in FLAT, phrase
+    # the wake-up figure is the one docs/architecture.md measured
+    assert "takes 15-30 us to run again" in (ROOT / "docs" / "architecture.md").read_text()
+
+
 #: Every number in the doc's prose and what checks it (above, or the named test).
 CHECKED = {
     "0.1": "cycle period", "31": "channels", "6": "valves", "24": "ADC bits",
@@ -149,6 +163,8 @@ CHECKED = {
     "36000": "raw ring", "3": "link lost after", "0.5": "reconnect", "459": "bytes per cycle",
     "115200": "baud", "25": "cycles/s (1.1)", "100": "slow warning", "5": "minutes; cable",
     "35": "matrix tolerance", "0": "t = 0",
+    "150": "host poll", "200": "board poll", "1000000": "--spin-us range", "15": "wake-up",
+    "30": "wake-up",
 }
 
 
