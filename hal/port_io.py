@@ -34,7 +34,9 @@ DEFAULT_POLL_S = 0.05
 #: How long :meth:`FdPortIO.read_some` polls the descriptor before it sleeps in ``select``, s.
 #: A board on a pty (the emulator in its own process) answers a HIL_STEP in 40-60 us; polling
 #: meets the reply on a running core instead of paying the wake-up of a sleeping process (about
-#: 15-30 us per direction). A slower board (USB, a UART) costs this much CPU per read, no more.
+#: 15-30 us per direction). Each turn yields the core (``sched_yield``): a poll must never hold a
+#: core another runnable process needs. A slower board (USB, a UART) costs this much CPU per read,
+#: no more.
 SPIN_S = 150e-6
 
 
@@ -88,10 +90,13 @@ class FdPortIO:
         ready: Any = ()
         if self.spin_s and threading.active_count() == 1:
             # A zero-timeout select per turn (a tty read of nothing returns b"", as at EOF, so
-            # readiness is asked, not read).
+            # readiness is asked, not read), and the core offered away between turns: on a
+            # loaded machine the process that must answer (the board, the kernel worker moving
+            # the pty's bytes) may be waiting for this very core; a bare poll kept it for a whole
+            # time slice (HIL over a pty beside one busy process: 1,950 cycles/s, 6,500 yielding).
             until = time.perf_counter() + self.spin_s
             while not (ready := select.select((fd,), (), (), 0)[0]) and time.perf_counter() < until:
-                pass
+                os.sched_yield()
         if not ready:
             ready, _, _ = select.select((fd,), (), (), self.poll_s)
         if not ready:

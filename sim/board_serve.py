@@ -115,8 +115,11 @@ def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda
 
 def _poll_readable(fd: int, until: float) -> bool:
     """True as soon as ``fd`` has bytes to read, False at ``until`` (perf_counter, s) without.
-    A zero-timeout ``select`` per turn: it costs a system call, not a sleep and a wake-up."""
+    A zero-timeout ``select`` per turn: it costs a system call, not a sleep and a wake-up. Between
+    turns the core is offered to any other runnable process (``sched_yield``): on a loaded machine
+    the host, or the kernel worker that moves the pty's bytes, may be waiting for it."""
     sel = select.select
+    yield_core = os.sched_yield
     while True:
         try:
             if sel((fd,), (), (), 0)[0]:
@@ -125,6 +128,7 @@ def _poll_readable(fd: int, until: float) -> bool:
             return True  # let the caller's read meet the error
         if time.perf_counter() >= until:
             return False
+        yield_core()
 
 
 def serve_port(board: BoardEmulator, port: Any, *, stop: Callable[[], bool] = lambda: False,

@@ -424,3 +424,24 @@ def test_emuboard_protocol_option_is_checked(value):
 
     with pytest.raises(serial.SerialException, match=f"protocol='{value}': expected 1.0 .. 1.2"):
         serial.serial_for_url(f"emuboard://?protocol={value}")
+
+
+def test_a_polling_board_offers_its_core_away_between_turns(monkeypatch):
+    """The board's poll yields the core each turn that found nothing (on a loaded machine the
+    host it waits for may need that core), and returns at once when a request is there."""
+    from hullwatch.sim import board_serve
+    from hullwatch.sim.board_serve import _poll_readable, make_pty
+
+    yields = []
+    monkeypatch.setattr(board_serve.os, "sched_yield", lambda: yields.append(1))
+    master, slave, _ = make_pty()
+    try:
+        assert _poll_readable(master, time.perf_counter() + 0.002) is False
+        assert len(yields) > 0
+        os.write(slave, b"\x00")
+        before = len(yields)
+        assert _poll_readable(master, time.perf_counter() + 0.002) is True
+        assert len(yields) == before
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -138,16 +138,23 @@ def test_a_lone_thread_polls_before_sleeping_and_a_reply_ends_the_poll(pty_port,
     assert io.spin_s == min(port_io.SPIN_S, io.poll_s) > 0
     counting = _CountingSelect()
     monkeypatch.setattr(port_io.select, "select", counting)
+    yields = []
+    real_yield = port_io.os.sched_yield
+    monkeypatch.setattr(port_io.os, "sched_yield", lambda: (yields.append(1), real_yield()))
     # An earlier test of the session may have left a daemon thread running: this process is
     # taken as single-threaded (the next test proves the other branch with a real thread).
     monkeypatch.setattr(port_io.threading, "active_count", lambda: 1)
     t0 = time.perf_counter()
     assert io.read_some() == b""  # nothing comes: polled for spin_s, then slept the rest
     assert counting.polls > 0 and time.perf_counter() - t0 >= 0.0015
+    # Every turn that found nothing offered the core away (all but, at most, the one that ran
+    # out of time): a poll never holds a core another process may need.
+    assert counting.polls - 1 <= len(yields) <= counting.polls
     os.write(master, b"\x05reply\x00")
-    polls = counting.polls
+    polls, yielded = counting.polls, len(yields)
     assert io.read_some() == b"\x05reply\x00"
     assert counting.polls == polls + 1  # ready on the first turn: no more polling than that
+    assert len(yields) == yielded
 
 
 def test_with_another_thread_in_the_process_a_read_never_polls(pty_port, monkeypatch) -> None:
