@@ -69,3 +69,28 @@ def test_leak_located_through_noise_garbage_and_disconnect(flight):
     assert rx["crc_errors"] + rx["cobs_errors"] > 0
     assert board.counters["internal_errors"] == 0
     assert health["hil_entries"] >= 2  # HIL mode re-entered after the reconnect
+
+
+def test_per_cycle_timeout_follows_the_round_trips_down_to_its_floor():
+    """docs/protocol.md, "Timing": the full response timeout for the first round trips, then
+    ``srtt + 4 rttvar``, never below ADAPTIVE_MIN_S (0.5 ms) nor above the response timeout."""
+    import serial
+
+    from hullwatch.hal import board_link, wire
+
+    assert board_link.ADAPTIVE_MIN_S == 0.0005
+    link = board_link.BoardLink(serial.serial_for_url("emuboard://", timeout=0.0005), url="emuboard://")
+    try:
+        assert link.adaptive_timeout() == link.timeout_s == board_link.RESPONSE_TIMEOUT_S
+        for i in range(board_link.ADAPTIVE_WARMUP):
+            link.request(wire.Ping(bytes([i])))
+        # An in-process board answers in microseconds: the floor.
+        assert link.adaptive_timeout() == board_link.ADAPTIVE_MIN_S
+        for _ in range(50):
+            link._measured(0.004)  # a USB board's 4 ms round trips
+        assert 0.004 <= link.adaptive_timeout() < 0.006
+        for _ in range(50):
+            link._measured(0.2)  # slower than the response timeout: capped
+        assert link.adaptive_timeout() == board_link.RESPONSE_TIMEOUT_S
+    finally:
+        link.close()
