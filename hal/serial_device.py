@@ -42,7 +42,7 @@ from .ports import DEFAULT_BAUD, port_url
 #: Attempts of the per-cycle READ_SAMPLES / HIL_STEP before the cycle counts as failed (each
 #: waits the link's adaptive timeout, about a round trip: retries are cheap).
 READ_ATTEMPTS = 3
-#: Each further attempt of a per-cycle request waits this many times longer (2 ms, then 8 ms on a
+#: Each further attempt of a per-cycle request waits this many times longer (0.5 ms, then 2 ms on a
 #: fast link), up to the link's full response timeout, which the last attempt always waits.
 READ_TIMEOUT_GROWTH = 4.0
 #: Attempts of a COMMAND_VALVE before it is left pending for the next cycle.
