@@ -34,6 +34,7 @@ class Bench:
         self.rng = random.Random(seed)
         self.t = 0.0
         self.fault: dict[int, object] = {}  # channel -> callable(t, v) -> v, or None for stale
+        self.manage = True  # False: as the FDIR steps the stage while the link is down
 
     def truth(self, m: int) -> float:
         return 295.0 + m + 0.5 * __import__("math").sin(self.t / 860.0)
@@ -53,7 +54,7 @@ class Bench:
                 if fault != "none":
                     v = fault(self.t, v)
                 f.temperature[j] = v
-            self.stage.step(f, self.t, True)
+            self.stage.step(f, self.t, self.manage)
             if round(self.t * 10) % 10 == 0:
                 self.stage.slow_checks(f, self.t)
 
@@ -172,3 +173,33 @@ def test_the_rate_band_edge_is_the_same_on_both_paths(checked: bool) -> None:
             frame.temperature_status[3] = 1
         b.stage.step(frame, b.t + 0.1, True)
         assert b.failed() == expect
+
+
+def test_after_a_lost_link_the_gas_may_have_moved() -> None:
+    """Nine minutes without data (the link down): the gas temperature swung 0.29 K meanwhile,
+    more than the rate band of one block (0.1 K) but less than gas can move in 550 s. Every
+    channel comes back healthy and the vote follows the gas at once."""
+    b = Bench()
+    b.step(60.0)
+    b.fault = {j: None for j in range(4)}
+    b.manage = False
+    b.step(550.0)
+    assert abs(b.truth(0) - (295.0 + 0.5 * math.sin(60.0 / 860.0))) > 0.25  # the gas moved
+    b.fault, b.manage = {}, True
+    b.step(90.0)
+    assert b.failed() == []
+    assert b.stage.n_trusted == [2, 2]
+    assert b.stage.temperature[0] == pytest.approx(b.truth(0) + 0.005, abs=0.03)
+
+
+def test_a_jump_beyond_what_gas_can_move_in_the_gap_still_fails() -> None:
+    """The band widens by temperature_rate_max_k_s per second without data, no more: after a
+    5 s gap (0.1 + 0.25 K) a channel back 20 K off is the sensor."""
+    b = Bench()
+    b.step(60.0)
+    b.fault = {j: None for j in range(4)}
+    b.manage = False
+    b.step(5.0)
+    b.fault, b.manage = {1: lambda t, v: v + 20.0}, True
+    b.step(1.0)
+    assert b.failed() == [("a.t2", int(SensorHealth.FAILED_RATE))]

@@ -94,3 +94,26 @@ def test_per_cycle_timeout_follows_the_round_trips_down_to_its_floor():
         assert link.adaptive_timeout() == board_link.RESPONSE_TIMEOUT_S
     finally:
         link.close()
+
+
+def test_a_nine_minute_outage_fails_no_sensor_and_raises_no_leak():
+    """The link down for 550 s of mission time on the nominal day: the gas temperatures swing
+    meanwhile more than one block's rate band. On restore every thermometer is taken back as it
+    reads (no SENSOR_FAILED), and no leak is suspected (before: eight thermometers failed at
+    once, the modules' temperatures were held 550 s old and the station was suspected of a
+    leak 23 s later)."""
+    name = "outage"
+    device = open_hil_device(f"emuboard://{name}", scenario="nominal-24h")
+    f = FlightUnderTest(device)
+    try:
+        line = protocol_emuboard.link(name)
+        f.run_for(700.0)
+        line.faults.unplug_until(device.clock.now() + 550.0, device.clock.now)
+        f.run_for(700.0)
+        names = [(e.name, e.subject) for e in f.events]
+        assert ("LINK_LOST", "device") in names and ("LINK_RESTORED", "device") in names
+        assert not [n for n in names if n[0] == "SENSOR_FAILED" or n[0].startswith("LEAK")], names
+    finally:
+        f.close()
+        device.close()
+        protocol_emuboard.forget(name)

@@ -139,6 +139,11 @@ class TemperatureStage:
         self._zero_f = [0.0] * nt
         self.mean = [float("nan")] * nt  #: each channel's mean over the last block, K (NaN: none fresh)
         self._ref = [float("nan")] * nt  # each channel's last block mean (NaN: none yet)
+        # Seconds of whole blocks without a fresh reading since each reference was taken (a
+        # dropout, a lost link): gas may have moved rate x gap meanwhile, so the band widens by
+        # that much until the channel's next block mean (0 on the usual cycle).
+        self._rate = s.temperature_rate_max_k_s
+        self._gap = [0.0] * nt
         # The rate rule as a band per channel, rounded once per reference: a reading outside
         # [ref - jump, ref + jump] moved faster than gas can. With the valid range, the band a
         # reading of the usual cycle must fall in: [max(lo, ref - jump), min(hi, ref + jump)].
@@ -274,12 +279,15 @@ class TemperatureStage:
         n_all = self._all
         mean = self.mean
         ref = self._ref
+        gap = self._gap
         for i, a in enumerate(acc):
             n = n_all + cnt[i]
             if n:
                 mean[i] = ref[i] = a / n
+                gap[i] = 0.0
             else:
                 mean[i] = float("nan")
+                gap[i] += self.block_s
         self._ref_ok = sum(ref) == sum(ref)
         self._rebuild_bands()
         self._acc = self._zero_f[:]
@@ -296,12 +304,14 @@ class TemperatureStage:
             self._learn(t)
 
     def _rebuild_bands(self) -> None:
-        """Each channel's rate band from its reference (K), and the usual cycle's band with the
+        """Each channel's rate band from its reference (K), widened by what gas can move in the
+        blocks the channel had no fresh reading (``_gap``), and the usual cycle's band with the
         valid range. A channel with no reference yet (NaN) has a NaN band, which no reading is
         inside; the usual cycle is not taken until every reference is known."""
         jump = self.jump
-        self._jlo = [r - jump for r in self._ref]
-        self._jhi = [r + jump for r in self._ref]
+        rate = self._rate
+        self._jlo = [r - jump - rate * g for r, g in zip(self._ref, self._gap)]
+        self._jhi = [r + jump + rate * g for r, g in zip(self._ref, self._gap)]
         self._ok_lo = list(map(max, self.lo, self._jlo))
         self._ok_hi = list(map(min, self.hi, self._jhi))
 
