@@ -203,3 +203,22 @@ def test_a_jump_beyond_what_gas_can_move_in_the_gap_still_fails() -> None:
     b.fault, b.manage = {1: lambda t, v: v + 20.0}, True
     b.step(1.0)
     assert b.failed() == [("a.t2", int(SensorHealth.FAILED_RATE))]
+
+
+def test_the_stuck_timer_stops_while_the_link_is_down() -> None:
+    """A channel unchanged for 30 s, out of sight for 60 s (the FDIR calls link_gap on restore),
+    unchanged 20 s more: 50 s seen unchanged, not stuck (60 s); 15 s later it is."""
+    b = Bench()
+    b.step(60.0)
+    frozen = b.frame.temperature[1]
+    b.fault = {1: lambda t, v: frozen}
+    b.step(30.0)
+    b.fault = {j: None for j in range(4)}
+    b.manage = False
+    b.step(60.0)
+    b.stage.link_gap(60.0)
+    b.fault, b.manage = {1: lambda t, v: frozen}, True
+    b.step(20.0)
+    assert b.failed() == []
+    b.step(15.0)
+    assert b.failed() == [("a.t2", int(SensorHealth.FAILED_STUCK))]

@@ -117,3 +117,24 @@ def test_a_nine_minute_outage_fails_no_sensor_and_raises_no_leak():
         f.close()
         device.close()
         protocol_emuboard.forget(name)
+
+
+def test_an_outage_as_the_leak_begins_fails_no_sensor_and_the_leak_is_still_sealed():
+    """The link down from 320 to 380 s, just after the MS-09 hole opens (300 s): no thermometer
+    is taken for stuck on reading after the outage what it read before it (the stuck timers
+    stop while nothing is seen), and the orbital module is located and sealed."""
+    name = "outage-leak"
+    device = open_hil_device(f"emuboard://{name}", scenario="soyuz-ms09")
+    f = FlightUnderTest(device)
+    try:
+        line = protocol_emuboard.link(name)
+        f.run_for(320.0)
+        line.faults.unplug_until(device.clock.now() + 60.0, device.clock.now)
+        f.await_event("SEGMENT_SEALED", within_s=600)
+        names = [(e.name, e.subject) for e in f.events]
+        assert ("LEAK_LOCATED", "soyuz-om") in names and ("SEGMENT_SEALED", "soyuz-om") in names
+        assert not [n for n in names if n[0] == "SENSOR_FAILED"], names
+    finally:
+        f.close()
+        device.close()
+        protocol_emuboard.forget(name)

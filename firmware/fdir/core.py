@@ -568,7 +568,10 @@ class Fdir(InventoryTerms, FdirReport):
     def _link_change(self, up: bool, t: float) -> None:
         self.link_up = up
         if up:
-            self.events.push(t, EventId.LINK_RESTORED, "device", 0.0, t - self.link_down_since, 0.0)
+            gap = t - self.link_down_since
+            self.events.push(t, EventId.LINK_RESTORED, "device", 0.0, gap, 0.0)
+            self.sensors.link_gap(gap)
+            self.thermo.link_gap(gap)
             self._reset_all(t, self.params.leak.warmup_s)
         else:
             self.link_down_since = t

@@ -334,6 +334,14 @@ class TemperatureStage:
                 rows_n.append((m, *row))  # type: ignore[arg-type]
         return rows, rows_n
 
+    def link_gap(self, seconds: float) -> None:
+        """The link was down for ``seconds``: no reading came, so no stuck timer ran. Each
+        channel's "unchanged since" moves on by the gap (a temperature that happened to read the same
+        value before and after an outage is not stuck for having been out of sight)."""
+        since = self.stuck_since
+        for i, x in enumerate(since):
+            since[i] = x + seconds
+
     def slow_checks(self, frame: Frame, t: float) -> None:
         """Stuck channels and recoveries (housekeeping rate, on the latest samples)."""
         s = self.p
