@@ -35,6 +35,27 @@ def test_slope_bank_matches_least_squares_exactly():
     assert bank.sigma() == pytest.approx(2.0, rel=0.2)
 
 
+def test_a_bridged_gap_is_held_samples_that_leave_the_noise_estimate_alone():
+    """SlopeBank.bridge: the windows see n samples at the held level, as if pushed, on the same
+    time base; the noise estimate is the one before the gap (they are not measurements)."""
+    rng = random.Random(5)
+    ys = [1000.0 + rng.gauss(0, 2.0) for _ in range(300)]
+    bridged = SlopeBank(max_samples=50, rate_hz=10.0, noise_tau_s=10.0, noise_min=0.01)
+    pushed = SlopeBank(max_samples=50, rate_hz=10.0, noise_tau_s=10.0, noise_min=0.01)
+    for bank in (bridged, pushed):
+        bank.reset(ys[0])
+        for y in ys:
+            bank.push(y)
+    sigma = bridged.sigma()
+    bridged.bridge(1000.5, 30)
+    for _ in range(30):
+        pushed.push(1000.5)
+    assert bridged.k == pushed.k == 330 and bridged.level() == 1000.5
+    for n in (2, 20, 50):
+        assert bridged.slope(n) == pushed.slope(n) and bridged.mean(n) == pushed.mean(n)
+    assert bridged.sigma() == sigma and pushed.sigma() < sigma
+
+
 def test_thresholds_and_floor():
     p = default_params()
     zs, zc = thresholds(p)

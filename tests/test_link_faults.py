@@ -138,3 +138,42 @@ def test_an_outage_as_the_leak_begins_fails_no_sensor_and_the_leak_is_still_seal
         f.close()
         device.close()
         protocol_emuboard.forget(name)
+
+
+def _flapping(name: str, scenario: str, until: float, every: float = 20.0, down: float = 1.0):
+    """A flight on ``scenario`` whose link drops for ``down`` s every ``every`` s of mission time
+    from 100 s to ``until`` (a loose connector); returns its events."""
+    device = open_hil_device(f"emuboard://{name}", scenario=scenario)
+    f = FlightUnderTest(device)
+    try:
+        line = protocol_emuboard.link(name)
+        f.run_for(100.0)
+        while device.clock.now() < until:
+            line.faults.unplug_until(device.clock.now() + down, device.clock.now)
+            f.run_for(every)
+        return list(f.events)
+    finally:
+        f.close()
+        device.close()
+        protocol_emuboard.forget(name)
+
+
+def test_a_flapping_link_does_not_blind_leak_detection():
+    """The link lost for 1 s every 20 s (70 losses): each outage is bridged, so the MS-09 leak is
+    confirmed when it is on a clean link (396 s) and sealed in the orbital module. Before, every
+    return restarted the tests and the leak was never detected."""
+    events = _flapping("flap-leak", "soyuz-ms09", 1500.0)
+    assert sum(e.name == "LINK_LOST" for e in events) >= 60
+    confirmed = next(e.t for e in events if e.name == "LEAK_CONFIRMED")
+    assert confirmed <= 420.0
+    sealed = [e.subject for e in events if e.name == "SEGMENT_SEALED"]
+    assert sealed == ["soyuz-om"]
+
+
+def test_a_flapping_link_raises_no_leak_on_the_nominal_day():
+    """The same connector on the nominal day (245 losses in 5,000 s): bridged outages hold the
+    recent level, which is no evidence of anything (a line drawn between two single samples
+    across each gap carried their noise as slopes: three suspicions)."""
+    events = _flapping("flap-nominal", "nominal-24h", 5000.0)
+    assert sum(e.name == "LINK_LOST" for e in events) >= 200
+    assert not [(e.name, e.subject, e.t) for e in events if e.name.startswith("LEAK")]

@@ -29,6 +29,7 @@ from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .report import R_UNIVERSAL, FdirReport
 from .sensors import SensorStage
+from .slope import SlopeBank
 from .slowleak import SlowLeakDetector
 from .thermo import TemperatureStage
 from .topology import Topology, segment_label
@@ -77,6 +78,8 @@ class Fdir(InventoryTerms, FdirReport):
         self.transition_errors = 0
         self.link_up = True
         self.link_down_since = 0.0
+        self._missed = 0  # cycles stepped while the link was down
+        self._bridge = 0  # cycles the next _detect bridges in every bank (a short outage ended)
         self.sensors = SensorStage(layout, params, self.events)
         self.thermo = TemperatureStage(layout, params, self.events)
         #: per module: is a pressure sensor usable (False: MODULE_UNOBSERVABLE was reported)
@@ -221,6 +224,7 @@ class Fdir(InventoryTerms, FdirReport):
         sensors.step(frame, t, link_up)
         block = thermo.step(frame, t, link_up)
         if not link_up:
+            self._missed += 1
             return
         # Raw pressure readings of this cycle, for the rapid-depress two-sensor rule.
         i = self._p_hist_i = (self._p_hist_i + 1) % len(self._p_hist)
@@ -375,6 +379,8 @@ class Fdir(InventoryTerms, FdirReport):
             if pending[slot]:
                 pending[slot] = False
                 bank.reset(y)
+            elif self._bridge and bank.k:
+                self._bridge_gap(slot, bank, t)
             bank.push(y)
             k = bank.k
             if k % decim == 0:  # the slow test's decimated sample: the mean of the last decim
@@ -424,6 +430,24 @@ class Fdir(InventoryTerms, FdirReport):
                         self._leak_transition(slot, s, _SUSPECTED, slope, z, t)
             if state[slot] != _NOMINAL and t - self.t_above[slot] > self.params.leak.clear_s:
                 self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, ns[-1])), 0.0, t)
+        self._bridge = 0
+
+    def _bridge_gap(self, slot: int, bank: SlopeBank, t: float) -> None:
+        """The cycles of a short outage (``self._bridge`` of them, the last one before ``t``): the
+        bank holds its mean over the last rapid window through them (:meth:`SlopeBank.bridge`),
+        and the slow test gets each decimated sample that falls in the gap, at its cycle's time."""
+        n = min(self._bridge, bank.cap)
+        level = bank.mean(min(bank.k, self.plan.n_rapid))
+        decim = self.slow.decim
+        done = 0
+        while done < n:
+            to_next = decim - bank.k % decim  # samples until the slow test's next sample
+            if to_next > n - done:
+                bank.bridge(level, n - done)
+                return
+            bank.bridge(level, to_next)
+            done += to_next
+            self.slow.sample(slot, bank.mean(decim), t - (n + 1 - done) * self.dt)
 
     # -- single-fault robustness ------------------------------------------------------------
 
@@ -572,7 +596,14 @@ class Fdir(InventoryTerms, FdirReport):
             self.events.push(t, EventId.LINK_RESTORED, "device", 0.0, gap, 0.0)
             self.sensors.link_gap(gap)
             self.thermo.link_gap(gap)
-            self._reset_all(t, self.params.leak.warmup_s)
+            if gap <= self.params.leak.link_bridge_s:
+                # A short outage (a flapping connector) is bridged: restarting every test at each
+                # return would blind them for good (a leak test needs its window of samples, the
+                # slow test hours). The missing samples hold the recent level (_bridge_gap).
+                self._bridge = self._missed
+            else:
+                self._reset_all(t, self.params.leak.warmup_s)
+            self._missed = 0
         else:
             self.link_down_since = t
             self.events.push(t, EventId.LINK_LOST, "device", 0.0, 0.0, 0.0)

@@ -72,6 +72,7 @@ class LeakParams:
     noise_tau_s: float = _p(0.1, 86400.0, unit="s")
     noise_min_pa: float = _p(0.0, 1e4, lo_open=True, unit="Pa")
     warmup_s: float = _p(0.0, 3600.0, unit="s")
+    link_bridge_s: float = _p(0.0, 60.0, unit="s")
     known_loss_kg_s: float = _p(0.0, 100.0, unit="kg/s")
     dead_band_pa_s: float = _p(0.0, 1e4, unit="Pa/s")
     transient_mask_s: float = _p(0.0, 3600.0, unit="s")

@@ -100,6 +100,32 @@ class SlopeBank:
         m2 = self.m2
         self.m2 = m2 + a * (d * d - m2)
 
+    def bridge(self, level: float, n: int) -> None:
+        """Push ``n`` samples at ``level`` (Pa) for cycles whose data never came (a short outage
+        of the device link), so the windows keep their time base. They are not measurements:
+        the noise estimate is left as it is. (A hold at the recent mean, not a line to the first
+        sample after the gap: a line between two single noisy samples carries their noise as a
+        slope, three times the white-noise spread of a 2 s window over a 1 s gap.) ``n`` at most
+        ``cap``: older samples would fall out of every window."""
+        yq = int((level - self.y0) * Q)
+        cap = self.cap
+        r0 = self.r0
+        r1 = self.r1
+        c0 = self.c0
+        c1 = self.c1
+        k = self.k
+        for _ in range(n):
+            c0 += yq
+            c1 += k * yq
+            k += 1
+            j = k % cap
+            r0[j] = c0
+            r1[j] = c1
+        self.c0 = c0
+        self.c1 = c1
+        self.k = k
+        self.y_prev = level
+
     def sigma(self) -> float:
         """White-noise standard deviation of the signal, Pa (never below ``noise_min``)."""
         v = 0.5 * (self.m2 - self.m1 * self.m1)
