@@ -177,3 +177,26 @@ def test_a_flapping_link_raises_no_leak_on_the_nominal_day():
     events = _flapping("flap-nominal", "nominal-24h", 5000.0)
     assert sum(e.name == "LINK_LOST" for e in events) >= 200
     assert not [(e.name, e.subject, e.t) for e in events if e.name.startswith("LEAK")]
+
+
+def test_a_short_outage_during_isolation_is_no_rapid_depressurisation():
+    """The link lost for 5 s while the orbital module is being watched alone (isolation of the
+    MS-09 leak): the outage is bridged, and the gas the small segment lost meanwhile, which shows
+    as a step when the link returns, is not read as a rapid depressurisation (it was: -10.7 Pa/s
+    over the 2 s window); the leak is located and sealed where it is."""
+    name = "outage-isolation"
+    device = open_hil_device(f"emuboard://{name}", scenario="soyuz-ms09", seed=0)
+    f = FlightUnderTest(device)
+    try:
+        line = protocol_emuboard.link(name)
+        f.run_for(400.0)
+        assert any(e.name == "ISOLATION_STARTED" for e in f.events)
+        line.faults.unplug_until(device.clock.now() + 5.0, device.clock.now)
+        f.await_event("SEGMENT_SEALED", within_s=300)
+        names = [(e.name, e.subject) for e in f.events]
+        assert ("LINK_RESTORED", "device") in names and ("SEGMENT_SEALED", "soyuz-om") in names
+        assert not [n for n in names if n[0] == "RAPID_DEPRESS"], names
+    finally:
+        f.close()
+        device.close()
+        protocol_emuboard.forget(name)
