@@ -38,6 +38,9 @@ from .params import FdirParams
 _OK = int(SensorHealth.OK)
 _FAILED_STUCK = int(SensorHealth.FAILED_STUCK)
 _FAILED_STALE = int(SensorHealth.FAILED_STALE)
+#: failures that are a loss of the data (it stopped coming, or left the range), not a lie told in
+#: it: a module with no voter left may take such a sensor back on its own (_recover_unvoted)
+_DATA_LOSS = (_FAILED_STALE, int(SensorHealth.FAILED_RANGE))
 
 
 def sort3(a: float, b: float, c: float) -> tuple[float, float, float]:
@@ -288,6 +291,35 @@ class SensorStage:
                     self.clean_since[i] = t
                 elif t - self.clean_since[i] >= self.p.recover_s:
                     self._recover(i, t, pv[i])
+        elif not module_out:
+            self._recover_unvoted(g, pv, ps, t)
+
+    def _recover_unvoted(self, g: tuple[int, ...], pv: list[float], ps: list[int], t: float) -> None:
+        """A module none of whose sensors votes (every one failed: typically all FAILED_STALE
+        after a harness, ADC or bus dropout; without this the module stayed unobservable for
+        good once its data came back). A sensor failed for losing its data (stale, out of range)
+        that reads fresh and in range again is recovered after ``recover_s`` if it agrees within
+        ``disagree_pa`` with the median of the others doing so (alone, it has nothing to disagree
+        with). A sensor failed for what it read (stuck, disagreeing, an absurd bias) needs a vote
+        of healthy sensors to be trusted again."""
+        health = self.health
+        bias = self.bias
+        lo = self.lo
+        hi = self.hi
+        back = [i for i in g if health[i] in _DATA_LOSS and not ps[i] and lo[i] <= pv[i] <= hi[i]]
+        for i in g:
+            if health[i] != _OK and i not in back:
+                self.clean_since[i] = t
+        if not back:
+            return
+        vals = sorted(pv[i] - bias[i] for i in back)
+        k = len(vals)
+        ref = vals[k // 2] if k % 2 else 0.5 * (vals[k // 2 - 1] + vals[k // 2])
+        for i in back:
+            if abs(pv[i] - bias[i] - ref) > self.thr:
+                self.clean_since[i] = t
+            elif t - self.clean_since[i] >= self.p.recover_s:
+                self._recover(i, t, pv[i])
 
     def link_gap(self, seconds: float) -> None:
         """The link was down for ``seconds``: no reading came, so no stuck timer ran. Each
