@@ -152,12 +152,19 @@ def test_polling_figures():
     assert "takes 15-30 us to run again" in (ROOT / "docs" / "architecture.md").read_text()
 
 
+def test_link_bridge_figure():
+    from hullwatch.firmware.fdir.params import default_params
+
+    assert default_params().leak.link_bridge_s == 10.0
+    assert "An outage of at most 10 s of mission time (`leak.link_bridge_s`)" in FLAT
+
+
 #: Every number in the doc's prose and what checks it (above, or the named test).
 CHECKED = {
     "0.1": "cycle period", "31": "channels", "6": "valves", "24": "ADC bits",
     "1.1": "protocol", "1.0": "protocol; 1.0 board", "1": "1 s housekeeping", "2": "exit status 2; 2 s grace",
     "8": "1/8", "7": "prk-slow modules; 1/7", "444": "HIL_STEP reply", "26": "cycles/s", "2.6": "x real time",
-    "23": "minutes at 115200", "1.2": "protocol", "8": "differences", "10": "prk volume", "726": "usos board", "716": "usos prk",
+    "23": "minutes at 115200", "1.2": "protocol", "8": "differences", "10": "prk volume; link bridge", "726": "usos board", "716": "usos prk",
     "4": "exit status 4", "0.0": "first cycle", "1.9": "last cycle before 2", "2.0": "run_for(2)",
     "600": "within_s", "600.0": "deadline", "12": "events shown", "300": "wall budget; leak start",
     "36000": "raw ring", "3": "link lost after", "0.5": "reconnect", "459": "bytes per cycle",
