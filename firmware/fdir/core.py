@@ -23,13 +23,13 @@ from .isolation import Isolator
 from .leak import WindowPlan, thresholds
 from .locate import SlowLocator
 from .machines import LEAK_TRANSITIONS, LeakState, check
+from .outage import LinkOutage
 from .inventory import InventoryTerms
 from .pairs import PairEvidence
 from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .report import R_UNIVERSAL, FdirReport
 from .sensors import SensorStage
-from .slope import SlopeBank
 from .slowleak import SlowLeakDetector
 from .thermo import TemperatureStage
 from .topology import Topology, segment_label
@@ -45,7 +45,7 @@ _ACTIVE = int(FdirMode.ACTIVE)
 _FAILED_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
 
 
-class Fdir(InventoryTerms, FdirReport):
+class Fdir(InventoryTerms, LinkOutage, FdirReport):
     """The FDIR application. See the module docstring.
 
     Args:
@@ -437,28 +437,6 @@ class Fdir(InventoryTerms, FdirReport):
                 self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, ns[-1])), 0.0, t)
         self._bridge = 0
 
-    def _bridge_gap(self, slot: int, bank: SlopeBank, t: float) -> None:
-        """The cycles of a short outage (``self._bridge`` of them, the last one before ``t``): the
-        bank holds its mean over the last rapid window through them (:meth:`SlopeBank.bridge`),
-        and the slow test gets each decimated sample that falls in the gap, at its cycle's time.
-        The gas lost meanwhile then shows as a step at the first sample after it, which windows
-        much longer than the gap average out but the rapid window would read as a rate it never
-        had (a 5 s outage while a small isolated segment leaked read as -10.7 Pa/s, a
-        RAPID_DEPRESS): the rapid test waits until its window lies past the gap."""
-        n = min(self._bridge, bank.cap)
-        level = bank.mean(min(bank.k, self.plan.n_rapid))
-        decim = self.slow.decim
-        done = 0
-        while done < n:
-            to_next = decim - bank.k % decim  # samples until the slow test's next sample
-            if to_next > n - done:
-                bank.bridge(level, n - done)
-                break
-            bank.bridge(level, to_next)
-            done += to_next
-            self.slow.sample(slot, bank.mean(decim), t - (n + 1 - done) * self.dt)
-        self.rapid_k0[slot] = bank.k
-
     # -- single-fault robustness ------------------------------------------------------------
 
     def _update_diverging(self) -> None:
@@ -598,22 +576,3 @@ class Fdir(InventoryTerms, FdirReport):
         self._rebuild_terms()
         self.isolator.segments_changed(t)
         self.locator.segments_changed(t)
-
-    def _link_change(self, up: bool, t: float) -> None:
-        self.link_up = up
-        if up:
-            gap = t - self.link_down_since
-            self.events.push(t, EventId.LINK_RESTORED, "device", 0.0, gap, 0.0)
-            self.sensors.link_gap(gap)
-            self.thermo.link_gap(gap)
-            if gap <= self.params.leak.link_bridge_s:
-                # A short outage (a flapping connector) is bridged: restarting every test at each
-                # return would blind them for good (a leak test needs its window of samples, the
-                # slow test hours). The missing samples hold the recent level (_bridge_gap).
-                self._bridge = self._missed
-            else:
-                self._reset_all(t, self.params.leak.warmup_s)
-            self._missed = 0
-        else:
-            self.link_down_since = t
-            self.events.push(t, EventId.LINK_LOST, "device", 0.0, 0.0, 0.0)
