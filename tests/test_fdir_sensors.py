@@ -168,3 +168,39 @@ def test_a_whole_module_below_range_fails_no_sensor():
     b.step(50)
     assert b.drained() == []
     assert b.stage.n_voting[0] == 0
+
+
+def test_the_stuck_timer_stops_while_the_link_is_down():
+    """a.p3 frozen for 20 s, then the link down 30 s (the FDIR calls link_gap on its return):
+    20 s seen unchanged plus 5 s after the outage is not stuck (30 s); 10 s later it is."""
+    b = Bench()
+    b.step(300)
+    frozen = b.frame.pressure[2]
+    b.override[2] = frozen
+    b.step(200)
+    b.t += 30.0  # nothing seen for 30 s
+    b.stage.link_gap(30.0)
+    b.step(50)
+    assert b.drained() == []
+    b.step(100)
+    events = b.drained()
+    assert [(e[3], int(e[4])) for e in events] == [("a.p3", int(SensorHealth.FAILED_STUCK))]
+
+
+def test_a_module_with_no_voter_left_takes_back_sensors_whose_data_returns():
+    """Every sensor of module b stale for 10 s (all FAILED_STALE: no vote left). When their
+    readings return fresh, in range and agreeing, they are recovered after recover_s; a sensor
+    that returns 500 Pa off the others is not."""
+    params = params_from_dict({"sensors": {"recover_s": 5.0}}, "test")
+    b = Bench(params)
+    b.step(300)
+    for i in (3, 4, 5):
+        b.override[i] = None
+    b.step(100)
+    assert b.stage.n_voting[1] == 0
+    del b.override[3], b.override[4]
+    b.override[5] = b.truth[1] + BIASES[5] + 500.0
+    b.step(100)
+    recovered = [e[3] for e in b.drained() if EventId(e[1]) == EventId.SENSOR_RECOVERED]
+    assert recovered == ["b.p1", "b.p2"]
+    assert b.stage.n_voting[1] == 2
