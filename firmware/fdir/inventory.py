@@ -4,7 +4,8 @@
 voting pressure sensors or trusted thermometers change, it reports modules that became
 unobservable (or observable again), starts or stops temperature estimates, and rebuilds the
 terms ``(pressure module, module, volume)`` the leak test sums and the dead band it allows each
-segment (docs/fdir.md, "Loss of data" and "Crew and topology").
+segment (docs/fdir.md, "Stage 1: sensors", unobservable modules, and "Stage 2", the crew's
+oxygen away from the generator).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The device link's outages as the FDIR sees them (docs/fdir.md, "Loss of data").
+"""The device link's outages as the FDIR sees them (docs/fdir.md, "Stage 1: sensors", the link).
 
 :class:`LinkOutage` is a part of :class:`~.core.Fdir` (its base class). While the link is down
 the sensor stages only vote and the tests hold. When it returns after at most
