@@ -40,6 +40,28 @@ DEFAULT_POLL_S = 0.05
 SPIN_S = 150e-6
 
 
+def poll_readable(fd: int, until: float) -> bool:
+    """True as soon as ``fd`` has bytes to read (or an error a read will meet), False at
+    ``until`` (``time.perf_counter``, s) without. A zero-timeout ``select`` per turn (a tty read
+    of nothing returns b"", as at EOF, so readiness is asked, not read): a system call, not a
+    sleep and a wake-up. Between turns the core is offered to any other runnable process
+    (``sched_yield``): on a loaded machine the process that must answer, or the kernel worker
+    that moves a pty's bytes, may be waiting for this very core, and a bare poll kept it for a
+    whole time slice (HIL over a pty beside one busy process: 1,950 cycles/s, 6,500 yielding).
+    The one poll of both ends of a pty: the host's read and ``hullwatch board --pty``."""
+    sel = select.select
+    yield_core = os.sched_yield
+    while True:
+        try:
+            if sel((fd,), (), (), 0)[0]:
+                return True
+        except (OSError, ValueError):
+            return True  # let the caller's read meet the error
+        if time.perf_counter() >= until:
+            return False
+        yield_core()
+
+
 class PortIO(Protocol):
     def read_some(self) -> bytes:
         """The bytes waiting, or those arriving within the port's read timeout (``b""``: none)."""
@@ -87,16 +109,8 @@ class FdPortIO:
         fd = self.fd
         # Polling holds the GIL: with another thread in the process (an in-process board, a
         # monitor) it could starve the very thread that answers, so only a lone thread polls.
-        ready: Any = ()
-        if self.spin_s and threading.active_count() == 1:
-            # A zero-timeout select per turn (a tty read of nothing returns b"", as at EOF, so
-            # readiness is asked, not read), and the core offered away between turns: on a
-            # loaded machine the process that must answer (the board, the kernel worker moving
-            # the pty's bytes) may be waiting for this very core; a bare poll kept it for a whole
-            # time slice (HIL over a pty beside one busy process: 1,950 cycles/s, 6,500 yielding).
-            until = time.perf_counter() + self.spin_s
-            while not (ready := select.select((fd,), (), (), 0)[0]) and time.perf_counter() < until:
-                os.sched_yield()
+        ready: Any = self.spin_s and threading.active_count() == 1 \
+            and poll_readable(fd, time.perf_counter() + self.spin_s)
         if not ready:
             ready, _, _ = select.select((fd,), (), (), self.poll_s)
         if not ready:
@@ -145,4 +159,4 @@ def port_io(port: Any) -> PortIO:
     return SerialApiIO(port)
 
 
-__all__ = ["PortIO", "SerialApiIO", "FdPortIO", "port_io", "READ_CHUNK"]
+__all__ = ["PortIO", "SerialApiIO", "FdPortIO", "port_io", "poll_readable", "READ_CHUNK"]

@@ -15,6 +15,8 @@ import time
 import tty
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..hal.port_io import poll_readable
+
 if TYPE_CHECKING:  # board_emulator re-exports this module's names
     from .board_emulator import BoardEmulator
 
@@ -84,7 +86,7 @@ def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda
             timeout = min(timeout, 0.5 / rate)
         ready: Any = ()
         if spin_until:
-            ready = _poll_readable(fd, spin_until)
+            ready = poll_readable(fd, spin_until)
             spin_until = 0.0
         if not ready:
             try:
@@ -111,24 +113,6 @@ def serve_fd(board: BoardEmulator, fd: int, *, stop: Callable[[], bool] = lambda
                 continue
             if spin_s > 0:
                 spin_until = time.perf_counter() + spin_s
-
-
-def _poll_readable(fd: int, until: float) -> bool:
-    """True as soon as ``fd`` has bytes to read, False at ``until`` (perf_counter, s) without.
-    A zero-timeout ``select`` per turn: it costs a system call, not a sleep and a wake-up. Between
-    turns the core is offered to any other runnable process (``sched_yield``): on a loaded machine
-    the host, or the kernel worker that moves the pty's bytes, may be waiting for it."""
-    sel = select.select
-    yield_core = os.sched_yield
-    while True:
-        try:
-            if sel((fd,), (), (), 0)[0]:
-                return True
-        except (OSError, ValueError):
-            return True  # let the caller's read meet the error
-        if time.perf_counter() >= until:
-            return False
-        yield_core()
 
 
 def serve_port(board: BoardEmulator, port: Any, *, stop: Callable[[], bool] = lambda: False,

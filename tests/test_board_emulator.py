@@ -429,11 +429,13 @@ def test_emuboard_protocol_option_is_checked(value):
 def test_a_polling_board_offers_its_core_away_between_turns(monkeypatch):
     """The board's poll yields the core each turn that found nothing (on a loaded machine the
     host it waits for may need that core), and returns at once when a request is there."""
+    from hullwatch.hal import port_io
     from hullwatch.sim import board_serve
-    from hullwatch.sim.board_serve import _poll_readable, make_pty
+    from hullwatch.sim.board_serve import make_pty
 
+    _poll_readable = board_serve.poll_readable  # the one poll both ends of a pty use
     yields = []
-    monkeypatch.setattr(board_serve.os, "sched_yield", lambda: yields.append(1))
+    monkeypatch.setattr(port_io.os, "sched_yield", lambda: yields.append(1))
     master, slave, _ = make_pty()
     try:
         assert _poll_readable(master, time.perf_counter() + 0.002) is False
