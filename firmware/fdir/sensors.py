@@ -43,6 +43,13 @@ _FAILED_STALE = int(SensorHealth.FAILED_STALE)
 _DATA_LOSS = (_FAILED_STALE, int(SensorHealth.FAILED_RANGE))
 
 
+def _median(values: list[float]) -> float:
+    """The median of ``values`` (not empty): the middle one, or the mean of the middle two."""
+    ordered = sorted(values)
+    k = len(ordered)
+    return ordered[k // 2] if k % 2 else 0.5 * (ordered[k // 2 - 1] + ordered[k // 2])
+
+
 def sort3(a: float, b: float, c: float) -> tuple[float, float, float]:
     """The three readings in ascending order: the middle one is the mid-value vote. The one
     implementation of the vote, used by the fast and the checked paths alike."""
@@ -241,8 +248,7 @@ class SensorStage:
             if n == 3:
                 vote = sort3(vals[0], vals[1], vals[2])[1]
             else:
-                ordered = sorted(vals[:n])
-                vote = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+                vote = _median(vals[:n])
             self.disagree2[m] = False
         elif n == 2:
             vote = 0.5 * (vals[0] + vals[1])
@@ -312,9 +318,7 @@ class SensorStage:
                 self.clean_since[i] = t
         if not back:
             return
-        vals = sorted(pv[i] - bias[i] for i in back)
-        k = len(vals)
-        ref = vals[k // 2] if k % 2 else 0.5 * (vals[k // 2 - 1] + vals[k // 2])
+        ref = _median([pv[i] - bias[i] for i in back])
         for i in back:
             if abs(pv[i] - bias[i] - ref) > self.thr:
                 self.clean_since[i] = t
