@@ -7,6 +7,7 @@ import random
 import pytest
 
 from hullwatch.firmware.fdir.events import EventQueue
+from hullwatch.firmware.fdir.outage import shift_stuck_timers
 from hullwatch.firmware.fdir.params import default_params, params_from_dict
 from hullwatch.firmware.fdir.sensors import SensorStage
 from hullwatch.firmware.types import EventId, SensorHealth
@@ -171,7 +172,7 @@ def test_a_whole_module_below_range_fails_no_sensor():
 
 
 def test_the_stuck_timer_stops_while_the_link_is_down():
-    """a.p3 frozen for 20 s, then the link down 30 s (the FDIR calls link_gap on its return):
+    """a.p3 frozen for 20 s, then the link down 30 s (the FDIR shifts its stuck timers on its return):
     20 s seen unchanged plus 5 s after the outage is not stuck (30 s); 10 s later it is."""
     b = Bench()
     b.step(300)
@@ -179,7 +180,7 @@ def test_the_stuck_timer_stops_while_the_link_is_down():
     b.override[2] = frozen
     b.step(200)
     b.t += 30.0  # nothing seen for 30 s
-    b.stage.link_gap(30.0)
+    shift_stuck_timers(b.stage.stuck_since, 30.0)
     b.step(50)
     assert b.drained() == []
     b.step(100)

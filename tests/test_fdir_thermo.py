@@ -9,6 +9,7 @@ import random
 import pytest
 
 from hullwatch.firmware.fdir.events import EventQueue
+from hullwatch.firmware.fdir.outage import shift_stuck_timers
 from hullwatch.firmware.fdir.params import default_params
 from hullwatch.firmware.fdir.thermo import TemperatureStage
 from hullwatch.firmware.types import EventId, SensorHealth
@@ -206,7 +207,7 @@ def test_a_jump_beyond_what_gas_can_move_in_the_gap_still_fails() -> None:
 
 
 def test_the_stuck_timer_stops_while_the_link_is_down() -> None:
-    """A channel unchanged for 30 s, out of sight for 60 s (the FDIR calls link_gap on restore),
+    """A channel unchanged for 30 s, out of sight for 60 s (the FDIR shifts its stuck timers on restore),
     unchanged 20 s more: 50 s seen unchanged, not stuck (60 s); 15 s later it is."""
     b = Bench()
     b.step(60.0)
@@ -216,7 +217,7 @@ def test_the_stuck_timer_stops_while_the_link_is_down() -> None:
     b.fault = {j: None for j in range(4)}
     b.manage = False
     b.step(60.0)
-    b.stage.link_gap(60.0)
+    shift_stuck_timers(b.stage.stuck_since, 60.0)
     b.fault, b.manage = {1: lambda t, v: frozen}, True
     b.step(20.0)
     assert b.failed() == []

@@ -8,11 +8,15 @@ byte for byte); the faults are scheduled in mission time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 
 from hullwatch.hal import serial_device
 from hullwatch.sim.urlhandler import protocol_emuboard
-from hullwatch.tools.board.hil_device import open_hil_device
+from hullwatch.tools.board.hil_device import HilDevice, open_hil_device
 from hullwatch.tools.board.pytest_plugin import FlightUnderTest
 
 NAME = "link-faults"
@@ -28,6 +32,22 @@ def flight():
     f.close()
     device.close()
     protocol_emuboard.forget(NAME)
+
+
+@contextmanager
+def emulated_flight(name: str, scenario: str, **kw: Any
+                    ) -> Iterator[tuple[FlightUnderTest, HilDevice, protocol_emuboard.EmulatedLink]]:
+    """A flight on ``scenario`` through the in-process board ``emuboard://name`` (``kw`` to
+    open_hil_device): yields (flight, device, the line's fault injector), closes and forgets
+    the board after."""
+    device = open_hil_device(f"emuboard://{name}", scenario=scenario, **kw)
+    f = FlightUnderTest(device)
+    try:
+        yield f, device, protocol_emuboard.link(name)
+    finally:
+        f.close()
+        device.close()
+        protocol_emuboard.forget(name)
 
 
 def test_leak_located_through_noise_garbage_and_disconnect(flight):
@@ -102,60 +122,37 @@ def test_a_nine_minute_outage_fails_no_sensor_and_raises_no_leak():
     reads (no SENSOR_FAILED), and no leak is suspected (before: eight thermometers failed at
     once, the modules' temperatures were held 550 s old and the station was suspected of a
     leak 23 s later)."""
-    name = "outage"
-    device = open_hil_device(f"emuboard://{name}", scenario="nominal-24h")
-    f = FlightUnderTest(device)
-    try:
-        line = protocol_emuboard.link(name)
+    with emulated_flight("outage", "nominal-24h") as (f, device, line):
         f.run_for(700.0)
         line.faults.unplug_until(device.clock.now() + 550.0, device.clock.now)
         f.run_for(700.0)
         names = [(e.name, e.subject) for e in f.events]
         assert ("LINK_LOST", "device") in names and ("LINK_RESTORED", "device") in names
         assert not [n for n in names if n[0] == "SENSOR_FAILED" or n[0].startswith("LEAK")], names
-    finally:
-        f.close()
-        device.close()
-        protocol_emuboard.forget(name)
 
 
 def test_an_outage_as_the_leak_begins_fails_no_sensor_and_the_leak_is_still_sealed():
     """The link down from 320 to 380 s, just after the MS-09 hole opens (300 s): no thermometer
     is taken for stuck on reading after the outage what it read before it (the stuck timers
     stop while nothing is seen), and the orbital module is located and sealed."""
-    name = "outage-leak"
-    device = open_hil_device(f"emuboard://{name}", scenario="soyuz-ms09")
-    f = FlightUnderTest(device)
-    try:
-        line = protocol_emuboard.link(name)
+    with emulated_flight("outage-leak", "soyuz-ms09") as (f, device, line):
         f.run_for(320.0)
         line.faults.unplug_until(device.clock.now() + 60.0, device.clock.now)
         f.await_event("SEGMENT_SEALED", within_s=600)
         names = [(e.name, e.subject) for e in f.events]
         assert ("LEAK_LOCATED", "soyuz-om") in names and ("SEGMENT_SEALED", "soyuz-om") in names
         assert not [n for n in names if n[0] == "SENSOR_FAILED"], names
-    finally:
-        f.close()
-        device.close()
-        protocol_emuboard.forget(name)
 
 
 def _flapping(name: str, scenario: str, until: float, every: float = 20.0, down: float = 1.0):
     """A flight on ``scenario`` whose link drops for ``down`` s every ``every`` s of mission time
     from 100 s to ``until`` (a loose connector); returns its events."""
-    device = open_hil_device(f"emuboard://{name}", scenario=scenario)
-    f = FlightUnderTest(device)
-    try:
-        line = protocol_emuboard.link(name)
+    with emulated_flight(name, scenario) as (f, device, line):
         f.run_for(100.0)
         while device.clock.now() < until:
             line.faults.unplug_until(device.clock.now() + down, device.clock.now)
             f.run_for(every)
         return list(f.events)
-    finally:
-        f.close()
-        device.close()
-        protocol_emuboard.forget(name)
 
 
 def test_a_flapping_link_does_not_blind_leak_detection():
@@ -184,11 +181,7 @@ def test_a_short_outage_during_isolation_is_no_rapid_depressurisation():
     MS-09 leak): the outage is bridged, and the gas the small segment lost meanwhile, which shows
     as a step when the link returns, is not read as a rapid depressurisation (it was: -10.7 Pa/s
     over the 2 s window); the leak is located and sealed where it is."""
-    name = "outage-isolation"
-    device = open_hil_device(f"emuboard://{name}", scenario="soyuz-ms09", seed=0)
-    f = FlightUnderTest(device)
-    try:
-        line = protocol_emuboard.link(name)
+    with emulated_flight("outage-isolation", "soyuz-ms09", seed=0) as (f, device, line):
         f.run_for(400.0)
         assert any(e.name == "ISOLATION_STARTED" for e in f.events)
         line.faults.unplug_until(device.clock.now() + 5.0, device.clock.now)
@@ -196,7 +189,3 @@ def test_a_short_outage_during_isolation_is_no_rapid_depressurisation():
         names = [(e.name, e.subject) for e in f.events]
         assert ("LINK_RESTORED", "device") in names and ("SEGMENT_SEALED", "soyuz-om") in names
         assert not [n for n in names if n[0] == "RAPID_DEPRESS"], names
-    finally:
-        f.close()
-        device.close()
-        protocol_emuboard.forget(name)

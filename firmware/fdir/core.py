@@ -370,6 +370,7 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
         state = self.state
         slow = self.slow
         decim = slow.decim
+        bridge = self._bridge  # (set on a link's return, cleared after this loop)
         for s in range(topo.n_segments):
             slot = seg_slot[s]
             if t < hold_until[slot] or blind[s]:
@@ -384,7 +385,7 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
             if pending[slot]:
                 pending[slot] = False
                 bank.reset(y)
-            elif self._bridge and bank.k:
+            elif bridge and bank.k:
                 self._bridge_gap(slot, bank, t)
             bank.push(y)
             k = bank.k

@@ -22,6 +22,14 @@ from .slowleak import SlowLeakDetector
 from .thermo import TemperatureStage
 
 
+def shift_stuck_timers(since: list[float], seconds: float) -> None:
+    """The link was down for ``seconds``: no reading came, so no stuck timer ran. Each channel's
+    "unchanged since" (mission time, s; a sensor stage's ``stuck_since``) moves on by the gap: a
+    sensor that happened to read the same value before and after an outage is not stuck for
+    having been out of sight."""
+    since[:] = [x + seconds for x in since]
+
+
 class LinkOutage:
     """Link loss and return (a base class of :class:`~.core.Fdir`, which owns the state
     declared here and counts ``_missed``, the cycles stepped while the link was down)."""
@@ -47,8 +55,8 @@ class LinkOutage:
         if up:
             gap = t - self.link_down_since
             self.events.push(t, EventId.LINK_RESTORED, "device", 0.0, gap, 0.0)
-            self.sensors.link_gap(gap)
-            self.thermo.link_gap(gap)
+            shift_stuck_timers(self.sensors.stuck_since, gap)
+            shift_stuck_timers(self.thermo.stuck_since, gap)
             if gap <= self.params.leak.link_bridge_s:
                 # A short outage (a flapping connector) is bridged: restarting every test at each
                 # return would blind them for good (a leak test needs its window of samples, the

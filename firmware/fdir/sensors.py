@@ -325,14 +325,6 @@ class SensorStage:
             elif t - self.clean_since[i] >= self.p.recover_s:
                 self._recover(i, t, pv[i])
 
-    def link_gap(self, seconds: float) -> None:
-        """The link was down for ``seconds``: no reading came, so no stuck timer ran. Each
-        channel's "unchanged since" moves on by the gap (a pressure that happened to read the same
-        value before and after an outage is not stuck for having been out of sight)."""
-        since = self.stuck_since
-        for i, x in enumerate(since):
-            since[i] = x + seconds
-
     def slow_checks(self, frame: Frame, t: float) -> None:
         """Checks that need no per-cycle rate (run at housekeeping rate): stuck sensors and
         timestamps that stopped advancing on a device that still reports OK."""

@@ -107,24 +107,10 @@ class SlopeBank:
         sample after the gap: a line between two single noisy samples carries their noise as a
         slope, three times the white-noise spread of a 2 s window over a 1 s gap.) ``n`` at most
         ``cap``: older samples would fall out of every window."""
-        yq = int((level - self.y0) * Q)
-        cap = self.cap
-        r0 = self.r0
-        r1 = self.r1
-        c0 = self.c0
-        c1 = self.c1
-        k = self.k
+        m1, m2 = self.m1, self.m2
         for _ in range(n):
-            c0 += yq
-            c1 += k * yq
-            k += 1
-            j = k % cap
-            r0[j] = c0
-            r1[j] = c1
-        self.c0 = c0
-        self.c1 = c1
-        self.k = k
-        self.y_prev = level
+            self.push(level)
+        self.m1, self.m2 = m1, m2  # (push's noise update undone: these are not measurements)
 
     def sigma(self) -> float:
         """White-noise standard deviation of the signal, Pa (never below ``noise_min``)."""

@@ -142,7 +142,6 @@ class TemperatureStage:
         # Seconds of whole blocks without a fresh reading since each reference was taken (a
         # dropout, a lost link): gas may have moved rate x gap meanwhile, so the band widens by
         # that much until the channel's next block mean (0 on the usual cycle).
-        self._rate = s.temperature_rate_max_k_s
         self._gap = [0.0] * nt
         # The rate rule as a band per channel, rounded once per reference: a reading outside
         # [ref - jump, ref + jump] moved faster than gas can. With the valid range, the band a
@@ -309,7 +308,7 @@ class TemperatureStage:
         valid range. A channel with no reference yet (NaN) has a NaN band, which no reading is
         inside; the usual cycle is not taken until every reference is known."""
         jump = self.jump
-        rate = self._rate
+        rate = self.p.temperature_rate_max_k_s
         self._jlo = [r - jump - rate * g for r, g in zip(self._ref, self._gap)]
         self._jhi = [r + jump + rate * g for r, g in zip(self._ref, self._gap)]
         self._ok_lo = list(map(max, self.lo, self._jlo))
@@ -333,14 +332,6 @@ class TemperatureStage:
             else:
                 rows_n.append((m, *row))  # type: ignore[arg-type]
         return rows, rows_n
-
-    def link_gap(self, seconds: float) -> None:
-        """The link was down for ``seconds``: no reading came, so no stuck timer ran. Each
-        channel's "unchanged since" moves on by the gap (a temperature that happened to read the same
-        value before and after an outage is not stuck for having been out of sight)."""
-        since = self.stuck_since
-        for i, x in enumerate(since):
-            since[i] = x + seconds
 
     def slow_checks(self, frame: Frame, t: float) -> None:
         """Stuck channels and recoveries (housekeeping rate, on the latest samples)."""
