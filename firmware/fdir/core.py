@@ -268,7 +268,11 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
         if not self._bias_learning:
             self._detect(t)
         if mode == _ACTIVE:
-            self.isolator.step(t)
+            isolator = self.isolator
+            if isolator.busy:
+                isolator.step(t)
+                if not isolator.busy:
+                    self._isolate_waiting(t)
         if self.cycle % self.slow_every == 0:  # slow leaks: schedule and estimates, at 1 Hz
             self.locator.step(t)
             self.estimator.step(t)
@@ -527,6 +531,19 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
             self.events.push(t, event, self.segment_subject(slot), rate, z, self.slot_volume[slot])
         if new == _CONFIRMED and self.mode == FdirMode.ACTIVE:
             self.isolator.request(slot, rate, t)
+
+    def _isolate_waiting(self, t: float) -> None:
+        """An isolation just ended (sealed or failed). A leak confirmed meanwhile in a segment
+        outside it was turned away (isolation owned the valves): the first such segment still
+        confirmed is isolated now, within ``max_attempts``. (The segment the ended isolation
+        investigated is not asked again here: sealed, it is quiet; failed, it is retried only
+        when its test confirms anew.)"""
+        done = self.isolator.req_mask
+        for slot in range(self.n_modules):
+            if self.slot_used[slot] and self.state[slot] == _CONFIRMED and \
+                    not self.slot_mask[slot] & done and not self._quiet(slot):
+                self.isolator.request(slot, self.rate[slot], t)
+                return
 
     def _rapid(self, slot: int, seg: int, slope: float, y: float, t: float) -> None:
         """Rapid depressurisation: its own alarm (once per segment test), and a confirmed leak."""

@@ -19,7 +19,8 @@ On a confirmed leak in a segment S (a set of modules joined by open valves):
    those on the boundary of the leaking segment(s).
 4. SEALED (SEGMENT_SEALED) once the reopened valves read open (or failed). The sealed modules stay
    sealed and their leak raises no further events; the rest of the station is watched as before
-   and a further leak there starts a new isolation (at most ``max_attempts`` in all).
+   and a further leak there starts a new isolation (at most ``max_attempts`` in all). A leak
+   confirmed elsewhere while an isolation runs is isolated when it ends (``Fdir._isolate_waiting``).
 
 If every candidate segment is shown healthy (reason 3), or none can be called leaking within
 ``observe_timeout_s`` (reason 2), or no valve could be closed (reason 1), isolation FAILS (ISOLATION_FAILED), reopens what it closed, and the leak stays reported.

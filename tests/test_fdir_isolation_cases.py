@@ -1,0 +1,33 @@
+"""Isolation against station layouts and faults written from docs/scenarios.md by testers who
+had not seen the code. Run through the real CLI on scenario files; the verdict must be right."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hullwatch.tools.cli import main
+
+DATA = Path(__file__).parent / "data" / "isolation"
+
+
+def verdict_of(capsys: pytest.CaptureFixture[str], name: str, seed: int, until: str = "1h") -> tuple[int, str, str]:
+    """(exit code, verdict line, whole output) of ``hullwatch run`` on ``DATA/name.toml``."""
+    code = main(["run", "--scenario", str(DATA / f"{name}.toml"), "--seed", str(seed), "--until", until,
+                 "--no-capture", "--no-progress"])
+    out = capsys.readouterr().out
+    return code, re.search(r"^verdict: .*$", out, re.M).group(0), out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_leak_confirmed_in_another_segment_during_isolation_is_isolated_next(capsys, seed: int) -> None:
+    """Two segments (a-b-c, and d-e behind a closed hatch), a 2 mm hole in each, 10 s apart. The
+    second is confirmed while the first is being isolated; when the first is sealed, the second
+    is isolated and sealed in turn (it was left leaking for good: its request had been turned
+    away while isolation owned the valves)."""
+    code, verdict, out = verdict_of(capsys, "two-segments-two-leaks", seed)
+    assert code == 0 and verdict.startswith("verdict: LEAK SEALED in b+e") and "(correct)" in verdict, out
+    assert out.count("isolation started") == 2, out
