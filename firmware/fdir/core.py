@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ...hal.interfaces import Frame, Layout, ValveKind
-from ..types import EventId, FdirMode, SensorHealth
+from ..types import EventId, FdirMode
 from .events import EventQueue
 from .estimate import Estimator
 from .isolation import Isolator
@@ -25,11 +25,12 @@ from .locate import SlowLocator
 from .machines import LEAK_TRANSITIONS, LeakState, check
 from .outage import LinkOutage
 from .inventory import InventoryTerms
-from .pairs import PairEvidence
+from .pairs import PairEvidence, PressurePairEvidence
 from .params import FdirParams, describe
 from .physics import choked_mass_flux_factor, hole_diameter_m, reserve_time_s
 from .report import R_UNIVERSAL, FdirReport
 from .sensors import SensorStage
+from .single_fault import SingleFaultChecks
 from .slowleak import SlowLeakDetector
 from .thermo import TemperatureStage
 from .topology import Topology, segment_label
@@ -42,10 +43,9 @@ _SUSPECTED = int(LeakState.SUSPECTED)
 _CONFIRMED = int(LeakState.CONFIRMED)
 _OFF = int(FdirMode.OFF)
 _ACTIVE = int(FdirMode.ACTIVE)
-_FAILED_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
 
 
-class Fdir(InventoryTerms, LinkOutage, FdirReport):
+class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
     """The FDIR application. See the module docstring.
 
     Args:
@@ -93,6 +93,7 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
         self._t_trusted = [len(g) for g in self.thermo.groups]
         self._t_learning = True
         self._t_offset = [0.0] * self.n_modules
+        self._p_disagree = [False] * self.n_modules  # each module's SensorStage.disagree2, as last seen
         #: modules that may hold crew away from the oxygen generator: cut off by a seal, or on
         #: either side of a hatch the crew moved (their segment gets the split allowance)
         self.crew_mask = 0
@@ -152,6 +153,10 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
         blk = self.thermo.block_n
         self.pairs = PairEvidence(n, self.plan.max_n // blk, 1.0 / (blk * self.dt), params.leak.noise_tau_s,
                                   self.volume)
+        # The same for a module with exactly two voting pressure sensors (their mean is its
+        # pressure: one drifting sensor moves it by half its drift).
+        self.ppairs = PressurePairEvidence(n, self.plan.max_n // blk, 1.0 / (blk * self.dt),
+                                           params.leak.noise_tau_s, self.volume)
         self._seg_scale_m = [0.0] * n  # per module: its segment's T_ref / V_seg (arbitration)
         self._seg_dead_m = [0.0] * n  # per module: its segment's dead band, Pa/s
         # Raw pressure readings of the last rapid window (a ring), for the two-sensor rule.
@@ -241,6 +246,7 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
                 self._arbitrate_temperatures(t)
         if self._bias_learning and not sensors.learning and not thermo.learning:
             self._bias_learning = False
+            self.ppairs.restart()  # (the pairs' differences stepped by the learned biases)
             self._reset_all(t, self.params.leak.warmup_s)
         fb = frame.valve_fb
         if fb != self._fb_prev or self._remap_due:
@@ -254,6 +260,7 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
             if self._t_estimated:
                 self._estimate_temperatures()
             self.pairs.push(thermo.diff)
+            self._pressure_pairs_block()
             self.slow.block()  # slow test: thermometer pair differences (fdir/slowleak.py)
         if self.flow_module:
             fs = frame.flow_status
@@ -350,7 +357,7 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
         topo = self.topology
         blind = self.seg_blind
         slot_dead = self.slot_dead
-        div = self.pairs.div_mask
+        div = self.pairs.div_mask | self.ppairs.div_mask
         masks = topo.masks
         plan = self.plan
         n_rapid = plan.n_rapid
@@ -424,8 +431,11 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
                 z = (-slope - dead_band) / sd
                 if z >= z_suspect or div and div & masks[s]:
                     # Evidence: is it still there with the most doubtful thermometer left out?
+                    # (and with the more doubtful sensor of a two-sensor module left out).
                     slope = self.pairs.judged_slope(seg_terms[s], seg_scale[s], n, slope, sd, dead_band,
                                                     z_suspect, self.thermo.block_n, P, T)
+                    slope = self.ppairs.judged_slope(seg_terms[s], seg_scale[s], n, slope, sd, dead_band,
+                                                     z_suspect, self.thermo.block_n, P, T)
                     z = (-slope - dead_band) / sd
                     if z < z_suspect:
                         continue
@@ -441,59 +451,6 @@ class Fdir(InventoryTerms, LinkOutage, FdirReport):
             if state[slot] != _NOMINAL and t - self.t_above[slot] > self.params.leak.clear_s:
                 self._leak_transition(slot, s, _NOMINAL, bank.slope(min(k, ns[-1])), 0.0, t)
         self._bridge = 0
-
-    # -- single-fault robustness ------------------------------------------------------------
-
-    def _update_diverging(self) -> None:
-        """Judge every window of segments whose thermometer pair certainly diverges over the
-        last 10 minutes (at most), not only when Y's own evidence passes the suspect threshold:
-        a cold-drifting thermometer can hide a leak."""
-        seg_of = self.topology.seg_of
-        for m in range(self.n_modules):
-            s = seg_of[m]
-            self._seg_scale_m[m] = self.seg_scale[s]
-            self._seg_dead_m[m] = self.slot_dead[self.seg_slot[s]]
-        self.pairs.update_diverging(self._seg_scale_m, self._seg_dead_m, self.z_suspect,
-                                    self._n_arbitrate // self.thermo.block_n, self.sensors.pressure,
-                                    self.thermo.temperature)
-
-    def _arbitrate_temperatures(self, t: float) -> None:
-        """A module's two thermometers disagree: fail the one whose exclusion leaves the
-        segment's inventory flatter (:meth:`.pairs.PairEvidence.arbitrate`). Not while the
-        segment is suspected, leaking or being isolated (a leak would bias the choice); the
-        doubt term keeps the test honest meanwhile."""
-        thermo = self.thermo
-        for m in range(self.n_modules):
-            if not thermo.disagreeing(m):
-                continue
-            s = self.topology.seg_of[m]
-            slot = self.seg_slot[s]
-            if self.state[slot] != _NOMINAL or self.isolator.busy or self.seg_blind[s]:
-                continue
-            bad = self.pairs.arbitrate(m, self.banks[slot], self.plan.rate_hz, self._n_arbitrate,
-                                       self._n_arbitrate_min, thermo.block_n, self.seg_scale[s],
-                                       self.slot_dead[slot], self.z_suspect, self.sensors.pressure[m],
-                                       thermo.temperature[m])
-            if bad is not None:
-                thermo.fail(bad, t, _FAILED_DISAGREE, thermo.last(bad))
-
-    def _raw_rapid(self, seg: int) -> bool:
-        """At least two fresh raw pressure readings of one module of segment ``seg`` fell faster
-        than the rapid threshold over the rapid window (the two-sensor rule)."""
-        hist = self._p_hist
-        i = self._p_hist_i
-        j = (i + 1) % len(hist)  # the oldest entry: one rapid window ago
-        now, old = hist[i], hist[j]
-        sn, so = self._ps_hist[i], self._ps_hist[j]
-        limit = -self.rapid * (len(hist) - 1) * self.dt
-        for m in self.topology.members[seg]:
-            agree = 0
-            for c in self._p_groups[m]:
-                if not sn[c] and not so[c] and now[c] - old[c] <= limit:
-                    agree += 1
-            if agree >= 2:
-                return True
-        return False
 
     # -- leak state machine -----------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..types import EventId, SensorHealth
 from .events import EventQueue
-from .pairs import PairEvidence
+from .pairs import PairEvidence, PressurePairEvidence
 from .params import FdirParams
 from .sensors import SensorStage
 from .thermo import TemperatureStage
@@ -36,6 +36,7 @@ class InventoryTerms:
     thermo: TemperatureStage
     topology: Topology
     pairs: PairEvidence
+    ppairs: PressurePairEvidence
     seg_slot: list[int]
     seg_blind: list[bool]
     slot_dead: list[float]
@@ -54,6 +55,7 @@ class InventoryTerms:
     _t_trusted: list[int]
     _t_learning: bool
     _t_offset: list[float]
+    _p_disagree: list[bool]
     restart_segment: Callable[[int, float, float], None]  #: the core's (fdir/port.py)
     generator_module: int  #: the oxygen generator's module index, or -1 (the core's)
 
@@ -95,6 +97,14 @@ class InventoryTerms:
                     self._unobs_since[m] = t
                     self.events.push(t, EventId.MODULE_UNOBSERVABLE, name,
                                      float(len(self._p_groups[m])), P[m], 0.0)
+            if self.sensors.disagree2[m] != self._p_disagree[m]:
+                # The module's two pressure sensors began to disagree, or agree again: the
+                # mean stepped by half the disagreement (one of them stepped, spiked or
+                # drifted, or came back), which is no gas. The tests and the pair's own history
+                # start afresh from here.
+                self._p_disagree[m] = self.sensors.disagree2[m]
+                touched |= 1 << m
+                self.ppairs.restart(m)
             if self.pairs.set_pair(m, thermo.pair[m]):
                 retemp = True
             if thermo.n_trusted[m] != self._t_trusted[m]:

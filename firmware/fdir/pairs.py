@@ -29,7 +29,8 @@ MIN_D_SAMPLES = 10
 
 
 class PairEvidence:
-    """The per-module pair-difference banks and the decisions made on them.
+    """The per-module pair-difference banks and the decisions made on them (thermometer pairs;
+    :class:`PressurePairEvidence` for pressure sensor pairs).
 
     Args:
         n_modules: modules of the layout.
@@ -38,6 +39,10 @@ class PairEvidence:
         noise_tau_s: time constant of the banks' noise estimate, s.
         volume: per module, m3.
     """
+
+    #: the sign of the inventory's move per unit of ``d`` with the second channel alone:
+    #: t2 alone reads the module ``d / 2`` colder than the pair's mean, i.e. more gas (+k d)
+    SIGN = 1.0
 
     def __init__(self, n_modules: int, max_blocks: int, block_rate_hz: float, noise_tau_s: float,
                  volume: Sequence[float]) -> None:
@@ -57,9 +62,10 @@ class PairEvidence:
         self.banks[m].reset(0.0)
         return True
 
-    def restart(self) -> None:
-        """Restart every bank (the unit biases were just learned: every difference stepped)."""
-        for bank in self.banks:
+    def restart(self, m: int | None = None) -> None:
+        """Restart module ``m``'s bank, or every bank (None: the unit biases were just learned,
+        every difference stepped)."""
+        for bank in self.banks if m is None else (self.banks[m],):
             bank.reset(0.0)
 
     def push(self, diff: Sequence[float]) -> None:
@@ -160,8 +166,8 @@ class PairEvidence:
         k = self.gain(scale, pressure, temperature, m)
         s_y = inventory.slope(n * block_n)
         s_d = db.slope(n)
-        only_second = s_y + k * s_d  # pr[0] left out
-        only_first = s_y - k * s_d  # pr[1] left out
+        only_second = s_y + self.SIGN * k * s_d  # pr[0] left out
+        only_first = s_y - self.SIGN * k * s_d  # pr[1] left out
         sd = math.sqrt((inventory.sigma() * slope_sd_factor(n * block_n, rate_hz)) ** 2
                        + (k * db.sigma() * slope_sd_factor(n, db.f)) ** 2)
         gain = dead + z * sd
@@ -173,3 +179,20 @@ class PairEvidence:
         if abs(margin) <= gain:
             return None
         return pr[0] if margin < 0.0 else pr[1]
+
+
+class PressurePairEvidence(PairEvidence):
+    """The same evidence for a module whose pressure is the mean of exactly two voting sensors
+    (three are voted by mid-value select, which no single sensor moves; with two, one drifting
+    sensor moves the mean by half its drift: a leak, unless judged). ``d = p1 - p2``, bias
+    corrected, Pa, one block mean per housekeeping period. With p2 alone the module reads
+    ``d / 2`` lower than the mean, so the segment's inventory is ``Y - k d`` with
+    ``k = (T_ref / V_seg) V_m / (2 T)`` (Pa per Pa), and with p1 alone ``Y + k d``."""
+
+    SIGN = -1.0
+
+    def gain(self, scale: float, pressure: float, temperature: float, m: int) -> float:
+        """k of module ``m``'s pressure pair, Pa of inventory per Pa of difference:
+        ``scale * V_m / (2 T)`` with ``scale`` = T_ref / V_seg and ``temperature`` in K
+        (``pressure`` is not used: the inventory is linear in it)."""
+        return scale * self._volume[m] / (2.0 * temperature)

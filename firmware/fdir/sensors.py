@@ -68,7 +68,8 @@ class SensorStage:
     Outputs (lists in layout module order, valid after each :meth:`step`):
         pressure: voted pressure, Pa (held when no sensor is usable).
         n_voting: number of pressure sensors in the vote (0..3).
-        disagree2: True when the module has two sensors left and they disagree.
+        disagree2: True when the module has two sensors left and they disagree (by more than
+            ``disagree_pa``, until they agree within half of it).
         changed: incremented whenever a module's set of voting sensors changes.
     """
 
@@ -97,6 +98,12 @@ class SensorStage:
         self.pressure = [101325.0] * nm
         self.n_voting = [0] * nm
         self.disagree2 = [False] * nm
+        #: per module: its two voting sensors when exactly two vote, else None (fdir/pairs.py)
+        self.pair: list[tuple[int, int] | None] = [None] * nm
+        #: per module: the pair's bias-corrected difference p1 - p2 over the last block, Pa
+        self.diff = [0.0] * nm
+        self._d_acc = [0.0] * nm
+        self._d_n = [0] * nm
         self.module_ok = [False] * nm  # all of the module's sensors healthy (fast path allowed)
         self.beyond = [False] * nm  # most fresh readings beyond the range: pressure not measured
         self.dirty = [0] * nm  # some disagreement counter of the module is non-zero
@@ -252,7 +259,24 @@ class SensorStage:
             self.disagree2[m] = False
         elif n == 2:
             vote = 0.5 * (vals[0] + vals[1])
-            self.disagree2[m] = abs(vals[0] - vals[1]) > self.thr
+            # Latched until they agree within half the threshold: each start of a disagreement
+            # counts as a change (the mean stepped by half of it; the segment's tests restart),
+            # and noise about the threshold must not restart them again and again.
+            d = abs(vals[0] - vals[1])
+            if self.disagree2[m]:
+                if d <= 0.5 * self.thr:
+                    self.disagree2[m] = False
+                    self.changed += 1
+            elif d > self.thr:
+                self.disagree2[m] = True
+                self.changed += 1
+            pr = (who[0], who[1])
+            if pr != self.pair[m]:
+                self.pair[m] = pr
+                self._d_acc[m] = 0.0
+                self._d_n[m] = 0
+            self._d_acc[m] += vals[0] - vals[1]
+            self._d_n[m] += 1
         elif n == 1:
             vote = vals[0]
             self.disagree2[m] = False
@@ -264,6 +288,9 @@ class SensorStage:
         else:
             vote = self.pressure[m]
             self.disagree2[m] = False
+        if n != 2 and self.pair[m] is not None and (
+                module_out or sum(health[i] == _OK for i in g) != 2):
+            self.pair[m] = None  # (not for a sample missing: the pair is its two healthy sensors)
         if n != self.n_voting[m]:
             self.n_voting[m] = n
             self.changed += 1
@@ -299,6 +326,16 @@ class SensorStage:
                     self._recover(i, t, pv[i])
         elif not module_out:
             self._recover_unvoted(g, pv, ps, t)
+
+    def end_block(self) -> None:
+        """A housekeeping block ended: :attr:`diff` takes each pair's mean difference over it
+        (held when no cycle of the block had both sensors fresh)."""
+        acc, cnt, diff = self._d_acc, self._d_n, self.diff
+        for m, pr in enumerate(self.pair):
+            if pr is not None and cnt[m]:
+                diff[m] = acc[m] / cnt[m]
+                acc[m] = 0.0
+                cnt[m] = 0
 
     def _recover_unvoted(self, g: tuple[int, ...], pv: list[float], ps: list[int], t: float) -> None:
         """A module none of whose sensors votes (every one failed: typically all FAILED_STALE

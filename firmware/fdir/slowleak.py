@@ -12,7 +12,8 @@ Per connected segment (the fast detector's slots, reset whenever the fast slot r
 inventory signal Y (Pa at the reference temperature, :mod:`.leak`) is averaged over
 ``decimation_s`` (1 min) and fed to a :class:`~.slope.SlopeBank` at that rate. Every decimated
 sample, each window T of ``windows_s`` that is filled (1 h .. 24 h), and the window of every
-sample since the reset while it is shorter than the longest, is judged on the *mass* rate::
+sample since the reset while it is shorter than the longest, is judged on the *mass* rate (from
+the first window's length on: nothing is judged in the first ``windows_s[0]`` after a reset)::
 
     rate_T  = -slope_T * V_seg / (R T_ref)                                  (kg/s, loss positive)
     band_T  = floor_kg_s + min(swing_kg_s, 3 * excursion_kg / T)

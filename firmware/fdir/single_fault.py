@@ -1,0 +1,118 @@
+"""Single-fault checks of the leak evidence (docs/fdir.md, "Stage 1b", and "Stage 1: sensors"
+for a module with two pressure sensors).
+
+:class:`SingleFaultChecks` is a part of :class:`~.core.Fdir` (its base class): the pairs whose
+difference certainly diverges, the arbitration of a disagreeing thermometer pair, the block
+feed of the pressure pairs and the two-sensor rule of the rapid test. The decisions on a pair's
+evidence are made once, in :mod:`.pairs`, for thermometer and pressure pairs alike.
+"""
+
+from __future__ import annotations
+
+from ..types import SensorHealth
+from .isolation import Isolator
+from .leak import WindowPlan
+from .machines import LeakState
+from .pairs import PairEvidence, PressurePairEvidence
+from .sensors import SensorStage
+from .slope import SlopeBank
+from .thermo import TemperatureStage
+from .topology import Topology
+
+_NOMINAL = int(LeakState.NOMINAL)
+_FAILED_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
+
+
+class SingleFaultChecks:
+    """Single-fault checks (a base class of :class:`~.core.Fdir`, which owns the state declared
+    here)."""
+
+    sensors: SensorStage
+    thermo: TemperatureStage
+    pairs: PairEvidence
+    ppairs: PressurePairEvidence
+    topology: Topology
+    isolator: Isolator
+    plan: WindowPlan
+    banks: list[SlopeBank]
+    state: list[int]
+    seg_slot: list[int]
+    seg_scale: list[float]
+    slot_dead: list[float]
+    seg_blind: list[bool]
+    n_modules: int
+    z_suspect: float
+    rapid: float
+    dt: float
+    _seg_scale_m: list[float]
+    _seg_dead_m: list[float]
+    _n_arbitrate: int
+    _n_arbitrate_min: int
+    _p_hist: list[list[float]]
+    _ps_hist: list[list[int]]
+    _p_hist_i: int
+    _p_groups: list[tuple[int, ...]]
+
+    def _pressure_pairs_block(self) -> None:
+        """A housekeeping block ended: each module's pressure pair (its two voting sensors, when
+        exactly two vote) and the pair's mean difference over the block go to the pair
+        evidence, as the thermometer pairs' do."""
+        sensors = self.sensors
+        sensors.end_block()
+        ppairs = self.ppairs
+        for m, pr in enumerate(sensors.pair):
+            ppairs.set_pair(m, pr)
+        ppairs.push(sensors.diff)
+
+    def _update_diverging(self) -> None:
+        """Judge every window of segments whose thermometer pair or pressure sensor pair
+        certainly diverges over the last 10 minutes (at most), not only when Y's own evidence
+        passes the suspect threshold: a cold-drifting thermometer can hide a leak."""
+        seg_of = self.topology.seg_of
+        for m in range(self.n_modules):
+            s = seg_of[m]
+            self._seg_scale_m[m] = self.seg_scale[s]
+            self._seg_dead_m[m] = self.slot_dead[self.seg_slot[s]]
+        for pairs in (self.pairs, self.ppairs):
+            pairs.update_diverging(self._seg_scale_m, self._seg_dead_m, self.z_suspect,
+                                   self._n_arbitrate // self.thermo.block_n, self.sensors.pressure,
+                                   self.thermo.temperature)
+
+    def _arbitrate_temperatures(self, t: float) -> None:
+        """A module's two thermometers disagree: fail the one whose exclusion leaves the
+        segment's inventory flatter (:meth:`.pairs.PairEvidence.arbitrate`). Not while the
+        segment is suspected, leaking or being isolated (a leak would bias the choice); the
+        doubt term keeps the test honest meanwhile."""
+        thermo = self.thermo
+        for m in range(self.n_modules):
+            if not thermo.disagreeing(m):
+                continue
+            s = self.topology.seg_of[m]
+            slot = self.seg_slot[s]
+            if self.state[slot] != _NOMINAL or self.isolator.busy or self.seg_blind[s]:
+                continue
+            bad = self.pairs.arbitrate(m, self.banks[slot], self.plan.rate_hz, self._n_arbitrate,
+                                       self._n_arbitrate_min, thermo.block_n, self.seg_scale[s],
+                                       self.slot_dead[slot], self.z_suspect, self.sensors.pressure[m],
+                                       thermo.temperature[m])
+            if bad is not None:
+                thermo.fail(bad, t, _FAILED_DISAGREE, thermo.last(bad))
+
+    def _raw_rapid(self, seg: int) -> bool:
+        """At least two fresh raw pressure readings of one module of segment ``seg`` fell faster
+        than the rapid threshold over the rapid window (the two-sensor rule)."""
+        hist = self._p_hist
+        i = self._p_hist_i
+        j = (i + 1) % len(hist)  # the oldest entry: one rapid window ago
+        now, old = hist[i], hist[j]
+        sn, so = self._ps_hist[i], self._ps_hist[j]
+        limit = -self.rapid * (len(hist) - 1) * self.dt
+        for m in self.topology.members[seg]:
+            agree = 0
+            for c in self._p_groups[m]:
+                if not sn[c] and not so[c] and now[c] - old[c] <= limit:
+                    agree += 1
+            if agree >= 2:
+                return True
+        return False
+
