@@ -114,12 +114,18 @@ class InventoryTerms:
                 # large module is a step of a Pa in the inventory): start afresh.
                 touched |= 1 << m
             self._t_trusted[m] = thermo.n_trusted[m]
-            estimated = thermo.n_trusted[m] == 0 and bool(thermo.groups[m])
+            # (A module built without a thermometer is estimated from the start: held at a
+            # constant, its inventory carried the whole thermal swing of its pressure, which
+            # confirmed a false leak and sealed it.)
+            estimated = thermo.n_trusted[m] == 0
             if estimated != (m in self._t_estimated):
                 retemp = True
                 if estimated:
                     ref = self._mates_temperature(m)
-                    self._t_offset[m] = thermo.temperature[m] - ref if ref is not None else float("nan")
+                    if not thermo.groups[m]:
+                        self._t_offset[m] = 0.0  # never measured: its mates' mean is all we know
+                    else:
+                        self._t_offset[m] = thermo.temperature[m] - ref if ref is not None else float("nan")
                     self._t_estimated.append(m)
                 else:
                     self._t_estimated.remove(m)

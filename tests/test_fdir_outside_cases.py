@@ -1,5 +1,6 @@
-"""Isolation against station layouts and faults written from docs/scenarios.md by testers who
-had not seen the code. Run through the real CLI on scenario files; the verdict must be right."""
+"""FDIR against station layouts, sensor configurations and faults written from docs/scenarios.md
+by testers who had not seen the code (each case fooled the FDIR before its fix). Run through the
+real CLI on scenario files; the verdict must be right."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from hullwatch.tools.cli import main
 
-DATA = Path(__file__).parent / "data" / "isolation"
+DATA = Path(__file__).parent / "data" / "fdir_outside_cases"
 
 
 def verdict_of(capsys: pytest.CaptureFixture[str], name: str, seed: int, until: str = "1h") -> tuple[int, str, str]:
@@ -50,3 +51,24 @@ def test_a_leak_elsewhere_is_still_sealed_beside_a_drifting_two_sensor_module(ca
     """The same drift, and a 1 mm hole in c at 900 s: c is sealed."""
     code, verdict, out = verdict_of(capsys, "two-sensor-module-drift-leak-elsewhere", 1)
     assert code == 0 and verdict.startswith("verdict: LEAK SEALED in c at") and "(correct)" in verdict, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["core-without-thermometer", "core-thermometer-dropout"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_module_without_a_trusted_thermometer_raises_no_leak(capsys, case: str, seed: int) -> None:
+    """The 40 m3 core of a 69 m3 station has no thermometer at all, or its only one drops out.
+    Its temperature is estimated from its segment mates every cycle (docs/fdir.md, "No trusted
+    temperature"). Before, a module built without one was held at a constant (its inventory
+    carried the whole thermal swing: a leak confirmed and core sealed), and an estimate updated
+    once a second stepped by the mates' noise, read as slopes (repeated 100-270 kg/day alarms)."""
+    code, verdict, out = verdict_of(capsys, case, seed, until="4h")
+    assert code == 0 and verdict.startswith("verdict: NOMINAL") and "(correct" in verdict, out
+
+
+@pytest.mark.slow
+def test_a_leak_in_a_module_without_a_thermometer_is_sealed(capsys) -> None:
+    """The same core with a 1 mm hole at 1800 s: found and sealed (the estimate's dead band makes
+    the test less sensitive, not blind)."""
+    code, verdict, out = verdict_of(capsys, "core-without-thermometer-leak", 1, until="3h")
+    assert code == 0 and verdict.startswith("verdict: LEAK SEALED in core at") and "(correct)" in verdict, out
