@@ -24,8 +24,9 @@ the first window's length on: nothing is judged in the first ``windows_s[0]`` af
 
 with ``sd`` from the white-noise level of the decimated signal, and the fast test's thresholds:
 (a window whose statistic passes the suspect threshold must also survive leaving out any one
-thermometer: the rate either channel of a module's pair alone would change, from the slope of the
-pair's difference over the same window, is taken off first, as in the fast test)
+sensor of a pair, thermometers or the two voting pressure sensors of a module: the rate either
+channel of a module's pair alone would change, from the slope of the pair's difference over the
+same window, is taken off first, as in the fast test)
 ``z >= z(1-alpha)`` SUSPECTED, ``z >= z(1-alpha) + z(1-beta)`` CONFIRMED, raised as the usual
 ``LEAK_SUSPECTED`` / ``LEAK_CONFIRMED`` events (values: rate kg/s, z, segment volume m3). A
 confirmed slow leak is handed to the location schedule (:mod:`.locate`) with its rate beyond the
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING
 
 from .leakbound import LeakBound
 from .machines import LEAK_TRANSITIONS, LeakState, check
+from .pairs import PairEvidence
 from .params import FdirParams
 from .slope import SlopeBank, slope_scale, slope_sd_factor
 
@@ -87,14 +89,12 @@ class SlowLeakDetector:
         self.v_station = sum(fdir.volume)
         self.known_loss = params.leak.known_loss_kg_s
         self.z_suspect, self.z_confirm = fdir.z_suspect, fdir.z_confirm
-        # Per module: the two thermometers' difference, averaged like Y and kept in a bank of
-        # its own, so a slow window can ask what either channel alone would make of the gas.
-        self.d_blocks = max(1, round(p.decimation_s / params.executive.housekeeping_period_s))
-        self.d_acc = [0.0] * fdir.n_modules
-        self.d_cnt = [0] * fdir.n_modules
-        self.d_pair: list[tuple[int, int] | None] = [None] * fdir.n_modules
-        self.d_banks = [SlopeBank(self.n_max, self.rate_hz, p.windows_s[0], 1e-6)
-                        for _ in range(fdir.n_modules)]
+        # Per module: each pair's difference (its two thermometers; its two pressure sensors
+        # when exactly two vote), averaged like Y and kept in a bank of its own, so a slow
+        # window can ask what either channel alone would make of the gas.
+        d_blocks = max(1, round(p.decimation_s / params.executive.housekeeping_period_s))
+        self.pair_kinds = [SlowPairBanks(evidence, fdir.n_modules, d_blocks, self.n_max, self.rate_hz,
+                                         p.windows_s[0]) for evidence in (fdir.pairs, fdir.ppairs)]
 
     def band(self, window_s: float) -> float:
         """The nominal systematic rate (kg/s) over a window of ``window_s``, before per-segment terms."""
@@ -127,62 +127,39 @@ class SlowLeakDetector:
             self.z[slot] = 0.0
 
     def block(self) -> None:
-        """The thermometers' 1 s block is done (hook in ``Fdir.step``): average each module's
-        pair difference (K) into its slow bank."""
+        """The 1 s housekeeping block is done (hook in ``Fdir.step``, after the sensor stages
+        closed theirs): average each module's pair differences (thermometers, K; pressure
+        sensors, Pa) into their slow banks."""
         f = self.fdir
-        pairs = f.pairs.pair
-        diff = f.thermo.diff
-        for m in range(f.n_modules):
-            pr = pairs[m]
-            if pr != self.d_pair[m]:
-                self.d_pair[m] = pr
-                self.d_banks[m].k = -1
-                self.d_acc[m] = 0.0
-                self.d_cnt[m] = 0
-            if pr is None:
-                continue
-            c = self.d_cnt[m] + 1
-            self.d_acc[m] += diff[m]
-            if c < self.d_blocks:
-                self.d_cnt[m] = c
-                continue
-            mean = self.d_acc[m] / c
-            self.d_acc[m] = 0.0
-            self.d_cnt[m] = 0
-            bank = self.d_banks[m]
-            if bank.k < 0:
-                bank.reset(mean)
-            bank.push(mean)
+        thermo, pressure = self.pair_kinds
+        thermo.block(f.thermo.diff)
+        pressure.block(f.sensors.diff)
 
     def doubt(self, slot: int, n: int) -> float:
         """How much of the slot's slow inventory slope (Pa/s, over the last ``n`` decimated
-        samples) one thermometer could explain: the largest of ``T_ref/V_seg * P V_m / (2 T^2)
-        * e`` over the segment's modules, ``e`` the part of the pair difference's |slope| beyond
-        one standard deviation of its noise (the fast test's rule: a thermometer going wrong
-        makes it significant; the pair's own noise would otherwise tax every test)."""
+        samples) one sensor could explain: the largest of ``k e`` over the segment's modules and
+        their pairs, ``k`` the pair's gain (:meth:`.pairs.PairEvidence.gain`: ``T_ref/V_seg * P
+        V_m / (2 T^2)`` for thermometers, ``T_ref/V_seg * V_m / (2 T)`` for pressure sensors),
+        ``e`` the part of the pair difference's |slope| beyond one standard deviation of its
+        noise (the fast test's rule: a sensor going wrong makes it significant; the pair's own
+        noise would otherwise tax every test)."""
         f = self.fdir
         return self.doubt_of(f.slot_members[slot], f.slot_volume[slot], n)
 
     def doubt_of(self, members: list[int], volume: float, n: int) -> float:
         """:meth:`doubt` for the modules ``members`` of total volume ``volume`` (m3), whichever
-        segments they are in (Pa/s of their summed inventory, over ``n`` decimated samples)."""
+        segments they are in (Pa/s of their summed inventory, over ``n`` decimated samples): the
+        largest over their thermometer pairs and pressure pairs (one sensor at a time)."""
         f = self.fdir
         P = f.sensors.pressure
         T = f.thermo.temperature
         scale = f.t_ref / volume
         worst = 0.0
-        for m in members:
-            bank = self.d_banks[m]
-            if self.d_pair[m] is None or bank.k < 2:
-                continue
-            w = n if bank.k >= n else bank.k
-            excess = abs(bank.slope(w)) - bank.sigma() * slope_sd_factor(w, self.rate_hz)
-            if excess <= 0.0:
-                continue
-            tm = T[m]
-            d = scale * P[m] * f.volume[m] / (2.0 * tm * tm) * excess
-            if d > worst:
-                worst = d
+        for kind in self.pair_kinds:
+            for m in members:
+                d = kind.doubt(m, n, scale, P[m], T[m])
+                if d > worst:
+                    worst = d
         return worst
 
     # -- the test (once per decimated sample) ----------------------------------------------
@@ -294,3 +271,55 @@ def _module_index(fdir: "Fdir", name: str) -> int:
     except ValueError:
         return -1
 
+
+class SlowPairBanks:
+    """One kind of pair as the slow test sees it (thermometer pairs or pressure sensor pairs,
+    from their :class:`~.pairs.PairEvidence`): each module's pair difference averaged over
+    ``d_blocks`` housekeeping blocks into a slope bank of its own at the slow test's rate
+    ``rate_hz``, holding ``n_max`` samples (noise time constant ``tau_s``)."""
+
+    def __init__(self, evidence: PairEvidence, n_modules: int, d_blocks: int, n_max: int,
+                 rate_hz: float, tau_s: float) -> None:
+        self.evidence = evidence
+        self.d_blocks = d_blocks
+        self.rate_hz = rate_hz
+        self.acc = [0.0] * n_modules
+        self.cnt = [0] * n_modules
+        self.pair: list[tuple[int, int] | None] = [None] * n_modules
+        self.banks = [SlopeBank(n_max, rate_hz, tau_s, 1e-6) for _ in range(n_modules)]
+
+    def block(self, diff: list[float]) -> None:
+        """One block's pair differences, per module (the evidence's unit: K or Pa)."""
+        pairs = self.evidence.pair
+        for m, pr in enumerate(pairs):
+            if pr != self.pair[m]:
+                self.pair[m] = pr
+                self.banks[m].k = -1
+                self.acc[m] = 0.0
+                self.cnt[m] = 0
+            if pr is None:
+                continue
+            c = self.cnt[m] + 1
+            self.acc[m] += diff[m]
+            if c < self.d_blocks:
+                self.cnt[m] = c
+                continue
+            mean = self.acc[m] / c
+            self.acc[m] = 0.0
+            self.cnt[m] = 0
+            bank = self.banks[m]
+            if bank.k < 0:
+                bank.reset(mean)
+            bank.push(mean)
+
+    def doubt(self, m: int, n: int, scale: float, pressure: float, temperature: float) -> float:
+        """Pa/s of inventory module ``m``'s pair could explain over the last ``n`` samples (0
+        without a pair or history): its gain times the part of |slope(d)| beyond one deviation."""
+        bank = self.banks[m]
+        if self.pair[m] is None or bank.k < 2:
+            return 0.0
+        w = n if bank.k >= n else bank.k
+        excess = abs(bank.slope(w)) - bank.sigma() * slope_sd_factor(w, self.rate_hz)
+        if excess <= 0.0:
+            return 0.0
+        return self.evidence.gain(scale, pressure, temperature, m) * excess
