@@ -88,6 +88,7 @@ PARAMETER_IDS: dict[str, int] = {
     "estimate.max_s": 68,
     "slowleak.branch_excursion_pa": 69,
     "leak.link_bridge_s": 70,
+    "leak.flow_uncertainty": 71,
 }
 
 PARAMETER_NAMES: dict[int, str] = {v: k for k, v in PARAMETER_IDS.items()}

@@ -19,6 +19,7 @@ from ...hal.interfaces import Frame, Layout, ValveKind
 from ..types import EventId, FdirMode
 from .events import EventQueue
 from .estimate import Estimator
+from .booking import RepressBooking
 from .isolation import Isolator
 from .leak import WindowPlan, thresholds
 from .locate import SlowLocator
@@ -65,14 +66,9 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
         self.module_names = [m.name for m in layout.modules]
         self.volume = [m.volume_m3 for m in layout.modules]
         self.n_modules = len(layout.modules)
-        self.flow_module = [layout.module_index(c.module) for c in layout.flow]
-        # Each flow meter's repress valve ("<id>.flow" meters the valve "<id>"; -1: none known):
-        # gas enters only through an open valve, so a meter is believed only while its valve's
-        # feedback reads open. A biased or stuck meter on a closed supply is not gas added.
-        repress = {v.id: i for i, v in enumerate(layout.valves) if v.kind == ValveKind.REPRESS}
-        self.flow_valve = [repress.get(c.id[:-5] if c.id.endswith(".flow") else c.id, -1)
-                           for c in layout.flow]
-        self.added_kg = [0.0] * self.n_modules
+        # Measured repress gas (fdir/booking.py); added_kg is its per-module total, kg.
+        self.booking = RepressBooking(layout)  # (its history sized by _install)
+        self.added_kg = self.booking.added_kg
         self.cycle = 0
         self.errors = 0  # incremented by the executive when a step raised
         self.transition_errors = 0
@@ -113,6 +109,9 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
         self.thermo.set_params(params)
         self.dt = params.executive.period_s
         self.plan = WindowPlan(params)
+        sl = params.slowleak
+        decim = max(1, round(sl.decimation_s / self.dt))
+        self.booking.resize(self.plan.max_n, decim, max(2, round(max(sl.windows_s) / (decim * self.dt))))
         self.z_suspect, self.z_confirm = thresholds(params)
         ph = params.physics
         self.r_gas = ph.gas_constant_j_kg_k
@@ -265,16 +264,8 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
             self.pairs.push(thermo.diff)
             self._pressure_pairs_block()
             self.slow.block()  # slow test: thermometer pair differences (fdir/slowleak.py)
-        if self.flow_module:
-            fs = frame.flow_status
-            fv = frame.flow
-            added = self.added_kg
-            dt = self.dt
-            thr = self.topology.open_threshold
-            for j, m in enumerate(self.flow_module):
-                v = self.flow_valve[j]
-                if not fs[j] and (v < 0 or fb[v] > thr):
-                    added[m] += fv[j] * dt
+        if self.booking.modules:
+            self.booking.book(frame, fb, self.topology.open_threshold, self.dt)
         if not self._bias_learning:
             self._detect(t)
         if mode == _ACTIVE:
@@ -439,6 +430,13 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
                                                     z_suspect, self.thermo.block_n, P, T)
                     slope = self.ppairs.judged_slope(seg_terms[s], seg_scale[s], n, slope, sd, dead_band,
                                                      z_suspect, self.thermo.block_n, P, T)
+                    if self.booking.modules:
+                        # (and with the repress gas booked in the window possibly off by its
+                        # meter's uncertainty).
+                        booked = self.booking.booked_kg(topo.members[s], n)
+                        if booked:
+                            slope += self.booking.allowance_kg_s(
+                                booked, n * self.dt, self.params.leak.flow_uncertainty) * rg * seg_scale[s]
                     z = (-slope - dead_band) / sd
                     if z < z_suspect:
                         continue

@@ -73,6 +73,7 @@ class LeakParams:
     noise_min_pa: float = _p(0.0, 1e4, lo_open=True, unit="Pa")
     warmup_s: float = _p(0.0, 3600.0, unit="s")
     link_bridge_s: float = _p(0.0, 60.0, unit="s")
+    flow_uncertainty: float = _p(0.0, 1.0)
     known_loss_kg_s: float = _p(0.0, 100.0, unit="kg/s")
     dead_band_pa_s: float = _p(0.0, 1e4, unit="Pa/s")
     transient_mask_s: float = _p(0.0, 3600.0, unit="s")

@@ -200,7 +200,8 @@ class SlowLeakDetector:
             band = self.win_band[j] + seg_band
             z, rate = self._judge(bank.slope_scaled(n, self.win_scale[j]), sd, band, to_kg)
             if z >= zs:
-                z -= self.doubt(slot, n) / sd  # evidence must survive leaving out any one thermometer
+                z -= self.doubt(slot, n) / sd  # evidence must survive leaving out any one sensor
+                z -= self._metered(slot, n) / (sd * to_kg)
             if z > best_z:
                 best_z, best_rate, best_band = z, rate, band
         if k < self.n_max and k not in self.win_n:
@@ -210,11 +211,22 @@ class SlowLeakDetector:
             z, rate = self._judge(bank.slope_all(), sd, band, to_kg)
             if z >= zs:
                 z -= self.doubt(slot, k) / sd
+                z -= self._metered(slot, k) / (sd * to_kg)
             if z > best_z:
                 best_z, best_rate, best_band = z, rate, band
         self.z[slot] = best_z
         self.excess[slot] = best_rate - best_band
         self._decide(slot, best_z, best_rate, t)
+
+    def _metered(self, slot: int, n: int) -> float:
+        """The loss rate (kg/s) the slot's last ``n`` decimated samples may show from repress
+        gas booked by a meter off by ``leak.flow_uncertainty`` (:mod:`.booking`)."""
+        f = self.fdir
+        booking = f.booking
+        if not booking.modules:
+            return 0.0
+        booked = booking.booked_kg(f.slot_members[slot], n, coarse=True)
+        return booking.allowance_kg_s(booked, n / self.rate_hz, f.params.leak.flow_uncertainty) if booked else 0.0
 
     @staticmethod
     def _judge(slope: float, slope_sd: float, band: float, to_kg: float) -> tuple[float, float]:
