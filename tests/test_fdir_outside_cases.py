@@ -94,3 +94,46 @@ def test_a_repress_flow_meter_going_wrong_is_no_leak(capsys, case: str, until: s
     and the booking takes the median of three readings."""
     code, verdict, out = verdict_of(capsys, case, 1, until=until)
     assert code == 0 and verdict.startswith("verdict: NOMINAL") and "(correct" in verdict, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case,sealed", [("hatch-feedback-frozen-open", "c"), ("hub-hatch-feedback-frozen-open", "hub")])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_hatch_whose_feedback_froze_open_is_judged_by_the_pressures(capsys, case: str, sealed: str,
+                                                                       seed: int) -> None:
+    """Isolation closes a hatch whose position sensor froze at "open": it closes, but reads open
+    and is failed, and by feedback its two modules stay one segment. Before, both were sealed
+    and the reserve was that of their joint volume (13 h for 6.6 h). Now the two sides'
+    pressures moving apart show it closed (valves.split_pa), and isolation waits for them before
+    locating: only the leaking module is sealed, with its own reserve."""
+    code, verdict, out = verdict_of(capsys, case, seed)
+    assert code == 0 and verdict.startswith(f"verdict: LEAK SEALED in {sealed} at") and "(correct)" in verdict, out
+
+
+@pytest.mark.slow
+def test_a_hole_that_blows_its_module_down_before_the_split_is_sized_right(capsys) -> None:
+    """A 100 mm hole in the 6 m3 Soyuz orbital module: the module is beyond its sensors' range
+    before the hatches close, and the leak is located by elimination. Its hole was sized at the
+    module's last, near-vacuum vote: 404 mm. Now at the level its rate was measured at."""
+    code, verdict, out = verdict_of(capsys, "orbital-module-100mm-hole", 1, until="1h")
+    assert code == 0 and verdict.startswith("verdict: LEAK SEALED in soyuz-om at") and "(correct)" in verdict, out
+    hole_mm = float(re.search(r"hole ~([0-9.]+) mm", verdict).group(1))
+    assert 90.0 <= hole_mm <= 110.0, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["one-sensor-module-bias", "one-sensor-module-drift"])
+def test_a_single_pressure_sensor_is_not_trusted_where_a_vote_is_at_hand(capsys, case: str) -> None:
+    """Module b has one pressure sensor, which steps -300 Pa or drifts -0.5 Pa/s: a false alarm
+    before. In a segment with a module of two or more sensors, b's pressure is now taken from
+    the largest such module (open hatches: one pressure)."""
+    code, verdict, out = verdict_of(capsys, case, 1)
+    assert code == 0 and verdict.startswith("verdict: NOMINAL") and "(correct" in verdict, out
+
+
+@pytest.mark.slow
+def test_a_leak_in_a_single_sensor_module_is_sealed(capsys) -> None:
+    """A 1 mm hole in that module: once isolation watches it alone, its own sensor is all there
+    is, and it is used: b is sealed."""
+    code, verdict, out = verdict_of(capsys, "one-sensor-module-leak", 1)
+    assert code == 0 and verdict.startswith("verdict: LEAK SEALED in b at") and "(correct)" in verdict, out

@@ -89,6 +89,7 @@ PARAMETER_IDS: dict[str, int] = {
     "slowleak.branch_excursion_pa": 69,
     "leak.link_bridge_s": 70,
     "leak.flow_uncertainty": 71,
+    "valves.split_pa": 72,
 }
 
 PARAMETER_NAMES: dict[int, str] = {v: k for k, v in PARAMETER_IDS.items()}

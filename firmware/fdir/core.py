@@ -89,6 +89,9 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
         self._t_trusted = [len(g) for g in self.thermo.groups]
         self._t_learning = True
         self._t_offset = [0.0] * self.n_modules
+        self._split_mask = 0  # failed valves taken as closed by the pressures on their sides
+        self._dp_ref = [float("nan")] * len(layout.valves)  # their sides' difference while open, Pa
+        self._p_single = [False] * self.n_modules  # modules with one healthy pressure sensor
         self._p_disagree = [False] * self.n_modules  # each module's SensorStage.disagree2, as last seen
         #: modules that may hold crew away from the oxygen generator: cut off by a seal, or on
         #: either side of a hatch the crew moved (their segment gets the split allowance)
@@ -243,6 +246,7 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
             if not self._bias_learning:
                 self._update_diverging()
                 self._arbitrate_temperatures(t)
+                self._pressure_split()
         if self._bias_learning and not sensors.learning and not thermo.learning:
             self._bias_learning = False
             self.ppairs.restart()  # (the pairs' differences stepped by the learned biases)
@@ -251,7 +255,8 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
         if fb != self._fb_prev or self._remap_due:
             self._remap_due = False
             self._fb_prev[:] = fb
-            if self.topology.update(fb):
+            split = self._split_mask  # failed valves the pressures show closed (single_fault.py)
+            if self.topology.update([0.0 if split >> i & 1 else x for i, x in enumerate(fb)] if split else fb):
                 self._remap(t)
         if sensors.changed != self._seen_p_changes or thermo.changed != self._seen_t_changes:
             self._sensors_changed(t)

@@ -56,6 +56,7 @@ class InventoryTerms:
     _t_learning: bool
     _t_offset: list[float]
     _p_disagree: list[bool]
+    _p_single: list[bool]
     restart_segment: Callable[[int, float, float], None]  #: the core's (fdir/port.py)
     generator_module: int  #: the oxygen generator's module index, or -1 (the core's)
 
@@ -82,6 +83,11 @@ class InventoryTerms:
         p_health = self.sensors.health
         beyond = self.sensors.beyond
         for m in range(self.n_modules):
+            one = sum(p_health[c] == _SENSOR_OK for c in self._p_groups[m]) == 1
+            if one != self._p_single[m]:
+                # Its pressure source changes (see _rebuild_terms): the inventory may step.
+                self._p_single[m] = one
+                touched |= 1 << m
             # Unobservable once every pressure sensor has *failed* (a sample or two missing, a
             # link outage, the start-up before the first frame, only hold the last vote), or
             # while the module is beyond its sensors' range (its pressure is not measured).
@@ -172,12 +178,20 @@ class InventoryTerms:
         else:
             seg_vol = [sum(vol[m] for m in members) for members in topo.members]
             main = max(range(topo.n_segments), key=lambda s: seg_vol[s]) if topo.n_segments else -1
+        single = self._p_single
         for s, members in enumerate(topo.members):
             obs = [m for m in members if self.observable[m]]
             self.seg_blind[s] = not obs
-            rep = max(obs, key=lambda m: vol[m]) if obs else -1
+            # A module's pressure comes from its own sensors, but an unobservable module's from
+            # the largest observable module of its segment (modules joined by open hatches share
+            # one pressure), and so does a module left with a single healthy sensor when a module
+            # with two or more is there: one sensor is not trusted where a vote is at hand (its
+            # step or spike confirmed false leaks of 1,800 kg/day).
+            voted = [m for m in obs if not single[m]]
+            rep = max(voted or obs, key=lambda m: vol[m]) if obs else -1
             self._seg_terms[s] = tuple(
-                (m if self.observable[m] or rep < 0 else rep, m, vol[m]) for m in members)
+                (m if self.observable[m] and not (single[m] and voted) or rep < 0 else rep, m, vol[m])
+                for m in members)
             # After a seal the oxygen generator may be sealed away or cut off (FDIR does not know
             # where it is): every open segment may then lose its crew's oxygen use.
             crew = bool(topo.masks[s] & ~self.sealed_mask) and (

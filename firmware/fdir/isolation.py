@@ -54,6 +54,7 @@ class Isolator:
         self.reopen: list[int] = []
         self.rate = 0.0  # confirmed leak rate, kg/s
         self.onset_rate = 0.0  # the same leak's rate from windows that lie after its onset, kg/s
+        self.onset_level = math.nan  # the inventory level (Pa) over that rate's window (NaN: none)
         self.req_slot = -1  # the slot whose confirmed leak this isolation investigates
         self.req_mask = 0  # its modules when the isolation started
         self.t_state = 0.0
@@ -109,7 +110,7 @@ class Isolator:
         self.rate = max(rate, 0.0)
         self.req_slot = slot
         self.req_mask = mask
-        self.onset_rate = max(self._onset_rate(slot), self.rate)
+        self._take_onset(slot)
         self.cleared = 0
         self.leaking_mask = 0
         self.step_no = 0
@@ -155,7 +156,7 @@ class Isolator:
             if f.slot_mask[self.req_slot] == self.req_mask:
                 # Until the hatches close, the segment still holds the whole leak, and its
                 # windows after the onset grow: the elimination estimate keeps improving.
-                self.onset_rate = max(self._onset_rate(self.req_slot), self.rate)
+                self._take_onset(self.req_slot)
             if all(f.valve_settled(i) for i in self.closed):
                 segs = [s for s in range(f.topology.n_segments)
                         if f.topology.masks[s] & ~self.candidates == 0]
@@ -190,6 +191,7 @@ class Isolator:
         undecided = 0
         blind = 0  # candidate modules in segments with no usable pressure sensor
         leaking: list[tuple[int, float, float]] = []  # slot, rate, slope
+        waiting = False  # a leaking segment may yet split at a failed valve (_split_pending)
         for s in range(topo.n_segments):
             mask = topo.masks[s]
             if mask & ~self.candidates:
@@ -211,12 +213,13 @@ class Isolator:
             z = (-slope - f.slot_dead[slot]) / sd
             if z >= kz and rate - kz * rate_sd >= frac * self.rate:
                 leaking.append((slot, rate, slope))
+                waiting |= self._split_pending(mask, rate, t)
             elif rate + kz * rate_sd < frac * self.rate:
                 self.cleared |= mask
             else:
                 undecided += 1
         timed_out = t - self.t_state > p.isolation.observe_timeout_s
-        if leaking and (undecided == 0 or timed_out or _accounts(leaking, self.rate, frac)):
+        if leaking and (timed_out or not waiting and (undecided == 0 or _accounts(leaking, self.rate, frac))):
             self._locate(leaking, t)
         elif not leaking and undecided == 0 and blind:
             # Every observable segment holds: the leak is where nobody can look (elimination).
@@ -225,6 +228,21 @@ class Isolator:
             self._fail(t, 3.0)  # every candidate segment is healthy: the leak is not observed
         elif timed_out:
             self._fail(t, 2.0)
+
+    def _split_pending(self, mask: int, rate: float, t: float) -> bool:
+        """The leaking segment ``mask`` is joined only by feedback through a failed valve, and
+        the pressures on its two sides may yet show it closed (``valves.split_pa``, the core's
+        check at housekeeping rate; the segments then split and are watched apart): wait until,
+        were it closed, the leak at ``rate`` (kg/s) would have moved them apart by three times
+        that, even with all of the segment's volume on the leaking side, or until the
+        observation times out. (Located at once, a hatch whose position sensor froze at "open"
+        had both its modules sealed, with the reserve of their joint volume.)"""
+        f = self.host
+        thr = f.params.valves.split_pa
+        if thr <= 0.0 or rate <= 0.0 or not any(f.valve_failed(i) for i in f.topology.inner_valves(mask)):
+            return False
+        vol = sum(f.volume[m] for m in range(f.n_modules) if mask >> m & 1)
+        return t - self.t_observe < 3.0 * thr * vol / (rate * f.r_gas * f.t_ref)
 
     def _locate(self, leaking: list[tuple[int, float, float]], t: float) -> None:
         f = self.host
@@ -261,22 +279,34 @@ class Isolator:
                 self.reopen.append(i)
                 f.events.push(t, EventId.VALVE_REOPENED, f.layout.valves[i].id, float(i), 0.0, 0.0)
 
-    def _onset_rate(self, slot: int) -> float:
+    def _take_onset(self, slot: int) -> None:
+        """Take the leak's rate after its onset again (at least the confirmed rate), and the
+        level it was measured at."""
+        rate, level = self._onset_rate(slot)
+        if rate >= self.rate:
+            self.onset_rate, self.onset_level = rate, level
+        else:
+            self.onset_rate, self.onset_level = self.rate, math.nan
+
+    def _onset_rate(self, slot: int) -> tuple[float, float]:
         """The loss rate (kg/s) of a confirmed leak in ``slot``, judged on the windows that lie
         after its onset: the largest rate among the windows whose evidence alone reaches the
         confirm threshold, taken again every cycle until the segment is split. The window that confirmed usually began before the leak did, and its
         slope is then a fraction of the leak's; a shorter window that also confirms lies inside
         the leak. Used where nothing better will come: a leak located by elimination cannot be
-        watched after sealing (its module has no pressure sensor)."""
+        watched after sealing (its module has no pressure sensor). Returns (rate kg/s, the
+        segment's mean inventory level over that window, Pa at the reference temperature; NaN
+        when no window confirms)."""
         f = self.host
         bank = f.banks[slot]
         plan = f.plan
         k = bank.k
         if k < 2:
-            return 0.0
+            return 0.0, math.nan
         sigma = bank.sigma()
         dead = f.slot_dead[slot]
         best = 0.0
+        level = math.nan
         for j, n in enumerate(plan.n):
             if n > k:
                 continue
@@ -285,12 +315,15 @@ class Isolator:
                 rate = -slope * f.slot_volume[slot] / (f.r_gas * f.t_ref)
                 if rate > best:
                     best = rate
-        return best
+                    level = bank.mean(n)
+        return best, level
 
     def _locate_blind(self, mask: int, t: float) -> None:
         """Locate the leak in the unobservable modules ``mask`` by elimination: the leak's rate
-        from the windows after its onset (:meth:`_onset_rate`) is theirs; their pressure is the
-        last one voted."""
+        from the windows after its onset (:meth:`_onset_rate`) is theirs. The hole is sized at
+        the level that rate was measured at (a choked leak's flow is proportional to the
+        pressure: a 100 mm hole that blew its module down before the split read 404 mm at the
+        last, near-vacuum vote), the reserve from their pressure as last voted."""
         f = self.host
         p = f.params
         members = [m for m in range(f.n_modules) if mask >> m & 1]
@@ -299,7 +332,8 @@ class Isolator:
         temp = sum(f.temperature[m] * f.volume[m] for m in members) / vol
         rate = self.onset_rate
         slope = -rate * f.r_gas * temp / vol
-        d = _hole(rate, pres, temp, p)
+        level = self.onset_level
+        d = _hole(rate, level, f.t_ref, p) if level == level else _hole(rate, pres, temp, p)
         reserve = _reserve(pres, slope, p.isolation.reserve_floor_pa)
         self._finish_locate(mask, d, reserve, rate, t)
 

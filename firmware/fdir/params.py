@@ -98,6 +98,7 @@ class ValveParams:
     open_threshold: float = _p(0.0, 1.0, hi_open=True)
     feedback_tolerance: float = _p(0.0, 1.0, lo_open=True, hi_open=True)
     timeout_margin_s: float = _p(0.0, 3600.0, unit="s")
+    split_pa: float = _p(0.0, 1e5, unit="Pa")
 
 
 @dataclass(frozen=True, slots=True)

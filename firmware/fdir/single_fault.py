@@ -3,21 +3,26 @@ for a module with two pressure sensors).
 
 :class:`SingleFaultChecks` is a part of :class:`~.core.Fdir` (its base class): the pairs whose
 difference certainly diverges, the arbitration of a disagreeing thermometer pair, the block
-feed of the pressure pairs and the two-sensor rule of the rapid test. The decisions on a pair's
+feed of the pressure pairs, the two-sensor rule of the rapid test, and failed valves judged by
+the pressures on their two sides. The decisions on a pair's
 evidence are made once, in :mod:`.pairs`, for thermometer and pressure pairs alike.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from ..types import SensorHealth
 from .isolation import Isolator
 from .leak import WindowPlan
 from .machines import LeakState
 from .pairs import PairEvidence, PressurePairEvidence
+from .params import FdirParams
 from .sensors import SensorStage
 from .slope import SlopeBank
 from .thermo import TemperatureStage
 from .topology import Topology
+from .valves import ValveMonitor
 
 _NOMINAL = int(LeakState.NOMINAL)
 _FAILED_DISAGREE = int(SensorHealth.FAILED_DISAGREE)
@@ -52,6 +57,45 @@ class SingleFaultChecks:
     _ps_hist: list[list[int]]
     _p_hist_i: int
     _p_groups: list[tuple[int, ...]]
+    params: FdirParams
+    observable: list[bool]
+    _split_mask: int
+    _dp_ref: list[float]
+    _fb_prev: list[float]
+    valves: ValveMonitor
+    _remap_due: bool
+    valve_failed: Callable[[int], bool]  #: the core's (report.py)
+
+    def _pressure_split(self) -> None:
+        """A failed valve between two modules (its feedback contradicts its command) whose
+        modules' voted pressures differ by more than ``valves.split_pa`` is closed, whatever its
+        feedback says: modules joined by an open hatch share one pressure. From then on the
+        segments take it as closed (``_split_mask``; the segments are recomputed), so isolation
+        watches its two sides apart and the leak's volume, hole and reserve are its own side's.
+        (A hatch whose position sensor froze at "open" had both its modules sealed, the reserve
+        over the joint volume: 13 h instead of 6.6 h.) Checked at housekeeping rate; a valve no
+        longer failed is judged by its feedback again."""
+        thr = self.params.valves.split_pa
+        P = self.sensors.pressure
+        observable = self.observable
+        valves = self.valves
+        ref = self._dp_ref
+        full = 1.0 - valves.tol
+        mask = self._split_mask
+        for i, (a, b) in enumerate(self.topology.ends):
+            if b < 0 or not (observable[a] and observable[b]):
+                continue
+            if not self.valve_failed(i):
+                mask &= ~(1 << i)
+                # While commanded open and reading open the two sides are one gas: their votes
+                # differ only by the modules' residual unit biases, the reference.
+                if valves.cmd[i] == 1.0 and self._fb_prev[i] >= full:
+                    ref[i] = P[a] - P[b]
+            elif not mask >> i & 1 and thr > 0.0 and abs(P[a] - P[b] - ref[i]) > thr:
+                mask |= 1 << i  # (NaN reference: never open while watched, never judged)
+        if mask != self._split_mask:
+            self._split_mask = mask
+            self._remap_due = True
 
     def _pressure_pairs_block(self) -> None:
         """A housekeeping block ended: each module's pressure pair (its two voting sensors, when

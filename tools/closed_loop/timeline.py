@@ -123,7 +123,9 @@ def describe(ev: RunEvent, total_volume_m3: float | None = None, module_names: l
         return (f"{subj} observable again ({plural(v1, 'pressure sensor')}, {kpa_mmhg(v2)}) "
                 f"after {hours_minutes(v3)}")
     if n == "VALVE_MOVED":
-        return f"hatch {subj} {'opened' if v1 > 0.5 else 'closed'} by the crew; station re-segmented"
+        # (FDIR cannot tell a crew member's hand from a valve that moved by itself.)
+        return (f"hatch {subj} {'opened' if v1 > 0.5 else 'closed'} without a command (the crew, "
+                f"or a valve fault); station re-segmented")
     if n == "ISOLATION_FAILED":
         reason = {1: "no valve could be closed", 2: "no decision in time", 3: "no segment loses gas",
                   4: "a branch undecided in time", 5: "an advised hatch was not moved"}.get(int(v2), "?")
