@@ -137,3 +137,13 @@ def test_a_leak_in_a_single_sensor_module_is_sealed(capsys) -> None:
     is, and it is used: b is sealed."""
     code, verdict, out = verdict_of(capsys, "one-sensor-module-leak", 1)
     assert code == 0 and verdict.startswith("verdict: LEAK SEALED in b at") and "(correct)" in verdict, out
+
+
+@pytest.mark.slow
+def test_a_drifting_sensor_of_a_two_sensor_module_does_not_hide_its_own_leak(capsys) -> None:
+    """pod has two pressure sensors, one drifting +1 Pa/s; then pod itself leaks. Watched alone
+    during isolation, its mean rose by half the drift over the leak's fall: isolation called it
+    healthy and the leak was never located (missed outright before the pair evidence). Now
+    isolation calls a segment leaking on the same judged slope as the leak tests: sealed."""
+    code, verdict, out = verdict_of(capsys, "two-sensor-module-drift-then-own-leak", 1, until="2h")
+    assert code == 0 and verdict.startswith("verdict: LEAK SEALED in pod at") and "(correct)" in verdict, out

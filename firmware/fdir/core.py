@@ -429,19 +429,8 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
                 sd = sigma * sdf[j]
                 z = (-slope - dead_band) / sd
                 if z >= z_suspect or div and div & masks[s]:
-                    # Evidence: is it still there with the most doubtful thermometer left out?
-                    # (and with the more doubtful sensor of a two-sensor module left out).
-                    slope = self.pairs.judged_slope(seg_terms[s], seg_scale[s], n, slope, sd, dead_band,
-                                                    z_suspect, self.thermo.block_n, P, T)
-                    slope = self.ppairs.judged_slope(seg_terms[s], seg_scale[s], n, slope, sd, dead_band,
-                                                     z_suspect, self.thermo.block_n, P, T)
-                    if self.booking.modules:
-                        # (and with the repress gas booked in the window possibly off by its
-                        # meter's uncertainty).
-                        booked = self.booking.booked_kg(topo.members[s], n)
-                        if booked:
-                            slope += self.booking.allowance_kg_s(
-                                booked, n * self.dt, self.params.leak.flow_uncertainty) * rg * seg_scale[s]
+                    # Evidence: is it still there with the most doubtful sensor left out?
+                    slope = self.judged_slope(s, n, slope, sd, dead_band)
                     z = (-slope - dead_band) / sd
                     if z < z_suspect:
                         continue

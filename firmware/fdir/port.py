@@ -90,6 +90,10 @@ class SegmentHost(Protocol):
     def segment_subject(self, slot: int) -> str:
         """The event subject naming a slot's segment."""
 
+    def judged_slope(self, s: int, n: int, slope: float, sd: float, dead: float) -> float:
+        """The slope (Pa/s) segment ``s``'s evidence of a leak over the last ``n`` cycles is
+        judged on, with the most doubtful sensor of a pair left out (docs/fdir.md, stage 1b)."""
+
     def thermometer_doubt(self, slot: int, window_s: float) -> float:
         """How much of a slot's inventory slope over the last ``window_s`` (Pa/s) one
         thermometer could explain (the slow detector's doubt, docs/fdir.md, stage 1b)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..types import SensorHealth
+from .booking import RepressBooking
 from .isolation import Isolator
 from .leak import WindowPlan
 from .machines import LeakState
@@ -57,6 +58,9 @@ class SingleFaultChecks:
     _ps_hist: list[list[int]]
     _p_hist_i: int
     _p_groups: list[tuple[int, ...]]
+    _seg_terms: list[tuple[tuple[int, int, float], ...]]
+    booking: RepressBooking
+    r_gas: float
     params: FdirParams
     observable: list[bool]
     _split_mask: int
@@ -96,6 +100,30 @@ class SingleFaultChecks:
         if mask != self._split_mask:
             self._split_mask = mask
             self._remap_due = True
+
+    def judged_slope(self, s: int, n: int, slope: float, sd: float, dead: float) -> float:
+        """The inventory slope (Pa/s) that segment ``s``'s leak evidence over the last ``n``
+        cycles is judged on, from its own ``slope`` (standard deviation ``sd``, dead band
+        ``dead``): with the most doubtful thermometer of a pair, then the more doubtful pressure
+        sensor of a two-sensor module, left out (:meth:`.pairs.PairEvidence.judged_slope`), and
+        the repress gas booked in the window allowed its meter's uncertainty
+        (:mod:`.booking`). Used where a leak is called: the leak tests, and isolation's
+        "leaking" (a segment is cleared as healthy on its own slope)."""
+        terms = self._seg_terms[s]
+        scale = self.seg_scale[s]
+        P = self.sensors.pressure
+        T = self.thermo.temperature
+        block_n = self.thermo.block_n
+        z = self.z_suspect
+        slope = self.pairs.judged_slope(terms, scale, n, slope, sd, dead, z, block_n, P, T)
+        slope = self.ppairs.judged_slope(terms, scale, n, slope, sd, dead, z, block_n, P, T)
+        booking = self.booking
+        if booking.modules:
+            booked = booking.booked_kg(self.topology.members[s], n)
+            if booked:
+                slope += booking.allowance_kg_s(booked, n * self.dt, self.params.leak.flow_uncertainty) \
+                    * self.r_gas * scale
+        return slope
 
     def _pressure_pairs_block(self) -> None:
         """A housekeeping block ended: each module's pressure pair (its two voting sensors, when
