@@ -26,7 +26,7 @@ class RepressBooking:
     Args:
         layout: the device layout (its flow channels and repress valves).
         history: cycles of booked gas kept per metered module (the longest test window; see
-            :meth:`resize`).
+            :meth:`resize` and :meth:`resize_coarse`).
     """
 
     def __init__(self, layout: Layout, history: int = 0) -> None:
@@ -42,16 +42,20 @@ class RepressBooking:
         self.modules = sorted(set(self.flow_module))  #: the metered modules
         self.resize(history)
 
-    def resize(self, history: int, coarse_every: int = 1, coarse_history: int = 0) -> None:
-        """Keep ``history`` cycles of booked gas from now on, and ``coarse_history`` samples
-        taken every ``coarse_every`` cycles (the slow test's decimated windows). A parameter
-        load changes the windows; the tests restart then, so the history before does not
-        matter."""
+    def resize(self, history: int) -> None:
+        """Keep ``history`` cycles of booked gas from now on (the leak tests' longest window). A
+        parameter load changes the windows; the tests restart then, so the history before does
+        not matter."""
         self._len = history + 1
         self._hist = {m: [self.added_kg[m]] * self._len for m in self.modules}  # per cycle, a ring
         self._i = 0
-        self._every = max(1, coarse_every)
-        self._clen = coarse_history + 1
+        self.resize_coarse(1, 0)
+
+    def resize_coarse(self, every: int, history: int) -> None:
+        """Also keep ``history`` samples taken every ``every`` cycles (the slow test's decimated
+        windows; it sizes them, :class:`~.slowleak.SlowLeakDetector`)."""
+        self._every = max(1, every)
+        self._clen = history + 1
         self._chist = {m: [self.added_kg[m]] * self._clen for m in self.modules}
         self._ci = 0
         self._k = 0

@@ -112,9 +112,7 @@ class Fdir(InventoryTerms, LinkOutage, SingleFaultChecks, FdirReport):
         self.thermo.set_params(params)
         self.dt = params.executive.period_s
         self.plan = WindowPlan(params)
-        sl = params.slowleak
-        decim = max(1, round(sl.decimation_s / self.dt))
-        self.booking.resize(self.plan.max_n, decim, max(2, round(max(sl.windows_s) / (decim * self.dt))))
+        self.booking.resize(self.plan.max_n)  # (the slow test sizes its coarse history)
         self.z_suspect, self.z_confirm = thresholds(params)
         ph = params.physics
         self.r_gas = ph.gas_constant_j_kg_k

@@ -73,6 +73,7 @@ class SlowLeakDetector:
         self.n_min = self.win_n[0]
         self.win_scale = [slope_scale(n, self.rate_hz) for n in self.win_n]
         self.win_sdf = [slope_sd_factor(n, self.rate_hz) for n in self.win_n]
+        fdir.booking.resize_coarse(self.decim, self.n_max)  # repress gas per decimated sample
         self.win_band = [self.band(n / self.rate_hz) for n in self.win_n]
         self.banks = [SlopeBank(self.n_max, self.rate_hz, p.windows_s[0], p.noise_min_pa)
                       for _ in range(n_slots)]
